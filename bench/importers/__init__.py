@@ -1,0 +1,1 @@
+"""Importers: turn other tools' training logs into devicebench results directories (`bench import`)."""

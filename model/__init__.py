@@ -1,0 +1,1 @@
+"""The shared GPT, its FLOP count, and the data pipeline. Imports neither bench/ nor reports/."""

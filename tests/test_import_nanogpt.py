@@ -1,0 +1,568 @@
+"""`bench import nanogpt`: logs written here in train.py's exact line formats, parsed back, reported on.
+
+`train_py_log` replays nanoGPT's train.py loop (configurator echo, eval every eval_interval, checkpoint
+when val improves, dt spanning eval and checkpoint, the 0.9/0.1 running mfu from the 5th iteration,
+log_interval) with made-up times and losses, so every figure the import derives is known here.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import random
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+from bench.importers import nanogpt
+from bench.results import read_json
+
+SHAKESPEARE_CHAR_PY = """\
+# train a miniature character-level shakespeare model
+# good for debugging and playing on macbooks and such
+
+out_dir = 'out-shakespeare-char'
+eval_interval = 250 # keep frequent because we'll overfit
+eval_iters = 200
+log_interval = 10 # don't print too too often
+
+# we expect to overfit on this small dataset, so only save when val improves
+always_save_checkpoint = False
+
+wandb_log = False # override via command line if you like
+wandb_project = 'shakespeare-char'
+wandb_run_name = 'mini-gpt'
+
+dataset = 'shakespeare_char'
+gradient_accumulation_steps = 1
+batch_size = 64
+block_size = 256 # context of up to 256 previous characters
+
+# baby GPT model :)
+n_layer = 6
+n_head = 6
+n_embd = 384
+dropout = 0.2
+
+learning_rate = 1e-3 # with baby networks can afford to go a bit higher
+max_iters = 5000
+lr_decay_iters = 5000 # make equal to max_iters usually
+min_lr = 1e-4 # learning_rate / 10 usually
+beta2 = 0.99 # make a bit bigger because number of tokens per iter is small
+
+warmup_iters = 100 # not super necessary potentially
+
+# on macbook also add
+# device = 'cpu'  # run on cpu only
+# compile = False # do not torch compile the model
+"""
+
+# nanoGPT README's CPU recipe, as the command line gives them (configurator prints each)
+CPU_RECIPE_ARGS = [
+    ("device", "cpu"), ("compile", False), ("eval_iters", 20), ("log_interval", 1), ("block_size", 64),
+    ("batch_size", 12), ("n_layer", 4), ("n_head", 4), ("n_embd", 128), ("max_iters", 2000),
+    ("lr_decay_iters", 2000), ("dropout", 0.0),
+]  # fmt: skip
+
+GRADSCALER_WARNING = [
+    "/home/me/.venv/lib/python3.11/site-packages/torch/amp/grad_scaler.py:132: UserWarning: "
+    "torch.cuda.amp.GradScaler is enabled, but CUDA is not available.  Disabling.",
+    "  warnings.warn(",
+]
+THREAD_TRACEBACK = [
+    "Exception in thread Thread-3 (_pin_memory_loop):",
+    "Traceback (most recent call last):",
+    '  File "/usr/lib/python3.11/threading.py", line 1045, in _bootstrap_inner',
+    "    self.run()",
+    "ConnectionResetError: [Errno 104] Connection reset by peer",
+]
+
+
+@dataclass
+class Recipe:
+    """What train.py was run with, and how the made-up machine behaves."""
+
+    config_file: str | None = "config/train_shakespeare_char.py"
+    args: list = field(default_factory=list)
+    step_ms: float = 34.0  # one train step
+    noise: float = 0.02  # relative, uniform
+    eval_ms: float = 445.0  # estimate_loss, both splits
+    checkpoint_ms: float = 60.0
+    startup_ms: float = 25000.0  # iter 0: compile and first-call overhead
+    cut_after: int | None = None  # stop printing after this iteration
+    tail: list[str] = field(default_factory=list)  # lines after the cut (a traceback)
+    noise_lines_at: dict = field(default_factory=dict)  # iter -> lines printed after it
+    seed: int = 0
+
+
+def _config(recipe: Recipe) -> dict:
+    cfg = dict(nanogpt.TRAIN_PY_DEFAULTS)
+    if recipe.config_file:
+        for line in SHAKESPEARE_CHAR_PY.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                cfg[key.strip()] = eval(value.split("#")[0])  # noqa: S307 - our own literal config file
+    cfg.update(dict(recipe.args))
+    return cfg
+
+
+def train_py_log(recipe: Recipe) -> tuple[str, dict]:
+    """train.py's stdout for this recipe, and the truth behind it (per-iteration times, evals)."""
+    from model.gpt import GPTConfig, count_params, flops_per_token
+
+    cfg = _config(recipe)
+    rng = random.Random(recipe.seed)
+    out: list[str] = []
+    if recipe.config_file:
+        out.append(f"Overriding config with {recipe.config_file}:")
+        out.extend((SHAKESPEARE_CHAR_PY + "\n").splitlines())  # print(config_content) adds a newline
+    for key, value in recipe.args:
+        out.append(f"Overriding: {key} = {value}")
+    tokens = cfg["gradient_accumulation_steps"] * cfg["batch_size"] * cfg["block_size"]
+    out.append(f"tokens per iteration will be: {tokens:,}")
+    out.append("found vocab_size = 65 (inside data/shakespeare_char/meta.pkl)")
+    out.append("Initializing a new model from scratch")
+    g = GPTConfig(
+        cfg["n_layer"], cfg["n_head"], cfg["n_embd"], cfg["block_size"], 65, cfg["dropout"], cfg["bias"]
+    )
+    n_params = count_params(g)
+    out.append(f"number of parameters: {n_params / 1e6:.2f}M")  # model.py: "%.2fM" % (n/1e6,)
+    if cfg["device"] == "cpu":
+        out.extend(GRADSCALER_WARNING)
+    out.append(f"num decayed parameter tensors: {4 * cfg['n_layer'] + 2}, with {n_params:,} parameters")
+    out.append(
+        f"num non-decayed parameter tensors: {2 * cfg['n_layer'] + 1}, with {cfg['n_embd']:,} parameters"
+    )
+    out.append(f"using fused AdamW: {cfg['device'] != 'cpu'}")
+    if cfg["compile"]:
+        out.append("compiling the model... (takes a ~minute)")
+    flops_per_iter = flops_per_token(g) * tokens
+
+    truth = {
+        "ms": {},
+        "eval_iters": [],
+        "checkpoint_iters": [],
+        "timed_ms": [],
+        "flops_per_iter": flops_per_iter,
+    }
+    iter_num, local_iter_num, best_val, running_mfu = 0, 0, 1e9, -1.0
+    while True:
+        extra_ms = recipe.startup_ms if local_iter_num == 0 else 0.0
+        if iter_num % cfg["eval_interval"] == 0:
+            train_loss, val_loss = _losses(iter_num, rng)
+            out.append(f"step {iter_num}: train loss {train_loss:.4f}, val loss {val_loss:.4f}")
+            truth["eval_iters"].append(iter_num)
+            truth["final"] = (round(train_loss, 4), round(val_loss, 4))
+            extra_ms += recipe.eval_ms
+            if val_loss < best_val or cfg["always_save_checkpoint"]:
+                best_val = val_loss
+                if iter_num > 0:
+                    out.append(f"saving checkpoint to {cfg['out_dir']}")
+                    truth["checkpoint_iters"].append(iter_num)
+                    extra_ms += recipe.checkpoint_ms
+        step_ms = recipe.step_ms * (1 + rng.uniform(-recipe.noise, recipe.noise))
+        dt = (step_ms + extra_ms) / 1e3
+        if iter_num % cfg["log_interval"] == 0:
+            lossf = _losses(iter_num, rng)[0] + 0.05
+            if local_iter_num >= 5:
+                mfu = flops_per_iter / dt / 312e12
+                running_mfu = mfu if running_mfu == -1.0 else 0.9 * running_mfu + 0.1 * mfu
+            out.append(
+                f"iter {iter_num}: loss {lossf:.4f}, time {dt * 1000:.2f}ms, mfu {running_mfu * 100:.2f}%"
+            )
+            truth["ms"][iter_num] = round(dt * 1000, 2)
+            if extra_ms == 0 and local_iter_num >= 5:
+                truth["timed_ms"].append(round(dt * 1000, 2))
+        out.extend(recipe.noise_lines_at.get(iter_num, []))
+        if recipe.cut_after is not None and iter_num >= recipe.cut_after:
+            out.extend(recipe.tail)
+            break
+        iter_num += 1
+        local_iter_num += 1
+        if iter_num > cfg["max_iters"]:
+            break
+    return "\n".join(out) + "\n", truth
+
+
+def _losses(it: int, rng: random.Random) -> tuple[float, float]:
+    """Train loss falls; val loss falls, then rises from iter 3500 (overfitting: no more checkpoints)."""
+    train = 1.0 + 3.2 * math.exp(-it / 400) + rng.uniform(-0.01, 0.01)
+    val = 1.45 + 2.7 * math.exp(-it / 400) + max(0, it - 3500) * 2e-4 + rng.uniform(-0.005, 0.005)
+    return train, val
+
+
+def cpu_recipe(**kw) -> Recipe:
+    """The laptop: nanoGPT's README CPU recipe, ~120 ms/iter, so nanoGPT prints 'mfu 0.01%'."""
+    return Recipe(args=CPU_RECIPE_ARGS, step_ms=120.0, eval_ms=1400.0, startup_ms=300.0, **kw)
+
+
+def gpu_recipe(**kw) -> Recipe:
+    """The desktop GPU: the default shakespeare_char recipe, compiled, 34 ms/iter, 445 ms evals."""
+    return Recipe(**kw)
+
+
+def have_hwinfo_peaks() -> bool:
+    try:
+        import hwinfo.peaks  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write(tmp_path: Path, name: str, text: str, newline: str = "\n") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.replace("\n", newline).encode())
+    return path
+
+
+def do_import(tmp_path: Path, logs: list[Path], *extra: str, out: str = "out") -> tuple[int, Path]:
+    out_dir = tmp_path / out
+    code = main(["import", "nanogpt", *map(str, logs), "--out", str(out_dir), *extra])
+    return code, out_dir
+
+
+def only_run(out_dir: Path) -> tuple[dict, list[dict], list[dict]]:
+    (run_dir,) = sorted((out_dir / "runs").iterdir())
+    with open(run_dir / "steps.csv", newline="") as f:
+        steps = list(csv.DictReader(f))
+    with open(run_dir / "evals.csv", newline="") as f:
+        evals = list(csv.DictReader(f))
+    return read_json(run_dir / "run.json"), steps, evals
+
+
+# --- FLOPs and parameters: the pure-Python count equals model.gpt's -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        dict(n_layer=4, n_head=4, n_embd=128, block_size=64, vocab_size=65, dropout=0.0, bias=False),
+        dict(n_layer=6, n_head=6, n_embd=384, block_size=256, vocab_size=65, dropout=0.2, bias=False),
+        dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=50304, dropout=0.0, bias=True),
+    ],
+)
+def test_flop_count_equals_model_gpt(shape):
+    from model.gpt import GPT, GPTConfig, count_params, flops_per_token
+
+    config = GPTConfig(**shape)
+    assert nanogpt.count_params(shape) == count_params(config)
+    assert nanogpt.flops_per_token(shape) == flops_per_token(config)
+    if shape["n_embd"] <= 384:  # the built model agrees too (nanoGPT's get_num_params)
+        assert nanogpt.count_params(shape) == GPT(config).num_params()
+
+
+def test_lr_schedule_matches_devicebench():
+    from bench.config import TrainConfig
+    from bench.train import lr_at
+
+    t = TrainConfig(max_iters=2000, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100, lr_decay_iters=2000)
+    c = {**t.to_dict(), "decay_lr": True}
+    for it in (0, 1, 50, 99, 100, 101, 1000, 1999, 2000, 2500):
+        assert nanogpt.lr_at(it, c) == pytest.approx(lr_at(it, t), rel=1e-12)
+
+
+# --- the two logs of the question: a laptop CPU log and a desktop GPU log ------------------------------
+
+
+def test_cpu_recipe_log(tmp_path, capsys):
+    text, truth = train_py_log(cpu_recipe())
+    code, out = do_import(tmp_path, [write(tmp_path, "laptop-cpu.log", text)], "--host", "laptop")
+    assert code == 0
+    meta, steps, evals = only_run(out)
+    assert meta["status"] == "ok" and meta["error"] is None
+    assert meta["source"] == "nanogpt-log" and meta["source_file"].endswith("laptop-cpu.log")
+    assert meta["run_id"] == "cpu-fp32-b12-eager" and meta["host"] == "laptop"
+    assert meta["model"] == dict(
+        n_layer=4, n_head=4, n_embd=128, block_size=64, vocab_size=65, dropout=0.0, bias=False
+    )
+    train = {k: meta["train"][k] for k in ("max_iters", "lr_decay_iters", "eval_iters", "eval_interval")}
+    assert train == {"max_iters": 2000, "lr_decay_iters": 2000, "eval_iters": 20, "eval_interval": 250}
+    train = {k: meta["train"][k] for k in ("learning_rate", "min_lr", "warmup_iters", "beta2")}
+    assert train == {"learning_rate": 1e-3, "min_lr": 1e-4, "warmup_iters": 100, "beta2": 0.99}
+    axes = {k: meta[k] for k in ("dtype", "compile", "batch_size", "tokens_per_iter")}
+    assert axes == {"dtype": "fp32", "compile": "off", "batch_size": 12, "tokens_per_iter": 768}
+    assert meta["assumed"] == []  # everything came from the echo, the overrides or train.py itself
+
+    from model.gpt import GPTConfig, flops_per_iter
+
+    assert meta["flops_per_iter"] == flops_per_iter(GPTConfig(4, 4, 128, 64, 65, 0.0, False), 12)
+    assert len(steps) == 2001  # train.py runs iters 0..max_iters
+    phases = {int(r["iter"]): r["phase"] for r in steps}
+    assert [phases[i] for i in range(5)] == ["warmup"] * 5
+    assert {i for i, p in phases.items() if p == "after_eval"} == set(truth["eval_iters"][1:])
+    lrs = {int(r["iter"]): float(r["lr"]) for r in steps}
+    assert lrs[0] == pytest.approx(1e-3 / 101, rel=1e-5) and lrs[2000] == pytest.approx(1e-4, rel=1e-5)
+
+    s = meta["summary"]
+    assert s["ms_median"] == pytest.approx(statistics.median(truth["timed_ms"]))
+    assert s["iters_done"] == 2001 and s["warmup_iters"] == 5
+    assert (s["final_train_loss"], s["final_val_loss"]) == truth["final"]
+    assert s["nanogpt_mfu_printed"] == pytest.approx(0.0001)  # what the log says: "mfu 0.01%"
+    achieved = truth["flops_per_iter"] / (statistics.median(truth["timed_ms"]) / 1e3)
+    assert s["achieved_flops_per_s"] == pytest.approx(achieved)
+    assert s["mfu_vs_a100"] == pytest.approx(achieved / 312e12)
+    assert meta["peak_flops"]["value"] is None and s["mfu"] is None
+    assert "--device-name" in meta["peak_flops"]["detail"]
+    # every after-eval iteration shows the eval's cost: ~1400 ms on top of a ~120 ms step
+    assert len(s["eval_spike_ms"]) == 8
+    assert all(1400 * 0.95 < e < 1400 * 1.05 + 60 for e in s["eval_spike_ms"])
+
+    assert len(evals) == 2 * len(truth["eval_iters"]) and {r["split"] for r in evals} == {"train", "val"}
+    assert all(math.isnan(float(r["ms"])) for r in evals)  # train.py does not time its evals
+    sweep = read_json(out / "sweep.json")
+    assert sweep["source"] == "nanogpt-log" and sweep["host"] == "laptop"
+    assert "cpu-fp32-b12-eager" in capsys.readouterr().out
+
+
+def test_gpu_log_log_interval_10_eval_spikes_and_mfu(tmp_path, capsys):
+    text, truth = train_py_log(gpu_recipe())
+    log = write(tmp_path, "desktop-gpu.log", text)
+    code, out = do_import(tmp_path, [log], "--host", "desktop", "--device-name", "RTX 4070 Ti")
+    assert code == 0
+    meta, steps, _ = only_run(out)
+    assert meta["status"] == "ok"
+    assert meta["run_id"] == "cuda-bf16-b64-compile"
+    assert meta["model"]["n_layer"] == 6 and meta["model"]["dropout"] == 0.2 and meta["block_size"] == 256
+    assert meta["nanogpt"]["log_interval"] == 10 and len(steps) == 501
+    assert meta["assumed"] == ["dtype"]  # train.py picks bf16 or fp16 by the GPU; the log does not say
+    s = meta["summary"]
+    assert s["first_step_ms"] > 25000  # compilation, kept out of the median
+    assert s["ms_median"] == pytest.approx(statistics.median(truth["timed_ms"]))
+    spikes = {x["iter"]: x for x in s["eval_spikes"]}
+    assert set(spikes) == set(truth["eval_iters"][1:])
+    for it, x in spikes.items():
+        extra = 445 + (60 if it in truth["checkpoint_iters"] else 0)
+        assert x["eval_ms_est"] == pytest.approx(extra, abs=34 * 0.05)
+        assert x["includes"] == ("eval + checkpoint" if it in truth["checkpoint_iters"] else "eval")
+    assert s["eval_ms_total"] == pytest.approx(sum(x["eval_ms_est"] for x in spikes.values()))
+    # nanoGPT's running mfu averages the eval iterations in, so it prints less than the steps achieve
+    assert s["mfu_vs_a100"] == pytest.approx(truth["flops_per_iter"] / (s["ms_median"] / 1e3) / 312e12)
+    assert 0.8 * s["mfu_vs_a100"] < s["nanogpt_mfu_printed"] < 0.95 * s["mfu_vs_a100"]
+    printed = capsys.readouterr().out
+    assert re.search(r"iter 250: 5\d\d ms, of which ~50\d ms eval \+ checkpoint", printed)
+
+    if have_hwinfo_peaks():
+        from hwinfo.peaks import gpu_peaks
+
+        assert meta["peak_flops"] == gpu_peaks("RTX 4070 Ti")["bf16"]
+        assert meta["peak_flops"]["source"] == "spec" and meta["peak_flops"]["value"] > 1e13
+        assert s["mfu"] == pytest.approx(s["achieved_flops_per_s"] / meta["peak_flops"]["value"])
+
+
+def test_printed_mfu_matches_recomputed_without_eval_spikes(tmp_path):
+    """With evals free, nanoGPT's running mfu and the recomputed figure agree: same FLOP count."""
+    text, truth = train_py_log(gpu_recipe(eval_ms=0.0, checkpoint_ms=0.0, cut_after=2000))
+    code, out = do_import(tmp_path, [write(tmp_path, "g.log", text)])
+    assert code == 0
+    s = only_run(out)[0]["summary"]
+    assert s["nanogpt_achieved_flops_per_s"] == pytest.approx(s["achieved_flops_per_s"], rel=0.02)
+    assert s["nanogpt_mfu_printed"] == pytest.approx(s["mfu_vs_a100"], rel=0.02)
+
+
+def test_cpu_peak_only_from_a_name_hwinfo_knows(tmp_path):
+    if not have_hwinfo_peaks():
+        pytest.skip("hwinfo.peaks (the peak tables) not importable")
+    text, _ = train_py_log(cpu_recipe(cut_after=50))
+    log = write(tmp_path, "m2.log", text)
+    code, out = do_import(tmp_path, [log], "--device-name", "Apple M2", out="m2")
+    assert code == 0
+    meta = only_run(out)[0]
+    assert meta["peak_flops"]["source"] == "spec" and meta["peak_flops"]["value"] > 1e11
+    assert meta["summary"]["mfu"] == pytest.approx(
+        meta["summary"]["achieved_flops_per_s"] / meta["peak_flops"]["value"]
+    )
+    # an x86 name alone does not give cores and clock: unknown, and never this machine's own peak
+    code, out = do_import(tmp_path, [log], "--device-name", "Intel Core i7-1165G7", out="intel")
+    meta = only_run(out)[0]
+    assert code == 0 and meta["peak_flops"]["value"] is None and meta["summary"]["mfu"] is None
+    assert "i7-1165G7" in meta["peak_flops"]["detail"]
+
+
+def test_unknown_device_name_says_peak_unknown(tmp_path):
+    text, _ = train_py_log(gpu_recipe())
+    code, out = do_import(tmp_path, [write(tmp_path, "g.log", text)], "--device-name", "Imaginary GPU 9000")
+    assert code == 0
+    meta, _, _ = only_run(out)
+    assert meta["peak_flops"]["value"] is None and meta["peak_flops"]["source"] == "unknown"
+    assert "Imaginary GPU 9000" in meta["peak_flops"]["detail"]
+    assert meta["summary"]["mfu"] is None and meta["summary"]["mfu_vs_a100"] > 0
+
+
+# --- what real logs look like --------------------------------------------------------------------------
+
+
+def test_crlf_warnings_and_tracebacks_between_lines_change_nothing(tmp_path):
+    clean, _ = train_py_log(cpu_recipe())
+    noisy, _ = train_py_log(cpu_recipe(noise_lines_at={3: GRADSCALER_WARNING, 700: THREAD_TRACEBACK}))
+    code_a, out_a = do_import(tmp_path, [write(tmp_path, "clean.log", clean)], out="a")
+    code_b, out_b = do_import(tmp_path, [write(tmp_path, "noisy.log", noisy, newline="\r\n")], out="b")
+    assert code_a == code_b == 0
+    meta_a, steps_a, evals_a = only_run(out_a)
+    meta_b, steps_b, evals_b = only_run(out_b)
+    assert steps_a == steps_b and evals_a == evals_b
+    assert meta_b["status"] == "ok"  # a traceback mid-log that training survived is not the end
+    for key in ("model", "train", "assumed", "flops_per_iter", "run_id"):
+        assert meta_a[key] == meta_b[key]
+    assert meta_b["nanogpt"]["other_lines"] > meta_a["nanogpt"]["other_lines"]
+
+
+def test_log_cut_off_mid_run_is_interrupted(tmp_path):
+    text, _ = train_py_log(gpu_recipe(cut_after=1230))
+    text += "iter 1240: loss 1.23"  # the last line, half written
+    code, out = do_import(tmp_path, [write(tmp_path, "cut.log", text)])
+    assert code == 0
+    meta, steps, _ = only_run(out)
+    assert meta["status"] == "interrupted"
+    assert meta["summary"]["iters_done"] == 1231 and int(steps[-1]["iter"]) == 1230
+    assert "1230 of 5000" in meta["error"]
+    assert meta["summary"]["ms_median"] is not None  # the steps it did are still timed
+
+
+@pytest.mark.parametrize(
+    ("tail", "status"),
+    [
+        (["^CTraceback (most recent call last):", '  File "train.py", line 300, in <module>', "KeyboardInterrupt"],
+         "interrupted"),
+        (["Traceback (most recent call last):", '  File "train.py", line 300, in <module>',
+          "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"], "failed"),
+    ],
+)  # fmt: skip
+def test_log_ending_in_a_traceback(tmp_path, tail, status):
+    text, _ = train_py_log(gpu_recipe(cut_after=600, tail=tail))
+    code, out = do_import(tmp_path, [write(tmp_path, "t.log", text)])
+    assert code == 0
+    meta, _, _ = only_run(out)
+    assert meta["status"] == status
+    assert tail[-1].split(":")[0] in meta["error"] and "after iter 600" in meta["error"]
+
+
+def test_no_config_echo_needs_set_and_reports_assumed(tmp_path, capsys):
+    text, truth = train_py_log(cpu_recipe())
+    # the config echo and the Overriding lines lost (e.g. a log captured from a notebook cell)
+    text = text[text.index("tokens per iteration") :]
+    log = write(tmp_path, "bare.log", text)
+    code, _ = do_import(tmp_path, [log], out="a")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "tokens per iteration will be: 768" in err[0] and "--set" in err[0]
+
+    sets = ["--set", "batch_size=12", "--set", "block_size=64", "--set", "device=cpu"]
+    code, _ = do_import(tmp_path, [log], *sets, out="b")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "number of parameters: 0.80M" in err[0] and "n_layer" in err[0]
+
+    model = ["--set", "n_layer=4", "--set", "n_head=4", "--set", "n_embd=128", "--set", "max_iters=2000"]
+    code, out = do_import(tmp_path, [log], *sets, *model, "--set", "compile=False", out="c")
+    assert code == 0
+    meta, steps, _ = only_run(out)
+    assert meta["status"] == "ok" and meta["flops_per_iter"] == truth["flops_per_iter"]
+    assumed = set(meta["assumed"])
+    assert {"batch_size", "block_size", "n_layer", "n_head", "n_embd", "max_iters"} <= assumed
+    assert {"device", "compile"} <= assumed
+    assert {"learning_rate", "warmup_iters", "dropout"} <= assumed  # train.py defaults, a guess here
+    assert "vocab_size" not in assumed  # "found vocab_size = 65" is in the log
+    assert "eval_interval" not in assumed and meta["train"]["eval_interval"] == 250  # read off the step lines
+    assert "log_interval" not in assumed
+    assert "assumed, not in the log" in capsys.readouterr().out
+
+
+def test_not_a_nanogpt_log_is_refused_with_one_line(tmp_path, capsys):
+    other = write(tmp_path, "notes.txt", "epoch 1/10 - loss: 0.4321 - accuracy: 0.88\nhello\n")
+    code, out = do_import(tmp_path, [other])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "notes.txt is not a nanoGPT train.py training log" in err[0]
+    assert not out.exists()
+
+    binary = tmp_path / "ckpt.pt"
+    binary.write_bytes(b"PK\x03\x04\x00\x00" * 100)
+    code, _ = do_import(tmp_path, [binary])
+    assert code == 2 and "binary" in capsys.readouterr().err
+
+
+def test_two_runs_in_one_file_refused(tmp_path, capsys):
+    a, _ = train_py_log(gpu_recipe(cut_after=100))
+    code, _ = do_import(tmp_path, [write(tmp_path, "two.log", a + a)])
+    assert code == 2 and "more than one training run" in capsys.readouterr().err
+
+
+def test_bad_set_and_existing_out(tmp_path, capsys):
+    text, _ = train_py_log(gpu_recipe(cut_after=20))
+    log = write(tmp_path, "g.log", text)
+    assert do_import(tmp_path, [log], "--set", "batchsize=12")[0] == 2
+    assert "not a nanoGPT train.py config key" in capsys.readouterr().err
+    assert do_import(tmp_path, [log], "--set", "batch_size=twelve")[0] == 2
+    assert "whole number" in capsys.readouterr().err
+    assert do_import(tmp_path, [log])[0] == 0
+    assert do_import(tmp_path, [log])[0] == 2
+    assert "already holds" in capsys.readouterr().err
+
+
+def test_several_logs_one_directory(tmp_path):
+    a, _ = train_py_log(gpu_recipe(seed=1))
+    b, _ = train_py_log(gpu_recipe(seed=2))
+    code, out = do_import(tmp_path, [write(tmp_path, "a.log", a), write(tmp_path, "b.log", b)])
+    assert code == 0
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs == ["cuda-bf16-b64-compile", "cuda-bf16-b64-compile-2"]
+    assert read_json(out / "sweep.json")["host"] == "a"
+
+
+def test_import_does_not_load_torch(tmp_path):
+    import subprocess
+    import sys
+
+    text, _ = train_py_log(gpu_recipe(cut_after=30))
+    log = write(tmp_path, "g.log", text)
+    code = (
+        "import sys; from bench.cli import main; "
+        f"rc = main(['import', 'nanogpt', {str(log)!r}, '--out', {str(tmp_path / 'o')!r}]); "
+        "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(root), "PATH": ""})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- round trip: import -> report -> the findings the question needs ----------------------------------
+
+
+def test_round_trip_import_report_findings(tmp_path, capsys):
+    if importlib.util.find_spec("reports.cli") is None:
+        pytest.skip("reports/cli.py (bench report) not written yet")
+    cpu_text, _ = train_py_log(cpu_recipe())
+    gpu_text, _ = train_py_log(gpu_recipe())
+    code_a, laptop = do_import(
+        tmp_path, [write(tmp_path, "cpu.log", cpu_text)], "--host", "laptop", out="laptop"
+    )
+    code_b, desktop = do_import(
+        tmp_path, [write(tmp_path, "gpu.log", gpu_text)], "--host", "desktop", "--device-name", "RTX 4070 Ti",
+        out="desktop",
+    )  # fmt: skip
+    assert code_a == code_b == 0
+    capsys.readouterr()
+    assert main(["report", str(laptop), str(desktop), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    findings = report["findings"] if isinstance(report, dict) else report
+    kinds = {f["kind"] for f in findings}
+    assert {"config_mismatch", "eval_in_timer", "mfu_vs_a100"} <= kinds
+    mismatch = next(f for f in findings if f["kind"] == "config_mismatch")
+    assert "train.max_iters" in mismatch["evidence"]["differs"]
+    assert "model.n_layer" in mismatch["evidence"]["differs"]
+    evals = [f for f in findings if f["kind"] == "eval_in_timer"]
+    assert len(evals) == 2  # one per machine
+    assert any("desktop" in f["sentence"] for f in evals)
+    mfu = {f["runs"][0]: f for f in findings if f["kind"] == "mfu_vs_a100"}
+    assert set(mfu) == {"laptop/cpu-fp32-b12-eager", "desktop/cuda-bf16-b64-compile"}
+    assert mfu["laptop/cpu-fp32-b12-eager"]["evidence"]["mfu"] is None  # the CPU was not named
+    if have_hwinfo_peaks():
+        assert mfu["desktop/cuda-bf16-b64-compile"]["evidence"]["mfu"] > 0.3  # vs the RTX 4070 Ti's bf16 peak
+    assumed = [f for f in findings if f["kind"] == "assumed_config"]
+    assert [f["evidence"]["assumed"] for f in assumed] == [["dtype"]]
