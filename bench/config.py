@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import tomllib
 
-from model.gpt import GPTConfig
+from model.config import GPTConfig
 
 DTYPES = ("fp32", "tf32", "bf16", "fp16")
 COMPILE_MODES = ("off", "on", "reduce-overhead", "max-autotune")
@@ -45,6 +46,20 @@ class TrainConfig:
         d = asdict(self)
         d["lr_decay_iters"] = self.effective_lr_decay_iters()
         return d
+
+
+def lr_at(it: int, t: TrainConfig) -> float:
+    """nanoGPT's schedule: linear warm-up, cosine decay to min_lr at lr_decay_iters, then min_lr."""
+    if not t.decay_lr:
+        return t.learning_rate
+    if it < t.warmup_iters:
+        return t.learning_rate * (it + 1) / (t.warmup_iters + 1)
+    decay_iters = t.effective_lr_decay_iters()
+    if it > decay_iters:
+        return t.min_lr
+    ratio = (it - t.warmup_iters) / max(1, decay_iters - t.warmup_iters)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))
+    return t.min_lr + coeff * (t.learning_rate - t.min_lr)
 
 
 @dataclass

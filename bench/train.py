@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Callable
 
 import torch
 
-from bench.config import TrainConfig
+from bench.config import TrainConfig, lr_at
 from model.dataset import BatchSampler, CharDataset
 from model.gpt import GPT, GPTConfig
 
@@ -96,20 +95,6 @@ def check_dtype(device: torch.device, dtype: str) -> None:
             torch.zeros(1, device=device, dtype=_AUTOCAST[dtype])
         except (RuntimeError, TypeError) as e:
             raise DtypeUnsupported(f"mps: {dtype} not supported ({e})") from None
-
-
-def lr_at(it: int, t: TrainConfig) -> float:
-    """nanoGPT's schedule: linear warm-up, cosine decay to min_lr at lr_decay_iters, then min_lr."""
-    if not t.decay_lr:
-        return t.learning_rate
-    if it < t.warmup_iters:
-        return t.learning_rate * (it + 1) / (t.warmup_iters + 1)
-    decay_iters = t.effective_lr_decay_iters()
-    if it > decay_iters:
-        return t.min_lr
-    ratio = (it - t.warmup_iters) / max(1, decay_iters - t.warmup_iters)
-    coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))
-    return t.min_lr + coeff * (t.learning_rate - t.min_lr)
 
 
 class Trainer:

@@ -3,34 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from model.config import GPTConfig
+from model.flops import count_params, flops_per_iter, flops_per_token
 
-@dataclass
-class GPTConfig:
-    """Model shape. Defaults are nanoGPT's Shakespeare-char CPU recipe."""
-
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    block_size: int = 64
-    vocab_size: int = 65
-    dropout: float = 0.0
-    bias: bool = False
-
-    def __post_init__(self) -> None:
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-        for name in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+__all__ = ["GPT", "GPTConfig", "count_params", "flops_per_iter", "flops_per_token"]
 
 
 class LayerNorm(nn.Module):
@@ -172,26 +153,3 @@ class GPT(nn.Module):
         PaLM appendix B, as nanoGPT's estimate_mfu; N is num_params(non_embedding=True).
         """
         return flops_per_token(self.config, self.num_params())
-
-
-def count_params(config: GPTConfig) -> int:
-    """Non-embedding parameter count (nanoGPT's) without building the model."""
-    c = config
-    per_layer = 12 * c.n_embd * c.n_embd + 2 * c.n_embd  # four matmuls + two LayerNorm weights
-    if c.bias:
-        per_layer += 11 * c.n_embd  # qkv 3C, attn proj C, fc 4C, mlp proj C, LayerNorm biases 2C
-    ln_f = c.n_embd * (2 if c.bias else 1)
-    n = c.n_layer * per_layer + ln_f + c.vocab_size * c.n_embd  # token embedding (tied with lm_head)
-    return n
-
-
-def flops_per_token(config: GPTConfig, n_params: int | None = None) -> int:
-    """6N + 12*L*H*Q*T for one training token (forward and backward)."""
-    n = count_params(config) if n_params is None else n_params
-    head_dim = config.n_embd // config.n_head
-    return 6 * n + 12 * config.n_layer * config.n_head * head_dim * config.block_size
-
-
-def flops_per_iter(config: GPTConfig, batch_size: int) -> int:
-    """Training FLOPs of one optimizer step at this batch size (no gradient accumulation)."""
-    return flops_per_token(config) * batch_size * config.block_size

@@ -257,16 +257,6 @@ def test_flop_count_equals_model_gpt(shape):
         assert nanogpt.count_params(shape) == GPT(config).num_params()
 
 
-def test_lr_schedule_matches_devicebench():
-    from bench.config import TrainConfig
-    from bench.train import lr_at
-
-    t = TrainConfig(max_iters=2000, learning_rate=1e-3, min_lr=1e-4, warmup_iters=100, lr_decay_iters=2000)
-    c = {**t.to_dict(), "decay_lr": True}
-    for it in (0, 1, 50, 99, 100, 101, 1000, 1999, 2000, 2500):
-        assert nanogpt.lr_at(it, c) == pytest.approx(lr_at(it, t), rel=1e-12)
-
-
 # --- the two logs of the question: a laptop CPU log and a desktop GPU log ------------------------------
 
 

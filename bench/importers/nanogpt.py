@@ -28,6 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.config import TrainConfig
+from bench.config import lr_at as schedule_lr_at
+from model import flops
+from model.config import GPTConfig
+
+TRAIN_SCHEDULE_KEYS = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "decay_lr", "max_iters")
+
 NANOGPT_PEAK_FLOPS = 312e12  # estimate_mfu's denominator: A100 bf16 dense, whatever the device
 TIMING_WARMUP_ITERS = 5  # nanoGPT starts its own MFU average at the 5th iteration of a process
 GPT2_VOCAB_SIZE = 50304  # train.py's vocab_size when the dataset has no meta.pkl
@@ -430,32 +437,19 @@ def _gcd_step(its: list[int]) -> int:
 
 
 def count_params(model: dict) -> int:
-    """Non-embedding parameter count as nanoGPT's get_num_params counts it (= model.gpt.count_params)."""
-    c, layers = model["n_embd"], model["n_layer"]
-    per_layer = 12 * c * c + 2 * c  # four matmuls + two LayerNorm weights
-    if model["bias"]:
-        per_layer += 11 * c  # qkv 3C, attn proj C, fc 4C, mlp proj C, LayerNorm biases 2C
-    ln_f = c * (2 if model["bias"] else 1)
-    return layers * per_layer + ln_f + model["vocab_size"] * c  # token embedding (tied with lm_head)
+    """Non-embedding parameter count as nanoGPT's get_num_params counts it."""
+    return flops.count_params(GPTConfig(**model))
 
 
 def flops_per_token(model: dict) -> int:
-    """6N + 12*L*H*Q*T for one training token (= model.gpt.flops_per_token, without torch)."""
-    head_dim = model["n_embd"] // model["n_head"]
-    return 6 * count_params(model) + 12 * model["n_layer"] * model["n_head"] * head_dim * model["block_size"]
+    """6N + 12*L*H*Q*T for one training token."""
+    return flops.flops_per_token(GPTConfig(**model))
 
 
 def lr_at(it: int, c: dict) -> float:
-    """train.py's get_lr: linear warm-up, cosine decay to min_lr at lr_decay_iters, then min_lr."""
-    if not c["decay_lr"]:
-        return c["learning_rate"]
-    if it < c["warmup_iters"]:
-        return c["learning_rate"] * (it + 1) / (c["warmup_iters"] + 1)
-    if it > c["lr_decay_iters"]:
-        return c["min_lr"]
-    ratio = (it - c["warmup_iters"]) / max(1, c["lr_decay_iters"] - c["warmup_iters"])
-    coeff = 0.5 * (1.0 + math.cos(math.pi * ratio))
-    return c["min_lr"] + coeff * (c["learning_rate"] - c["min_lr"])
+    """train.py's get_lr (the same schedule devicebench trains with)."""
+    train = TrainConfig(**{k: c[k] for k in TRAIN_SCHEDULE_KEYS})
+    return schedule_lr_at(it, train)
 
 
 @dataclass
