@@ -1,4 +1,4 @@
-"""The results directory (schema devicebench/1): atomic JSON writes, steps flushed as they go.
+"""The results directory (schema devicebench/2; reads 1): atomic JSON writes, steps flushed as they go.
 
 Layout (../shared/DESIGN.md):
   RESULTS/sweep.json
@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-SCHEMA = "devicebench/1"
-SCHEMA_VERSION = 1
+SCHEMA = "devicebench/2"
+SCHEMA_VERSION = 2
 STEPS_HEADER = ["iter", "ms", "loss", "lr", "phase"]
 EVALS_HEADER = ["iter", "split", "loss", "ms"]
 

@@ -57,6 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="results directory (default results/<date-time>)")
     p.add_argument("--resume", action="store_true", help="complete the runs of --out that did not finish")
     p.add_argument("--dry-run", action="store_true", help="print the plan and an estimated time, run nothing")
+    p.add_argument(
+        "--profile", nargs="?", type=int, const=5, default=0, metavar="N",
+        help="after each run's final eval, profile N extra steps (default 5) into runs/<id>/profile.json",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bars (one line per run still)")
 
 
@@ -100,7 +104,6 @@ def config_from_args(args: argparse.Namespace):
 def estimate_seconds(cfg, spec, hw: dict) -> float | None:
     """A rough time for one run, from FLOPs and the device's spec peak (no measurement)."""
     from hwinfo.peaks import peak_for
-
     from model.gpt import flops_per_iter
 
     peak = peak_for(hw, spec.device, spec.dtype)["value"]
@@ -143,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"estimated total: ~{total / 60:.1f} min (rough: from spec peaks, no measurement)")
         return 0
     out = Path(args.out or f"results/{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-    sweep = Sweep(cfg, out, hw, ["bench", *getattr(args, "argv", [])], progress=not args.no_progress)
+    sweep = Sweep(cfg, out, hw, ["bench", *getattr(args, "argv", [])], progress=not args.no_progress,
+                  profile_steps=args.profile)  # fmt: skip
     sweep.prepare(resume=args.resume)
     print(f"results: {out}", file=sys.stderr)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import itertools
 import math
+import os
 import platform
 import socket
 import sys
@@ -20,7 +21,7 @@ from tqdm import tqdm
 from bench import __version__
 from bench.config import BenchConfig
 from bench.metrics import step_summary
-from bench.results import ResultsDir, ResultsError
+from bench.results import ResultsDir, ResultsError, atomic_write_json
 from bench.train import DeviceUnavailable, DtypeUnsupported, Trainer, parse_device
 from model.dataset import CharDataset
 from model.gpt import flops_per_iter, flops_per_token
@@ -95,8 +96,17 @@ class Interrupted(Exception):
 class Sweep:
     """Runs a plan into a results directory, one failing run never losing the others."""
 
-    def __init__(self, cfg: BenchConfig, out: Path, hw: dict, argv: list[str], progress: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: BenchConfig,
+        out: Path,
+        hw: dict,
+        argv: list[str],
+        progress: bool = True,
+        profile_steps: int = 0,
+    ) -> None:
         self.cfg = cfg
+        self.profile_steps = profile_steps
         self.results = ResultsDir(out)
         self.hw = hw
         self.argv = argv
@@ -254,6 +264,7 @@ class Sweep:
         status, error = "ok", None
         first_step_ms = None
         steps_done = 0
+        load = HostLoad(proc)
         wall0 = time.perf_counter()
         if device_is_cuda := trainer.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(trainer.device)
@@ -323,9 +334,75 @@ class Sweep:
                 "wall_s": time.perf_counter() - wall0,
                 "peak_mem_bytes": trainer.peak_mem_bytes() if device_is_cuda else rss_peak,
                 "peak_mem_kind": "cuda_max_memory_allocated" if device_is_cuda else "process_rss",
+                "host_load": load.finish(),
             }
         )
+        if self.profile_steps and status == "ok":
+            self._profile(trainer, spec, writer, meta, summary, start_iter=steps_done)
         return status, error, summary
+
+    def _profile(
+        self, trainer: Trainer, spec: RunSpec, writer, meta: dict, summary: dict, start_iter: int
+    ) -> None:
+        """Extra steps under torch.profiler after the final eval, into profile.json; never fails the run.
+
+        The profiled steps are not in steps.csv and not in any median; the trainer's state is restored.
+        """
+        from bench.profile import profile_steps, summarize_profile
+
+        try:
+            prof = profile_steps(
+                trainer,
+                n_steps=self.profile_steps,
+                start_iter=start_iter,
+                unprofiled_ms_median=summary.get("ms_median"),
+                peak_flops_per_s=meta["peak_flops"].get("value"),
+            )
+        except Exception as e:  # noqa: BLE001 - a profile that cannot be taken must not lose the run
+            _say(f"{spec.run_id}: profile skipped: {type(e).__name__}: {_first_line(e)}")
+            return
+        prof["run_id"] = spec.run_id
+        prof["sentence"] = summarize_profile(prof)
+        atomic_write_json(writer.dir / "profile.json", prof)
+        _say(f"{spec.run_id}: {prof['sentence']}")
+
+
+class HostLoad:
+    """What else ran on the machine during a run: the evidence for noisy timings.
+
+    Cores' worth of CPU time used by this process, by other processes, and stolen by the hypervisor
+    (a VM's noisy neighbours), averaged over the run; the 1-minute load average at start and end.
+    """
+
+    def __init__(self, proc: psutil.Process) -> None:
+        self.proc = proc
+        self.t0 = time.perf_counter()
+        self.sys0 = psutil.cpu_times()
+        self.proc0 = proc.cpu_times()
+        self.load0 = _loadavg()
+
+    def finish(self) -> dict:
+        wall = max(time.perf_counter() - self.t0, 1e-9)
+        sys1, proc1 = psutil.cpu_times(), self.proc.cpu_times()
+        busy = sum(getattr(sys1, f) - getattr(self.sys0, f) for f in ("user", "system", "nice", "irq", "softirq")
+                   if hasattr(sys1, f))  # fmt: skip
+        mine = (proc1.user - self.proc0.user) + (proc1.system - self.proc0.system)
+        steal = getattr(sys1, "steal", 0.0) - getattr(self.sys0, "steal", 0.0)
+        return {
+            "logical_cpus": psutil.cpu_count(logical=True),
+            "this_process_cpu_cores": mine / wall,
+            "other_processes_cpu_cores": max(busy - mine, 0.0) / wall,
+            "steal_cpu_cores": max(steal, 0.0) / wall,
+            "loadavg_1m_start": self.load0,
+            "loadavg_1m_end": _loadavg(),
+        }
+
+
+def _loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
 
 
 def _first_line(e: BaseException) -> str:

@@ -1,0 +1,76 @@
+"""Number formatting shared by tables, findings and the HTML page."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def is_num(x: Any) -> bool:
+    """A finite number (not None, not NaN)."""
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def sig(x: float, digits: int = 3) -> str:
+    """x with `digits` significant digits, no exponent for everyday magnitudes."""
+    if not is_num(x):
+        return "-"
+    x = float(x)
+    if x == 0:
+        return "0"
+    mag = math.floor(math.log10(abs(x)))
+    decimals = max(digits - 1 - mag, 0)
+    return f"{x:,.{decimals}f}"
+
+
+def ms(x: Any) -> str:
+    return sig(x) if is_num(x) else "-"
+
+
+def pct(x: Any) -> str:
+    """A fraction as a percentage with 3 significant digits ("0.0195%", "41.2%")."""
+    return f"{sig(float(x) * 100)}%" if is_num(x) else "-"
+
+
+def ratio(x: Any) -> str:
+    """A ratio: "37x", "1.3x", "0.019x"."""
+    if not is_num(x):
+        return "-"
+    x = float(x)
+    return f"{x:,.0f}x" if x >= 100 else f"{sig(x, 2)}x"
+
+
+def count(x: Any) -> str:
+    """A rate or count with thousands separators ("187,000")."""
+    if not is_num(x):
+        return "-"
+    x = float(x)
+    return f"{x:,.0f}" if abs(x) >= 100 else sig(x)
+
+
+def flops(x: Any) -> str:
+    """FLOP/s in T/G/M units."""
+    if not is_num(x):
+        return "unknown"
+    x = float(x)
+    for unit, scale in (("PFLOP/s", 1e15), ("TFLOP/s", 1e12), ("GFLOP/s", 1e9), ("MFLOP/s", 1e6)):
+        if abs(x) >= scale:
+            return f"{sig(x / scale)} {unit}"
+    return f"{sig(x)} FLOP/s"
+
+
+def loss(x: Any) -> str:
+    return f"{float(x):.4f}" if is_num(x) else "-"
+
+
+def names(items: list[str], limit: int = 3) -> str:
+    """'a, b and c' or 'a, b, c and 4 more'."""
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    if len(items) <= limit:
+        return ", ".join(items[:-1]) + " and " + items[-1]
+    return ", ".join(items[:limit]) + f" and {len(items) - limit} more"

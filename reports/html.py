@@ -1,0 +1,300 @@
+"""One self-contained HTML page: inline CSS, plots as base64 PNG, no external requests, printable."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+
+from reports import fmt
+from reports.diagnosis import Finding
+from reports.load import Results
+from reports.plots import all_plots
+from reports.summary import problem_runs, sorted_runs, summary_table
+
+SECTIONS = [
+    ("summary", "Summary"),
+    ("diagnosis", "Diagnosis"),
+    ("loss", "Loss curves"),
+    ("timing", "Timing and utilisation"),
+    ("hardware", "Hardware"),
+    ("metadata", "Run metadata"),
+]
+
+CSS = """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d1d1f;
+       max-width: 1200px; margin: 0 auto; padding: 24px; background: #fff; }
+h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 20px; border-bottom: 2px solid #e3e3e8;
+     padding-bottom: 4px; margin-top: 36px; } h3 { font-size: 16px; margin: 20px 0 6px; }
+.sub { color: #666; margin: 0 0 16px; }
+nav a { margin-right: 14px; color: #0b57d0; text-decoration: none; }
+.headline { background: #eef4ff; border-left: 5px solid #0b57d0; padding: 12px 16px; margin: 16px 0;
+            font-size: 16px; }
+.headline p { margin: 4px 0; }
+table { border-collapse: collapse; margin: 8px 0; font-size: 12.5px; }
+th, td { border: 1px solid #dcdce2; padding: 3px 7px; text-align: left; vertical-align: top; }
+th { background: #f4f4f7; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.bad td { background: #fff1f0; }
+.wide { overflow-x: auto; }
+ul.findings { padding-left: 0; list-style: none; }
+ul.findings li { margin: 6px 0; padding: 6px 10px; border-left: 4px solid #9aa0a6; background: #fafafa; }
+ul.findings li.warning { border-left-color: #e37400; background: #fff8ee; }
+.kind { font: 11px monospace; color: #555; background: #ececf0; padding: 1px 5px; border-radius: 3px;
+        margin-right: 6px; }
+figure { margin: 16px 0; page-break-inside: avoid; break-inside: avoid; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 13px; }
+pre { background: #f6f6f8; padding: 8px; overflow-x: auto; font-size: 11.5px; white-space: pre-wrap; }
+.feat { font-family: monospace; font-size: 12px; } .feat b { color: #0a7a2f; }
+@media print { nav { display: none; } body { padding: 0; max-width: none; } h2 { break-after: avoid; }
+  .headline { border: 1px solid #0b57d0; } }
+"""
+
+# CPU features that decide what a CPU run can do; shown first and in bold.
+KEY_FEATURES = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx512_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_fp16",
+    "neon",
+    "sve",
+)
+
+
+def _table(df: pd.DataFrame, numeric: set[str] = frozenset(), bad_rows: set[int] = frozenset()) -> str:
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    for i, row in enumerate(df.itertuples(index=False)):
+        cells = "".join(
+            f"<td{' class=num' if c in numeric else ''}>{escape(str(v))}</td>"
+            for c, v in zip(df.columns, row, strict=True)
+        )
+        rows.append(f"<tr{' class=bad' if i in bad_rows else ''}>{cells}</tr>")
+    return (
+        f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    )
+
+
+def _headline(results: Results, findings: list[Finding]) -> str:
+    speed = [f for f in findings if f.kind == "speedup"]
+    if speed:
+        body = "".join(f"<p>{escape(f.sentence)}</p>" for f in speed)
+    else:
+        ok = results.ok_runs()
+        if ok.empty:
+            body = "<p>No run finished: see the runs that did not finish below.</p>"
+        else:
+            best = ok.loc[ok["tokens_per_s"].idxmax()]
+            mfu = (
+                fmt.pct(best["mfu"]) + " of its own peak"
+                if fmt.is_num(best["mfu"])
+                else "its own peak is unknown"
+            )
+            body = (
+                f"<p>One device: {escape(results.device_label(best['key']))} reaches "
+                f"{fmt.count(best['tokens_per_s'])} tokens/s at best ({escape(results.label(best['key']))}); {mfu}. "
+                "Run the same recipe on another device and report both directories together to compare.</p>"
+            )
+    return f'<div class="headline">{body}</div>'
+
+
+def _summary(results: Results) -> str:
+    table = summary_table(results)
+    numeric = {
+        "ms/iter median [p10-p90]",
+        "tokens/s",
+        "MFU (own peak)",
+        "MFU vs A100 (nanoGPT)",
+        "train loss",
+        "val loss",
+        "batch",
+        "threads",
+    }
+    bad = {i for i, s in enumerate(table["status"]) if s != "ok"}
+    out = [_table(table, numeric, bad)]
+    out.append(
+        "<p class=sub>ms/iter: median of timed steps, warm-up kept out. MFU (own peak): achieved FLOP/s over the "
+        "peak of the device and dtype used. MFU vs A100: over 312 TFLOP/s, the figure nanoGPT prints on every "
+        "device.</p>"
+    )
+    problems = problem_runs(results)
+    if problems:
+        out.append("<h3>Runs that did not finish</h3><ul>")
+        out += [f"<li><b>{escape(r)}</b>: {escape(s)}: {escape(why)}</li>" for r, s, why in problems]
+        out.append("</ul>")
+    return "\n".join(out)
+
+
+def _diagnosis(findings: list[Finding]) -> str:
+    if not findings:
+        return "<p>No findings: no run finished.</p>"
+    order = findings  # diagnose() orders them: headline, loss, timing, utilisation, CPU, warm-up
+    items = "".join(
+        f'<li class="{escape(f.severity)}" id="{escape(f.id)}"><span class=kind>{escape(f.kind)}</span>'
+        f"{escape(f.sentence)}</li>"
+        for f in order
+    )
+    return f"<ul class=findings>{items}</ul>"
+
+
+def _figure(plot) -> str:
+    return (
+        f'<figure id="plot-{escape(plot.name)}"><img alt="{escape(plot.title)}" '
+        f'src="data:image/png;base64,{plot.png_base64}"><figcaption>{escape(plot.caption)}</figcaption></figure>'
+    )
+
+
+def _plain(value: object) -> object:
+    """A nested value (hwinfo's os, torch) as one line."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items() if v not in (None, "", [], {}))
+    return value
+
+
+def _hardware(results: Results) -> str:
+    out = []
+    for sweep in results.sweeps:
+        hw = sweep.get("hwinfo") or {}
+        cpu = hw.get("cpu") or {}
+        out.append(
+            f"<h3>{escape(str(sweep.get('host', '?')))} <small>({escape(sweep['_path'])})</small></h3>"
+        )
+        rows = [
+            ("OS", _plain(hw.get("os"))),
+            ("PyTorch", (hw.get("torch") or {}).get("version") if isinstance(hw.get("torch"), dict) else hw.get("torch")),
+            ("CPU", f"{cpu.get('model_name') or '?'} ({cpu.get('vendor') or '?'}, {cpu.get('microarchitecture') or 'microarchitecture unknown'})"),
+            ("cores", f"{cpu.get('physical_cores') or '?'} physical, {cpu.get('logical_cores') or '?'} logical; PyTorch threads {cpu.get('torch_threads') or '?'}"),
+            ("max clock", f"{cpu['max_mhz']} MHz" if cpu.get("max_mhz") else "unknown"),
+            ("PyTorch CPU capability", cpu.get("torch_capability")),
+        ]  # fmt: skip
+        for g in hw.get("gpus") or []:
+            if isinstance(g, dict):
+                extra = ", ".join(
+                    f"{k} {v}" for k, v in g.items() if k != "name" and not isinstance(v, (dict, list))
+                )
+                rows.append(("GPU", f"{g.get('name', '?')}" + (f" ({extra})" if extra else "")))
+        out.append(
+            _table(
+                pd.DataFrame([(k, v if v is not None else "unknown") for k, v in rows], columns=["", "value"])
+            )
+        )
+        feats = [str(f) for f in cpu.get("features") or []]
+        if feats:
+            key = [f for f in KEY_FEATURES if f in feats]
+            text = (
+                " ".join(f"<b>{escape(f)}</b>" for f in key)
+                + " "
+                + " ".join(escape(f) for f in feats if f not in key)
+            )
+            if not {"avx512_bf16", "amx_bf16"} & set(feats):
+                text += "<br>absent: avx512_bf16, amx_bf16 (no native bf16 on this CPU)"
+            out.append(f"<p class=feat>CPU features: {text}</p>")
+        peaks = []
+        for d in hw.get("devices") or []:
+            for dtype, p in (d.get("peaks") or {}).items():
+                p = p or {}
+                peaks.append((d.get("device"), d.get("name"), dtype, fmt.flops(p.get("value")), p.get("source") or "unknown",
+                              fmt.flops(p.get("measured")) if isinstance(p.get("measured"), (int, float)) else (p.get("measured") or "-"),
+                              p.get("detail") or ""))  # fmt: skip
+        if peaks:
+            out.append("<p>Peaks used for MFU, and where each comes from:</p>")
+            out.append(
+                _table(
+                    pd.DataFrame(
+                        peaks, columns=["device", "name", "dtype", "peak", "source", "measured", "detail"]
+                    )
+                )
+            )
+        for note in hw.get("notes") or []:
+            out.append(f"<p class=sub>note: {escape(str(note))}</p>")
+        if not hw:
+            out.append("<p>No hwinfo snapshot in this directory (imported log?).</p>")
+    return "\n".join(out)
+
+
+def _metadata(results: Results) -> str:
+    out = []
+    for sweep in results.sweeps:
+        sw = sweep.get("software") or {}
+        out.append(f"<h3>{escape(str(sweep.get('host', '?')))}: {escape(sweep['_path'])}</h3>")
+        rows = [
+            ("sweep", sweep.get("sweep_id")), ("created", sweep.get("created")), ("source", sweep.get("source") or "devicebench"),
+            ("devicebench", sweep.get("project_version")), ("command", sweep.get("command")),
+            *[(k, v) for k, v in sw.items()],
+        ]  # fmt: skip
+        out.append(
+            _table(pd.DataFrame([(k, "-" if v is None else v) for k, v in rows], columns=["", "value"]))
+        )
+        spec = sweep.get("spec")
+        if spec:
+            out.append(
+                f"<details><summary>configuration (spec)</summary><pre>{escape(json.dumps(spec, indent=1))}</pre></details>"
+            )
+    runs = sorted_runs(results)
+    if len(runs):
+        cols = {
+            "run": runs.index.map(results.label), "source": runs["source"], "status": runs["status"],
+            "started": runs["started"], "finished": runs["finished"],
+            "iters": runs["iters_done"], "first step ms": runs["first_step_ms"].map(fmt.ms),
+            "eval ms total": runs.get("eval_ms_total", pd.Series(index=runs.index, dtype=float)).map(fmt.ms),
+            "wall s": runs.get("wall_s", pd.Series(index=runs.index, dtype=float)).map(fmt.ms),
+            "peak mem MiB": runs.get("peak_mem_bytes", pd.Series(index=runs.index, dtype=float)).map(
+                lambda b: fmt.count(float(b) / 2**20) if fmt.is_num(b) else "-"),
+            "model": runs.apply(lambda r: f"L{r.get('model.n_layer')} H{r.get('model.n_head')} E{r.get('model.n_embd')} T{r.get('block_size')}", axis=1),
+            "iters x lr": runs.apply(lambda r: f"{r.get('train.max_iters')} x {r.get('train.learning_rate')}", axis=1),
+            "assumed": runs["assumed"], "path": runs["run_dir"],
+        }  # fmt: skip
+        df = pd.DataFrame(cols).fillna("-")
+        out.append(
+            "<h3>Runs</h3>"
+            + _table(df, {"iters", "first step ms", "eval ms total", "wall s", "peak mem MiB"})
+        )
+    return "\n".join(out)
+
+
+def render_html(results: Results, findings: list[Finding]) -> str:
+    """The whole page as one string."""
+    ok = set(results.ok_runs().index)
+    ok_keys = [k for k in sorted_runs(results).index if k in ok]
+    plots = {p.name: p for p in all_plots(results, ok_keys)}
+    dirs = ", ".join(s["_path"] for s in results.sweeps)
+    hosts = sorted({str(s.get("host")) for s in results.sweeps})
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    nav = "".join(f'<a href="#{sid}">{escape(title)}</a>' for sid, title in SECTIONS)
+    body = {
+        "summary": _headline(results, findings) + _summary(results),
+        "diagnosis": _diagnosis(findings),
+        "loss": _figure(plots["loss"]) if "loss" in plots else "<p>No finished runs to plot.</p>",
+        "timing": "".join(_figure(plots[k]) for k in ("runs", "tokens", "profile") if k in plots)
+        or "<p>No finished runs.</p>",
+        "hardware": _hardware(results),
+        "metadata": _metadata(results),
+    }
+    sections = "\n".join(
+        f'<section id="{sid}"><h2>{escape(title)}</h2>\n{body[sid]}\n</section>' for sid, title in SECTIONS
+    )
+    return (
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        f"<meta name=viewport content='width=device-width, initial-scale=1'>"
+        f"<title>devicebench report: {escape(', '.join(hosts))}</title><style>{CSS}</style></head><body>"
+        f"<h1>devicebench report</h1><p class=sub>{len(results.runs)} run(s) on {escape(', '.join(hosts))}; "
+        f"from {escape(dirs)}; generated {now}</p><nav>{nav}</nav>\n{sections}\n</body></html>\n"
+    )
+
+
+def write_html(results: Results, findings: list[Finding], path: str | Path) -> Path:
+    """Write the page to path (atomically) and return it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(render_html(results, findings), encoding="utf-8")
+    tmp.replace(path)
+    return path

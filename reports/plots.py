@@ -1,0 +1,332 @@
+"""Plots as base64 PNG (matplotlib, Agg, no pyplot state): loss curves, ms/iter, tokens/s, MFU.
+
+Long curves are binned to at most MAX_POINTS points per run so 50 runs x 2000 iters draw in well under
+a second.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from reports import fmt
+from reports.load import Results, wall_clock
+
+MAX_POINTS = 300
+LEGEND_MAX = 16
+DPI = 80
+
+
+@dataclass
+class Plot:
+    name: str
+    title: str
+    png_base64: str
+    caption: str
+
+
+def _figure(width: float, height: float, left_in: float = 0.8, bottom_in: float = 0.7, top_in: float = 0.45):
+    """A figure with fixed margins in inches (constrained layout costs a second draw)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(
+        left=left_in / width, right=1 - 0.25 / width, bottom=bottom_in / height, top=1 - top_in / height
+    )
+    return fig
+
+
+def _label_margin(labels: list[str]) -> float:
+    """Inches a column of 8-pt y tick labels needs."""
+    return 0.3 + 0.065 * max((len(s) for s in labels), default=4)
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _colors(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of y (and x) over equal bins, so a curve has at most max_points points."""
+    n = len(x)
+    if n <= max_points:
+        return x, y
+    edges = np.linspace(0, n, max_points + 1).astype(int)
+    counts = np.diff(edges)
+    xs = np.add.reduceat(x, edges[:-1]) / counts
+    ys = np.add.reduceat(y, edges[:-1]) / counts
+    return xs, ys
+
+
+def _labels(results: Results, keys: list[str]) -> list[str]:
+    return [results.label(k) for k in keys]
+
+
+def loss_curves(results: Results, keys: list[str]) -> Plot:
+    from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
+
+    rows = math.ceil(min(len(keys), LEGEND_MAX) / 3) if len(keys) <= LEGEND_MAX else 1
+    fig = _figure(11, 7.5 + 0.2 * rows, bottom_in=0.8 + 0.2 * rows)
+    axes = fig.subplots(2, 2, sharey="row", gridspec_kw={"hspace": 0.3, "wspace": 0.08})
+    colors = _colors(len(keys))
+    # one LineCollection per axes: 50 runs draw as fast as one
+    lines: dict[tuple[int, int], tuple[list, list]] = {(i, j): ([], []) for i in range(2) for j in range(2)}
+    points: dict[int, tuple[list, list, list]] = {0: ([], [], []), 1: ([], [], [])}
+    for key, color in zip(keys, colors, strict=True):
+        s = results.steps_of(key).sort_values("iter")
+        e = results.evals_of(key)
+        if len(s):
+            step_t, eval_t = wall_clock(s, e)
+            loss = s["loss"].to_numpy(float)
+            for j, x in enumerate((s["iter"].to_numpy(float), step_t)):
+                xs, ys = downsample(x, loss)
+                lines[0, j][0].append(np.column_stack([xs, ys]))
+                lines[0, j][1].append(color)
+        else:
+            eval_t = np.array([])
+        val_e = e[e["split"] == "val"].sort_values("iter") if len(e) else e
+        if len(val_e):
+            order = e.groupby("iter")["ms"].sum(min_count=1).index.to_numpy()  # wall_clock's eval order
+            val_it = val_e["iter"].to_numpy(float)
+            val_loss = val_e["loss"].to_numpy(float)
+            val_t = eval_t[np.searchsorted(order, val_it)] if len(eval_t) else val_it * np.nan
+            for j, x in enumerate((val_it, val_t)):
+                lines[1, j][0].append(np.column_stack([x, val_loss]))
+                lines[1, j][1].append(color)
+                points[j][0].extend(x)
+                points[j][1].extend(val_loss)
+                points[j][2].extend([color] * len(x))
+    for (i, j), (segs, cols) in lines.items():
+        if segs:
+            axes[i, j].add_collection(LineCollection(segs, colors=cols, linewidths=1.1 if i else 1.0))
+            axes[i, j].autoscale_view()
+    for j, (xs, ys, cols) in points.items():
+        if xs:
+            axes[1, j].scatter(xs, ys, c=cols, s=9, zorder=3)
+    axes[0, 0].set_title("train loss (per step, binned) vs iteration")
+    axes[0, 1].set_title("train loss vs wall-clock seconds (steps + evals)")
+    axes[1, 0].set_title("val loss (evals) vs iteration")
+    axes[1, 1].set_title("val loss vs wall-clock seconds")
+    axes[1, 0].set_xlabel("iteration")
+    axes[1, 1].set_xlabel("seconds")
+    for ax in axes.flat:
+        ax.grid(alpha=0.3)
+    handles = [
+        Line2D([], [], color=c, label=lbl) for c, lbl in zip(colors, _labels(results, keys), strict=True)
+    ]
+    _legend(fig, handles)
+    return Plot(
+        "loss", "Loss curves", _png(fig),
+        "Train and val loss of every run against iteration and against wall-clock time: the right-hand "
+        "plots show what each device reaches in the same time.",
+    )  # fmt: skip
+
+
+def _legend(fig, handles: list) -> None:
+    n = len(handles)
+    if n == 0:
+        return
+    if n <= LEGEND_MAX:
+        fig.legend(handles=handles, loc="lower center", ncol=min(n, 3), fontsize=8, frameon=False)
+    else:
+        fig.text(
+            0.5,
+            0.01,
+            f"{n} runs: legend omitted; colours follow the summary table's order",
+            ha="center",
+            fontsize=8,
+        )
+
+
+def per_run(results: Results, keys: list[str]) -> Plot:
+    """One row per run: ms/iter distribution (left) and MFU bars (right), sharing the run labels."""
+    n = len(keys)
+    labels = _labels(results, keys)
+    fig = _figure(12, 1.6 + 0.3 * (max(n, 2) + 2), left_in=_label_margin(labels), top_in=0.5)
+    ax_ms, ax_mfu = fig.subplots(1, 2, sharey=True, gridspec_kw={"wspace": 0.06})
+    y = np.arange(n)
+    _ms_panel(results, keys, ax_ms, y)
+    _mfu_panel(results, keys, ax_mfu, y)
+    ax_ms.set_yticks(y, labels, fontsize=8)
+    ax_ms.set_ylim(n + 1.6, -0.6)  # free rows at the bottom for the legends
+    return Plot(
+        "runs", "ms/iter and MFU per run", _png(fig),
+        "Left: each box is the run's timed steps (p25-p75, whiskers p5-p95), the red tick its median; crosses "
+        "are warm-up steps (compile, caches) and triangles a log's after-eval steps, both kept out of the "
+        "medians. Right: blue is achieved FLOP/s over the peak of the device and dtype actually used; grey "
+        "is over an A100's 312 TFLOP/s, as nanoGPT prints on every device.",
+    )  # fmt: skip
+
+
+def _ms_panel(results: Results, keys: list[str], ax, y: np.ndarray) -> None:
+    from matplotlib.collections import LineCollection
+
+    n = len(keys)
+    steps = results.steps[results.steps["key"].isin(keys)]
+    timed = steps[steps["phase"] == "timed"]
+    # p5, p25, p50, p75, p95 of each run's timed steps, in one pass
+    stats = (
+        timed.groupby("key")["ms"]
+        .quantile([0.05, 0.25, 0.5, 0.75, 0.95])
+        .unstack()
+        .reindex(keys)
+        .to_numpy(float)
+        if len(timed)
+        else np.full((n, 5), np.nan)
+    )
+    other = steps[steps["phase"] != "timed"]
+    row = {k: i for i, k in enumerate(keys)}
+    apart_x = other["ms"].to_numpy(float)
+    apart_y = other["key"].map(row).to_numpy(float)
+    apart_after = (other["phase"] == "after_eval").to_numpy()
+    # boxes (p25-p75), whiskers (p5-p95) and medians: three artists for any number of runs
+    ax.barh(
+        y,
+        stats[:, 3] - stats[:, 1],
+        left=stats[:, 1],
+        height=0.55,
+        color="#cfe0f5",
+        edgecolor="#3c6db0",
+        lw=0.8,
+    )
+    ax.add_collection(LineCollection([[(a, yi), (b, yi)] for yi, a, b in zip(y, stats[:, 0], stats[:, 4], strict=True)],
+                                     colors="#3c6db0", linewidths=0.8, zorder=1))  # fmt: skip
+    ax.scatter(stats[:, 2], y, marker="|", s=120, color="C3", zorder=3, label="median (timed steps)")
+    if len(apart_x):
+        ax.scatter(apart_x[~apart_after], apart_y[~apart_after] + 0.3, marker="x", s=14, color="C1",
+                   label="warm-up steps (not in the box)")  # fmt: skip
+        if apart_after.any():
+            ax.scatter(apart_x[apart_after], apart_y[apart_after] + 0.3, marker="^", s=16, color="C4",
+                       label="after-eval steps (nanoGPT timer)")  # fmt: skip
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("ms per train step (log scale)")
+    ax.set_title("ms/iter: timed steps, warm-up shown apart")
+    ax.grid(alpha=0.3, axis="x")
+
+
+def _mfu_panel(results: Results, keys: list[str], ax, y: np.ndarray) -> None:
+    n = len(keys)
+    r = results.runs.loc[keys]
+    own = r["mfu"].to_numpy(dtype=float) * 100
+    a100 = r["mfu_vs_a100"].to_numpy(dtype=float) * 100
+    positive = np.concatenate([own[own > 0], a100[a100 > 0]])
+    lo = float(positive.min()) / 2 if len(positive) else 1e-3
+    ax.barh(y - 0.2, np.nan_to_num(own), left=0, height=0.4, color="C0", label="vs own peak")
+    ax.barh(
+        y + 0.2, np.nan_to_num(a100), left=0, height=0.4, color="C7", label="vs A100 312 TFLOP/s (nanoGPT)"
+    )
+    ax.set_xscale("log")
+    ax.set_xlim(left=lo, right=max(100.0, float(positive.max()) * 1.5 if len(positive) else 100.0))
+    for yi, v, va in zip(y, own, a100, strict=True):
+        if not fmt.is_num(v):
+            ax.text(lo * 1.15, yi - 0.2, "own peak unknown", va="center", fontsize=7)
+        elif n <= LEGEND_MAX:
+            ax.text(max(float(v), lo) * 1.15, yi - 0.2, f"{fmt.sig(v)}%", va="center", fontsize=7)
+        if fmt.is_num(va) and n <= LEGEND_MAX:
+            ax.text(
+                max(float(va), lo) * 1.15, yi + 0.2, f"{fmt.sig(va)}%", va="center", fontsize=7, color="0.35"
+            )
+    ax.set_xlabel("% of peak FLOP/s (log scale)")
+    ax.set_title("MFU: against own peak, and as nanoGPT prints it")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+
+
+def tokens_vs_batch(results: Results, keys: list[str]) -> Plot:
+    fig = _figure(11, 4.5, left_in=0.9)
+    ax = fig.subplots()
+    r = results.runs.loc[keys]
+    r = r[r["tokens_per_s"].notna()].assign(threads=r["threads"].fillna(-1))
+    series = list(r.groupby(["host", "device", "dtype", "compile", "threads"], sort=False, dropna=False))
+    for (host, device, dtype, comp, th), g in series:
+        g = g.groupby("batch_size")["tokens_per_s"].max().sort_index()
+        label = " ".join(
+            x for x in ((host + ":") if results.multi_host else "", device, dtype,
+                        "" if comp in (None, "off") else f"compile={comp}", "" if th == -1 else f"t{int(th)}") if x
+        )  # fmt: skip
+        ax.plot(g.index, g.values, marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    batches = sorted({int(b) for b in r["batch_size"].dropna()})
+    if batches:
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.minorticks_off()
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("tokens/s (log)")
+    ax.set_title("throughput vs batch size, per device")
+    ax.grid(alpha=0.3, which="both")
+    if 0 < len(series) <= LEGEND_MAX:
+        ax.legend(fontsize=8)
+    return Plot(
+        "tokens", "tokens/s vs batch size", _png(fig),
+        "A line that rises steeply with batch means fixed per-step costs (launches, Python) dominate at small batch.",
+    )  # fmt: skip
+
+
+PROFILE_COLORS = {
+    "matmul": "#1f77b4", "attention": "#9467bd", "elementwise_norm": "#2ca02c", "optimizer": "#ff7f0e",
+    "data": "#8c564b", "other": "#7f7f7f",
+}  # fmt: skip
+PROFILE_LABELS = {"elementwise_norm": "elementwise/norm", "other": "other (Python, launches, idle)"}
+
+
+def step_breakdown(results: Results, keys: list[str]) -> Plot | None:
+    """One 100% stacked bar per profiled run: where a train step's time goes."""
+    keys = [k for k in keys if k in results.profiles]
+    if not keys:
+        return None
+    labels = _labels(results, keys)
+    fig = _figure(11, 1.2 + 0.32 * len(keys), left_in=_label_margin(labels), bottom_in=0.9)
+    ax = fig.subplots()
+    y = np.arange(len(keys))[::-1]
+    left = np.zeros(len(keys))
+    for cat, color in PROFILE_COLORS.items():
+        frac = np.array([float(results.profiles[k]["mean"]["fraction"].get(cat, 0.0)) * 100 for k in keys])
+        ax.barh(y, frac, left=left, color=color, height=0.6, label=PROFILE_LABELS.get(cat, cat))
+        for yi, lo, f in zip(y, left, frac, strict=True):
+            if f >= 7:
+                ax.text(lo + f / 2, yi, f"{f:.0f}%", ha="center", va="center", fontsize=7, color="white")
+        left += frac
+    for yi, k in zip(y, keys, strict=True):
+        m = results.profiles[k]["mean"]
+        note = f" {m['step_ms']:.3g} ms"
+        if m.get("kernel_launches_per_step"):
+            note += f", {m['kernel_launches_per_step']:.0f} kernels, {m.get('mean_gap_us', 0):.1f} us gaps"
+        ax.text(min(float(left.max()), 100) + 1, yi, note, va="center", fontsize=7)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_xlim(0, 135)
+    ax.set_xlabel("% of the profiled train step")
+    ax.set_title("where each step's time goes (bench run --profile)")
+    ax.legend(
+        loc="upper center", bbox_to_anchor=(0.45, -0.35 if len(keys) < 4 else -0.12), ncol=6, fontsize=8
+    )
+    return Plot(
+        "profile", "step breakdown", _png(fig),
+        "Exclusive time per category over the profiled steps (self time of ops on the CPU, kernel time on CUDA); "
+        "'other' is the rest of the step: Python, kernel launches, an idle device.",
+    )  # fmt: skip
+
+
+def all_plots(results: Results, keys: list[str]) -> list[Plot]:
+    """Every plot for the ok runs `keys` (in display order)."""
+    if not keys:
+        return []
+    plots = [loss_curves(results, keys), per_run(results, keys), tokens_vs_batch(results, keys)]
+    breakdown = step_breakdown(results, keys)
+    return plots + ([breakdown] if breakdown else [])

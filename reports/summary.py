@@ -1,0 +1,141 @@
+"""The summary table (one row per run) in text, markdown, CSV and JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pandas as pd
+
+from reports import fmt
+from reports.diagnosis import Finding
+from reports.load import Results
+
+COLUMNS = [
+    "host", "run", "device", "dtype", "batch", "compile", "threads", "ms/iter median [p10-p90]", "tokens/s",
+    "MFU (own peak)", "MFU vs A100 (nanoGPT)", "train loss", "val loss", "status",
+]  # fmt: skip
+
+CSV_COLUMNS = [
+    "host", "run_id", "device", "device_name", "dtype", "batch_size", "block_size", "compile", "threads",
+    "ms_median", "ms_p10", "ms_p90", "tokens_per_s", "achieved_flops_per_s", "mfu", "mfu_vs_a100",
+    "peak_value", "peak_source", "final_train_loss", "final_val_loss", "iters_done", "first_step_ms",
+    "eval_ms_total", "wall_s", "status", "error", "source", "results_dir",
+]  # fmt: skip
+
+STATUS_ORDER = {"ok": 0, "failed": 1, "interrupted": 2, "running": 3, "skipped": 4}
+
+
+def sorted_runs(results: Results) -> pd.DataFrame:
+    """Runs in reading order: host, device, dtype, compile, threads, batch."""
+    r = results.runs.copy()
+    if r.empty:
+        return r
+    r["_s"] = r["status"].map(STATUS_ORDER).fillna(5)
+    keys = ["_s", "host", "device", "dtype", "compile", "threads", "batch_size", "run_id"]
+    keys = [k for k in keys if k in r.columns]
+    return r.sort_values(keys, na_position="first").drop(columns="_s")
+
+
+def _mfu_cell(r: pd.Series) -> str:
+    if fmt.is_num(r.get("mfu")):
+        return fmt.pct(r["mfu"])
+    if r.get("status") == "ok":
+        return (
+            "peak unknown"
+            if r.get("peak_source") == "unknown" or not fmt.is_num(r.get("peak_value"))
+            else "-"
+        )
+    return "-"
+
+
+def _ms_cell(r: pd.Series) -> str:
+    if not fmt.is_num(r.get("ms_median")):
+        return "-"
+    return f"{fmt.ms(r['ms_median'])} [{fmt.ms(r.get('ms_p10'))}-{fmt.ms(r.get('ms_p90'))}]"
+
+
+def _device_cell(r: pd.Series) -> str:
+    name = r.get("device_name")
+    return f"{r['device']} ({name})" if name and name != r.get("device") else str(r.get("device"))
+
+
+def summary_table(results: Results) -> pd.DataFrame:
+    """The summary as display strings, one row per run."""
+    rows = []
+    for _, r in sorted_runs(results).iterrows():
+        threads = r.get("threads")
+        rows.append(
+            [
+                r["host"], r["run_id"], _device_cell(r), r.get("dtype") or "-",
+                str(int(r["batch_size"])) if fmt.is_num(r.get("batch_size")) else "-",
+                r.get("compile") or "-", str(int(threads)) if fmt.is_num(threads) else "-",
+                _ms_cell(r), fmt.count(r.get("tokens_per_s")), _mfu_cell(r), fmt.pct(r.get("mfu_vs_a100")),
+                fmt.loss(r.get("final_train_loss")), fmt.loss(r.get("final_val_loss")), r["status"],
+            ]
+        )  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def problem_runs(results: Results) -> list[tuple[str, str, str]]:
+    """(run, status, reason) for runs that did not finish ok."""
+    out = []
+    for key, r in sorted_runs(results).iterrows():
+        if r["status"] != "ok":
+            reason = r.get("error") or (
+                "the process died or is still running" if r["status"] == "running" else ""
+            )
+            out.append((results.label(key), r["status"], str(reason or "no reason recorded")))
+    return out
+
+
+def machine_table(results: Results) -> pd.DataFrame:
+    r = sorted_runs(results)
+    if r.empty:
+        return pd.DataFrame(columns=CSV_COLUMNS)
+    return r.reindex(columns=CSV_COLUMNS).reset_index(drop=True)
+
+
+def _text_table(df: pd.DataFrame) -> str:
+    cells = [list(df.columns)] + [[str(v) for v in row] for row in df.itertuples(index=False)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(df.columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    def esc(v: Any) -> str:
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(esc, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(map(esc, row)) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def render(results: Results, findings: list[Finding], form: str = "text") -> str:
+    """The terminal summary in one of text, md, csv, json."""
+    if form == "csv":
+        buf = io.StringIO()
+        machine_table(results).to_csv(buf, index=False)
+        return buf.getvalue()
+    if form == "json":
+        runs = json.loads(machine_table(results).to_json(orient="records"))
+        return json.dumps(
+            {"schema": "devicebench-report/1", "runs": runs, "findings": [f.to_dict() for f in findings]},
+            indent=2,
+        )
+    table = summary_table(results)
+    md = form == "md"
+    out = [_md_table(table) if md else _text_table(table)]
+    problems = problem_runs(results)
+    if problems:
+        out.append("")
+        out.append("Runs that did not finish:" if not md else "**Runs that did not finish:**\n")
+        out += [f"- {run}: {status}: {reason}" for run, status, reason in problems]
+    if findings:
+        out.append("")
+        out.append("Diagnosis:" if not md else "**Diagnosis:**\n")
+        out += [f"- [{f.severity}] {f.sentence}" for f in findings]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,277 @@
+"""Diagnosis rules on constructed results directories (cases a tiny CPU run cannot produce).
+
+Each directory follows docs/results-schema.md (reports.synthetic writes it); the figures each finding
+must quote are recomputed here from the files, not copied from the code under test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from reports import synthetic
+from reports.diagnosis import diagnose
+from reports.load import ReportError, load_results
+from reports.summary import render
+
+SHORT = {"max_iters": 200, "lr_decay_iters": 200, "eval_interval": 50}
+
+
+def kinds(findings, kind):
+    return [f for f in findings if f.kind == kind]
+
+
+def test_config_mismatch_names_the_differing_fields(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "cpu-a", train=SHORT)
+    synthetic.write_run(d, "cpu-b", train=SHORT)
+    synthetic.write_run(
+        d, "cpu-long", train={**SHORT, "max_iters": 400, "lr_decay_iters": 400, "learning_rate": 6e-4}
+    )
+    findings = diagnose(load_results(d))
+    (m,) = kinds(findings, "config_mismatch")
+    assert set(m.evidence["differs"]) == {"train.max_iters", "train.lr_decay_iters", "train.learning_rate"}
+    assert m.evidence["differs"]["train.max_iters"] == [400, 200]
+    assert m.severity == "warning"
+    assert "cpu-long" in m.sentence and "train.max_iters (400 vs 200)" in m.sentence
+    # only the two same-config runs are compared on loss
+    (agree,) = kinds(findings, "loss_agree")
+    assert sorted(agree.runs) == ["laptop/cpu-a", "laptop/cpu-b"]
+
+
+def test_only_batch_differs_is_info_and_eval_interval_is_not_a_config_difference(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "b12", train=SHORT)
+    synthetic.write_run(d, "b12-evals", train={**SHORT, "eval_interval": 25, "timing_warmup_iters": 3})
+    synthetic.write_run(d, "b24", batch_size=24, train=SHORT)
+    findings = diagnose(load_results(d))
+    (m,) = kinds(findings, "config_mismatch")
+    assert set(m.evidence["differs"]) == {"batch_size"} and m.severity == "info"
+    assert kinds(findings, "loss_agree")[0].runs == ["laptop/b12", "laptop/b12-evals"]
+
+
+@pytest.mark.parametrize(
+    ("offset", "dtype", "kind", "tol"),
+    [(0.01, "fp32", "loss_agree", 0.02), (0.03, "fp32", "loss_disagree", 0.02), (0.03, "bf16", "loss_agree", 0.05),
+     (0.3, "bf16", "loss_disagree", 0.05)],
+)  # fmt: skip
+def test_same_config_curves_agree_within_a_stated_tolerance(tmp_path, offset, dtype, kind, tol):
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "cpu", train=SHORT)
+    synthetic.write_run(
+        d, "cuda", device="cuda:0", device_name="GPU", dtype=dtype, train=SHORT, val_offset=offset
+    )
+    results = load_results(d)
+    (f,) = [f for f in diagnose(results) if f.kind.startswith("loss_")]
+    val = results.evals[results.evals["split"] == "val"].pivot(index="iter", columns="key", values="loss")
+    expected = float((val.max(axis=1) - val.min(axis=1)).max())
+    assert f.kind == kind
+    assert f.evidence["max_abs_val_diff"] == pytest.approx(expected)
+    assert f.evidence["tolerance"] == tol and f"tolerance {tol}" in f.sentence
+    assert f"{expected:.4f}" in f.sentence
+    assert f.evidence["shared_evals"] == len(val)
+
+
+def _peak_for_mfu(model_batch: int, ms: float, mfu: float) -> float:
+    fpt = synthetic.flops_per_token(synthetic.MODEL)
+    return fpt * model_batch * synthetic.MODEL["block_size"] / (ms / 1e3) / mfu
+
+
+def test_overhead_bound_series(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r", "desktop")
+    ms = {4: 10.0, 16: 10.5, 64: 11.5}
+    for b, m in ms.items():
+        synthetic.write_run(d, f"cuda-b{b}", host="desktop", device="cuda:0", device_name="GPU", batch_size=b, ms=m,
+                            peak=100e12, train=SHORT, seed=b)  # fmt: skip
+    results = load_results(d)
+    (f,) = kinds(diagnose(results), "overhead_bound")
+    r = results.runs.set_index("batch_size")
+    assert f.evidence["batch_ratio"] == 16
+    assert f.evidence["ms_ratio"] == pytest.approx(r.loc[64, "ms_median"] / r.loc[4, "ms_median"])
+    assert f.evidence["ms_ratio"] < 1.3
+    assert f.evidence["mfu_small"] == pytest.approx(r.loc[4, "mfu"])
+    assert "16x the batch (4 -> 64)" in f.sentence and "overhead-bound" in f.sentence
+    assert f"{r.loc[4, 'mfu'] * 100:.3g}%"[:4] in f.sentence
+    assert not kinds(diagnose(results), "compute_bound")
+
+
+def test_compute_bound_series_near_peak(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r")
+    peak = _peak_for_mfu(4, 10.0, 0.6)
+    for b in (4, 8, 16):
+        synthetic.write_run(d, f"cpu-b{b}", batch_size=b, ms=10.0 * b / 4, peak=peak, train=SHORT, seed=b)
+    findings = diagnose(load_results(d))
+    (f,) = kinds(findings, "compute_bound")
+    assert f.evidence["exponent"] == pytest.approx(1.0, abs=0.05)
+    assert f.evidence["mfu_large"] == pytest.approx(0.6, rel=0.05)
+    assert not kinds(findings, "overhead_bound")
+
+
+def test_eval_inclusive_timing_of_a_devicebench_run(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "cpu", ms=20.0, eval_ms=400.0, train=SHORT)
+    results = load_results(d)
+    (f,) = kinds(diagnose(results), "eval_in_timer")
+    steps = pd.read_csv(d / "runs/cpu/steps.csv").set_index("iter")["ms"]
+    evals = pd.read_csv(d / "runs/cpu/evals.csv").groupby("iter")["ms"].sum()
+    expected = {i: steps[i] + evals[i] for i in (50, 100, 150)}  # eval at iter i runs before step i
+    assert f.evidence["printed_by_iter"] == pytest.approx(expected)
+    worst = max(expected, key=expected.get)
+    assert f.evidence["iter"] == worst
+    assert f"would have printed {expected[worst]:.0f} ms for iter {worst}" in f.sentence
+    assert f.severity == "warning"
+
+
+def test_eval_spike_of_an_imported_nanogpt_log(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r", source="nanogpt-log")
+    synthetic.write_run(d, "cuda-bf16-b64-compile", device="cuda", dtype="bf16", ms=34.0, after_eval_ms=479.0,
+                        source="nanogpt-log", assumed=["dtype"], peak=None, train={"max_iters": 1000})  # fmt: skip
+    results = load_results(d)
+    findings = diagnose(results)
+    (f,) = kinds(findings, "eval_in_timer")
+    median = results.runs.iloc[0]["ms_median"]
+    assert f.evidence["iter"] == 250 and f.evidence["printed_ms"] == 479.0
+    assert f.evidence["eval_ms"] == pytest.approx(479.0 - median)
+    assert re.search(r"iter 250: 479 ms, of which ~44\d ms", f.sentence)
+    assert kinds(findings, "assumed_config")[0].evidence["assumed"] == ["dtype"]
+    assert kinds(findings, "peak_unknown")
+
+
+def test_headline_speedup_is_peak_ratio_times_mfu_ratio(tmp_path):
+    laptop = synthetic.write_sweep(tmp_path / "laptop", "laptop")
+    desktop = synthetic.write_sweep(
+        tmp_path / "desktop", "desktop", synthetic.hwinfo("desktop", gpus=("GPU",))
+    )
+    synthetic.write_run(laptop, "cpu", host="laptop", ms=120.0, peak=0.5e12, train=SHORT)
+    synthetic.write_run(laptop, "cpu-b24", host="laptop", batch_size=24, ms=260.0, peak=0.5e12, train=SHORT)
+    synthetic.write_run(desktop, "cuda", host="desktop", device="cuda:0", device_name="GPU", ms=8.0, peak=80e12,
+                        train=SHORT)  # fmt: skip
+    results = load_results([laptop, desktop])
+    (f,) = kinds(diagnose(results), "speedup")
+    runs = results.runs
+    fast, slow = runs.loc["desktop/cuda"], runs.loc["laptop/cpu"]  # cpu b12 beats b24 in tokens/s
+    assert f.evidence["slow"] == "laptop/cpu"
+    assert f.evidence["speedup"] == pytest.approx(fast["tokens_per_s"] / slow["tokens_per_s"])
+    assert f.evidence["peak_ratio"] == pytest.approx(160)
+    assert f.evidence["speedup"] == pytest.approx(f.evidence["peak_ratio"] * f.evidence["mfu_ratio"])
+    assert f.sentence.startswith("cuda:0 (GPU) on desktop is") and "faster than cpu" in f.sentence
+    assert "160x the peak FLOP/s" in f.sentence
+
+
+def test_headline_with_an_unknown_peak_says_which(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "cpu", ms=120.0, train=SHORT)
+    synthetic.write_run(d, "cuda", device="cuda:0", device_name="Mystery GPU", ms=8.0, peak=None, train=SHORT)
+    findings = diagnose(load_results(d))
+    (f,) = kinds(findings, "speedup")
+    assert f.evidence["peak_ratio"] is None
+    assert "the peak of cuda:0 (Mystery GPU) fp32 is unknown" in f.sentence
+    (p,) = kinds(findings, "peak_unknown")
+    assert p.runs == ["laptop/cuda"]
+    text = render(load_results(d), findings)
+    assert "peak unknown" in text  # the MFU cell says so, never a substitute figure
+
+
+def test_cpu_bf16_without_native_support_and_threads_beyond_cores(tmp_path):
+    hw = synthetic.hwinfo("laptop", physical_cores=2, features=("avx2", "fma", "avx512f"))
+    d = synthetic.write_sweep(tmp_path / "r", hw=hw)
+    synthetic.write_run(d, "fp32-t2", ms=50.0, threads=2, train=SHORT)
+    synthetic.write_run(d, "bf16-t2", dtype="bf16", ms=140.0, threads=2, train=SHORT)
+    synthetic.write_run(d, "fp32-t4", ms=65.0, threads=4, train=SHORT)
+    findings = diagnose(load_results(d))
+    (b,) = kinds(findings, "cpu_dtype")
+    assert b.severity == "warning" and "lacks avx512_bf16 and amx_bf16" in b.sentence
+    assert b.evidence["fp32_ms_median"] > 0 and b.evidence["ms_median"] / b.evidence["fp32_ms_median"] > 2
+    (t,) = kinds(findings, "cpu_threads")
+    assert t.severity == "warning" and t.evidence["physical_cores"] == 2
+    assert set(t.evidence["ms_by_threads"]) == {2, 4}
+    assert "2 physical cores" in t.sentence and "fastest: 2" in t.sentence
+
+
+def test_cpu_bf16_with_amx_is_native(tmp_path):
+    hw = synthetic.hwinfo("laptop", physical_cores=4, features=("avx512f", "avx512_bf16", "amx_bf16"))
+    d = synthetic.write_sweep(tmp_path / "r", hw=hw)
+    synthetic.write_run(d, "bf16", dtype="bf16", ms=30.0, threads=4, train=SHORT)
+    findings = diagnose(load_results(d))
+    (b,) = kinds(findings, "cpu_dtype")
+    assert b.severity == "info" and b.evidence["has"] == ["avx512_bf16", "amx_bf16"]
+    assert kinds(findings, "cpu_threads")[0].severity == "info"
+
+
+def test_compile_cost(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "cuda-compile", device="cuda:0", compile="on", ms=10.0, first_step_ms=30000.0,
+                        train=SHORT)  # fmt: skip
+    (w,) = kinds(diagnose(load_results(d)), "warmup_cost")
+    steps = pd.read_csv(d / "runs/cuda-compile/steps.csv")
+    assert w.evidence["share_of_train_time"] == pytest.approx(
+        (30000.0 - w.evidence["ms_median"]) / steps["ms"].sum()
+    )
+    assert "compilation" in w.sentence and w.severity == "warning"
+
+
+def test_failed_and_skipped_runs_are_listed_with_reasons(tmp_path, capsys):
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "ok", train=SHORT)
+    synthetic.write_run(d, "oom", status="failed", error="out of memory at batch size 4096", train=SHORT)
+    synthetic.write_run(
+        d, "cuda", status="skipped", error="CUDA is not available on this machine", train=SHORT
+    )
+    assert main(["report", str(d)]) == 0
+    out = capsys.readouterr().out
+    assert "oom: failed: out of memory at batch size 4096" in out
+    assert "cuda: skipped: CUDA is not available on this machine" in out
+    findings = diagnose(load_results(d))
+    assert all("laptop/oom" not in f.runs for f in findings)
+
+
+def test_newer_schema_is_refused_with_one_line(tmp_path, capsys):
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "ok", train=SHORT)
+    run_json = d / "runs/ok/run.json"
+    run_json.write_text(json.dumps({**json.loads(run_json.read_text()), "schema": "devicebench/3"}))
+    with pytest.raises(ReportError) as e:
+        load_results(d)
+    assert e.value.exit_code == 2
+    assert main(["report", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "devicebench/3" in err and "upgrade devicebench" in err
+
+
+@pytest.mark.parametrize("what", ["missing", "not-results", "corrupt"])
+def test_unusable_input_is_one_line(tmp_path, capsys, what):
+    path = tmp_path / what
+    if what == "not-results":
+        path.mkdir()
+    elif what == "corrupt":
+        synthetic.write_sweep(path)
+        (path / "sweep.json").write_text("{not json")
+    assert main(["report", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err
+
+
+def test_downsample_keeps_shape():
+    from reports.plots import downsample
+
+    x = np.arange(2000.0)
+    xs, ys = downsample(x, 2 * x, 300)
+    assert len(xs) == 300 and np.allclose(ys, 2 * xs) and xs[0] < 10 and xs[-1] > 1990
+
+
+@pytest.mark.parametrize("runs", ["none", "only-failed"])
+def test_page_without_finished_runs(tmp_path, capsys, runs):
+    d = synthetic.write_sweep(tmp_path / "r")
+    if runs == "only-failed":
+        synthetic.write_run(d, "oom", status="failed", error="out of memory at batch size 4096", train=SHORT)
+    out = tmp_path / "page.html"
+    assert main(["report", str(d), "--html", str(out)]) == 0
+    page = out.read_text()
+    assert '<section id="hardware">' in page and "data:image/png" not in page
+    assert ("out of memory at batch size 4096" in page) == (runs == "only-failed")
+    assert diagnose(load_results(d)) == []
