@@ -58,7 +58,9 @@ def main() -> None:
     step_ratio = statistics.median(b / a for b, a, _, _ in rows)
     wall_ratio = statistics.median(b / a for _, _, b, a in rows)
     print(f"reference recipe on cpu, {args.rounds} alternating rounds x {args.iters} iters")
-    print(f"  median ms/step   bench {statistics.median(r[0] for r in rows):.2f}   bare {statistics.median(r[1] for r in rows):.2f}")
+    print(
+        f"  median ms/step   bench {statistics.median(r[0] for r in rows):.2f}   bare {statistics.median(r[1] for r in rows):.2f}"
+    )
     print(f"  harness/bare, timed step:         {step_ratio:.3f}  (goal <= 1.03)")
     print(f"  harness/bare, loop wall per iter: {wall_ratio:.3f}  (goal <= 1.03)")
 

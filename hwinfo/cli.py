@@ -1,0 +1,77 @@
+"""The `hwinfo` command: devices, features, peak FLOP/s per dtype, and (with --measure) a timed matmul."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+
+_DTYPES = ("fp32", "tf32", "bf16", "fp16")
+
+
+def _dtype_list(text: str) -> list[str]:
+    dtypes = [d.strip() for d in text.split(",") if d.strip()]
+    bad = [d for d in dtypes if d not in _DTYPES]
+    if bad or not dtypes:
+        raise argparse.ArgumentTypeError(
+            f"unknown dtype {','.join(bad) or text!r}; choose from {','.join(_DTYPES)}"
+        )
+    return dtypes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hwinfo",
+        description="What this machine has (CPU, GPUs, what PyTorch can use) and each device's peak FLOP/s per dtype.",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the snapshot as JSON (schema devicebench-hwinfo/1)"
+    )
+    parser.add_argument(
+        "--measure",
+        action="store_true",
+        help="also time a matmul per dtype on every device and report it beside the spec peak (seconds)",
+    )
+    parser.add_argument(
+        "--dtypes",
+        type=_dtype_list,
+        default=list(_DTYPES),
+        metavar="LIST",
+        help="comma-separated dtypes to report and measure (default: fp32,tf32,bf16,fp16)",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the traceback on errors")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run hwinfo; results on stdout, progress and errors on stderr. Returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        from hwinfo.probe import build_snapshot
+        from hwinfo.render import render_text
+
+        def progress(message: str) -> None:
+            print(message, file=sys.stderr, flush=True)
+
+        snap = build_snapshot(measure=args.measure, dtypes=args.dtypes, progress=progress)
+        if args.json:
+            print(json.dumps(snap, indent=2))
+        else:
+            print(render_text(snap), end="")
+    except KeyboardInterrupt:
+        print("hwinfo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"hwinfo: error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

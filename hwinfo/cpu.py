@@ -1,0 +1,471 @@
+"""CPU probe: vendor, model, microarchitecture, cores, clocks, caches and SIMD/matrix features.
+
+Linux reads {root}/proc/cpuinfo and {root}/sys/devices/system/cpu (so tests pass a fake tree);
+other systems use py-cpuinfo and psutil (macOS adds sysctl for Apple's P/E core split).
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hwinfo.peaks import APPLE_CHIPS, apple_chip
+
+# Flags reported in cpu["features"] when present (x86 from "flags", Arm from "Features").
+FEATURE_FLAGS: tuple[str, ...] = (
+    "fma",
+    "avx2",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "amx_fp16",
+    "asimd",
+    "asimdhp",
+    "bf16",
+    "sve",
+    "sve2",
+    "sme",
+)
+
+_X86_VENDORS = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD", "HygonGenuine": "Hygon"}
+_ARM_IMPLEMENTERS = {
+    0x41: "ARM",
+    0x42: "Broadcom",
+    0x43: "Cavium",
+    0x48: "HiSilicon",
+    0x4E: "NVIDIA",
+    0x51: "Qualcomm",
+    0x61: "Apple",
+    0xC0: "Ampere",
+}
+_ARM_PARTS = {
+    0xD08: "Cortex-A72",
+    0xD0B: "Cortex-A76",
+    0xD0C: "Neoverse N1",
+    0xD40: "Neoverse V1",
+    0xD41: "Cortex-A78",
+    0xD44: "Cortex-X1",
+    0xD49: "Neoverse N2",
+    0xD4F: "Neoverse V2",
+}
+
+_INTEL_FAMILY6: dict[str, tuple[int, ...]] = {
+    "Haswell": (0x3C, 0x3F, 0x45, 0x46),
+    "Broadwell": (0x3D, 0x47, 0x4F, 0x56),
+    "Skylake": (0x4E, 0x5E, 0x8E, 0x9E, 0xA5, 0xA6),  # incl. Kaby/Coffee/Comet Lake
+    "Cannon Lake": (0x66,),
+    "Ice Lake": (0x7D, 0x7E),
+    "Tiger Lake": (0x8C, 0x8D),
+    "Rocket Lake": (0xA7,),
+    "Ice Lake-SP": (0x6A, 0x6C),
+    "Sapphire Rapids": (0x8F,),
+    "Emerald Rapids": (0xCF,),
+    "Granite Rapids": (0xAD, 0xAE),
+    "Sierra Forest": (0xAF,),
+    "Alder Lake": (0x97, 0x9A),
+    "Alder Lake-N": (0xBE,),
+    "Raptor Lake": (0xB7, 0xBA, 0xBF),
+    "Meteor Lake": (0xAA, 0xAC),
+    "Lunar Lake": (0xBD,),
+    "Arrow Lake": (0xC5, 0xC6),
+}
+
+
+def microarchitecture(
+    vendor: str | None,
+    family: int | None,
+    model: int | None,
+    stepping: int | None = None,
+    model_name: str | None = None,
+    arm_part: int | None = None,
+) -> str | None:
+    """The core microarchitecture from CPUID family/model (x86), part number (Arm) or brand (Apple)."""
+    if vendor == "Apple" or (model_name or "").startswith("Apple M"):
+        chip = apple_chip(model_name)
+        return chip.split()[0] + " " + chip.split()[1] if chip else None
+    if vendor == "ARM" and arm_part is not None:
+        return _ARM_PARTS.get(arm_part)
+    if family is None or model is None:
+        return None
+    if vendor == "Intel" and family == 6:
+        if model == 0x55:
+            if stepping is not None and stepping >= 10:
+                return "Cooper Lake"
+            return "Cascade Lake" if stepping is not None and stepping >= 5 else "Skylake-SP"
+        for name, models in _INTEL_FAMILY6.items():
+            if model in models:
+                return name
+        return None
+    if vendor == "AMD":
+        if family == 0x17:
+            return "Zen" if model < 0x30 else "Zen 2"
+        if family == 0x19:
+            if 0x10 <= model <= 0x1F or 0x60 <= model <= 0x7F or 0xA0 <= model <= 0xAF:
+                return "Zen 4"
+            return "Zen 3"
+        if family == 0x1A:
+            if 0x20 <= model <= 0x2F or 0x60 <= model <= 0x6F:
+                return "Zen 5 (256-bit datapath)"
+            return "Zen 5"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Linux
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(errors="replace").strip()
+    except OSError:
+        return None
+
+
+def _int(text: str | None, base: int = 10) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text.strip(), base)
+    except ValueError:
+        return None
+
+
+def parse_cpulist(text: str | None) -> list[int]:
+    """ "0-3,8,10-11" -> [0, 1, 2, 3, 8, 10, 11]."""
+    cpus: list[int] = []
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        try:
+            cpus.extend(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            continue
+    return cpus
+
+
+def parse_proc_cpuinfo(text: str) -> list[dict[str, str]]:
+    """One dict per "processor" block (plus any trailing key/value block, as on some Arm kernels)."""
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if current:
+                blocks.append(current)
+                current = {}
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            current[key.strip()] = value.strip()
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _size_kib(text: str | None) -> int | None:
+    """ "32K" / "1024K" / "32 MiB" / "65536" (bytes) -> KiB."""
+    m = re.fullmatch(r"(\d+)\s*([KMG]?)(?:i?B)?", (text or "").strip(), re.IGNORECASE)
+    if not m:
+        return None
+    n = int(m.group(1))
+    return {"": n // 1024, "K": n, "M": n * 1024, "G": n * 1024 * 1024}[m.group(2).upper()]
+
+
+def _caches(cpu_dir: Path) -> dict[str, int]:
+    caches: dict[str, int] = {}
+    for index in sorted(cpu_dir.glob("cpu0/cache/index*")):
+        level, kind, size = (_read(index / f) for f in ("level", "type", "size"))
+        kib = _size_kib(size)
+        if level is None or kib is None:
+            continue
+        suffix = {"Data": "d", "Instruction": "i"}.get(kind or "", "")
+        caches[f"l{level}{suffix}_kib"] = kib
+    return caches
+
+
+def _cpu_ids(cpu_dir: Path) -> list[int]:
+    ids = [_int(p.name[3:]) for p in cpu_dir.glob("cpu[0-9]*")]
+    return sorted(i for i in ids if i is not None)
+
+
+def _khz_to_mhz(text: str | None) -> float | None:
+    khz = _int(text)
+    return khz / 1000 if khz else None
+
+
+def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
+    """CPU facts from {root}/proc/cpuinfo and {root}/sys/devices/system/cpu."""
+    base = Path(root)
+    blocks = parse_proc_cpuinfo(_read(base / "proc/cpuinfo") or "")
+    procs = [b for b in blocks if "processor" in b] or blocks
+    first = procs[0] if procs else {}
+    cpu_dir = base / "sys/devices/system/cpu"
+
+    vendor_raw = first.get("vendor_id")
+    implementer = _int(first.get("CPU implementer"), 16)
+    part = _int(first.get("CPU part"), 16)
+    if vendor_raw:
+        vendor = _X86_VENDORS.get(vendor_raw, vendor_raw)
+    elif implementer is not None:
+        vendor = _ARM_IMPLEMENTERS.get(implementer, f"0x{implementer:02x}")
+    else:
+        vendor = None
+    model_name = first.get("model name") or first.get("Model name")
+    if (not model_name or model_name.startswith("ARMv")) and part is not None:
+        model_name = f"{vendor or 'Arm'} {_ARM_PARTS.get(part, f'part 0x{part:03x}')}"
+    family, model, stepping = (
+        _int(first.get("cpu family")),
+        _int(first.get("model")),
+        _int(first.get("stepping")),
+    )
+
+    flags = set((first.get("flags") or first.get("Features") or "").split())
+    features = [f for f in FEATURE_FLAGS if f in flags]
+
+    # Topology: a physical core is one set of thread siblings.
+    ids = _cpu_ids(cpu_dir)
+    siblings: dict[int, str] = {}
+    packages: set[str] = set()
+    for i in ids:
+        topo = cpu_dir / f"cpu{i}/topology"
+        sib = _read(topo / "core_cpus_list") or _read(topo / "thread_siblings_list")
+        if sib:
+            siblings[i] = sib
+        pkg = _read(topo / "physical_package_id")
+        if pkg is not None:
+            packages.add(pkg)
+    logical = len(procs) or len(ids) or None
+    if siblings:
+        physical: int | None = len(set(siblings.values()))
+    elif any("core id" in b for b in procs):
+        physical = len({(b.get("physical id"), b.get("core id")) for b in procs})
+    else:
+        physical = logical
+    proc_packages = {b["physical id"] for b in procs if "physical id" in b}
+    sockets = len(packages) or len(proc_packages) or 1
+
+    # Clocks: sysfs cpufreq, then /proc/cpuinfo, then py-cpuinfo.
+    clock_sources: dict[str, str] = {}
+    max_by_cpu = {i: _khz_to_mhz(_read(cpu_dir / f"cpu{i}/cpufreq/cpuinfo_max_freq")) for i in ids}
+    max_mhz = max((m for m in max_by_cpu.values() if m), default=None)
+    if max_mhz:
+        clock_sources["max_mhz"] = "sysfs cpufreq cpuinfo_max_freq"
+    base_mhz = _khz_to_mhz(_read(cpu_dir / "cpu0/cpufreq/base_frequency"))
+    if base_mhz:
+        clock_sources["base_mhz"] = "sysfs cpufreq base_frequency"
+    else:
+        m = re.search(r"@\s*([\d.]+)\s*GHz", model_name or "")
+        if m:
+            base_mhz = float(m.group(1)) * 1000
+            clock_sources["base_mhz"] = "the model name (@ ... GHz)"
+    current = [float(b["cpu MHz"]) for b in procs if _is_float(b.get("cpu MHz"))]
+    current_mhz = round(max(current), 1) if current else None
+    if current_mhz:
+        clock_sources["current_mhz"] = "/proc/cpuinfo 'cpu MHz'"
+    if not (max_mhz or base_mhz or current_mhz):
+        info = py_cpuinfo_dict()
+        hz = _first_hz(info.get("hz_advertised")) or _first_hz(info.get("hz_actual"))
+        if hz:
+            current_mhz = hz / 1e6
+            clock_sources["current_mhz"] = "py-cpuinfo"
+
+    uarch = microarchitecture(vendor, family, model, stepping, model_name, part if vendor == "ARM" else None)
+    groups = _hybrid_groups(base, siblings, max_by_cpu)
+    if groups is None:
+        groups = [{"type": "core", "count": physical, "max_mhz": max_mhz}]
+
+    return {
+        "vendor": vendor,
+        "vendor_id": vendor_raw or (f"0x{implementer:02x}" if implementer is not None else None),
+        "model_name": model_name,
+        "family": family,
+        "model": model,
+        "stepping": stepping,
+        "arm_part": f"0x{part:03x}" if part is not None else None,
+        "microarchitecture": uarch,
+        "sockets": sockets,
+        "physical_cores": physical,
+        "logical_cores": logical,
+        "core_groups": groups,
+        "base_mhz": base_mhz,
+        "max_mhz": max_mhz,
+        "current_mhz": current_mhz,
+        "clock_sources": clock_sources,
+        "caches": _caches(cpu_dir),
+        "features": features,
+        "probe": "linux /proc/cpuinfo + sysfs",
+    }
+
+
+def _hybrid_groups(
+    base: Path, siblings: dict[int, str], max_by_cpu: dict[int, float | None]
+) -> list[dict[str, Any]] | None:
+    """Intel hybrid parts list P-cores in /sys/devices/cpu_core/cpus and E-cores in cpu_atom/cpus."""
+    p_cpus = parse_cpulist(_read(base / "sys/devices/cpu_core/cpus"))
+    e_cpus = parse_cpulist(_read(base / "sys/devices/cpu_atom/cpus"))
+    if not p_cpus or not e_cpus:
+        return None
+    groups = []
+    for kind, cpus in (("performance", p_cpus), ("efficiency", e_cpus)):
+        cores = {siblings.get(c, str(c)) for c in cpus}
+        clocks = [max_by_cpu.get(c) for c in cpus if max_by_cpu.get(c)]
+        groups.append({"type": kind, "count": len(cores), "max_mhz": max(clocks) if clocks else None})
+    return groups
+
+
+def _is_float(text: str | None) -> bool:
+    try:
+        float(text or "")
+    except ValueError:
+        return False
+    return True
+
+
+def _first_hz(value: Any) -> float | None:
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], (int, float)) and value[0] > 0:
+        return float(value[0]) * (10 ** value[1] if len(value) > 1 and value[1] else 1)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# macOS, Windows and anything else: py-cpuinfo and psutil
+
+
+def py_cpuinfo_dict() -> dict[str, Any]:
+    """py-cpuinfo's get_cpu_info(), or {} when it is missing or fails (it may take a second)."""
+    try:
+        import cpuinfo
+
+        return dict(cpuinfo.get_cpu_info())
+    except Exception:
+        return {}
+
+
+def _default_sysctl(key: str) -> str | None:
+    try:
+        out = subprocess.run(["sysctl", "-n", key], capture_output=True, text=True, timeout=2, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def probe_cpu_generic(
+    info: dict[str, Any],
+    physical: int | None,
+    logical: int | None,
+    system: str,
+    sysctl: Callable[[str], str | None] | None = None,
+    max_mhz: float | None = None,
+) -> dict[str, Any]:
+    """CPU facts from a py-cpuinfo dict and psutil core counts (macOS, Windows, or no /proc)."""
+    model_name = info.get("brand_raw") or info.get("brand") or None
+    vendor_raw = info.get("vendor_id_raw") or None
+    vendor = _X86_VENDORS.get(vendor_raw or "", vendor_raw)
+    chip = apple_chip(model_name)
+    if chip:
+        vendor = "Apple"
+    family, model, stepping = (
+        info.get(k) if isinstance(info.get(k), int) else None for k in ("family", "model", "stepping")
+    )
+    flags = {str(f).lower() for f in info.get("flags") or []}
+    features = [f for f in FEATURE_FLAGS if f in flags]
+    clock_sources: dict[str, str] = {}
+    if max_mhz:
+        clock_sources["max_mhz"] = "psutil.cpu_freq().max"
+    base_mhz = None
+    hz = _first_hz(info.get("hz_advertised"))
+    if hz:
+        base_mhz = hz / 1e6
+        clock_sources["base_mhz"] = "py-cpuinfo hz_advertised"
+    caches: dict[str, int] = {}
+    for key, out_key in (
+        ("l1_data_cache_size", "l1d_kib"),
+        ("l2_cache_size", "l2_kib"),
+        ("l3_cache_size", "l3_kib"),
+    ):
+        kib = _size_kib(str(info.get(key) or ""))
+        if kib:
+            caches[out_key] = kib
+
+    groups: list[dict[str, Any]] | None = None
+    if chip:
+        features = sorted(
+            set(features) | {"asimd", "asimdhp"} | ({"bf16"} if not chip.startswith("Apple M1") else set())
+        )
+        features = [f for f in FEATURE_FLAGS if f in features]
+        groups, where = _apple_groups(chip, physical, sysctl)
+        clock_sources["max_mhz"] = f"Apple {chip} spec table (P/E core max clocks); split from {where}"
+        max_mhz = float(APPLE_CHIPS[chip]["p_mhz"])
+    if groups is None:
+        groups = [{"type": "core", "count": physical, "max_mhz": max_mhz}]
+    return {
+        "vendor": vendor,
+        "vendor_id": vendor_raw,
+        "model_name": model_name,
+        "family": family,
+        "model": model,
+        "stepping": stepping,
+        "arm_part": None,
+        "microarchitecture": microarchitecture(vendor, family, model, stepping, model_name),
+        "sockets": 1,
+        "physical_cores": physical,
+        "logical_cores": logical,
+        "core_groups": groups,
+        "base_mhz": base_mhz,
+        "max_mhz": max_mhz,
+        "current_mhz": None,
+        "clock_sources": clock_sources,
+        "caches": caches,
+        "features": features,
+        "probe": f"py-cpuinfo + psutil ({system})",
+    }
+
+
+def _apple_groups(
+    chip: str, physical: int | None, sysctl: Callable[[str], str | None] | None
+) -> tuple[list[dict[str, Any]], str]:
+    data = APPLE_CHIPS[chip]
+    p = e = None
+    where = "the chip table"
+    if sysctl is not None:
+        p, e = _int(sysctl("hw.perflevel0.physicalcpu")), _int(sysctl("hw.perflevel1.physicalcpu"))
+        if p and e is not None:
+            where = "sysctl hw.perflevel*"
+    if not p:
+        p, e = data["configs"][0]
+        for cp, ce in data["configs"]:
+            if physical == cp + ce:
+                p, e = cp, ce
+                where = "the chip table (matched to the core count)"
+                break
+    groups = [{"type": "performance", "count": p, "max_mhz": float(data["p_mhz"])}]
+    if e:
+        groups.append({"type": "efficiency", "count": e, "max_mhz": float(data["e_mhz"])})
+    return groups, where
+
+
+def probe_cpu(root: str = "/", system: str | None = None) -> dict[str, Any]:
+    """CPU facts for this machine (or for the fake tree under `root` on Linux)."""
+    system = system or platform.system()
+    if system == "Linux" and Path(root, "proc/cpuinfo").exists():
+        return probe_linux_cpu(root)
+    physical = logical = None
+    max_mhz = None
+    try:
+        import psutil
+
+        physical, logical = psutil.cpu_count(logical=False), psutil.cpu_count(logical=True)
+        freq = psutil.cpu_freq()
+        max_mhz = float(freq.max) if freq and freq.max else None
+    except Exception:
+        pass
+    sysctl = _default_sysctl if system == "Darwin" else None
+    return probe_cpu_generic(py_cpuinfo_dict(), physical, logical, system, sysctl=sysctl, max_mhz=max_mhz)

@@ -1,0 +1,426 @@
+"""Peak FLOP/s per dtype: CPU from cores x clock x FLOP/cycle, GPUs from the spec table.
+
+Never imports torch: reports/ calls `peak_for` on machines without it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from hwinfo.gpu_table import GPU_PEAKS
+
+DTYPES: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
+
+# nanoGPT's estimate_mfu denominator (A100 BF16 dense), used only for the labelled comparison.
+A100_BF16_PEAK_FLOPS = 312e12
+
+# AMX: 16x32 BF16 tile multiply per 16 cycles = 1024 BF16 FLOP/cycle/core (Intel 64 and IA-32
+# Architectures Optimization Reference Manual, AMX chapter).
+AMX_FLOP_PER_CYCLE = 1024
+_AMX_SRC = "AMX TMUL: 1024 FLOP/cycle/core (Intel Optimization Reference Manual, AMX chapter)"
+
+
+@dataclass(frozen=True)
+class CoreRate:
+    """FP32 FLOP per cycle of one core of a given type (FMA = 2 FLOP)."""
+
+    fp32: int
+    why: str
+
+
+@dataclass(frozen=True)
+class CpuUarch:
+    """FLOP/cycle per core type ("core", or "performance"/"efficiency" on hybrid chips)."""
+
+    name: str
+    rates: dict[str, CoreRate]
+    source: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _one(name: str, fp32: int, why: str, source: str) -> CpuUarch:
+    return CpuUarch(name, {"core": CoreRate(fp32, why)}, source)
+
+
+def _hybrid(name: str, p: tuple[int, str], e: tuple[int, str], source: str) -> CpuUarch:
+    p_rate = CoreRate(*p)
+    return CpuUarch(name, {"core": p_rate, "performance": p_rate, "efficiency": CoreRate(*e)}, source)
+
+
+_INTEL_SRC = "Intel 64 and IA-32 Architectures Optimization Reference Manual"
+_AMD_17H = "AMD Software Optimization Guide for Family 17h"
+_AMD_19H = "AMD Software Optimization Guide for Family 19h"
+_AMD_1AH = "AMD Software Optimization Guide for Family 1Ah"
+_ARM_SRC = "Arm Software Optimization Guide for the core"
+_APPLE_SRC = "Apple silicon: public microbenchmarks (Dougall Johnson's Firestorm/Icestorm tables)"
+_AVX2 = "AVX2, 2 x 256-bit FMA"
+_AVX512_1 = "AVX-512, 1 x 512-bit FMA"
+_AVX512_2 = "AVX-512, 2 x 512-bit FMA"
+_GOLDEN = (32, "P-core: AVX2, 2 x 256-bit FMA")
+_GRACEMONT = (16, "E-core: 2 x 128-bit FMA")
+
+CPU_UARCHS: dict[str, CpuUarch] = {
+    u.name: u
+    for u in (
+        _one("Haswell", 32, _AVX2, _INTEL_SRC),
+        _one("Broadwell", 32, _AVX2, _INTEL_SRC),
+        _one("Skylake", 32, _AVX2, _INTEL_SRC),
+        _one("Skylake-SP", 64, _AVX512_2, _INTEL_SRC),
+        _one("Cascade Lake", 64, _AVX512_2, _INTEL_SRC),
+        _one("Cooper Lake", 64, _AVX512_2, _INTEL_SRC),
+        _one("Cannon Lake", 32, _AVX512_1, _INTEL_SRC),
+        _one("Ice Lake", 32, _AVX512_1 + " (client core)", _INTEL_SRC),
+        _one("Tiger Lake", 32, _AVX512_1 + " (client core)", _INTEL_SRC),
+        _one("Rocket Lake", 32, _AVX512_1 + " (client core)", _INTEL_SRC),
+        _one("Ice Lake-SP", 64, _AVX512_2, _INTEL_SRC),
+        _one("Sapphire Rapids", 64, _AVX512_2, _INTEL_SRC),
+        _one("Emerald Rapids", 64, _AVX512_2, _INTEL_SRC),
+        _one("Granite Rapids", 64, _AVX512_2, _INTEL_SRC),
+        _one("Sierra Forest", 16, "E-core: 2 x 128-bit FMA", _INTEL_SRC),
+        _one("Alder Lake-N", 16, "E-core: 2 x 128-bit FMA", _INTEL_SRC),
+        _hybrid("Alder Lake", _GOLDEN, _GRACEMONT, _INTEL_SRC),
+        _hybrid("Raptor Lake", _GOLDEN, _GRACEMONT, _INTEL_SRC),
+        _hybrid("Meteor Lake", _GOLDEN, (16, "E-core: 2 x 128-bit FMA"), _INTEL_SRC),
+        _hybrid("Lunar Lake", _GOLDEN, (32, "E-core (Skymont): 4 x 128-bit FMA"), _INTEL_SRC),
+        _hybrid("Arrow Lake", _GOLDEN, (32, "E-core (Skymont): 4 x 128-bit FMA"), _INTEL_SRC),
+        _one("Zen", 16, "AVX2 split into 2 x 128-bit FMA", _AMD_17H),
+        _one("Zen 2", 32, _AVX2, _AMD_17H),
+        _one("Zen 3", 32, _AVX2, _AMD_19H),
+        _one("Zen 4", 32, "AVX-512 on a 256-bit datapath, 2 x 256-bit FMA", _AMD_19H),
+        _one("Zen 5", 64, "AVX-512 on a full 512-bit datapath, 2 x 512-bit FMA", _AMD_1AH),
+        _one("Zen 5 (256-bit datapath)", 32, "AVX-512 on a 256-bit datapath (mobile Zen 5)", _AMD_1AH),
+        _one("Cortex-A72", 16, "NEON, 2 x 128-bit FMA", _ARM_SRC),
+        _one("Cortex-A76", 16, "NEON, 2 x 128-bit FMA", _ARM_SRC),
+        _one("Cortex-A78", 16, "NEON, 2 x 128-bit FMA", _ARM_SRC),
+        _one("Cortex-X1", 32, "NEON, 4 x 128-bit FMA", _ARM_SRC),
+        _one("Neoverse N1", 16, "NEON, 2 x 128-bit FMA", _ARM_SRC),
+        _one("Neoverse N2", 16, "NEON/SVE2, 2 x 128-bit FMA", _ARM_SRC),
+        _one("Neoverse V1", 32, "NEON 4 x 128-bit or SVE 2 x 256-bit FMA", _ARM_SRC),
+        _one("Neoverse V2", 32, "NEON/SVE2, 4 x 128-bit FMA", _ARM_SRC),
+        *(
+            _hybrid(
+                f"Apple {gen}",
+                (32, "P-core: NEON, 4 x 128-bit FMA"),
+                (16, "E-core: NEON, 2 x 128-bit FMA"),
+                _APPLE_SRC,
+            )
+            for gen in ("M1", "M2", "M3", "M4")
+        ),
+    )
+}
+
+# Apple chips: (performance cores, efficiency cores) configurations, full first, and P/E max clocks (MHz).
+APPLE_CHIPS: dict[str, dict[str, Any]] = {
+    "Apple M1": {"configs": [(4, 4)], "p_mhz": 3204, "e_mhz": 2064},
+    "Apple M1 Pro": {"configs": [(8, 2), (6, 2)], "p_mhz": 3228, "e_mhz": 2064},
+    "Apple M1 Max": {"configs": [(8, 2)], "p_mhz": 3228, "e_mhz": 2064},
+    "Apple M1 Ultra": {"configs": [(16, 4)], "p_mhz": 3228, "e_mhz": 2064},
+    "Apple M2": {"configs": [(4, 4)], "p_mhz": 3504, "e_mhz": 2424},
+    "Apple M2 Pro": {"configs": [(8, 4), (6, 4)], "p_mhz": 3504, "e_mhz": 2424},
+    "Apple M2 Max": {"configs": [(8, 4)], "p_mhz": 3696, "e_mhz": 2424},
+    "Apple M2 Ultra": {"configs": [(16, 8)], "p_mhz": 3696, "e_mhz": 2424},
+    "Apple M3": {"configs": [(4, 4)], "p_mhz": 4056, "e_mhz": 2748},
+    "Apple M3 Pro": {"configs": [(6, 6), (5, 6)], "p_mhz": 4056, "e_mhz": 2748},
+    "Apple M3 Max": {"configs": [(12, 4), (10, 4)], "p_mhz": 4056, "e_mhz": 2748},
+    "Apple M3 Ultra": {"configs": [(24, 8), (20, 8)], "p_mhz": 4056, "e_mhz": 2748},
+    "Apple M4": {"configs": [(4, 6), (4, 4)], "p_mhz": 4400, "e_mhz": 2850},
+    "Apple M4 Pro": {"configs": [(10, 4), (8, 4)], "p_mhz": 4512, "e_mhz": 2592},
+    "Apple M4 Max": {"configs": [(12, 4), (10, 4)], "p_mhz": 4512, "e_mhz": 2592},
+}
+
+
+def apple_chip(model_name: str | None) -> str | None:
+    """The APPLE_CHIPS key for a brand string such as "Apple M2 Pro", else None."""
+    m = re.search(r"\bApple (M\d)(?: (Pro|Max|Ultra))?\b", model_name or "")
+    if not m:
+        return None
+    key = f"Apple {m.group(1)}" + (f" {m.group(2)}" if m.group(2) else "")
+    return key if key in APPLE_CHIPS else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# CPU
+
+
+def _unknown(detail: str) -> dict[str, Any]:
+    return {"value": None, "source": "unknown", "detail": detail}
+
+
+def fmt_flops(value: float | None) -> str:
+    """166150400000.0 -> "166.2 GFLOP/s"; None -> "unknown"."""
+    if value is None:
+        return "unknown"
+    for scale, unit in ((1e12, "TFLOP/s"), (1e9, "GFLOP/s"), (1e6, "MFLOP/s")):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value:.0f} FLOP/s"
+
+
+def _avx512_fma_units(model_name: str) -> int:
+    """Skylake-SP/Cascade Lake: Bronze, Silver and most Gold 5xxx have one AVX-512 FMA unit."""
+    if re.search(r"\b(Bronze|Silver)\b", model_name):
+        return 1
+    m = re.search(r"\bGold (5\d{3})", model_name)
+    if m and m.group(1) not in ("5122", "5222"):
+        return 1
+    if re.search(r"i7-78[02]0X", model_name):
+        return 1
+    return 2
+
+
+def _clock(cpu: dict[str, Any]) -> tuple[float | None, str]:
+    """The clock the peak uses: max/boost when known, else base, else the current clock."""
+    sources = cpu.get("clock_sources") or {}
+    for key, label in (("max_mhz", "max/boost"), ("base_mhz", "base"), ("current_mhz", "current")):
+        mhz = cpu.get(key)
+        if mhz:
+            where = sources.get(key, "unknown source")
+            caveat = "" if key == "max_mhz" else "; no max/boost clock known, so the true peak may be higher"
+            return float(mhz), f"{label} clock {mhz:.0f} MHz from {where}{caveat}"
+    return None, "no clock known"
+
+
+def _core_groups(cpu: dict[str, Any]) -> list[dict[str, Any]]:
+    groups = cpu.get("core_groups")
+    if groups:
+        return groups
+    return [{"type": "core", "count": cpu.get("physical_cores"), "max_mhz": None}]
+
+
+def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Peak FLOP/s of a CPU per dtype from cores x clock x FLOP/cycle (see CPU_UARCHS for sources)."""
+    out: dict[str, dict[str, Any]] = {
+        "tf32": _unknown("tf32 is a CUDA tensor-core matmul mode, not a CPU dtype"),
+    }
+    uarch_name = cpu.get("microarchitecture")
+    uarch = CPU_UARCHS.get(uarch_name or "")
+    ident = cpu.get("model_name") or "this CPU"
+    if uarch is None:
+        why = (
+            f"microarchitecture of {ident} not in the FLOP/cycle table"
+            if uarch_name is None
+            else f"no FLOP/cycle entry for {uarch_name}"
+        )
+        for dtype in ("fp32", "bf16", "fp16"):
+            out[dtype] = _unknown(why + "; run hwinfo --measure for a measured figure")
+        return _ordered(out)
+    mhz, clock_desc = _clock(cpu)
+    groups = _core_groups(cpu)
+    if mhz is None or any(not g.get("count") for g in groups):
+        why = "clock unknown" if mhz is None else "core count unknown"
+        for dtype in ("fp32", "bf16", "fp16"):
+            out[dtype] = _unknown(f"{why} for {ident}")
+        return _ordered(out)
+
+    features = set(cpu.get("features") or [])
+    fp32_terms: list[tuple[int, float, int, str]] = []  # (cores, mhz, flop/cycle, core type)
+    for g in groups:
+        rate = uarch.rates.get(g["type"]) or uarch.rates["core"]
+        flop = rate.fp32
+        if (
+            uarch.name in ("Skylake-SP", "Cascade Lake")
+            and _avx512_fma_units(cpu.get("model_name") or "") == 1
+        ):
+            flop = 32
+        fp32_terms.append((int(g["count"]), float(g.get("max_mhz") or mhz), flop, g["type"]))
+
+    fma_why = "; ".join(sorted({(uarch.rates.get(t) or uarch.rates["core"]).why for *_, t in fp32_terms}))
+    if uarch.name in ("Skylake-SP", "Cascade Lake"):
+        units = _avx512_fma_units(cpu.get("model_name") or "")
+        fma_why = f"AVX-512, {units} x 512-bit FMA (Bronze/Silver/Gold 5xxx have 1, Gold 6xxx/Platinum 2)"
+    clock_note = clock_desc if len({m for _, m, _, _ in fp32_terms}) == 1 else "per-core-type max clocks"
+    fp32 = _sum_terms(fp32_terms, 1)
+    out["fp32"] = {
+        "value": fp32,
+        "source": "spec",
+        "detail": f"{_terms_text(fp32_terms, 1, 'FP32')} = {fmt_flops(fp32)}; {clock_note}; "
+        f"{uarch.name}: {fma_why} ({uarch.source})",
+    }
+    emulated = f"at most the fp32 peak ({fmt_flops(fp32)}); PyTorch's CPU kernels for it may be far slower"
+    is_arm = bool(features & {"asimd", "sve"}) or uarch.name.startswith(("Apple", "Cortex", "Neoverse"))
+
+    if "amx_bf16" in features:
+        out["bf16"] = _amx(fp32_terms, clock_note)
+    elif "avx512_bf16" in features or (is_arm and "bf16" in features):
+        how = "avx512_bf16 VDPBF16PS" if "avx512_bf16" in features else "Arm BFDOT"
+        value = _sum_terms(fp32_terms, 2)
+        out["bf16"] = {
+            "value": value,
+            "source": "spec",
+            "detail": f"{_terms_text(fp32_terms, 2, 'BF16')} = {fmt_flops(value)} ({how}: two "
+            f"multiply-adds per FP32 lane, 2x the FP32 rate); {clock_note}",
+        }
+    else:
+        out["bf16"] = {
+            "value": fp32,
+            "source": "spec",
+            "detail": f"emulated: no avx512_bf16/AMX-BF16 (x86) or BF16 (Arm) instructions, bf16 is "
+            f"converted to fp32; {emulated}",
+            "emulated": True,
+        }
+
+    if "amx_fp16" in features:
+        out["fp16"] = _amx(fp32_terms, clock_note)
+    elif "avx512_fp16" in features or (is_arm and "asimdhp" in features):
+        how = "AVX512-FP16" if "avx512_fp16" in features else "Arm FP16 NEON (asimdhp)"
+        value = _sum_terms(fp32_terms, 2)
+        out["fp16"] = {
+            "value": value,
+            "source": "spec",
+            "detail": f"{_terms_text(fp32_terms, 2, 'FP16')} = {fmt_flops(value)} ({how}: twice the "
+            f"lanes of FP32); {clock_note}",
+        }
+    else:
+        out["fp16"] = {
+            "value": fp32,
+            "source": "spec",
+            "detail": f"emulated: no avx512_fp16/AMX-FP16 (x86) or asimdhp (Arm) instructions, fp16 is "
+            f"converted to fp32; {emulated}",
+            "emulated": True,
+        }
+    return _ordered(out)
+
+
+def _amx(terms: list[tuple[int, float, int, str]], clock_note: str) -> dict[str, Any]:
+    amx_terms = [(n, mhz, AMX_FLOP_PER_CYCLE, t) for n, mhz, _, t in terms]
+    value = _sum_terms(amx_terms, 1)
+    return {
+        "value": value,
+        "source": "spec",
+        "detail": f"{_terms_text(amx_terms, 1, 'AMX')} = {fmt_flops(value)}; {clock_note} (AMX runs "
+        f"at a lower licence clock under load); {_AMX_SRC}",
+    }
+
+
+def _sum_terms(terms: list[tuple[int, float, int, str]], factor: int) -> float:
+    return float(sum(n * mhz * 1e6 * flop * factor for n, mhz, flop, _ in terms))
+
+
+def _terms_text(terms: list[tuple[int, float, int, str]], factor: int, what: str) -> str:
+    names = {"core": "cores", "performance": "P-cores", "efficiency": "E-cores"}
+    return " + ".join(
+        f"{n} {names.get(t, t)} x {mhz:.0f} MHz x {flop * factor} {what} FLOP/cycle"
+        for n, mhz, flop, t in terms
+    )
+
+
+def _ordered(peaks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {d: peaks[d] for d in DTYPES if d in peaks}
+
+
+# ---------------------------------------------------------------------------------------------------
+# GPUs
+
+_MOBILE = re.compile(r"\b(laptop|mobile|max q|maxq)\b")
+
+
+def normalise_gpu_name(name: str) -> str:
+    """Lower case, vendor words and punctuation dropped: "NVIDIA A100-SXM4-80GB" -> "a100 sxm4 80gb"."""
+    text = name.lower().replace("(tm)", " ").replace("(r)", " ")
+    text = re.sub(r"[^a-z0-9]+", " ", text)
+    text = re.sub(r"\b(nvidia|geforce|tesla|quadro|amd|instinct|radeon)\b", " ", text)
+    return " ".join(text.split())
+
+
+def lookup_gpu(name: str) -> dict[str, Any] | None:
+    """The spec-table entry for a device name (exact key or pattern match), or None when unknown.
+
+    Returns {"key", "peaks": {dtype: FLOP/s | None}, "notes": {dtype: str}, "source", "match"}.
+    Apple rows are scaled to the GPU core count when the name says "(N-core GPU)".
+    """
+    if not name or not name.strip():
+        return None
+    wanted = name.strip().lower()
+    norm = normalise_gpu_name(name)
+    mobile = bool(_MOBILE.search(norm))
+    for row in GPU_PEAKS:
+        if row["key"].lower() == wanted:
+            return _entry(row, name, "exact")
+    for row in GPU_PEAKS:
+        if mobile:
+            continue  # laptop parts run at other clocks and power limits: no desktop figure for them
+        if any(re.search(p, norm) for p in row["match"]):
+            return _entry(row, name, "pattern")
+    return None
+
+
+def _entry(row: dict[str, Any], name: str, how: str) -> dict[str, Any]:
+    scale = 1.0
+    source = row["source"]
+    cores = row.get("gpu_cores")
+    m = re.search(r"(\d+)[- ]core", name.lower())
+    if cores and m and int(m.group(1)) != cores:
+        scale = int(m.group(1)) / cores
+        source = f"{source}; scaled from {cores} to {m.group(1)} GPU cores"
+    peaks = {d: (None if row["tflops"].get(d) is None else row["tflops"][d] * 1e12 * scale) for d in DTYPES}
+    return {
+        "key": row["key"],
+        "peaks": peaks,
+        "notes": dict(row.get("notes", {})),
+        "source": source,
+        "match": how,
+    }
+
+
+def gpu_peaks(name: str) -> dict[str, dict[str, Any]]:
+    """Per-dtype {"value", "source", "detail"} for a GPU name; "unknown" said plainly when not in the table."""
+    entry = lookup_gpu(name)
+    if entry is None:
+        why = f"'{name}' is not in the GPU spec table (hwinfo/gpu_table.py); no figure borrowed from another chip"
+        if _MOBILE.search(normalise_gpu_name(name or "")):
+            why += " (laptop GPUs run at their own clocks and power limits)"
+        return {d: _unknown(why) for d in DTYPES}
+    out: dict[str, dict[str, Any]] = {}
+    for dtype in DTYPES:
+        value = entry["peaks"][dtype]
+        note = entry["notes"].get(dtype)
+        if value is None:
+            out[dtype] = _unknown(f"{entry['key']}: {note or 'no spec figure'}")
+            continue
+        detail = f"{entry['key']} ({entry['source']})"
+        if note:
+            detail += f"; {note}"
+        out[dtype] = {"value": value, "source": "spec", "detail": detail}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading a snapshot
+
+
+def _find_device(snapshot: dict[str, Any], device: str) -> dict[str, Any] | None:
+    devices = snapshot.get("devices") or []
+    wanted = {device}
+    if ":" not in device:
+        wanted.add(f"{device}:0")
+    elif device.endswith(":0"):
+        wanted.add(device.split(":")[0])
+    for entry in devices:
+        if entry.get("device") in wanted:
+            return entry
+    return None
+
+
+def peak_for(snapshot: dict[str, Any], device: str, dtype: str) -> dict[str, Any]:
+    """The peak to divide by: the spec value when known, else the measured one, else unknown.
+
+    `device` is "cpu", "cuda" (= cuda:0), "cuda:1", "mps", "xpu:0", ... Returns {"value", "source", "detail"}.
+    """
+    entry = _find_device(snapshot, device)
+    if entry is None:
+        return _unknown(f"device {device} is not in the hwinfo snapshot")
+    peak = (entry.get("peaks") or {}).get(dtype)
+    if peak is None:
+        return _unknown(f"no {dtype} peak recorded for {device}")
+    if peak.get("value") is not None and peak.get("source") == "spec":
+        return {"value": peak["value"], "source": "spec", "detail": peak.get("detail", "")}
+    if peak.get("measured") is not None:
+        return {
+            "value": peak["measured"],
+            "source": "measured",
+            "detail": f"measured {dtype} matmul on {entry.get('name') or device} (no spec peak: "
+            f"{peak.get('detail', 'unknown')})",
+        }
+    return _unknown(peak.get("detail") or f"no {dtype} peak for {device}")
