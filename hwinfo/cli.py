@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIST",
         help="comma-separated dtypes to report and measure (default: fp32,tf32,bf16,fp16)",
     )
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="ask PyTorch again instead of reusing its cached answer (cached per torch install, "
+        "environment and device nodes, so that hwinfo answers in well under a second)",
+    )
     parser.add_argument("--debug", action="store_true", help="show the traceback on errors")
     return parser
 
@@ -54,7 +60,13 @@ def main(argv: list[str] | None = None) -> int:
         def progress(message: str) -> None:
             print(message, file=sys.stderr, flush=True)
 
-        snap = build_snapshot(measure=args.measure, dtypes=args.dtypes, progress=progress)
+        snap = build_snapshot(
+            measure=args.measure,
+            dtypes=args.dtypes,
+            progress=progress,
+            torch_cache=True,
+            refresh=args.refresh,
+        )
         if args.json:
             print(json.dumps(snap, indent=2))
         else:

@@ -158,11 +158,15 @@ def build_snapshot(
     nvml_module: Any = _NVML_UNSET,
     torch_part: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    torch_cache: bool = False,
+    refresh: bool = False,
 ) -> dict[str, Any]:
     """The snapshot dict (see `hwinfo.snapshot`).
 
     `nvml_module=None` skips NVML; tests pass a fake module. `torch_part` replaces the torch probe
     (the shape `hwinfo.torch_probe.probe_torch` returns), so tests can describe a CUDA machine.
+    `torch_cache=True` reuses PyTorch's answer from an earlier call (see probe_torch_cached) unless
+    `refresh` or `measure` (which imports torch anyway).
     """
     dtypes = list(dtypes or DTYPES)
     bad = [d for d in dtypes if d not in DTYPES]
@@ -179,9 +183,9 @@ def build_snapshot(
         "notes": ["PyTorch not probed (use_torch=False)"],
     }
     if torch_part is None and use_torch:
-        from hwinfo.torch_probe import probe_torch
+        from hwinfo.torch_probe import probe_torch, probe_torch_cached
 
-        torch_part = probe_torch()
+        torch_part = probe_torch_cached(refresh=refresh) if torch_cache and not measure else probe_torch()
     torch_part = torch_part or no_torch
     notes.extend(torch_part["notes"])
     cpu.update(torch_part["cpu"])

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import glob
+import hashlib
+import importlib.util
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 
@@ -92,3 +101,85 @@ def _safe(fn: Any) -> Any:
         return fn()
     except Exception:
         return None
+
+
+CACHE_VERSION = 1
+# What can change PyTorch's answer without changing its install: thread settings, visible devices.
+_ENV_KEYS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
+             "ROCR_VISIBLE_DEVICES", "ZE_AFFINITY_MASK", "PYTORCH_ENABLE_MPS_FALLBACK")  # fmt: skip
+
+
+def cache_dir() -> Path:
+    """$DEVICEBENCH_CACHE, else $XDG_CACHE_HOME/devicebench, else ~/.cache/devicebench."""
+    if os.environ.get("DEVICEBENCH_CACHE"):
+        return Path(os.environ["DEVICEBENCH_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "devicebench"
+
+
+def _fingerprint() -> str | None:
+    """What PyTorch's view depends on: this interpreter, torch's installed files, the environment and
+    the device nodes and driver. None when torch is not installed (nothing to cache)."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.origin:
+        return None
+    torch_dir = Path(spec.origin).parent
+    parts = [sys.executable, str(torch_dir), str(CACHE_VERSION), platform.platform()]
+    for f in ("version.py", "__init__.py"):
+        try:
+            st = (torch_dir / f).stat()
+            parts.append(f"{f}:{st.st_mtime_ns}:{st.st_size}")
+        except OSError:
+            parts.append(f"{f}:missing")
+    parts += [f"{k}={os.environ.get(k, '')}" for k in _ENV_KEYS]
+    parts += sorted(glob.glob("/dev/nvidia*") + glob.glob("/dev/dri/*") + glob.glob("/dev/kfd"))
+    try:
+        parts.append(Path("/proc/driver/nvidia/version").read_text())
+    except OSError:
+        pass
+    try:
+        parts.append(str(os.cpu_count()) + ":" + str(sorted(os.sched_getaffinity(0))))
+    except (AttributeError, OSError):
+        parts.append(str(os.cpu_count()))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+
+
+def _torch_imported() -> bool:
+    return "torch" in sys.modules
+
+
+def probe_torch_cached(refresh: bool = False, directory: Path | None = None) -> dict[str, Any]:
+    """probe_torch(), remembered per interpreter, torch install, environment and device nodes.
+
+    `import torch` costs a second or more; with the answer cached, `hwinfo` answers in well under one.
+    Anything that could change the answer (a new torch, a driver, CUDA_VISIBLE_DEVICES, threads)
+    changes the fingerprint, so a stale answer is never reused.
+    """
+    key = _fingerprint()
+    if key is None:
+        return probe_torch()
+    path = (directory or cache_dir()) / f"torch-probe-{key}.json"
+    if not refresh:
+        try:
+            cached = json.loads(path.read_text())
+            if cached.get("cache_version") == CACHE_VERSION:
+                part = cached["probe"]
+                part["notes"] = [*part.get("notes", []), f"PyTorch's view cached {cached['created']} "
+                                 "(hwinfo --refresh asks PyTorch again)"]  # fmt: skip
+                return part
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    pristine = (
+        not _torch_imported()
+    )  # a process that may have changed torch's threads must not cache its view
+    part = probe_torch()
+    if not pristine:
+        return part
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime())
+        tmp.write_text(json.dumps({"cache_version": CACHE_VERSION, "created": created, "probe": part}))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: no cache, just slower
+    return part

@@ -15,6 +15,20 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Keep the tests' caches (hwinfo's PyTorch probe, downloads) out of the user's ~/.cache."""
+    import os
+
+    old = os.environ.get("DEVICEBENCH_CACHE")
+    os.environ["DEVICEBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("DEVICEBENCH_CACHE", None)
+    else:
+        os.environ["DEVICEBENCH_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def shakespeare():
     from model.dataset import CharDataset
