@@ -144,7 +144,12 @@ class Sweep:
         """Run every spec; returns {run_id: status}. Raises Interrupted on Ctrl-C."""
         statuses: dict[str, str] = {}
         bar = tqdm(
-            total=len(specs), desc="sweep", unit="run", file=sys.stderr, position=0, disable=not self.progress
+            total=len(specs),
+            desc="sweep",
+            unit="run",
+            file=sys.stderr,
+            position=0,
+            disable=None if self.progress else True,
         )
         try:
             for spec in specs:
@@ -277,7 +282,7 @@ class Sweep:
                 eval_ms_total += ms
 
         bar = tqdm(total=t.max_iters, desc=spec.run_id, unit="it", file=sys.stderr, position=1, leave=False,
-                   disable=not self.progress, mininterval=0.5)  # fmt: skip
+                   disable=None if self.progress else True, mininterval=0.5)  # fmt: skip
         it = 0
         try:
             for it in range(t.max_iters):

@@ -266,9 +266,14 @@ def tokens_vs_batch(results: Results, keys: list[str]) -> Plot:
     if batches:
         ax.set_xticks(batches, [str(b) for b in batches])
         ax.minorticks_off()
-    ax.set_yscale("log")
+    values = r["tokens_per_s"].to_numpy(dtype=float)
+    if len(values) and values.max() > 10 * values.min():
+        ax.set_yscale("log")
+        ax.set_ylabel("tokens/s (log)")
+    else:  # a narrow range reads better on a linear axis from zero
+        ax.set_ylim(0, float(values.max()) * 1.15 if len(values) else 1)
+        ax.set_ylabel("tokens/s")
     ax.set_xlabel("batch size")
-    ax.set_ylabel("tokens/s (log)")
     ax.set_title("throughput vs batch size, per device")
     ax.grid(alpha=0.3, which="both")
     if 0 < len(series) <= LEGEND_MAX:

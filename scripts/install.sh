@@ -15,8 +15,12 @@ if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   "$VENV/bin/python" -m pip install -q -e '.[test]'
 else
   "$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[test]'
-  if "$VENV/bin/python" -m pip list 2>/dev/null | grep -qi '^nvidia-'; then
-    echo "error: CUDA wheels were installed on a CPU install: $("$VENV/bin/python" -m pip list 2>/dev/null | grep -i '^nvidia-' | tr '\n' ' ')" >&2
+  # No CUDA wheels on a CPU install: no nvidia-* package but NVML's binding (nvidia-ml-py, a few hundred kB),
+  # and a torch built without CUDA.
+  packages=$("$VENV/bin/python" -m pip list --format=freeze 2>/dev/null)
+  cuda_wheels=$(printf '%s\n' "$packages" | grep -i '^nvidia-' | grep -vi '^nvidia-ml-py=' || true)
+  if [ -n "$cuda_wheels" ] || ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.version.cuda is not None)"; then
+    echo "error: a CPU install pulled CUDA wheels: $(echo $cuda_wheels) (torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)'))" >&2
     exit 1
   fi
 fi
