@@ -18,7 +18,17 @@ from bench.config import TrainConfig
 from bench.train import lr_at
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16"]
-SHORT = ["--iters", "30", "--eval-interval", "10", "--eval-iters", "2", "--warmup-iters", "3", "--no-progress"]
+SHORT = [
+    "--iters",
+    "30",
+    "--eval-interval",
+    "10",
+    "--eval-iters",
+    "2",
+    "--warmup-iters",
+    "3",
+    "--no-progress",
+]
 
 
 def bench_run(out: Path, *extra: str) -> int:
@@ -48,7 +58,12 @@ def test_sweep_writes_schema_1_directory(sweep_dir):
     assert sweep["hwinfo"]["schema"].startswith("devicebench-hwinfo/")
     assert sweep["spec"]["train"]["max_iters"] == 30
     runs = sorted(p.name for p in (sweep_dir / "runs").iterdir())
-    assert runs == ["cpu-fp32-b4-eager-t1", "cpu-fp32-b4-eager-t2", "cpu-fp32-b8-eager-t1", "cpu-fp32-b8-eager-t2"]
+    assert runs == [
+        "cpu-fp32-b4-eager-t1",
+        "cpu-fp32-b4-eager-t2",
+        "cpu-fp32-b8-eager-t1",
+        "cpu-fp32-b8-eager-t2",
+    ]
 
 
 def test_run_records_every_step_evals_apart_and_warmup_out_of_medians(sweep_dir):
@@ -64,7 +79,9 @@ def test_run_records_every_step_evals_apart_and_warmup_out_of_medians(sweep_dir)
     assert summary["ms_median"] == pytest.approx(statistics.median(timed), rel=1e-3, abs=1e-3)
     assert summary["ms_p10"] <= summary["ms_median"] <= summary["ms_p90"]
     assert summary["tokens_per_s"] == pytest.approx(8 * 16 / (summary["ms_median"] / 1e3))
-    assert summary["achieved_flops_per_s"] == pytest.approx(run["flops_per_iter"] / (summary["ms_median"] / 1e3))
+    assert summary["achieved_flops_per_s"] == pytest.approx(
+        run["flops_per_iter"] / (summary["ms_median"] / 1e3)
+    )
     assert summary["mfu_vs_a100"] == pytest.approx(summary["achieved_flops_per_s"] / 312e12)
     if run["peak_flops"]["value"]:
         assert summary["mfu"] == pytest.approx(summary["achieved_flops_per_s"] / run["peak_flops"]["value"])
@@ -203,9 +220,14 @@ def test_bad_config_is_one_clear_line(tmp_path, capsys):
 
 def test_toml_config_then_flags_over_it(tmp_path):
     cfg = tmp_path / "s.toml"
-    cfg.write_text('[model]\nn_layer = 1\nn_head = 2\nn_embd = 32\nblock_size = 16\n[sweep]\nbatch_sizes = [3]\nhost = "box"\n')
+    cfg.write_text(
+        '[model]\nn_layer = 1\nn_head = 2\nn_embd = 32\nblock_size = 16\n[sweep]\nbatch_sizes = [3]\nhost = "box"\n'
+    )
     out = tmp_path / "r"
-    assert main(["run", "--config", str(cfg), "--devices", "cpu", *SHORT, "--iters", "6", "--out", str(out)]) == 0
+    assert (
+        main(["run", "--config", str(cfg), "--devices", "cpu", *SHORT, "--iters", "6", "--out", str(out)])
+        == 0
+    )
     run = run_json(out, "cpu-fp32-b3-eager")
     assert run["model"]["n_embd"] == 32 and run["host"] == "box" and run["summary"]["iters_done"] == 6
 
