@@ -111,6 +111,17 @@ class BenchConfig:
             raise ConfigError("every sweep axis needs at least one value")
 
 
+def config_from_dict(spec: dict) -> BenchConfig:
+    """The BenchConfig a sweep.json 'spec' was written from (for --resume)."""
+    train = dict(spec.get("train", {}))
+    try:
+        return BenchConfig(
+            GPTConfig(**spec.get("model", {})), TrainConfig(**train), SweepConfig(**spec.get("sweep", {}))
+        )
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"the stored sweep configuration cannot be read: {e}") from None
+
+
 def _update(obj, values: dict, section: str):
     known = {f.name for f in fields(obj)}
     unknown = sorted(set(values) - known)

@@ -101,6 +101,14 @@ def config_from_args(args: argparse.Namespace):
     return cfg
 
 
+_CONFIG_FLAGS = ("config", "devices", "batch_sizes", "dtypes", "compile", "threads", "iters", "eval_interval",
+                 "eval_iters", "warmup_iters", "seed", "n_layer", "n_head", "n_embd", "block_size", "host")  # fmt: skip
+
+
+def _config_flags_given(args: argparse.Namespace) -> bool:
+    return any(getattr(args, k, None) is not None for k in _CONFIG_FLAGS)
+
+
 def estimate_seconds(cfg, spec, hw: dict) -> float | None:
     """A rough time for one run, from FLOPs and the device's spec peak (no measurement)."""
     from hwinfo.peaks import peak_for
@@ -125,6 +133,16 @@ def run(args: argparse.Namespace) -> int:
     from bench.train import DeviceUnavailable
 
     cfg = config_from_args(args)
+    if (
+        args.resume
+        and args.out
+        and (Path(args.out) / "sweep.json").exists()
+        and not _config_flags_given(args)
+    ):
+        from bench.config import config_from_dict
+        from bench.results import ResultsDir
+
+        cfg = config_from_dict(ResultsDir(Path(args.out)).read_sweep()["spec"])  # the sweep's own config
     devices, unavailable = resolve_devices(cfg.sweep.devices)
     if len(unavailable) == len(devices):
         raise DeviceUnavailable("; ".join(unavailable.values()))
@@ -153,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         statuses = sweep.run_all(specs, unavailable, resume=args.resume)
     except Interrupted as e:
-        print(f"interrupted during {e}; finished runs are kept; complete with: bench run ... --out {out} --resume",
+        print(f"interrupted during {e}; finished runs are kept; complete them with: bench run --out {out} --resume",
               file=sys.stderr)  # fmt: skip
         return 130
     print(out)

@@ -123,8 +123,8 @@ class Sweep:
             old = self.results.read_sweep()
             if old.get("spec") != self.cfg.to_dict():
                 raise ResultsError(
-                    f"{self.results.root} holds a sweep with a different configuration; --resume needs the same "
-                    "flags and config file (see its sweep.json 'command')"
+                    f"{self.results.root} holds a sweep with a different configuration: resume it with "
+                    f"`bench run --out {self.results.root} --resume` alone, or the same flags as its sweep.json 'command'"
                 )
             return
         self.results.write_sweep(

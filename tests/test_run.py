@@ -193,7 +193,7 @@ def test_ctrl_c_marks_run_interrupted_keeps_finished_and_resume_completes(tmp_pa
 
     monkeypatch.setattr(train_mod.Trainer, "train_step", real_step)
     assert bench_run(out, "--batch-sizes", "4,8,2") == 2  # exists: needs --resume
-    assert bench_run(out, "--batch-sizes", "4,8,2", "--resume") == 0
+    assert main(["run", "--out", str(out), "--resume", "--no-progress"]) == 0  # the sweep's own config
     assert run_json(out, "cpu-fp32-b4-eager")["started"] == first["started"]  # not rerun
     for run_id in ("cpu-fp32-b8-eager", "cpu-fp32-b2-eager"):
         assert run_json(out, run_id)["status"] == "ok"
