@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
+import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-
-import tomllib
 
 from model.config import GPTConfig
 

@@ -19,7 +19,7 @@ import platform
 import statistics
 import sys
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 SCHEMA = "devicebench-gate/1"
@@ -259,7 +259,7 @@ def run_train_step(args: argparse.Namespace) -> int:
         atomic_write_json(path, {
             "schema": SCHEMA,
             "kind": "train-step",
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "workload": workload,
             "measurement": {"trials": trials, "steps_per_trial": steps, "warmup_steps": args.warmup_steps,
                             "order": "AB, BA alternating; per-trial medians"},
@@ -349,7 +349,7 @@ def run_pytest_benchmark(args: argparse.Namespace) -> int:
         atomic_write_json(path, {
             "schema": SCHEMA,
             "kind": "pytest-benchmark",
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "source": str(args.pytest_benchmark),
             "reference_benchmark": args.reference_benchmark,
             "machine": gate_pytest.machine(current_raw),

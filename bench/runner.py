@@ -11,7 +11,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -129,8 +129,8 @@ class Sweep:
             return
         self.results.write_sweep(
             {
-                "sweep_id": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + self.host,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "sweep_id": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + self.host,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "host": self.host,
                 "hwinfo": self.hw,
                 "software": software_versions(),
@@ -415,7 +415,7 @@ def _first_line(e: BaseException) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _say(msg: str) -> None:

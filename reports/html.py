@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 
@@ -267,7 +267,7 @@ def render_html(results: Results, findings: list[Finding]) -> str:
     plots = {p.name: p for p in all_plots(results, ok_keys)}
     dirs = ", ".join(s["_path"] for s in results.sweeps)
     hosts = sorted({str(s.get("host")) for s in results.sweeps})
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     nav = "".join(f'<a href="#{sid}">{escape(title)}</a>' for sid, title in SECTIONS)
     body = {
         "summary": _headline(results, findings) + _summary(results),

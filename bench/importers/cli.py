@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 FORMATS = ("nanogpt",)
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         run = nanogpt.build_run(log, cfg, peak, step_summary, str(Path(path).resolve()), host, device_name)
         imported.append((nanogpt.run_id(cfg), run))
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     out.write_sweep(
         {
             "sweep_id": now.strftime("%Y%m%dT%H%M%SZ") + "-" + host,
