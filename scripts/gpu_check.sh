@@ -19,9 +19,9 @@ run $PY -m bench run --devices cpu,cuda --iters "$ITERS" --out "$OUT/cpu-vs-cuda
 # Where the GPU stops being overhead-bound: batch x dtype x compile (eager, inductor, CUDA graphs).
 # (eager: every dtype; compiled: bf16 only, each compile costs ~a minute; fits a 10-minute call on an H100)
 run $PY -m bench run --devices cuda --iters 300 --eval-interval 150 --batch-sizes 12,64,256,1024 \
-    --dtypes fp32,tf32,bf16 --out "$OUT/cuda-eager" --host gpu-eager --no-progress --profile 5
+    --dtypes fp32,tf32,bf16 --out "$OUT/cuda-eager" --no-progress --profile 5
 run $PY -m bench run --devices cuda --iters 300 --eval-interval 150 --batch-sizes 12,256 \
-    --dtypes bf16 --compile on,reduce-overhead --out "$OUT/cuda-compiled" --host gpu-compiled --no-progress --profile 5
+    --dtypes bf16 --compile on,reduce-overhead --out "$OUT/cuda-compiled" --no-progress --profile 5
 run $PY -m bench report "$OUT/cpu-vs-cuda" "$OUT/cuda-eager" "$OUT/cuda-compiled" --html "$OUT/report.html"
 run $PY - "$OUT/cpu-vs-cuda" <<'PY'
 import csv, sys, pathlib
