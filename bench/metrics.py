@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-A100_PEAK_FLOPS = 312e12  # nanoGPT's estimate_mfu denominator (A100 bf16 dense), on every device
+from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS  # nanoGPT's denominator on every device
 
 
 def percentile(values: list[float], q: float) -> float:

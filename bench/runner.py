@@ -10,7 +10,7 @@ import platform
 import socket
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from bench.config import BenchConfig
 from bench.metrics import step_summary
 from bench.results import ResultsDir, ResultsError, atomic_write_json
 from bench.train import DeviceUnavailable, DtypeUnsupported, Trainer, parse_device
+from hwinfo.peaks import peak_for
 from model.dataset import CharDataset
 from model.gpt import flops_per_iter, flops_per_token
 
@@ -81,12 +82,6 @@ def device_name(device: torch.device, hw: dict) -> str:
         if d.get("kind") == device.type:
             return d.get("name") or device.type
     return hw.get("cpu", {}).get("model_name") or platform.processor() or device.type
-
-
-def _peak(hw: dict, device: str, dtype: str) -> dict:
-    from hwinfo.peaks import peak_for
-
-    return peak_for(hw, device, dtype)
 
 
 class Interrupted(Exception):
@@ -177,7 +172,7 @@ class Sweep:
 
     def _meta(self, spec: RunSpec, device: torch.device | None) -> dict:
         cfg = self.cfg
-        model = replace(cfg.model)
+        model = cfg.model
         fpi = flops_per_iter(model, spec.batch_size)
         return {
             "status": "running",
@@ -198,7 +193,7 @@ class Sweep:
             "flops_per_token": flops_per_token(model),
             "flops_per_iter": fpi,
             "tokens_per_iter": spec.batch_size * model.block_size,
-            "peak_flops": _peak(self.hw, spec.device, spec.dtype),
+            "peak_flops": peak_for(self.hw, spec.device, spec.dtype),
         }
 
     def run_one(self, spec: RunSpec) -> str:

@@ -16,7 +16,6 @@ import pandas as pd
 
 SCHEMA = "devicebench/2"
 SCHEMA_VERSION = 2
-A100_PEAK_FLOPS = 312e12  # the denominator nanoGPT's estimate_mfu uses on every device
 
 # Train keys that change what a run computes (its loss curve); the others only change when it is
 # evaluated or which steps are timed.

@@ -30,12 +30,12 @@ from typing import Any
 
 from bench.config import TrainConfig
 from bench.config import lr_at as schedule_lr_at
+from hwinfo.peaks import A100_BF16_PEAK_FLOPS as NANOGPT_PEAK_FLOPS  # estimate_mfu's denominator
 from model import flops
 from model.config import GPTConfig
 
 TRAIN_SCHEDULE_KEYS = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iters", "decay_lr", "max_iters")
 
-NANOGPT_PEAK_FLOPS = 312e12  # estimate_mfu's denominator: A100 bf16 dense, whatever the device
 TIMING_WARMUP_ITERS = 5  # nanoGPT starts its own MFU average at the 5th iteration of a process
 GPT2_VOCAB_SIZE = 50304  # train.py's vocab_size when the dataset has no meta.pkl
 
