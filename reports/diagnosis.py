@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS
 from reports import fmt
-from reports.load import A100_PEAK_FLOPS, LOSS_NEUTRAL_TRAIN_KEYS, Results, step_ms_spanned
+from reports.load import LOSS_NEUTRAL_TRAIN_KEYS, Results, step_ms_spanned
 
 # Same config and seed give the same batches on every device, so val curves differ only by numerics.
 LOSS_TOLERANCE_FP32 = 0.02

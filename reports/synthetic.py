@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from reports.load import A100_PEAK_FLOPS, SCHEMA
+from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS
+from reports.load import SCHEMA
 
 MODEL = {
     "n_layer": 4,
