@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -29,14 +31,44 @@ class ResultsError(RuntimeError):
     exit_code = 2
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_label(text: Any, max_len: int = 100) -> str:
+    """A run id or host label reduced to [A-Za-z0-9._-]: never a path separator, never '.' or '..'.
+
+    Runs of other characters become '-'; leading dots and dashes are dropped; empty becomes 'x'.
+    """
+    out = _UNSAFE.sub("-", str(text)).lstrip(".-")[:max_len].rstrip(".-")
+    return out or "x"
+
+
+def strict(data: Any) -> Any:
+    """data with every non-finite float (NaN, inf) replaced by None, so it serialises as strict JSON."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: strict(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [strict(v) for v in data]
+    if hasattr(data, "item") and not isinstance(data, (str, bytes)):
+        return strict(data.item())
+    return data
+
+
+def dumps_strict(data: Any, indent: int | None = 2) -> str:
+    """Strict JSON (null, never NaN or Infinity)."""
+    return json.dumps(strict(data), indent=indent, default=_json_default, allow_nan=False)
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON to a temp file beside path, fsync, then rename over path."""
+    """Write strict JSON to a temp file beside path, fsync, then rename over path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=_json_default)
+            f.write(dumps_strict(data))
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
@@ -127,6 +159,10 @@ class ResultsDir:
         return self.root / "sweep.json"
 
     def run_dir(self, run_id: str) -> Path:
+        """runs/<run_id>; a run id outside the safe alphabet (see safe_label) is refused, so no write
+        can land outside the results directory."""
+        if not isinstance(run_id, str) or safe_label(run_id) != run_id:
+            raise ResultsError(f"unsafe run id {run_id!r}: only letters, digits, '.', '_' and '-' are allowed")
         return self.root / "runs" / run_id
 
     def exists(self) -> bool:
