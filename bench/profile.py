@@ -22,6 +22,8 @@ import statistics
 import time
 from typing import Any
 
+from hwinfo.units import flops
+
 SCHEMA = "devicebench-profile/1"
 CATEGORIES = ("matmul", "attention", "elementwise_norm", "optimizer", "data", "other")
 PHASES = ("data", "forward", "backward", "clip", "optimizer")
@@ -463,13 +465,6 @@ def _pct(x: float | None) -> str:
     return f"{100 * (x or 0.0):.0f}%"
 
 
-def _flops(x: float) -> str:
-    for unit, scale in (("TFLOP/s", 1e12), ("GFLOP/s", 1e9), ("MFLOP/s", 1e6)):
-        if x >= scale:
-            return f"{x / scale:.3g} {unit}"
-    return f"{x:.3g} FLOP/s"
-
-
 _LABEL = {"elementwise_norm": "elementwise/norm"}
 
 
@@ -485,7 +480,7 @@ def summarize_profile(profile: dict) -> str:
     for cat in sorted(CATEGORIES, key=lambda c: -frac.get(c, 0.0)):
         text = f"{_pct(frac.get(cat))} {_LABEL.get(cat, cat)}"
         if cat == "matmul" and profile.get("matmul_flops_per_s"):
-            text += f" at {_flops(profile['matmul_flops_per_s'])}"
+            text += f" at {flops(profile['matmul_flops_per_s'])}"
             if profile.get("matmul_fraction_of_peak"):
                 text += f" ({_pct(profile['matmul_fraction_of_peak'])} of peak)"
         parts.append(text)

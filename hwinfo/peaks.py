@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hwinfo.gpu_table import GPU_PEAKS
+from hwinfo.units import flops
 
 DTYPES: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
 
@@ -149,13 +150,8 @@ def _unknown(detail: str) -> dict[str, Any]:
 
 
 def fmt_flops(value: float | None) -> str:
-    """166150400000.0 -> "166.2 GFLOP/s"; None -> "unknown"."""
-    if value is None:
-        return "unknown"
-    for scale, unit in ((1e12, "TFLOP/s"), (1e9, "GFLOP/s"), (1e6, "MFLOP/s")):
-        if value >= scale:
-            return f"{value / scale:.1f} {unit}"
-    return f"{value:.0f} FLOP/s"
+    """166150400000.0 -> "166 GFLOP/s"; None -> "unknown" (hwinfo.units.flops, the one formatter)."""
+    return flops(value)
 
 
 def _avx512_fma_units(model_name: str) -> int:

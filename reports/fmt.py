@@ -2,28 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-
-def is_num(x: Any) -> bool:
-    """A finite number (not None, not NaN)."""
-    try:
-        return x is not None and math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False
-
-
-def sig(x: float, digits: int = 3) -> str:
-    """x with `digits` significant digits, no exponent for everyday magnitudes."""
-    if not is_num(x):
-        return "-"
-    x = float(x)
-    if x == 0:
-        return "0"
-    mag = math.floor(math.log10(abs(x)))
-    decimals = max(digits - 1 - mag, 0)
-    return f"{x:,.{decimals}f}"
+from hwinfo.units import bytes_per_s, flops, is_num, nbytes, sig  # noqa: F401 - one formatter everywhere
 
 
 def ms(x: Any) -> str:
@@ -49,17 +30,6 @@ def count(x: Any) -> str:
         return "-"
     x = float(x)
     return f"{x:,.0f}" if abs(x) >= 100 else sig(x)
-
-
-def flops(x: Any) -> str:
-    """FLOP/s in T/G/M units."""
-    if not is_num(x):
-        return "unknown"
-    x = float(x)
-    for unit, scale in (("PFLOP/s", 1e15), ("TFLOP/s", 1e12), ("GFLOP/s", 1e9), ("MFLOP/s", 1e6)):
-        if abs(x) >= scale:
-            return f"{sig(x / scale)} {unit}"
-    return f"{sig(x)} FLOP/s"
 
 
 def loss(x: Any) -> str:

@@ -1,0 +1,62 @@
+"""Numbers as people read them, in one place for hwinfo, bench and reports: FLOP/s, bytes/s, bytes.
+
+Torch-free and import-free, at the bottom of the layers (hwinfo -> bench -> reports), so every part can
+use it and a figure prints the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def is_num(x: Any) -> bool:
+    """A finite number (not None, not NaN, not a bool)."""
+    if isinstance(x, bool):
+        return False
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def sig(x: Any, digits: int = 3) -> str:
+    """x with `digits` significant digits, thousands separators, no exponent; "-" when not a number."""
+    if not is_num(x):
+        return "-"
+    x = float(x)
+    if x == 0:
+        return "0"
+    mag = math.floor(math.log10(abs(x)))
+    decimals = max(digits - 1 - mag, 0)
+    return f"{x:,.{decimals}f}"
+
+
+def _scaled(x: Any, units: tuple[tuple[str, float], ...], base: str, digits: int) -> str:
+    if not is_num(x):
+        return "unknown"
+    x = float(x)
+    for unit, scale in units:
+        if abs(x) >= scale:
+            return f"{sig(x / scale, digits)} {unit}"
+    return f"{sig(x, digits)} {base}"
+
+
+_FLOPS_UNITS = (("PFLOP/s", 1e15), ("TFLOP/s", 1e12), ("GFLOP/s", 1e9), ("MFLOP/s", 1e6))
+_BW_UNITS = (("TB/s", 1e12), ("GB/s", 1e9), ("MB/s", 1e6), ("kB/s", 1e3))
+_BYTES_UNITS = (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3))
+
+
+def flops(x: Any, digits: int = 3) -> str:
+    """FLOP/s: 166150400000.0 -> "166 GFLOP/s"; None -> "unknown"."""
+    return _scaled(x, _FLOPS_UNITS, "FLOP/s", digits)
+
+
+def bytes_per_s(x: Any, digits: int = 3) -> str:
+    """Bandwidth in decimal units: 2.05e10 -> "20.5 GB/s"; None -> "unknown"."""
+    return _scaled(x, _BW_UNITS, "B/s", digits)
+
+
+def nbytes(x: Any, digits: int = 3) -> str:
+    """A size in decimal units: 2.68e8 -> "268 MB"; None -> "unknown"."""
+    return _scaled(x, _BYTES_UNITS, "B", digits)
