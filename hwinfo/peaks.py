@@ -149,6 +149,48 @@ def _unknown(detail: str) -> dict[str, Any]:
     return {"value": None, "source": "unknown", "detail": detail}
 
 
+_SUFFIX = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
+_PEAK_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kMGTP]?)\s*(?:FLOP/?s?|FLOPS)?\s*$")
+
+
+def parse_peak_flops(items: list[str] | str) -> dict[str, float]:
+    """User peaks from "DTYPE=VALUE" items ("fp32=1.35e12", "bf16=2.7T", "fp16=900 GFLOP/s").
+
+    Comma-separated items are split too. Raises ValueError with one line naming what is wrong.
+    """
+    if isinstance(items, str):
+        items = [items]
+    out: dict[str, float] = {}
+    for item in (part.strip() for text in items for part in str(text).split(",")):
+        if not item:
+            continue
+        dtype, sep, text = item.partition("=")
+        dtype = dtype.strip().lower()
+        if not sep or dtype not in DTYPES:
+            raise ValueError(
+                f"--peak-flops takes DTYPE=VALUE with DTYPE one of {', '.join(DTYPES)}, e.g. fp32=1.35e12 or "
+                f"bf16=2.7T; got {item!r}"
+            )
+        m = _PEAK_RE.match(text)
+        value = float(m.group(1)) * _SUFFIX[m.group(2)] if m else float("nan")
+        if not (value > 0 and value < 1e19):
+            raise ValueError(
+                f"--peak-flops {dtype}: {text.strip()!r} is not a FLOP/s figure above 0 (e.g. 1.35e12, 1.35T, 1350G)"
+            )
+        out[dtype] = value
+    return out
+
+
+def user_peak(value: float, dtype: str, what: str = "") -> dict[str, Any]:
+    """A peak the user gave (--peak-flops), labelled `user`."""
+    where = f" for {what}" if what else ""
+    return {
+        "value": float(value),
+        "source": "user",
+        "detail": f"given by the user{where}: {dtype} {flops(value)}",
+    }
+
+
 def fmt_flops(value: float | None) -> str:
     """166150400000.0 -> "166 GFLOP/s"; None -> "unknown" (hwinfo.units.flops, the one formatter)."""
     return flops(value)
