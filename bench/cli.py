@@ -6,8 +6,12 @@ Each subcommand's module is imported only when that subcommand runs, so `bench -
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 # subcommand -> (module, help). Each module has add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS = {
@@ -36,6 +40,28 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a CI time-out, `timeout`, `docker stop`), handled as Ctrl-C is: runs end interrupted, resumable."""
+
+    signal_name = "SIGTERM"
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -50,10 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     module = importlib.import_module(SUBCOMMANDS[command][0])
     try:
-        return int(module.run(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        with _sigterm_as_interrupt():
+            return int(module.run(args) or 0)
+    except KeyboardInterrupt as e:
+        name = getattr(e, "signal_name", "Ctrl-C")
+        print(f"interrupted by {name}", file=sys.stderr)
+        return 143 if name == "SIGTERM" else 130
     except Exception as e:  # noqa: BLE001 - an error ends as one line; --debug shows the traceback
         if args.debug:
             raise

@@ -162,7 +162,9 @@ class ResultsDir:
         """runs/<run_id>; a run id outside the safe alphabet (see safe_label) is refused, so no write
         can land outside the results directory."""
         if not isinstance(run_id, str) or safe_label(run_id) != run_id:
-            raise ResultsError(f"unsafe run id {run_id!r}: only letters, digits, '.', '_' and '-' are allowed")
+            raise ResultsError(
+                f"unsafe run id {run_id!r}: only letters, digits, '.', '_' and '-' are allowed"
+            )
         return self.root / "runs" / run_id
 
     def exists(self) -> bool:
@@ -185,6 +187,18 @@ class ResultsDir:
 
     def new_run(self, run_id: str, meta: dict) -> RunWriter:
         return RunWriter(self.run_dir(run_id), {"run_id": run_id, **meta})
+
+    def lock(self, command: str):  # placeholder until the real writer lock lands (issue 15)
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def record_failed(self, run_id: str, meta: dict, reason: str) -> None:
+        """A run that could not start (its model could not be built): run.json only, status failed."""
+        atomic_write_json(
+            self.run_dir(run_id) / "run.json",
+            {"schema": SCHEMA, "run_id": run_id, **meta, "status": "failed", "error": reason},
+        )
 
     def record_skipped(self, run_id: str, meta: dict, reason: str) -> None:
         """A run that was never started (device or dtype not available): run.json only."""

@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="complete the runs of --out that did not finish")
     p.add_argument("--dry-run", action="store_true", help="print the plan and an estimated time, run nothing")
     p.add_argument(
-        "--profile", nargs="?", type=int, const=5, default=0, metavar="N",
+        "--profile", nargs="?", type=int, const=5, default=None, metavar="N",
         help="after each run's final eval, profile N extra steps (default 5) into runs/<id>/profile.json",
     )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bars (one line per run still)")
@@ -109,17 +109,17 @@ def _config_flags_given(args: argparse.Namespace) -> bool:
     return any(getattr(args, k, None) is not None for k in _CONFIG_FLAGS)
 
 
-def estimate_seconds(cfg, spec, hw: dict) -> float | None:
-    """A rough time for one run, from FLOPs and the device's spec peak (no measurement)."""
+def estimate_seconds(cfg, spec, hw: dict, device) -> float | None:
+    """A rough time for one run, from FLOPs and the device's peak (no measurement)."""
     from hwinfo.peaks import peak_for
     from model.gpt import flops_per_iter
 
     peak = peak_for(hw, spec.device, spec.dtype)["value"]
     if not peak:
         return None
-    # Rough efficiencies: a CPU reaches ~40% of its peak here; a GPU at this size is launch-bound, so
-    # a step costs at least ~40 us per layer of kernels.
-    eff = 0.4 if spec.device.startswith("cpu") else 0.3
+    # Rough efficiencies: a CPU reaches ~40% of its peak here; an accelerator at this size is
+    # launch-bound, so a step costs at least ~40 us per layer of kernels.
+    eff = 0.4 if device.uses_cpu_threads else 0.3
     step_s = max(flops_per_iter(cfg.model, spec.batch_size) / (peak * eff), 4e-5 * 15 * cfg.model.n_layer)
     t = cfg.train
     evals = t.max_iters // t.eval_interval + 1
@@ -127,11 +127,38 @@ def estimate_seconds(cfg, spec, hw: dict) -> float | None:
     return t.max_iters * step_s + eval_s + (60.0 if spec.compile != "off" else 0.0)
 
 
+def memory_warnings(cfg, specs, devices: dict) -> list[str]:
+    """One line per run whose estimated memory exceeds what its device has free."""
+    from hwinfo.units import nbytes
+    from model.memory import estimate_train_bytes
+
+    out, free_of = [], {}
+    for s in specs:
+        dev = devices.get(s.device)
+        if dev is None:
+            continue
+        if s.device not in free_of:
+            free_of[s.device] = dev.free_memory_bytes()
+        free = free_of[s.device]
+        need = estimate_train_bytes(cfg.model, s.batch_size, s.dtype)["total"]
+        if free is not None and need > 0.9 * free:
+            out.append(
+                f"{s.run_id} needs ~{nbytes(need)} (estimate: weights, gradients, AdamW state, activations) but "
+                f"{s.device} has {nbytes(free)} free: it will likely fail with out of memory (a smaller "
+                "--batch-sizes fits)"
+            )
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     import hwinfo
+    from bench.devices import DeviceUnavailable
     from bench.runner import Interrupted, Sweep, plan, resolve_devices
-    from bench.train import DeviceUnavailable
 
+    if args.profile is not None and args.profile < 1:
+        from bench.config import ConfigError
+
+        raise ConfigError(f"--profile takes a number of steps >= 1, got {args.profile}")
     cfg = config_from_args(args)
     if (
         args.resume
@@ -143,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
         from bench.results import ResultsDir
 
         cfg = config_from_dict(ResultsDir(Path(args.out)).read_sweep()["spec"])  # the sweep's own config
+    for warning in cfg.validate() or []:
+        print(f"warning: {warning}", file=sys.stderr)
     devices, unavailable = resolve_devices(cfg.sweep.devices)
     if len(unavailable) == len(devices):
         raise DeviceUnavailable("; ".join(unavailable.values()))
@@ -150,11 +179,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {reason}; its runs will be recorded as skipped", file=sys.stderr)
     specs = plan(cfg, devices)
     hw = hwinfo.snapshot()
+    for warning in memory_warnings(cfg, specs, devices):
+        print(f"warning: {warning}", file=sys.stderr)
     if args.dry_run:
         total = 0.0
         print(f"{len(specs)} run(s), {cfg.train.max_iters} iters each, model {cfg.model}")
         for s in specs:
-            est = None if s.device in unavailable else estimate_seconds(cfg, s, hw)
+            dev = devices.get(s.device)
+            est = None if dev is None else estimate_seconds(cfg, s, hw, dev)
             total += est or 0.0
             note = unavailable.get(s.device, "")
             est_txt = (
@@ -165,15 +197,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = Path(args.out or f"results/{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     sweep = Sweep(cfg, out, hw, ["bench", *getattr(args, "argv", [])], progress=not args.no_progress,
-                  profile_steps=args.profile)  # fmt: skip
-    sweep.prepare(resume=args.resume)
-    print(f"results: {out}", file=sys.stderr)
-    try:
-        statuses = sweep.run_all(specs, unavailable, resume=args.resume)
-    except Interrupted as e:
-        print(f"interrupted during {e}; finished runs are kept; complete them with: bench run --out {out} --resume",
-              file=sys.stderr)  # fmt: skip
-        return 130
+                  profile_steps=args.profile or 0)  # fmt: skip
+    with sweep.results.lock(" ".join(sweep.argv)):
+        sweep.prepare(resume=args.resume)
+        print(f"results: {out}", file=sys.stderr)
+        try:
+            statuses = sweep.run_all(specs, unavailable, resume=args.resume)
+        except Interrupted as e:
+            print(f"interrupted by {e.signal_name} during {e.run_id}; finished runs are kept; complete them "
+                  f"with: bench run --out {out} --resume", file=sys.stderr)  # fmt: skip
+            return 143 if e.signal_name == "SIGTERM" else 130
     print(out)
     failed = [r for r, s in statuses.items() if s == "failed"]
     if failed:

@@ -1,16 +1,21 @@
-"""A sweep: one run per (device, dtype, batch size, compile mode, threads), recorded as it goes."""
+"""A sweep: one run per (device, dtype, batch size, compile mode, threads), recorded as it goes.
+
+`Sweep` runs a plan into a results directory so that one failing run never loses the others; `RunLoop`
+is one run's loop (evals every eval_interval, timed steps between); `summarize` turns what a loop
+measured into run.json's summary. Whatever differs between devices is asked of bench.devices.
+"""
 
 from __future__ import annotations
 
-import gc
+import contextlib
 import itertools
 import math
 import os
-import platform
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,10 +25,19 @@ from tqdm import tqdm
 
 from bench import __version__
 from bench.config import BenchConfig
+from bench.devices import (
+    Device,
+    DeviceUnavailable,
+    DtypeUnsupported,
+    MemoryWatch,
+    device_kind,
+    parse_device,
+    software_versions,
+)
 from bench.metrics import step_summary
-from bench.results import ResultsDir, ResultsError, atomic_write_json
-from bench.train import DeviceUnavailable, DtypeUnsupported, Trainer, parse_device
-from hwinfo.peaks import peak_for
+from bench.results import ResultsDir, ResultsError, RunWriter, atomic_write_json
+from bench.train import Trainer
+from hwinfo.peaks import peak_for, user_peak
 from model.dataset import CharDataset
 from model.gpt import flops_per_iter, flops_per_token
 
@@ -40,52 +54,30 @@ class RunSpec:
     def run_id(self) -> str:
         dev = self.device.replace(":", "")
         th = f"-t{self.threads}" if self.threads is not None else ""
-        comp = (
-            "eager"
-            if self.compile == "off"
-            else f"compile-{self.compile}"
-            if self.compile != "on"
-            else "compile"
-        )
+        comp = {"off": "eager", "on": "compile"}.get(self.compile, f"compile-{self.compile}")
         return f"{dev}-{self.dtype}-b{self.batch_size}-{comp}{th}"
 
 
-def plan(cfg: BenchConfig, devices: list[str]) -> list[RunSpec]:
-    """Every combination of the sweep axes; threads apply to the CPU only."""
+def plan(cfg: BenchConfig, devices: dict[str, Device | None]) -> list[RunSpec]:
+    """Every combination of the sweep axes; the threads axis applies to devices whose parallelism is
+    CPU threads. `devices` maps each requested name to its Device (None: not usable here)."""
     runs = []
     s = cfg.sweep
-    for device, dtype, bs, comp in itertools.product(devices, s.dtypes, s.batch_sizes, s.compile):
-        threads = s.threads if device.startswith("cpu") else [None]
+    for name, dtype, bs, comp in itertools.product(devices, s.dtypes, s.batch_sizes, s.compile):
+        dev = devices[name]
+        threads = s.threads if dev is not None and dev.uses_cpu_threads else [None]
         for th in threads:
-            runs.append(RunSpec(device, dtype, bs, comp, th))
+            runs.append(RunSpec(name, dtype, bs, comp, th))
     return runs
 
 
-def software_versions() -> dict:
-    import numpy
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "hip": getattr(torch.version, "hip", None),
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "numpy": numpy.__version__,
-        "platform": platform.platform(),
-    }
-
-
-def device_name(device: torch.device, hw: dict) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    for d in hw.get("devices", []):
-        if d.get("kind") == device.type:
-            return d.get("name") or device.type
-    return hw.get("cpu", {}).get("model_name") or platform.processor() or device.type
-
-
 class Interrupted(Exception):
-    """Ctrl-C during a sweep; the current run has been marked interrupted."""
+    """Ctrl-C or SIGTERM during a sweep; the current run has been marked interrupted."""
+
+    def __init__(self, run_id: str, signal_name: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+        self.signal_name = signal_name
 
 
 class Sweep:
@@ -99,6 +91,7 @@ class Sweep:
         argv: list[str],
         progress: bool = True,
         profile_steps: int = 0,
+        dataset: CharDataset | None = None,
     ) -> None:
         self.cfg = cfg
         self.profile_steps = profile_steps
@@ -107,7 +100,7 @@ class Sweep:
         self.argv = argv
         self.progress = progress
         self.host = cfg.sweep.host or socket.gethostname()
-        self._dataset: CharDataset | None = None
+        self._dataset = dataset
 
     def prepare(self, resume: bool) -> None:
         if self.results.exists():
@@ -125,7 +118,7 @@ class Sweep:
         self.results.write_sweep(
             {
                 "sweep_id": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + self.host,
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "created": _now(),
                 "host": self.host,
                 "hwinfo": self.hw,
                 "software": software_versions(),
@@ -136,24 +129,16 @@ class Sweep:
         )
 
     def run_all(self, specs: list[RunSpec], unavailable: dict[str, str], resume: bool) -> dict[str, str]:
-        """Run every spec; returns {run_id: status}. Raises Interrupted on Ctrl-C."""
+        """Run every spec; returns {run_id: status}. Raises Interrupted on Ctrl-C or SIGTERM."""
         statuses: dict[str, str] = {}
-        bar = tqdm(
-            total=len(specs),
-            desc="sweep",
-            unit="run",
-            file=sys.stderr,
-            position=0,
-            disable=None if self.progress else True,
-        )
+        bar = tqdm(total=len(specs), desc="sweep", unit="run", file=sys.stderr, position=0,
+                   disable=None if self.progress else True)  # fmt: skip
         try:
             for spec in specs:
                 if resume and self.results.run_status(spec.run_id) == "ok":
                     statuses[spec.run_id] = "ok"
                     _say(f"{spec.run_id}: already done (resume)")
-                    bar.update(1)
-                    continue
-                if spec.device in unavailable:
+                elif spec.device in unavailable:
                     self.results.record_skipped(spec.run_id, self._meta(spec, None), unavailable[spec.device])
                     statuses[spec.run_id] = "skipped"
                     _say(f"{spec.run_id}: skipped: {unavailable[spec.device]}")
@@ -170,201 +155,212 @@ class Sweep:
             self._dataset = CharDataset.shakespeare()
         return self._dataset
 
-    def _meta(self, spec: RunSpec, device: torch.device | None) -> dict:
-        cfg = self.cfg
-        model = cfg.model
-        fpi = flops_per_iter(model, spec.batch_size)
+    def _peak(self, spec: RunSpec) -> dict:
+        """The peak MFU divides by: the user's (--peak-flops), else hwinfo's (spec, derived, measured)."""
+        override = (getattr(self.cfg.sweep, "peak_flops", None) or {}).get(spec.dtype)
+        if override:
+            return user_peak(override, spec.dtype, spec.device)
+        return peak_for(self.hw, spec.device, spec.dtype)
+
+    def _meta(self, spec: RunSpec, device: Device | None) -> dict:
+        model = self.cfg.model
         return {
             "status": "running",
             "error": None,
             "source": "devicebench",
             "host": self.host,
             "device": spec.device,
-            "device_type": spec.device.split(":")[0],
-            "device_name": device_name(device, self.hw) if device is not None else spec.device,
+            "device_type": device.type if device is not None else device_kind(spec.device),
+            "device_name": device.display_name(self.hw) if device is not None else spec.device,
             "dtype": spec.dtype,
             "batch_size": spec.batch_size,
             "block_size": model.block_size,
             "compile": spec.compile,
             "threads": spec.threads,
-            "seed": cfg.train.seed,
+            "seed": self.cfg.train.seed,
             "model": model.to_dict(),
-            "train": cfg.train.to_dict(),
+            "train": self.cfg.train.to_dict(),
             "flops_per_token": flops_per_token(model),
-            "flops_per_iter": fpi,
+            "flops_per_iter": flops_per_iter(model, spec.batch_size),
             "tokens_per_iter": spec.batch_size * model.block_size,
-            "peak_flops": peak_for(self.hw, spec.device, spec.dtype),
+            "peak_flops": self._peak(spec),
         }
 
     def run_one(self, spec: RunSpec) -> str:
-        """Train one run to the end; its status: ok, failed, skipped. Ctrl-C marks it interrupted."""
+        """Train one run to the end; its status: ok, failed, skipped. Ctrl-C/SIGTERM marks it interrupted."""
         device = parse_device(spec.device)
         meta = self._meta(spec, device)
-        prev_threads = torch.get_num_threads()
-        if device.type == "cpu":
-            if spec.threads is not None:
-                torch.set_num_threads(spec.threads)
-            meta["threads"] = torch.get_num_threads()
-        trainer = None
-        try:
+        with _cpu_threads(device, spec.threads) as threads:
+            meta["threads"] = threads
             try:
-                trainer = Trainer(
-                    self.cfg.model,
-                    self.cfg.train,
-                    device,
-                    spec.dtype,
-                    spec.compile,
-                    spec.batch_size,
-                    self.dataset,
-                )
+                trainer = Trainer(self.cfg.model, self.cfg.train, device, spec.dtype, spec.compile,
+                                  spec.batch_size, self.dataset)  # fmt: skip
             except DtypeUnsupported as e:
                 self.results.record_skipped(spec.run_id, meta, str(e))
                 _say(f"{spec.run_id}: skipped: {e}")
                 return "skipped"
-            writer = self.results.new_run(spec.run_id, {**meta, "started": _now()})
-            writer.write_meta()
-            try:
-                with trainer:
-                    status, error, summary = self._train(trainer, spec, writer, meta)
-            except KeyboardInterrupt:
-                writer.write_meta(status="interrupted", error="interrupted by Ctrl-C", finished=_now())
-                raise Interrupted(spec.run_id) from None
-            except Exception as e:  # noqa: BLE001 - one broken run must not lose the sweep
-                writer.write_meta(
-                    status="failed", error=f"{type(e).__name__}: {_first_line(e)}", finished=_now()
-                )
-                _say(f"{spec.run_id}: failed: {type(e).__name__}: {_first_line(e)}")
+            except Exception as e:  # noqa: BLE001 - a run that cannot be built fails alone; the sweep goes on
+                reason = _oom_reason(spec, "building the model", e) if device.is_oom(e) else _describe(e)
+                self.results.record_failed(spec.run_id, meta, f"could not start: {reason}")
+                _say(f"{spec.run_id}: failed: could not start: {reason}")
+                device.empty_cache()
                 return "failed"
+            try:
+                return self._run_built(spec, device, trainer, meta)
             finally:
-                writer.close()
-            writer.write_meta(status=status, error=error, summary=summary, finished=_now())
-            line = f"{spec.run_id}: {status}"
-            if summary.get("ms_median") is not None:
-                line += f", {summary['ms_median']:.2f} ms/iter median"
-            if summary.get("final_val_loss") is not None:
-                line += f", val loss {summary['final_val_loss']:.4f}"
-            _say(line + (f" ({error})" if error else ""))
-            return status
-        finally:
-            torch.set_num_threads(prev_threads)
-            del trainer
-            if device.type == "cuda":
-                gc.collect()
-                torch.cuda.empty_cache()
+                del trainer
+                device.empty_cache()
 
-    def _train(self, trainer: Trainer, spec: RunSpec, writer, meta: dict) -> tuple[str, str | None, dict]:
-        t = self.cfg.train
-        warmup = min(t.timing_warmup_iters, t.max_iters // 2)
-        proc = psutil.Process()
-        rss_peak = proc.memory_info().rss
-        eval_samplers = trainer.eval_samplers()
-        timed_ms: list[float] = []
-        losses: dict[str, float] = {}
-        eval_ms_total = 0.0
+    def _run_built(self, spec: RunSpec, device: Device, trainer: Trainer, meta: dict) -> str:
+        writer = self.results.new_run(spec.run_id, {**meta, "started": _now()})
+        writer.write_meta()
+        loop = RunLoop(trainer, writer, self._run_bar(spec))
         status, error = "ok", None
-        first_step_ms = None
-        steps_done = 0
-        load = HostLoad(proc)
-        wall0 = time.perf_counter()
-        if device_is_cuda := trainer.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(trainer.device)
-
-        def do_eval(it: int) -> None:
-            nonlocal eval_ms_total
-            for split, (loss, ms) in trainer.evaluate(eval_samplers).items():
-                writer.eval(it, split, loss, ms)
-                losses[split] = loss
-                eval_ms_total += ms
-
-        bar = tqdm(total=t.max_iters, desc=spec.run_id, unit="it", file=sys.stderr, position=1, leave=False,
-                   disable=None if self.progress else True, mininterval=0.5)  # fmt: skip
-        it = 0
         try:
-            for it in range(t.max_iters):
-                if it % t.eval_interval == 0:
-                    do_eval(it)
-                try:
-                    ms, loss_t, lr = trainer.train_step(it)
-                except torch.OutOfMemoryError as e:
-                    status, error = (
-                        "failed",
-                        f"out of memory at batch size {spec.batch_size}: {_first_line(e)}",
-                    )
-                    break
-                except RuntimeError as e:
-                    if "out of memory" in str(e).lower():
-                        status, error = (
-                            "failed",
-                            f"out of memory at batch size {spec.batch_size}: {_first_line(e)}",
-                        )
-                        break
-                    raise
-                loss = loss_t.item()
-                if first_step_ms is None:
-                    first_step_ms = ms
-                phase = "warmup" if it < warmup else "timed"
-                writer.step(it, ms, loss, lr, phase)
-                steps_done += 1
-                if phase == "timed":
-                    timed_ms.append(ms)
-                if not math.isfinite(loss):
-                    status, error = "failed", f"loss became {loss} at iter {it}"
-                    break
-                if not device_is_cuda:
-                    rss_peak = max(rss_peak, proc.memory_info().rss)
-                bar.update(1)
-                if it % 10 == 0:
-                    bar.set_postfix_str(f"{ms:.1f} ms/it, loss {loss:.3f}", refresh=False)
-            else:
-                it = t.max_iters
-                do_eval(it)
+            with trainer:
+                loop.run()
+                status, error = loop.status, loop.error
+                if self.profile_steps and status == "ok":
+                    loop.where = "profiling"
+                    self._profile(trainer, spec, writer, meta, loop)
+                meta["compile_stats"] = trainer.compile_stats() if trainer.compiled else None
+        except KeyboardInterrupt as e:
+            how = getattr(e, "signal_name", None) or "Ctrl-C"
+            writer.write_meta(status="interrupted", error=f"interrupted by {how} during {loop.where}",
+                              summary=summarize(loop, meta), finished=_now())  # fmt: skip
+            raise Interrupted(spec.run_id, how) from None
+        except Exception as e:  # noqa: BLE001 - one broken run must not lose the sweep
+            status = "failed"
+            error = (
+                _oom_reason(spec, loop.where, e)
+                if device.is_oom(e)
+                else f"{_describe(e)} during {loop.where}"
+            )
         finally:
-            bar.close()
-        summary = step_summary(
-            timed_ms, meta["tokens_per_iter"], meta["flops_per_iter"], meta["peak_flops"]["value"]
-        )
-        summary.update(
-            {
-                "iters_done": steps_done,
-                "warmup_iters": warmup,
-                "first_step_ms": first_step_ms,
-                "final_train_loss": losses.get("train"),
-                "final_val_loss": losses.get("val"),
-                "eval_ms_total": eval_ms_total,
-                "wall_s": time.perf_counter() - wall0,
-                "peak_mem_bytes": trainer.peak_mem_bytes() if device_is_cuda else rss_peak,
-                "peak_mem_kind": "cuda_max_memory_allocated" if device_is_cuda else "process_rss",
-                "host_load": load.finish(),
-            }
-        )
-        if self.profile_steps and status == "ok":
-            self._profile(trainer, spec, writer, meta, summary, start_iter=steps_done)
-        return status, error, summary
+            loop.close()
+            writer.close()
+        writer.write_meta(status=status, error=error, summary=summarize(loop, meta), finished=_now(),
+                          compile_stats=meta.get("compile_stats"))  # fmt: skip
+        line = f"{spec.run_id}: {status}"
+        median = writer.meta["summary"].get("ms_median")
+        if median is not None:
+            line += f", {median:.2f} ms/iter median"
+        if loop.losses.get("val") is not None:
+            line += f", val loss {loop.losses['val']:.4f}"
+        _say(line + (f" ({error})" if error else ""))
+        return status
 
-    def _profile(
-        self, trainer: Trainer, spec: RunSpec, writer, meta: dict, summary: dict, start_iter: int
-    ) -> None:
-        """Extra steps under torch.profiler after the final eval, into profile.json; never fails the run.
+    def _run_bar(self, spec: RunSpec) -> tqdm:
+        return tqdm(total=self.cfg.train.max_iters, desc=spec.run_id, unit="it", file=sys.stderr, position=1,
+                    leave=False, disable=None if self.progress else True, mininterval=0.5)  # fmt: skip
+
+    def _profile(self, trainer: Trainer, spec: RunSpec, writer: RunWriter, meta: dict, loop: RunLoop) -> None:
+        """Extra steps under torch.profiler after the final eval, into profile.json.
 
         The profiled steps are not in steps.csv and not in any median; the trainer's state is restored.
+        A profile that cannot be taken is skipped with a message; running out of memory fails the run.
         """
-        from bench.profile import profile_steps, summarize_profile
+        from bench.profile import profile_steps
 
         try:
             prof = profile_steps(
                 trainer,
                 n_steps=self.profile_steps,
-                start_iter=start_iter,
-                unprofiled_ms_median=summary.get("ms_median"),
+                start_iter=loop.steps_done,
+                unprofiled_ms_median=step_summary(loop.timed_ms, 1, 1, None)["ms_median"],
                 peak_flops_per_s=meta["peak_flops"].get("value"),
             )
-        except Exception as e:  # noqa: BLE001 - a profile that cannot be taken must not lose the run
-            _say(f"{spec.run_id}: profile skipped: {type(e).__name__}: {_first_line(e)}")
+        except Exception as e:  # noqa: BLE001
+            if trainer.device.is_oom(e):
+                raise
+            _say(f"{spec.run_id}: profile skipped: {_describe(e)}")
             return
         prof["run_id"] = spec.run_id
-        prof["sentence"] = summarize_profile(prof)
         atomic_write_json(writer.dir / "profile.json", prof)
-        _say(f"{spec.run_id}: {prof['sentence']}")
+        _say(f"{spec.run_id}: profiled {self.profile_steps} steps into {writer.dir / 'profile.json'}")
+
+
+@dataclass
+class RunLoop:
+    """One run: an eval every eval_interval steps and one after the last, timed train steps between,
+    every step and eval written as it happens. `where` says what the loop is doing (for error messages)."""
+
+    trainer: Trainer
+    writer: RunWriter
+    bar: tqdm
+    where: str = "setup"
+    status: str = "ok"
+    error: str | None = None
+    timed_ms: list[float] = field(default_factory=list)
+    losses: dict[str, float] = field(default_factory=dict)
+    first_step_ms: float | None = None
+    steps_done: int = 0
+    eval_ms_total: float = 0.0
+
+    def __post_init__(self) -> None:
+        t = self.trainer.train_cfg
+        self.warmup = min(t.timing_warmup_iters, t.max_iters // 2)
+        self.wall0 = time.perf_counter()
+        self.memory: MemoryWatch = self.trainer.device.memory_watch()
+        self.host_load = HostLoad(psutil.Process())
+
+    def run(self) -> None:
+        t = self.trainer.train_cfg
+        samplers = self.trainer.eval_samplers()
+        for it in range(t.max_iters):
+            if it % t.eval_interval == 0:
+                self._eval(it, samplers)
+            self.where = f"step {it}"
+            ms, loss_t, lr = self.trainer.train_step(it)
+            loss = loss_t.item()
+            if self.first_step_ms is None:
+                self.first_step_ms = ms
+            phase = "warmup" if it < self.warmup else "timed"
+            self.writer.step(it, ms, loss, lr, phase)
+            self.steps_done += 1
+            if phase == "timed":
+                self.timed_ms.append(ms)
+            if not math.isfinite(loss):
+                self.status, self.error = "failed", f"loss became {loss} at iter {it} (diverged)"
+                return
+            self.memory.sample()
+            self.bar.update(1)
+            if it % 10 == 0:
+                self.bar.set_postfix_str(f"{ms:.1f} ms/it, loss {loss:.3f}", refresh=False)
+        self._eval(t.max_iters, samplers)
+        self.where = "the end of the run"
+
+    def _eval(self, it: int, samplers: dict) -> None:
+        self.where = f"the eval at iter {it}"
+        for split, (loss, ms) in self.trainer.evaluate(samplers).items():
+            self.writer.eval(it, split, loss, ms)
+            self.losses[split] = loss
+            self.eval_ms_total += ms
+
+    def close(self) -> None:
+        self.bar.close()
+        self.wall_s = time.perf_counter() - self.wall0
+
+
+def summarize(loop: RunLoop, meta: dict) -> dict:
+    """run.json's summary from what a run measured (complete or not)."""
+    summary = step_summary(loop.timed_ms, meta["tokens_per_iter"], meta["flops_per_iter"],
+                           meta["peak_flops"].get("value"))  # fmt: skip
+    summary.update(
+        {
+            "iters_done": loop.steps_done,
+            "warmup_iters": loop.warmup,
+            "first_step_ms": loop.first_step_ms,
+            "final_train_loss": loop.losses.get("train"),
+            "final_val_loss": loop.losses.get("val"),
+            "eval_ms_total": loop.eval_ms_total,
+            "wall_s": getattr(loop, "wall_s", None) or time.perf_counter() - loop.wall0,
+            "peak_mem_bytes": loop.memory.peak(),
+            "peak_mem_kind": loop.memory.kind,
+            "host_load": loop.host_load.finish(),
+        }
+    )
+    return summary
 
 
 class HostLoad:
@@ -398,6 +394,18 @@ class HostLoad:
         }
 
 
+@contextlib.contextmanager
+def _cpu_threads(device: Device, threads: int | None) -> Iterator[int | None]:
+    """The run's intra-op thread count on a device whose parallelism is CPU threads; restored after."""
+    prev = torch.get_num_threads()
+    try:
+        if device.uses_cpu_threads and threads is not None:
+            torch.set_num_threads(threads)
+        yield torch.get_num_threads() if device.uses_cpu_threads else None
+    finally:
+        torch.set_num_threads(prev)
+
+
 def _loadavg() -> float | None:
     try:
         return os.getloadavg()[0]
@@ -409,6 +417,14 @@ def _first_line(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
 
 
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {_first_line(e)}"
+
+
+def _oom_reason(spec: RunSpec, where: str, e: BaseException) -> str:
+    return f"out of memory at batch size {spec.batch_size} during {where}: {_first_line(e)}"
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -417,15 +433,19 @@ def _say(msg: str) -> None:
     tqdm.write(msg, file=sys.stderr)
 
 
-def resolve_devices(requested: list[str]) -> tuple[list[str], dict[str, str]]:
-    """(devices to plan, {device: reason} for those that cannot run here)."""
-    from bench.train import available_devices
+def resolve_devices(requested: list[str]) -> tuple[dict[str, Device | None], dict[str, str]]:
+    """({name: Device or None} in the order asked, {name: reason} for those that cannot run here).
 
-    devices = requested or available_devices()
-    unavailable = {}
-    for d in devices:
+    Nothing asked: every device PyTorch can use here.
+    """
+    from bench.devices import available_devices
+
+    devices: dict[str, Device | None] = {}
+    unavailable: dict[str, str] = {}
+    for name in requested or available_devices():
         try:
-            parse_device(d)
+            devices[name] = parse_device(name)
         except DeviceUnavailable as e:
-            unavailable[d] = str(e)
+            devices[name] = None
+            unavailable[name] = str(e)
     return devices, unavailable

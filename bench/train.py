@@ -1,204 +1,180 @@
-"""The training step every device shares: model, optimizer, lr schedule, precision, one timed step."""
+"""The training step every device shares: model, optimizer, lr schedule, precision, one timed step.
+
+Whatever differs between devices is asked of bench.devices.Device; this module never branches on a
+device string.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
+from torch.profiler import record_function
 
 from bench.config import TrainConfig, lr_at
+from bench.devices import Device, DeviceUnavailable, DtypeUnsupported, parse_device
 from model.dataset import BatchSampler, CharDataset
 from model.gpt import GPT, GPTConfig
 
-_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+__all__ = ["MARK", "DeviceUnavailable", "DtypeUnsupported", "StepResult", "Trainer", "lr_at"]
+
+# Prefix of the record_function markers around each phase of a step ("devicebench.forward", ...): the
+# profiler finds them in its trace; without the profiler they are not entered at all.
+MARK = "devicebench."
+PHASES = ("data", "forward", "backward", "clip", "optimizer")
 
 
-class DeviceUnavailable(RuntimeError):
-    """The device asked for cannot be used on this machine."""
-
-    exit_code = 2
-
-
-class DtypeUnsupported(RuntimeError):
-    """The dtype asked for is not supported on this device."""
+class StepResult(NamedTuple):
+    ms: float  # the whole step, device synchronised before and after
+    loss: torch.Tensor  # detached; read it (.item()) after the clock has stopped
+    lr: float
 
 
-def parse_device(name: str) -> torch.device:
-    """'cpu', 'cuda', 'cuda:1', 'mps', 'xpu', 'xpu:0' -> torch.device, checked to be usable here."""
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise DeviceUnavailable(f"unknown device {name!r}: use cpu, cuda, cuda:N, mps or xpu") from None
-    if dev.type == "cpu":
-        return dev
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceUnavailable(
-                f"{name}: this PyTorch ({torch.__version__}) sees no CUDA GPU"
-                + (
-                    "; it is a CPU-only build"
-                    if torch.version.cuda is None and torch.version.hip is None
-                    else ""
-                )
-            )
-        index = dev.index or 0
-        if index >= torch.cuda.device_count():
-            raise DeviceUnavailable(f"{name}: only {torch.cuda.device_count()} CUDA device(s) here")
-        return torch.device("cuda", index)
-    if dev.type == "mps":
-        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise DeviceUnavailable(f"{name}: Apple MPS is not available on this machine")
-        return dev
-    if dev.type == "xpu":
-        if not (hasattr(torch, "xpu") and torch.xpu.is_available()):
-            raise DeviceUnavailable(f"{name}: no Intel XPU is available to this PyTorch")
-        return torch.device("xpu", dev.index or 0)
-    raise DeviceUnavailable(f"device type {dev.type!r} is not supported: use cpu, cuda, cuda:N, mps or xpu")
+def _compile_counters() -> dict[str, int]:
+    from torch._dynamo.utils import counters
 
-
-def available_devices() -> list[str]:
-    """Every device PyTorch can use here, CPU first."""
-    devices = ["cpu"]
-    if torch.cuda.is_available():
-        devices += (
-            [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-            if torch.cuda.device_count() > 1
-            else ["cuda"]
-        )
-    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
-        devices.append("mps")
-    if hasattr(torch, "xpu") and torch.xpu.is_available():
-        devices.append("xpu")
-    return devices
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait until the device has finished all queued work (no-op on the CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-    elif device.type == "xpu":
-        torch.xpu.synchronize(device)
-
-
-def check_dtype(device: torch.device, dtype: str) -> None:
-    """Raise DtypeUnsupported with the reason when this device cannot train in dtype."""
-    if dtype == "tf32" and device.type != "cuda":
-        raise DtypeUnsupported(f"tf32 is a CUDA tensor-core mode; {device.type} has none")
-    if dtype == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise DtypeUnsupported(f"{torch.cuda.get_device_name(device)} does not support bf16")
-    if dtype in _AUTOCAST and device.type == "mps":
-        try:
-            torch.zeros(1, device=device, dtype=_AUTOCAST[dtype])
-        except (RuntimeError, TypeError) as e:
-            raise DtypeUnsupported(f"mps: {dtype} not supported ({e})") from None
+    return {
+        "frames_compiled": int(counters["frames"]["ok"]),
+        "graphs": int(counters["stats"]["unique_graphs"]),
+        "cudagraph_skips": int(counters["inductor"]["cudagraph_skips"]),
+    }
 
 
 class Trainer:
     """One model on one device in one precision: build it, take timed train steps, evaluate.
 
     The weights are initialised on the CPU from the seed and then moved, so every device starts from
-    the same model; batches come from BatchSampler's seeded CPU generator.
+    the same model; batches come from BatchSampler's seeded CPU generator. Use it as a context manager:
+    the run's matmul precision (and, when compiled, a clean compiler state) hold inside it and are
+    restored after.
     """
 
     def __init__(
         self,
         model_cfg: GPTConfig,
         train_cfg: TrainConfig,
-        device: torch.device,
+        device: Device | torch.device | str,
         dtype: str = "fp32",
         compile_mode: str = "off",
         batch_size: int = 12,
         dataset: CharDataset | None = None,
+        fused_adamw: bool | None = None,
     ) -> None:
-        check_dtype(device, dtype)
-        if compile_mode in ("reduce-overhead",) and device.type != "cuda":
-            raise DtypeUnsupported(f"compile mode {compile_mode} uses CUDA graphs: CUDA only")
-        self.device = device
+        self.device = device if isinstance(device, Device) else parse_device(str(device))
+        self.device.check_dtype(dtype)
+        self.device.check_compile_mode(compile_mode)
         self.dtype = dtype
+        self.compile_mode = compile_mode
         self.train_cfg = train_cfg
         self.batch_size = batch_size
         self.dataset = dataset if dataset is not None else CharDataset.shakespeare()
         if self.dataset.tokenizer.vocab_size > model_cfg.vocab_size:
             raise ValueError(
-                f"vocab_size {model_cfg.vocab_size} is smaller than the data's {self.dataset.tokenizer.vocab_size}"
+                f"vocab_size {model_cfg.vocab_size} is smaller than the data's {self.dataset.tokenizer.vocab_size} "
+                "characters"
             )
         torch.manual_seed(train_cfg.seed)
-        self.model = GPT(model_cfg).to(device)
+        self.model = GPT(model_cfg).to(self.device.torch_device)
+        self.fused_adamw = self.device.fused_adamw_default if fused_adamw is None else fused_adamw
         self.optimizer = self.model.configure_optimizer(
-            train_cfg.weight_decay, train_cfg.learning_rate, (train_cfg.beta1, train_cfg.beta2), device.type
+            train_cfg.weight_decay,
+            train_cfg.learning_rate,
+            (train_cfg.beta1, train_cfg.beta2),
+            fused=self.fused_adamw,
         )
         self.forward: Callable = self.model
         if compile_mode != "off":
-            mode = None if compile_mode == "on" else compile_mode
-            self.forward = torch.compile(self.model, mode=mode)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=(dtype == "fp16"))
+            self.forward = torch.compile(self.model, mode=None if compile_mode == "on" else compile_mode)
+        self.scaler = self.device.grad_scaler(dtype)
         self.train_sampler = BatchSampler(
             self.dataset.train, model_cfg.block_size, batch_size, train_cfg.seed
         )
-        self._tf32_prev: tuple[bool, bool] | None = None
+        self.marks = False  # True while the profiler records: the phases of each step are marked
+        self.last_host_ms: float | None = None  # the last step's time until all its work was queued
+        self._stack: contextlib.ExitStack | None = None
+
+    @property
+    def compiled(self) -> bool:
+        return self.forward is not self.model
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.dtype in _AUTOCAST:
-            return torch.autocast(device_type=self.device.type, dtype=_AUTOCAST[self.dtype])
-        return contextlib.nullcontext()
+        return self.device.autocast(self.dtype)
 
     def __enter__(self) -> Trainer:
-        if self.device.type == "cuda":
-            self._tf32_prev = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-            tf32 = self.dtype == "tf32"
-            torch.backends.cuda.matmul.allow_tf32 = tf32
-            torch.backends.cudnn.allow_tf32 = tf32
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.device.matmul_precision(self.dtype))
+        if self.compiled:
+            stack.enter_context(self.device.clean_compiler_state())
+            self._counters0 = _compile_counters()
+        self._stack = stack
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._tf32_prev is not None:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self._tf32_prev
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
 
-    def train_step(self, it: int) -> tuple[float, torch.Tensor, float]:
+    def compile_stats(self) -> dict[str, int]:
+        """What Dynamo and Inductor did since this run began: frames compiled, graphs, CUDA-graph skips."""
+        now, before = _compile_counters(), getattr(self, "_counters0", {})
+        return {k: now[k] - before.get(k, 0) for k in now}
+
+    def _mark(self, phase: str) -> contextlib.AbstractContextManager:
+        return record_function(MARK + phase) if self.marks else contextlib.nullcontext()
+
+    def train_step(self, it: int) -> StepResult:
         """One optimizer step (batch, forward, backward, clip, update), timed with the device synchronised.
 
-        Returns (ms, loss tensor, lr). The loss is read by the caller after the clock has stopped.
+        With `marks` on (the profiler), each phase is inside a record_function marker and the whole step
+        inside "devicebench.step", the final synchronisation included.
         """
         lr = lr_at(it, self.train_cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        synchronize(self.device)
+        self.device.synchronize()
         t0 = time.perf_counter()
-        x, y = self.train_sampler.next(self.device)
-        with self.autocast():
-            _, loss = self.forward(x, y)
-        self.scaler.scale(loss).backward()
-        if self.train_cfg.grad_clip > 0.0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_cfg.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-        synchronize(self.device)
+        with self._mark("step"):
+            with self._mark("data"):
+                x, y = self.device.to_device(*self.train_sampler.next_cpu())
+            with self._mark("forward"), self.autocast():
+                _, loss = self.forward(x, y)
+            with self._mark("backward"):
+                self.scaler.scale(loss).backward()
+            if self.train_cfg.grad_clip > 0.0:
+                with self._mark("clip"):
+                    self.scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_cfg.grad_clip)
+            with self._mark("optimizer"):
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+            self.last_host_ms = (time.perf_counter() - t0) * 1e3
+            self.device.synchronize()
         ms = (time.perf_counter() - t0) * 1e3
-        return ms, loss.detach(), lr
+        return StepResult(ms, loss.detach(), lr)
 
     @torch.no_grad()
     def evaluate(self, samplers: dict[str, BatchSampler]) -> dict[str, tuple[float, float]]:
         """Mean loss over eval_iters batches per split, each split timed: {split: (loss, ms)}."""
         self.model.eval()
         out = {}
-        for split, sampler in samplers.items():
-            synchronize(self.device)
-            t0 = time.perf_counter()
-            losses = torch.zeros(self.train_cfg.eval_iters)
-            for k in range(self.train_cfg.eval_iters):
-                x, y = sampler.next(self.device)
-                with self.autocast():
-                    _, loss = self.model(x, y)
-                losses[k] = loss.item()
-            synchronize(self.device)
-            out[split] = (losses.mean().item(), (time.perf_counter() - t0) * 1e3)
-        self.model.train()
+        try:
+            for split, sampler in samplers.items():
+                self.device.synchronize()
+                t0 = time.perf_counter()
+                losses = torch.zeros(self.train_cfg.eval_iters)
+                for k in range(self.train_cfg.eval_iters):
+                    x, y = self.device.to_device(*sampler.next_cpu())
+                    with self.autocast():
+                        _, loss = self.model(x, y)
+                    losses[k] = loss.item()
+                self.device.synchronize()
+                out[split] = (losses.mean().item(), (time.perf_counter() - t0) * 1e3)
+        finally:
+            self.model.train()
         return out
 
     def eval_samplers(self) -> dict[str, BatchSampler]:
@@ -208,10 +184,3 @@ class Trainer:
             "train": BatchSampler(self.dataset.train, bs, self.batch_size, seed + 1),
             "val": BatchSampler(self.dataset.val, bs, self.batch_size, seed + 2),
         }
-
-    def peak_mem_bytes(self) -> int | None:
-        if self.device.type == "cuda":
-            return int(torch.cuda.max_memory_allocated(self.device))
-        if self.device.type == "mps":
-            return int(torch.mps.driver_allocated_memory())
-        return None

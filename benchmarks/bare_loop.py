@@ -25,7 +25,7 @@ def main() -> None:
     data = CharDataset.shakespeare().train
     torch.manual_seed(1337)
     model = GPT(cfg)
-    opt = model.configure_optimizer(0.1, 1e-3, (0.9, 0.99), "cpu")
+    opt = model.configure_optimizer(0.1, 1e-3, (0.9, 0.99))
 
     def get_batch():
         ix = torch.randint(len(data) - cfg.block_size, (args.batch_size,))

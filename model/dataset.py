@@ -168,11 +168,6 @@ class BatchSampler:
         return chunk[:, :-1].contiguous(), chunk[:, 1:].contiguous()
 
     def next(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch on `device` (a plain copy; the trainer's copies are the device layer's: pinned, async)."""
         x, y = self.next_cpu()
-        device = torch.device(device)
-        if device.type == "cuda":
-            x, y = x.pin_memory(), y.pin_memory()
-            return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if device.type != "cpu":
-            return x.to(device), y.to(device)
-        return x, y
+        return x.to(device), y.to(device)

@@ -134,9 +134,12 @@ class GPT(nn.Module):
         weight_decay: float,
         learning_rate: float,
         betas: tuple[float, float],
-        device_type: str,
+        fused: bool = False,
     ) -> torch.optim.AdamW:
-        """AdamW with nanoGPT's groups: decay on 2-D weights (matmuls, embeddings), none on the rest."""
+        """AdamW with nanoGPT's groups: decay on 2-D weights (matmuls, embeddings), none on the rest.
+
+        fused: the single fused kernel (nanoGPT uses it on CUDA); otherwise PyTorch's default (foreach).
+        """
         params = [p for p in self.parameters() if p.requires_grad]
         decay = [p for p in params if p.dim() >= 2]
         no_decay = [p for p in params if p.dim() < 2]
@@ -144,7 +147,7 @@ class GPT(nn.Module):
             {"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        kwargs = {"fused": True} if device_type == "cuda" else {}
+        kwargs = {"fused": True} if fused else {}
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **kwargs)
 
     def flops_per_token(self) -> int:

@@ -1,0 +1,459 @@
+"""Everything that differs between cpu, cuda (and ROCm), mps and xpu, asked of one place.
+
+The rest of bench/ holds a `Device` (from `parse_device`) and calls its methods: synchronize, memory
+statistics, dtype support, autocast and loss scaling, matmul precision, profiler activities, host-to-device
+copies, the fused optimizer, the compiler state, the process-group backend. No other module of bench/
+branches on a device string (tests/test_devices.py enforces it), so a new device kind is one class here.
+
+Built on `torch.accelerator` (synchronize, memory statistics, empty_cache) where the installed torch
+has it, with the per-backend module as the fallback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import platform
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+KINDS = ("cpu", "cuda", "mps", "xpu")
+USAGE = "use cpu, cuda, cuda:N, mps, xpu or xpu:N"
+
+
+class DeviceUnavailable(RuntimeError):
+    """The device asked for cannot be used on this machine."""
+
+    exit_code = 2
+
+
+class DtypeUnsupported(RuntimeError):
+    """The dtype (or compile mode) asked for cannot run, or would only be emulated, on this device."""
+
+
+def _accelerator() -> Any:
+    """torch.accelerator when this torch has it (2.6+), else None."""
+    return getattr(torch, "accelerator", None)
+
+
+def _autocast_dtype(dtype: str) -> torch.dtype | None:
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype)
+
+
+@dataclass(frozen=True)
+class Device:
+    """One usable device. `torch_device` is what tensors go to; everything else is asked of this object."""
+
+    torch_device: torch.device
+
+    # ---- identity ---------------------------------------------------------------------------------
+    @property
+    def type(self) -> str:
+        return self.torch_device.type
+
+    @property
+    def index(self) -> int | None:
+        return self.torch_device.index
+
+    @property
+    def name(self) -> str:
+        """'cpu', 'cuda', 'cuda:1', 'mps', 'xpu:0': the name a user gave, normalised."""
+        return str(self.torch_device)
+
+    @property
+    def label(self) -> str:
+        """The device part of a run id: 'cpu', 'cuda', 'cuda1'."""
+        return self.name.replace(":", "")
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.type == "cpu"
+
+    @property
+    def uses_cpu_threads(self) -> bool:
+        """Whether torch's intra-op thread count is this device's parallelism (a sweep axis)."""
+        return self.is_cpu
+
+    @property
+    def is_rocm(self) -> bool:
+        return self.type == "cuda" and getattr(torch.version, "hip", None) is not None
+
+    def _module(self) -> Any:
+        return getattr(torch, self.type)
+
+    def display_name(self, hw: dict) -> str:
+        """The marketing name: the GPU's, or the CPU's model name from the hwinfo snapshot."""
+        if self.type in ("cuda", "xpu"):
+            with contextlib.suppress(Exception):
+                return str(self._module().get_device_name(self.index or 0))
+        for d in hw.get("devices", []):
+            if d.get("kind") == self.type and d.get("kind") != "cpu" and d.get("name"):
+                return str(d["name"])
+        if self.is_cpu:
+            return (hw.get("cpu") or {}).get("model_name") or platform.processor() or "cpu"
+        return self.name
+
+    # ---- time -------------------------------------------------------------------------------------
+    def synchronize(self) -> None:
+        """Wait until the device has finished all queued work (nothing to wait for on the CPU)."""
+        if self.is_cpu:
+            return
+        acc = _accelerator()
+        if acc is not None and acc.is_available():
+            acc.synchronize(self.torch_device)
+        else:
+            self._module().synchronize()
+
+    # ---- memory -----------------------------------------------------------------------------------
+    def memory_watch(self) -> MemoryWatch:
+        """A peak-memory tracker for one run: device allocator peak, or process RSS on the CPU."""
+        return MemoryWatch(self)
+
+    def free_memory_bytes(self) -> int | None:
+        """Memory a new run can still use: the device's free memory, or the host's available RAM."""
+        try:
+            if self.is_cpu:
+                import psutil
+
+                return int(psutil.virtual_memory().available)
+            if self.type == "mps":
+                return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
+            acc = _accelerator()
+            if acc is not None and hasattr(acc, "get_memory_info"):
+                return int(acc.get_memory_info(self.index or 0)[0])
+            return int(self._module().mem_get_info(self.index or 0)[0])
+        except Exception:  # noqa: BLE001 - an estimate we cannot make is None, never a crash
+            return None
+
+    def empty_cache(self) -> None:
+        """Give cached allocator blocks back, so the next run's memory figures are its own."""
+        gc.collect()
+        if self.is_cpu:
+            return
+        acc = _accelerator()
+        with contextlib.suppress(Exception):
+            if acc is not None and acc.is_available():
+                acc.empty_cache()
+            else:
+                self._module().empty_cache()
+
+    @staticmethod
+    def is_oom(exc: BaseException) -> bool:
+        """Whether an exception is the device (or host) running out of memory."""
+        if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+            return True
+        return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+    # ---- precision --------------------------------------------------------------------------------
+    def check_dtype(self, dtype: str) -> None:
+        """Raise DtypeUnsupported with the reason when this device cannot train natively in dtype.
+
+        Emulated arithmetic counts as unsupported on GPUs (a bf16 run on a T4 would time emulation);
+        on the CPU reduced precision runs (slowly, without native instructions) and the report says so.
+        """
+        if dtype == "fp32":
+            return
+        if dtype not in ("tf32", "bf16", "fp16"):
+            raise DtypeUnsupported(f"unknown dtype {dtype!r}")
+        if self.type == "cuda":
+            self._check_cuda_dtype(dtype)
+        elif dtype == "tf32":
+            raise DtypeUnsupported(f"tf32 is a CUDA tensor-core matmul mode; {self.type} has none")
+        elif self.type == "mps":
+            try:
+                torch.zeros(1, device=self.torch_device, dtype=_autocast_dtype(dtype))
+            except (RuntimeError, TypeError) as e:
+                raise DtypeUnsupported(f"mps: {dtype} not supported ({e})") from None
+        elif self.type == "xpu" and dtype == "bf16":
+            with contextlib.suppress(AttributeError):
+                if not torch.xpu.is_bf16_supported():
+                    raise DtypeUnsupported(f"{self.display_name({})} has no bf16 arithmetic")
+
+    def cuda_capability(self) -> tuple[int, int]:
+        """(major, minor) compute capability of this CUDA device (ROCm reports its own numbering)."""
+        return tuple(torch.cuda.get_device_capability(self.index or 0))  # type: ignore[return-value]
+
+    def _check_cuda_dtype(self, dtype: str) -> None:
+        name = self.display_name({})
+        if self.is_rocm:
+            if dtype == "bf16":
+                with torch.cuda.device(self.index or 0):
+                    native = torch.cuda.is_bf16_supported(including_emulation=False)
+                if not native:
+                    raise DtypeUnsupported(f"{name} has no native bf16: it would be emulated")
+            if dtype == "tf32":
+                arch = str(getattr(torch.cuda.get_device_properties(self.index or 0), "gcnArchName", ""))
+                if not arch.startswith(("gfx94", "gfx95")):
+                    raise DtypeUnsupported(f"{name} ({arch or 'unknown arch'}) has no TF32 matmul")
+            return
+        major, minor = self.cuda_capability()
+        if dtype in ("bf16", "tf32") and major < 8:
+            what = "bf16 arithmetic" if dtype == "bf16" else "TF32 tensor cores"
+            hint = "use fp16 (with loss scaling) or fp32" if dtype == "bf16" else "tf32 would run as fp32"
+            raise DtypeUnsupported(
+                f"{name} (compute capability {major}.{minor}) has no {what}: {dtype} would be emulated; {hint}"
+            )
+
+    def autocast(self, dtype: str) -> contextlib.AbstractContextManager:
+        """The autocast context of a reduced-precision run; nothing for fp32 and tf32."""
+        low = _autocast_dtype(dtype)
+        if low is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.type, dtype=low)
+
+    @staticmethod
+    def needs_grad_scaler(dtype: str) -> bool:
+        """fp16's narrow exponent range needs loss scaling; bf16, tf32 and fp32 do not."""
+        return dtype == "fp16"
+
+    def grad_scaler(self, dtype: str) -> torch.amp.GradScaler:
+        return torch.amp.GradScaler(self.type, enabled=self.needs_grad_scaler(dtype))
+
+    def _precision_knobs(self) -> list[Any]:
+        """The fp32_precision settings that decide how this device runs an fp32 matmul or conv."""
+        b = torch.backends
+        if self.type == "cuda":
+            return [b.cuda.matmul, b.cudnn.conv, b.cudnn.rnn]
+        if self.type in ("cpu", "xpu"):
+            return [b.mkldnn.matmul, b.mkldnn.conv]
+        return []
+
+    @contextlib.contextmanager
+    def matmul_precision(self, dtype: str) -> Iterator[None]:
+        """fp32 matmuls as the run's dtype says (tf32 only for dtype tf32, IEEE fp32 otherwise), set through
+        the fp32_precision API (never the legacy allow_tf32 flags, which raise once the new API is used)
+        and restored afterwards."""
+        want = "tf32" if dtype == "tf32" else "ieee"
+        knobs = [k for k in self._precision_knobs() if hasattr(k, "fp32_precision")]
+        saved = [k.fp32_precision for k in knobs]
+        try:
+            for k in knobs:
+                k.fp32_precision = want
+            yield
+        finally:
+            for k, v in zip(knobs, saved, strict=True):
+                k.fp32_precision = v
+
+    # ---- data and optimizer -------------------------------------------------------------------------
+    def to_device(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """CPU tensors to this device: pinned and asynchronous on CUDA/XPU, plain elsewhere."""
+        if self.is_cpu:
+            return tensors
+        if self.type in ("cuda", "xpu"):
+            return tuple(t.pin_memory().to(self.torch_device, non_blocking=True) for t in tensors)
+        return tuple(t.to(self.torch_device) for t in tensors)
+
+    @property
+    def fused_adamw_default(self) -> bool:
+        """nanoGPT's choice: the fused AdamW kernel on CUDA, the default (foreach) one elsewhere."""
+        return self.type == "cuda"
+
+    def supports_fused_adamw(self) -> bool:
+        try:
+            from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+            return self.type in _get_fused_kernels_supported_devices()
+        except ImportError:
+            return self.type == "cuda"
+
+    # ---- compiler ---------------------------------------------------------------------------------
+    def check_compile_mode(self, mode: str) -> None:
+        if mode == "reduce-overhead" and self.type != "cuda":
+            raise DtypeUnsupported(
+                f"compile mode reduce-overhead uses CUDA graphs: CUDA only, not {self.type}"
+            )
+
+    @staticmethod
+    @contextlib.contextmanager
+    def clean_compiler_state() -> Iterator[None]:
+        """A compiled run's own compiler state: Dynamo's caches (and CUDA-graph trees) reset before and after,
+        Inductor's on-disk caches off, so its compile cost, kernels and memory are its own whatever ran
+        before it in the sweep or in an earlier sweep."""
+        import torch._dynamo
+        import torch._inductor.config as inductor_config
+
+        off = {
+            k: False
+            for k in ("fx_graph_cache", "fx_graph_remote_cache", "autotune_local_cache", "autotune_remote_cache",
+                      "bundled_autotune_remote_cache")
+            if hasattr(inductor_config, k)
+        }  # fmt: skip
+        torch._dynamo.reset()
+        try:
+            with inductor_config.patch(off):
+                yield
+        finally:
+            torch._dynamo.reset()
+
+    # ---- profiler ---------------------------------------------------------------------------------
+    def profiler_activities(self) -> list:
+        from torch.profiler import ProfilerActivity
+
+        extra = {"cuda": "CUDA", "xpu": "XPU"}.get(self.type)
+        activities = [ProfilerActivity.CPU]
+        if extra and hasattr(ProfilerActivity, extra):
+            activities.append(getattr(ProfilerActivity, extra))
+        return activities
+
+    @property
+    def profile_view(self) -> str:
+        """How a profile sees a step here: "device" (kernel times on the trace), "host" (ops run on the host,
+        so their times are the work), or "host_async" (ops only queue work: their times are launch costs)."""
+        if self.trace_device_type is not None:
+            return "device"
+        return "host" if self.is_cpu else "host_async"
+
+    @property
+    def trace_device_type(self) -> Any:
+        """The autograd DeviceType of this device's kernels in a profiler trace; None: host view only."""
+        from torch.autograd import DeviceType
+
+        return {"cuda": DeviceType.CUDA, "xpu": DeviceType.XPU}.get(self.type)
+
+    # ---- RNG ----------------------------------------------------------------------------------------
+    def rng_state(self) -> torch.Tensor | None:
+        if self.is_cpu:
+            return None
+        if self.type == "mps":
+            return torch.mps.get_rng_state()
+        return self._module().get_rng_state(self.torch_device)
+
+    def set_rng_state(self, state: torch.Tensor | None) -> None:
+        if state is None or self.is_cpu:
+            return
+        if self.type == "mps":
+            torch.mps.set_rng_state(state)
+        else:
+            self._module().set_rng_state(state, self.torch_device)
+
+    # ---- distributed --------------------------------------------------------------------------------
+    @property
+    def dist_backend(self) -> str:
+        """torch.distributed's backend for this device: gloo on the CPU, NCCL (RCCL on ROCm) on CUDA, xccl on XPU."""
+        return {"cuda": "nccl", "xpu": "xccl"}.get(self.type, "gloo")
+
+
+class MemoryWatch:
+    """Peak memory of one run: the device allocator's peak, or the process's RSS sampled per step on the CPU
+    (and MPS, whose allocator keeps no peak)."""
+
+    def __init__(self, device: Device) -> None:
+        self.device = device
+        self.peak_bytes: int | None = None
+        self._sampler: Callable[[], int] | None = None
+        acc = _accelerator()
+        if device.is_cpu:
+            import psutil
+
+            proc = psutil.Process()
+            self._sampler = lambda: int(proc.memory_info().rss)
+            self.kind = "process_rss"
+        elif device.type == "mps":
+            self._sampler = lambda: int(torch.mps.driver_allocated_memory())
+            self.kind = "mps_driver_allocated"
+        else:
+            self.kind = f"{device.type}_max_memory_allocated"
+            with contextlib.suppress(Exception):
+                if acc is not None and acc.is_available():
+                    acc.reset_peak_memory_stats(device.torch_device)
+                else:
+                    device._module().reset_peak_memory_stats(device.torch_device)
+        self.sample()
+
+    def sample(self) -> None:
+        """Cheap; called after each step, outside the step's timer."""
+        if self._sampler is not None:
+            value = self._sampler()
+            self.peak_bytes = value if self.peak_bytes is None else max(self.peak_bytes, value)
+
+    def peak(self) -> int | None:
+        if self._sampler is not None:
+            self.sample()
+            return self.peak_bytes
+        with contextlib.suppress(Exception):
+            acc = _accelerator()
+            if acc is not None and acc.is_available():
+                return int(acc.max_memory_allocated(self.device.torch_device))
+            return int(self.device._module().max_memory_allocated(self.device.torch_device))
+        return None
+
+
+def parse_device(name: str) -> Device:
+    """'cpu', 'cuda', 'cuda:1', 'mps', 'xpu', 'xpu:0' -> a Device, checked to be usable here.
+
+    Raises DeviceUnavailable (exit code 2) with what to do.
+    """
+    text = str(name).strip().lower()
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise DeviceUnavailable(f"unknown device {name!r}: {USAGE}") from None
+    if dev.type not in KINDS:
+        raise DeviceUnavailable(f"device type {dev.type!r} is not supported: {USAGE}")
+    if dev.type == "cpu":
+        if dev.index not in (None, 0):
+            raise DeviceUnavailable(
+                f"{name!r}: the CPU is one device (all its cores); use cpu, and --threads N"
+            )
+        return Device(torch.device("cpu"))
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = (
+                "; it is a CPU-only build"
+                if torch.version.cuda is None and getattr(torch.version, "hip", None) is None
+                else ""
+            )
+            raise DeviceUnavailable(f"{name}: this PyTorch ({torch.__version__}) sees no CUDA GPU{build}")
+        count = torch.cuda.device_count()
+        if (dev.index or 0) >= count:
+            raise DeviceUnavailable(f"{name}: only {count} CUDA device(s) here (cuda:0 .. cuda:{count - 1})")
+        return Device(dev)
+    if dev.type == "mps":
+        if dev.index not in (None, 0):
+            raise DeviceUnavailable(f"{name!r}: there is one MPS device; use mps")
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise DeviceUnavailable(f"{name}: Apple MPS is not available on this machine")
+        return Device(torch.device("mps"))
+    if not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        raise DeviceUnavailable(f"{name}: no Intel XPU is available to this PyTorch")
+    count = torch.xpu.device_count()
+    if (dev.index or 0) >= count:
+        raise DeviceUnavailable(f"{name}: only {count} XPU device(s) here")
+    return Device(dev)
+
+
+def software_versions() -> dict:
+    """The software stack a run used: Python, torch, its CUDA/ROCm/cuDNN builds, NumPy, the OS."""
+    import numpy
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "hip": getattr(torch.version, "hip", None),
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def device_kind(name: str) -> str:
+    """'cuda:1' -> 'cuda' without checking availability (labels, planning)."""
+    return str(name).strip().lower().split(":", 1)[0]
+
+
+def available_devices() -> list[str]:
+    """Every device PyTorch can use here, CPU first."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        devices += [f"cuda:{i}" for i in range(n)] if n > 1 else ["cuda"]
+    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+        devices.append("mps")
+    if hasattr(torch, "xpu") and torch.xpu.is_available():
+        n = torch.xpu.device_count()
+        devices += [f"xpu:{i}" for i in range(n)] if n > 1 else ["xpu"]
+    return devices

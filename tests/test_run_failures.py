@@ -1,0 +1,132 @@
+"""`bench run` when things go wrong or costly: compiled sweeps, OOM anywhere, runs that cannot start, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from bench import train as train_mod
+from bench.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16"]
+SHORT = ["--iters", "12", "--eval-interval", "6", "--eval-iters", "2", "--no-progress"]
+
+
+def bench_run(out: Path, *extra: str) -> int:
+    return main(["run", "--devices", "cpu", *TINY, *SHORT, "--out", str(out), *extra])
+
+
+def run_json(out: Path, run_id: str) -> dict:
+    return json.loads((out / "runs" / run_id / "run.json").read_text())
+
+
+def test_every_compiled_run_of_a_sweep_pays_its_own_compile(tmp_path):
+    """Issue 13: Dynamo's cache used to carry over, so the second batch size reused (or recompiled dynamically)
+    the first's graph. Each compiled run now starts from a clean compiler state."""
+    out = tmp_path / "r"
+    assert bench_run(out, "--compile", "on", "--batch-sizes", "4,8", "--threads", "1") == 0
+    for run_id in ("cpu-fp32-b4-compile-t1", "cpu-fp32-b8-compile-t1"):
+        run = run_json(out, run_id)
+        assert run["compile_stats"]["frames_compiled"] >= 1 and run["compile_stats"]["graphs"] >= 1, run_id
+        summary = run["summary"]
+        assert summary["first_step_ms"] > 20 * summary["ms_median"], (run_id, summary)
+
+
+def _oom():
+    return torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+def test_out_of_memory_in_an_eval_fails_that_run_only(tmp_path, monkeypatch):
+    real = train_mod.Trainer.evaluate
+
+    def evaluate(self, samplers):
+        if self.batch_size == 8:
+            raise _oom()
+        return real(self, samplers)
+
+    monkeypatch.setattr(train_mod.Trainer, "evaluate", evaluate)
+    out = tmp_path / "r"
+    assert bench_run(out, "--batch-sizes", "4,8,2") == 1
+    oom = run_json(out, "cpu-fp32-b8-eager")
+    assert oom["status"] == "failed"
+    assert oom["error"].startswith("out of memory at batch size 8 during the eval at iter 0")
+    assert run_json(out, "cpu-fp32-b4-eager")["status"] == "ok"
+    assert run_json(out, "cpu-fp32-b2-eager")["status"] == "ok"
+
+
+def test_out_of_memory_while_profiling_fails_the_run_and_keeps_its_figures(tmp_path, monkeypatch):
+    import bench.profile
+
+    def profile_steps(trainer, **kwargs):
+        raise _oom()
+
+    monkeypatch.setattr(bench.profile, "profile_steps", profile_steps)
+    out = tmp_path / "r"
+    assert bench_run(out, "--profile", "2") == 1
+    run = run_json(out, "cpu-fp32-b12-eager")
+    assert run["status"] == "failed" and "out of memory at batch size 12 during profiling" in run["error"]
+    assert run["summary"]["iters_done"] == 12 and run["summary"]["ms_median"] > 0
+
+
+def test_a_run_that_cannot_be_built_fails_alone_and_resume_gets_past_it(tmp_path, monkeypatch):
+    real = train_mod.Trainer.__init__
+
+    def init(self, model_cfg, train_cfg, device, dtype="fp32", compile_mode="off", batch_size=12, *a, **k):
+        if batch_size == 8:
+            raise RuntimeError("cannot build this one")
+        real(self, model_cfg, train_cfg, device, dtype, compile_mode, batch_size, *a, **k)
+
+    monkeypatch.setattr(train_mod.Trainer, "__init__", init)
+    out = tmp_path / "r"
+    assert bench_run(out, "--batch-sizes", "4,8,2") == 1
+    bad = run_json(out, "cpu-fp32-b8-eager")
+    assert (
+        bad["status"] == "failed" and bad["error"] == "could not start: RuntimeError: cannot build this one"
+    )
+    assert run_json(out, "cpu-fp32-b2-eager")["status"] == "ok"
+    monkeypatch.setattr(train_mod.Trainer, "__init__", real)
+    assert main(["run", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert run_json(out, "cpu-fp32-b8-eager")["status"] == "ok"
+
+
+def test_vocab_smaller_than_the_data_fails_that_run_with_the_reason(tmp_path):
+    cfg = tmp_path / "v.toml"
+    cfg.write_text("[model]\nvocab_size = 10\n")
+    out = tmp_path / "r"
+    assert bench_run(out, "--config", str(cfg)) == 1
+    run = run_json(out, "cpu-fp32-b12-eager")
+    assert run["status"] == "failed" and "vocab_size 10 is smaller than the data's 65" in run["error"]
+
+
+def test_dry_run_warns_before_a_run_that_cannot_fit(capsys):
+    assert main(["run", "--devices", "cpu", "--batch-sizes", "12,2000000", "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "cpu-fp32-b2000000-eager needs ~" in err and "will likely fail with out of memory" in err
+    assert "cpu-fp32-b12-eager needs" not in err
+
+
+def test_sigterm_ends_the_run_interrupted_like_ctrl_c(tmp_path):
+    out = tmp_path / "r"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "bench", "run", "--devices", "cpu", *TINY, "--iters", "100000", "--eval-interval",
+           "50000", "--eval-iters", "1", "--no-progress", "--out", str(out), "--threads", "1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    steps = out / "runs" / "cpu-fp32-b12-eager-t1" / "steps.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (steps.exists() and steps.read_text().count("\n") > 5):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "interrupted by SIGTERM" in err and "--resume" in err and "Traceback" not in err
+    run = run_json(out, "cpu-fp32-b12-eager-t1")
+    assert run["status"] == "interrupted" and "SIGTERM" in run["error"]
+    assert run["summary"]["iters_done"] >= 5
