@@ -21,7 +21,9 @@ def test_activations_grow_with_batch_and_halve_in_16_bit():
     cfg = GPTConfig()
     small, large = estimate_train_bytes(cfg, 12), estimate_train_bytes(cfg, 48)
     assert large["activations"] == pytest.approx(4 * small["activations"], rel=1e-6)
-    assert estimate_train_bytes(cfg, 12, "bf16")["activations"] * 2 == pytest.approx(small["activations"], rel=1e-6)
+    assert estimate_train_bytes(cfg, 12, "bf16")["activations"] * 2 == pytest.approx(
+        small["activations"], rel=1e-6
+    )
 
 
 def test_activation_estimate_bounds_what_autograd_saves():
