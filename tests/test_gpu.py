@@ -81,3 +81,62 @@ def test_dtypes_and_cuda_graphs_compile_run(tmp_path):
     assert code == 0
     statuses = {p.name: _run(out, p.name)["status"] for p in (out / "runs").iterdir()}
     assert len(statuses) == 6 and set(statuses.values()) == {"ok"}, statuses
+
+
+def test_fp16_trains_with_a_grad_scaler(shakespeare):
+    import torch
+
+    from bench.config import TrainConfig
+    from bench.train import Trainer
+    from model.gpt import GPTConfig
+
+    trainer = Trainer(GPTConfig(n_layer=1, n_head=2, n_embd=64, block_size=32), TrainConfig(), "cuda", "fp16",
+                      batch_size=8, dataset=shakespeare)  # fmt: skip
+    with trainer:
+        losses = [trainer.train_step(it).loss.item() for it in range(20)]
+    assert trainer.scaler.is_enabled() and trainer.scaler.get_scale() > 0
+    assert all(map(torch.isfinite, torch.tensor(losses))) and losses[-1] < losses[0]
+
+
+def test_compiled_runs_really_compile_and_reduce_overhead_uses_cuda_graphs(tmp_path):
+    out = tmp_path / "r"
+    assert main(["run", "--devices", "cuda", *TINY, "--iters", "20", "--batch-sizes", "8,16", "--compile",
+                 "on,reduce-overhead", "--eval-interval", "20", "--eval-iters", "1", "--out", str(out),
+                 "--no-progress"]) == 0  # fmt: skip
+    for run_id in ("cuda-fp32-b8-compile", "cuda-fp32-b16-compile", "cuda-fp32-b8-compile-reduce-overhead",
+                   "cuda-fp32-b16-compile-reduce-overhead"):  # fmt: skip
+        run = _run(out, run_id)
+        assert run["compile_stats"]["frames_compiled"] >= 1, run_id  # each run compiled its own graph
+        assert run["summary"]["first_step_ms"] > 5 * run["summary"]["ms_median"], run_id
+    for run_id in ("cuda-fp32-b8-compile-reduce-overhead", "cuda-fp32-b16-compile-reduce-overhead"):
+        assert _run(out, run_id)["compile_stats"]["cudagraph_skips"] == 0, run_id  # CUDA graphs were used
+
+
+def test_matmul_precision_is_restored_after_tf32_run(tmp_path):
+    import torch
+
+    torch.backends.cuda.matmul.fp32_precision = "ieee"
+    out = tmp_path / "r"
+    assert main(["run", "--devices", "cuda", *TINY, "--iters", "5", "--dtypes", "tf32", "--eval-interval", "5",
+                 "--eval-iters", "1", "--out", str(out), "--no-progress"]) == 0  # fmt: skip
+    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+
+
+def test_profile_on_cuda_writes_the_device_view(tmp_path):
+    out = tmp_path / "r"
+    assert main(["run", "--devices", "cuda", *TINY, "--iters", "20", "--eval-interval", "20", "--eval-iters", "1",
+                 "--profile", "3", "--out", str(out), "--no-progress"]) == 0  # fmt: skip
+    prof = json.loads((out / "runs" / "cuda-fp32-b12-eager" / "profile.json").read_text())
+    assert prof["view"] == "device" and prof["mean"]["kernel_launches_per_step"] > 10
+    assert 0.0 <= prof["mean"]["device_idle_fraction"] <= 1.0
+
+
+def test_out_of_memory_in_an_eval_fails_that_run(tmp_path):
+    """Batch 20,000,000 fits no eval on any GPU of today: the run fails with its batch size, the sweep goes on."""
+    out = tmp_path / "r"
+    code = main(["run", "--devices", "cuda", *TINY, "--iters", "5", "--batch-sizes", "20000000,8",
+                 "--eval-interval", "5", "--eval-iters", "1", "--out", str(out), "--no-progress"])  # fmt: skip
+    assert code == 1
+    oom = _run(out, "cuda-fp32-b20000000-eager")
+    assert oom["status"] == "failed" and "out of memory at batch size 20000000 during the eval" in oom["error"]
+    assert _run(out, "cuda-fp32-b8-eager")["status"] == "ok"
