@@ -22,6 +22,7 @@ Metadata keys:
 
 from __future__ import annotations
 
+import datetime
 import functools
 import math
 import re
@@ -276,6 +277,8 @@ def _show(value: Any) -> str:
         text = "[" + ", ".join(_show(v) for v in value) + "]"
     elif isinstance(value, dict):
         text = "{" + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + "}"
+    elif isinstance(value, (datetime.date, datetime.time)):  # TOML dates and times
+        text = value.isoformat()
     else:
         text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -366,7 +369,7 @@ class Setting:
         elif tp is float:
             text = ("numbers" if plural else "a number") + self._range()
         else:
-            text = self.meta.get("what") or ("strings" if plural else "a string")
+            text = self.meta.get("what") or ("non-empty strings" if plural else "a non-empty string")
         if optional and self.meta.get("none_word"):
             text += f' or "{self.meta["none_word"]}"'
         return text
@@ -478,7 +481,7 @@ class Setting:
                 and self._in_range(v)
             ):
                 return float(v)
-        elif tp is str and isinstance(v, str):
+        elif tp is str and isinstance(v, str) and v.strip():
             choices = self.meta.get("choices")
             if choices is None or v in choices:
                 return self._parse(v)
@@ -574,7 +577,12 @@ def load_toml(path: str | Path, base: BenchConfig | None = None) -> BenchConfig:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
-        raise ConfigError(f"{path}: unknown table(s) {', '.join(unknown)}; use [model], [train], [sweep]")
+        homes = {s.name: s.key for s in settings()}
+        moved = [f"{k} belongs in {homes[k].split()[0]}" for k in unknown if k in homes]
+        raise ConfigError(
+            f"{path}: unknown table(s) or key(s) {', '.join(unknown)}; settings go in [model], [train], [sweep]"
+            + (f" ({'; '.join(moved)})" if moved else "")
+        )
     return apply_values(base, data, where=f"{path}: ")
 
 

@@ -90,7 +90,9 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
             raise ConfigError(message)
     if hasattr(args, "profile"):
         args.profile = _profile_steps(args.profile)
-    cfg = load_toml(args.config) if args.config else BenchConfig()
+    if args.config is not None and not args.config.strip():
+        raise ConfigError("--config '': expected the path of a TOML file")
+    cfg = load_toml(args.config) if args.config is not None else BenchConfig()
     flags: dict[str, dict] = {section: {} for section in SECTIONS}
     for s in settings():
         given = getattr(args, s.name, None)

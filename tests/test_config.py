@@ -59,7 +59,7 @@ ISSUE_TOML = [
     ('[model]\nbias = "no"\n', "[model] bias = 'no': expected true or false"),
     (
         '[sweep]\ndevices = "cpu"\n',
-        "[sweep] devices = 'cpu': expected a list of strings; write devices = [\"cpu\"]",
+        "[sweep] devices = 'cpu': expected a list of non-empty strings; write devices = [\"cpu\"]",
     ),
     ("[sweep]\nbatch_sizes = [true]\n", "[sweep] batch_sizes = [true]: true is not an integer from 1 to"),
     ("[train]\nmax_iters = 20.7\n", "[train] max_iters = 20.7: expected an integer from 1 to"),
@@ -108,6 +108,7 @@ ISSUE_FLAGS = [
     (["--data", "file:///etc/passwd"], "--data file:///etc/passwd: expected a file path or an http(s) URL, not file://"),
     (["--data", "x.txt", "--sha256", "abc"], "--sha256 abc: expected a SHA-256 digest: 64 hex digits"),
     (["--sha256", SHA], "data_sha256 is set but data is not"),
+    (["--config", ""], "--config '': expected the path of a TOML file"),
     (["--learning-rate", "1e-5"], "[train] min_lr = 0.0001: expected at most learning_rate = 1e-05"),
 ]  # fmt: skip
 
@@ -172,7 +173,7 @@ def test_iters_at_or_below_the_timing_warmup_is_a_warning():
         ("[train]\neval_interval = 0\n", "[train] eval_interval = 0"),
         ("[train]\neval_iters = 0\n", "[train] eval_iters = 0"),
         ("[sweep]\nbatch_sizes = []\n", "[sweep] batch_sizes = []: expected a non-empty list"),
-        ("[sweep]\ndevices = [1]\n", "[sweep] devices = [1]: 1 is not a string"),
+        ("[sweep]\ndevices = [1]\n", "[sweep] devices = [1]: 1 is not a non-empty string"),
         ('[sweep]\nthreads = "default"\n', 'write threads = ["default"]'),
         ("[sweep]\npeak_flops = 1e12\n", "[sweep] peak_flops = 1000000000000.0: expected a table"),
         ("[sweep]\npeak_flops = {fp32 = true}\n", "'True' is not a FLOP/s figure"),
@@ -180,6 +181,7 @@ def test_iters_at_or_below_the_timing_warmup_is_a_warning():
         ("[model]\nn_embd = 100\nn_head = 3\n", "[model] n_embd = 100: expected a multiple of n_head = 3"),
         ("[model]\nvocab_size = 99999999999\n", "[model] vocab_size = 99999999999"),
         ("model = 3\n", "[model] must be a table of settings, got 3"),
+        ("[train]\nseed = 1979-05-27\n", "[train] seed = 1979-05-27: expected an integer"),
     ],
 )
 def test_toml_types_and_ranges(tmp_path, toml, key):
@@ -364,3 +366,18 @@ def test_docs_toml_example_loads(tmp_path):
     cfg = from_toml(tmp_path, example)
     assert cfg.validate() == []
     assert cfg.sweep.peak_flops == {"fp32": 1.35e12, "bf16": 2.7e12} and cfg.train.data_sha256 == SHA
+
+
+def test_a_setting_outside_its_table_is_pointed_home(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        from_toml(tmp_path, "max_iters = 5\n[sweep]\nbatch_sizes = [4]\n")
+    assert "max_iters belongs in [train]" in str(e.value)
+    with pytest.raises(ConfigError, match="unknown table"):
+        from_toml(tmp_path, "[optim]\nlr = 1\n")
+
+
+def test_empty_strings_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape("[sweep] devices = ['']: '' is not a non-empty string")):
+        from_toml(tmp_path, '[sweep]\ndevices = [""]\n')
+    with pytest.raises(ConfigError, match=re.escape("[train] data = ''")):
+        from_toml(tmp_path, '[train]\ndata = ""\n')
