@@ -381,3 +381,15 @@ def test_empty_strings_are_refused(tmp_path):
         from_toml(tmp_path, '[sweep]\ndevices = [""]\n')
     with pytest.raises(ConfigError, match=re.escape("[train] data = ''")):
         from_toml(tmp_path, '[train]\ndata = ""\n')
+
+
+def test_run_help_and_the_config_checks_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom bench.cli import main\ntry:\n main(['run', '--help'])\nexcept SystemExit: pass\n"
+        "from bench.config import BenchConfig\nBenchConfig().validate()\n"
+        "assert 'torch' not in sys.modules, 'bench run --help imported torch'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
