@@ -4,109 +4,110 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.config import BenchConfig
+
+_USAGE = "%(prog)s [--config FILE.toml] [--devices A,B,...] [--iters N] [--out DIR] [--resume] [--dry-run] [options]"
+_GROUPS = {
+    "sweep": "sweep axes and labels (TOML [sweep]; each axis is a comma list)",
+    "train": "training (TOML [train])",
+    "model": "model shape (TOML [model])",
+}
+# Flags that are gone, and the one line that says what to use instead (never re-meant silently).
+_RETIRED = {
+    "--warmup-iters": "--warmup-iters is gone: it meant the timing warm-up while TOML warmup_iters is the "
+    "learning-rate warm-up; use --timing-warmup-iters N (steps kept out of the ms/iter medians) or "
+    "--lr-warmup-iters N (the learning-rate warm-up)",
+}
 
 
-def _csv(kind):
-    def parse(text: str) -> list:
-        items = [x.strip() for x in text.split(",") if x.strip()]
-        if not items:
-            raise argparse.ArgumentTypeError("expected a comma-separated list")
-        try:
-            return [kind(x) for x in items]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a list of {kind.__name__}: {text!r}") from None
-
-    return parse
-
-
-def _threads(x: str) -> int | None:
-    return None if x in ("default", "auto") else int(x)
-
-
-_threads.__name__ = "int"
+# `bench run`'s own options (not config settings); docs/config.md's table of them is made from this.
+RUN_OPTIONS: tuple[tuple[str, dict], ...] = (
+    ("--config", {"metavar": "FILE.toml", "help": "TOML file with [model], [train], [sweep] tables"}),
+    ("--out", {"metavar": "DIR", "help": "results directory (default results/<date-time>)"}),
+    ("--resume", {"action": "store_true", "help": "complete the runs of --out that did not finish"}),
+    ("--dry-run", {"action": "store_true", "help": "print the plan and an estimated time, run nothing"}),
+    ("--profile", {"nargs": "?", "const": 5, "default": 0, "metavar": "N",
+                   "help": "after each run's final eval, profile N extra steps (default 5) into runs/<id>/profile.json"}),
+    ("--no-progress", {"action": "store_true", "help": "no progress bars (one line per run still)"}),
+)  # fmt: skip
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE.toml", help="TOML file with [model], [train], [sweep] tables")
-    p.add_argument(
-        "--devices", type=_csv(str), help="cpu, cuda, cuda:N, mps, xpu (default: every device here)"
-    )
-    p.add_argument("--batch-sizes", type=_csv(int), help="comma list (default 12)")
-    p.add_argument("--dtypes", type=_csv(str), help="fp32, tf32 (CUDA), bf16, fp16 (default fp32)")
-    p.add_argument("--compile", type=_csv(str), help="off, on, reduce-overhead (CUDA graphs), max-autotune")
-    p.add_argument("--threads", type=_csv(_threads), help="CPU threads, comma list; 'default' = PyTorch's")
-    p.add_argument("--iters", type=int, help="train steps per run (default 2000)")
-    p.add_argument("--eval-interval", type=int, help="evaluate every N steps (default 250)")
-    p.add_argument("--eval-iters", type=int, help="batches per split and eval (default 20)")
-    p.add_argument(
-        "--warmup-iters", type=int, help="timing warm-up steps kept out of the medians (default 10)"
-    )
-    p.add_argument("--seed", type=int, help="seed for weights and batches (default 1337)")
-    for name in ("n-layer", "n-head", "n-embd", "block-size"):
-        p.add_argument(
-            f"--{name}",
-            type=int,
-            help=argparse.SUPPRESS
-            if name != "n-layer"
-            else "model shape overrides: --n-layer, --n-head, --n-embd, --block-size",
-        )
-    p.add_argument("--host", help="label for this machine in reports (default: hostname)")
-    p.add_argument("--out", metavar="DIR", help="results directory (default results/<date-time>)")
-    p.add_argument("--resume", action="store_true", help="complete the runs of --out that did not finish")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and an estimated time, run nothing")
-    p.add_argument(
-        "--profile", nargs="?", type=int, const=5, default=None, metavar="N",
-        help="after each run's final eval, profile N extra steps (default 5) into runs/<id>/profile.json",
-    )  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (one line per run still)")
+    """`bench run`'s flags: the run options, then one flag per config setting (bench.config.settings())."""
+    from bench.config import settings
+
+    p.usage = _USAGE
+    for flag, kw in RUN_OPTIONS:
+        p.add_argument(flag, **kw)
+    for flag in _RETIRED:
+        p.add_argument(flag, nargs="?", const="", dest=_retired_dest(flag), help=argparse.SUPPRESS)
+    groups = {section: p.add_argument_group(title) for section, title in _GROUPS.items()}
+    for s in settings():
+        toml_key = "" if s.flag == "--" + s.name.replace("_", "-") else f"; TOML {s.name}"
+        help_text = f"{s.help} (default: {s.default_text()}{toml_key})".replace("%", "%%")
+        kw = {"dest": s.name, "default": None, "help": help_text}
+        if s.is_bool:
+            groups[s.section].add_argument(s.flag, action=argparse.BooleanOptionalAction, **kw)
+        elif s.is_table:
+            groups[s.section].add_argument(s.flag, action="append", metavar=s.metavar, **kw)
+        else:
+            groups[s.section].add_argument(s.flag, metavar=s.metavar, **kw)
 
 
-def config_from_args(args: argparse.Namespace):
-    """Defaults, then the TOML file, then the flags."""
-    from bench.config import BenchConfig, load_toml
+def _retired_dest(flag: str) -> str:
+    return "retired_" + flag.lstrip("-").replace("-", "_")
 
-    cfg = load_toml(args.config) if args.config else BenchConfig()
-    model_over = {
-        k: getattr(args, k)
-        for k in ("n_layer", "n_head", "n_embd", "block_size")
-        if getattr(args, k) is not None
-    }
-    train_over = {
-        k: v
-        for k, v in {
-            "max_iters": args.iters, "eval_interval": args.eval_interval, "eval_iters": args.eval_iters,
-            "seed": args.seed, "timing_warmup_iters": args.warmup_iters,
-        }.items()
-        if v is not None
-    }  # fmt: skip
-    sweep_over = {
-        k: v
-        for k, v in {
-            "devices": args.devices, "batch_sizes": args.batch_sizes, "dtypes": args.dtypes,
-            "compile": args.compile, "threads": args.threads, "host": args.host,
-        }.items()
-        if v is not None
-    }  # fmt: skip
+
+def _profile_steps(value: int | str) -> int:
+    """--profile's N: absent 0, bare 5, else an integer >= 1."""
+    from bench.config import ConfigError
+
+    if isinstance(value, int):
+        return value
     try:
-        cfg = replace(cfg, model=replace(cfg.model, **model_over), train=replace(cfg.train, **train_over),
-                      sweep=replace(cfg.sweep, **sweep_over))  # fmt: skip
-    except ValueError as e:
-        from bench.config import ConfigError
+        steps = int(value)
+    except ValueError:
+        steps = 0
+    if steps < 1:
+        raise ConfigError(f"--profile {value}: expected a number of steps >= 1 (bare --profile: 5)")
+    return steps
 
-        raise ConfigError(str(e)) from None
+
+def config_from_args(args: argparse.Namespace) -> BenchConfig:
+    """Defaults, then the TOML file, then the flags; each value checked as its setting says.
+
+    Also checks the run options that are usage errors (--profile N, retired flags) so that nothing
+    starts on a bad command line; sets args.profile to its number of steps."""
+    from bench.config import SECTIONS, BenchConfig, ConfigError, apply_values, load_toml, settings
+
+    for flag, message in _RETIRED.items():
+        if getattr(args, _retired_dest(flag), None) is not None:
+            raise ConfigError(message)
+    if hasattr(args, "profile"):
+        args.profile = _profile_steps(args.profile)
+    if args.config is not None and not args.config.strip():
+        raise ConfigError("--config '': expected the path of a TOML file")
+    cfg = load_toml(args.config) if args.config is not None else BenchConfig()
+    flags: dict[str, dict] = {section: {} for section in SECTIONS}
+    for s in settings():
+        given = getattr(args, s.name, None)
+        if given is not None:
+            flags[s.section][s.name] = s.check(given, s.flag) if s.is_bool else s.from_text(given)
+    cfg = apply_values(cfg, flags)
     cfg.validate()
     return cfg
 
 
-_CONFIG_FLAGS = ("config", "devices", "batch_sizes", "dtypes", "compile", "threads", "iters", "eval_interval",
-                 "eval_iters", "warmup_iters", "seed", "n_layer", "n_head", "n_embd", "block_size", "host")  # fmt: skip
-
-
 def _config_flags_given(args: argparse.Namespace) -> bool:
-    return any(getattr(args, k, None) is not None for k in _CONFIG_FLAGS)
+    """Whether the command line sets any part of the config (then --resume checks it against the sweep's)."""
+    from bench.config import settings
+
+    return any(getattr(args, k, None) is not None for k in ("config", *(s.name for s in settings())))
 
 
 def estimate_seconds(cfg, spec, hw: dict, device) -> float | None:
@@ -155,10 +156,6 @@ def run(args: argparse.Namespace) -> int:
     from bench.devices import DeviceUnavailable
     from bench.runner import Interrupted, Sweep, plan, resolve_devices
 
-    if args.profile is not None and args.profile < 1:
-        from bench.config import ConfigError
-
-        raise ConfigError(f"--profile takes a number of steps >= 1, got {args.profile}")
     cfg = config_from_args(args)
     if (
         args.resume

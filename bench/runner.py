@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from bench import __version__
-from bench.config import BenchConfig
+from bench.config import BenchConfig, ConfigError, config_from_dict
 from bench.devices import (
     Device,
     DeviceUnavailable,
@@ -109,7 +109,11 @@ class Sweep:
                     f"{self.results.root} already holds a sweep: pass --resume to complete it, or choose another --out"
                 )
             old = self.results.read_sweep()
-            if old.get("spec") != self.cfg.to_dict():
+            try:
+                same = config_from_dict(old.get("spec") or {}).to_dict() == self.cfg.to_dict()
+            except ConfigError:
+                same = False
+            if not same:
                 raise ResultsError(
                     f"{self.results.root} holds a sweep with a different configuration: resume it with "
                     f"`bench run --out {self.results.root} --resume` alone, or the same flags as its sweep.json 'command'"
@@ -157,7 +161,7 @@ class Sweep:
 
     def _peak(self, spec: RunSpec) -> dict:
         """The peak MFU divides by: the user's (--peak-flops), else hwinfo's (spec, derived, measured)."""
-        override = (getattr(self.cfg.sweep, "peak_flops", None) or {}).get(spec.dtype)
+        override = self.cfg.sweep.peak_flops.get(spec.dtype)
         if override:
             return user_peak(override, spec.dtype, spec.device)
         return peak_for(self.hw, spec.device, spec.dtype)

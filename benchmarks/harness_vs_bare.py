@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_bench(iters: int, out: Path) -> tuple[float, float]:
     subprocess.run(
         [sys.executable, "-m", "bench", "run", "--devices", "cpu", "--iters", str(iters), "--eval-interval",
-         str(iters), "--eval-iters", "2", "--warmup-iters", "10", "--out", str(out), "--no-progress"],
+         str(iters), "--eval-iters", "2", "--timing-warmup-iters", "10", "--out", str(out), "--no-progress"],
         check=True, cwd=ROOT, capture_output=True,
     )  # fmt: skip
     run = json.loads(next((out / "runs").glob("*/run.json")).read_text())

@@ -21,7 +21,7 @@ from bench.cli import main
 from reports.diagnosis import diagnose
 from reports.load import load_results
 
-TINY = ["--devices", "cpu", "--iters", "30", "--eval-interval", "10", "--eval-iters", "2", "--warmup-iters", "5",
+TINY = ["--devices", "cpu", "--iters", "30", "--eval-interval", "10", "--eval-iters", "2", "--timing-warmup-iters", "5",
         "--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--block-size", "16", "--no-progress"]  # fmt: skip
 REPO = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ from reports.diagnosis import diagnose
 from reports.html import render_html
 from reports.load import load_results
 
-TINY = ["--devices", "cpu", "--iters", "20", "--eval-interval", "10", "--eval-iters", "2", "--warmup-iters", "3",
+TINY = ["--devices", "cpu", "--iters", "20", "--eval-interval", "10", "--eval-iters", "2", "--timing-warmup-iters", "3",
         "--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--block-size", "16", "--no-progress"]  # fmt: skip
 
 

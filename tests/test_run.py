@@ -25,7 +25,7 @@ SHORT = [
     "10",
     "--eval-iters",
     "2",
-    "--warmup-iters",
+    "--timing-warmup-iters",
     "3",
     "--no-progress",
 ]
@@ -215,7 +215,7 @@ def test_bad_config_is_one_clear_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown key(s) in [train]: max_iter" in err and "Traceback" not in err
     assert main(["run", "--dtypes", "fp64", "--out", str(tmp_path / "r2")]) == 2
-    assert "unknown dtype 'fp64'" in capsys.readouterr().err
+    assert "--dtypes fp64: 'fp64' is not one of fp32" in capsys.readouterr().err
 
 
 def test_toml_config_then_flags_over_it(tmp_path):

@@ -107,9 +107,9 @@ def test_vocab_smaller_than_the_data_fails_that_run_with_the_reason(tmp_path):
 
 
 def test_dry_run_warns_before_a_run_that_cannot_fit(capsys):
-    assert main(["run", "--devices", "cpu", "--batch-sizes", "12,2000000", "--dry-run"]) == 0
+    assert main(["run", "--devices", "cpu", "--batch-sizes", "12,1000000", "--dry-run"]) == 0
     err = capsys.readouterr().err
-    assert "cpu-fp32-b2000000-eager needs ~" in err and "will likely fail with out of memory" in err
+    assert "cpu-fp32-b1000000-eager needs ~" in err and "will likely fail with out of memory" in err
     assert "cpu-fp32-b12-eager needs" not in err
 
 
