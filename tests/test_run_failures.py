@@ -130,3 +130,11 @@ def test_sigterm_ends_the_run_interrupted_like_ctrl_c(tmp_path):
     run = run_json(out, "cpu-fp32-b12-eager-t1")
     assert run["status"] == "interrupted" and "SIGTERM" in run["error"]
     assert run["summary"]["iters_done"] >= 5
+
+
+def test_peak_flops_override_is_labelled_user(tmp_path):
+    out = tmp_path / "r"
+    assert bench_run(out, "--peak-flops", "fp32=2e11") == 0
+    run = run_json(out, "cpu-fp32-b12-eager")
+    assert run["peak_flops"]["source"] == "user" and run["peak_flops"]["value"] == 2e11
+    assert run["summary"]["mfu"] == run["summary"]["achieved_flops_per_s"] / 2e11
