@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA = "devicebench-hwinfo/1"
+SCHEMA = "devicebench-hwinfo/2"
 
 __all__ = ["SCHEMA", "snapshot"]
 
@@ -15,7 +15,7 @@ __all__ = ["SCHEMA", "snapshot"]
 def snapshot(
     measure: bool = False, dtypes: list[str] | None = None, root: str = "/", **kwargs: Any
 ) -> dict[str, Any]:
-    """This machine's hardware and peaks as a JSON-serialisable dict (schema devicebench-hwinfo/1).
+    """This machine's hardware and peaks as a JSON-serialisable dict (schema devicebench-hwinfo/2).
 
     measure: also time a matmul per dtype on every device. root: filesystem root to probe (tests pass
     a fake sysfs/proc tree). Extra keyword arguments go to hwinfo.probe.build_snapshot

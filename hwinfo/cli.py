@@ -1,11 +1,14 @@
-"""The `hwinfo` command: devices, features, peak FLOP/s per dtype, and (with --measure) a timed matmul."""
+"""The `hwinfo` command: devices, features, peak FLOP/s per dtype, memory bandwidth, energy counters, and
+(with --measure) a timed matmul per dtype and a STREAM bandwidth measurement per device."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import traceback
+from typing import Any
 
 _DTYPES = ("fp32", "tf32", "bf16", "fp16")
 
@@ -26,12 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="What this machine has (CPU, GPUs, what PyTorch can use) and each device's peak FLOP/s per dtype.",
     )
     parser.add_argument(
-        "--json", action="store_true", help="print the snapshot as JSON (schema devicebench-hwinfo/1)"
+        "--json", action="store_true", help="print the snapshot as JSON (schema devicebench-hwinfo/2)"
     )
     parser.add_argument(
         "--measure",
         action="store_true",
-        help="also time a matmul per dtype on every device and report it beside the spec peak (seconds)",
+        help="also time a matmul per dtype and measure memory bandwidth (STREAM copy and triad) on every "
+        "device, reported beside the spec figures (a few seconds per device)",
     )
     parser.add_argument(
         "--dtypes",
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             refresh=args.refresh,
         )
         if args.json:
-            print(json.dumps(snap, indent=2))
+            print(json.dumps(strict_json(snap), indent=2, allow_nan=False))
         else:
             print(render_text(snap), end="")
     except KeyboardInterrupt:
@@ -83,6 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     return 0
+
+
+def strict_json(value: Any) -> Any:
+    """The value with every non-finite float (NaN, inf) as None: JSON has no NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
 
 
 if __name__ == "__main__":

@@ -191,6 +191,25 @@ def _caches(cpu_dir: Path) -> dict[str, int]:
     return caches
 
 
+def llc_bytes(cpu_dir: Path, ids: list[int]) -> int | None:
+    """All instances of the last-level cache together (one per distinct shared_cpu_list), in bytes."""
+    levels: dict[str, int] = {}
+    for index in cpu_dir.glob("cpu0/cache/index*"):
+        level, kind = _int(_read(index / "level")), _read(index / "type")
+        if level is not None and kind in ("Unified", "Data"):
+            levels[index.name] = level
+    if not levels:
+        return None
+    top = max(levels, key=lambda name: levels[name])
+    instances: dict[str, int] = {}
+    for i in ids or [0]:
+        index = cpu_dir / f"cpu{i}/cache/{top}"
+        kib = _size_kib(_read(index / "size"))
+        if kib:
+            instances[_read(index / "shared_cpu_list") or f"cpu{i}"] = kib * 1024
+    return sum(instances.values()) or None
+
+
 def _cpu_ids(cpu_dir: Path) -> list[int]:
     ids = [_int(p.name[3:]) for p in cpu_dir.glob("cpu[0-9]*")]
     return sorted(i for i in ids if i is not None)
@@ -300,6 +319,7 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
         "current_mhz": current_mhz,
         "clock_sources": clock_sources,
         "caches": _caches(cpu_dir),
+        "llc_bytes": llc_bytes(cpu_dir, ids),
         "features": features,
         "probe": "linux /proc/cpuinfo + sysfs",
     }
@@ -424,6 +444,7 @@ def probe_cpu_generic(
         "current_mhz": None,
         "clock_sources": clock_sources,
         "caches": caches,
+        "llc_bytes": max(caches.values()) * 1024 if caches else None,
         "features": features,
         "probe": f"py-cpuinfo + psutil ({system})",
     }
