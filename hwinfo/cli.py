@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import traceback
 from typing import Any
@@ -14,7 +15,7 @@ _DTYPES = ("fp32", "tf32", "bf16", "fp16")
 
 
 def _dtype_list(text: str) -> list[str]:
-    dtypes = [d.strip() for d in text.split(",") if d.strip()]
+    dtypes = list(dict.fromkeys(d.strip() for d in text.split(",") if d.strip()))  # in order, once each
     bad = [d for d in dtypes if d not in _DTYPES]
     if bad or not dtypes:
         raise argparse.ArgumentTypeError(
@@ -75,9 +76,14 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(strict_json(snap), indent=2, allow_nan=False))
         else:
             print(render_text(snap), end="")
+        sys.stdout.flush()  # a closed pipe shows here, inside the try
     except KeyboardInterrupt:
         print("hwinfo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `hwinfo --json | head`: the reader left, nothing to say
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as exc:
         if args.debug:
             traceback.print_exc()

@@ -72,11 +72,13 @@ def probe_nvml(nvml_module: Any = None) -> dict[str, Any]:
                 {
                     "index": index,
                     "name": _call(lambda h=handle: _text(nvml.nvmlDeviceGetName(h))),
-                    "memory_total_bytes": _call(lambda h=handle: int(nvml.nvmlDeviceGetMemoryInfo(h).total)),
-                    "max_sm_clock_mhz": _call(
-                        lambda h=handle: int(nvml.nvmlDeviceGetMaxClockInfo(h, clock_sm))
+                    "memory_total_bytes": _positive(
+                        _call(lambda h=handle: int(nvml.nvmlDeviceGetMemoryInfo(h).total))
                     ),
-                    "power_limit_w": None if power_mw is None else power_mw / 1000,
+                    "max_sm_clock_mhz": _positive(
+                        _call(lambda h=handle: int(nvml.nvmlDeviceGetMaxClockInfo(h, clock_sm))), 10_000
+                    ),
+                    "power_limit_w": None if _positive(power_mw) is None else power_mw / 1000,
                     "pci_bus_id": _call(
                         lambda h=handle: normalise_bus_id(nvml.nvmlDeviceGetPciInfo(h).busId)
                     ),
@@ -98,6 +100,13 @@ def probe_nvml(nvml_module: Any = None) -> dict[str, Any]:
         except Exception:
             pass
     return result
+
+
+def _positive(value: Any, most: float = float("inf")) -> Any:
+    """A number NVML returned when it is a positive int or float up to `most`, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if 0 < value <= most else None
 
 
 def _capability(value: Any) -> str:

@@ -24,7 +24,7 @@ from hwinfo.peaks import (
     peak_for,
     ridge_point,
 )
-from hwinfo.units import bytes_per_s
+from hwinfo.units import bytes_per_s, is_num
 
 _NVML_UNSET: Any = object()
 
@@ -114,6 +114,11 @@ def _bandwidth_entry(figure: dict[str, Any]) -> dict[str, Any]:
     return {**figure, "measured": None, "measured_detail": None, "stream": None}
 
 
+def _number(value: Any) -> Any:
+    """A positive finite number, else None: what PyTorch or NVML reported, kept only when it is sane."""
+    return value if is_num(value) and value > 0 else None
+
+
 def _gpu_entry(acc: dict[str, Any], name: str, gpus: list[dict[str, Any]]) -> dict[str, Any]:
     """A cuda/xpu/mps device: spec peaks, else derived from SMs x clock x per-SM rate; bandwidth."""
     nvml = next(
@@ -124,9 +129,9 @@ def _gpu_entry(acc: dict[str, Any], name: str, gpus: list[dict[str, Any]]) -> di
         ),
         None,
     )
-    clock, clock_source = (nvml or {}).get("max_sm_clock_mhz"), "NVML (max SM clock)"
+    clock, clock_source = _number((nvml or {}).get("max_sm_clock_mhz")), "NVML (max SM clock)"
     if not clock:
-        clock, clock_source = acc.get("max_clock_mhz"), "PyTorch's device properties (clock_rate)"
+        clock, clock_source = _number(acc.get("max_clock_mhz")), "PyTorch's device properties (clock_rate)"
     capability = acc.get("capability") or (nvml or {}).get("capability")
     entry: dict[str, Any] = {"device": acc["device"], "kind": acc["kind"], "name": name}
     entry["peaks"] = gpu_peaks(
@@ -141,19 +146,19 @@ def _gpu_entry(acc: dict[str, Any], name: str, gpus: list[dict[str, Any]]) -> di
     entry["memory_bandwidth"] = _bandwidth_entry(
         gpu_bandwidth(
             name,
-            memory_clock_mhz=None if rocm else acc.get("memory_clock_mhz"),
-            memory_bus_width_bits=None if rocm else acc.get("memory_bus_width_bits"),
+            memory_clock_mhz=None if rocm else _number(acc.get("memory_clock_mhz")),
+            memory_bus_width_bits=None if rocm else _number(acc.get("memory_bus_width_bits")),
         )
     )
     fields = {
-        "sm_count": acc.get("sm_count"),
+        "sm_count": _number(acc.get("sm_count")),
         "max_clock_mhz": clock,
         "clock_source": clock_source if clock else None,
-        "memory_total_bytes": acc.get("memory_total_bytes"),
+        "memory_total_bytes": _number(acc.get("memory_total_bytes")),
         "capability": capability,
         "gcn_arch": acc.get("gcn_arch"),
         "pci_address": acc.get("pci_address"),
-        "llc_bytes": acc.get("l2_cache_bytes"),
+        "llc_bytes": _number(acc.get("l2_cache_bytes")),
         "gpu_cores": acc.get("gpu_cores"),
     }
     entry.update({k: v for k, v in fields.items() if v is not None})
