@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -213,10 +214,16 @@ def test_duplicate_dtypes_are_listed_once(capsys: pytest.CaptureFixture[str]) ->
     assert json.loads(capsys.readouterr().out)["dtypes"] == ["fp32", "bf16"]
 
 
-def test_output_into_a_closed_pipe_is_quiet() -> None:
+def test_output_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
     code = "import sys; from hwinfo.cli import main; sys.exit(main(['--json']))"
+    env = {**os.environ, "DEVICEBENCH_CACHE": str(tmp_path)}  # a cache of its own: this process's threads
     proc = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     proc.stdout.close()  # the reader is gone before hwinfo writes, as in `hwinfo --json | true`
