@@ -1,17 +1,21 @@
-"""The `hwinfo` command: devices, features, peak FLOP/s per dtype, and (with --measure) a timed matmul."""
+"""The `hwinfo` command: devices, features, peak FLOP/s per dtype, memory bandwidth, energy counters, and
+(with --measure) a timed matmul per dtype and a STREAM bandwidth measurement per device."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import traceback
+from typing import Any
 
 _DTYPES = ("fp32", "tf32", "bf16", "fp16")
 
 
 def _dtype_list(text: str) -> list[str]:
-    dtypes = [d.strip() for d in text.split(",") if d.strip()]
+    dtypes = list(dict.fromkeys(d.strip() for d in text.split(",") if d.strip()))  # in order, once each
     bad = [d for d in dtypes if d not in _DTYPES]
     if bad or not dtypes:
         raise argparse.ArgumentTypeError(
@@ -26,12 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="What this machine has (CPU, GPUs, what PyTorch can use) and each device's peak FLOP/s per dtype.",
     )
     parser.add_argument(
-        "--json", action="store_true", help="print the snapshot as JSON (schema devicebench-hwinfo/1)"
+        "--json", action="store_true", help="print the snapshot as JSON (schema devicebench-hwinfo/2)"
     )
     parser.add_argument(
         "--measure",
         action="store_true",
-        help="also time a matmul per dtype on every device and report it beside the spec peak (seconds)",
+        help="also time a matmul per dtype and measure memory bandwidth (STREAM copy and triad) on every "
+        "device, reported beside the spec figures (a few seconds per device)",
     )
     parser.add_argument(
         "--dtypes",
@@ -68,12 +73,17 @@ def main(argv: list[str] | None = None) -> int:
             refresh=args.refresh,
         )
         if args.json:
-            print(json.dumps(snap, indent=2))
+            print(json.dumps(strict_json(snap), indent=2, allow_nan=False))
         else:
             print(render_text(snap), end="")
+        sys.stdout.flush()  # a closed pipe shows here, inside the try
     except KeyboardInterrupt:
         print("hwinfo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `hwinfo --json | head`: the reader left, nothing to say
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except Exception as exc:
         if args.debug:
             traceback.print_exc()
@@ -83,6 +93,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     return 0
+
+
+def strict_json(value: Any) -> Any:
+    """The value with every non-finite float (NaN, inf) as None: JSON has no NaN."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ other systems use py-cpuinfo and psutil (macOS adds sysctl for Apple's P/E core 
 
 from __future__ import annotations
 
+import math
 import platform
 import re
 import subprocess
@@ -172,11 +173,12 @@ def parse_proc_cpuinfo(text: str) -> list[dict[str, str]]:
 
 def _size_kib(text: str | None) -> int | None:
     """ "32K" / "1024K" / "32 MiB" / "65536" (bytes) -> KiB."""
-    m = re.fullmatch(r"(\d+)\s*([KMG]?)(?:i?B)?", (text or "").strip(), re.IGNORECASE)
+    m = re.fullmatch(r"(\d{1,12})\s*([KMG]?)(?:i?B)?", (text or "").strip(), re.IGNORECASE)
     if not m:
         return None
     n = int(m.group(1))
-    return {"": n // 1024, "K": n, "M": n * 1024, "G": n * 1024 * 1024}[m.group(2).upper()]
+    kib = {"": n // 1024, "K": n, "M": n * 1024, "G": n * 1024 * 1024}[m.group(2).upper()]
+    return kib if 0 < kib <= 16 * 2**20 else None  # at most 16 GiB: larger is a broken file
 
 
 def _caches(cpu_dir: Path) -> dict[str, int]:
@@ -191,14 +193,43 @@ def _caches(cpu_dir: Path) -> dict[str, int]:
     return caches
 
 
+def llc_bytes(cpu_dir: Path, ids: list[int]) -> int | None:
+    """All instances of the last-level cache together (one per distinct shared_cpu_list), in bytes."""
+    levels: dict[str, int] = {}
+    for index in cpu_dir.glob("cpu0/cache/index*"):
+        level, kind = _int(_read(index / "level")), _read(index / "type")
+        if level is not None and kind in ("Unified", "Data"):
+            levels[index.name] = level
+    if not levels:
+        return None
+    top = max(levels, key=lambda name: levels[name])
+    instances: dict[str, int] = {}
+    for i in ids or [0]:
+        index = cpu_dir / f"cpu{i}/cache/{top}"
+        kib = _size_kib(_read(index / "size"))
+        if kib:
+            instances[_read(index / "shared_cpu_list") or f"cpu{i}"] = kib * 1024
+    return sum(instances.values()) or None
+
+
 def _cpu_ids(cpu_dir: Path) -> list[int]:
     ids = [_int(p.name[3:]) for p in cpu_dir.glob("cpu[0-9]*")]
     return sorted(i for i in ids if i is not None)
 
 
+def plausible_mhz(value: float | None) -> float | None:
+    """A CPU clock in MHz when it is a finite number in 50 MHz .. 20 GHz, else None (a VM or a broken
+    file can report 0, a negative, NaN or garbage)."""
+    try:
+        mhz = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return mhz if math.isfinite(mhz) and 50 <= mhz <= 20_000 else None
+
+
 def _khz_to_mhz(text: str | None) -> float | None:
     khz = _int(text)
-    return khz / 1000 if khz else None
+    return plausible_mhz(khz / 1000) if khz else None
 
 
 def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
@@ -262,19 +293,19 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
     if base_mhz:
         clock_sources["base_mhz"] = "sysfs cpufreq base_frequency"
     else:
-        m = re.search(r"@\s*([\d.]+)\s*GHz", model_name or "")
-        if m:
-            base_mhz = float(m.group(1)) * 1000
+        m = re.search(r"@\s*(\d+(?:\.\d+)?)\s*GHz", model_name or "")
+        base_mhz = plausible_mhz(float(m.group(1)) * 1000) if m else None
+        if base_mhz:
             clock_sources["base_mhz"] = "the model name (@ ... GHz)"
-    current = [float(b["cpu MHz"]) for b in procs if _is_float(b.get("cpu MHz"))]
+    current = [m for m in (plausible_mhz(_float(b.get("cpu MHz"))) for b in procs) if m]
     current_mhz = round(max(current), 1) if current else None
     if current_mhz:
         clock_sources["current_mhz"] = "/proc/cpuinfo 'cpu MHz'"
     if not (max_mhz or base_mhz or current_mhz):
         info = py_cpuinfo_dict()
         hz = _first_hz(info.get("hz_advertised")) or _first_hz(info.get("hz_actual"))
-        if hz:
-            current_mhz = hz / 1e6
+        current_mhz = plausible_mhz(hz / 1e6) if hz else None
+        if current_mhz:
             clock_sources["current_mhz"] = "py-cpuinfo"
 
     uarch = microarchitecture(vendor, family, model, stepping, model_name, part if vendor == "ARM" else None)
@@ -300,6 +331,7 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
         "current_mhz": current_mhz,
         "clock_sources": clock_sources,
         "caches": _caches(cpu_dir),
+        "llc_bytes": llc_bytes(cpu_dir, ids),
         "features": features,
         "probe": "linux /proc/cpuinfo + sysfs",
     }
@@ -321,12 +353,11 @@ def _hybrid_groups(
     return groups
 
 
-def _is_float(text: str | None) -> bool:
+def _float(text: str | None) -> float | None:
     try:
-        float(text or "")
+        return float(text or "")
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _first_hz(value: Any) -> float | None:
@@ -378,12 +409,12 @@ def probe_cpu_generic(
     flags = {str(f).lower() for f in info.get("flags") or []}
     features = [f for f in FEATURE_FLAGS if f in flags]
     clock_sources: dict[str, str] = {}
+    max_mhz = plausible_mhz(max_mhz)
     if max_mhz:
         clock_sources["max_mhz"] = "psutil.cpu_freq().max"
-    base_mhz = None
     hz = _first_hz(info.get("hz_advertised"))
-    if hz:
-        base_mhz = hz / 1e6
+    base_mhz = plausible_mhz(hz / 1e6) if hz else None
+    if base_mhz:
         clock_sources["base_mhz"] = "py-cpuinfo hz_advertised"
     caches: dict[str, int] = {}
     for key, out_key in (
@@ -424,6 +455,7 @@ def probe_cpu_generic(
         "current_mhz": None,
         "clock_sources": clock_sources,
         "caches": caches,
+        "llc_bytes": max(caches.values()) * 1024 if caches else None,
         "features": features,
         "probe": f"py-cpuinfo + psutil ({system})",
     }

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hwinfo.energy import nvml_energy_support
+
 
 def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
@@ -32,7 +34,8 @@ def _cuda_version(value: int) -> str:
 def probe_nvml(nvml_module: Any = None) -> dict[str, Any]:
     """{"available": bool, "driver_version", "cuda_driver_version", "devices": [...], "note": str | None}.
 
-    Each device: index, name, memory_total_bytes, max_sm_clock_mhz, power_limit_w, pci_bus_id, uuid.
+    Each device: index, name, memory_total_bytes, max_sm_clock_mhz, power_limit_w, pci_bus_id, uuid,
+    capability (CUDA compute capability), energy {source, reason} (which energy reading NVML offers).
     A field NVML cannot give (e.g. the power limit on many laptops) is None.
     """
     result: dict[str, Any] = {
@@ -69,15 +72,21 @@ def probe_nvml(nvml_module: Any = None) -> dict[str, Any]:
                 {
                     "index": index,
                     "name": _call(lambda h=handle: _text(nvml.nvmlDeviceGetName(h))),
-                    "memory_total_bytes": _call(lambda h=handle: int(nvml.nvmlDeviceGetMemoryInfo(h).total)),
-                    "max_sm_clock_mhz": _call(
-                        lambda h=handle: int(nvml.nvmlDeviceGetMaxClockInfo(h, clock_sm))
+                    "memory_total_bytes": _positive(
+                        _call(lambda h=handle: int(nvml.nvmlDeviceGetMemoryInfo(h).total))
                     ),
-                    "power_limit_w": None if power_mw is None else power_mw / 1000,
+                    "max_sm_clock_mhz": _positive(
+                        _call(lambda h=handle: int(nvml.nvmlDeviceGetMaxClockInfo(h, clock_sm))), 10_000
+                    ),
+                    "power_limit_w": None if _positive(power_mw) is None else power_mw / 1000,
                     "pci_bus_id": _call(
                         lambda h=handle: normalise_bus_id(nvml.nvmlDeviceGetPciInfo(h).busId)
                     ),
                     "uuid": _call(lambda h=handle: _text(nvml.nvmlDeviceGetUUID(h))),
+                    "capability": _call(
+                        lambda h=handle: _capability(nvml.nvmlDeviceGetCudaComputeCapability(h))
+                    ),
+                    "energy": _energy(nvml, handle),
                     "driver_version": result["driver_version"],
                     "cuda_driver_version": result["cuda_driver_version"],
                     "sm_count": None,
@@ -91,6 +100,23 @@ def probe_nvml(nvml_module: Any = None) -> dict[str, Any]:
         except Exception:
             pass
     return result
+
+
+def _positive(value: Any, most: float = float("inf")) -> Any:
+    """A number NVML returned when it is a positive int or float up to `most`, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if 0 < value <= most else None
+
+
+def _capability(value: Any) -> str:
+    major, minor = value
+    return f"{int(major)}.{int(minor)}"
+
+
+def _energy(nvml: Any, handle: Any) -> dict[str, Any]:
+    source, reason = nvml_energy_support(nvml, handle)
+    return {"source": source, "reason": reason}
 
 
 def _call(fn: Callable[[], Any]) -> Any:

@@ -1,4 +1,5 @@
-"""Peak FLOP/s per dtype: CPU from cores x clock x FLOP/cycle, GPUs from the spec table.
+"""Peak FLOP/s per dtype (CPU: cores x clock x FLOP/cycle; GPUs: the spec table, else derived from
+SMs x clock x the per-SM rate) and memory bandwidth; peak_for / bandwidth_for read them from a snapshot.
 
 Never imports torch: reports/ calls `peak_for` on machines without it.
 """
@@ -9,8 +10,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from hwinfo.gpu_table import GPU_PEAKS
-from hwinfo.units import flops
+from hwinfo.gpu_table import (
+    AMD_CU_RATES,
+    GPU_PEAKS,
+    NVIDIA_GEFORCE_NOTE,
+    NVIDIA_PRO_NOTE,
+    NVIDIA_SM_RATES,
+)
+from hwinfo.units import bytes_per_s, flops, is_num
 
 DTYPES: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
 
@@ -352,11 +359,13 @@ def _ordered(peaks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 # GPUs
 
 _MOBILE = re.compile(r"\b(laptop|mobile|max q|maxq)\b")
+_MIG = re.compile(r"\bmig\b")
+_CORES = re.compile(r"(\d+)[- ]core")
 
 
 def normalise_gpu_name(name: str) -> str:
     """Lower case, vendor words and punctuation dropped: "NVIDIA A100-SXM4-80GB" -> "a100 sxm4 80gb"."""
-    text = name.lower().replace("(tm)", " ").replace("(r)", " ")
+    text = str(name or "").lower().replace("(tm)", " ").replace("(r)", " ")
     text = re.sub(r"[^a-z0-9]+", " ", text)
     text = re.sub(r"\b(nvidia|geforce|tesla|quadro|amd|instinct|radeon)\b", " ", text)
     return " ".join(text.split())
@@ -365,10 +374,11 @@ def normalise_gpu_name(name: str) -> str:
 def lookup_gpu(name: str) -> dict[str, Any] | None:
     """The spec-table entry for a device name (exact key or pattern match), or None when unknown.
 
-    Returns {"key", "peaks": {dtype: FLOP/s | None}, "notes": {dtype: str}, "source", "match"}.
-    Apple rows are scaled to the GPU core count when the name says "(N-core GPU)".
+    Returns {"key", "peaks": {dtype: FLOP/s | None}, "notes": {dtype: str}, "source", "match", "sms",
+    "bandwidth" (bytes/s | None), "bandwidth_source"}. Apple rows are scaled to the GPU core count when
+    the name says "(N-core GPU)".
     """
-    if not name or not name.strip():
+    if not isinstance(name, str) or not name.strip():
         return None
     wanted = name.strip().lower()
     norm = normalise_gpu_name(name)
@@ -388,27 +398,68 @@ def _entry(row: dict[str, Any], name: str, how: str) -> dict[str, Any]:
     scale = 1.0
     source = row["source"]
     cores = row.get("gpu_cores")
-    m = re.search(r"(\d+)[- ]core", name.lower())
-    if cores and m and int(m.group(1)) != cores:
+    m = _CORES.search(name.lower())
+    if cores and m and 0 < int(m.group(1)) != cores:
         scale = int(m.group(1)) / cores
         source = f"{source}; scaled from {cores} to {m.group(1)} GPU cores"
+    elif cores and not m:
+        source = (
+            f"{source}; for the {cores}-core GPU: this GPU's core count is unknown (binned chips have fewer)"
+        )
     peaks = {d: (None if row["tflops"].get(d) is None else row["tflops"][d] * 1e12 * scale) for d in DTYPES}
+    norm = normalise_gpu_name(name)
+    gbs = next((v for pattern, v in row.get("bandwidth", []) if re.search(pattern, norm)), None)
     return {
         "key": row["key"],
         "peaks": peaks,
         "notes": dict(row.get("notes", {})),
         "source": source,
         "match": how,
+        "sms": row.get("sms"),
+        "bandwidth": None if gbs is None else gbs * 1e9,
+        "bandwidth_source": row.get("bandwidth_source"),
     }
 
 
-def gpu_peaks(name: str) -> dict[str, dict[str, Any]]:
-    """Per-dtype {"value", "source", "detail"} for a GPU name; "unknown" said plainly when not in the table."""
+def _is_mig(name: str) -> bool:
+    return bool(_MIG.search(normalise_gpu_name(name)))
+
+
+def gpu_peaks(
+    name: str,
+    *,
+    sm_count: int | None = None,
+    max_clock_mhz: float | None = None,
+    capability: str | None = None,
+    gcn_arch: str | None = None,
+    clock_source: str = "NVML",
+) -> dict[str, dict[str, Any]]:
+    """Per-dtype {"value", "source", "detail"} for a GPU.
+
+    The spec-table row when the name has one ("spec"); its SM share when the device reports fewer or
+    more SMs than the row's chip, as a MIG slice does ("derived"); else, for a GPU with no row, SMs x
+    max clock x the per-SM rate of its architecture ("derived", see derived_gpu_peaks); else "unknown"
+    with the reason. Never a figure borrowed from another chip.
+    """
+    name = name if isinstance(name, str) else ""
     entry = lookup_gpu(name)
+    sm_count = _positive_int(sm_count)
     if entry is None:
-        why = f"'{name}' is not in the GPU spec table (hwinfo/gpu_table.py); no figure borrowed from another chip"
-        if _MOBILE.search(normalise_gpu_name(name or "")):
-            why += " (laptop GPUs run at their own clocks and power limits)"
+        return derived_gpu_peaks(
+            name,
+            sm_count=sm_count,
+            max_clock_mhz=max_clock_mhz,
+            capability=capability,
+            gcn_arch=gcn_arch,
+            clock_source=clock_source,
+        )
+    if entry["sms"] and sm_count and sm_count != entry["sms"]:
+        return _sm_share(entry, name, sm_count)
+    if _is_mig(name) and not (entry["sms"] and sm_count == entry["sms"]):
+        why = (
+            f"{name}: a MIG slice of the {entry['key']} whose SM count is unknown (PyTorch did not report it); "
+            "the whole GPU's peak would overstate it"
+        )
         return {d: _unknown(why) for d in DTYPES}
     out: dict[str, dict[str, Any]] = {}
     for dtype in DTYPES:
@@ -424,41 +475,264 @@ def gpu_peaks(name: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _sm_share(entry: dict[str, Any], name: str, sm_count: int) -> dict[str, dict[str, Any]]:
+    """The row's figures scaled to this device's SM count: a MIG slice, a partition, or another SKU."""
+    what = "a MIG slice" if _is_mig(name) else "a partition or a variant of the chip"
+    out: dict[str, dict[str, Any]] = {}
+    for dtype in DTYPES:
+        spec = entry["peaks"][dtype]
+        if spec is None:
+            out[dtype] = _unknown(f"{entry['key']}: {entry['notes'].get(dtype) or 'no spec figure'}")
+            continue
+        value = spec * sm_count / entry["sms"]
+        out[dtype] = {
+            "value": value,
+            "source": "derived",
+            "detail": f"derived: {entry['key']} spec {flops(spec)} x {sm_count}/{entry['sms']} SMs = "
+            f"{flops(value)}: this device reports {sm_count} SMs ({what}), the row's chip has "
+            f"{entry['sms']} ({entry['source']})",
+        }
+    return out
+
+
+def _positive_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return n if n > 0 and n == value else None
+
+
+def _clock_mhz(value: Any) -> float | None:
+    """A plausible GPU clock in MHz (50 MHz .. 10 GHz), else None."""
+    if not is_num(value):
+        return None
+    mhz = float(value)
+    return mhz if 50 <= mhz <= 10_000 else None
+
+
+def _arch_rates(capability: str | None, gcn_arch: str | None) -> tuple[dict[str, Any] | None, str, str]:
+    """(rates row, unit, why not) for a CUDA compute capability ("8.9") or a ROCm gfx arch ("gfx90a:xnack-")."""
+    if gcn_arch:
+        base = str(gcn_arch).split(":")[0].strip().lower()
+        row = AMD_CU_RATES.get(base)
+        return row, "CU", "" if row else f"no per-CU rate for {base} in hwinfo/gpu_table.py"
+    if capability:
+        cap = str(capability).strip()
+        row = NVIDIA_SM_RATES.get(cap)
+        return row, "SM", "" if row else f"no per-SM rate for compute capability {cap} in hwinfo/gpu_table.py"
+    return None, "SM", "architecture unknown (no CUDA compute capability or gfx arch from PyTorch)"
+
+
+def derived_gpu_peaks(
+    name: str,
+    *,
+    sm_count: int | None = None,
+    max_clock_mhz: float | None = None,
+    capability: str | None = None,
+    gcn_arch: str | None = None,
+    clock_source: str = "NVML",
+) -> dict[str, dict[str, Any]]:
+    """SMs (or CUs) x max clock x the architecture's per-SM FLOP/clock (gpu_table.NVIDIA_SM_RATES,
+    AMD_CU_RATES), labelled "derived" with the arithmetic; "unknown" with the reason when a factor is
+    missing."""
+    not_in_table = (
+        f"'{name}' is not in the GPU spec table (hwinfo/gpu_table.py); no figure borrowed from another chip"
+    )
+    mobile = bool(_MOBILE.search(normalise_gpu_name(name)))
+    row, unit, why_not = _arch_rates(capability, gcn_arch)
+    sm_count = _positive_int(sm_count)
+    mhz = _clock_mhz(max_clock_mhz)
+    missing = [why_not] if row is None else []
+    if not sm_count:
+        missing.append(f"{unit} count unknown")
+    if mhz is None:
+        missing.append("max clock unknown")
+    if missing:
+        why = f"{not_in_table}; no derived peak: {', '.join(missing)}"
+        if mobile:
+            why += " (laptop GPUs run at their own clocks and power limits)"
+        return {d: _unknown(why) for d in DTYPES}
+    assert row is not None and sm_count is not None and mhz is not None
+    geforce = unit == "SM" and "geforce" in name.lower() and "geforce" in row
+    rates = {**row["rates"], **(row["geforce"] if geforce else {})}
+    ident = f"compute capability {capability}" if unit == "SM" else str(gcn_arch).split(":")[0]
+    line = ""
+    if unit == "SM" and "geforce" in row:
+        line = f"; {NVIDIA_GEFORCE_NOTE}" if geforce else f"; {NVIDIA_PRO_NOTE}"
+    caveat = (
+        f"{unit} count from PyTorch, max clock {mhz:.0f} MHz from {clock_source}: an upper bound, the GPU "
+        "may not hold its max clock under load"
+    )
+    if mobile:
+        caveat += "; laptop GPUs rarely hold it within their power limit"
+    if _is_mig(name):
+        caveat += "; a MIG slice: its own SM count"
+    out: dict[str, dict[str, Any]] = {}
+    for dtype in DTYPES:
+        rate = rates.get(dtype)
+        note = (row.get("notes") or {}).get(dtype)
+        if rate is None:
+            out[dtype] = _unknown(f"{name} ({row['arch']}, {ident}): {note or 'no per-' + unit + ' rate'}")
+            continue
+        value = float(sm_count * mhz * 1e6 * rate)
+        extra = f"; {note}" if note else ""
+        out[dtype] = {
+            "value": value,
+            "source": "derived",
+            "detail": f"derived: {sm_count} {unit}s x {mhz:.0f} MHz x {rate} {dtype.upper()} FLOP/clock/{unit} = "
+            f"{flops(value)} ({row['arch']}, {ident}{line}){extra}; {caveat}; {row['source']}",
+        }
+    return out
+
+
+def gpu_bandwidth(
+    name: str,
+    *,
+    memory_clock_mhz: float | None = None,
+    memory_bus_width_bits: int | None = None,
+) -> dict[str, Any]:
+    """{"value" (bytes/s), "source", "detail"}: the datasheet figure ("spec"), else the memory interface's
+    raw rate from the CUDA device properties ("derived": 2 x memory clock x bus width / 8), else unknown."""
+    name = name if isinstance(name, str) else ""
+    entry = lookup_gpu(name)
+    if _is_mig(name):
+        return _unknown(
+            f"{name}: a MIG slice gets a share of the GPU's memory bandwidth that its name does not tell; "
+            "hwinfo --measure measures it"
+        )
+    if entry is not None:
+        if entry["bandwidth"] is not None:
+            return {
+                "value": entry["bandwidth"],
+                "source": "spec",
+                "detail": f"{entry['key']}: {bytes_per_s(entry['bandwidth'])} ({entry['bandwidth_source']})",
+            }
+        if entry["bandwidth_source"]:
+            return _unknown(
+                f"{entry['key']}: the bandwidth depends on the memory fitted, which the name '{name}' does not "
+                f"tell ({entry['bandwidth_source']}); hwinfo --measure measures it"
+            )
+    mhz, bits = _clock_mhz(memory_clock_mhz), _positive_int(memory_bus_width_bits)
+    if mhz is not None and bits is not None:
+        value = 2 * mhz * 1e6 * bits / 8
+        if 1e9 <= value <= 1e14:
+            return {
+                "value": value,
+                "source": "derived",
+                "detail": f"derived: 2 x {mhz:.0f} MHz x {bits}-bit bus / 8 = {bytes_per_s(value)} (double data "
+                "rate; memory clock and bus width from the CUDA device properties): the interface's raw "
+                "rate, an upper bound",
+            }
+    return _unknown(
+        f"'{name}' has no memory bandwidth in the GPU spec table and no memory clock and bus width were "
+        "reported; hwinfo --measure measures it"
+    )
+
+
 # ---------------------------------------------------------------------------------------------------
 # Reading a snapshot
 
 
 def _find_device(snapshot: dict[str, Any], device: str) -> dict[str, Any] | None:
-    devices = snapshot.get("devices") or []
+    devices = snapshot.get("devices") if isinstance(snapshot, dict) else None
+    if not isinstance(devices, list):
+        return None
     wanted = {device}
     if ":" not in device:
         wanted.add(f"{device}:0")
     elif device.endswith(":0"):
         wanted.add(device.split(":")[0])
     for entry in devices:
-        if entry.get("device") in wanted:
+        if isinstance(entry, dict) and entry.get("device") in wanted:
             return entry
     return None
 
 
+def _derive_from_entry(entry: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """Derived peaks from the fields a snapshot stores for a GPU (for snapshots made before hwinfo
+    derived them)."""
+    if entry.get("kind") in (None, "cpu", "mps") or not entry.get("sm_count"):
+        return None
+    return gpu_peaks(
+        str(entry.get("name") or ""),
+        sm_count=entry.get("sm_count"),
+        max_clock_mhz=entry.get("max_clock_mhz"),
+        capability=entry.get("capability"),
+        gcn_arch=entry.get("gcn_arch"),
+        clock_source=entry.get("clock_source") or "the snapshot",
+    )
+
+
 def peak_for(snapshot: dict[str, Any], device: str, dtype: str) -> dict[str, Any]:
-    """The peak to divide by: the spec value when known, else the measured one, else unknown.
+    """The peak to divide by: spec when known, else derived, else the measured one, else unknown.
 
     `device` is "cpu", "cuda" (= cuda:0), "cuda:1", "mps", "xpu:0", ... Returns {"value", "source", "detail"}.
     """
     entry = _find_device(snapshot, device)
     if entry is None:
         return _unknown(f"device {device} is not in the hwinfo snapshot")
-    peak = (entry.get("peaks") or {}).get(dtype)
-    if peak is None:
+    peaks = entry.get("peaks") if isinstance(entry.get("peaks"), dict) else {}
+    peak = peaks.get(dtype)
+    if not isinstance(peak, dict):
         return _unknown(f"no {dtype} peak recorded for {device}")
-    if peak.get("value") is not None and peak.get("source") == "spec":
-        return {"value": peak["value"], "source": "spec", "detail": peak.get("detail", "")}
-    if peak.get("measured") is not None:
+    if is_num(peak.get("value")) and peak.get("source") in ("spec", "derived"):
+        return {"value": float(peak["value"]), "source": peak["source"], "detail": peak.get("detail", "")}
+    derived = (_derive_from_entry(entry) or {}).get(dtype)
+    if derived and derived["value"] is not None:
+        return derived
+    if is_num(peak.get("measured")):
         return {
-            "value": peak["measured"],
+            "value": float(peak["measured"]),
             "source": "measured",
-            "detail": f"measured {dtype} matmul on {entry.get('name') or device} (no spec peak: "
+            "detail": f"measured {dtype} matmul on {entry.get('name') or device} (no spec or derived peak: "
             f"{peak.get('detail', 'unknown')})",
         }
     return _unknown(peak.get("detail") or f"no {dtype} peak for {device}")
+
+
+def bandwidth_for(snapshot: dict[str, Any], device: str) -> dict[str, Any]:
+    """The memory bandwidth of a device in a snapshot: {"value" (bytes/s), "source", "detail"}.
+
+    spec (or derived) when known, else measured (hwinfo --measure), else unknown with the reason.
+    """
+    entry = _find_device(snapshot, device)
+    if entry is None:
+        return _unknown(f"device {device} is not in the hwinfo snapshot")
+    bw = entry.get("memory_bandwidth")
+    if not isinstance(bw, dict):
+        return _unknown(
+            f"no memory bandwidth recorded for {device} (snapshot made before hwinfo recorded it)"
+        )
+    if is_num(bw.get("value")) and bw.get("source") in ("spec", "derived", "measured"):
+        return {"value": float(bw["value"]), "source": bw["source"], "detail": str(bw.get("detail") or "")}
+    if is_num(bw.get("measured")):
+        return {
+            "value": float(bw["measured"]),
+            "source": "measured",
+            "detail": str(bw.get("measured_detail") or ""),
+        }
+    return _unknown(str(bw.get("detail") or f"memory bandwidth of {device} unknown"))
+
+
+def ridge_point(peak_flops_per_s: Any, bandwidth_bytes_per_s: Any) -> float | None:
+    """The roofline's ridge: peak FLOP/s / bandwidth (FLOP/byte); None when either is unknown."""
+    if not (is_num(peak_flops_per_s) and is_num(bandwidth_bytes_per_s)) or float(bandwidth_bytes_per_s) <= 0:
+        return None
+    return float(peak_flops_per_s) / float(bandwidth_bytes_per_s)
+
+
+def ridge_for(snapshot: dict[str, Any], device: str, dtype: str) -> dict[str, Any]:
+    """{"value" (FLOP/byte or None), "detail"}: peak_for / bandwidth_for, both sources named."""
+    peak, bw = peak_for(snapshot, device, dtype), bandwidth_for(snapshot, device)
+    value = ridge_point(peak["value"], bw["value"])
+    if value is None:
+        missing = "peak" if peak["value"] is None else "memory bandwidth"
+        return {"value": None, "detail": f"{dtype} {missing} unknown for {device}"}
+    return {
+        "value": value,
+        "detail": f"{flops(peak['value'])} ({peak['source']}) / {bytes_per_s(bw['value'])} ({bw['source']}) "
+        f"= {value:.3g} FLOP/byte",
+    }

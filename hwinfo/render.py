@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from hwinfo.peaks import fmt_flops
+from hwinfo.units import bytes_per_s, sig
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _clean(value: Any) -> str:
+    """Text from the machine (names, NVML strings) with control characters shown as '?', one line."""
+    return _CONTROL.sub("?", str(value))
 
 
 def _mhz(value: float | None) -> str:
@@ -37,7 +46,7 @@ def render_text(snap: dict[str, Any]) -> str:
     if cpu.get("family") is not None:
         ident = f", family {cpu['family']} model {cpu['model']}"
     lines.append(
-        f"CPU    {cpu.get('model_name') or 'unknown'}{uarch} [{cpu.get('vendor') or 'unknown vendor'}{ident}]"
+        f"CPU    {_clean(cpu.get('model_name') or 'unknown')}{uarch} [{_clean(cpu.get('vendor') or 'unknown vendor')}{ident}]"
     )
     groups = cpu.get("core_groups") or []
     split = ""
@@ -73,7 +82,7 @@ def render_text(snap: dict[str, Any]) -> str:
         lines.append("GPUs   none on the PCI bus")
     for i, g in enumerate(gpus):
         kind = "integrated" if g.get("integrated") else "discrete"
-        name = g.get("name") or f"device {g.get('device_id')}"
+        name = _clean(g.get("name") or f"device {g.get('device_id')}")
         head = "GPUs  " if i == 0 else "      "
         lines.append(
             f"{head} {g.get('pci_address')}  {g['vendor']} {name} ({kind}, {g['vendor_id']}:{g.get('device_id')})"
@@ -84,7 +93,7 @@ def render_text(snap: dict[str, Any]) -> str:
             mem_text = f"{mem / 2**30:.1f} GiB" if mem else "? GiB"
             power = nv.get("power_limit_w")
             lines.append(
-                f"         NVML: {nv.get('name')}, {mem_text}, max SM clock {_mhz(nv.get('max_sm_clock_mhz'))}, "
+                f"         NVML: {_clean(nv.get('name'))}, {mem_text}, max SM clock {_mhz(nv.get('max_sm_clock_mhz'))}, "
                 f"power limit {'unknown' if power is None else f'{power:.0f} W'}, driver {nv.get('driver_version')}, "
                 f"CUDA {nv.get('cuda_driver_version')}, SMs {nv.get('sm_count') or '?'}"
             )
@@ -106,29 +115,80 @@ def render_text(snap: dict[str, Any]) -> str:
 
     lines.append("")
     lines.append("Peak FLOP/s per dtype (dense)" + (", with a timed matmul" if snap.get("measured") else ""))
-    header = ["device", "name", "dtype", "spec peak", "measured", "measured/spec"]
+    header = ["device", "name", "dtype", "peak", "source", "measured", "measured/peak"]
     rows = [header]
     details: list[str] = []
     for dev in snap["devices"]:
         for dtype in snap.get("dtypes") or dev["peaks"]:
             peak = dev["peaks"][dtype]
-            spec = fmt_flops(peak.get("value"))
+            value = fmt_flops(peak.get("value"))
             if peak.get("emulated"):
-                spec += " (emulated)"
+                value += " (emulated)"
             measured = fmt_flops(peak.get("measured")) if peak.get("measured") is not None else "-"
             ratio = peak.get("measured_over_spec")
             rows.append(
-                [dev["device"], dev["name"], dtype, spec, measured, "-" if ratio is None else f"{ratio:.2f}"]
+                [
+                    dev["device"],
+                    _clean(dev["name"]),
+                    dtype,
+                    value,
+                    str(peak.get("source")),
+                    measured,
+                    "-" if ratio is None else f"{ratio:.2f}",
+                ]
             )
-            details.append(f"  {dev['device']} {dtype}: {peak.get('detail')}")
+            details.append(f"  {dev['device']} {dtype}: {_clean(peak.get('detail'))}")
             if peak.get("measured_detail"):
-                details.append(f"      measured: {peak['measured_detail']}")
+                details.append(f"      measured: {_clean(peak['measured_detail'])}")
     lines.extend(_table(rows))
     lines.append("")
-    lines.append("Where each spec peak comes from:")
+    lines.append("Where each peak comes from:")
     lines.extend(details)
+    lines.extend(_bandwidth_lines(snap))
+    lines.extend(_energy_lines(snap))
     if snap.get("notes"):
         lines.append("")
         lines.append("Notes:")
-        lines.extend(f"  - {n}" for n in snap["notes"])
+        lines.extend(f"  - {_clean(n)}" for n in snap["notes"])
     return "\n".join(lines) + "\n"
+
+
+def _bandwidth_lines(snap: dict[str, Any]) -> list[str]:
+    """Memory bandwidth per device and the ridge point (peak / bandwidth) per dtype."""
+    lines = [
+        "",
+        "Memory bandwidth and ridge point (peak FLOP/s / bandwidth: a kernel doing fewer FLOP per byte is memory-bound)",
+    ]
+    rows = [["device", "bandwidth", "source", "measured", "ridge point (FLOP/byte)"]]
+    details: list[str] = []
+    for dev in snap["devices"]:
+        bw = dev.get("memory_bandwidth") or {}
+        ridges = dev.get("ridge_flop_per_byte") or {}
+        ridge = ", ".join(
+            f"{d} {sig(ridges.get(d))}" for d in snap.get("dtypes") or ridges if ridges.get(d) is not None
+        )
+        measured = bytes_per_s(bw.get("measured")) if bw.get("measured") is not None else "-"
+        rows.append(
+            [dev["device"], bytes_per_s(bw.get("value")), str(bw.get("source")), measured, ridge or "-"]
+        )
+        details.append(f"  {dev['device']}: {_clean(bw.get('detail'))}")
+        if bw.get("measured_detail") and bw.get("source") != "measured":
+            details.append(f"      measured: {_clean(bw['measured_detail'])}")
+    return [*lines, *_table(rows), *details]
+
+
+def _energy_lines(snap: dict[str, Any]) -> list[str]:
+    """Which energy counters the machine offers and whether this user can read them."""
+    counters = (snap.get("energy") or {}).get("counters") or []
+    if not counters:
+        return []
+    lines = ["", "Energy counters (never an estimate: a device without one says why)"]
+    for c in counters:
+        if c.get("available"):
+            domains = f" ({', '.join(c['domains'])})" if c.get("domains") else ""
+            extra = f": {_clean(c['reason'])}" if c.get("reason") else ""
+            lines.append(f"  {c['device']}: {c['source']}{domains}, readable{extra}")
+        else:
+            offered = f" (offers {', '.join(c['domains'])})" if c.get("domains") else ""
+            lines.append(f"  {c['device']}: unavailable{offered}: {_clean(c.get('reason'))}")
+    return lines

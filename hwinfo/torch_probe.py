@@ -64,6 +64,11 @@ def probe_torch() -> dict[str, Any]:
                         "gcn_arch": getattr(props, "gcnArchName", None) if hip is not None else None,
                         "pci_bus_id": _torch_bus_id(props),
                         "uuid": _safe(lambda p=props: str(p.uuid)) if hasattr(props, "uuid") else None,
+                        # kHz in the device properties; max SM (or engine) clock and memory clock
+                        "max_clock_mhz": _khz_to_mhz(getattr(props, "clock_rate", None)),
+                        "memory_clock_mhz": _khz_to_mhz(getattr(props, "memory_clock_rate", None)),
+                        "memory_bus_width_bits": _int_or_none(getattr(props, "memory_bus_width", None)),
+                        "l2_cache_bytes": _int_or_none(getattr(props, "L2_cache_size", None)),
                     }
                 )
     except Exception as exc:
@@ -96,6 +101,15 @@ def _torch_bus_id(props: Any) -> str | None:
     return f"{int(domain or 0):04x}:{int(bus):02x}:{int(dev):02x}.0"
 
 
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _khz_to_mhz(value: Any) -> float | None:
+    khz = _int_or_none(value)
+    return khz / 1000 if khz else None
+
+
 def _safe(fn: Any) -> Any:
     try:
         return fn()
@@ -103,7 +117,7 @@ def _safe(fn: Any) -> Any:
         return None
 
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 # What can change PyTorch's answer without changing its install: thread settings, visible devices.
 _ENV_KEYS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES",
              "ROCR_VISIBLE_DEVICES", "ZE_AFFINITY_MASK", "PYTORCH_ENABLE_MPS_FALLBACK")  # fmt: skip
@@ -159,27 +173,92 @@ def probe_torch_cached(refresh: bool = False, directory: Path | None = None) -> 
         return probe_torch()
     path = (directory or cache_dir()) / f"torch-probe-{key}.json"
     if not refresh:
-        try:
-            cached = json.loads(path.read_text())
-            if cached.get("cache_version") == CACHE_VERSION:
-                part = cached["probe"]
-                part["notes"] = [*part.get("notes", []), f"PyTorch's view cached {cached['created']} "
-                                 "(hwinfo --refresh asks PyTorch again)"]  # fmt: skip
-                return part
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+        part = _read_cache(path)
+        if part is not None:
+            return part
     pristine = (
         not _torch_imported()
     )  # a process that may have changed torch's threads must not cache its view
     part = probe_torch()
     if not pristine:
         return part
+    created = time.strftime("%Y-%m-%d %H:%M", time.localtime())
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        created = time.strftime("%Y-%m-%d %H:%M", time.localtime())
-        tmp.write_text(json.dumps({"cache_version": CACHE_VERSION, "created": created, "probe": part}))
-        os.replace(tmp, path)
-    except OSError:
+        _atomic_write_text(
+            path, json.dumps({"cache_version": CACHE_VERSION, "created": created, "probe": part})
+        )
+    except (OSError, ValueError):
         pass  # a read-only home: no cache, just slower
     return part
+
+
+def _read_cache(path: Path) -> dict[str, Any] | None:
+    """The cached probe, or None when the file is missing, unreadable or of any other shape."""
+    try:
+        cached = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(cached, dict) or cached.get("cache_version") != CACHE_VERSION:
+        return None
+    part, created = cached.get("probe"), cached.get("created")
+    if not isinstance(created, str) or not valid_probe(part):
+        return None
+    note = f"PyTorch's view cached {created} (hwinfo --refresh asks PyTorch again)"
+    return {**part, "notes": [*part["notes"], note]}
+
+
+def valid_probe(part: Any) -> bool:
+    """True when `part` has the shape probe_torch returns (so a cache of any other shape is ignored)."""
+    if not isinstance(part, dict) or set(part) != {"torch", "cpu", "accelerators", "notes"}:
+        return False
+    if not isinstance(part["notes"], list) or not all(isinstance(n, str) for n in part["notes"]):
+        return False
+    if not isinstance(part["cpu"], dict) or set(part["cpu"]) != _CPU_KEYS:
+        return False
+    accs = part["accelerators"]
+    if not isinstance(accs, list) or not all(_valid_accelerator(a) for a in accs):
+        return False
+    info = part["torch"]
+    if info is None:
+        return not accs
+    if not isinstance(info, dict) or not isinstance(info.get("version"), str):
+        return False
+    avail = info.get("available")
+    return (
+        isinstance(avail, dict)
+        and avail.get("cpu") is True
+        and isinstance(avail.get("mps"), bool)
+        and all(
+            isinstance(avail.get(k), list) and all(isinstance(n, str) for n in avail[k])
+            for k in ("cuda", "xpu")
+        )
+    )
+
+
+_CPU_KEYS = {"torch_capability", "torch_threads", "mkl", "mkldnn"}
+
+
+def _valid_accelerator(acc: Any) -> bool:
+    return (
+        isinstance(acc, dict)
+        and acc.get("kind") in ("cuda", "mps", "xpu")
+        and isinstance(acc.get("device"), str)
+        and (acc.get("name") is None or isinstance(acc.get("name"), str))
+    )
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write beside the target, fsync, rename; the file honours the umask."""
+    # Deliberate copy of the results module's atomic write: hwinfo never imports bench (layering).
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

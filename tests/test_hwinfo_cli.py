@@ -10,7 +10,7 @@ import pytest
 
 from hwinfo.cli import main
 from hwinfo.cpu import probe_cpu
-from hwinfo.measure import measure_matmul, measure_matmul_flops
+from hwinfo.measure import NotMeasurable, measure_bandwidth, measure_matmul
 from hwinfo.peaks import cpu_peaks
 
 torch = pytest.importorskip("torch")
@@ -20,7 +20,7 @@ def test_json_has_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--json"]) == 0
     out = capsys.readouterr().out
     snap = json.loads(out)
-    assert snap["schema"] == "devicebench-hwinfo/1"
+    assert snap["schema"] == "devicebench-hwinfo/2"
     for key in ("host", "os", "torch", "cpu", "gpus", "devices", "notes"):
         assert key in snap
     assert set(snap["os"]) >= {"system", "release", "machine", "python"}
@@ -60,17 +60,42 @@ def test_measure_cli_small(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
     captured = capsys.readouterr()
     snap = json.loads(captured.out)
     assert snap["dtypes"] == ["bf16", "tf32"]
-    peaks = snap["devices"][0]["peaks"]
+    cpu = snap["devices"][0]
+    peaks = cpu["peaks"]
     assert peaks["bf16"]["measured"] > 0
-    assert peaks["tf32"]["measured"] is None and "CUDA" in peaks["tf32"]["measured_detail"]
+    assert peaks["tf32"]["measured"] is None and peaks["tf32"]["measured_detail"].startswith("not measured")
+    assert "CUDA" in peaks["tf32"]["measured_detail"]
     assert "measuring cpu bf16" in captured.err  # progress on stderr, stdout stays JSON
+    # STREAM bandwidth: a CPU has no datasheet figure, so the measured triad is the value
+    bw = cpu["memory_bandwidth"]
+    assert bw["source"] == "measured" and bw["value"] == bw["measured"] == bw["stream"]["triad_bytes_per_s"]
+    assert 1e8 < bw["stream"]["copy_bytes_per_s"] < 1e13 and 1e8 < bw["value"] < 1e13
+    assert bw["stream"]["array_bytes"] >= 4 * cpu["llc_bytes"]  # STREAM's rule: 4x the last-level cache
+    assert "triad" in bw["detail"] and "STREAM" in bw["detail"]
+    # ridge point = the peak peak_for gives / the bandwidth
+    assert cpu["ridge_flop_per_byte"]["bf16"] == pytest.approx(peaks["bf16"]["value"] / bw["value"])
+    assert cpu["ridge_flop_per_byte"]["tf32"] is None
+    print(f"\nCPU STREAM on this shared, loaded VM: {bw['detail']}")
 
 
-def test_measure_rejects_tf32_off_cuda() -> None:
-    with pytest.raises(ValueError, match="tf32"):
-        measure_matmul_flops("cpu", "tf32")
+def test_measure_matmul_and_tf32_off_cuda() -> None:
+    with pytest.raises(NotMeasurable, match="tf32 is a CUDA matmul mode"):
+        measure_matmul("cpu", "tf32")
+    with pytest.raises(ValueError, match="unknown dtype"):
+        measure_matmul("cpu", "fp8")
     result = measure_matmul("cpu", "fp32", n=128, repeats=3, warmup=1, min_repeat_s=0.001)
     assert result["n"] == 128 and result["flops_per_s"] > 0
+    assert result["flops_per_s"] == pytest.approx(
+        2 * 128**3 * result["matmuls_per_repeat"] / result["median_s"]
+    )
+
+
+def test_measure_bandwidth_small_arrays() -> None:
+    """Bytes counted as STREAM does: copy moves 2 arrays, triad 3; the figure is plausible for a CPU."""
+    result = measure_bandwidth("cpu", array_bytes=8 * 2**20, repeats=3, min_repeat_s=0.005)
+    assert result["array_bytes"] == 8 * 2**20
+    for key in ("copy_bytes_per_s", "triad_bytes_per_s"):
+        assert 1e8 < result[key] < 1e13, result
 
 
 def test_measured_fp32_matches_spec_on_this_cpu() -> None:
@@ -80,10 +105,14 @@ def test_measured_fp32_matches_spec_on_this_cpu() -> None:
     spec = peaks["fp32"]["value"]
     if spec is None:
         pytest.skip(f"no spec fp32 peak for this CPU: {peaks['fp32']['detail']}")
-    measured = measure_matmul_flops("cpu", "fp32")
+
+    def measured_flops(dtype: str) -> float:
+        return float(measure_matmul("cpu", dtype)["flops_per_s"])
+
+    measured = measured_flops("fp32")
     if measured < 0.5 * spec:  # contention only ever lowers throughput: retry, keep the best
-        measured = max(measured, *(measure_matmul_flops("cpu", "fp32") for _ in range(2)))
-    bf16 = measure_matmul_flops("cpu", "bf16")
+        measured = max(measured, *(measured_flops("fp32") for _ in range(2)))
+    bf16 = measured_flops("bf16")
     print(f"\nCPU {cpu['model_name']} ({cpu['microarchitecture']}), {cpu['physical_cores']} cores")
     print(
         f"fp32: spec {spec / 1e9:.1f} GFLOP/s, measured {measured / 1e9:.1f} GFLOP/s, ratio {measured / spec:.2f}"

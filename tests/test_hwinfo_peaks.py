@@ -303,7 +303,8 @@ def test_peak_for() -> None:
 
 def test_peaks_and_package_import_no_torch_bench_or_reports() -> None:
     code = (
-        "import sys, hwinfo, hwinfo.peaks, hwinfo.cli, hwinfo.cpu, hwinfo.pci, hwinfo.nvml, hwinfo.render; "
+        "import sys, hwinfo, hwinfo.peaks, hwinfo.cli, hwinfo.cpu, hwinfo.pci, hwinfo.nvml, hwinfo.render, "
+        "hwinfo.energy, hwinfo.apple, hwinfo.measure, hwinfo.probe, hwinfo.gpu_table, hwinfo.units; "
         "bad = [m for m in ('torch', 'bench', 'reports') if m in sys.modules]; "
         "assert not bad, bad"
     )
