@@ -329,6 +329,14 @@ class Device:
         else:
             self._module().set_rng_state(state, self.torch_device)
 
+    # ---- energy -------------------------------------------------------------------------------------
+    def energy_meter(self) -> Any:
+        """This device's energy counter (hwinfo.energy): RAPL package+DRAM for the CPU, NVML for an NVIDIA GPU;
+        elsewhere a meter that says it is unavailable and why."""
+        from hwinfo.energy import open_energy_meter
+
+        return open_energy_meter(self.type, self.index)
+
     # ---- distributed --------------------------------------------------------------------------------
     @property
     def dist_backend(self) -> str:

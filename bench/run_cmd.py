@@ -175,6 +175,18 @@ def run(args: argparse.Namespace) -> int:
     for reason in unavailable.values():
         print(f"warning: {reason}; its runs will be recorded as skipped", file=sys.stderr)
     specs = plan(cfg, devices)
+    from model.dataset import CharDataset
+
+    dataset = CharDataset.load(
+        cfg.train.data, cfg.train.data_sha256
+    )  # a bad --data ends here, before any run
+    if dataset.tokenizer.vocab_size > cfg.model.vocab_size:
+        from bench.config import ConfigError
+
+        raise ConfigError(
+            f"vocab_size {cfg.model.vocab_size} is smaller than the {dataset.tokenizer.vocab_size} distinct "
+            f"characters of the data: set --vocab-size {dataset.tokenizer.vocab_size} (TOML [model] vocab_size)"
+        )
     hw = hwinfo.snapshot()
     for warning in memory_warnings(cfg, specs, devices):
         print(f"warning: {warning}", file=sys.stderr)
@@ -194,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = Path(args.out or f"results/{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     sweep = Sweep(cfg, out, hw, ["bench", *getattr(args, "argv", [])], progress=not args.no_progress,
-                  profile_steps=args.profile or 0)  # fmt: skip
+                  profile_steps=args.profile or 0, dataset=dataset)  # fmt: skip
     with sweep.results.lock(" ".join(sweep.argv)):
         sweep.prepare(resume=args.resume)
         print(f"results: {out}", file=sys.stderr)

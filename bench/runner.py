@@ -34,6 +34,7 @@ from bench.devices import (
     parse_device,
     software_versions,
 )
+from bench.energy import EnergyRecorder
 from bench.metrics import step_summary
 from bench.results import ResultsDir, ResultsError, RunWriter, atomic_write_json
 from bench.train import Trainer
@@ -128,6 +129,10 @@ class Sweep:
                 "software": software_versions(),
                 "project_version": __version__,
                 "spec": self.cfg.to_dict(),
+                "data": {
+                    "source": getattr(self.dataset, "source", None),
+                    "sha256": getattr(self.dataset, "sha256", None),
+                },
                 "command": " ".join(self.argv),
             }
         )
@@ -306,6 +311,8 @@ class RunLoop:
         self.warmup = min(t.timing_warmup_iters, t.max_iters // 2)
         self.wall0 = time.perf_counter()
         self.memory: MemoryWatch = self.trainer.device.memory_watch()
+        self.energy = EnergyRecorder(self.trainer.device.energy_meter())
+        self.energy.measure_idle()
         self.host_load = HostLoad(psutil.Process())
 
     def run(self) -> None:
@@ -315,6 +322,8 @@ class RunLoop:
             if it % t.eval_interval == 0:
                 self._eval(it, samplers)
             self.where = f"step {it}"
+            if it == self.warmup:
+                self.energy.timed_begin()
             ms, loss_t, lr = self.trainer.train_step(it)
             loss = loss_t.item()
             if self.first_step_ms is None:
@@ -331,18 +340,28 @@ class RunLoop:
             self.bar.update(1)
             if it % 10 == 0:
                 self.bar.set_postfix_str(f"{ms:.1f} ms/it, loss {loss:.3f}", refresh=False)
-        self._eval(t.max_iters, samplers)
+        self.energy.timed_end()
+        self._eval(t.max_iters, samplers, last=True)
         self.where = "the end of the run"
 
-    def _eval(self, it: int, samplers: dict) -> None:
+    def _eval(self, it: int, samplers: dict, last: bool = False) -> None:
+        """An eval, metered apart: the timed phase's energy pauses around it."""
         self.where = f"the eval at iter {it}"
+        timed = it > self.warmup and not last
+        if timed:
+            self.energy.timed_end()
+        self.energy.eval_begin()
         for split, (loss, ms) in self.trainer.evaluate(samplers).items():
             self.writer.eval(it, split, loss, ms)
             self.losses[split] = loss
             self.eval_ms_total += ms
+        self.energy.eval_end()
+        if timed:
+            self.energy.timed_begin()
 
     def close(self) -> None:
         self.bar.close()
+        self.energy.close()
         self.wall_s = time.perf_counter() - self.wall0
 
 
@@ -362,6 +381,7 @@ def summarize(loop: RunLoop, meta: dict) -> dict:
             "peak_mem_bytes": loop.memory.peak(),
             "peak_mem_kind": loop.memory.kind,
             "host_load": loop.host_load.finish(),
+            "energy": loop.energy.summary(len(loop.timed_ms), meta["tokens_per_iter"]),
         }
     )
     return summary

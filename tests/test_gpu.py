@@ -138,5 +138,7 @@ def test_out_of_memory_in_an_eval_fails_that_run(tmp_path):
                  "--eval-interval", "5", "--eval-iters", "1", "--out", str(out), "--no-progress"])  # fmt: skip
     assert code == 1
     oom = _run(out, "cuda-fp32-b20000000-eager")
-    assert oom["status"] == "failed" and "out of memory at batch size 20000000 during the eval" in oom["error"]
+    assert (
+        oom["status"] == "failed" and "out of memory at batch size 20000000 during the eval" in oom["error"]
+    )
     assert _run(out, "cuda-fp32-b8-eager")["status"] == "ok"

@@ -97,13 +97,32 @@ def test_a_run_that_cannot_be_built_fails_alone_and_resume_gets_past_it(tmp_path
     assert run_json(out, "cpu-fp32-b8-eager")["status"] == "ok"
 
 
-def test_vocab_smaller_than_the_data_fails_that_run_with_the_reason(tmp_path):
+def test_vocab_smaller_than_the_data_is_a_usage_error_before_anything_starts(tmp_path, capsys):
     cfg = tmp_path / "v.toml"
     cfg.write_text("[model]\nvocab_size = 10\n")
     out = tmp_path / "r"
-    assert bench_run(out, "--config", str(cfg)) == 1
-    run = run_json(out, "cpu-fp32-b12-eager")
-    assert run["status"] == "failed" and "vocab_size 10 is smaller than the data's 65" in run["error"]
+    assert bench_run(out, "--config", str(cfg)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "vocab_size 10 is smaller than the 65 distinct characters" in err and "--vocab-size 65" in err
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_own_text_with_data_and_sha256(tmp_path, capsys):
+    import hashlib
+
+    text = ("to be or not to be, that is the question. " * 200).encode()
+    data = tmp_path / "t.txt"
+    data.write_bytes(text)
+    out = tmp_path / "r"
+    assert bench_run(out, "--data", str(data), "--sha256", hashlib.sha256(text).hexdigest()) == 0
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert sweep["data"]["sha256"] == hashlib.sha256(text).hexdigest()
+    assert run_json(out, "cpu-fp32-b12-eager")["train"]["data"] == str(data)
+    capsys.readouterr()
+    assert bench_run(tmp_path / "r2", "--data", str(data), "--sha256", "0" * 64) == 2
+    err = capsys.readouterr().err
+    assert "SHA-256" in err or "sha256" in err.lower()
+    assert not (tmp_path / "r2").exists()
 
 
 def test_dry_run_warns_before_a_run_that_cannot_fit(capsys):

@@ -1,0 +1,110 @@
+"""Energy of one run from the device's real counter, read at phase boundaries only (never per step).
+
+An idle reading is taken just before the run; then the timed phase (the steps after the timing warm-up)
+and the evals are metered apart. Where the device has no counter this user can read, the run records
+`source: "unavailable"` and the exact reason (hwinfo.energy says which file is missing or unreadable and
+how to grant access): never an estimate.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+IDLE_SECONDS = 1.0  # NVML's energy counter updates about every 100 ms: ten updates
+
+
+class EnergyRecorder:
+    """Joules of the timed phase and of the evals of one run, and the idle power before it."""
+
+    def __init__(
+        self, meter: Any, idle_seconds: float = IDLE_SECONDS, clock: Any = time.perf_counter
+    ) -> None:
+        self.meter = meter
+        self.idle_seconds = idle_seconds
+        self.clock = clock
+        self.idle_watts: float | None = None
+        self.timed_joules = 0.0
+        self.timed_seconds = 0.0
+        self.eval_joules = 0.0
+        self._timed_from: tuple[float, float] | None = None
+        self._eval_from: tuple[float, float] | None = None
+        self.error: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return bool(getattr(self.meter, "available", False)) and self.error is None
+
+    def _read(self) -> tuple[float, float] | None:
+        if not self.available:
+            return None
+        try:
+            joules = float(self.meter.read_joules())
+        except Exception as e:  # noqa: BLE001 - a counter that stops answering ends energy, never the run
+            self.error = f"the counter stopped answering: {type(e).__name__}: {e}"
+            return None
+        return joules, self.clock()
+
+    def measure_idle(self) -> None:
+        """Idle power just before the run (the device doing nothing for idle_seconds)."""
+        a = self._read()
+        if a is None:
+            return
+        time.sleep(self.idle_seconds)
+        b = self._read()
+        if b is not None and b[1] > a[1]:
+            self.idle_watts = (b[0] - a[0]) / (b[1] - a[1])
+
+    def timed_begin(self) -> None:
+        self._timed_from = self._read()
+
+    def timed_end(self) -> None:
+        """End of a stretch of timed steps (before an eval, or at the end of the steps)."""
+        start, self._timed_from = self._timed_from, None
+        end = self._read() if start is not None else None
+        if start is not None and end is not None:
+            self.timed_joules += end[0] - start[0]
+            self.timed_seconds += end[1] - start[1]
+
+    def eval_begin(self) -> None:
+        self._eval_from = self._read()
+
+    def eval_end(self) -> None:
+        start, self._eval_from = self._eval_from, None
+        end = self._read() if start is not None else None
+        if start is not None and end is not None:
+            self.eval_joules += end[0] - start[0]
+
+    def summary(self, timed_steps: int, tokens_per_step: int) -> dict:
+        """run.json's summary.energy."""
+        meter = self.meter
+        out: dict[str, Any] = {
+            "source": getattr(meter, "source", "unavailable") if self.error is None else "unavailable",
+            "reason": self.error or getattr(meter, "reason", None),
+            "domains": list(getattr(meter, "domains", []) or []),
+            "detail": getattr(meter, "detail", None),
+            "joules_per_step": None,
+            "tokens_per_joule": None,
+            "mean_watts": None,
+            "idle_watts": self.idle_watts,
+            "eval_joules": None,
+            "timed_joules": None,
+        }
+        if out["source"] == "unavailable":
+            return out
+        out["eval_joules"] = self.eval_joules
+        if timed_steps > 0 and self.timed_joules > 0 and self.timed_seconds > 0:
+            out["timed_joules"] = self.timed_joules
+            out["joules_per_step"] = self.timed_joules / timed_steps
+            out["tokens_per_joule"] = tokens_per_step * timed_steps / self.timed_joules
+            out["mean_watts"] = self.timed_joules / self.timed_seconds
+        elif timed_steps > 0:
+            out["reason"] = (
+                "the counter did not advance during the timed steps (a run too short for its update period)"
+            )
+        return out
+
+    def close(self) -> None:
+        close = getattr(self.meter, "close", None)
+        if close is not None:
+            close()
