@@ -326,16 +326,13 @@ def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
             )
         if "dtype" in diff:
             why.append(f"in {diff['dtype'][0]} vs {diff['dtype'][1]}")
-        others = [k for k in diff if k != "dtype"]
-        shown = ", ".join(f"{k} ({diff[k][0]} vs {diff[k][1]})" for k in others)
+        shown = ", ".join(f"{k} ({a_} vs {b_})" for k, (a_, b_) in diff.items())
         sentence = (
-            f"The loss gap between {_run_list(results, g)} ({_losses_text(fa)}) and {_run_list(results, ref)} "
-            f"({_losses_text(fb)}) comes from their recipes, not the hardware"
+            f"The loss gap between {la} ({_losses_text(fa)}) and {lb} ({_losses_text(fb)}) comes from their "
+            f"recipes, not the hardware{': ' + ' '.join(why) if why else ''}. {_run_list(results, g)} "
+            f"{'differs' if len(g) == 1 else 'differ'} from {_run_list(results, ref)} in {shown}; only runs with "
+            "the same config are compared on loss."
         )
-        sentence += f": {' '.join(why)}" if why else ""
-        if shown:
-            sentence += f"; {'they also differ' if why else 'they differ'} in {shown}"
-        sentence += ". Only runs with the same config are compared on loss."
         evidence = {
             "differs": {k: list(v) for k, v in diff.items()}, "group": g, "reference": ref,
             "per_run": {g[0]: fa, ref[0]: fb},
