@@ -899,3 +899,14 @@ def test_iteration_0_without_later_evals_estimates_the_eval_from_eval_iters(tmp_
     # 2 x 20 eval batches, each a forward pass at ~1/3 of a 120 ms train step
     assert first["eval_ms_est"] == pytest.approx(2 * 20 * s["ms_median"] / 3)
     assert "eval_iters" in first["eval_ms_source"] and first["includes"] == "eval + start-up"
+
+
+def test_out_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    text, _ = train_py_log(cpu_recipe(cut_after=20))
+    (tmp_path / "afile").write_text("not a directory")
+    code = main(
+        ["import", "nanogpt", str(write(tmp_path, "l.log", text)), "--out", str(tmp_path / "afile" / "x")]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "cannot write the results" in err[-1] and "Not a directory" in err[-1]
+    assert not any("Traceback" in line for line in err)

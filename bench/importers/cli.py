@@ -145,49 +145,50 @@ def run(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
 
     now = datetime.now(UTC)
-    metas = [run.meta for *_, run in imported]
-    out.write_sweep(
-        {
-            "sweep_id": now.strftime("%Y%m%dT%H%M%SZ") + "-" + host,
-            "created": now.isoformat(timespec="seconds"),
-            "host": host,
+    sweep = {
+        "sweep_id": now.strftime("%Y%m%dT%H%M%SZ") + "-" + host,
+        "created": now.isoformat(timespec="seconds"),
+        "host": host,
+        "source": "nanogpt-log",
+        "hwinfo": machine.imported_hwinfo(snapshot, args.hwinfo)
+        if snapshot is not None
+        else machine.minimal_hwinfo(host, device_name, [run.meta for *_, run in imported]),
+        "software": {
+            "python": None,
+            "torch": None,
+            "cuda": None,
+            "hip": None,
+            "cudnn": None,
+            "numpy": None,
+            "platform": None,
+        },  # fmt: skip
+        "project_version": __version__,
+        "spec": {
             "source": "nanogpt-log",
-            "hwinfo": machine.imported_hwinfo(snapshot, args.hwinfo)
-            if snapshot is not None
-            else machine.minimal_hwinfo(host, device_name, metas),
-            "software": {
-                "python": None,
-                "torch": None,
-                "cuda": None,
-                "hip": None,
-                "cudnn": None,
-                "numpy": None,
-                "platform": None,
-            },  # fmt: skip
-            "project_version": __version__,
-            "spec": {
-                "source": "nanogpt-log",
-                "logs": [str(Path(p).resolve()) for p in args.logs],
-                "set": user_set,
-                "device_name": device_name,
-                "hwinfo_file": str(Path(args.hwinfo).resolve()) if args.hwinfo else None,
-                "peak_flops": user_peaks,
-            },
-            "command": " ".join(["bench", *getattr(args, "argv", [])]),
-        }
-    )
-    for rid, (path, _log, cfg, run) in zip(run_dirs, imported, strict=True):
-        writer = out.new_run(rid, run.meta)
-        try:
-            for kind, row in nanogpt.run_rows(nanogpt.read_lines(path), cfg):
-                if kind == "step":
-                    writer.step(*row)
-                else:
-                    writer.eval(*row)
-        finally:
-            writer.close()
-        writer.write_meta()
-        print(_describe(host, rid, run.meta))
+            "logs": [str(Path(p).resolve()) for p in args.logs],
+            "set": user_set,
+            "device_name": device_name,
+            "hwinfo_file": str(Path(args.hwinfo).resolve()) if args.hwinfo else None,
+            "peak_flops": user_peaks,
+        },
+        "command": " ".join(["bench", *getattr(args, "argv", [])]),
+    }
+    try:
+        out.write_sweep(sweep)
+        for rid, (path, _log, cfg, run) in zip(run_dirs, imported, strict=True):
+            writer = out.new_run(rid, run.meta)
+            try:
+                for kind, row in nanogpt.run_rows(nanogpt.read_lines(path), cfg):
+                    if kind == "step":
+                        writer.step(*row)
+                    else:
+                        writer.eval(*row)
+            finally:
+                writer.close()
+            writer.write_meta()
+            print(_describe(host, rid, run.meta))
+    except OSError as e:  # --out not writable, a file where a directory should be, a full disk
+        raise ResultsError(f"cannot write the results: {e.filename or args.out}: {e.strerror or e}") from None
     print(f"wrote {out.root}: `bench report {out.root}` diagnoses it", file=sys.stderr)
     return 0
 

@@ -23,13 +23,17 @@ def load_hwinfo(path: str | Path) -> dict[str, Any]:
         p = Path(path)
         if p.is_dir():
             raise NanoGPTLogError(f"--hwinfo {path} is a directory: {hint}")
-        if p.stat().st_size > MAX_HWINFO_BYTES:
+        with open(p, "rb") as f:
+            raw = f.read(MAX_HWINFO_BYTES + 1)  # bounded: a device or a pipe never ends
+        if len(raw) > MAX_HWINFO_BYTES:
             raise NanoGPTLogError(f"--hwinfo {path} is too large to be hwinfo JSON: {hint}")
-        data = json.loads(p.read_bytes())
+        data = json.loads(raw)
     except FileNotFoundError:
         raise NanoGPTLogError(f"--hwinfo {path}: no such file") from None
     except PermissionError:
         raise NanoGPTLogError(f"--hwinfo {path}: permission denied") from None
+    except OSError as e:
+        raise NanoGPTLogError(f"--hwinfo {path} cannot be read ({e.strerror or e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         where = f" ({e.msg} at line {e.lineno})" if isinstance(e, json.JSONDecodeError) else ""
         raise NanoGPTLogError(f"--hwinfo {path} is not JSON{where}: {hint}") from None
