@@ -157,7 +157,7 @@ def main(folder: str) -> None:
     def cpu_step(rng: random.Random, local: int) -> float:
         if 1 <= local <= 4:
             return rng.uniform(150, 162)
-        ms = 138.0 * math.exp(rng.gauss(0, 0.045))
+        ms = 138.0 * math.exp(rng.gauss(0, 0.06))
         if rng.random() < 0.01:
             ms *= rng.uniform(1.15, 1.35)  # the laptop doing something else for a moment
         return max(116.0 + rng.uniform(0, 0.9), ms)
