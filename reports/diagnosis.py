@@ -172,7 +172,7 @@ def speedup_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         iter_ratio = ms_s / ms_f if ms_f > 0 else None
         token_ratio = us_s / us_f if us_f and us_s else None
         params = [_params(results, fast["key"]), _params(results, slow["key"])]
-        tpi = [fast.get("tokens_per_iter"), slow.get("tokens_per_iter")]
+        tpi = [_num(fast.get("tokens_per_iter")), _num(slow.get("tokens_per_iter"))]
         fl, sl = results.device_label(fast["key"]), results.device_label(slow["key"])
         batch = ""
         if fast.get("tokens_per_iter") != slow.get("tokens_per_iter"):
@@ -203,7 +203,7 @@ def speedup_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         evidence = {
             "fast": fast["key"], "slow": slow["key"], "speedup": speed, "flops_ratio": speed,
             "same_model": bool(same_model),
-            "tokens_per_s": [fast.get("tokens_per_s"), slow.get("tokens_per_s")],
+            "tokens_per_s": [_num(fast.get("tokens_per_s")), _num(slow.get("tokens_per_s"))],
             "achieved_flops_per_s": [fast["_achieved"], slow["_achieved"]],
             "ms_per_iter": [ms_f, ms_s], "iter_time_ratio": iter_ratio,
             "us_per_token": [us_f, us_s], "token_time_ratio": token_ratio,
@@ -264,6 +264,11 @@ def _best_val(results: Results, key: str) -> tuple[float, int] | None:
     return float(row["loss"]), int(row["iter"])
 
 
+def _num(x: Any) -> float | None:
+    """A finite number as float, else None (evidence is strict JSON)."""
+    return float(x) if fmt.is_num(x) else None
+
+
 def _recipe_facts(results: Results, ok: pd.DataFrame, key: str) -> dict[str, Any]:
     r = ok.loc[key]
     best = _best_val(results, key)
@@ -273,8 +278,8 @@ def _recipe_facts(results: Results, ok: pd.DataFrame, key: str) -> dict[str, Any
         "tokens_seen": _tokens_seen(r),
         "params": _params(results, key),
         "dtype": r.get("dtype"),
-        "final_train_loss": r.get("final_train_loss"),
-        "final_val_loss": r.get("final_val_loss"),
+        "final_train_loss": _num(r.get("final_train_loss")),
+        "final_val_loss": _num(r.get("final_val_loss")),
         "best_val_loss": best[0] if best else None,
         "best_val_iter": best[1] if best else None,
     }
