@@ -1,9 +1,9 @@
 """The diagnosis: findings in words, each with the figures behind it.
 
 `diagnose(results)` returns a list of `Finding`s (kind, severity, sentence, evidence, runs). Kinds:
-speedup, config_mismatch, loss_agree, loss_disagree, assumed_config, eval_in_timer, overhead_bound,
-compute_bound, batch_scaling, mfu_vs_a100, peak_unknown, cpu_threads, cpu_dtype, warmup_cost,
-step_breakdown, noisy_timing.
+speedup, impossible_mfu, config_mismatch, loss_agree, loss_disagree, assumed_config, overfitting,
+eval_in_timer, overhead_bound, compute_bound, batch_scaling, mfu_vs_a100, peak_unknown, cpu_threads,
+cpu_dtype, warmup_cost, step_breakdown, noisy_timing.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ WARMUP_RATIO = 3.0  # a first step this many times the median is worth a sentenc
 NOISY_SPREAD = 1.5  # p90/p10 of the timed steps above this: the timings are noisy
 BUSY_OTHER_CORES = 0.25  # other processes using this many cores' worth of CPU during a run
 IDLE_DEVICE = 0.5  # a CUDA step whose device is idle this fraction of the time is launch-bound
+OVERFIT_RISE = 0.03  # val loss this far above its minimum at the last eval (eval noise is ~0.01-0.02)
 NATIVE_CPU_FEATURES = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
 
 
@@ -62,9 +63,9 @@ def diagnose(results: Results) -> list[Finding]:
     findings: list[Finding] = []
     if len(ok):
         for rule in (
-            speedup_findings, config_findings, eval_timer_findings, batch_scaling_findings,
-            mfu_findings, peak_findings, thread_findings, cpu_dtype_findings, warmup_findings,
-            profile_findings, noise_findings,
+            speedup_findings, impossible_mfu_findings, config_findings, overfit_findings, eval_timer_findings,
+            batch_scaling_findings, mfu_findings, peak_findings, thread_findings, cpu_dtype_findings,
+            warmup_findings, profile_findings, noise_findings,
         ):  # fmt: skip
             findings.extend(rule(results, ok))
     counts: dict[str, int] = {}
@@ -95,8 +96,63 @@ def _mfu(r: pd.Series) -> float | None:
     return a / p if a and p else None
 
 
+def _per_token_us(r: pd.Series) -> float | None:
+    v = r.get("tokens_per_s")
+    return 1e6 / float(v) if fmt.is_num(v) and float(v) > 0 else None
+
+
+def _faster(ratio: float | None) -> str:
+    """4.2 -> "4.2x faster", 0.5 -> "2x slower"."""
+    if not fmt.is_num(ratio) or ratio <= 0:
+        return "-"
+    return f"{fmt.ratio(ratio)} faster" if ratio >= 1 else f"{fmt.ratio(1 / ratio)} slower"
+
+
+def _params(results: Results, key: str) -> int | None:
+    """Non-embedding parameters as nanoGPT counts them: run.json's `params`, else from the FLOP count
+    (flops_per_token = 6N + 12*n_layer*n_embd*block_size)."""
+    meta = results.run_meta.get(key) or {}
+    if fmt.is_num(meta.get("params")):
+        return int(meta["params"])
+    model, fpt = meta.get("model") or {}, meta.get("flops_per_token")
+    try:
+        attn = (
+            12
+            * int(model["n_layer"])
+            * int(model["n_embd"])
+            * int(model.get("block_size") or meta["block_size"])
+        )
+        return (int(fpt) - attn) // 6
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _tokens_seen(r: pd.Series) -> float | None:
+    """Training tokens the run read: iterations x tokens per iteration (batch x block x accumulation)."""
+    iters, tpi = r.get("iters_done"), r.get("tokens_per_iter")
+    return float(iters) * float(tpi) if fmt.is_num(iters) and fmt.is_num(tpi) else None
+
+
+def _short_count(x: Any) -> str:
+    """81_920_000 -> "81.9M", 1_536_768 -> "1.54M", 768 -> "768"."""
+    if not fmt.is_num(x):
+        return "-"
+    x = float(x)
+    for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{fmt.sig(x / div)}{unit}"
+    return fmt.sig(x)
+
+
+def _impossible_mfu(r: pd.Series) -> float | None:
+    """The run's MFU when it is above 100% of its peak (impossible: a wrong peak or config), else None."""
+    m = _mfu(r)
+    return m if m is not None and m > 1 else None
+
+
 def speedup_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
-    """The headline: the fastest run of each device against the slowest device's, split into peak x MFU."""
+    """The headline: the fastest run of each device against the slowest device's, split into peak x MFU,
+    with the per-iteration and per-token time ratios beside the FLOP/s ratio."""
     ok = ok.assign(_achieved=[_achieved(r) for _, r in ok.iterrows()]).dropna(subset=["_achieved"])
     if ok.empty:
         return []
@@ -111,41 +167,70 @@ def speedup_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         same_model = fast.get("flops_per_token") == slow.get("flops_per_token") and fast.get(
             "block_size"
         ) == slow.get("block_size")
+        ms_f, ms_s = float(fast["ms_median"]), float(slow["ms_median"])
+        us_f, us_s = _per_token_us(fast), _per_token_us(slow)
+        iter_ratio = ms_s / ms_f if ms_f > 0 else None
+        token_ratio = us_s / us_f if us_f and us_s else None
+        params = [_params(results, fast["key"]), _params(results, slow["key"])]
+        tpi = [_num(fast.get("tokens_per_iter")), _num(slow.get("tokens_per_iter"))]
+        fl, sl = results.device_label(fast["key"]), results.device_label(slow["key"])
+        batch = ""
+        if fast.get("tokens_per_iter") != slow.get("tokens_per_iter"):
+            batch = f", {fmt.count(tpi[0])} vs {fmt.count(tpi[1])} tokens per iteration"
+        times = (
+            f"per token {_faster(token_ratio)} ({fmt.sig(us_f)} vs {fmt.sig(us_s)} µs), per iteration "
+            f"{_faster(iter_ratio)} ({fmt.ms(ms_f)} vs {fmt.ms(ms_s)} ms{batch})"
+        )
         if same_model:
-            what = (
-                f"on this recipe ({fmt.count(fast['tokens_per_s'])} vs {fmt.count(slow['tokens_per_s'])} tokens/s, "
-                f"best runs {results.label(fast['key'])} and {results.label(slow['key'])})"
+            sentence = (
+                f"{fl} is {fmt.ratio(speed)} faster than {sl} on this recipe (best runs {results.label(fast['key'])} "
+                f"and {results.label(slow['key'])}): {fmt.ratio(speed)} the achieved FLOP/s "
+                f"({fmt.flops(fast['_achieved'])} vs {fmt.flops(slow['_achieved'])}), {times}."
             )
         else:
-            what = (
-                f"in achieved FLOP/s ({fmt.flops(fast['_achieved'])} vs {fmt.flops(slow['_achieved'])}; the runs "
-                f"train different models, so tokens/s are not comparable)"
+            sizes = (
+                f"{params[0] / 1e6:.2f}M vs {params[1] / 1e6:.2f}M parameters"
+                if all(p is not None for p in params)
+                else "different shapes"
+            )
+            sentence = (
+                f"{fl} does {fmt.ratio(speed)} the FLOP/s of {sl} ({fmt.flops(fast['_achieved'])} vs "
+                f"{fmt.flops(slow['_achieved'])} achieved), but the runs train different models ({sizes}), so "
+                f"that is not how much less time it takes: {times}."
             )
         fp, sp = _peak(fast), _peak(slow)
         fm, sm = _mfu(fast), _mfu(slow)
         evidence = {
-            "fast": fast["key"], "slow": slow["key"], "speedup": speed,
-            "tokens_per_s": [fast.get("tokens_per_s"), slow.get("tokens_per_s")],
+            "fast": fast["key"], "slow": slow["key"], "speedup": speed, "flops_ratio": speed,
+            "same_model": bool(same_model),
+            "tokens_per_s": [_num(fast.get("tokens_per_s")), _num(slow.get("tokens_per_s"))],
             "achieved_flops_per_s": [fast["_achieved"], slow["_achieved"]],
+            "ms_per_iter": [ms_f, ms_s], "iter_time_ratio": iter_ratio,
+            "us_per_token": [us_f, us_s], "token_time_ratio": token_ratio,
+            "params": params, "tokens_per_iter": tpi,
             "peak_flops_per_s": [fp, sp], "mfu": [fm, sm], "peak_ratio": None, "mfu_ratio": None,
         }  # fmt: skip
-        sentence = (
-            f"{results.device_label(fast['key'])} is {fmt.ratio(speed)} faster than "
-            f"{results.device_label(slow['key'])} {what}"
-        )
-        if fp and sp and fm and sm:
+        impossible = [results.device_label(r["key"], r["dtype"]) for r in (fast, slow) if _impossible_mfu(r)]
+        if impossible:
+            evidence["impossible_mfu"] = [_impossible_mfu(fast), _impossible_mfu(slow)]
+            evidence["mfu"] = [None if _impossible_mfu(r) else m for r, m in ((fast, fm), (slow, sm))]
+            sentence += (
+                f" It cannot be split into peak ratio x MFU ratio: the MFU of {fmt.names(impossible)} would be "
+                "above 100% of its peak, which is impossible (a wrong peak or config)."
+            )
+        elif fp and sp and fm and sm:
             evidence["peak_ratio"], evidence["mfu_ratio"] = fp / sp, fm / sm
             sentence += (
-                f": {fmt.ratio(fp / sp)} the peak FLOP/s ({fmt.flops(fp)} vs {fmt.flops(sp)}, hardware) "
-                f"x {fmt.ratio(fm / sm)} the MFU ({fmt.pct(fm)} vs {fmt.pct(sm)} of own peak, how well each "
-                "device is used)."
+                f" The FLOP/s ratio is {fmt.ratio(fp / sp)} the peak FLOP/s ({fmt.flops(fp)} vs {fmt.flops(sp)}, "
+                f"hardware) x {fmt.ratio(fm / sm)} the MFU ({fmt.pct(fm)} vs {fmt.pct(sm)} of own peak, how well "
+                "each device is used)."
             )
         else:
             unknown = [
                 results.device_label(r["key"], r["dtype"]) for r, p in ((fast, fp), (slow, sp)) if not p
             ]
             sentence += (
-                f"; it cannot be split into peak ratio x MFU ratio because the peak of {fmt.names(unknown)} "
+                f" It cannot be split into peak ratio x MFU ratio because the peak of {fmt.names(unknown)} "
                 f"{'is' if len(unknown) == 1 else 'are'} unknown."
             )
         out.append(Finding("speedup", "info", sentence, evidence, [fast["key"], slow["key"]]))
@@ -168,8 +253,49 @@ def _run_list(results: Results, keys: list[str]) -> str:
     return fmt.names([results.label(k) for k in keys])
 
 
+def _best_val(results: Results, key: str) -> tuple[float, int] | None:
+    """(lowest val loss, its iteration) from evals.csv."""
+    e = results.evals_of(key)
+    val = e[e["split"] == "val"].dropna(subset=["loss"])
+    val = val[np.isfinite(val["loss"].astype(float))]
+    if val.empty:
+        return None
+    row = val.loc[val["loss"].idxmin()]
+    return float(row["loss"]), int(row["iter"])
+
+
+def _num(x: Any) -> float | None:
+    """A finite number as float, else None (evidence is strict JSON)."""
+    return float(x) if fmt.is_num(x) else None
+
+
+def _recipe_facts(results: Results, ok: pd.DataFrame, key: str) -> dict[str, Any]:
+    r = ok.loc[key]
+    best = _best_val(results, key)
+    return {
+        "iters": int(r["iters_done"]) if fmt.is_num(r.get("iters_done")) else None,
+        "tokens_per_iter": int(r["tokens_per_iter"]) if fmt.is_num(r.get("tokens_per_iter")) else None,
+        "tokens_seen": _tokens_seen(r),
+        "params": _params(results, key),
+        "dtype": r.get("dtype"),
+        "final_train_loss": _num(r.get("final_train_loss")),
+        "final_val_loss": _num(r.get("final_val_loss")),
+        "best_val_loss": best[0] if best else None,
+        "best_val_iter": best[1] if best else None,
+    }
+
+
+def _losses_text(f: dict[str, Any]) -> str:
+    text = f"train {fmt.loss(f['final_train_loss'])} / val {fmt.loss(f['final_val_loss'])}"
+    best = f.get("best_val_loss")
+    if fmt.is_num(best) and fmt.is_num(f["final_val_loss"]) and f["final_val_loss"] - best > OVERFIT_RISE:
+        text += f", best val {fmt.loss(best)} at iter {f['best_val_iter']}"
+    return text
+
+
 def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
-    """Runs compared on loss only within one config; other configs named with the fields that differ."""
+    """Runs compared on loss only within one config; other configs named with the fields that differ, and
+    the loss gap put down to the recipe (tokens seen, model size, dtype), not the hardware."""
     groups = [list(g.index) for _, g in ok.groupby("config_key", sort=False)]
     groups.sort(key=len, reverse=True)
     out: list[Finding] = []
@@ -180,21 +306,46 @@ def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         diff = {k: (fields.get(k), ref_fields.get(k)) for k in sorted(set(fields) | set(ref_fields))}
         diff = {k: v for k, v in diff.items() if v[0] != v[1]}
         only_batch = set(diff) <= {"batch_size"}
-        text = ", ".join(f"{k} ({a} vs {b})" for k, (a, b) in diff.items())
-        lg, lr = ok.loc[g[0]], ok.loc[ref[0]]
-        sentence = (
-            f"{_run_list(results, g)} {'differs' if len(g) == 1 else 'differ'} from {_run_list(results, ref)} "
-            f"in {text}: their final losses "
-            f"(train {fmt.loss(lg['final_train_loss'])} / val {fmt.loss(lg['final_val_loss'])} vs "
-            f"{fmt.loss(lr['final_train_loss'])} / {fmt.loss(lr['final_val_loss'])}) come from different "
-            "recipes and are not compared; only runs with the same config are."
-        )
-        out.append(
-            Finding(
-                "config_mismatch", "info" if only_batch else "warning", sentence,
-                {"differs": {k: list(v) for k, v in diff.items()}, "group": g, "reference": ref},
-                g + ref,
+        a, b = ok.loc[g[0]], ok.loc[ref[0]]
+        if a.get("dtype") != b.get("dtype"):
+            diff["dtype"] = (a.get("dtype"), b.get("dtype"))
+        fa, fb = _recipe_facts(results, ok, g[0]), _recipe_facts(results, ok, ref[0])
+        la, lb = results.label(g[0]), results.label(ref[0])
+        why = []
+        ta, tb = fa["tokens_seen"], fb["tokens_seen"]
+        if ta and tb and abs(ta / tb - 1) > 0.01:
+            more, less, fm, fl = (la, lb, fa, fb) if ta > tb else (lb, la, fb, fa)
+            why.append(
+                f"{more} saw {fmt.ratio(fm['tokens_seen'] / fl['tokens_seen'])} the training tokens of {less} "
+                f"({_short_count(fm['tokens_seen'])} vs {_short_count(fl['tokens_seen'])}: {fmt.count(fm['iters'])} "
+                f"iterations x {fmt.count(fm['tokens_per_iter'])} tokens vs {fmt.count(fl['iters'])} x "
+                f"{fmt.count(fl['tokens_per_iter'])})"
             )
+        pa, pb = fa["params"], fb["params"]
+        if pa and pb and pa != pb:
+            big, small = (la, lb) if pa > pb else (lb, la)
+            hi, lo = max(pa, pb), min(pa, pb)
+            why.append(
+                f"{'with ' if why else ''}{'a ' if why else big + ' trained a '}{fmt.ratio(hi / lo)} larger model"
+                f"{'' if why else ' than ' + small} ({hi / 1e6:.2f}M vs {lo / 1e6:.2f}M parameters)"
+            )
+        if "dtype" in diff:
+            why.append(f"in {diff['dtype'][0]} vs {diff['dtype'][1]}")
+        shown = ", ".join(f"{k} ({a_} vs {b_})" for k, (a_, b_) in diff.items())
+        sentence = (
+            f"The loss gap between {la} ({_losses_text(fa)}) and {lb} ({_losses_text(fb)}) comes from their "
+            f"recipes, not the hardware{': ' + ' '.join(why) if why else ''}. {_run_list(results, g)} "
+            f"{'differs' if len(g) == 1 else 'differ'} from {_run_list(results, ref)} in {shown}; only runs with "
+            "the same config are compared on loss."
+        )
+        evidence = {
+            "differs": {k: list(v) for k, v in diff.items()}, "group": g, "reference": ref,
+            "per_run": {g[0]: fa, ref[0]: fb},
+            "tokens_seen_ratio": ta / tb if ta and tb else None, "params_ratio": pa / pb if pa and pb else None,
+        }  # fmt: skip
+        out.append(
+            Finding("config_mismatch", "info" if only_batch and "dtype" not in diff else "warning", sentence,
+                    evidence, g + ref)
         )  # fmt: skip
     for g in groups:
         if len(g) >= 2:
@@ -218,9 +369,19 @@ def _loss_agreement(results: Results, ok: pd.DataFrame, keys: list[str]) -> Find
     tol = LOSS_TOLERANCE_FP32 if dtypes <= {"fp32"} else LOSS_TOLERANCE_REDUCED
     tol_note = f"tolerance {tol} for {'/'.join(sorted(map(str, dtypes)))}"
     ev = results.evals
-    val = ev[(ev["key"].isin(keys)) & (ev["split"] == "val")].dropna(subset=["loss"])
-    table = val.pivot_table(index="iter", columns="key", values="loss", aggfunc="last").dropna()
+    val = ev[(ev["key"].isin(keys)) & (ev["split"] == "val")]
     evidence: dict[str, Any] = {"tolerance": tol, "runs": keys}
+    finite = np.isfinite(val["loss"].astype(float))
+    bad = [k for k in keys if k in set(val.loc[~finite, "key"])]
+    if bad:
+        # a NaN or inf val loss is never dropped to make curves agree
+        return Finding(
+            "loss_disagree", "warning",
+            f"{_run_list(results, keys)} share one config and seed, but {_run_list(results, bad)} has val losses that "
+            "are NaN or infinite: the curves cannot agree.",
+            {**evidence, "non_finite": bad}, keys,
+        )  # fmt: skip
+    table = val[finite].pivot_table(index="iter", columns="key", values="loss", aggfunc="last").dropna()
     if len(table) and table.shape[1] == len(keys):
         spread = table.max(axis=1) - table.min(axis=1)
         worst_iter = int(spread.idxmax())
@@ -253,18 +414,42 @@ def _loss_agreement(results: Results, ok: pd.DataFrame, keys: list[str]) -> Find
     )  # fmt: skip
 
 
+def _imported_spikes(results: Results, key: str, s: pd.DataFrame, median: float) -> dict | None:
+    """The eval spikes of an imported log: run.json's, else (older imports) the after_eval rows."""
+    spikes = ((results.run_meta.get(key) or {}).get("summary") or {}).get("eval_spikes")
+    if spikes:
+        later = [x for x in spikes if not x.get("first")]
+        first = next((x for x in spikes if x.get("first")), None)
+        n = ((results.run_meta.get(key) or {}).get("summary") or {}).get("eval_spikes_count") or len(spikes)
+        if not later and first is None:
+            return None
+        worst = max(later, key=lambda x: x["ms"]) if later else None
+        return {"worst": worst, "first": first, "n": n}
+    after = s[s["phase"] == "after_eval"]
+    if s.empty or after.empty:
+        return None
+    after = after[after["iter"] > s["iter"].min()]  # the first iteration also holds start-up
+    if after.empty:
+        return None
+    row = after.loc[after["ms"].idxmax()]
+    worst = {"iter": int(row["iter"]), "ms": float(row["ms"]), "eval_ms_est": float(row["ms"]) - median,
+             "includes": "eval/checkpoint"}  # fmt: skip
+    return {"worst": worst, "first": None, "n": len(after)}
+
+
 def eval_timer_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     """What nanoGPT's timer (which spans the eval before a step) prints for eval iterations."""
     per_device: dict[tuple, list[dict]] = {}
     for key, r in ok.iterrows():
         s = results.steps_of(key)
         median = float(r["ms_median"])
-        after = s[s["phase"] == "after_eval"]
-        if len(after):
-            row = after.loc[after["ms"].idxmax()]
+        imported = _imported_spikes(results, key, s, median) if (s["phase"] == "after_eval").any() else None
+        if imported:
+            worst, first = imported["worst"] or imported["first"], imported["first"]
             item = {
-                "key": key, "iter": int(row["iter"]), "printed_ms": float(row["ms"]), "step_ms": median,
-                "eval_ms": float(row["ms"]) - median, "n": len(after), "imported": True,
+                "key": key, "iter": int(worst["iter"]), "printed_ms": float(worst["ms"]), "step_ms": median,
+                "eval_ms": float(worst["eval_ms_est"]), "includes": worst.get("includes", "eval"),
+                "n": int(imported["n"]), "imported": True, "first_iter": first,
             }  # fmt: skip
         else:
             e = results.evals_of(key)
@@ -291,11 +476,29 @@ def eval_timer_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         label = results.label(worst["key"])
         more = f" ({len(items)} runs on this device; this is the largest)" if len(items) > 1 else ""
         if worst["imported"]:
-            sentence = (
-                f"nanoGPT's timer in {label} printed iter {worst['iter']}: {fmt.ms(worst['printed_ms'])} ms, of "
-                f"which ~{fmt.ms(worst['eval_ms'])} ms is the eval/checkpoint before it; the honest median step "
-                f"is {fmt.ms(worst['median_ms'])} ms ({worst['n']} such iterations kept out of the medians){more}."
-            )
+            first = worst.get("first_iter")
+            if first is not None and worst["iter"] == first["iter"]:
+                sentence = (
+                    f"nanoGPT's timer in {label} printed iter {first['iter']}: {fmt.ms(first['ms'])} ms"
+                )
+            else:
+                what = str(worst["includes"]).replace(" + ", " and ")
+                sentence = (
+                    f"nanoGPT's timer in {label} printed iter {worst['iter']}: {fmt.ms(worst['printed_ms'])} ms, of "
+                    f"which ~{fmt.ms(worst['eval_ms'])} ms is the {what} before it; the honest median step is "
+                    f"{fmt.ms(worst['median_ms'])} ms ({worst['n']} such iterations kept out of the medians){more}"
+                )
+            if first is not None:
+                startup = str(first["includes"]).removeprefix("eval + ")
+                lead = "Its" if worst["iter"] != first["iter"] else ", which"
+                sentence += (
+                    f"{'. ' if lead == 'Its' else ''}{lead} iter {first['iter']} ({fmt.ms(first['ms'])} ms) is "
+                    f"{'not warm-up but mostly' if first['eval_ms_est'] > first['startup_ms_est'] else ''} "
+                    f"the step-{first['iter']} eval (~{fmt.ms(first['eval_ms_est'])} ms, estimated from "
+                    f"{first.get('eval_ms_source', 'the later evals')}) plus ~{fmt.ms(first['startup_ms_est'])} ms "
+                    f"of {startup} and one step"
+                ).replace("is  the", "is the")
+            sentence += "."
         else:
             sentence = (
                 f"nanoGPT's timer would have printed {fmt.ms(worst['printed_ms'])} ms for iter {worst['iter']} of "
@@ -309,6 +512,71 @@ def eval_timer_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
                 "eval_in_timer", severity, sentence, {**worst, "runs": items}, [it["key"] for it in items]
             )
         )
+    return out
+
+
+def overfit_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
+    """A run whose val loss rose after its minimum while its train loss kept falling: where, and by how much."""
+    out = []
+    for key in ok.index:
+        e = results.evals_of(key)
+        e = e[np.isfinite(e["loss"].astype(float))]
+        val = e[e["split"] == "val"].sort_values("iter")
+        train = e[e["split"] == "train"].set_index("iter")["loss"]
+        if len(val) < 3:
+            continue
+        low = val.loc[val["loss"].idxmin()]
+        last = val.iloc[-1]
+        min_iter, last_iter = int(low["iter"]), int(last["iter"])
+        rise = float(last["loss"]) - float(low["loss"])
+        if min_iter >= last_iter or rise <= OVERFIT_RISE:
+            continue
+        t_min, t_last = train.get(min_iter), train.get(last_iter)
+        if not (fmt.is_num(t_min) and fmt.is_num(t_last) and t_last < t_min):
+            continue  # train loss rose too: unstable training, not overfitting
+        meta = results.run_meta.get(key) or {}
+        kept = ""
+        if (meta.get("nanogpt") or {}).get("config", {}).get("always_save_checkpoint") is False:
+            kept = f"; nanoGPT saved its checkpoint only while val improved, so ckpt.pt holds iter {min_iter}"
+        sentence = (
+            f"{results.label(key)} overfit: its val loss bottomed at {fmt.loss(low['loss'])} at iter {min_iter} and "
+            f"rose by {rise:.2f} to {fmt.loss(last['loss'])} at iter {last_iter} while its train loss kept falling "
+            f"({fmt.loss(t_min)} -> {fmt.loss(t_last)}): the iterations after {min_iter} memorised the training "
+            f"text. Its best val loss ({fmt.loss(low['loss'])}), not the final one, is what this recipe reaches{kept}."
+        )
+        evidence = {
+            "min_val_loss": float(low["loss"]), "min_iter": min_iter, "final_val_loss": float(last["loss"]),
+            "final_iter": last_iter, "rise": rise, "train_loss_at_min": float(t_min),
+            "final_train_loss": float(t_last),
+        }  # fmt: skip
+        out.append(Finding("overfitting", "warning", sentence, evidence, [key]))
+    return out
+
+
+def impossible_mfu_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
+    """An MFU above 100% of the device's peak: the peak or the config is wrong; no MFU is a result then."""
+    out = []
+    for key, r in ok.iterrows():
+        ratio = _impossible_mfu(r)
+        if ratio is None:
+            continue
+        a, p = _achieved(r), r.get("peak_value")
+        imported = r.get("source") == "nanogpt-log"
+        check = (
+            "the --hwinfo, --device-name or --peak-flops of the import, and the model, batch and block it read or "
+            "was given with --set"
+            if imported
+            else "the device's peak (hwinfo) and the run's model and batch"
+        )
+        sentence = (
+            f"{results.label(key)}: its MFU would be {fmt.pct(ratio)} of the peak of "
+            f"{results.device_label(key, r['dtype'])} ({fmt.flops(a)} achieved against {fmt.flops(p)}, "
+            f"{r.get('peak_source')}), which is impossible: either the peak is not this device's (or not for "
+            f"{r['dtype']}) or the FLOP count is too large for what ran. Check {check}; no MFU is shown for it."
+        )
+        evidence = {"mfu": ratio, "achieved_flops_per_s": a, "peak_flops_per_s": p,
+                    "peak_source": r.get("peak_source"), "peak_detail": r.get("peak_detail")}  # fmt: skip
+        out.append(Finding("impossible_mfu", "warning", sentence, evidence, [key]))
     return out
 
 

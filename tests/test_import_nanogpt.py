@@ -14,6 +14,7 @@ import math
 import random
 import re
 import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -284,8 +285,9 @@ def test_cpu_recipe_log(tmp_path, capsys):
     assert meta["flops_per_iter"] == flops_per_iter(GPTConfig(4, 4, 128, 64, 65, 0.0, False), 12)
     assert len(steps) == 2001  # train.py runs iters 0..max_iters
     phases = {int(r["iter"]): r["phase"] for r in steps}
-    assert [phases[i] for i in range(5)] == ["warmup"] * 5
-    assert {i for i, p in phases.items() if p == "after_eval"} == set(truth["eval_iters"][1:])
+    # iteration 0's time holds the step-0 eval (train.py's timer starts before it): after_eval, never warmup
+    assert [phases[i] for i in range(5)] == ["after_eval"] + ["warmup"] * 4
+    assert {i for i, p in phases.items() if p == "after_eval"} == set(truth["eval_iters"])
     lrs = {int(r["iter"]): float(r["lr"]) for r in steps}
     assert lrs[0] == pytest.approx(1e-3 / 101, rel=1e-5) and lrs[2000] == pytest.approx(1e-4, rel=1e-5)
 
@@ -298,10 +300,17 @@ def test_cpu_recipe_log(tmp_path, capsys):
     assert s["achieved_flops_per_s"] == pytest.approx(achieved)
     assert s["mfu_vs_a100"] == pytest.approx(achieved / 312e12)
     assert meta["peak_flops"]["value"] is None and s["mfu"] is None
-    assert "--device-name" in meta["peak_flops"]["detail"]
-    # every after-eval iteration shows the eval's cost: ~1400 ms on top of a ~120 ms step
-    assert len(s["eval_spike_ms"]) == 8
+    assert "--hwinfo" in meta["peak_flops"]["detail"]
+    # every after-eval iteration shows the eval's cost: ~1400 ms (+ a 60 ms checkpoint) on top of a ~120 ms step
+    assert len(s["eval_spike_ms"]) == 9 == s["eval_spikes_count"]
     assert all(1400 * 0.95 < e < 1400 * 1.05 + 60 for e in s["eval_spike_ms"])
+    # iteration 0 = step-0 eval (the later evals' cost) + 300 ms start-up + one step; not compiled
+    first = s["eval_spikes"][0]
+    assert first["first"] and first["iter"] == 0 and first["includes"] == "eval + start-up"
+    assert first["ms"] == truth["ms"][0] == s["first_iter_printed_ms"]
+    assert first["eval_ms_est"] == pytest.approx(statistics.median(s["eval_spike_ms"][1:]))
+    assert first["startup_ms_est"] == pytest.approx(300 + 1400 - first["eval_ms_est"], abs=10)
+    assert s["first_step_ms"] == pytest.approx(truth["ms"][0] - first["eval_ms_est"])
 
     assert len(evals) == 2 * len(truth["eval_iters"]) and {r["split"] for r in evals} == {"train", "val"}
     assert all(math.isnan(float(r["ms"])) for r in evals)  # train.py does not time its evals
@@ -322,15 +331,22 @@ def test_gpu_log_log_interval_10_eval_spikes_and_mfu(tmp_path, capsys):
     assert meta["nanogpt"]["log_interval"] == 10 and len(steps) == 501
     assert meta["assumed"] == ["dtype"]  # train.py picks bf16 or fp16 by the GPU; the log does not say
     s = meta["summary"]
-    assert s["first_step_ms"] > 25000  # compilation, kept out of the median
     assert s["ms_median"] == pytest.approx(statistics.median(truth["timed_ms"]))
     spikes = {x["iter"]: x for x in s["eval_spikes"]}
-    assert set(spikes) == set(truth["eval_iters"][1:])
+    assert set(spikes) == set(truth["eval_iters"])
+    # iteration 0: the step-0 eval (~445 ms, the eval-only spikes) + 25 s of compilation + one step
+    first = spikes.pop(0)
+    assert first["includes"] == "eval + compilation and start-up"
+    assert first["eval_ms_est"] == pytest.approx(445, abs=34 * 0.05)
+    assert first["startup_ms_est"] == pytest.approx(25000, abs=34 * 0.05)
+    assert s["first_step_ms"] == pytest.approx(25000 + 34, abs=34 * 0.05)  # compilation, out of the median
     for it, x in spikes.items():
         extra = 445 + (60 if it in truth["checkpoint_iters"] else 0)
         assert x["eval_ms_est"] == pytest.approx(extra, abs=34 * 0.05)
         assert x["includes"] == ("eval + checkpoint" if it in truth["checkpoint_iters"] else "eval")
-    assert s["eval_ms_total"] == pytest.approx(sum(x["eval_ms_est"] for x in spikes.values()))
+    assert s["eval_ms_total"] == pytest.approx(
+        sum(x["eval_ms_est"] for x in spikes.values()) + first["eval_ms_est"]
+    )
     # nanoGPT's running mfu averages the eval iterations in, so it prints less than the steps achieve
     assert s["mfu_vs_a100"] == pytest.approx(truth["flops_per_iter"] / (s["ms_median"] / 1e3) / 312e12)
     assert 0.8 * s["mfu_vs_a100"] < s["nanogpt_mfu_printed"] < 0.95 * s["mfu_vs_a100"]
@@ -556,3 +572,341 @@ def test_round_trip_import_report_findings(tmp_path, capsys):
         assert mfu["desktop/cuda-bf16-b64-compile"]["evidence"]["mfu"] > 0.3  # vs the RTX 4070 Ti's bf16 peak
     assumed = [f for f in findings if f["kind"] == "assumed_config"]
     assert [f["evidence"]["assumed"] for f in assumed] == [["dtype"]]
+
+
+# --- the machine that made the log: --hwinfo, --peak-flops --------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "nanogpt"
+
+
+def test_hwinfo_gives_the_cpu_its_own_peak(tmp_path, capsys):
+    text, _ = train_py_log(cpu_recipe(cut_after=300))
+    hw = EXAMPLES / "laptop-hwinfo.json"
+    code, out = do_import(tmp_path, [write(tmp_path, "cpu.log", text)], "--hwinfo", str(hw))
+    assert code == 0
+    meta = only_run(out)[0]
+    snapshot = json.loads(hw.read_text())
+    assert meta["device_name"] == snapshot["cpu"]["model_name"] == "12th Gen Intel(R) Core(TM) i7-12700H"
+    peak = meta["peak_flops"]
+    # 6 P-cores x 4.7 GHz x 32 + 8 E-cores x 3.5 GHz x 16 FP32 FLOP/cycle, computed by hwinfo from that JSON
+    assert peak["value"] == pytest.approx(6 * 4.7e9 * 32 + 8 * 3.5e9 * 16) and peak["source"] == "spec"
+    assert "laptop-hwinfo.json" in peak["detail"] and "P-cores" in peak["detail"]
+    s = meta["summary"]
+    assert s["mfu"] == pytest.approx(s["achieved_flops_per_s"] / peak["value"])
+    sweep = read_json(out / "sweep.json")
+    assert sweep["host"] == "laptop"  # hwinfo's host label, as no --host was given
+    assert sweep["hwinfo"]["cpu"] == snapshot["cpu"] and sweep["hwinfo"]["devices"] == snapshot["devices"]
+    assert "no MFU" not in capsys.readouterr().err
+
+
+def test_hwinfo_gives_the_gpu_its_peak_and_train_py_dtype(tmp_path):
+    text, _ = train_py_log(gpu_recipe(cut_after=300))
+    code, out = do_import(
+        tmp_path, [write(tmp_path, "g.log", text)], "--hwinfo", str(EXAMPLES / "desktop-hwinfo.json")
+    )
+    assert code == 0
+    meta = only_run(out)[0]
+    assert meta["device_name"] == "NVIDIA GeForce RTX 4070 Ti" and meta["dtype"] == "bf16"
+    assert meta["peak_flops"]["value"] == pytest.approx(80.2e12)
+    # compute capability 8.9: train.py's default dtype is bfloat16 there, so it is no longer an assumption
+    assert meta["assumed"] == [] and meta["nanogpt"]["config_source"]["dtype"] == "hwinfo"
+
+
+def test_hwinfo_without_torch_still_names_the_gpu(tmp_path):
+    """hwinfo run where PyTorch had no CUDA: the GPU is on the PCI bus / NVML list, not in devices."""
+    snapshot = json.loads((EXAMPLES / "desktop-hwinfo.json").read_text())
+    snapshot["devices"] = [d for d in snapshot["devices"] if d["device"] == "cpu"]
+    hw = tmp_path / "hw.json"
+    hw.write_text(json.dumps(snapshot))
+    text, _ = train_py_log(gpu_recipe(cut_after=100))
+    code, out = do_import(tmp_path, [write(tmp_path, "g.log", text)], "--hwinfo", str(hw))
+    meta = only_run(out)[0]
+    assert code == 0 and meta["peak_flops"]["value"] == pytest.approx(80.2e12)
+    assert "GPU list" in meta["peak_flops"]["detail"] and meta["assumed"] == ["dtype"]
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (None, "no such file"),
+        ("not json {", "is not JSON"),
+        ('{"schema": "devicebench/2"}', "is not hwinfo JSON"),
+        ('{"schema": "devicebench-hwinfo/9", "cpu": {}, "devices": []}', "newer hwinfo"),
+        ('{"schema": "devicebench-hwinfo/1", "cpu": {}, "devices": [{"device": 3}]}', "incomplete"),
+        ("[1, 2]", "is not hwinfo JSON"),
+        ("laptop", "describes laptop, which has no cuda"),  # the other machine's JSON
+    ],
+)
+def test_bad_hwinfo_is_one_line(tmp_path, capsys, content, words):
+    text, _ = train_py_log(gpu_recipe(cut_after=20))
+    hw = tmp_path / "hw.json"
+    if content == "laptop":
+        hw = EXAMPLES / "laptop-hwinfo.json"
+    elif content is not None:
+        hw.write_text(content)
+    code, out = do_import(tmp_path, [write(tmp_path, "g.log", text)], "--hwinfo", str(hw))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and words in err[0], err
+    assert not out.exists()
+
+
+def test_peak_flops_overrides_and_must_cover_the_dtype(tmp_path, capsys):
+    text, _ = train_py_log(cpu_recipe(cut_after=100))
+    log = write(tmp_path, "cpu.log", text)
+    hw = str(EXAMPLES / "laptop-hwinfo.json")
+    code, out = do_import(tmp_path, [log], "--hwinfo", hw, "--peak-flops", "fp32=2T", out="a")
+    meta = only_run(out)[0]
+    assert code == 0 and meta["peak_flops"]["value"] == 2e12 and meta["peak_flops"]["source"] == "user"
+    assert meta["device_name"] == "12th Gen Intel(R) Core(TM) i7-12700H"
+    assert do_import(tmp_path, [log], "--peak-flops", "bf16=2T", out="b")[0] == 2
+    assert "ran in fp32: add fp32=VALUE" in capsys.readouterr().err
+    assert do_import(tmp_path, [log], "--peak-flops", "fp32=fast", out="c")[0] == 2
+    assert "--peak-flops fp32" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # argparse: one machine description, not two
+        do_import(tmp_path, [log], "--hwinfo", hw, "--device-name", "RTX 4070 Ti", out="d")
+    assert e.value.code == 2
+
+
+def test_without_a_peak_the_import_says_what_to_do_in_one_line(tmp_path, capsys):
+    text, _ = train_py_log(cpu_recipe(cut_after=100))
+    code, _ = do_import(tmp_path, [write(tmp_path, "cpu.log", text)])
+    hints = [line for line in capsys.readouterr().err.splitlines() if "no MFU" in line]
+    assert code == 0 and len(hints) == 1
+    assert "--hwinfo FILE" in hints[0] and "--peak-flops fp32=VALUE" in hints[0]
+
+
+def test_impossible_mfu_is_flagged_never_a_result(tmp_path, capsys):
+    """A peak below what the run achieved: MFU above 100%, said on stderr and in the report."""
+    text, _ = train_py_log(cpu_recipe())
+    code, out = do_import(tmp_path, [write(tmp_path, "cpu.log", text)], "--peak-flops", "fp32=1G")
+    s = only_run(out)[0]["summary"]
+    assert code == 0 and s["mfu"] > 1  # recorded as computed; every reader flags it
+    captured = capsys.readouterr()
+    assert "impossible" in captured.err and "MFU impossible" in captured.out
+    assert main(["report", str(out), "--format", "json"]) == 0
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    (f,) = [f for f in findings if f["kind"] == "impossible_mfu"]
+    assert f["evidence"]["mfu"] == pytest.approx(s["mfu"]) and "impossible" in f["sentence"]
+    assert "--peak-flops" in f["sentence"]
+
+
+# --- hostile and broken logs: a clear error or a safe result -------------------------------------------
+
+
+def _tree(root: Path) -> set[Path]:
+    return {p.relative_to(root) for p in root.rglob("*")}
+
+
+def test_hostile_device_value_never_reaches_a_path(tmp_path, capsys):
+    text, _ = train_py_log(cpu_recipe(cut_after=30))
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    for bad in ("../../x", "cpu/../../x", "/etc/x", "cuda:0/../y", "cpu\n"):
+        hostile = text.replace("Overriding: device = cpu", f"Overriding: device = {bad}".rstrip("\n"))
+        log = write(work, "evil.log", hostile)
+        before = _tree(tmp_path)
+        code, out = do_import(work, [log], out=f"o{len(before)}")
+        err = capsys.readouterr().err.strip().splitlines()
+        if bad == "cpu\n":  # "cpu" once stripped: a plain cpu run
+            assert code == 0 and only_run(out)[0]["run_id"] == "cpu-fp32-b12-eager"
+            continue
+        assert code == 2 and len(err) == 1 and "is not a device train.py runs on" in err[0]
+        assert _tree(tmp_path) == before  # nothing written anywhere
+    log = write(work, "ok.log", text)
+    code, _ = do_import(work, [log], "--set", "device=../../x", out="s")
+    assert code == 2 and "--set: device" in capsys.readouterr().err
+
+
+def test_host_label_and_run_dirs_stay_inside_out(tmp_path, capsys):
+    text, _ = train_py_log(cpu_recipe(cut_after=30))
+    log = write(tmp_path, "l.log", text)
+    code, out = do_import(tmp_path, [log], "--host", "../../evil/$(x)", out="o")
+    assert code == 0 and "is used as 'evil-x'" in capsys.readouterr().err
+    assert read_json(out / "sweep.json")["host"] == "evil-x"
+    assert all(p.resolve().is_relative_to(out.resolve()) for p in out.rglob("*"))
+    assert not (tmp_path.parent / "evil").exists()
+    # a runs/ folder that is a symlink out of --out is refused before anything is written
+    out2, elsewhere = tmp_path / "o2", tmp_path / "elsewhere"
+    out2.mkdir()
+    elsewhere.mkdir()
+    (out2 / "runs").symlink_to(elsewhere)
+    code, _ = do_import(tmp_path, [log], out="o2")
+    assert code == 2 and "outside" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == [] and not (out2 / "sweep.json").exists()
+
+
+def test_long_lines_and_huge_numbers_are_linear(tmp_path):
+    """The old regexes were quadratic: a 30,000-digit number took 19 s, a 1 MB line hours."""
+    clean, _ = train_py_log(cpu_recipe(cut_after=300))
+    lines = clean.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("iter 100:"))
+    hostile = [
+        "iter 7: loss " + "9" * 1_000_000 + " time",  # a 1 MB line
+        "iter 8: loss 1." + "1" * 30_000 + "x, time 1.0ms, mfu 1%",  # the issue's 30,000-digit number
+        *(f"iter {i}: loss " + "9" * 9_000 + "e" for i in range(40)),  # just under the line cap
+        *("step 1: train loss " + "9" * 9_000 + "e" for _ in range(40)),
+        "Overriding: out_dir = " + "(" * 9_000,  # literal_eval's recursion limit
+        "tokens per iteration will be: " + "1," * 4_000,
+        "found vocab_size = 65 (inside " * 300,
+        "number of parameters: " + "9" * 9_000 + "M",
+    ]
+    log = write(tmp_path, "hostile.log", "\n".join(lines[:at] + hostile + lines[at:]) + "\n")
+    t0 = time.perf_counter()
+    code, out = do_import(tmp_path, [log], out="h")
+    elapsed = time.perf_counter() - t0
+    assert code == 0 and elapsed < 10, elapsed  # well under a second here; 10 s so it never flakes
+    code, ref = do_import(tmp_path, [write(tmp_path, "clean.log", clean)], out="c")
+    (meta, steps, evals), (ref_meta, ref_steps, ref_evals) = only_run(out), only_run(ref)
+    assert steps == ref_steps and evals == ref_evals  # the junk changed nothing
+    assert meta["nanogpt"]["long_lines_skipped"] == 2 and meta["model"] == ref_meta["model"]
+    # the patterns alone, on a line just under the cap, are linear too
+    t0 = time.perf_counter()
+    for _ in range(20):
+        assert nanogpt.ITER_RE.search("iter 1: loss " + "9" * 9_999 + "x") is None
+        assert nanogpt.STEP_RE.search("step 1: train loss 1, val loss " + "1" * 9_999 + "e") is not None
+    assert time.perf_counter() - t0 < 5
+
+
+def test_memory_stays_bounded_on_a_large_log(tmp_path):
+    """The log is streamed twice; what is kept is 8 bytes per timed iteration, not the text."""
+    import tracemalloc
+
+    import numpy  # noqa: F401 - imported before measuring: its import is not the import's memory
+
+    from bench.metrics import step_summary
+
+    path = tmp_path / "big.log"
+    head, _ = train_py_log(cpu_recipe(cut_after=0))
+    n = 30_000
+    with open(path, "w") as f:
+        f.write(head.replace("max_iters = 2000", f"max_iters = {n}"))
+        for i in range(1, n + 1):
+            if i % 2500 == 0:
+                f.write(f"step {i}: train loss 1.5000, val loss 1.6000\n")
+            f.write(f"iter {i}: loss {1.5 + (i % 7) / 100:.4f}, time {120 + (i % 13):.2f}ms, mfu 0.01%\n")
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        log = nanogpt.parse_log(nanogpt.read_lines(path), source=str(path))
+        cfg = nanogpt.effective_config(log)
+        run = nanogpt.build_run(log, cfg, {"value": None}, step_summary, str(path), "h", None)
+        rows = sum(1 for _ in nanogpt.run_rows(nanogpt.read_lines(path), cfg))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rows == n + 1 + 2 * (n // 2500 + 1)
+    assert run.meta["summary"]["iters_done"] == n + 1
+    assert run.meta["summary"]["ms_median"] == pytest.approx(
+        statistics.median([120 + i % 13 for i in range(5, n + 1) if i % 2500])
+    )
+    # ~8 bytes per timed iteration line of ~50 (the old reader held the text and its lines: ~9x the size)
+    assert peak < size / 4, (peak, size)
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+def test_loss_going_nan_is_a_failed_run_with_its_evals_kept(tmp_path, capsys, bad):
+    healthy, _ = train_py_log(cpu_recipe())
+    lines = []
+    for line in healthy.splitlines():
+        m = re.match(r"(iter|step) (\d+):", line)
+        if m and int(m.group(2)) >= 700:
+            line = re.sub(r"loss \d+\.\d+", f"loss {bad}", line)
+        lines.append(line)
+    sick = write(tmp_path, "sick.log", "\n".join(lines) + "\n")
+    code, out = do_import(tmp_path, [write(tmp_path, "healthy.log", healthy), sick], "--host", "laptop")
+    assert code == 0
+    run_dir = out / "runs" / "cpu-fp32-b12-eager-2"
+    text = (run_dir / "run.json").read_text()
+    meta = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in run.json"))  # strict JSON
+    assert meta["status"] == "failed" and meta["error"].startswith(
+        f"diverged: training loss became {bad} at iter 700"
+    )
+    s = meta["summary"]
+    assert s["diverged"] == {"iter": 700, "where": "training loss", "loss": bad}
+    assert s["final_val_loss"] is None and s["best_val_loss"] < 2.5 and s["best_val_iter"] == 500
+    with open(run_dir / "evals.csv", newline="") as f:
+        evals = list(csv.DictReader(f))
+    assert len(evals) == 2 * 9  # kept, never dropped
+    assert [r["loss"] for r in evals if int(r["iter"]) >= 750] == [bad] * 12
+    for p in out.rglob("*.json"):
+        json.loads(p.read_text(), parse_constant=lambda c, p=p: pytest.fail(f"{c} in {p}"))
+    capsys.readouterr()
+    assert main(["report", str(out), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} in the report"))
+    runs = {r["run_id"]: r for r in report["runs"]}
+    assert runs["cpu-fp32-b12-eager-2"]["status"] == "failed"
+    kinds_ = {f["kind"] for f in report["findings"]}
+    assert "loss_agree" not in kinds_  # a diverged run never "agrees within noise" with a healthy one
+
+
+@pytest.mark.parametrize(
+    ("args", "log_change", "words"),
+    [
+        (["--set", "batch_size=0"], None, "batch_size = 0 is impossible: it must be at least 1"),
+        (["--set", "n_layer=-2"], None, "n_layer = -2 is impossible"),
+        (["--set", "dropout=1.5"], None, "dropout = 1.5 is impossible"),
+        (["--set", "max_iters=10**20"], None, "should be a whole number"),
+        (
+            ["--set", "max_iters=100000000000000000000"],
+            None,
+            "max_iters = 100000000000000000000 is impossible",
+        ),
+        (["--set", "learning_rate=nan"], None, "should be a number"),
+        ([], ("Overriding: batch_size = 12", "Overriding: batch_size = 0"), "batch_size = 0 is impossible"),
+        (
+            [],
+            ("tokens per iteration will be: 768", "tokens per iteration will be: 0"),
+            "tokens per iteration will be: 0",
+        ),
+        ([], ("Overriding: n_embd = 128", "Overriding: n_embd = 130"), "not a multiple of n_head"),
+    ],
+)
+def test_impossible_values_are_refused(tmp_path, capsys, args, log_change, words):
+    text, _ = train_py_log(cpu_recipe(cut_after=30))
+    if log_change:
+        text = text.replace(*log_change)
+    code, out = do_import(tmp_path, [write(tmp_path, "l.log", text)], *args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and words in err[0], err
+    assert not out.exists()
+
+
+def test_no_config_echo_at_all_is_refused_with_the_keys_to_set(tmp_path, capsys):
+    """Only iter lines: it used to become a GPT-2-size GPU run ("MFU vs A100 3,543%")."""
+    text, _ = train_py_log(cpu_recipe(cut_after=50))
+    bare = "\n".join(line for line in text.splitlines() if line.startswith(("iter ", "step "))) + "\n"
+    code, out = do_import(tmp_path, [write(tmp_path, "bare.log", bare)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and not out.exists()
+    for key in nanogpt.REQUIRED_WITHOUT_ECHO:
+        assert f"--set {key}=" in err[0]
+
+
+def test_utf16_log_from_powershell_imports_like_utf8(tmp_path):
+    text, _ = train_py_log(cpu_recipe(cut_after=40))
+    a = write(tmp_path, "a.log", text)
+    b = tmp_path / "b.log"
+    b.write_bytes(text.replace("\n", "\r\n").encode("utf-16"))
+    assert do_import(tmp_path, [a], out="a")[0] == 0 and do_import(tmp_path, [b], out="b")[0] == 0
+    assert only_run(tmp_path / "a")[1:] == only_run(tmp_path / "b")[1:]
+
+
+def test_iteration_0_without_later_evals_estimates_the_eval_from_eval_iters(tmp_path):
+    text, truth = train_py_log(cpu_recipe(cut_after=200))  # evals at 0 only (eval_interval 250)
+    code, out = do_import(tmp_path, [write(tmp_path, "l.log", text)])
+    s = only_run(out)[0]["summary"]
+    (first,) = s["eval_spikes"]
+    # 2 x 20 eval batches, each a forward pass at ~1/3 of a 120 ms train step
+    assert first["eval_ms_est"] == pytest.approx(2 * 20 * s["ms_median"] / 3)
+    assert "eval_iters" in first["eval_ms_source"] and first["includes"] == "eval + start-up"
+
+
+def test_out_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    text, _ = train_py_log(cpu_recipe(cut_after=20))
+    (tmp_path / "afile").write_text("not a directory")
+    code = main(
+        ["import", "nanogpt", str(write(tmp_path, "l.log", text)), "--out", str(tmp_path / "afile" / "x")]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and "cannot write the results" in err[-1] and "Not a directory" in err[-1]
+    assert not any("Traceback" in line for line in err)

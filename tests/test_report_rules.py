@@ -275,3 +275,97 @@ def test_page_without_finished_runs(tmp_path, capsys, runs):
     assert '<section id="hardware">' in page and "data:image/png" not in page
     assert ("out of memory at batch size 4096" in page) == (runs == "only-failed")
     assert diagnose(load_results(d)) == []
+
+
+def test_speedup_gives_iteration_and_token_time_ratios_beside_flops(tmp_path):
+    laptop = synthetic.write_sweep(tmp_path / "laptop", "laptop")
+    desktop = synthetic.write_sweep(tmp_path / "desktop", "desktop")
+    synthetic.write_run(laptop, "cpu", host="laptop", ms=120.0, peak=0.5e12, train=SHORT)
+    synthetic.write_run(desktop, "cuda", host="desktop", device="cuda:0", device_name="GPU", batch_size=64, ms=10.0,
+                        peak=80e12, train=SHORT)  # fmt: skip
+    results = load_results([laptop, desktop])
+    (f,) = kinds(diagnose(results), "speedup")
+    fast, slow = results.runs.loc["desktop/cuda"], results.runs.loc["laptop/cpu"]
+    ev = f.evidence
+    assert ev["same_model"] and ev["iter_time_ratio"] == pytest.approx(slow["ms_median"] / fast["ms_median"])
+    per_token = (slow["ms_median"] / slow["tokens_per_iter"]) / (fast["ms_median"] / fast["tokens_per_iter"])
+    assert ev["token_time_ratio"] == pytest.approx(per_token) == pytest.approx(ev["speedup"])
+    assert ev["tokens_per_iter"] == [64 * 64, 12 * 64]
+    assert f"per token {per_token:.0f}x faster" in f.sentence
+    assert (
+        f"per iteration {ev['iter_time_ratio']:.0f}x faster" in f.sentence
+        and "4,096 vs 768 tokens" in f.sentence
+    )
+
+
+def test_different_models_flops_ratio_is_not_called_a_time_ratio(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r")
+    big = {"n_layer": 6, "n_head": 6, "n_embd": 384, "block_size": 256, "dropout": 0.2}
+    synthetic.write_run(d, "cpu", ms=120.0, peak=1.35e12, train=SHORT)
+    synthetic.write_run(d, "cuda", device="cuda:0", device_name="GPU", dtype="bf16", batch_size=64, model=big,
+                        ms=33.0, peak=80e12, train={**SHORT, "max_iters": 500, "lr_decay_iters": 500})  # fmt: skip
+    results = load_results(d)
+    findings = diagnose(results)
+    (s,) = kinds(findings, "speedup")
+    assert not s.evidence["same_model"] and "does" in s.sentence and "the FLOP/s of" in s.sentence
+    assert "not how much less time it takes" in s.sentence
+    assert s.evidence["iter_time_ratio"] == pytest.approx(120.0 / 33.0, rel=0.1)
+    # the loss gap: tokens seen, parameters (from the FLOP count: fpt = 6N + 12 L C T) and dtype
+    (m,) = kinds(findings, "config_mismatch")
+    runs = results.runs
+    per_run = m.evidence["per_run"]
+    for key in ("laptop/cpu", "laptop/cuda"):
+        meta = json.loads((d / "runs" / key.split("/")[1] / "run.json").read_text())
+        model = meta["model"]
+        params = (
+            meta["flops_per_token"] - 12 * model["n_layer"] * model["n_embd"] * model["block_size"]
+        ) // 6
+        assert per_run[key]["params"] == params
+        assert per_run[key]["tokens_seen"] == runs.loc[key, "iters_done"] * runs.loc[key, "tokens_per_iter"]
+    assert m.evidence["differs"]["dtype"] == ["bf16", "fp32"] and m.severity == "warning"
+    assert "comes from their recipes, not the hardware" in m.sentence and "in bf16 vs fp32" in m.sentence
+    assert (
+        f"({per_run['laptop/cuda']['params'] / 1e6:.2f}M vs {per_run['laptop/cpu']['params'] / 1e6:.2f}M"
+        in m.sentence
+    )
+
+
+def test_overfitting_where_the_minimum_was_and_how_much_val_rose(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(
+        d, "overfit", train=SHORT, val_offset=2.0
+    )  # val falls, then rises; train keeps falling
+    synthetic.write_run(d, "fine", train=SHORT, batch_size=24)
+    results = load_results(d)
+    (f,) = kinds(diagnose(results), "overfitting")
+    val = pd.read_csv(d / "runs/overfit/evals.csv").query("split == 'val'").set_index("iter")["loss"]
+    assert f.runs == ["laptop/overfit"]
+    assert f.evidence["min_iter"] == val.idxmin() and f.evidence["min_val_loss"] == pytest.approx(val.min())
+    assert f.evidence["rise"] == pytest.approx(val.iloc[-1] - val.min())
+    assert f"bottomed at {val.min():.4f} at iter {val.idxmin()}" in f.sentence
+
+
+def test_impossible_mfu_is_a_finding_and_never_splits_the_headline(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "cpu", ms=120.0, peak=1e9, train=SHORT)  # a peak far below what the run did
+    synthetic.write_run(d, "cuda", device="cuda:0", device_name="GPU", ms=8.0, peak=80e12, train=SHORT)
+    results = load_results(d)
+    findings = diagnose(results)
+    (f,) = kinds(findings, "impossible_mfu")
+    r = results.runs.loc["laptop/cpu"]
+    assert f.runs == ["laptop/cpu"] and f.evidence["mfu"] == pytest.approx(r["achieved_flops_per_s"] / 1e9)
+    assert "impossible" in f.sentence and f.severity == "warning"
+    (s,) = kinds(findings, "speedup")
+    assert s.evidence["peak_ratio"] is None and s.evidence["mfu"][1] is None
+    assert "cannot be split" in s.sentence and "above 100%" in s.sentence
+
+
+def test_nan_val_losses_never_agree(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "a", train=SHORT)
+    synthetic.write_run(d, "b", train=SHORT)
+    evals = d / "runs/b/evals.csv"
+    rows = evals.read_text().splitlines()
+    evals.write_text("\n".join(rows[:-1] + [re.sub(r",[\d.]+,([\d.]+)$", r",nan,\1", rows[-1])]) + "\n")
+    (f,) = [f for f in diagnose(load_results(d)) if f.kind.startswith("loss_")]
+    assert f.kind == "loss_disagree" and f.evidence["non_finite"] == ["laptop/b"]

@@ -1,7 +1,9 @@
-"""`bench import nanogpt LOGFILE... --out DIR`: nanoGPT train.py logs -> a results directory (schema 1).
+"""`bench import nanogpt LOGFILE... --out DIR [--hwinfo FILE]`: nanoGPT train.py logs -> a results directory.
 
 Each log becomes one run marked `source: nanogpt-log`, which `bench report` diagnoses like any other.
-No torch: the FLOP count and the lr schedule are recomputed from the parsed config.
+No torch: the FLOP count and the lr schedule are recomputed from the parsed config. Every log is read
+(streamed) and checked before anything is written; run ids and the host label keep to a safe alphabet
+and every run directory is checked to lie inside --out. Reference: docs/import.md.
 """
 
 from __future__ import annotations
@@ -22,13 +24,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", metavar="DIR", required=True, help="results directory to write (must not hold one)"
     )
-    p.add_argument(
+    machine = p.add_mutually_exclusive_group()
+    machine.add_argument(
+        "--hwinfo",
+        metavar="FILE",
+        help="what `hwinfo --json` printed on the machine that made the logs: the device's name and its peak "
+        "FLOP/s per dtype come from it, so MFU is against that device's own peak",
+    )
+    machine.add_argument(
         "--device-name",
         metavar="NAME",
-        help='the device the logs ran on, e.g. "RTX 4070 Ti"; its peak FLOP/s (hwinfo\'s tables) gives the MFU. '
-        "Import one device's logs per command",
+        help='without --hwinfo: the device the logs ran on, e.g. "RTX 4070 Ti" or "Apple M2"; its peak comes '
+        "from hwinfo's tables (an x86 CPU needs --hwinfo). Import one device's logs per command",
     )
-    p.add_argument("--host", help="label for the machine in reports (default: the first log's file name)")
+    p.add_argument(
+        "--peak-flops",
+        action="append",
+        default=[],
+        metavar="DTYPE=VALUE",
+        help="the device's peak FLOP/s for the log's dtype, e.g. fp32=1.35e12 or bf16=80T; overrides --hwinfo "
+        "and --device-name, labelled `user`",
+    )
+    p.add_argument(
+        "--host",
+        help="label for the machine in reports (default: the host in --hwinfo, else the first log's file name)",
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -41,84 +61,136 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench import __version__
-    from bench.importers import nanogpt
+    from bench.importers import machine, nanogpt
     from bench.metrics import step_summary
-    from bench.results import ResultsDir, ResultsError
+    from bench.results import ResultsDir, ResultsError, safe_label
+    from hwinfo.peaks import parse_peak_flops, user_peak
 
     out = ResultsDir(Path(args.out))
     if out.exists():
         raise ResultsError(f"{args.out} already holds a results directory: choose another --out")
     user_set = nanogpt.parse_set(args.set)
-    host = args.host or Path(args.logs[0]).stem
+    try:
+        user_peaks = parse_peak_flops(args.peak_flops)
+    except ValueError as e:
+        raise nanogpt.NanoGPTLogError(str(e)) from None
+    snapshot = machine.load_hwinfo(args.hwinfo) if args.hwinfo else None
+    wanted_host = args.host or (snapshot or {}).get("host") or Path(args.logs[0]).stem
+    host = safe_label(wanted_host)
+    if args.host and host != args.host:
+        print(
+            f"--host {args.host!r} is used as {host!r} (letters, digits, '.', '_' and '-' only)",
+            file=sys.stderr,
+        )
     device_name = args.device_name.strip() if args.device_name else None
 
-    # Parse every log before writing anything, so a bad file leaves no half-written directory.
-    imported = []
+    # Read and check every log before writing anything, so a bad file leaves no half-written directory.
+    imported: list[tuple[str, nanogpt.ParsedLog, nanogpt.EffectiveConfig, nanogpt.ImportedRun]] = []
+    messages: list[str] = []  # said once every log has been read, so an error is the only line
     for path in args.logs:
-        log = nanogpt.parse_log(_read_log(path), source=path)
+        log = nanogpt.parse_log(nanogpt.read_lines(path), source=path)
         cfg = nanogpt.effective_config(log, user_set)
-        for note in cfg.notes:
-            print(f"{path}: {note}", file=sys.stderr)
-        peak = resolve_peak(cfg.device_type, cfg.dtype, device_name)
-        run = nanogpt.build_run(log, cfg, peak, step_summary, str(Path(path).resolve()), host, device_name)
-        imported.append((nanogpt.run_id(cfg), run))
+        if cfg.device_type == "cuda" and cfg.source["dtype"] == "default" and snapshot is not None:
+            cfg = nanogpt.effective_config(
+                log, user_set, machine.bf16_supported(snapshot, str(cfg.values["device"]))
+            )
+        messages += [f"{path}: {note}" for note in cfg.notes]
+        device = str(cfg.values["device"])
+        name = device_name
+        if snapshot is not None:
+            peak, name = machine.peak_from_hwinfo(
+                snapshot, args.hwinfo, device, cfg.device_type, cfg.dtype, path
+            )
+        else:
+            peak = machine.peak_from_name(cfg.device_type, cfg.dtype, device_name)
+        if user_peaks:
+            if cfg.dtype not in user_peaks:
+                raise nanogpt.NanoGPTLogError(
+                    f"--peak-flops gives {', '.join(user_peaks)} but {path} ran in {cfg.dtype}: "
+                    f"add {cfg.dtype}=VALUE"
+                )
+            peak = user_peak(user_peaks[cfg.dtype], cfg.dtype, name or device)
+        elif peak.get("value") is None:
+            detail = str(peak.get("detail") or "")
+            if "--peak-flops" not in detail:
+                detail += (
+                    f"; pass --peak-flops {cfg.dtype}=VALUE"
+                    if snapshot is not None
+                    else (
+                        "; pass --hwinfo FILE (what `hwinfo --json` printed on the machine that made the log) or "
+                        f"--peak-flops {cfg.dtype}=VALUE"
+                    )
+                )
+            messages.append(f"{path}: no MFU against the own peak of {name or device} {cfg.dtype}: {detail}")
+        run = nanogpt.build_run(log, cfg, peak, step_summary, str(Path(path).resolve()), host, name)
+        mfu = run.meta["summary"].get("mfu")
+        if mfu is not None and mfu > 1:
+            messages.append(
+                f"{path}: MFU would be {mfu * 100:,.0f}% of the {peak['source']} peak "
+                f"({peak.get('detail')}): impossible, so the peak or the config (model, batch, block) is "
+                "wrong: the report flags it, never shows it as a result"
+            )
+        imported.append((path, log, cfg, run))
+
+    # Run directories: safe ids, each checked to resolve inside --out (no symlink leads out) before any write.
+    root = out.root.resolve()
+    used: set[str] = set()
+    run_dirs = []
+    for _path, _log, cfg, _run in imported:
+        rid = _unique(safe_label(nanogpt.run_id(cfg)), used)
+        if not out.run_dir(rid).resolve().is_relative_to(root):
+            raise ResultsError(f"{out.run_dir(rid)} resolves outside {out.root}: refusing to write there")
+        run_dirs.append(rid)
+    for line in messages:
+        print(line, file=sys.stderr)
 
     now = datetime.now(UTC)
-    out.write_sweep(
-        {
-            "sweep_id": now.strftime("%Y%m%dT%H%M%SZ") + "-" + host,
-            "created": now.isoformat(timespec="seconds"),
-            "host": host,
+    sweep = {
+        "sweep_id": now.strftime("%Y%m%dT%H%M%SZ") + "-" + host,
+        "created": now.isoformat(timespec="seconds"),
+        "host": host,
+        "source": "nanogpt-log",
+        "hwinfo": machine.imported_hwinfo(snapshot, args.hwinfo)
+        if snapshot is not None
+        else machine.minimal_hwinfo(host, device_name, [run.meta for *_, run in imported]),
+        "software": {
+            "python": None,
+            "torch": None,
+            "cuda": None,
+            "hip": None,
+            "cudnn": None,
+            "numpy": None,
+            "platform": None,
+        },  # fmt: skip
+        "project_version": __version__,
+        "spec": {
             "source": "nanogpt-log",
-            "hwinfo": minimal_hwinfo(host, device_name, imported),
-            "software": {
-                "python": None,
-                "torch": None,
-                "cuda": None,
-                "hip": None,
-                "cudnn": None,
-                "numpy": None,
-                "platform": None,
-            },  # fmt: skip
-            "project_version": __version__,
-            "spec": {
-                "source": "nanogpt-log",
-                "logs": [str(Path(p).resolve()) for p in args.logs],
-                "set": user_set,
-                "device_name": device_name,
-            },
-            "command": " ".join(["bench", *getattr(args, "argv", [])]),
-        }
-    )
-    used: set[str] = set()
-    for rid, run in imported:
-        rid = _unique(rid, used)
-        writer = out.new_run(rid, run.meta)
-        try:
-            for row in run.steps:
-                writer.step(*row)
-            for row in run.evals:
-                writer.eval(*row)
-        finally:
-            writer.close()
-        writer.write_meta()
-        print(_describe(host, rid, run.meta))
+            "logs": [str(Path(p).resolve()) for p in args.logs],
+            "set": user_set,
+            "device_name": device_name,
+            "hwinfo_file": str(Path(args.hwinfo).resolve()) if args.hwinfo else None,
+            "peak_flops": user_peaks,
+        },
+        "command": " ".join(["bench", *getattr(args, "argv", [])]),
+    }
+    try:
+        out.write_sweep(sweep)
+        for rid, (path, _log, cfg, run) in zip(run_dirs, imported, strict=True):
+            writer = out.new_run(rid, run.meta)
+            try:
+                for kind, row in nanogpt.run_rows(nanogpt.read_lines(path), cfg):
+                    if kind == "step":
+                        writer.step(*row)
+                    else:
+                        writer.eval(*row)
+            finally:
+                writer.close()
+            writer.write_meta()
+            print(_describe(host, rid, run.meta))
+    except OSError as e:  # --out not writable, a file where a directory should be, a full disk
+        raise ResultsError(f"cannot write the results: {e.filename or args.out}: {e.strerror or e}") from None
     print(f"wrote {out.root}: `bench report {out.root}` diagnoses it", file=sys.stderr)
     return 0
-
-
-def _read_log(path: str) -> str:
-    from bench.importers.nanogpt import NanoGPTLogError
-
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise NanoGPTLogError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise NanoGPTLogError(f"{path} is a directory, not a log file") from None
-    if b"\0" in data[:65536]:
-        raise NanoGPTLogError(f"{path} is a binary file, not a nanoGPT train.py log")
-    return data.decode("utf-8", errors="replace")
 
 
 def _unique(rid: str, used: set[str]) -> str:
@@ -130,88 +202,18 @@ def _unique(rid: str, used: set[str]) -> str:
     return out
 
 
-def resolve_peak(device_type: str, dtype: str, device_name: str | None) -> dict:
-    """{"value", "source", "detail"} for the named device from hwinfo's tables; unknown said plainly.
-
-    Never this machine's peak: the log ran elsewhere.
-    """
-    if not device_name:
-        return _unknown(
-            f"the log does not name the {device_type} device: pass --device-name to rate MFU against its peak"
-        )
-    try:
-        from hwinfo import peaks
-    except ImportError:
-        return _unknown(f"{device_name!r}: hwinfo's peak tables are not installed")
-    if device_type != "cpu":
-        return dict(peaks.gpu_peaks(device_name)[dtype])
-    chip = peaks.apple_chip(device_name)
-    if chip is None:
-        return _unknown(
-            f"{device_name!r}: a CPU's peak needs its microarchitecture, core count and clock, which its name "
-            "alone does not give (only Apple M-series chips are known by name); `hwinfo` on that machine "
-            "shows it"
-        )
-    spec = peaks.APPLE_CHIPS[chip]
-    p_cores, e_cores = spec["configs"][0]
-    cpu = {
-        "model_name": chip,
-        "microarchitecture": f"Apple {chip.split()[1]}",
-        "max_mhz": spec["p_mhz"],
-        "clock_sources": {"max_mhz": "hwinfo's Apple chip table"},
-        "core_groups": [
-            {"type": "performance", "count": p_cores, "max_mhz": spec["p_mhz"]},
-            {"type": "efficiency", "count": e_cores, "max_mhz": spec["e_mhz"]},
-        ],
-        "features": ["asimd"],
-    }
-    peak = dict(peaks.cpu_peaks(cpu).get(dtype) or _unknown(f"{chip}: no {dtype} peak"))
-    if peak.get("value") is not None:
-        peak["detail"] = f"{chip} ({p_cores}P+{e_cores}E, the fullest configuration): {peak['detail']}"
-    return peak
-
-
-def _unknown(detail: str) -> dict:
-    return {"value": None, "source": "unknown", "detail": detail}
-
-
-def minimal_hwinfo(host: str, device_name: str | None, imported: list) -> dict:
-    """What is known of the machine: its label, and the named device. Nothing was probed."""
-    devices = []
-    seen = set()
-    for _, run in imported:
-        m = run.meta
-        if (m["device"], m["dtype"]) in seen:
-            continue
-        seen.add((m["device"], m["dtype"]))
-        devices.append(
-            {
-                "device": m["device"],
-                "kind": m["device_type"],
-                "name": m["device_name"],
-                "peaks": {m["dtype"]: m["peak_flops"]},
-            }
-        )
-    kinds = {m.meta["device_type"] for _, m in imported}
-    return {
-        "schema": "devicebench-hwinfo/1",
-        "host": host,
-        "os": None,
-        "torch": None,
-        "cpu": {"model_name": device_name} if device_name and kinds == {"cpu"} else {},
-        "gpus": [{"name": device_name}] if device_name and "cuda" in kinds else [],
-        "devices": devices,
-        "notes": ["imported from nanoGPT train.py logs: this machine was not probed"],
-    }
-
-
 def _describe(host: str, rid: str, meta: dict) -> str:
-    """One line per imported run, then its eval spike, for stdout."""
+    """One line per imported run, then its eval spikes and iteration 0, for stdout."""
     s = meta["summary"]
     parts = [f"{host}/{rid} <- {Path(meta['source_file']).name}: {meta['status']}, {s['iters_done']} iters"]
     if s.get("ms_median") is not None:
         parts.append(f"{s['ms_median']:.2f} ms/iter median")
-        mfu = f"MFU {s['mfu'] * 100:.2f}% of its own peak" if s.get("mfu") is not None else "own peak unknown"
+        if s.get("mfu") is not None and s["mfu"] > 1:
+            mfu = "MFU impossible (above 100% of the peak given)"
+        elif s.get("mfu") is not None:
+            mfu = f"MFU {s['mfu'] * 100:.2f}% of its own peak"
+        else:
+            mfu = "own peak unknown"
         parts.append(f"{mfu}, {s['mfu_vs_a100'] * 100:.2f}% of an A100 recomputed")
     if s.get("nanogpt_mfu_printed") is not None:
         parts.append(f"nanoGPT printed mfu {s['nanogpt_mfu_printed'] * 100:.2f}%")
@@ -219,11 +221,19 @@ def _describe(host: str, rid: str, meta: dict) -> str:
     if meta.get("error"):
         lines.append(f"  {meta['error']}")
     spikes = s.get("eval_spikes") or []
-    if spikes:
-        worst = max(spikes, key=lambda x: x["ms"])
+    later = [x for x in spikes if not x.get("first")]
+    if later:
+        worst = max(later, key=lambda x: x["ms"])
         lines.append(
             f"  iter {worst['iter']}: {worst['ms']:.0f} ms, of which ~{worst['eval_ms_est']:.0f} ms "
-            f"{worst['includes']} ({len(spikes)} such iterations kept out of the median)"
+            f"{worst['includes']} ({s.get('eval_spikes_count', len(spikes))} after-eval iterations kept out of "
+            "the median)"
+        )
+    if spikes and spikes[0].get("first"):
+        first = spikes[0]
+        lines.append(
+            f"  iter {first['iter']}: {first['ms']:.0f} ms = ~{first['eval_ms_est']:.0f} ms eval + "
+            f"~{first['startup_ms_est']:.0f} ms {first['includes'].removeprefix('eval + ')} + the step"
         )
     if meta.get("assumed"):
         lines.append(f"  assumed, not in the log: {', '.join(meta['assumed'])}")

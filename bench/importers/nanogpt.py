@@ -1,4 +1,4 @@
-"""Parse nanoGPT train.py logs into what a devicebench run records. Pure Python: no torch.
+"""Parse nanoGPT train.py logs into what a devicebench run records. Pure Python and numpy: no torch.
 
 What train.py prints (karpathy/nanoGPT: train.py, configurator.py, model.py):
 
@@ -12,20 +12,27 @@ What train.py prints (karpathy/nanoGPT: train.py, configurator.py, model.py):
     iter 250: loss 1.9927, time 479.12ms, mfu 9.98%              every log_interval iters
 
 The time of `iter N` runs from the end of iter N-1 to the end of iter N, so it includes the eval and
-the checkpoint printed just before it, and at the first iteration the compilation and start-up.
-The printed mfu divides by an A100's 312 TFLOP/s on every device, is a 0.9/0.1 running average that
-starts at the 5th iteration (-100.00% before), and with log_interval > 1 reads the clock before the
-GPU has finished; the import recomputes MFU from the times instead and keeps the printed one apart.
+the checkpoint printed just before it; iteration 0 also includes the step-0 eval, start-up and, when
+compiled, the compilation. The printed mfu divides by an A100's 312 TFLOP/s on every device, is a
+0.9/0.1 running average that starts at the 5th iteration (-100.00% before), and with log_interval > 1
+reads the clock before the GPU has finished; the import recomputes MFU from the times instead and
+keeps the printed one apart.
+
+A log is read twice, streamed line by line (memory stays bounded whatever its size, lines longer
+than MAX_LINE_CHARS are skipped unread): `parse_log` gathers the config and the figures, then
+`run_rows` replays the file into steps.csv and evals.csv rows. Every pattern is linear in the line.
 """
 
 from __future__ import annotations
 
 import ast
+import codecs
 import math
 import re
-import statistics
-from collections.abc import Callable
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.config import TrainConfig
@@ -38,6 +45,11 @@ TRAIN_SCHEDULE_KEYS = ("learning_rate", "min_lr", "warmup_iters", "lr_decay_iter
 
 TIMING_WARMUP_ITERS = 5  # nanoGPT starts its own MFU average at the 5th iteration of a process
 GPT2_VOCAB_SIZE = 50304  # train.py's vocab_size when the dataset has no meta.pkl
+MAX_LINE_CHARS = 10_000  # train.py prints no line near this long: longer ones are skipped unread
+BINARY_SNIFF_BYTES = 65536
+MAX_WHOLE = 10**12  # no real run has a size or count above this; bigger ones are typos or hostile
+MAX_SPIKES_LISTED = 1000  # after-eval iterations listed one by one in run.json (all are counted)
+MAX_CONFIG_FILES = 10
 
 # train.py's defaults (GPT-2 124M on OpenWebText); `dtype` is machine-dependent and handled apart.
 TRAIN_PY_DEFAULTS: dict[str, Any] = {
@@ -86,29 +98,191 @@ RUN_KEYS = ("batch_size", "device", "dtype", "compile", "gradient_accumulation_s
 RECORDED_KEYS = MODEL_KEYS + TRAIN_KEYS + RUN_KEYS
 SETTABLE_KEYS = tuple(sorted(set(TRAIN_PY_DEFAULTS) | {"vocab_size"}))
 DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+# What a log without a config echo cannot say and a wrong default would get badly wrong.
+REQUIRED_WITHOUT_ECHO = ("device", "batch_size", "block_size", "n_layer", "n_head", "n_embd")
 
-_NUM = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf)"
-ITER_RE = re.compile(rf"\biter (\d+): loss ({_NUM}), time (\d+(?:\.\d*)?)ms, mfu (-?\d+(?:\.\d*)?)%")
-STEP_RE = re.compile(rf"\bstep (\d+): train loss ({_NUM}), val loss ({_NUM})")
-CONFIG_FILE_RE = re.compile(r"\bOverriding config with (.+):$")
-OVERRIDE_RE = re.compile(r"\bOverriding: (\w+) = (.*)$")
-TOKENS_RE = re.compile(r"tokens per iteration will be: ([\d,]+)")
-VOCAB_RE = re.compile(r"found vocab_size = (\d+) \(inside (.*)\)")
-VOCAB_DEFAULT_RE = re.compile(r"defaulting to vocab_size of GPT-2 to (\d+)")
-PARAMS_RE = re.compile(r"number of parameters: (\d+(?:\.\d*)?)M")
-CHECKPOINT_RE = re.compile(r"saving checkpoint to (.*)$")
-ASSIGN_RE = re.compile(r"^([A-Za-z_]\w*)\s*=\s*(.+)$")
-EXCEPTION_RE = re.compile(r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b|KeyboardInterrupt)")
-OTHER_TRAIN_PY_RE = re.compile(
-    r"^(Initializing a new model|Resuming training|num (non-)?decayed parameter tensors|using fused AdamW"
-    r"|compiling the model)"
-)
+# Ranges of the values train.py would accept: (smallest, largest); None = no check.
+_RANGES: dict[str, tuple[float, float]] = {
+    **{k: (1, MAX_WHOLE) for k in ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size",
+                                   "gradient_accumulation_steps", "eval_interval", "log_interval", "eval_iters")},
+    **{k: (0, MAX_WHOLE) for k in ("max_iters", "warmup_iters", "lr_decay_iters")},
+    "dropout": (0.0, 1.0 - 1e-12), "beta1": (0.0, 1.0 - 1e-12), "beta2": (0.0, 1.0 - 1e-12),
+    "learning_rate": (0.0, 1e6), "min_lr": (0.0, 1e6), "weight_decay": (0.0, 1e6), "grad_clip": (0.0, 1e12),
+}  # fmt: skip
+
+# A device train.py can run on: model.to(device) takes nothing else.
+DEVICE_RE = re.compile(r"(cpu|mps|cuda(?::\d{1,3})?|xpu(?::\d{1,3})?)")
+
+# Numbers as Python prints floats, with no ambiguous split of a digit run (linear time, never quadratic).
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf)"
+_INT = r"\d{1,15}"
+ITER_RE = re.compile(rf"\biter ({_INT}): loss ({_NUM}), time (\d+(?:\.\d*)?)ms, mfu (-?\d+(?:\.\d*)?)%")
+STEP_RE = re.compile(rf"\bstep ({_INT}): train loss ({_NUM}), val loss ({_NUM})")
+OVERRIDE_RE = re.compile(r"(\w+) = (.*)")
+TOKENS_RE = re.compile(r"tokens per iteration will be: (\d{1,3}(?:,\d{3}){0,5}|\d{1,18})(?:\s|$)")
+VOCAB_RE = re.compile(r"found vocab_size = (\d{1,12}) \(inside ")
+VOCAB_DEFAULT_RE = re.compile(r"defaulting to vocab_size of GPT-2 to (\d{1,12})")
+PARAMS_RE = re.compile(r"number of parameters: (\d{1,12}(?:\.\d*)?)M")
+ASSIGN_RE = re.compile(r"([A-Za-z_]\w*)\s*=\s*(.+)")
+EXCEPTION_RE = re.compile(r"(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b|KeyboardInterrupt)")
+OTHER_TRAIN_PY = (
+    "Initializing a new model", "Resuming training", "Initializing from OpenAI GPT-2 weights",
+    "num decayed parameter tensors", "num non-decayed parameter tensors", "using fused AdamW",
+    "compiling the model",
+)  # fmt: skip
 
 
 class NanoGPTLogError(ValueError):
     """A log that cannot be imported (not nanoGPT's, or a config that cannot be worked out)."""
 
     exit_code = 2
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_lines(path: str | Path) -> Iterator[str | None]:
+    """The lines of a log file, streamed (None for a line longer than MAX_LINE_CHARS, skipped unread).
+
+    Checks the file first, so a missing, unreadable or binary file fails here with one clear line.
+    UTF-8 (with or without BOM) and UTF-16 with a BOM (PowerShell's `>`) are read; CR, LF and CRLF end lines.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(BINARY_SNIFF_BYTES)
+    except FileNotFoundError:
+        raise NanoGPTLogError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise NanoGPTLogError(f"{path} is a directory, not a log file") from None
+    except PermissionError:
+        raise NanoGPTLogError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise NanoGPTLogError(f"{path} cannot be read ({e.strerror or e})") from None
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    elif b"\0" in head:
+        raise NanoGPTLogError(f"{path} is a binary file, not a nanoGPT train.py log")
+    else:
+        encoding = "utf-8-sig"
+    return _stream(Path(path), encoding)
+
+
+def _stream(path: Path, encoding: str) -> Iterator[str | None]:
+    with open(path, encoding=encoding, errors="replace", newline=None) as f:
+        while line := f.readline(MAX_LINE_CHARS + 1):
+            if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+                while line and not line.endswith("\n"):  # skip the rest of it, a bounded piece at a time
+                    line = f.readline(MAX_LINE_CHARS)
+                yield None
+            else:
+                yield line
+
+
+def text_lines(text: str) -> Iterator[str | None]:
+    """A log held in a string, as read_lines gives it (for tests and callers that have the text)."""
+    for line in text.splitlines():
+        yield None if len(line) > MAX_LINE_CHARS else line
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scanning: one event per line train.py printed
+
+
+def _literal(text: str) -> Any:
+    """A value as configurator.py reads it: a Python literal, else the string itself."""
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text.strip()
+
+
+_UNPARSED = object()
+
+
+def _echo_value(rhs: str) -> Any:
+    """The value of `key = <rhs>  # comment` in an echoed config file, or _UNPARSED for an expression."""
+    cuts = [len(rhs)] + [i for i, ch in enumerate(rhs) if ch == "#"][:3]
+    for cut in cuts:
+        try:
+            return ast.literal_eval(rhs[:cut].strip())
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+    return _UNPARSED
+
+
+def _tail_after(line: str, keyword: str) -> int:
+    """Where the text after the first `keyword` in line starts, or -1."""
+    at = line.find(keyword)
+    return -1 if at < 0 else at + len(keyword)
+
+
+def _scan(lines: Iterable[str | None]) -> Iterator[tuple]:
+    """(kind, ...) for each line: iter, eval, checkpoint, config_file, override, echo, tokens, vocab, params,
+    compiling, train_py, other, long. Each line costs time linear in its length."""
+    in_echo = False
+    for n, raw in enumerate(lines, 1):
+        if raw is None:
+            yield ("long", n)
+            continue
+        line = raw.strip()
+        if not line:
+            continue
+        if "iter " in line and (m := ITER_RE.search(line)):
+            it, loss, ms, mfu = m.groups()
+            ms = float(ms)
+            if math.isfinite(ms):
+                mfu = float(mfu)
+                yield ("iter", int(it), float(loss), ms, None if mfu < 0 else mfu, n)
+                in_echo = False
+                continue
+        if "step " in line and (m := STEP_RE.search(line)):
+            yield ("eval", int(m.group(1)), float(m.group(2)), float(m.group(3)), n)
+            in_echo = False
+            continue
+        if line.startswith("saving checkpoint to"):
+            yield ("checkpoint", n)
+            continue
+        if (at := _tail_after(line, "Overriding config with ")) >= 0 and line.endswith(":"):
+            yield ("config_file", line[at:-1])
+            in_echo = True
+            continue
+        if (at := _tail_after(line, "Overriding: ")) >= 0 and (m := OVERRIDE_RE.match(line, at)):
+            yield ("override", m.group(1), m.group(2))
+            in_echo = False
+            continue
+        if (at := _tail_after(line, "tokens per iteration will be: ")) >= 0:
+            m = TOKENS_RE.match(line, at - len("tokens per iteration will be: "))
+            if m:
+                yield ("tokens", int(m.group(1).replace(",", "")))
+                in_echo = False
+                continue
+        if (at := line.find("found vocab_size = ")) >= 0 and (m := VOCAB_RE.match(line, at)):
+            yield ("vocab", int(m.group(1)))
+            in_echo = False
+            continue
+        if (at := line.find("defaulting to vocab_size")) >= 0 and (m := VOCAB_DEFAULT_RE.match(line, at)):
+            yield ("vocab", int(m.group(1)))
+            in_echo = False
+            continue
+        if (at := line.find("number of parameters: ")) >= 0 and (m := PARAMS_RE.match(line, at)):
+            yield ("params", float(m.group(1)))
+            in_echo = False
+            continue
+        if line.startswith(OTHER_TRAIN_PY):
+            yield ("compiling",) if line.startswith("compiling the model") else ("train_py",)
+            in_echo = False
+            continue
+        if in_echo:
+            # the echoed config file: top-level assignments only (indented ones are conditional)
+            if not raw[0].isspace() and (m := ASSIGN_RE.fullmatch(raw.rstrip())):
+                yield ("echo", m.group(1), m.group(2))
+            continue
+        yield ("other", line, n)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pass 1: what the log says
 
 
 @dataclass
@@ -130,7 +304,7 @@ class EvalLine:
 
 @dataclass
 class ParsedLog:
-    """Everything a train.py log says, line by line, before defaults are filled in."""
+    """What a train.py log says: its config and running figures, never its lines (memory stays bounded)."""
 
     source: str
     config: dict[str, Any] = field(default_factory=dict)  # config echo and Overriding lines, in order
@@ -140,117 +314,164 @@ class ParsedLog:
     vocab_size: int | None = None
     params_m: float | None = None  # "number of parameters: X M"
     compiling: bool = False
-    iters: list[IterLine] = field(default_factory=list)
-    evals: list[EvalLine] = field(default_factory=list)
-    checkpoints: list[int] = field(default_factory=list)  # iters whose eval saved a checkpoint
+    n_iters: int = 0
+    first: IterLine | None = None
+    last: IterLine | None = None
+    iter_step: int = 0  # gcd of the gaps between logged iterations
+    ms_sum: float = 0.0
+    timed_ms: array = field(default_factory=lambda: array("d"))  # times of the `timed` iterations
+    zero_ms: int = 0  # iterations printed with time 0.00ms (impossible; kept out of the medians)
+    printed_mfu_last: float | None = None  # percent
+    n_evals: int = 0
+    first_eval: EvalLine | None = None
+    last_eval: EvalLine | None = None
+    eval_step: int = 0
+    best_val: EvalLine | None = None
+    # after_eval iterations: their iter, printed ms, and whether a checkpoint was saved after the eval
+    spike_iters: array = field(default_factory=lambda: array("q"))
+    spike_ms: array = field(default_factory=lambda: array("d"))
+    spike_checkpoint: array = field(default_factory=lambda: array("b"))
+    diverged: tuple[int, str, float] | None = None  # (iter, where, value) of the first NaN/inf loss
     tail_error: str | None = None  # last exception line of a traceback after the last iteration
     other_lines: int = 0  # lines that are not train.py's (warnings, tracebacks, progress)
+    long_lines: int = 0  # lines over MAX_LINE_CHARS, skipped unread
 
     @property
     def has_config(self) -> bool:
         return bool(self.config_files or self.config)
 
 
-def _float(text: str) -> float:
-    return float(text)
+class _Phases:
+    """The phase of each iteration line as the log goes: after_eval (its time includes the eval, and any
+    checkpoint, printed just before it: iteration 0 included), warmup (the first iterations of the process),
+    or timed. Used by both passes, so they agree."""
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.eval_at: int | None = None
+        self.checkpoint = False
+
+    def eval(self, it: int) -> None:
+        self.eval_at, self.checkpoint = it, False
+
+    def saved(self) -> None:
+        if self.eval_at is not None:
+            self.checkpoint = True
+
+    def of(self, it: int) -> str:
+        if self.first is None:
+            self.first = it
+        if it == self.eval_at:
+            return "after_eval"
+        return "warmup" if it < self.first + TIMING_WARMUP_ITERS else "timed"
 
 
-def _literal(text: str) -> Any:
-    """A value as configurator.py reads it: a Python literal, else the string itself."""
-    try:
-        return ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return text.strip()
+def _check_order(source: str, prev: int | None, it: int, n: int, what: str) -> None:
+    if prev is not None and it <= prev:
+        raise NanoGPTLogError(
+            f"{source} holds more than one training run ({what} {it} at line {n} follows {what} {prev}): "
+            "split it into one file per run"
+        )
 
 
-_UNPARSED = object()
-
-
-def _echo_value(rhs: str) -> Any:
-    """The value of `key = <rhs>  # comment` in an echoed config file, or _UNPARSED for an expression."""
-    cuts = [len(rhs)] + [i for i, ch in enumerate(rhs) if ch == "#"]
-    for cut in cuts:
-        try:
-            return ast.literal_eval(rhs[:cut].strip())
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            continue
-    return _UNPARSED
-
-
-def parse_log(text: str, source: str = "<log>") -> ParsedLog:
-    """Read what train.py printed. Raises NanoGPTLogError for a file that is not a nanoGPT log."""
+def parse_log(lines: Iterable[str | None], source: str = "<log>") -> ParsedLog:
+    """Read what train.py printed (read_lines or text_lines). Raises NanoGPTLogError for a file that is not
+    a nanoGPT log."""
     log = ParsedLog(source=source)
-    in_echo = False
+    phases = _Phases()
     in_traceback = False
-    last_eval: int | None = None
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line:
-            continue
-        if m := ITER_RE.search(line):
-            it = int(m.group(1))
-            if log.iters and it <= log.iters[-1].it:
-                raise NanoGPTLogError(
-                    f"{source} holds more than one training run (iter {it} at line {n} follows iter "
-                    f"{log.iters[-1].it}): split it into one file per run"
-                )
-            mfu = float(m.group(4))
-            log.iters.append(IterLine(it, _float(m.group(2)), float(m.group(3)), None if mfu < 0 else mfu, n))
-            log.tail_error = None
-            in_echo = in_traceback = False
-            continue
-        if m := STEP_RE.search(line):
-            last_eval = int(m.group(1))
-            log.evals.append(EvalLine(last_eval, _float(m.group(2)), _float(m.group(3)), n))
-            in_echo = False
-            continue
-        if m := CHECKPOINT_RE.match(line):
-            if last_eval is not None:
-                log.checkpoints.append(last_eval)
-            continue
-        if m := CONFIG_FILE_RE.search(line):
-            log.config_files.append(m.group(1))
-            in_echo = True
-            continue
-        if m := OVERRIDE_RE.search(line):
-            log.config[m.group(1)] = _literal(m.group(2))
-            in_echo = False
-            continue
-        if m := TOKENS_RE.search(line):
-            log.tokens_per_iter = int(m.group(1).replace(",", ""))
-            in_echo = False
-            continue
-        if m := VOCAB_RE.search(line) or VOCAB_DEFAULT_RE.search(line):
-            log.vocab_size = int(m.group(1))
-            in_echo = False
-            continue
-        if m := PARAMS_RE.search(line):
-            log.params_m = float(m.group(1))
-            in_echo = False
-            continue
-        if OTHER_TRAIN_PY_RE.match(line):
-            log.compiling = log.compiling or line.startswith("compiling the model")
-            in_echo = False
-            continue
-        if in_echo:
-            # the echoed config file: top-level assignments only (indented ones are conditional)
-            if (m := ASSIGN_RE.match(raw.rstrip())) and not raw[0].isspace():
-                value = _echo_value(m.group(2))
-                if value is _UNPARSED:
-                    log.unparsed_config.append(m.group(1))
-                    log.config.pop(m.group(1), None)
+    unparsed: set[str] = set()
+    last: tuple | None = None  # the latest iter event (an IterLine per line would cost memory and time)
+    for ev in _scan(lines):
+        kind = ev[0]
+        if kind == "iter":
+            _, it, loss, ms, mfu, n = ev
+            if last is not None:
+                _check_order(source, last[1], it, n, "iter")
+                log.iter_step = math.gcd(log.iter_step, it - last[1])
+            else:
+                log.first = IterLine(it, loss, ms, mfu, n)
+            last = ev
+            phase = phases.of(it)
+            log.n_iters += 1
+            log.ms_sum += ms
+            if phase == "after_eval":
+                log.spike_iters.append(it)
+                log.spike_ms.append(ms)
+                log.spike_checkpoint.append(phases.checkpoint)
+            elif phase == "timed":
+                if ms > 0:
+                    log.timed_ms.append(ms)
                 else:
-                    log.config[m.group(1)] = value
-            continue
-        log.other_lines += 1
-        if "Traceback (most recent call last)" in line:
-            in_traceback = True
-        elif in_traceback and EXCEPTION_RE.match(line) and log.iters:
-            log.tail_error = line[:200]
-    if not log.iters:
-        what = "only eval lines" if log.evals else "no 'iter N: loss X, time Y ms, mfu Z%' lines"
+                    log.zero_ms += 1
+            if mfu is not None:
+                log.printed_mfu_last = mfu
+            if log.diverged is None and not math.isfinite(loss):
+                log.diverged = (it, "training loss", loss)
+            log.tail_error = None
+            in_traceback = False
+        elif kind == "eval":
+            _, it, train, val, n = ev
+            _check_order(source, log.last_eval.it if log.last_eval else None, it, n, "step")
+            line = EvalLine(it, train, val, n)
+            phases.eval(it)
+            if log.first_eval is None:
+                log.first_eval = line
+            elif log.last_eval is not None:
+                log.eval_step = math.gcd(log.eval_step, it - log.last_eval.it)
+            log.last_eval = line
+            log.n_evals += 1
+            if math.isfinite(val) and (log.best_val is None or val < log.best_val.val_loss):
+                log.best_val = line
+            if log.diverged is None and not (math.isfinite(train) and math.isfinite(val)):
+                log.diverged = (it, "eval", train if not math.isfinite(train) else val)
+        elif kind == "checkpoint":
+            phases.saved()
+        elif kind == "config_file":
+            if len(log.config_files) < MAX_CONFIG_FILES:
+                log.config_files.append(ev[1])
+        elif kind == "override":
+            if ev[1] in SETTABLE_KEYS:
+                log.config[ev[1]] = _literal(ev[2])
+                unparsed.discard(ev[1])
+        elif kind == "echo":
+            key = ev[1]
+            if key in SETTABLE_KEYS:
+                value = _echo_value(ev[2])
+                if value is _UNPARSED:
+                    unparsed.add(key)
+                    log.config.pop(key, None)
+                else:
+                    log.config[key] = value
+                    unparsed.discard(key)
+        elif kind == "tokens":
+            log.tokens_per_iter = ev[1]
+        elif kind == "vocab":
+            log.vocab_size = ev[1]
+        elif kind == "params":
+            log.params_m = ev[1]
+        elif kind == "compiling":
+            log.compiling = True
+        elif kind == "long":
+            log.long_lines += 1
+        elif kind == "other":
+            log.other_lines += 1
+            text = ev[1]
+            if "Traceback (most recent call last)" in text:
+                in_traceback = True
+            elif in_traceback and last is not None and EXCEPTION_RE.match(text):
+                log.tail_error = text[:200]
+    log.unparsed_config = sorted(unparsed)
+    if last is not None:
+        log.last = IterLine(*last[1:])
+    if log.first is None:
+        what = "only eval lines" if log.n_evals else "no 'iter N: loss X, time Y ms, mfu Z%' lines"
         raise NanoGPTLogError(f"{source} is not a nanoGPT train.py training log ({what})")
     return log
+
+
+# ---------------------------------------------------------------------------------------------------
+# The config the run used
 
 
 @dataclass
@@ -258,7 +479,7 @@ class EffectiveConfig:
     """The config a run used: the log's values over train.py's defaults, with --set on top."""
 
     values: dict[str, Any]
-    source: dict[str, str]  # key -> "log" | "set" | "default" | "derived"
+    source: dict[str, str]  # key -> "log" | "set" | "default" | "derived" | "hwinfo"
     assumed: list[str]
     notes: list[str]
     device_type: str
@@ -279,70 +500,111 @@ def parse_set(items: list[str]) -> dict[str, Any]:
             raise NanoGPTLogError(
                 f"--set {key}: not a nanoGPT train.py config key; known: {', '.join(SETTABLE_KEYS)}"
             )
-        out[key] = _literal(value)
+        out[key] = _check_value(key, _literal(value), "--set")
     return out
 
 
-def _check_type(key: str, value: Any, where: str) -> Any:
+def _check_value(key: str, value: Any, where: str) -> Any:
+    """value of the type train.py's default has, inside the range train.py could run with."""
     default = GPT2_VOCAB_SIZE if key == "vocab_size" else TRAIN_PY_DEFAULTS.get(key)
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise NanoGPTLogError(f"{where}: {key} = {value!r} should be True or False")
     elif isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise NanoGPTLogError(f"{where}: {key} = {value!r} should be a whole number")
+            raise NanoGPTLogError(f"{where}: {key} = {_short(value)} should be a whole number")
     elif isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise NanoGPTLogError(f"{where}: {key} = {value!r} should be a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise NanoGPTLogError(f"{where}: {key} = {_short(value)} should be a number")
         value = float(value)
+    elif isinstance(default, str) and not isinstance(value, str):
+        value = str(value)
+    if key in _RANGES:
+        lo, hi = _RANGES[key]
+        if not lo <= value <= hi:
+            what = "at least 1" if lo == 1 else f"between {lo:g} and {'1' if hi < 1 else f'{hi:g}'}"
+            if lo == 0 and hi == MAX_WHOLE:
+                what = "0 or more"
+            raise NanoGPTLogError(f"{where}: {key} = {_short(value)} is impossible: it must be {what}")
     return value
 
 
-def effective_config(log: ParsedLog, user_set: dict[str, Any] | None = None) -> EffectiveConfig:
-    """Fill in what the log does not say. A key is `assumed` when it comes from --set, or from
-    train.py's defaults in a log that has no config echo at all (then the defaults are a guess)."""
+def _short(value: Any) -> str:
+    """repr(value), cut to 60 characters (a value from a hostile log can be any length)."""
+    if isinstance(value, int) and abs(value) >= 10**30:
+        return f"a number of about {int(value.bit_length() * math.log10(2))} digits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def effective_config(
+    log: ParsedLog, user_set: dict[str, Any] | None = None, bf16_supported: bool | None = None
+) -> EffectiveConfig:
+    """Fill in what the log does not say. A key is `assumed` when it comes from --set, or from train.py's
+    defaults in a log that has no config echo. A log without one is refused unless --set gives the keys of
+    REQUIRED_WITHOUT_ECHO. bf16_supported: what hwinfo says of the GPU (decides train.py's default dtype)."""
     user_set = dict(user_set or {})
     values: dict[str, Any] = {}
     source: dict[str, str] = {}
     notes: list[str] = []
+    if not log.has_config:
+        missing = [k for k in REQUIRED_WITHOUT_ECHO if k not in user_set]
+        if missing:
+            said = [
+                f"'number of parameters: {log.params_m:.2f}M'" if log.params_m is not None else "",
+                f"'tokens per iteration will be: {log.tokens_per_iter:,}' (batch_size x block_size x "
+                "gradient_accumulation_steps)"
+                if log.tokens_per_iter is not None
+                else "",
+            ]
+            said_text = f" (the log says {' and '.join(s for s in said if s)})" if any(said) else ""
+            raise NanoGPTLogError(
+                f"{log.source} has no config echo (no 'Overriding config with' or 'Overriding:' lines), so its "
+                f"model, batch and device are unknown{said_text}: pass "
+                + " ".join(f"--set {k}={'cpu' if k == 'device' else 'N'}" for k in missing)
+            )
     for key in TRAIN_PY_DEFAULTS:
         if key in user_set:
             values[key], source[key] = user_set[key], "set"
             if key in log.config and log.config[key] != user_set[key]:
-                notes.append(f"--set {key}={user_set[key]!r} replaces the log's {log.config[key]!r}")
+                notes.append(f"--set {key}={user_set[key]!r} replaces the log's {_short(log.config[key])}")
         elif key in log.config:
-            values[key], source[key] = log.config[key], "log"
+            values[key], source[key] = _check_value(key, log.config[key], log.source), "log"
         else:
             values[key], source[key] = TRAIN_PY_DEFAULTS[key], "default"
-    for key in TRAIN_PY_DEFAULTS:
-        where = "--set" if source[key] == "set" else log.source
-        values[key] = _check_type(key, values[key], where)
     if log.unparsed_config:
         notes.append(
             f"config echo: could not read {', '.join(log.unparsed_config)} (an expression, not a value)"
         )
 
     if "vocab_size" in user_set:
-        values["vocab_size"], source["vocab_size"] = (
-            _check_type("vocab_size", user_set["vocab_size"], "--set"),
-            "set",
-        )
+        values["vocab_size"], source["vocab_size"] = user_set["vocab_size"], "set"
     elif log.vocab_size is not None:
-        values["vocab_size"], source["vocab_size"] = log.vocab_size, "log"
+        values["vocab_size"], source["vocab_size"] = (
+            _check_value("vocab_size", log.vocab_size, log.source),
+            "log",
+        )
     else:
         values["vocab_size"], source["vocab_size"] = GPT2_VOCAB_SIZE, "default"
 
     # Read off the log itself where the config is silent.
-    if source["eval_interval"] == "default" and len(log.evals) >= 2:
-        values["eval_interval"], source["eval_interval"] = _gcd_step([e.it for e in log.evals]), "derived"
-    if source["log_interval"] == "default" and len(log.iters) >= 2:
-        values["log_interval"], source["log_interval"] = _gcd_step([i.it for i in log.iters]), "derived"
+    if source["eval_interval"] == "default" and log.eval_step:
+        values["eval_interval"], source["eval_interval"] = log.eval_step, "derived"
+    if source["log_interval"] == "default" and log.iter_step:
+        values["log_interval"], source["log_interval"] = log.iter_step, "derived"
     if source["max_iters"] == "default" and not log.has_config:
-        values["max_iters"], source["max_iters"] = log.iters[-1].it, "derived"
-        notes.append(f"max_iters not in the log: taken as the last iteration logged ({log.iters[-1].it})")
+        values["max_iters"], source["max_iters"] = log.last.it, "derived"
+        notes.append(f"max_iters not in the log: taken as the last iteration logged ({log.last.it})")
 
-    device = str(values["device"])
-    device_type = "cuda" if "cuda" in device else device.split(":")[0]
+    device = str(values["device"]).strip()
+    if not DEVICE_RE.fullmatch(device):
+        where = "--set" if source["device"] == "set" else log.source
+        raise NanoGPTLogError(
+            f"{where}: device = {_short(device)} is not a device train.py runs on (cpu, cuda, cuda:N, mps, xpu): "
+            "pass the right one with --set device=cpu"
+        )
+    values["device"] = device
+    device_type = device.split(":")[0]
     if device_type != "cuda":
         # train.py autocasts only on CUDA: elsewhere the run is float32 whatever dtype says.
         dtype, source["dtype"] = "fp32", "derived"
@@ -350,16 +612,28 @@ def effective_config(log: ParsedLog, user_set: dict[str, Any] | None = None) -> 
         name = str(values["dtype"])
         if name not in DTYPE_NAMES:
             raise NanoGPTLogError(
-                f"{log.source}: unknown dtype {name!r}: train.py takes {', '.join(DTYPE_NAMES)}"
+                f"{log.source}: unknown dtype {_short(name)}: train.py takes {', '.join(DTYPE_NAMES)}"
             )
+        if source["dtype"] == "default" and bf16_supported is not None:
+            name = "bfloat16" if bf16_supported else "float16"
+            values["dtype"], source["dtype"] = name, "hwinfo"
+            notes.append(
+                f"dtype not in the log: {name}, train.py's choice for this GPU "
+                f"({'compute capability 8.0 or newer supports bfloat16' if bf16_supported else 'no bfloat16'}, "
+                "from --hwinfo)"
+            )
+        elif source["dtype"] == "default":
+            notes.append("dtype not in the log: assumed bfloat16 (train.py's default on a GPU with bf16)")
         # train.py sets allow_tf32 on CUDA, so a float32 run does its matmuls in TF32.
         dtype = "tf32" if name == "float32" else DTYPE_NAMES[name]
-        if source["dtype"] == "default":
-            notes.append("dtype not in the log: assumed bfloat16 (train.py's default on a GPU with bf16)")
 
     batch, block = values["batch_size"], values["block_size"]
     if log.tokens_per_iter is not None:
         per_micro = batch * block
+        if log.tokens_per_iter == 0:
+            raise NanoGPTLogError(
+                f"{log.source}: 'tokens per iteration will be: 0' is impossible: a training run reads tokens"
+            )
         if log.tokens_per_iter % per_micro:
             raise NanoGPTLogError(
                 f"{log.source}: 'tokens per iteration will be: {log.tokens_per_iter:,}' is not a multiple of "
@@ -394,9 +668,16 @@ def effective_config(log: ParsedLog, user_set: dict[str, Any] | None = None) -> 
                 f"the log's {log.params_m:.2f}M parameters differ from {counted_m:.2f}M for {shape}: "
                 "a modified model.py? FLOPs are counted for the standard GPT"
             )
+    if log.long_lines:
+        notes.append(
+            f"{log.long_lines} line(s) longer than {MAX_LINE_CHARS:,} characters skipped (train.py prints none)"
+        )
+    if log.zero_ms:
+        notes.append(f"{log.zero_ms} iteration(s) printed with time 0.00ms kept out of the medians")
 
-    recorded = [*RECORDED_KEYS]
-    assumed = [k for k in recorded if source[k] == "set" or (source[k] == "default" and not log.has_config)]
+    assumed = [
+        k for k in RECORDED_KEYS if source[k] == "set" or (source[k] == "default" and not log.has_config)
+    ]
     if device_type == "cuda" and source["dtype"] == "default" and "dtype" not in assumed:
         assumed.append("dtype")
     if source["vocab_size"] == "default" and "vocab_size" not in assumed:
@@ -429,13 +710,6 @@ def _said(source: dict[str, str], *keys: str) -> str:
     return ", ".join(parts)
 
 
-def _gcd_step(its: list[int]) -> int:
-    step = 0
-    for a, b in zip(its, its[1:], strict=False):
-        step = math.gcd(step, b - a)
-    return max(step, 1)
-
-
 def count_params(model: dict) -> int:
     """Non-embedding parameter count as nanoGPT's get_num_params counts it."""
     return flops.count_params(GPTConfig(**model))
@@ -452,31 +726,89 @@ def lr_at(it: int, c: dict) -> float:
     return schedule_lr_at(it, train)
 
 
+# ---------------------------------------------------------------------------------------------------
+# The run record
+
+
 @dataclass
 class ImportedRun:
-    """One log as a devicebench run: run.json fields, steps.csv rows and evals.csv rows."""
+    """One log as a devicebench run: run.json fields; steps.csv and evals.csv rows come from run_rows."""
 
     meta: dict
-    steps: list[tuple[int, float, float, float, str]]  # iter, ms, loss, lr, phase
-    evals: list[tuple[int, str, float, float]]  # iter, split, loss, ms (nan: not timed by train.py)
 
 
-def step_phases(log: ParsedLog) -> list[str]:
-    """warmup (the first iterations of the process), after_eval (time includes an eval or a checkpoint)
-    or timed, for each iter line."""
-    first = log.iters[0].it
-    after = {e.it for e in log.evals} | set(log.checkpoints)
-    return [
-        "warmup" if i.it < first + TIMING_WARMUP_ITERS else "after_eval" if i.it in after else "timed"
-        for i in log.iters
-    ]
+def order_stats(values: array) -> dict[str, float | None]:
+    """Median, p10, p90 (bench.metrics.percentile's linear interpolation) and mean of an array('d'),
+    sorted in place without a copy, so a log of any length needs 8 bytes per timed iteration."""
+    import numpy as np
+
+    n = len(values)
+    if not n:
+        return {"ms_median": None, "ms_p10": None, "ms_p90": None, "ms_mean": None}
+    view = np.frombuffer(values, dtype=np.float64)  # the array's own memory: sorted in place
+    view.sort()
+    out = {"ms_mean": math.fsum(values) / n}
+    for name, q in (("ms_median", 50), ("ms_p10", 10), ("ms_p90", 90)):
+        pos = (n - 1) * q / 100.0
+        lo = int(pos)
+        hi = min(lo + 1, n - 1)
+        out[name] = float(view[lo] + (view[hi] - view[lo]) * (pos - lo))
+    return out  # the view goes with this frame, releasing the array's buffer
+
+
+def eval_spikes(log: ParsedLog, cfg: EffectiveConfig, median: float | None) -> list[dict]:
+    """Every after_eval iteration with the eval's (and checkpoint's) estimated cost.
+
+    Later ones: the iteration's time minus the median step. Iteration 0 (the first of the process, whose
+    time also holds start-up and any compilation): the typical eval cost of the later evals, else one
+    estimated from eval_iters (a forward pass is about a third of a train step); the rest is start-up.
+    """
+    if median is None:
+        return []
+    out = []
+    for it, ms, saved in zip(log.spike_iters, log.spike_ms, log.spike_checkpoint, strict=True):
+        out.append({"iter": it, "ms": ms, "eval_ms_est": max(0.0, ms - median),
+                    "includes": "eval + checkpoint" if saved else "eval"})  # fmt: skip
+    if out and log.first is not None and out[0]["iter"] == log.first.it:
+        first = out[0]
+        later = [s["eval_ms_est"] for s in out[1:] if s["includes"] == "eval"] or [
+            s["eval_ms_est"] for s in out[1:]
+        ]
+        if later:
+            eval_ms = _median(later)
+            how = f"the median eval cost of the {len(later)} later eval(s)"
+        else:
+            v = cfg.values
+            eval_ms = 2 * v["eval_iters"] * median / (3 * v["gradient_accumulation_steps"])
+            how = (
+                f"2 x eval_iters ({v['eval_iters']}) forward passes at a third of a train step each "
+                "(no later eval to measure it)"
+            )
+        eval_ms = min(eval_ms, max(0.0, first["ms"] - median))
+        startup = "compilation and start-up" if cfg.compile == "on" and log.compiling else "start-up"
+        first.update(
+            {
+                "first": True,
+                "eval_ms_est": eval_ms,
+                "eval_ms_source": how,
+                "startup_ms_est": max(0.0, first["ms"] - median - eval_ms),
+                "includes": f"eval + {startup}",
+            }
+        )
+    return out
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
 
 
 def build_run(
     log: ParsedLog,
     cfg: EffectiveConfig,
     peak_flops: dict,
-    summarise: Callable[..., dict],
+    summarise: Any,
     source_file: str,
     host: str,
     device_name: str | None,
@@ -490,50 +822,45 @@ def build_run(
     fpt = flops_per_token(model)
     fpi = fpt * cfg.tokens_per_iter
 
-    phases = step_phases(log)
-    steps = [
-        (i.it, i.ms, i.loss, lr_at(i.it, v) if v["decay_lr"] else v["learning_rate"], ph)
-        for i, ph in zip(log.iters, phases, strict=True)
-    ]
-    timed_ms = [i.ms for i, ph in zip(log.iters, phases, strict=True) if ph == "timed"]
-    summary = summarise(timed_ms, cfg.tokens_per_iter, fpi, peak_flops.get("value"))
-    median = summary.get("ms_median")
-    spikes = []
-    for i, ph in zip(log.iters, phases, strict=True):
-        if ph == "after_eval" and median is not None:
-            what = "eval + checkpoint" if i.it in log.checkpoints else "eval"
-            spikes.append(
-                {"iter": i.it, "ms": i.ms, "eval_ms_est": max(0.0, i.ms - median), "includes": what}
-            )
-
-    evals = []
-    for e in log.evals:
-        evals.append((e.it, "train", e.train_loss, math.nan))
-        evals.append((e.it, "val", e.val_loss, math.nan))
-
-    last = log.iters[-1]
-    printed = [i.mfu_pct for i, ph in zip(log.iters, phases, strict=True) if i.mfu_pct is not None]
+    stats = order_stats(log.timed_ms)
+    median = stats["ms_median"]
+    # tokens/s, FLOP/s and MFU from the median by bench.metrics' one formula; the spread from all timed steps
+    summary = summarise(
+        [median] if median is not None else [], cfg.tokens_per_iter, fpi, peak_flops.get("value")
+    )
+    summary.update(stats)
+    spikes = eval_spikes(log, cfg, median)
+    first = spikes[0] if spikes and spikes[0].get("first") else None
     status, error = _status(log, v)
-    every_iter_logged = v["log_interval"] == 1
+    last = log.last
     summary.update(
         {
-            "final_train_loss": log.evals[-1].train_loss if log.evals else None,
-            "final_val_loss": log.evals[-1].val_loss if log.evals else None,
+            "final_train_loss": log.last_eval.train_loss if log.last_eval else None,
+            "final_val_loss": log.last_eval.val_loss if log.last_eval else None,
+            "best_val_loss": log.best_val.val_loss if log.best_val else None,
+            "best_val_iter": log.best_val.it if log.best_val else None,
             "iters_done": last.it + 1,
             "warmup_iters": TIMING_WARMUP_ITERS,
-            "first_step_ms": log.iters[0].ms,
+            # the first step without the step-0 eval that train.py's timer put inside it
+            "first_step_ms": log.first.ms - first["eval_ms_est"] if first else log.first.ms,
+            "first_iter_printed_ms": log.first.ms,
             "eval_ms_total": sum(s["eval_ms_est"] for s in spikes) if spikes else None,
             "eval_ms_source": "estimated: time of the iteration after each eval minus the median iteration",
-            "eval_spikes": spikes,
-            "eval_spike_ms": [s["eval_ms_est"] for s in spikes],
-            "wall_s": sum(i.ms for i in log.iters) / 1e3 if every_iter_logged else None,
+            "eval_spikes": spikes[:MAX_SPIKES_LISTED],
+            "eval_spikes_count": len(spikes),
+            "eval_spike_ms": [s["eval_ms_est"] for s in spikes[:MAX_SPIKES_LISTED]],
+            "wall_s": log.ms_sum / 1e3 if v["log_interval"] == 1 else None,
             "peak_mem_bytes": None,
             "peak_mem_kind": None,
-            "nanogpt_mfu_printed": printed[-1] / 100 if printed else None,
-            "nanogpt_achieved_flops_per_s": printed[-1] / 100 * NANOGPT_PEAK_FLOPS if printed else None,
-            "nanogpt_mfu_printed_median": statistics.median(printed) / 100 if printed else None,
+            "nanogpt_mfu_printed": log.printed_mfu_last / 100 if log.printed_mfu_last is not None else None,
+            "nanogpt_achieved_flops_per_s": log.printed_mfu_last / 100 * NANOGPT_PEAK_FLOPS
+            if log.printed_mfu_last is not None
+            else None,
         }
     )
+    if log.diverged:
+        it, where, value = log.diverged
+        summary["diverged"] = {"iter": it, "where": where, "loss": str(value)}
     meta = {
         "status": status,
         "error": error,
@@ -551,6 +878,7 @@ def build_run(
         "seed": 1337,
         "model": model,
         "train": train,
+        "params": count_params(model),
         "flops_per_token": fpt,
         "flops_per_iter": fpi,
         "tokens_per_iter": cfg.tokens_per_iter,
@@ -567,14 +895,42 @@ def build_run(
             "params_printed_m": log.params_m,
             "notes": cfg.notes,
             "other_lines": log.other_lines,
+            "long_lines_skipped": log.long_lines,
         },
         "summary": summary,
     }
-    return ImportedRun(meta=meta, steps=steps, evals=evals)
+    return ImportedRun(meta=meta)
+
+
+def run_rows(lines: Iterable[str | None], cfg: EffectiveConfig) -> Iterator[tuple[str, tuple]]:
+    """("step", (iter, ms, loss, lr, phase)) and ("eval", (iter, split, loss, ms)) in the log's order,
+    from a second reading of the log (the same phases as parse_log). train.py does not time its evals:
+    their ms is NaN. NaN and inf losses are kept as they are."""
+    v = cfg.values
+    phases = _Phases()
+    for ev in _scan(lines):
+        if ev[0] == "iter":
+            _, it, loss, ms, _mfu, _n = ev
+            lr = lr_at(it, v) if v["decay_lr"] else v["learning_rate"]
+            yield "step", (it, ms, loss, lr, phases.of(it))
+        elif ev[0] == "eval":
+            _, it, train, val, _n = ev
+            phases.eval(it)
+            yield "eval", (it, "train", train, math.nan)
+            yield "eval", (it, "val", val, math.nan)
+        elif ev[0] == "checkpoint":
+            phases.saved()
 
 
 def _status(log: ParsedLog, v: dict) -> tuple[str, str | None]:
-    last = log.iters[-1].it
+    last = log.last.it
+    if log.diverged:
+        it, where, value = log.diverged
+        went_on = f"; train.py went on to iter {last}, training nothing" if last > it else ""
+        return (
+            "failed",
+            f"diverged: {where} {'loss ' if where == 'eval' else ''}became {value} at iter {it}{went_on}",
+        )
     if log.tail_error:
         status = "interrupted" if "KeyboardInterrupt" in log.tail_error else "failed"
         return status, f"{log.tail_error} after iter {last} of {v['max_iters']}"
