@@ -49,8 +49,8 @@ def test_check_against_own_baseline_is_not_a_regression(tiny_baseline, capsys):
 
 def test_regression_exits_1_and_prints_both_ratios(tiny_baseline, tmp_path, monkeypatch, capsys):
     """Baseline and measured trials replaced by low-noise ones, the current 30% slower: the CLI's verdict."""
-    from bench import gate_measure
-    from bench.gate_measure import Trial
+    from bench.gate import measure as gate_measure
+    from bench.gate.measure import Trial
 
     data = json.loads(tiny_baseline.read_text())
     base = [Trial(10.0 * (1 + 0.01 * k), 5.0) for k in range(-3, 3)]
@@ -111,7 +111,7 @@ def test_bad_flags_are_usage_errors(tmp_path, capsys):
 def test_quick_mode_defaults_to_one_thread():
     import argparse
 
-    from bench import gate
+    from bench.gate import cli as gate
 
     p = argparse.ArgumentParser()
     gate.add_arguments(p)
@@ -124,12 +124,12 @@ def test_quick_mode_defaults_to_one_thread():
 
 def test_reference_is_frozen_and_the_same_size_as_the_model():
     """The reference imports nothing of devicebench, and has the parameter count of the model it mirrors."""
-    tree = ast.parse((ROOT / "bench" / "reference.py").read_text())
+    tree = ast.parse((ROOT / "bench" / "gate" / "reference.py").read_text())
     modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not any(m and m.split(".")[0] in ("bench", "model", "hwinfo", "reports") for m in modules)
 
-    from bench.reference import ReferenceShape, ReferenceStep
+    from bench.gate.reference import ReferenceShape, ReferenceStep
     from model.gpt import GPTConfig, count_params
 
     shape = ReferenceShape(n_layer=2, n_head=2, n_embd=32, block_size=16, batch_size=2)

@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from bench import gate_stats
-from bench.gate_measure import run_trials
-from bench.gate_stats import compare, compare_summaries, decide, mann_whitney_greater
+from bench.gate import stats as gate_stats
+from bench.gate.measure import run_trials
+from bench.gate.stats import compare, compare_summaries, decide, mann_whitney_greater
 
 
 def lognormal(center: float, sigma: float, n: int, seed: int) -> np.ndarray:

@@ -55,7 +55,7 @@ def trainer_step_fn(trainer) -> StepFn:
 
 
 def make_reference(workload: dict) -> StepFn:
-    from bench.reference import ReferenceShape, ReferenceStep
+    from bench.gate.reference import ReferenceShape, ReferenceStep
 
     m = workload["model"]
     shape = ReferenceShape(

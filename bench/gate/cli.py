@@ -127,7 +127,7 @@ def workload_config(args: argparse.Namespace) -> dict:
         n_threads = QUICK["threads"]  # the config left it to PyTorch: CI mode picks the robust setting
     if batch_size < 1 or (n_threads is not None and n_threads < 1):
         raise GateError("--batch-size and --threads must be >= 1")
-    from bench.reference import REFERENCE_VERSION
+    from bench.gate.reference import REFERENCE_VERSION
 
     return {
         "device": "cpu",
@@ -187,7 +187,7 @@ def read_baseline(path: Path) -> dict:
         raise GateError(f"baseline {path} not found: create it with --update-baseline") from None
     except json.JSONDecodeError as e:
         raise GateError(f"baseline {path} is not valid JSON ({e.msg} at line {e.lineno})") from None
-    from bench import gate_pytest
+    from bench.gate import pytest_input as gate_pytest
 
     if gate_pytest.is_pytest_benchmark(data):
         return {"schema": SCHEMA, "kind": "pytest-benchmark-json", "raw": data}
@@ -228,7 +228,8 @@ def _counts(args: argparse.Namespace) -> tuple[int, int]:
 
 
 def run_train_step(args: argparse.Namespace) -> int:
-    from bench import gate_measure, gate_stats
+    from bench.gate import measure as gate_measure
+    from bench.gate import stats as gate_stats
     from bench.results import atomic_write_json
 
     path = Path(args.baseline)
@@ -339,7 +340,8 @@ NO_REFERENCE_NOTE = (
 
 
 def run_pytest_benchmark(args: argparse.Namespace) -> int:
-    from bench import gate_pytest, gate_stats
+    from bench.gate import pytest_input as gate_pytest
+    from bench.gate import stats as gate_stats
     from bench.results import atomic_write_json
 
     path = Path(args.baseline)
