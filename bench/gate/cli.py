@@ -1,37 +1,49 @@
 """`bench gate`: a CI regression gate on ms/iter that cancels the machine's speed.
 
 devicebench's training step (the workload, A) and a frozen plain-PyTorch step of the same shape (the
-reference, B, bench/reference.py) run interleaved in one process, A B / B A, several short trials.
-The per-trial ratio A/B does not depend on how fast today's runner is; its median is compared with
-the stored baseline's. The gate fails only when the slowdown is significant (bootstrap interval of
-the ratio of medians above 1, and a one-sided Mann-Whitney U test) AND larger than the threshold.
+reference, B, bench/gate/reference.py) run interleaved in one process, A B / B A, several short
+trials. The per-trial ratio A/B does not depend on how fast today's runner is; its median is compared
+with the stored baseline's. The gate fails only when the slowdown is significant (bootstrap interval
+of the ratio of medians above 1, and a one-sided Mann-Whitney U test) AND larger than the threshold.
 
 It also gates pytest-benchmark JSON (`--pytest-benchmark FILE`), where nothing was interleaved.
-Exit 0: pass or inconclusive; 1: regression; 2: usage or setup error.
+Exit 0: pass, inconclusive, or baseline written; 1: a regression, and nothing else; 2: any usage,
+input or setup problem (found before measuring wherever it can be), or a crash of the gate itself;
+130: Ctrl-C; 143: SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
+import contextlib
+import signal
 import statistics
 import sys
+import traceback
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-SCHEMA = "devicebench-gate/1"
+from bench.gate.baseline import (
+    MIN_TRIALS,
+    SCHEMA,
+    machine_info,
+    machine_warnings,
+    read_baseline,
+    train_step_ratios,
+)
+from bench.gate.files import GateError, check_baseline_target, write_baseline
+
 VERDICT_SCHEMA = "devicebench-gate-verdict/1"
 QUICK = {"trials": 10, "steps": 6, "threads": 1}
 FULL = {"trials": 15, "steps": 10}
-
-
-class GateError(RuntimeError):
-    """A usage or setup problem: missing or mismatched baseline, bad flags."""
-
-    exit_code = 2
+WARMUP_STEPS = 3
+# Flags of the train-step gate; with --pytest-benchmark they would be silently ignored, so they are refused.
+TRAIN_STEP_ONLY = ("trials", "steps", "warmup_steps", "quick", "config", "n_layer", "n_head", "n_embd",
+                   "block_size", "batch_size", "threads")  # fmt: skip
+TRIALS_ADVICE = "more --trials, or a quieter machine"
+ROUNDS_ADVICE = "more rounds (--benchmark-min-rounds), or a quieter machine"
 
 
 def _threshold(text: str) -> float:
@@ -45,6 +57,11 @@ def _threshold(text: str) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = (
+        "exit status: 0 pass, inconclusive or baseline written; 1 a regression, and nothing else; "
+        "2 a usage, input or setup problem (one line on stderr); 130 Ctrl-C; 143 SIGTERM. "
+        "Reference: docs/gate.md"
+    )
     p.add_argument(
         "--baseline", metavar="FILE", required=True, help="baseline JSON to check against (or write)"
     )
@@ -56,15 +73,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trials",
         type=int,
+        metavar="N",
         help=f"interleaved trials (default {FULL['trials']}, --quick {QUICK['trials']}; twice that with --update-baseline)",
     )
     p.add_argument(
         "--steps",
         type=int,
+        metavar="N",
         help=f"step pairs (A B) per trial (default {FULL['steps']}, --quick {QUICK['steps']})",
     )
     p.add_argument(
-        "--warmup-steps", type=int, default=3, help="untimed steps of each workload first (default 3)"
+        "--warmup-steps",
+        type=int,
+        metavar="N",
+        help=f"untimed steps of each workload first (default {WARMUP_STEPS})",
     )
     p.add_argument(
         "--quick",
@@ -73,9 +95,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "stall on each other; 1 thread degrades smoothly)",
     )
     p.add_argument("--json", action="store_true", help="print the verdict as JSON on stdout")
-    p.add_argument("--confidence", type=float, default=0.95, help="confidence of the interval (default 0.95)")
-    p.add_argument("--seed", type=int, help="bootstrap seed (default: fixed, so a verdict is reproducible)")
-    p.add_argument("--no-progress", action="store_true", help="no per-trial progress on stderr")
+    p.add_argument("--confidence", type=float, default=0.95, metavar="C",
+                   help="confidence of the interval, in [0.5, 1) (default 0.95)")  # fmt: skip
+    p.add_argument("--seed", type=int, metavar="N",
+                   help="bootstrap seed, >= 0 (default: fixed, so a verdict is reproducible)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar on stderr (there is one only when stderr is a terminal)")  # fmt: skip
     w = p.add_argument_group("workload (devicebench's CPU training step)")
     w.add_argument(
         "--config", metavar="FILE.toml", help="devicebench TOML config ([model], [train], [sweep])"
@@ -84,12 +109,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         w.add_argument(
             f"--{name}",
             type=int,
+            metavar="N",
             help="model shape overrides: --n-layer, --n-head, --n-embd, --block-size"
             if name == "n-layer"
             else argparse.SUPPRESS,
         )
-    w.add_argument("--batch-size", type=int, help="batch size (default: the config's, 12)")
-    w.add_argument("--threads", type=int, help="CPU threads for both workloads (default: PyTorch's)")
+    w.add_argument("--batch-size", type=int, metavar="N", help="batch size (default: the config's, 12)")
+    w.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for both workloads (default: PyTorch's; --quick: 1)")  # fmt: skip
     pb = p.add_argument_group("pytest-benchmark")
     pb.add_argument("--pytest-benchmark", metavar="FILE.json",
                     help="gate this pytest-benchmark --benchmark-json output instead of the train step")  # fmt: skip
@@ -104,7 +131,11 @@ def workload_config(args: argparse.Namespace) -> dict:
     """The workload's identity: what a baseline must have been made with. Defaults, TOML, flags."""
     from bench.config import BenchConfig, ConfigError, load_toml
 
-    cfg = load_toml(args.config) if args.config else BenchConfig()
+    try:
+        cfg = load_toml(args.config) if args.config else BenchConfig()
+    except (OSError, UnicodeDecodeError) as e:  # load_toml reports a missing file; this is the rest
+        raise GateError(f"config {args.config} cannot be read: {getattr(e, 'strerror', None) or e}") from None
+    cfg.validate()
     over = {
         k: getattr(args, k)
         for k in ("n_layer", "n_head", "n_embd", "block_size")
@@ -140,115 +171,55 @@ def workload_config(args: argparse.Namespace) -> dict:
     }
 
 
-def machine_info() -> dict:
-    """hwinfo-lite: enough to tell whether the baseline came from a similar machine."""
-    import torch
-
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False)
-    except ImportError:  # pragma: no cover - psutil is a dependency
-        physical = None
-    return {
-        "cpu_model": model,
-        "logical_cores": os.cpu_count(),
-        "physical_cores": physical,
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "os": f"{platform.system()} {platform.release()}",
-    }
-
-
-def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _diff(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k} {vb!r} in the baseline, {va!r} now")
-    return out
-
-
-def read_baseline(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise GateError(f"baseline {path} not found: create it with --update-baseline") from None
-    except json.JSONDecodeError as e:
-        raise GateError(f"baseline {path} is not valid JSON ({e.msg} at line {e.lineno})") from None
-    from bench.gate import pytest_input as gate_pytest
-
-    if gate_pytest.is_pytest_benchmark(data):
-        return {"schema": SCHEMA, "kind": "pytest-benchmark-json", "raw": data}
-    schema = data.get("schema") if isinstance(data, dict) else None
-    if not isinstance(schema, str) or not schema.startswith("devicebench-gate/"):
-        raise GateError(
-            f"{path} is not a gate baseline (schema {schema!r}): recreate it with --update-baseline"
-        )
-    if schema != SCHEMA:
-        raise GateError(
-            f"{path} has schema {schema}; this devicebench reads {SCHEMA}: recreate it with --update-baseline"
-        )
-    return data
-
-
-def _machine_warnings(now: dict, then: dict) -> list[str]:
-    keys = ("cpu_model", "logical_cores", "torch", "torch_threads")
-    diffs = [f"{k} {then.get(k)!r} -> {now.get(k)!r}" for k in keys if now.get(k) != then.get(k)]
-    if not diffs:
-        return []
-    return ["the baseline was made on a different machine or software (" + "; ".join(diffs) + "): the ratio "
-            "cancels speed, not every difference of CPU or PyTorch; consider --update-baseline on this runner"]  # fmt: skip
-
-
 # --- the train-step gate -------------------------------------------------------------------------
 
 
-def _counts(args: argparse.Namespace) -> tuple[int, int]:
+def _counts(args: argparse.Namespace) -> tuple[int, int, int]:
     preset = QUICK if args.quick else FULL
     # A baseline is measured once and compared with many times: twice the trials by default.
     trials = args.trials if args.trials is not None else preset["trials"] * (2 if args.update_baseline else 1)
     steps = args.steps if args.steps is not None else preset["steps"]
-    if trials < 4:
-        raise GateError(f"--trials must be >= 4 (with fewer, no difference can be significant), got {trials}")
-    if steps < 1 or args.warmup_steps < 0:
-        raise GateError("--steps must be >= 1 and --warmup-steps >= 0")
-    return trials, steps
+    warmup = args.warmup_steps if args.warmup_steps is not None else WARMUP_STEPS
+    if trials < MIN_TRIALS:
+        raise GateError(
+            f"--trials must be >= {MIN_TRIALS} (with fewer, no difference can be significant), got {trials}"
+        )
+    if steps < 1 or warmup < 0:
+        raise GateError(f"--steps must be >= 1 and --warmup-steps >= 0, got {steps} and {warmup}")
+    return trials, steps, warmup
+
+
+def _measure(workload: dict, trials: int, steps: int, warmup: int, progress: bool) -> list:
+    """The interleaved trials; a workload that cannot be built or run is a setup problem (exit 2)."""
+    from bench.gate import measure as gate_measure
+
+    try:
+        return gate_measure.measure(workload, trials, steps, warmup, progress=progress)
+    except GateError:
+        raise
+    except (RuntimeError, ValueError, MemoryError) as e:  # e.g. out of memory, a shape torch refuses
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise GateError(f"the workload could not be measured ({first}): check the model shape, "
+                        "--batch-size and --threads") from e  # fmt: skip
 
 
 def run_train_step(args: argparse.Namespace) -> int:
-    from bench.gate import measure as gate_measure
     from bench.gate import stats as gate_stats
-    from bench.results import atomic_write_json
+    from bench.results import dumps_strict
 
     path = Path(args.baseline)
     workload = workload_config(args)
-    trials, steps = _counts(args)
-    baseline = None
-    if not args.update_baseline:
+    trials, steps, warmup = _counts(args)
+    baseline, base_ratios = None, None
+    if args.update_baseline:
+        check_baseline_target(path)
+    else:  # the whole baseline is checked before anything is measured
         baseline = read_baseline(path)
-        if baseline.get("kind") != "train-step":
-            raise GateError(f"{path} is a {baseline.get('kind')} baseline, not one of the train step: "
-                            "pass --pytest-benchmark, or use another --baseline")  # fmt: skip
-        diffs = _diff(workload, baseline.get("workload", {}))
-        if diffs:
-            raise GateError(f"baseline {path} was made for a different workload ({'; '.join(diffs)}): pass the "
-                            "same config and flags, or recreate it with --update-baseline")  # fmt: skip
+        base_ratios = train_step_ratios(baseline, path, workload)
     machine = machine_info()
     print(f"gate: {trials} trials x {steps} step pairs of the train step (A) and the reference (B), interleaved",
           file=sys.stderr)  # fmt: skip
-    measured = gate_measure.measure(workload, trials, steps, args.warmup_steps, progress=not args.no_progress)
+    measured = _measure(workload, trials, steps, warmup, progress=not args.no_progress)
     ratios = [t.ratio for t in measured]
     current = {
         "ratio_median": statistics.median(ratios),
@@ -257,42 +228,36 @@ def run_train_step(args: argparse.Namespace) -> int:
         "trials": [t.to_dict() for t in measured],
     }
     if args.update_baseline:
-        atomic_write_json(path, {
+        write_baseline(path, {
             "schema": SCHEMA,
             "kind": "train-step",
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "workload": workload,
-            "measurement": {"trials": trials, "steps_per_trial": steps, "warmup_steps": args.warmup_steps,
+            "measurement": {"trials": trials, "steps_per_trial": steps, "warmup_steps": warmup,
                             "order": "AB, BA alternating; per-trial medians"},
             "machine": machine,
             **current,
         })  # fmt: skip
-        msg = (f"baseline written to {path}: workload/reference ratio {current['ratio_median']:.3f} over {trials} "
-               f"trials (workload {current['workload_ms_median']:.1f} ms/iter, reference "
-               f"{current['reference_ms_median']:.1f} ms/iter)")  # fmt: skip
         if args.json:
-            print(json.dumps({"schema": VERDICT_SCHEMA, "mode": "train-step", "decision": "baseline-updated",
-                              "exit_code": 0, "baseline": str(path), "current": current}, indent=2))  # fmt: skip
+            print(dumps_strict({"schema": VERDICT_SCHEMA, "mode": "train-step", "decision": "baseline-updated",
+                                "exit_code": 0, "baseline": str(path), "current": current}))  # fmt: skip
         else:
-            print(msg)
+            print(f"baseline written to {path}: workload/reference ratio {current['ratio_median']:.3f} over "
+                  f"{trials} trials (workload {current['workload_ms_median']:.1f} ms/iter, reference "
+                  f"{current['reference_ms_median']:.1f} ms/iter)")  # fmt: skip
         return 0
-    assert baseline is not None
-    try:
-        base_ratios = [float(t["ratio"]) for t in baseline["trials"]]
-    except (KeyError, TypeError, ValueError):
-        raise GateError(
-            f"baseline {path} has no readable per-trial ratios: recreate it with --update-baseline"
-        ) from None
+    assert baseline is not None and base_ratios is not None
     seed = gate_stats.DEFAULT_SEED if args.seed is None else args.seed
-    cmp = gate_stats.compare(ratios, base_ratios, args.threshold, args.confidence, seed=seed)
-    warnings = _machine_warnings(machine, baseline.get("machine", {}))
-    code = 1 if cmp.decision == gate_stats.REGRESSION else 0
+    cmp = gate_stats.compare_samples(ratios, base_ratios, threshold=args.threshold, confidence=args.confidence,
+                                     seed=seed, advice=TRIALS_ADVICE)  # fmt: skip
+    warnings = machine_warnings(machine, baseline.get("machine", {}))
+    code = 1 if cmp.verdict == gate_stats.REGRESSION else 0
     verdict = {
         "schema": VERDICT_SCHEMA,
         "mode": "train-step",
-        "decision": cmp.decision,
+        "decision": cmp.verdict,
         "exit_code": code,
-        "comparison": cmp.to_dict(),
+        "comparison": comparison_json(cmp),
         "baseline": {
             "path": str(path),
             "ratio_median": statistics.median(base_ratios),
@@ -305,12 +270,34 @@ def run_train_step(args: argparse.Namespace) -> int:
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     if args.json:
-        print(json.dumps(verdict, indent=2))
+        print(dumps_strict(verdict))
     else:
         print(format_verdict(cmp, "workload/reference ratio"))
         print(f"  this run: workload {current['workload_ms_median']:.1f} ms/iter, reference "
               f"{current['reference_ms_median']:.1f} ms/iter (medians; absolute times are not compared)")  # fmt: skip
     return code
+
+
+# --- the verdict ---------------------------------------------------------------------------------
+
+
+def comparison_json(cmp) -> dict:
+    """A Comparison under the verdict JSON's names (devicebench-gate-verdict/1: stable for CI scripts)."""
+    return {
+        "decision": cmp.verdict,
+        "reason": cmp.reason,
+        "current_median": cmp.variant_median,
+        "baseline_median": cmp.baseline_median,
+        "slowdown": cmp.ratio,
+        "ci_low": cmp.low,
+        "ci_high": cmp.high,
+        "confidence": cmp.confidence,
+        "threshold": cmp.threshold,
+        "mann_whitney_p": cmp.p_value,
+        "n_current": cmp.n_variant,
+        "n_baseline": cmp.n_baseline,
+        "method": cmp.method,
+    }
 
 
 def _pct(x: float) -> str:
@@ -319,12 +306,13 @@ def _pct(x: float) -> str:
 
 def format_verdict(cmp, what: str, label: str = "gate") -> str:
     """Both ratios, the interval and the decision, in three lines."""
-    p = "n/a" if cmp.mann_whitney_p is None else f"{cmp.mann_whitney_p:.3g}"
+    p = "n/a" if cmp.p_value is None else f"{cmp.p_value:.3g}"
+    interval = "n/a" if cmp.low is None or cmp.high is None else f"[{_pct(cmp.low)}, {_pct(cmp.high)}]"
     return (
-        f"{label}: {cmp.decision.upper()}: {cmp.reason}\n"
-        f"  {what}: now {cmp.current_median:.4g} ({cmp.n_current} samples), "
+        f"{label}: {cmp.verdict.upper()}: {cmp.reason}\n"
+        f"  {what}: now {cmp.variant_median:.4g} ({cmp.n_variant} samples), "
         f"baseline {cmp.baseline_median:.4g} ({cmp.n_baseline} samples)\n"
-        f"  change {_pct(cmp.slowdown)}, {cmp.confidence:.0%} interval [{_pct(cmp.ci_low)}, {_pct(cmp.ci_high)}], "
+        f"  change {_pct(cmp.ratio)}, {cmp.confidence:.0%} interval {interval}, "
         f"Mann-Whitney p={p}, threshold +{cmp.threshold:.0%}"
     )
 
@@ -342,13 +330,18 @@ NO_REFERENCE_NOTE = (
 def run_pytest_benchmark(args: argparse.Namespace) -> int:
     from bench.gate import pytest_input as gate_pytest
     from bench.gate import stats as gate_stats
-    from bench.results import atomic_write_json
+    from bench.results import dumps_strict
 
     path = Path(args.baseline)
-    current_raw = gate_pytest.load(args.pytest_benchmark)
-    current = gate_pytest.benchmarks(current_raw, args.reference_benchmark)
     if args.update_baseline:
-        atomic_write_json(path, {
+        check_baseline_target(path)
+    current_raw = gate_pytest.load(args.pytest_benchmark)
+    current = gate_pytest.benchmarks(current_raw, args.reference_benchmark, source=str(args.pytest_benchmark))
+    if not current:
+        raise GateError(f"{args.pytest_benchmark} holds no benchmark to gate"
+                        + (" besides the reference" if args.reference_benchmark else ""))  # fmt: skip
+    if args.update_baseline:
+        write_baseline(path, {
             "schema": SCHEMA,
             "kind": "pytest-benchmark",
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -357,17 +350,21 @@ def run_pytest_benchmark(args: argparse.Namespace) -> int:
             "machine": gate_pytest.machine(current_raw),
             "benchmarks": current,
         })  # fmt: skip
-        print(f"baseline written to {path}: {len(current)} benchmark(s) from {args.pytest_benchmark}")
+        if args.json:
+            print(dumps_strict({"schema": VERDICT_SCHEMA, "mode": "pytest-benchmark", "decision": "baseline-updated",
+                                "exit_code": 0, "baseline": str(path), "benchmarks": sorted(current)}))  # fmt: skip
+        else:
+            print(f"baseline written to {path}: {len(current)} benchmark(s) from {args.pytest_benchmark}")
         return 0
     baseline = read_baseline(path)
     if baseline["kind"] == "pytest-benchmark-json":
-        base = gate_pytest.benchmarks(baseline["raw"], args.reference_benchmark)
+        base = gate_pytest.benchmarks(baseline["raw"], args.reference_benchmark, source=f"baseline {path}")
     elif baseline["kind"] == "pytest-benchmark":
         if baseline.get("reference_benchmark") != args.reference_benchmark:
             raise GateError(f"baseline {path} was made with --reference-benchmark "
                             f"{baseline.get('reference_benchmark')!r}, now {args.reference_benchmark!r}: "
                             "pass the same, or recreate it with --update-baseline")  # fmt: skip
-        base = baseline["benchmarks"]
+        base = gate_pytest.check_stored(baseline.get("benchmarks"), f"baseline {path}")
     else:
         raise GateError(f"{path} is a {baseline.get('kind')} baseline, not one of pytest-benchmark: drop "
                         "--pytest-benchmark, or use another --baseline")  # fmt: skip
@@ -380,12 +377,14 @@ def run_pytest_benchmark(args: argparse.Namespace) -> int:
     for name in common:
         cs, bs = current[name]["samples"], base[name]["samples"]
         if cs and bs and len(cs) >= 2 and len(bs) >= 2:
-            cmp = gate_stats.compare(cs, bs, args.threshold, args.confidence, seed=seed)
+            cmp = gate_stats.compare_samples(cs, bs, threshold=args.threshold, confidence=args.confidence,
+                                             seed=seed, advice=ROUNDS_ADVICE)  # fmt: skip
         else:
-            cmp = gate_stats.compare_summaries(current[name]["summary"], base[name]["summary"], args.threshold,
-                                               args.confidence)  # fmt: skip
+            cmp = gate_stats.compare_summaries(current[name]["summary"], base[name]["summary"],
+                                               threshold=args.threshold, confidence=args.confidence,
+                                               advice=ROUNDS_ADVICE)  # fmt: skip
         results[name] = cmp
-    decisions = {c.decision for c in results.values()}
+    decisions = {c.verdict for c in results.values()}
     decision = next(
         d for d in (gate_stats.REGRESSION, gate_stats.INCONCLUSIVE, gate_stats.PASS) if d in decisions
     )
@@ -398,11 +397,11 @@ def run_pytest_benchmark(args: argparse.Namespace) -> int:
     if added:
         notes.append(f"new, not gated (no baseline): {', '.join(added)}")
     if args.json:
-        print(json.dumps({
+        print(dumps_strict({
             "schema": VERDICT_SCHEMA, "mode": "pytest-benchmark", "decision": decision, "exit_code": code,
             "reference_benchmark": args.reference_benchmark, "notes": notes,
-            "benchmarks": {n: c.to_dict() for n, c in results.items()},
-        }, indent=2))  # fmt: skip
+            "benchmarks": {n: comparison_json(c) for n, c in results.items()},
+        }))  # fmt: skip
     else:
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
@@ -413,11 +412,71 @@ def run_pytest_benchmark(args: argparse.Namespace) -> int:
     return code
 
 
+# --- errors, signals, dispatch --------------------------------------------------------------------
+
+
 def run(args: argparse.Namespace) -> int:
+    """`bench gate`. Every failure ends here as one line and exit 2, so that exit 1 only ever means a
+    regression; Ctrl-C is 130 and SIGTERM 143, both with no verdict (a baseline is replaced whole)."""
+    debug = getattr(args, "debug", False)
+    try:
+        with _sigterm_raises():
+            return _run(args)
+    except KeyboardInterrupt:
+        print("bench gate: interrupted: no verdict", file=sys.stderr)
+        return 130
+    except _Terminated:
+        print("bench gate: terminated (SIGTERM): no verdict", file=sys.stderr)
+        return 143
+    except Exception as e:  # noqa: BLE001 - whatever happens, a crash must not read as a regression
+        if debug:
+            traceback.print_exc()
+        print(f"bench gate: error: {_error_line(e, debug)}", file=sys.stderr)
+        return 2
+
+
+def _error_line(e: Exception, debug: bool) -> str:
+    if getattr(e, "exit_code", None) == 2:  # GateError, ConfigError: a problem the user can fix
+        return "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    hint = "" if debug else "; --debug shows the traceback"
+    return f"internal error ({type(e).__name__}: {first}), not a regression: a bug in devicebench{hint}"
+
+
+class _Terminated(BaseException):
+    """SIGTERM (a CI time-out, `docker stop`), raised in the main thread so the gate stops cleanly."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    def handler(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: signals stay as they are
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     if not 0.5 <= args.confidence < 1.0:
         raise GateError(f"--confidence must be in [0.5, 1), got {args.confidence}")
+    if args.seed is not None and args.seed < 0:
+        raise GateError(f"--seed must be >= 0, got {args.seed}")
     if args.pytest_benchmark:
+        given = [_flag(d) for d in TRAIN_STEP_ONLY if getattr(args, d) not in (None, False)]
+        if given:
+            raise GateError(f"{', '.join(given)}: only for the train-step gate, not with --pytest-benchmark")
         return run_pytest_benchmark(args)
     if args.reference_benchmark:
         raise GateError("--reference-benchmark goes with --pytest-benchmark")
     return run_train_step(args)
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")

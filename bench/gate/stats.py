@@ -1,12 +1,16 @@
-"""Statistics of the CI gate: ratio of medians with a seeded bootstrap interval, Mann-Whitney U, verdict.
+"""Statistics of a "variant against baseline" comparison: ratio of medians, bootstrap interval,
+Mann-Whitney U, verdict. Pure numpy, no torch.
 
-Pure numpy, no torch. Samples are per-trial values (per-trial medians, or per-trial ratios of the
-workload to the reference), not per-iteration times, which are autocorrelated.
+`compare_samples` is the entry point: the gate uses it, and so can any command that measures a
+variant and a baseline interleaved (`bench tune`). Samples are per-repeat values (per-trial medians,
+per-trial ratios, ms or tokens/s of one repeat), not per-iteration times, which are autocorrelated.
+`compare_summaries` does the same from pytest-benchmark summaries (median, IQR, rounds) alone.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -17,26 +21,35 @@ REGRESSION = "regression"
 INCONCLUSIVE = "inconclusive"
 
 DEFAULT_SEED = 20240607  # fixed: the same samples always give the same interval and verdict
+ALPHA = 0.05  # one-sided Mann-Whitney U level
+MIN_SUMMARY_ROUNDS = 5  # fewer rounds than this give no usable IQR
 _MAX_BOOT_CELLS = 20_000_000  # resamples x sample size, bounds memory for long pytest-benchmark runs
 
 
-@dataclass
+@dataclass(frozen=True)
 class Comparison:
-    """Current vs baseline: slowdown = median(current) / median(baseline), > 1 means slower now."""
+    """A variant against a baseline: ratio = median(variant) / median(baseline), its interval, the verdict.
 
-    decision: str  # pass | regression | inconclusive
+    low/high: the `confidence` interval of the ratio; p_value: one-sided Mann-Whitney U p-value for
+    "the variant is worse". Both are None when there are too few samples to compute them. verdict is
+    pass | regression | inconclusive, `reason` says why in words. "Worse" is slower: larger values
+    for times (ms), smaller for rates (tokens/s, larger_is_better).
+    """
+
+    verdict: str
     reason: str
-    current_median: float
+    ratio: float
+    low: float | None
+    high: float | None
+    variant_median: float
     baseline_median: float
-    slowdown: float
-    ci_low: float
-    ci_high: float
+    n_variant: int
+    n_baseline: int
+    p_value: float | None
     confidence: float
     threshold: float
-    mann_whitney_p: float | None  # one-sided: current tends to be larger than baseline
-    n_current: int
-    n_baseline: int
-    method: str  # "bootstrap" or "normal-approximation" (summary statistics only)
+    larger_is_better: bool
+    method: str  # "bootstrap", or "normal-approximation" (summary statistics only)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -131,8 +144,12 @@ def decide(
     threshold: float,
     p_value: float | None,
     alpha: float,
+    advice: str = "more samples, or a quieter machine",
 ) -> tuple[str, str]:
-    """Regression only when significant (interval above 1, and U test if given) AND above threshold."""
+    """Regression only when significant (interval above 1, and U test if given) AND above threshold.
+
+    All in the "worse" direction: slowdown > 1 is worse. `advice` ends the reason of a too-wide interval.
+    """
     limit = 1.0 + threshold
     significant = ci_low > 1.0 and (p_value is None or p_value < alpha)
     if significant and slowdown > limit:
@@ -145,75 +162,138 @@ def decide(
         return INCONCLUSIVE, "slower than the threshold, but not significant: the spread is too wide"
     return INCONCLUSIVE, (
         f"the interval reaches past the {threshold:.0%} threshold: the spread is too wide to decide "
-        "(more --trials, or a quieter machine)"
+        f"({advice})"
     )
 
 
-def compare(
-    current: Sequence[float],
+def can_be_significant(n_variant: int, n_baseline: int, alpha: float = ALPHA) -> bool:
+    """Whether any arrangement of this many samples could pass a one-sided U test at alpha.
+
+    The smallest exact p-value is 1 / C(n1 + n2, n1): with 3 and 3 samples it is 1/20, never below 0.05.
+    """
+    return min(n_variant, n_baseline) >= 2 and math.comb(n_variant + n_baseline, n_variant) * alpha > 1.0
+
+
+def _check_settings(threshold: float, confidence: float) -> None:
+    if not (math.isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"threshold must be a finite number >= 0, got {threshold}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def _samples(values: Sequence[float], what: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=float).ravel()
+    if arr.size == 0:
+        raise ValueError(f"no {what} samples")
+    if not (np.all(np.isfinite(arr)) and arr.min() > 0):
+        raise ValueError(f"{what} samples must be positive finite numbers")
+    return arr
+
+
+def _too_few(n_variant: int, n_baseline: int, unit: str = "samples") -> str:
+    return (
+        f"too few {unit} to decide ({n_variant} and {n_baseline}): with so few, no difference can be "
+        f"significant; measure more {unit}"
+    )
+
+
+def compare_samples(
+    variant: Sequence[float],
     baseline: Sequence[float],
-    threshold: float = 0.10,
+    *,
+    threshold: float,
     confidence: float = 0.95,
-    alpha: float = 0.05,
     seed: int = DEFAULT_SEED,
+    larger_is_better: bool = False,
+    alpha: float = ALPHA,
     n_boot: int = 4000,
+    advice: str = "more samples, or a quieter machine",
 ) -> Comparison:
-    """Compare per-trial samples (values where larger is slower) of the current run with the baseline."""
-    cur = np.asarray(current, dtype=float)
-    base = np.asarray(baseline, dtype=float)
-    if cur.size < 2 or base.size < 2:
-        raise ValueError(f"need at least 2 samples on each side, got {cur.size} and {base.size}")
-    if not (np.all(np.isfinite(cur)) and np.all(np.isfinite(base)) and cur.min() > 0 and base.min() > 0):
-        raise ValueError("samples must be positive finite numbers")
-    med_cur, med_base = float(np.median(cur)), float(np.median(base))
-    slowdown = med_cur / med_base
-    low, high = bootstrap_ratio_ci(cur, base, confidence, n_boot, seed)
-    p = mann_whitney_greater(cur, base)
-    decision, reason = decide(slowdown, low, high, threshold, p, alpha)
-    return Comparison(
-        decision, reason, med_cur, med_base, slowdown, low, high, confidence, threshold, p,
-        int(cur.size), int(base.size), "bootstrap",
-    )  # fmt: skip
+    """Compare per-repeat samples of a variant with a baseline's (ms, ratios, or tokens/s).
+
+    The verdict is a regression only when the variant is worse by more than `threshold` (0.10 = 10%)
+    AND significantly so: the bootstrap interval of the ratio of medians lies wholly on the worse side
+    of 1 and a one-sided Mann-Whitney U test agrees (p < alpha). It passes when the interval's worse
+    end is within the threshold; anything else is inconclusive, as is any comparison with too few
+    samples for the U test to ever reach alpha (see can_be_significant). `advice` ends the reason of
+    a too-wide interval. The bootstrap is seeded: the same samples always give the same result.
+    Raises ValueError for empty, non-positive or non-finite samples and settings out of range.
+    """
+    _check_settings(threshold, confidence)
+    v, b = _samples(variant, "variant"), _samples(baseline, "baseline")
+    med_v, med_b = float(np.median(v)), float(np.median(b))
+    ratio = med_v / med_b
+    same = {
+        "ratio": ratio, "variant_median": med_v, "baseline_median": med_b, "n_variant": int(v.size),
+        "n_baseline": int(b.size), "confidence": confidence, "threshold": threshold,
+        "larger_is_better": larger_is_better, "method": "bootstrap",
+    }  # fmt: skip
+    if min(v.size, b.size) < 2:
+        return Comparison(INCONCLUSIVE, _too_few(v.size, b.size), low=None, high=None, p_value=None, **same)
+    low, high = bootstrap_ratio_ci(v, b, confidence, n_boot, seed)
+    p = mann_whitney_greater(b, v) if larger_is_better else mann_whitney_greater(v, b)
+    if not can_be_significant(v.size, b.size, alpha):
+        return Comparison(INCONCLUSIVE, _too_few(v.size, b.size), low=low, high=high, p_value=p, **same)
+    worse, worse_low, worse_high = (1 / ratio, 1 / high, 1 / low) if larger_is_better else (ratio, low, high)
+    verdict, reason = decide(worse, worse_low, worse_high, threshold, p, alpha, advice)
+    return Comparison(verdict, reason, low=low, high=high, p_value=p, **same)
+
+
+def _summary_value(summary: dict, key: str, what: str) -> float | None:
+    value = summary.get(key)
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{what} {key} must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 def compare_summaries(
     current: dict,
     baseline: dict,
-    threshold: float = 0.10,
+    *,
+    threshold: float,
     confidence: float = 0.95,
+    advice: str = "more rounds, or a quieter machine",
 ) -> Comparison:
     """Compare two pytest-benchmark summaries (median, iqr, rounds) without their samples.
 
     The median's standard error is taken as 1.2533 * sigma / sqrt(n), sigma = IQR / 1.349 (normal
-    approximation), and the two combined on the log scale. No Mann-Whitney test is possible.
+    approximation), and the two combined on the log scale. No Mann-Whitney test is possible. Fewer
+    than MIN_SUMMARY_ROUNDS rounds on a side, or no IQR, is inconclusive: the spread is unknown.
     """
-    z = _normal_quantile(1.0 - (1.0 - confidence) / 2.0)
-
-    def rel_se(s: dict) -> float:
-        n = max(int(s.get("rounds") or 1), 1)
-        sigma = float(s.get("iqr") or 0.0) / 1.349
-        return 1.2533 * sigma / math.sqrt(n) / float(s["median"])
-
-    med_cur, med_base = float(current["median"]), float(baseline["median"])
-    if med_cur <= 0 or med_base <= 0:
+    _check_settings(threshold, confidence)
+    med_cur = _summary_value(current, "median", "current")
+    med_base = _summary_value(baseline, "median", "baseline")
+    if not med_cur or not med_base:
         raise ValueError("medians must be positive")
-    slowdown = med_cur / med_base
-    se = math.sqrt(rel_se(current) ** 2 + rel_se(baseline) ** 2)
-    low, high = slowdown * math.exp(-z * se), slowdown * math.exp(z * se)
-    decision, reason = decide(slowdown, low, high, threshold, None, 0.05)
-    return Comparison(
-        decision, reason, med_cur, med_base, slowdown, low, high, confidence, threshold, None,
-        int(current.get("rounds") or 0), int(baseline.get("rounds") or 0), "normal-approximation",
-    )  # fmt: skip
+    rounds_cur = int(_summary_value(current, "rounds", "current") or 0)
+    rounds_base = int(_summary_value(baseline, "rounds", "baseline") or 0)
+    iqr_cur = _summary_value(current, "iqr", "current")
+    iqr_base = _summary_value(baseline, "iqr", "baseline")
+    ratio = med_cur / med_base
+    same = {
+        "ratio": ratio, "variant_median": med_cur, "baseline_median": med_base, "n_variant": rounds_cur,
+        "n_baseline": rounds_base, "confidence": confidence, "threshold": threshold,
+        "larger_is_better": False, "method": "normal-approximation", "p_value": None,
+    }  # fmt: skip
+    if min(rounds_cur, rounds_base) < MIN_SUMMARY_ROUNDS:
+        reason = _too_few(rounds_cur, rounds_base, "rounds") + f" (at least {MIN_SUMMARY_ROUNDS} each)"
+        return Comparison(INCONCLUSIVE, reason, low=None, high=None, **same)
+    if iqr_cur is None or iqr_base is None:
+        reason = "no IQR recorded, so the spread is unknown: save per-round data (--benchmark-save-data)"
+        return Comparison(INCONCLUSIVE, reason, low=None, high=None, **same)
+    z = statistics.NormalDist().inv_cdf(1.0 - (1.0 - confidence) / 2.0)
 
+    def rel_se(median: float, iqr: float, rounds: int) -> float:
+        return 1.2533 * (iqr / 1.349) / math.sqrt(rounds) / median
 
-def _normal_quantile(p: float) -> float:
-    """Inverse standard normal CDF by bisection on erfc (precise enough for interval bounds)."""
-    lo, hi = -10.0, 10.0
-    for _ in range(100):
-        mid = (lo + hi) / 2.0
-        if 0.5 * math.erfc(-mid / math.sqrt(2.0)) < p:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2.0
+    se = math.hypot(rel_se(med_cur, iqr_cur, rounds_cur), rel_se(med_base, iqr_base, rounds_base))
+    low, high = ratio * math.exp(-z * se), ratio * math.exp(z * se)
+    verdict, reason = decide(ratio, low, high, threshold, None, ALPHA, advice)
+    return Comparison(verdict, reason, low=low, high=high, **same)
