@@ -358,6 +358,10 @@ def test_update_baseline_target_is_checked_before_measuring(tmp_path, measured, 
         (["--n-layer", "-2"], "n_layer"),
         (["--config", "."], "cannot be read"),
         (["--reference-benchmark", "x"], "--pytest-benchmark"),
+        (["--reference-benchmark", ""], "--reference-benchmark is empty"),
+        (["--config", ""], "--config is empty"),
+        (["--baseline", " "], "--baseline is empty"),
+        (["--pytest-benchmark", ""], "--pytest-benchmark is empty"),
     ],
 )
 def test_bad_flag_values_are_exit_2_before_measuring(flags, words, tiny_baseline, measured, capsys):

@@ -132,7 +132,7 @@ def workload_config(args: argparse.Namespace) -> dict:
     from bench.config import BenchConfig, ConfigError, load_toml
 
     try:
-        cfg = load_toml(args.config) if args.config else BenchConfig()
+        cfg = load_toml(args.config) if args.config is not None else BenchConfig()
     except (OSError, UnicodeDecodeError) as e:  # load_toml reports a missing file; this is the rest
         raise GateError(f"config {args.config} cannot be read: {getattr(e, 'strerror', None) or e}") from None
     cfg.validate()
@@ -468,12 +468,16 @@ def _run(args: argparse.Namespace) -> int:
         raise GateError(f"--confidence must be in [0.5, 1), got {args.confidence}")
     if args.seed is not None and args.seed < 0:
         raise GateError(f"--seed must be >= 0, got {args.seed}")
-    if args.pytest_benchmark:
+    for dest in ("baseline", "config", "pytest_benchmark", "reference_benchmark"):
+        if getattr(args, dest) is not None and not getattr(args, dest).strip():
+            what = "a benchmark" if dest == "reference_benchmark" else "a file"
+            raise GateError(f"{_flag(dest)} is empty: name {what}")
+    if args.pytest_benchmark is not None:
         given = [_flag(d) for d in TRAIN_STEP_ONLY if getattr(args, d) not in (None, False)]
         if given:
             raise GateError(f"{', '.join(given)}: only for the train-step gate, not with --pytest-benchmark")
         return run_pytest_benchmark(args)
-    if args.reference_benchmark:
+    if args.reference_benchmark is not None:
         raise GateError("--reference-benchmark goes with --pytest-benchmark")
     return run_train_step(args)
 
