@@ -223,8 +223,10 @@ def test_pytest_benchmark_reference_normalises(bench_files, capsys):
     verdict = json.loads(capsys.readouterr().out)
     assert code == 1 and list(verdict["benchmarks"]) == [k for k in verdict["benchmarks"] if "test_work" in k]
     assert verdict["notes"] == []
+    # The same code: no regression. The two benchmarks of a file run 0.1 s apart, not interleaved, so on a
+    # shared 2-core machine their ratio jitters by 10% and more (this flaked at the default threshold).
     code = main(["gate", "--pytest-benchmark", str(bench_files["same"]), "--baseline", str(bench_files["base"]),
-                 "--reference-benchmark", "test_frozen"])  # fmt: skip
+                 "--reference-benchmark", "test_frozen", "--threshold", "50"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and "REGRESSION" not in out
 
