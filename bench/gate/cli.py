@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.gate.baseline import (
     MIN_TRIALS,
@@ -34,6 +35,10 @@ from bench.gate.baseline import (
     train_step_ratios,
 )
 from bench.gate.files import GateError, check_baseline_target, write_baseline
+
+if TYPE_CHECKING:
+    from bench.gate.measure import Trial
+    from bench.gate.stats import Comparison
 
 VERDICT_SCHEMA = "devicebench-gate-verdict/1"
 QUICK = {"trials": 10, "steps": 6, "threads": 1}
@@ -189,7 +194,7 @@ def _counts(args: argparse.Namespace) -> tuple[int, int, int]:
     return trials, steps, warmup
 
 
-def _measure(workload: dict, trials: int, steps: int, warmup: int, progress: bool) -> list:
+def _measure(workload: dict, trials: int, steps: int, warmup: int, progress: bool) -> list[Trial]:
     """The interleaved trials; a workload that cannot be built or run is a setup problem (exit 2)."""
     from bench.gate import measure as gate_measure
 
@@ -281,7 +286,7 @@ def run_train_step(args: argparse.Namespace) -> int:
 # --- the verdict ---------------------------------------------------------------------------------
 
 
-def comparison_json(cmp) -> dict:
+def comparison_json(cmp: Comparison) -> dict:
     """A Comparison under the verdict JSON's names (devicebench-gate-verdict/1: stable for CI scripts)."""
     return {
         "decision": cmp.verdict,
@@ -304,7 +309,7 @@ def _pct(x: float) -> str:
     return f"{(x - 1.0) * 100:+.1f}%"
 
 
-def format_verdict(cmp, what: str, label: str = "gate") -> str:
+def format_verdict(cmp: Comparison, what: str, label: str = "gate") -> str:
     """Both ratios, the interval and the decision, in three lines."""
     p = "n/a" if cmp.p_value is None else f"{cmp.p_value:.3g}"
     interval = "n/a" if cmp.low is None or cmp.high is None else f"[{_pct(cmp.low)}, {_pct(cmp.high)}]"

@@ -11,10 +11,14 @@ import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from bench.gate.files import GateError
+
+if TYPE_CHECKING:
+    from bench.train import Trainer
 
 StepFn = Callable[[], float]  # runs one step, returns its milliseconds
 
@@ -32,7 +36,7 @@ class Trial:
         return {"workload_ms": self.workload_ms, "reference_ms": self.reference_ms, "ratio": self.ratio}
 
 
-def make_trainer(workload: dict):
+def make_trainer(workload: dict) -> Trainer:
     """devicebench's own Trainer on the CPU for the gate's workload config (see cli.workload_config)."""
     import torch
 
@@ -48,7 +52,7 @@ def make_trainer(workload: dict):
     )
 
 
-def trainer_step_fn(trainer) -> StepFn:
+def trainer_step_fn(trainer: Trainer) -> StepFn:
     it = [0]
 
     def step() -> float:
