@@ -17,7 +17,7 @@ from collections.abc import Iterator
 SUBCOMMANDS = {
     "run": ("bench.run_cmd", "train the shared GPT on each device and record every step"),
     "report": ("reports.cli", "summarise results directories: terminal table, HTML page, diagnosis"),
-    "gate": ("bench.gate", "CI regression gate on ms/iter, machine speed cancelled by a reference workload"),
+    "gate": ("bench.gate.cli", "CI regression gate on ms/iter, machine speed cancelled by a reference step"),
     "import": ("bench.importers.cli", "turn nanoGPT train.py logs into results directories"),
 }
 

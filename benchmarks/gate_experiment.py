@@ -30,7 +30,8 @@ ROOT = HERE.parent.parent
 def child(kind: str, gate_argv: list[str]) -> int:
     """Run `bench gate` in this process, with the Trainer slowed down by `kind` (or not: 'none')."""
     sys.path.insert(0, str(ROOT))
-    from bench import cli, gate_measure
+    from bench import cli
+    from bench.gate import measure as gate_measure
 
     if kind != "none":
         build = gate_measure.make_trainer

@@ -6,10 +6,19 @@ time; a trial is a few such pairs, summarised by the median step of each side.
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tqdm import tqdm
+
+from bench.gate.files import GateError
+
+if TYPE_CHECKING:
+    from bench.train import Trainer
 
 StepFn = Callable[[], float]  # runs one step, returns its milliseconds
 
@@ -27,8 +36,8 @@ class Trial:
         return {"workload_ms": self.workload_ms, "reference_ms": self.reference_ms, "ratio": self.ratio}
 
 
-def make_trainer(workload: dict):
-    """devicebench's own Trainer on the CPU for the gate's workload config (see gate.workload_config)."""
+def make_trainer(workload: dict) -> Trainer:
+    """devicebench's own Trainer on the CPU for the gate's workload config (see cli.workload_config)."""
     import torch
 
     from bench.config import TrainConfig
@@ -43,7 +52,7 @@ def make_trainer(workload: dict):
     )
 
 
-def trainer_step_fn(trainer) -> StepFn:
+def trainer_step_fn(trainer: Trainer) -> StepFn:
     it = [0]
 
     def step() -> float:
@@ -55,7 +64,7 @@ def trainer_step_fn(trainer) -> StepFn:
 
 
 def make_reference(workload: dict) -> StepFn:
-    from bench.reference import ReferenceShape, ReferenceStep
+    from bench.gate.reference import ReferenceShape, ReferenceStep
 
     m = workload["model"]
     shape = ReferenceShape(
@@ -76,40 +85,51 @@ def run_trials(
     """trials x steps pairs of steps, A B then B A alternating; per trial the median of each side.
 
     Interleaving single steps (not blocks) means a burst of load from a neighbour hits both sides
-    alike; the per-trial medians drop the steps it spoiled.
+    alike; the per-trial medians drop the steps it spoiled. Progress is a bar on stderr, on a TTY only.
     """
     for _ in range(warmup_steps):
         workload()
         reference()
     out = []
-    for i in range(trials):
-        a_ms, b_ms = [], []
-        for j in range(steps):
-            if (i * steps + j) % 2 == 0:
-                a_ms.append(workload())
-                b_ms.append(reference())
-            else:
-                b_ms.append(reference())
-                a_ms.append(workload())
-        a, b = statistics.median(a_ms), statistics.median(b_ms)
-        out.append(Trial(a, b))
-        if progress:
-            print(f"\rgate: trial {i + 1}/{trials}  workload {a:.1f} ms  reference {b:.1f} ms  ratio {a / b:.3f}",
-                  end="", file=sys.stderr, flush=True)  # fmt: skip
-    if progress:
-        print(file=sys.stderr)
+    bar = tqdm(total=trials, desc="gate", unit="trial", file=sys.stderr, disable=None if progress else True)
+    with bar:
+        for i in range(trials):
+            a_ms, b_ms = [], []
+            for j in range(steps):
+                if (i * steps + j) % 2 == 0:
+                    a_ms.append(workload())
+                    b_ms.append(reference())
+                else:
+                    b_ms.append(reference())
+                    a_ms.append(workload())
+            a, b = statistics.median(a_ms), statistics.median(b_ms)
+            for what, ms in (("workload", a), ("reference", b)):
+                if not (math.isfinite(ms) and ms > 0):
+                    raise GateError(f"trial {i + 1}: the {what} step's median time is {ms} ms, which no ratio "
+                                    "can be made of: the clock cannot time this step")  # fmt: skip
+            out.append(Trial(a, b))
+            bar.set_postfix_str(
+                f"workload {a:.1f} ms, reference {b:.1f} ms, ratio {a / b:.3f}", refresh=False
+            )
+            bar.update(1)
     return out
 
 
 def measure(
     workload_cfg: dict, trials: int, steps: int, warmup_steps: int = 3, progress: bool = True
 ) -> list[Trial]:
-    """Build both workloads at the configured thread count and run the interleaved trials."""
+    """Build both workloads at the configured thread count and run the interleaved trials.
+
+    PyTorch's thread count is restored afterwards.
+    """
     import torch
 
-    threads = workload_cfg.get("threads")
-    if threads:
-        torch.set_num_threads(int(threads))
-    trainer = make_trainer(workload_cfg)
-    reference = make_reference(workload_cfg)
-    return run_trials(trainer_step_fn(trainer), reference, trials, steps, warmup_steps, progress)
+    threads_before = torch.get_num_threads()
+    try:
+        if workload_cfg.get("threads"):
+            torch.set_num_threads(int(workload_cfg["threads"]))
+        with make_trainer(workload_cfg) as trainer:
+            reference = make_reference(workload_cfg)
+            return run_trials(trainer_step_fn(trainer), reference, trials, steps, warmup_steps, progress)
+    finally:
+        torch.set_num_threads(threads_before)
