@@ -3,7 +3,7 @@
     pytest benchmarks/ --benchmark-json out.json --benchmark-save-data
     bench gate --pytest-benchmark out.json --baseline base.json [--reference-benchmark test_reference_step]
 
-The reference step (bench/reference.py) never changes with devicebench's code, so dividing by it
+The reference step (bench/gate/reference.py) never changes with devicebench's code, so dividing by it
 (--reference-benchmark) cancels the speed of the machine the suite ran on.
 """
 
@@ -31,7 +31,7 @@ def test_train_step(benchmark, trainer):
 
 
 def test_reference_step(benchmark):
-    from bench.reference import ReferenceShape, ReferenceStep
+    from bench.gate.reference import ReferenceShape, ReferenceStep
 
     ref = ReferenceStep(ReferenceShape())
     assert benchmark(ref.step) > 0
