@@ -7,10 +7,10 @@ import json
 import numpy as np
 
 from bench.cli import main
-from reports import synthetic
 from reports.diagnosis import diagnose
 from reports.html import render_html
 from reports.load import load_results
+from tests import fixtures as synthetic
 
 TINY = ["--devices", "cpu", "--iters", "20", "--eval-interval", "10", "--eval-iters", "2", "--warmup-iters", "3",
         "--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--block-size", "16", "--no-progress"]  # fmt: skip
