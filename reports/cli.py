@@ -38,9 +38,9 @@ def split_html_arg(args: argparse.Namespace) -> tuple[list[str], str | None]:
     `--html X` where X is not an .html name: X was a results directory that argparse handed to --html.
     """
     dirs, html = list(args.results), args.html
-    if not html or is_html_name(html):
-        return dirs, html
     argv = list(getattr(args, "argv", None) or [])
+    if not html or is_html_name(html) or f"--html={html}" in argv:
+        return dirs, html  # `--html=X` always names the page (and X must end in .html)
     at = next((i for i in range(len(argv) - 1) if argv[i] == "--html" and argv[i + 1] == html), None)
     before = 0
     for token in argv[:at] if at is not None else []:
@@ -65,18 +65,18 @@ def _refuse_unsafe_output(out: Path, dirs: list[Path]) -> None:
     from bench.results import WRITTEN_NAMES, ResultsError
 
     target = out.resolve()
+    inputs = {d.resolve() for d in dirs}
+    if target in inputs or (target / "sweep.json").exists():
+        raise ResultsError(f"--html={out} is a results directory: name a file ending in .html")
+    if out.is_dir():
+        raise ResultsError(f"--html={out} is a directory: name a file ending in .html")
+    if target.name in WRITTEN_NAMES or target.suffix.lower() == ".csv":
+        raise ResultsError(f"--html={out} is a file devicebench wrote ({target.name}): name another file")
     if not is_html_name(out) or not is_html_name(target):
         raise ResultsError(
             f"--html={out}: the report is an HTML page; name a file ending in .html (a results file, "
             "or any other, is never overwritten)"
         )
-    if out.is_dir():
-        raise ResultsError(f"--html={out} is a directory: name a file ending in .html")
-    if target.name in WRITTEN_NAMES or target.suffix.lower() == ".csv":
-        raise ResultsError(f"--html={out} is a file devicebench wrote ({target.name}): name another file")
-    inputs = {d.resolve() for d in dirs}
-    if target in inputs or (target / "sweep.json").exists():
-        raise ResultsError(f"--html={out} is a results directory: name a file ending in .html")
 
 
 def _write_stdout(text: str) -> None:

@@ -261,7 +261,7 @@ def _metadata(results: Results) -> str:
             "iters x lr": runs.apply(lambda r: f"{r.get('train.max_iters')} x {r.get('train.learning_rate')}", axis=1),
             "assumed": runs["assumed"], "path": runs["run_dir"],
         }  # fmt: skip
-        df = pd.DataFrame(cols).fillna("-")
+        df = pd.DataFrame(cols).astype(object).fillna("-")
         out.append(
             "<h3>Runs</h3>"
             + _table(df, {"iters", "first step ms", "eval ms total", "wall s", "peak mem MiB"})

@@ -133,12 +133,12 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
             out.append(p)
         elif p.is_dir() and (subs := [d for d in _subdirs(p) if _is_results_dir(d)]):
             out.extend(subs)
+        elif p.suffix.lower() in (".html", ".htm"):
+            raise ReportError(f"{p} is not a results directory: to name the report file, use --html={p}")
         elif not p.exists():
             raise ReportError(f"{p}: no such directory")
         elif p.name == "sweep.json" and _is_results_dir(p.parent):
             raise ReportError(f"{p} is a file: pass its directory, {p.parent}")
-        elif p.suffix.lower() in (".html", ".htm"):
-            raise ReportError(f"{p} is not a results directory: to name the report file, use --html={p}")
         elif not p.is_dir():
             raise ReportError(f"{p} is a file, not a results directory: pass what `bench run --out` wrote")
         else:

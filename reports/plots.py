@@ -350,6 +350,7 @@ def all_plots(results: Results, keys: list[str]) -> list[Plot]:
     """Every plot for the ok runs `keys` (in display order)."""
     if not keys:
         return []
-    plots = [loss_curves(results, keys), per_run(results, keys), tokens_vs_batch(results, keys)]
-    breakdown = step_breakdown(results, keys)
+    with np.errstate(all="ignore"):  # absurd figures from a damaged file draw badly, never with a warning
+        plots = [loss_curves(results, keys), per_run(results, keys), tokens_vs_batch(results, keys)]
+        breakdown = step_breakdown(results, keys)
     return plots + ([breakdown] if breakdown else [])

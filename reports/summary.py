@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -171,7 +172,8 @@ def render(results: Results, findings: list[Finding], form: str = "text") -> str
     """The terminal summary in one of text, md, csv, json (strict JSON: null, never NaN)."""
     if form == "csv":
         buf = io.StringIO()
-        machine_table(results).map(csv_cell).to_csv(buf, index=False)
+        # every text cell quoted, so a CR or LF inside one can never split a row
+        machine_table(results).map(csv_cell).to_csv(buf, index=False, quoting=csv.QUOTE_NONNUMERIC)
         return buf.getvalue()
     if form == "json":
         runs = json.loads(machine_table(results).to_json(orient="records"))
