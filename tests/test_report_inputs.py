@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
+from reports.diagnosis import diagnose
 from reports.load import load_results
 from tests import fixtures
 
@@ -203,6 +204,27 @@ def test_unwritable_html_target_is_one_line(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     rc, _, err = report(capsys, d, f"--html={tmp_path / 'file' / 'r.html'}")
     assert rc == 2 and "cannot write" in one_error_line(err)
+
+
+# --- directories written before this change ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["results-schema1", "results-schema2"])
+def test_directories_written_before_still_report(tmp_path, capsys, name):
+    import shutil
+
+    d = shutil.copytree(Path(__file__).parent / "data" / name, tmp_path / name)
+    rc, out, err = report(capsys, d, "--html")
+    assert rc == 0 and err.startswith("report: ") and "warning" not in err
+    results = load_results(d)
+    (key,) = results.runs.index
+    assert results.runs.loc[key, "status"] == "ok" and len(results.steps_of(key)) in (5, 12)
+    assert set(results.steps_of(key)["phase"]) == {"warmup", "timed"}
+    if name == "results-schema1":  # no stored MFU: computed as a run would, from its achieved FLOP/s and peak
+        assert results.runs.loc[key, "mfu"] == pytest.approx(1e10 / 1e12)
+    else:  # a stored sentence is ignored: the words come from the profile's numbers
+        (f,) = [f for f in diagnose(results) if f.kind == "step_breakdown"]
+        assert f.sentence.startswith("cpu-fp32-b2-eager: on cpu at batch 2, ")
 
 
 # --- other bad input --------------------------------------------------------------------------------

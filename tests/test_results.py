@@ -165,35 +165,34 @@ def test_check_schema_versions():
         R.check_schema("devicebench/2", "p", R.PROFILE_SCHEMA_NAME, R.PROFILE_SCHEMA_VERSION)
 
 
-def _schema1_dir(root: Path) -> Path:
-    """A directory as devicebench wrote it before schema 2: no phase column, no host_load, profile with a
-    stored sentence."""
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def test_readers_accept_a_schema_1_directory():
+    """tests/data/results-schema1: as devicebench wrote it before schema 2 (no phase column, no profile)."""
+    root = DATA / "results-schema1"
     run = root / "runs" / "cpu-fp32-b12-eager"
-    run.mkdir(parents=True)
-    (root / "sweep.json").write_text(json.dumps({"schema": "devicebench/1", "host": "old", "hwinfo": {}}))
-    summary = {"ms_median": 50.0, "achieved_flops_per_s": 1e10, "warmup_iters": 2, "final_val_loss": 2.0}
-    meta = {"schema": "devicebench/1", "run_id": "cpu-fp32-b12-eager", "status": "ok", "device": "cpu",
-            "dtype": "fp32", "batch_size": 12, "block_size": 64, "peak_flops": {"value": 1e12, "source": "spec"},
-            "summary": summary}  # fmt: skip
-    (run / "run.json").write_text(json.dumps(meta))
-    (run / "steps.csv").write_text(
-        "iter,ms,loss,lr\n" + "".join(f"{i},{50 + i},{3 - i / 10},0.001\n" for i in range(5))
-    )
-    (run / "evals.csv").write_text("iter,split,loss,ms\n0,val,4.1,10\n5,val,2.0,10\n")
-    return run
-
-
-def test_readers_accept_a_schema_1_directory(tmp_path):
-    run = _schema1_dir(tmp_path)
-    assert R.read_sweep(tmp_path)["host"] == "old"
-    assert R.run_dirs(tmp_path) == [run]
+    assert R.read_sweep(root)["host"] == "old"
+    assert R.run_dirs(root) == [run]
     rec = R.read_run(run)
-    assert rec.warnings == [] and rec.meta["summary"]["ms_median"] == 50.0
+    assert rec.warnings == [] and rec.meta["summary"]["ms_median"] == 52.0
     steps = R.read_steps(run, warmup_iters=rec.meta["summary"]["warmup_iters"])
     assert steps.columns["phase"] == ["warmup", "warmup", "timed", "timed", "timed"]
     assert steps.columns["ms"] == [50.0, 51.0, 52.0, 53.0, 54.0] and steps.bad_rows == 0
-    assert R.read_evals(run).columns["split"] == ["val", "val"]
+    assert R.read_evals(run).columns["split"] == ["train", "val", "train", "val"]
     assert R.read_profile(run / "profile.json") is None  # no profile: not profiled
+
+
+def test_readers_accept_a_schema_2_directory_written_before_this_module():
+    """tests/data/results-schema2: written by `bench run --profile 1` before this change (0600 JSON files,
+    a profile.json that stores its own sentence)."""
+    root = DATA / "results-schema2"
+    (run,) = R.run_dirs(root)
+    rec = R.read_run(run)
+    assert rec.warnings == [] and rec.meta["status"] == "ok"
+    steps = R.read_steps(run, 0)
+    assert len(steps) == 12 and steps.columns["phase"][:2] == ["warmup", "warmup"]
+    assert "sentence" in R.read_profile(run / "profile.json")
 
 
 @pytest.mark.parametrize("with_sentence", [True, False])
