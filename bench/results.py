@@ -174,6 +174,8 @@ def _load_json(path: Path, hint: str) -> Any:
 def read_json(path: str | Path) -> dict:
     """A results JSON file (sweep.json, run.json) as a dict, schema checked; NaN/inf read as None."""
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise ResultsError(f"{path} is not a regular file")  # a FIFO: reading it would wait forever
     data = _load_json(path, "remove it or rerun")
     if not isinstance(data, dict):
         raise ResultsError(f"{path} is corrupt: expected a JSON object")
@@ -517,6 +519,8 @@ def _num(text: str) -> float:
 
 def _read_rows(path: Path, header: list[str], numeric: tuple[str, ...], required: tuple[str, ...]) -> Rows:
     empty = {c: [] for c in header}
+    if path.exists() and not path.is_file():  # a directory or a FIFO (which open() would wait on forever)
+        return Rows(empty, problem=f"{path} is not a regular file: left out")
     try:
         f = open(path, newline="", encoding="utf-8")
     except FileNotFoundError:
@@ -586,6 +590,8 @@ def read_profile(path: str | Path) -> dict | None:
     path = Path(path)
     if not path.exists():
         return None
+    if not path.is_file():
+        raise ResultsError(f"{path} is not a regular file")
     data = _load_json(path, "remove it or rerun with --profile")
     if not isinstance(data, dict):
         raise ResultsError(f"{path} is corrupt: expected a JSON object")

@@ -140,7 +140,8 @@ def csv_cell(value: Any) -> Any:
         return "'" + value
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+# C0 and C1 controls (newlines, tabs, ESC and CSI sequences) and the bidirectional overrides that reorder text
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
 
 
 def one_line(value: Any) -> str:

@@ -302,6 +302,9 @@ def test_terminal_escape_sequences_in_labels_are_neutralised(tmp_path, capsys):
     rc, out, _ = report(capsys, d)
     assert rc == 0 and "\x1b" not in out and "\x07" not in out
     assert "evil [2J host" in out and "line1 line2 ]0;title" in out
+    from reports.summary import one_line
+
+    assert one_line("abc\u202edcba\u2066x") == "abc dcba x"  # no right-to-left override reorders a line
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file: permission denied cannot happen")

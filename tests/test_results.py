@@ -315,3 +315,14 @@ def test_the_fixture_writer_writes_what_the_readers_read(tmp_path):
         step_summary(timed, 1, 1, None)["ms_median"], abs=1e-3
     )
     assert sorted(set(R.read_evals(run).columns["iter"])) == [0, 10, 20, 30]
+
+
+def test_a_fifo_where_a_file_should_be_never_blocks(tmp_path):
+    os.mkfifo(tmp_path / "steps.csv")
+    os.mkfifo(tmp_path / "profile.json")
+    os.mkfifo(tmp_path / "run.json")
+    assert "not a regular file" in R.read_steps(tmp_path).problem
+    with pytest.raises(R.ResultsError, match="not a regular file"):
+        R.read_profile(tmp_path / "profile.json")
+    with pytest.raises(R.ResultsError, match="not a regular file"):
+        R.read_json(tmp_path / "run.json")
