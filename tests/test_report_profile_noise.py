@@ -67,9 +67,12 @@ def test_launch_bound_cuda_profile_gets_the_cuda_graphs_advice(tmp_path):
     # the words come from the numbers (the run's device where the profile has none), never the stored sentence
     assert "stale words" not in f.sentence
     assert f.sentence.startswith(
-        "cuda-fp32-b12-eager: on cuda:0 at batch 12, 71% of the step is launch overhead/idle "
+        "cuda-fp32-b12-eager: on cuda:0 at batch 12, 71.0% of the step is launch overhead/idle "
     )
-    assert "142 kernels, 9 us mean gap; device time: 12% matmul, 8% elementwise/norm" in f.sentence
+    assert (
+        "142 kernels, 9.0 us mean gap; device time: 12.0% matmul, 8.00% elementwise/norm, 5.00% attention"
+        in f.sentence
+    )
 
 
 def test_busy_machine_explains_noisy_cpu_timings(tmp_path):
