@@ -1,21 +1,43 @@
-"""Figures computed from recorded steps, in one place: medians, throughput, MFU. No torch."""
+"""Figures computed from recorded steps, in one place: medians, throughput, MFU. No torch.
+
+bench (runs and imports), reports (the diagnosis) and the tests' fixture writer all compute MFU with
+`mfu` below.
+"""
 
 from __future__ import annotations
 
 import statistics
+from typing import Any
+
+import numpy as np
 
 from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS  # nanoGPT's denominator on every device
 
+MFU_POSSIBLE_MAX = 1.0  # achieved FLOP/s above the peak: the peak or the FLOP count is wrong
 
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100) of a non-empty list."""
-    s = sorted(values)
-    if len(s) == 1:
-        return s[0]
-    pos = (len(s) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+def _positive(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if v > 0 and v != float("inf") else None
+
+
+def mfu(achieved_flops_per_s: Any, peak_flops_per_s: Any) -> float | None:
+    """Model FLOPs utilisation: achieved FLOP/s over the peak of the device and dtype actually used.
+
+    None when either is unknown (or not a number above zero). A value above MFU_POSSIBLE_MAX is
+    returned as computed: the caller flags it as impossible (mfu_is_possible), never shows it as a result.
+    """
+    achieved, peak = _positive(achieved_flops_per_s), _positive(peak_flops_per_s)
+    return achieved / peak if achieved is not None and peak is not None else None
+
+
+def mfu_is_possible(value: Any) -> bool:
+    """False for an MFU above 100%: the peak is wrong (another chip's, a wrong dtype) or the config is."""
+    v = _positive(value)
+    return v is None or v <= MFU_POSSIBLE_MAX
 
 
 def step_summary(
@@ -32,13 +54,14 @@ def step_summary(
         }  # fmt: skip
     median = statistics.median(timed_ms)
     achieved = flops_per_iter / (median / 1e3)
+    p10, p90 = np.percentile(np.asarray(timed_ms, dtype=float), [10, 90])
     return {
         "ms_median": median,
-        "ms_p10": percentile(timed_ms, 10),
-        "ms_p90": percentile(timed_ms, 90),
+        "ms_p10": float(p10),
+        "ms_p90": float(p90),
         "ms_mean": statistics.fmean(timed_ms),
         "tokens_per_s": tokens_per_iter / (median / 1e3),
         "achieved_flops_per_s": achieved,
-        "mfu": achieved / peak_flops_per_s if peak_flops_per_s else None,
+        "mfu": mfu(achieved, peak_flops_per_s),
         "mfu_vs_a100": achieved / A100_PEAK_FLOPS,
     }

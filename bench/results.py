@@ -1,11 +1,15 @@
-"""The results directory (schema devicebench/2; reads 1): atomic JSON writes, steps flushed as they go.
+"""The results directory format, coded once: schema names and versions, checks, strict JSON, atomic
+writes, the writer lock, the CSV writers and the readers. bench writes through it, reports and the
+tests' fixture writer read and write through it. No torch, no pandas.
 
-Layout (../shared/DESIGN.md):
+Layout (docs/results-schema.md, schema devicebench/2; a reader accepts every older version):
   RESULTS/sweep.json
   RESULTS/runs/<run_id>/run.json, steps.csv (iter,ms,loss,lr,phase), evals.csv (iter,split,loss,ms)
-`phase` in steps.csv is "warmup" for steps kept out of the medians, else "timed"; readers treat a
-missing column as all "timed" after summary.warmup_iters.
-This module does not import torch.
+  RESULTS/runs/<run_id>/profile.json  (optional; docs/profile-schema.md, devicebench-profile/1)
+  RESULTS/.lock                       (held by the one writer; docs/results-schema.md)
+`phase` in steps.csv is "warmup" for steps kept out of the medians, "timed", or "after_eval" (an
+imported log's step whose time includes the eval before it); a steps.csv without the column (schema 1)
+reads as "warmup" for the first summary.warmup_iters steps and "timed" after.
 """
 
 from __future__ import annotations
@@ -15,14 +19,29 @@ import json
 import math
 import os
 import re
-import tempfile
+import secrets
+import socket
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-SCHEMA = "devicebench/2"
-SCHEMA_VERSION = 2
+SCHEMA_NAME = "devicebench"
+SCHEMA_VERSION = 2  # the one version constant: bump it for new run.json / sweep.json fields
+SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_VERSION}"
+PROFILE_SCHEMA_NAME = "devicebench-profile"
+PROFILE_SCHEMA_VERSION = 1
+PROFILE_SCHEMA = f"{PROFILE_SCHEMA_NAME}/{PROFILE_SCHEMA_VERSION}"
+
 STEPS_HEADER = ["iter", "ms", "loss", "lr", "phase"]
 EVALS_HEADER = ["iter", "split", "loss", "ms"]
+STATUSES = ("ok", "failed", "interrupted", "running", "skipped")
+PHASES = ("warmup", "timed", "after_eval")
+LOCK_NAME = ".lock"
+# Every file name devicebench writes inside a results directory (a report may never overwrite one).
+WRITTEN_NAMES = ("sweep.json", "run.json", "profile.json", "steps.csv", "evals.csv", LOCK_NAME)
 
 
 class ResultsError(RuntimeError):
@@ -30,6 +49,8 @@ class ResultsError(RuntimeError):
 
     exit_code = 2
 
+
+# --- labels and strict JSON -----------------------------------------------------------------------
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -61,23 +82,6 @@ def dumps_strict(data: Any, indent: int | None = 2) -> str:
     return json.dumps(strict(data), indent=indent, default=_json_default, allow_nan=False)
 
 
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write strict JSON to a temp file beside path, fsync, then rename over path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(dumps_strict(data))
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _json_default(o: Any) -> Any:
     if hasattr(o, "item"):
         return o.item()
@@ -86,32 +90,160 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def check_schema(value: Any, where: Path | str) -> None:
-    """Refuse a file from a newer schema (or none) with a message that says what to do."""
-    if not isinstance(value, str) or not value.startswith("devicebench/"):
-        raise ResultsError(f"{where}: not a devicebench results file (schema {value!r})")
+# --- atomic writes --------------------------------------------------------------------------------
+
+
+def _temp_beside(path: Path) -> tuple[int, Path]:
+    """A new file beside path, created with mode 0o666 so the kernel applies the umask (mkstemp's 0600
+    would make results unreadable to a teammate)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name[:180]}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666
+            ), tmp
+        except FileExistsError:
+            continue
+    raise ResultsError(f"cannot create a temporary file beside {path}")
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write text (UTF-8) to a temp file beside path, fsync, then rename over path; returns path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _temp_beside(path)
     try:
-        version = int(value.split("/", 1)[1])
-    except ValueError:
-        raise ResultsError(f"{where}: unreadable schema {value!r}") from None
-    if version > SCHEMA_VERSION:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path: str | Path, data: Any) -> Path:
+    """Write strict JSON atomically (see atomic_write_text); returns path."""
+    return atomic_write_text(path, dumps_strict(data) + "\n")
+
+
+# --- schema checks and JSON reading ---------------------------------------------------------------
+
+
+def check_schema(
+    value: Any, where: Path | str, name: str = SCHEMA_NAME, version: int = SCHEMA_VERSION
+) -> int:
+    """The version of a `name/N` schema tag; refuses another format, or a newer version, in one line."""
+    what = "results file" if name == SCHEMA_NAME else name.replace(SCHEMA_NAME + "-", "") + " file"
+    prefix = f"{name}/"
+    if not isinstance(value, str) or not value.startswith(prefix):
+        raise ResultsError(f"{where}: not a devicebench {what} (schema {value!r})")
+    tail = value[len(prefix) :]
+    if not tail.isdigit():
+        raise ResultsError(f"{where}: unreadable schema {value!r}")
+    if int(tail) > version:
         raise ResultsError(
             f"{where} was written with schema {value}, newer than this devicebench reads "
-            f"({SCHEMA}): upgrade devicebench"
+            f"({name}/{version}): upgrade devicebench"
         )
+    return int(tail)
 
 
-def read_json(path: Path) -> dict:
+def _load_json(path: Path, hint: str) -> Any:
     try:
-        data = json.loads(Path(path).read_text())
+        text = path.read_bytes().decode("utf-8")
+        return strict(json.loads(text))
     except FileNotFoundError:
         raise ResultsError(f"{path} not found") from None
+    except IsADirectoryError:
+        raise ResultsError(f"{path} is a directory, not a file") from None
+    except PermissionError:
+        raise ResultsError(f"{path}: permission denied: ask its owner for read access") from None
     except json.JSONDecodeError as e:
-        raise ResultsError(f"{path} is corrupt ({e.msg} at line {e.lineno}): remove it or rerun") from None
+        raise ResultsError(f"{path} is corrupt ({e.msg} at line {e.lineno}): {hint}") from None
+    except UnicodeDecodeError:
+        raise ResultsError(f"{path} is corrupt (not UTF-8 text): {hint}") from None
+    except RecursionError:
+        raise ResultsError(f"{path} is corrupt (nested too deeply): {hint}") from None
+    except OSError as e:
+        raise ResultsError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def read_json(path: str | Path) -> dict:
+    """A results JSON file (sweep.json, run.json) as a dict, schema checked; NaN/inf read as None."""
+    path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise ResultsError(f"{path} is not a regular file")  # a FIFO: reading it would wait forever
+    data = _load_json(path, "remove it or rerun")
     if not isinstance(data, dict):
         raise ResultsError(f"{path} is corrupt: expected a JSON object")
     check_schema(data.get("schema"), path)
     return data
+
+
+# --- the writer lock ------------------------------------------------------------------------------
+
+
+def _lock_holder(fd: int) -> dict:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        data = json.loads(os.read(fd, 65536).decode("utf-8", "replace") or "{}")
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+@contextmanager
+def writer_lock(root: str | Path, command: str) -> Iterator[Path]:
+    """Hold the results directory's writer lock (RESULTS/.lock) for the duration of the block.
+
+    fcntl.flock(LOCK_EX | LOCK_NB): the kernel drops it when the holder exits or dies, so there are no
+    stale locks; the file names the holder (pid, host, command, start time) for the refusal message.
+    A second writer gets ResultsError at once. Where flock does not exist (Windows) nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield Path(root) / LOCK_NAME
+        return
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except FileExistsError:
+        raise ResultsError(f"{root} exists and is not a directory: choose another --out") from None
+    except OSError as e:
+        raise ResultsError(f"cannot lock {root} ({e.strerror or e}): choose another --out") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            h = _lock_holder(fd)
+            who = f"pid {h.get('pid', '?')} on {h.get('host', '?')} since {h.get('started', '?')}"
+            raise ResultsError(
+                f"{root} is being written by {who} (`{h.get('command', '?')}`): wait for it to finish or "
+                "choose another --out"
+            ) from None
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": command,
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (dumps_strict(holder) + "\n").encode("utf-8"), 0)
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)  # released: the file no longer names a holder
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+# --- writers --------------------------------------------------------------------------------------
 
 
 class RunWriter:
@@ -121,8 +253,8 @@ class RunWriter:
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.meta = {"schema": SCHEMA, **meta}
-        self._steps = open(self.dir / "steps.csv", "w", newline="")
-        self._evals = open(self.dir / "evals.csv", "w", newline="")
+        self._steps = open(self.dir / "steps.csv", "w", newline="", encoding="utf-8")
+        self._evals = open(self.dir / "evals.csv", "w", newline="", encoding="utf-8")
         self._steps_csv = csv.writer(self._steps)
         self._evals_csv = csv.writer(self._evals)
         self._steps_csv.writerow(STEPS_HEADER)
@@ -147,11 +279,17 @@ class RunWriter:
             if not f.closed:
                 f.close()
 
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class ResultsDir:
-    """A results directory being written by a sweep."""
+    """A results directory: where a sweep writes, and its lock."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
     @property
@@ -167,11 +305,15 @@ class ResultsDir:
             )
         return self.root / "runs" / run_id
 
+    def lock(self, command: str) -> AbstractContextManager[Path]:
+        """`with results.lock("bench run ..."):` the one writer; see writer_lock."""
+        return writer_lock(self.root, command)
+
     def exists(self) -> bool:
         return self.sweep_path.exists()
 
     def read_sweep(self) -> dict:
-        return read_json(self.sweep_path)
+        return read_sweep(self.root)
 
     def write_sweep(self, sweep: dict) -> None:
         atomic_write_json(self.sweep_path, {"schema": SCHEMA, **sweep})
@@ -206,3 +348,284 @@ class ResultsDir:
             self.run_dir(run_id) / "run.json",
             {"schema": SCHEMA, "run_id": run_id, **meta, "status": "skipped", "error": reason},
         )
+
+
+# --- readers --------------------------------------------------------------------------------------
+
+
+def read_sweep(root: str | Path) -> dict:
+    """RESULTS/sweep.json, schema checked; parts of the wrong type (`hwinfo`, its `cpu`, `devices`, ...)
+    read as empty, so a reader can rely on their shape."""
+    path = Path(root) / "sweep.json"
+    sweep = read_json(path)
+    for key in ("hwinfo", "software", "spec"):
+        if not isinstance(sweep.get(key), (dict, type(None))):
+            sweep[key] = {}
+    for key in ("host", "source", "command", "sweep_id", "created", "project_version"):
+        if sweep.get(key) is not None and not isinstance(sweep[key], str):
+            sweep[key] = str(sweep[key])
+    hw = sweep.get("hwinfo")
+    if hw:
+        if not isinstance(hw.get("cpu"), (dict, type(None))):
+            hw["cpu"] = {}
+        cpu = hw.get("cpu") or {}
+        if not isinstance(cpu.get("features"), (list, type(None))):
+            cpu["features"] = []
+        for key in ("gpus", "devices", "notes"):
+            if not isinstance(hw.get(key), (list, type(None))):
+                hw[key] = []
+        hw["devices"] = [d for d in hw.get("devices") or [] if isinstance(d, dict)]
+        for d in hw["devices"]:
+            peaks = d.get("peaks")
+            d["peaks"] = (
+                {k: v for k, v in peaks.items() if isinstance(v, dict)} if isinstance(peaks, dict) else {}
+            )
+    return sweep
+
+
+def run_dirs(root: str | Path) -> list[Path]:
+    """RESULTS/runs/* that hold a run.json (a run that never wrote its first file has none), sorted."""
+    runs = Path(root) / "runs"
+    try:
+        return sorted(p for p in runs.iterdir() if p.is_dir() and (p / "run.json").is_file())
+    except FileNotFoundError:
+        return []
+    except NotADirectoryError:
+        raise ResultsError(f"{runs} is not a directory: this results directory is damaged") from None
+    except PermissionError:
+        raise ResultsError(f"{runs}: permission denied: ask its owner for read access") from None
+
+
+_NUM = "a number"
+_INT = "an integer"
+_TEXT = "text"
+_OBJ = "an object"
+_LIST = "a list"
+# run.json fields a reader relies on, and what each must be (null is always allowed).
+RUN_FIELDS: dict[str, str] = {
+    **dict.fromkeys(("run_id", "status", "error", "source", "source_file", "host", "device", "device_type",
+                     "device_name", "dtype", "compile", "started", "finished"), _TEXT),
+    **dict.fromkeys(("batch_size", "block_size", "threads", "seed"), _INT),
+    **dict.fromkeys(("flops_per_token", "flops_per_iter", "tokens_per_iter"), _NUM),
+    **dict.fromkeys(("model", "train", "peak_flops", "summary"), _OBJ),
+    "assumed": _LIST,
+}  # fmt: skip
+SUMMARY_NUMBERS = (
+    "ms_median", "ms_p10", "ms_p90", "ms_mean", "tokens_per_s", "achieved_flops_per_s", "mfu", "mfu_vs_a100",
+    "final_train_loss", "final_val_loss", "iters_done", "warmup_iters", "first_step_ms", "eval_ms_total", "wall_s",
+    "peak_mem_bytes",
+)  # fmt: skip
+# Figures that are a time, a rate or a count: zero or below is not a measurement.
+_POSITIVE = {"ms_median", "ms_p10", "ms_p90", "ms_mean", "tokens_per_s", "achieved_flops_per_s", "flops_per_token",
+             "flops_per_iter", "tokens_per_iter", "batch_size", "block_size", "threads", "peak_value"}  # fmt: skip
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _fits(v: Any, kind: str, name: str) -> bool:
+    if kind == _TEXT:
+        return isinstance(v, str)
+    if kind in (_NUM, _INT):
+        ok = _is_number(v) and (kind == _NUM or float(v).is_integer())
+        return ok and (name not in _POSITIVE or v > 0)
+    if kind == _OBJ:
+        return isinstance(v, dict)
+    return isinstance(v, list)
+
+
+def _describe(v: Any) -> str:
+    text = json.dumps(v, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass
+class RunRecord:
+    """One run as read: its directory, run.json (fields of the wrong type set to None), what was wrong."""
+
+    dir: Path
+    meta: dict
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_run(run_dir: str | Path) -> RunRecord:
+    """runs/<id>/run.json, schema checked, every field a reader relies on checked for its type.
+
+    A field of the wrong type (or a time or count at or below zero) is read as null, with a warning that
+    names it; a file that is not a devicebench run.json at all raises ResultsError.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "run.json"
+    meta = read_json(path)
+    warnings: list[str] = []
+
+    def bad(name: str, value: Any, kind: str) -> None:
+        positive = " above zero" if name in _POSITIVE and kind in (_NUM, _INT) else ""
+        warnings.append(f"{path}: {name} = {_describe(value)} is not {kind}{positive}: ignored")
+
+    if isinstance(meta.get("compile"), bool):
+        meta["compile"] = "on" if meta["compile"] else "off"
+    for name, kind in RUN_FIELDS.items():
+        v = meta.get(name)
+        if v is not None and not _fits(v, kind, name):
+            bad(name, v, kind)
+            meta[name] = None
+    for name in ("batch_size", "block_size", "threads", "seed"):
+        if meta.get(name) is not None:
+            meta[name] = int(meta[name])
+    if meta.get("status") is not None and meta["status"] not in STATUSES:
+        warnings.append(f"{path}: status {_describe(meta['status'])} is not one of {', '.join(STATUSES)}")
+    peak = meta.get("peak_flops") or {}
+    if peak.get("value") is not None and not _fits(peak["value"], _NUM, "peak_value"):
+        bad("peak_flops.value", peak["value"], _NUM)
+        peak["value"] = None
+    for k in ("source", "detail"):
+        if peak.get(k) is not None and not isinstance(peak[k], str):
+            peak[k] = str(peak[k])
+    summary = meta.get("summary") or {}
+    for k in SUMMARY_NUMBERS:
+        v = summary.get(k)
+        if v is not None and not _fits(v, _NUM, k):
+            bad(f"summary.{k}", v, _NUM)
+            summary[k] = None
+    if summary.get("peak_mem_kind") is not None and not isinstance(summary["peak_mem_kind"], str):
+        summary["peak_mem_kind"] = None
+    load = summary.get("host_load")
+    if load is not None and not isinstance(load, dict):
+        bad("summary.host_load", load, _OBJ)
+        summary["host_load"] = None
+    elif load:
+        summary["host_load"] = {k: v if _is_number(v) else None for k, v in load.items()}
+    if meta.get("assumed") is not None:
+        meta["assumed"] = [str(a) for a in meta["assumed"]]
+    return RunRecord(run_dir, meta, warnings)
+
+
+@dataclass
+class Rows:
+    """A run's CSV file as columns: numbers as floats (NaN where a cell is not a number), text as str.
+
+    bad_rows counts rows left out (wrong number of cells, or an iteration that is not a whole number
+    from 0 up); problem says why the whole file was left out (unreadable, no header), else None.
+    """
+
+    columns: dict[str, list]
+    bad_rows: int = 0
+    problem: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.columns["iter"])
+
+
+_MAX_ITER = 2**53  # iterations are whole numbers a float holds exactly
+
+
+def _num(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        return math.nan
+    return v
+
+
+def _read_rows(path: Path, header: list[str], numeric: tuple[str, ...], required: tuple[str, ...]) -> Rows:
+    empty = {c: [] for c in header}
+    if path.exists() and not path.is_file():  # a directory or a FIFO (which open() would wait on forever)
+        return Rows(empty, problem=f"{path} is not a regular file: left out")
+    try:
+        f = open(path, newline="", encoding="utf-8")
+    except FileNotFoundError:
+        return Rows(empty)
+    except PermissionError:
+        return Rows(empty, problem=f"{path}: permission denied: left out")
+    except OSError as e:
+        return Rows(empty, problem=f"{path}: cannot read ({e.strerror or e}): left out")
+    with f:
+        try:
+            reader = csv.reader(f)
+            head = next(reader, None)
+            if head is None:
+                return Rows(empty)
+            head = [h.strip() for h in head]
+            missing = [c for c in required if c not in head]
+            if missing:
+                return Rows(empty, problem=f"{path}: no {', '.join(missing)} column in its header: left out")
+            index = [head.index(c) if c in head else None for c in header]
+            width = len(head)
+            cols: dict[str, list] = {c: [] for c in header}
+            bad = 0
+            for row in reader:
+                if len(row) != width:
+                    bad += 1 if row else 0
+                    continue
+                it = _num(row[index[0]])
+                if not (0 <= it < _MAX_ITER and it.is_integer()):
+                    bad += 1
+                    continue
+                for c, i in zip(header, index, strict=True):
+                    cell = row[i] if i is not None else ""
+                    cols[c].append(_num(cell) if c in numeric else cell)
+        except (csv.Error, UnicodeDecodeError) as e:
+            return Rows(empty, problem=f"{path} is corrupt ({type(e).__name__}: {e}): left out")
+        except OSError as e:
+            return Rows(empty, problem=f"{path}: cannot read ({e.strerror or e}): left out")
+    for c in ("ms", "lr"):  # a time or a learning rate below zero, or infinite, is not a measurement
+        if c in cols:
+            cols[c] = [v if 0 <= v < math.inf else math.nan for v in cols[c]]
+    return Rows(cols, bad)
+
+
+def read_steps(run_dir: str | Path, warmup_iters: int = 0) -> Rows:
+    """runs/<id>/steps.csv; without a phase column (schema 1) the first warmup_iters rows are "warmup"."""
+    path = Path(run_dir) / "steps.csv"
+    rows = _read_rows(path, STEPS_HEADER, ("iter", "ms", "loss", "lr"), ("iter", "ms"))
+    phases = rows.columns["phase"]
+    if phases and not any(phases):
+        rows.columns["phase"] = ["warmup" if i < warmup_iters else "timed" for i in range(len(phases))]
+    return rows
+
+
+def read_evals(run_dir: str | Path) -> Rows:
+    """runs/<id>/evals.csv."""
+    return _read_rows(
+        Path(run_dir) / "evals.csv", EVALS_HEADER, ("iter", "loss", "ms"), ("iter", "split", "loss")
+    )
+
+
+def read_profile(path: str | Path) -> dict | None:
+    """A run's profile.json (docs/profile-schema.md); None when the run has none.
+
+    Raises ResultsError when it is corrupt, from a newer schema, or lacks the figures a report needs:
+    `mean.step_ms` (a number above zero) and `mean.fraction` ({category: share}).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    if not path.is_file():
+        raise ResultsError(f"{path} is not a regular file")
+    data = _load_json(path, "remove it or rerun with --profile")
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path} is corrupt: expected a JSON object")
+    check_schema(data.get("schema"), path, PROFILE_SCHEMA_NAME, PROFILE_SCHEMA_VERSION)
+    mean = data.get("mean")
+    if not isinstance(mean, dict):
+        raise ResultsError(f"{path} is corrupt: no 'mean' object")
+    if not _fits(mean.get("step_ms"), _NUM, "step_ms") or mean["step_ms"] <= 0:
+        raise ResultsError(
+            f"{path} is corrupt: mean.step_ms = {_describe(mean.get('step_ms'))} is not a time"
+        )
+    frac = mean.get("fraction")
+    if (
+        not isinstance(frac, dict)
+        or not frac
+        or not all(_fits(v, _NUM, k) and v >= 0 for k, v in frac.items())
+    ):
+        raise ResultsError(f"{path} is corrupt: mean.fraction = {_describe(frac)} is not {{category: share}}")
+    for k in list(mean):
+        if k not in ("fraction", "ms", "phases_ms") and mean[k] is not None and not _is_number(mean[k]):
+            mean[k] = None  # an optional figure of the wrong type reads as absent
+    for k in ("matmul_flops_per_s", "matmul_fraction_of_peak", "profiler_overhead", "peak_flops_per_s"):
+        if data.get(k) is not None and not _is_number(data[k]):
+            data[k] = None
+    return data

@@ -16,8 +16,14 @@ from pathlib import Path
 
 
 def build(root: Path, runs: int, iters: int) -> list[Path]:
-    """Two hosts (a CPU laptop, a GPU desktop), batch sweeps, dtypes: `runs` runs in all."""
-    from reports import synthetic
+    """Two hosts (a CPU laptop, a GPU desktop), batch sweeps, dtypes: `runs` runs in all.
+
+    Written by the tests' fixture writer (tests/fixtures.py), which writes through bench.results.
+    """
+    repo = str(Path(__file__).resolve().parents[1])
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+    from tests import fixtures as synthetic
 
     laptop = synthetic.write_sweep(root / "laptop", "laptop")
     desktop = synthetic.write_sweep(

@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.metrics import mfu
 from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS
 from reports import fmt
 from reports.load import LOSS_NEUTRAL_TRAIN_KEYS, Results, step_ms_spanned
+from reports.profile_text import summarize_profile
 
 # Same config and seed give the same batches on every device, so val curves differ only by numerics.
 LOSS_TOLERANCE_FP32 = 0.02
@@ -90,10 +92,13 @@ def _peak(r: pd.Series) -> float | None:
 
 
 def _mfu(r: pd.Series) -> float | None:
+    """The run's MFU against its own peak (bench.metrics.mfu, as the run recorded it or computed alike).
+
+    Above 100% it is impossible (wrong peak or config): bench.metrics.mfu_is_possible says so.
+    """
     if fmt.is_num(r.get("mfu")):
         return float(r["mfu"])
-    a, p = _achieved(r), _peak(r)
-    return a / p if a and p else None
+    return mfu(_achieved(r), _peak(r))
 
 
 def _per_token_us(r: pd.Series) -> float | None:
@@ -836,16 +841,20 @@ def warmup_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
 
 
 def profile_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
-    """From `bench run --profile`: where each profiled run's step goes, and what to do about launch overhead."""
+    """From `bench run --profile`: where each profiled run's step goes, and what to do about launch overhead.
+
+    The sentence is made here from profile.json's numbers (a stored "sentence" is ignored).
+    """
     out = []
     for key in ok.index:
         prof = results.profiles.get(key)
-        if not prof or not prof.get("sentence"):
+        if not prof:
             continue
-        mean = prof.get("mean") or {}
-        sentence = f"{results.label(key)}: {prof['sentence']}."
+        r = ok.loc[key]
+        mean = prof["mean"]
+        sentence = f"{results.label(key)}: {summarize_profile(prof, r.get('device'), r.get('batch_size'))}."
         idle = mean.get("device_idle_fraction")
-        cuda = prof.get("device_type") == "cuda"
+        cuda = (prof.get("device_type") or r.get("device_type")) == "cuda"
         if cuda and fmt.is_num(idle) and idle > IDLE_DEVICE:
             sentence += (
                 " The GPU waits on the host for most of the step: it is launch-bound; compile with "

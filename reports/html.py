@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.results import atomic_write_text
 from reports import fmt
 from reports.diagnosis import Finding
 from reports.load import Results
 from reports.plots import all_plots
-from reports.summary import problem_runs, sorted_runs, summary_table
+from reports.summary import impossible_mfu, problem_runs, sorted_runs, summary_table, table_notes
 
 SECTIONS = [
     ("summary", "Summary"),
@@ -92,12 +93,13 @@ def _headline(results: Results, findings: list[Finding]) -> str:
         if ok.empty:
             body = "<p>No run finished: see the runs that did not finish below.</p>"
         else:
-            best = ok.loc[ok["tokens_per_s"].idxmax()]
-            mfu = (
-                fmt.pct(best["mfu"]) + " of its own peak"
-                if fmt.is_num(best["mfu"])
-                else "its own peak is unknown"
-            )
+            best = ok.loc[ok["tokens_per_s"].idxmax()] if ok["tokens_per_s"].notna().any() else ok.iloc[0]
+            if impossible_mfu(best):
+                mfu = f"its MFU is impossible ({fmt.pct(best['mfu'])} of its peak: the peak or the config is wrong)"
+            elif fmt.is_num(best["mfu"]):
+                mfu = fmt.pct(best["mfu"]) + " of its own peak"
+            else:
+                mfu = "its own peak is unknown"
             body = (
                 f"<p>One device: {escape(results.device_label(best['key']))} reaches "
                 f"{fmt.count(best['tokens_per_s'])} tokens/s at best ({escape(results.label(best['key']))}); {mfu}. "
@@ -125,10 +127,17 @@ def _summary(results: Results) -> str:
         "peak of the device and dtype used. MFU vs A100: over 312 TFLOP/s, the figure nanoGPT prints on every "
         "device.</p>"
     )
+    notes = table_notes(results)
+    if notes:
+        out.append("<ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul>")
     problems = problem_runs(results)
     if problems:
         out.append("<h3>Runs that did not finish</h3><ul>")
         out += [f"<li><b>{escape(r)}</b>: {escape(s)}: {escape(why)}</li>" for r, s, why in problems]
+        out.append("</ul>")
+    if results.warnings:
+        out.append("<h3>Left out or ignored while reading</h3><ul>")
+        out += [f"<li>{escape(w)}</li>" for w in results.warnings]
         out.append("</ul>")
     return "\n".join(out)
 
@@ -252,7 +261,7 @@ def _metadata(results: Results) -> str:
             "iters x lr": runs.apply(lambda r: f"{r.get('train.max_iters')} x {r.get('train.learning_rate')}", axis=1),
             "assumed": runs["assumed"], "path": runs["run_dir"],
         }  # fmt: skip
-        df = pd.DataFrame(cols).fillna("-")
+        df = pd.DataFrame(cols).astype(object).fillna("-")
         out.append(
             "<h3>Runs</h3>"
             + _table(df, {"iters", "first step ms", "eval ms total", "wall s", "peak mem MiB"})
@@ -291,10 +300,5 @@ def render_html(results: Results, findings: list[Finding]) -> str:
 
 
 def write_html(results: Results, findings: list[Finding], path: str | Path) -> Path:
-    """Write the page to path (atomically) and return it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render_html(results, findings), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    """Write the page to path (atomically: a temp file beside it, then a rename) and return it."""
+    return atomic_write_text(path, render_html(results, findings))

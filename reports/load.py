@@ -1,7 +1,8 @@
-"""Read results directories (schema devicebench/2; reads 1) into pandas frames: runs, steps, evals, hosts.
+"""Read results directories into pandas frames: runs, steps, evals, hosts.
 
-Several directories (several machines) merge into one `Results`; each run is keyed `host/run_id`.
-Reading is json + pandas only: no torch, no bench modules.
+The files are read by bench.results (the one module that owns the format: schema checks, strict JSON,
+the run, steps, evals and profile readers); this module only builds the frames. Several directories
+(several machines) merge into one `Results`; each run is keyed `host/run_id`. No torch.
 """
 
 from __future__ import annotations
@@ -14,8 +15,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-SCHEMA = "devicebench/2"
-SCHEMA_VERSION = 2
+from bench.metrics import mfu
+from bench.results import (
+    ResultsError,
+    read_evals,
+    read_profile,
+    read_run,
+    read_steps,
+    read_sweep,
+    run_dirs,
+)
+
+ReportError = ResultsError  # results that cannot be reported on: one line, exit 2
 
 # Train keys that change what a run computes (its loss curve); the others only change when it is
 # evaluated or which steps are timed.
@@ -31,18 +42,14 @@ STEP_COLUMNS = ["key", "iter", "ms", "loss", "lr", "phase"]
 EVAL_COLUMNS = ["key", "iter", "split", "loss", "ms"]
 
 
-class ReportError(RuntimeError):
-    """Results that cannot be reported on (not a results directory, corrupt, newer schema)."""
-
-    exit_code = 2
-
-
 @dataclass
 class Results:
     """Everything a report needs, merged over results directories.
 
     runs: one row per run (index `key` = host/run_id), run.json flattened (model.*, train.*, summary
-    keys at top level, peak_value/peak_source/peak_detail, config_key).
+    keys at top level, peak_value/peak_source/peak_detail, config_key), and `name`: the run's name
+    without its host, unique within the host (run_id, or DIR/run_id when two directories of one host
+    hold the same run id).
     steps: key, iter, ms, loss, lr, phase.  evals: key, iter, split, loss, ms.
     hosts: one row per results directory (host, path, CPU, GPUs, software, command).
     """
@@ -54,6 +61,7 @@ class Results:
     run_meta: dict[str, dict] = field(default_factory=dict)  # key -> run.json as written
     sweeps: list[dict] = field(default_factory=list)  # sweep.json as written, plus "_path"
     profiles: dict[str, dict] = field(default_factory=dict)  # key -> profile.json (bench run --profile)
+    warnings: list[str] = field(default_factory=list)  # one line each: what was left out or ignored, and why
     _by_key: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict, repr=False)
 
     def _group(self, name: str, key: str) -> pd.DataFrame:
@@ -81,8 +89,8 @@ class Results:
         return self.runs["host"].nunique() > 1 if len(self.runs) else False
 
     def label(self, key: str) -> str:
-        """How a run is named in sentences: run_id, or host/run_id when several hosts are merged."""
-        return key if self.multi_host else str(self.runs.loc[key, "run_id"])
+        """How a run is named in sentences: its name (run_id), or host/name when several hosts are merged."""
+        return key if self.multi_host else str(self.runs.loc[key, "name"])
 
     def device_label(self, key: str, dtype: str | None = None) -> str:
         """'cuda:0 (NVIDIA H100 80GB HBM3) bf16', with ' on HOST' when several hosts are merged."""
@@ -101,63 +109,38 @@ class Results:
         return {}
 
 
-def check_schema(value: Any, where: Path | str) -> None:
-    """Refuse a file from a newer schema (or none) with one line that says what to do."""
-    if not isinstance(value, str) or not value.startswith("devicebench/"):
-        raise ReportError(f"{where}: not a devicebench results file (schema {value!r})")
+def _is_results_dir(p: Path) -> bool:
     try:
-        version = int(value.split("/", 1)[1])
-    except ValueError:
-        raise ReportError(f"{where}: unreadable schema {value!r}") from None
-    if version > SCHEMA_VERSION:
-        raise ReportError(
-            f"{where} was written with schema {value}, newer than this devicebench reads ({SCHEMA}): "
-            "upgrade devicebench"
-        )
+        return (p / "sweep.json").is_file()
+    except PermissionError:
+        raise ReportError(f"{p}: permission denied: ask its owner for read access") from None
+    except OSError:
+        return False
 
 
-def _read_json(path: Path) -> dict:
+def _subdirs(p: Path) -> list[Path]:
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ReportError(f"{path} not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ReportError(f"{path} is corrupt ({e}): remove it or rerun the sweep") from None
-    if not isinstance(data, dict):
-        raise ReportError(f"{path} is corrupt: expected a JSON object")
-    check_schema(data.get("schema"), path)
-    return data
-
-
-PROFILE_SCHEMA_VERSION = 1
-
-
-def _read_profile(path: Path) -> dict:
-    """profile.json (docs/profile-schema.md), checked like the other files."""
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ReportError(f"{path} is corrupt ({e}): remove it or rerun with --profile") from None
-    tag = data.get("schema") if isinstance(data, dict) else None
-    if not isinstance(tag, str) or not tag.startswith("devicebench-profile/"):
-        raise ReportError(f"{path}: not a devicebench profile (schema {tag!r})")
-    if not tag.rsplit("/", 1)[1].isdigit() or int(tag.rsplit("/", 1)[1]) > PROFILE_SCHEMA_VERSION:
-        raise ReportError(
-            f"{path} was written with schema {tag}, newer than this devicebench reads: upgrade devicebench"
-        )
-    return data
+        return sorted(d for d in p.iterdir() if d.is_dir())
+    except PermissionError:
+        raise ReportError(f"{p}: permission denied: ask its owner for read access") from None
 
 
 def expand_paths(paths: list[str | Path]) -> list[Path]:
     """Results directories from the paths given; a folder of results directories expands to them."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if (p / "sweep.json").is_file():
+        if _is_results_dir(p):
             out.append(p)
-        elif p.is_dir() and (subs := sorted(d for d in p.iterdir() if (d / "sweep.json").is_file())):
+        elif p.is_dir() and (subs := [d for d in _subdirs(p) if _is_results_dir(d)]):
             out.extend(subs)
+        elif p.suffix.lower() in (".html", ".htm"):
+            raise ReportError(f"{p} is not a results directory: to name the report file, use --html={p}")
         elif not p.exists():
             raise ReportError(f"{p}: no such directory")
+        elif p.name == "sweep.json" and _is_results_dir(p.parent):
+            raise ReportError(f"{p} is a file: pass its directory, {p.parent}")
+        elif not p.is_dir():
+            raise ReportError(f"{p} is a file, not a results directory: pass what `bench run --out` wrote")
         else:
             raise ReportError(
                 f"{p} is not a results directory (no sweep.json): pass what `bench run --out` wrote"
@@ -169,19 +152,10 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
 def newest_results_dir(root: str | Path = "results") -> Path:
     """The most recently written results directory under root."""
     root = Path(root)
-    candidates = [d for d in root.glob("*") if (d / "sweep.json").is_file()] if root.is_dir() else []
+    candidates = [d for d in _subdirs(root) if _is_results_dir(d)] if root.is_dir() else []
     if not candidates:
         raise ReportError(f"no results directories under ./{root}: run `bench run` first or pass RESULTS_DIR")
     return max(candidates, key=lambda d: (d / "sweep.json").stat().st_mtime)
-
-
-def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
-    if not path.is_file() or path.stat().st_size == 0:
-        return pd.DataFrame(columns=columns)
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise ReportError(f"{path} is corrupt ({e}): remove it or rerun the run") from None
 
 
 def config_key(meta: dict) -> str:
@@ -196,18 +170,19 @@ def config_key(meta: dict) -> str:
     return json.dumps(cfg, sort_keys=True, default=str)
 
 
-def _flatten_run(meta: dict, key: str, run_dir: Path, results_dir: Path, sweep: dict) -> dict:
+def _flatten_run(meta: dict, key: str, name: str, run_dir: Path, results_dir: Path, sweep: dict) -> dict:
     row: dict[str, Any] = {
         "key": key,
-        "run_id": meta.get("run_id", run_dir.name),
+        "name": name,
+        "run_id": meta.get("run_id") or run_dir.name,
         "host": meta.get("host") or sweep.get("host") or "?",
         "results_dir": str(results_dir),
         "run_dir": str(run_dir),
         "source": meta.get("source") or sweep.get("source") or "devicebench",
         "source_file": meta.get("source_file"),
-        "status": meta.get("status", "unknown"),
+        "status": meta.get("status") or "unknown",
         "error": meta.get("error"),
-        "device": meta.get("device"),
+        "device": meta.get("device") or "?",
         "device_type": meta.get("device_type") or str(meta.get("device") or "?").split(":")[0],
         "device_name": meta.get("device_name") or meta.get("device"),
         "dtype": meta.get("dtype"),
@@ -235,65 +210,125 @@ def _flatten_run(meta: dict, key: str, run_dir: Path, results_dir: Path, sweep: 
     summary = meta.get("summary") or {}
     for k in SUMMARY_KEYS:
         row[k] = summary.get(k)
+    if row["mfu"] is None and row["peak_source"] != "unknown":  # older files: computed as a run would
+        row["mfu"] = mfu(row["achieved_flops_per_s"], row["peak_value"])
     return row
 
 
+def _dir_labels(dirs: list[Path]) -> dict[Path, str]:
+    """The fewest trailing path parts that tell these directories apart (their names when those differ)."""
+    parts = {d: Path(d).resolve().parts for d in dirs}
+    longest = max((len(p) for p in parts.values()), default=1)
+    for n in range(1, longest + 1):
+        labels = {d: "/".join(p[-n:]) for d, p in parts.items()}
+        if len(set(labels.values())) == len(labels):
+            return labels
+    return {d: str(Path(d).resolve()) for d in dirs}
+
+
+def _names(entries: list[tuple[str, str, Path, Path]]) -> list[str]:
+    """A unique name within its host for each (host, run_id, results_dir, run_dir): the run_id where it
+    is unique, else DIR/run_id with DIR the shortest path suffix that tells the directories apart, else
+    DIR/runs/<directory name> (one directory holding two runs with one run_id), numbered as a last resort."""
+    names = [run_id for _, run_id, _, _ in entries]
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, (host, run_id, _, _) in enumerate(entries):
+        groups.setdefault((host, run_id), []).append(i)
+    for idx in groups.values():
+        if len(idx) < 2:
+            continue
+        labels = _dir_labels(list({entries[i][2] for i in idx}))
+        for i in idx:
+            _, run_id, d, rd = entries[i]
+            names[i] = f"{labels[d]}/{run_id}"
+        counts: dict[str, int] = {}
+        for i in idx:
+            counts[names[i]] = counts.get(names[i], 0) + 1
+        for i in idx:
+            if counts[names[i]] > 1:
+                names[i] = f"{labels[entries[i][2]]}/runs/{entries[i][3].name}"
+    seen: dict[tuple[str, str], int] = {}
+    for i, (host, *_rest) in enumerate(entries):
+        n = seen[host, names[i]] = seen.get((host, names[i]), 0) + 1
+        if n > 1:
+            names[i] = f"{names[i]}#{n}"
+    return names
+
+
+def _frame(columns: dict[str, list], keys: list[str], order: list[str]) -> pd.DataFrame:
+    df = pd.DataFrame({"key": keys, **columns}, columns=order)
+    for c in order:
+        if c not in ("key", "split", "phase"):
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    df["iter"] = df["iter"].astype("int64")  # the readers keep only whole iterations from 0 to 2**53
+    return df
+
+
 def load_results(paths: list[str | Path] | str | Path) -> Results:
-    """Read and merge results directories. Raises ReportError (exit_code 2) for unusable input."""
+    """Read and merge results directories. Raises ReportError (exit_code 2) for unusable input; what can
+    be left out (a bad row, a malformed profile, a field of the wrong type) is, with a line in `warnings`."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     dirs = expand_paths(list(paths))
-    rows: list[dict] = []
+    warnings: list[str] = []
     host_rows: list[dict] = []
-    steps: list[pd.DataFrame] = []
-    evals: list[pd.DataFrame] = []
-    run_meta: dict[str, dict] = {}
     sweeps: list[dict] = []
-    profiles: dict[str, dict] = {}
+    found: list[tuple[dict, Path, Path, dict]] = []  # (sweep, results dir, run dir, run.json)
     for d in dirs:
-        sweep = _read_json(d / "sweep.json")
+        sweep = read_sweep(d)
         sweep["_path"] = str(d)
         sweeps.append(sweep)
         host_rows.append(_host_row(sweep, d))
-        runs_dir = d / "runs"
-        run_dirs = sorted(p for p in runs_dir.iterdir() if p.is_dir()) if runs_dir.is_dir() else []
-        for rd in run_dirs:
-            if not (rd / "run.json").is_file():
-                continue  # a run that never wrote its first file
-            meta = _read_json(rd / "run.json")
-            host = meta.get("host") or sweep.get("host") or "?"
-            key = f"{host}/{meta.get('run_id', rd.name)}"
-            if key in run_meta:
-                key = f"{host}/{d.name}/{meta.get('run_id', rd.name)}"
-            run_meta[key] = meta
-            rows.append(_flatten_run(meta, key, rd, d, sweep))
-            if (rd / "profile.json").is_file():
-                profiles[key] = _read_profile(rd / "profile.json")
-            s = _read_csv(rd / "steps.csv", STEP_COLUMNS[1:])
-            if len(s):
-                if "phase" not in s.columns:
-                    warm = int((meta.get("summary") or {}).get("warmup_iters") or 0)
-                    s["phase"] = np.where(np.arange(len(s)) < warm, "warmup", "timed")
-                s.insert(0, "key", key)
-                steps.append(s)
-            e = _read_csv(rd / "evals.csv", EVAL_COLUMNS[1:])
-            if len(e):
-                e.insert(0, "key", key)
-                evals.append(e)
+        for rd in run_dirs(d):
+            record = read_run(rd)
+            warnings.extend(record.warnings)
+            found.append((sweep, d, rd, record.meta))
+    entries = [
+        (str(meta.get("host") or sweep.get("host") or "?"), str(meta.get("run_id") or rd.name), d, rd)
+        for sweep, d, rd, meta in found
+    ]
+    names = _names(entries)
+    rows: list[dict] = []
+    run_meta: dict[str, dict] = {}
+    profiles: dict[str, dict] = {}
+    step_cols: dict[str, list] = {c: [] for c in STEP_COLUMNS}
+    eval_cols: dict[str, list] = {c: [] for c in EVAL_COLUMNS}
+    for (sweep, d, rd, meta), (host, *_), name in zip(found, entries, names, strict=True):
+        key = f"{host}/{name}"
+        run_meta[key] = meta
+        rows.append(_flatten_run(meta, key, name, rd, d, sweep))
+        try:
+            prof = read_profile(rd / "profile.json")
+        except ResultsError as e:
+            warnings.append(f"{e}: its step breakdown is left out")
+            prof = None
+        if prof is not None:
+            profiles[key] = prof
+        warm = (meta.get("summary") or {}).get("warmup_iters")
+        for cols, rows_read in (
+            (step_cols, read_steps(rd, int(warm) if isinstance(warm, (int, float)) else 0)),
+            (eval_cols, read_evals(rd)),
+        ):
+            if rows_read.problem:
+                warnings.append(rows_read.problem)
+            if rows_read.bad_rows:
+                n = rows_read.bad_rows
+                warnings.append(f"{rd}: {n} unreadable row{'s' if n != 1 else ''} left out of its CSV files")
+            cols["key"].extend([key] * len(rows_read))
+            for c, values in rows_read.columns.items():
+                cols[c].extend(values)
     runs = pd.DataFrame(rows)
     if runs.empty:
-        runs = pd.DataFrame(columns=["key", "status", "ms_median", "host", "run_id"])
+        runs = pd.DataFrame(columns=["key", "name", "status", "ms_median", "host", "run_id", "results_dir"])
     runs = runs.set_index("key", drop=False)
     for col in ("ms_median", "ms_p10", "ms_p90", "tokens_per_s", "mfu", "mfu_vs_a100", "peak_value",
                 "first_step_ms", "final_train_loss", "final_val_loss", "achieved_flops_per_s"):  # fmt: skip
         if col in runs.columns:
             runs[col] = pd.to_numeric(runs[col], errors="coerce")
-    steps_df = pd.concat(steps, ignore_index=True) if steps else pd.DataFrame(columns=STEP_COLUMNS)
-    evals_df = pd.concat(evals, ignore_index=True) if evals else pd.DataFrame(columns=EVAL_COLUMNS)
-    for df, cols in ((steps_df, ("iter", "ms", "loss", "lr")), (evals_df, ("iter", "loss", "ms"))):
-        for c in cols:
-            df[c] = pd.to_numeric(df[c], errors="coerce")
+    steps_df = _frame({c: v for c, v in step_cols.items() if c != "key"}, step_cols["key"], STEP_COLUMNS)
+    evals_df = _frame({c: v for c, v in eval_cols.items() if c != "key"}, eval_cols["key"], EVAL_COLUMNS)
     steps_df["phase"] = steps_df["phase"].astype(str)
+    evals_df["split"] = evals_df["split"].astype(str)
     return Results(
         runs=runs,
         steps=steps_df,
@@ -302,6 +337,7 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
         run_meta=run_meta,
         sweeps=sweeps,
         profiles=profiles,
+        warnings=warnings,
     )
 
 
@@ -357,9 +393,9 @@ def wall_clock(steps: pd.DataFrame, evals: pd.DataFrame) -> tuple[np.ndarray, np
     if after.any():
         e_ms = np.zeros_like(e_ms)  # an imported log's step times already include its evals
     e_cum = np.cumsum(e_ms)
-    # evals at iter i run before step i
+    # evals at iter i run before step i; a leading 0 stands for "none yet" (a run with no evals, or no steps)
     evals_before_step = np.searchsorted(e_it, it, side="right")
-    step_end = step_cum + np.where(evals_before_step > 0, e_cum[evals_before_step - 1], 0.0)
+    step_end = step_cum + np.concatenate([[0.0], e_cum])[evals_before_step]
     steps_before_eval = np.searchsorted(it, e_it, side="left")
-    eval_end = np.where(steps_before_eval > 0, step_cum[steps_before_eval - 1], 0.0) + e_cum
+    eval_end = np.concatenate([[0.0], step_cum])[steps_before_eval] + e_cum
     return step_end / 1e3, eval_end / 1e3

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.metrics import mfu_is_possible
 from reports import fmt
 from reports.load import Results, wall_clock
 
@@ -72,8 +73,18 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS) -> tu
     return xs, ys
 
 
+def text(label: object) -> str:
+    """A label drawn as written: '$' escaped, so matplotlib never reads a host's "$x^2$" as mathtext."""
+    return str(label).replace("$", r"\$")
+
+
 def _labels(results: Results, keys: list[str]) -> list[str]:
-    return [results.label(k) for k in keys]
+    return [text(results.label(k)) for k in keys]
+
+
+def _finite(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = np.isfinite(x) & np.isfinite(y)
+    return x[keep], y[keep]
 
 
 def loss_curves(results: Results, keys: list[str]) -> Plot:
@@ -94,7 +105,7 @@ def loss_curves(results: Results, keys: list[str]) -> Plot:
             step_t, eval_t = wall_clock(s, e)
             loss = s["loss"].to_numpy(float)
             for j, x in enumerate((s["iter"].to_numpy(float), step_t)):
-                xs, ys = downsample(x, loss)
+                xs, ys = downsample(*_finite(x, loss))
                 lines[0, j][0].append(np.column_stack([xs, ys]))
                 lines[0, j][1].append(color)
         else:
@@ -106,10 +117,11 @@ def loss_curves(results: Results, keys: list[str]) -> Plot:
             val_loss = val_e["loss"].to_numpy(float)
             val_t = eval_t[np.searchsorted(order, val_it)] if len(eval_t) else val_it * np.nan
             for j, x in enumerate((val_it, val_t)):
-                lines[1, j][0].append(np.column_stack([x, val_loss]))
+                x, val_y = _finite(x, val_loss)
+                lines[1, j][0].append(np.column_stack([x, val_y]))
                 lines[1, j][1].append(color)
                 points[j][0].extend(x)
-                points[j][1].extend(val_loss)
+                points[j][1].extend(val_y)
                 points[j][2].extend([color] * len(x))
     for (i, j), (segs, cols) in lines.items():
         if segs:
@@ -225,16 +237,21 @@ def _mfu_panel(results: Results, keys: list[str], ax, y: np.ndarray) -> None:
     r = results.runs.loc[keys]
     own = r["mfu"].to_numpy(dtype=float) * 100
     a100 = r["mfu_vs_a100"].to_numpy(dtype=float) * 100
-    positive = np.concatenate([own[own > 0], a100[a100 > 0]])
+    impossible = np.array([fmt.is_num(v) and not mfu_is_possible(v / 100) for v in own], dtype=bool)
+    shown = np.where(impossible, np.nan, own)  # an impossible MFU is never drawn as a result
+    positive = np.concatenate([shown[shown > 0], a100[a100 > 0]])
     lo = float(positive.min()) / 2 if len(positive) else 1e-3
-    ax.barh(y - 0.2, np.nan_to_num(own), left=0, height=0.4, color="C0", label="vs own peak")
+    ax.barh(y - 0.2, np.nan_to_num(shown), left=0, height=0.4, color="C0", label="vs own peak")
     ax.barh(
         y + 0.2, np.nan_to_num(a100), left=0, height=0.4, color="C7", label="vs A100 312 TFLOP/s (nanoGPT)"
     )
     ax.set_xscale("log")
     ax.set_xlim(left=lo, right=max(100.0, float(positive.max()) * 1.5 if len(positive) else 100.0))
-    for yi, v, va in zip(y, own, a100, strict=True):
-        if not fmt.is_num(v):
+    for yi, v, va, bad in zip(y, own, a100, impossible, strict=True):
+        if bad:
+            ax.text(lo * 1.15, yi - 0.2, f"impossible ({fmt.sig(v)}%): wrong peak or config", va="center",
+                    fontsize=7, color="C3")  # fmt: skip
+        elif not fmt.is_num(v):
             ax.text(lo * 1.15, yi - 0.2, "own peak unknown", va="center", fontsize=7)
         elif n <= LEGEND_MAX:
             ax.text(max(float(v), lo) * 1.15, yi - 0.2, f"{fmt.sig(v)}%", va="center", fontsize=7)
@@ -257,7 +274,7 @@ def tokens_vs_batch(results: Results, keys: list[str]) -> Plot:
     for (host, device, dtype, comp, th), g in series:
         g = g.groupby("batch_size")["tokens_per_s"].max().sort_index()
         label = " ".join(
-            x for x in ((host + ":") if results.multi_host else "", device, dtype,
+            text(x) for x in ((str(host) + ":") if results.multi_host else "", device, dtype,
                         "" if comp in (None, "off") else f"compile={comp}", "" if th == -1 else f"t{int(th)}") if x
         )  # fmt: skip
         ax.plot(g.index, g.values, marker="o", label=label)
@@ -267,6 +284,7 @@ def tokens_vs_batch(results: Results, keys: list[str]) -> Plot:
         ax.set_xticks(batches, [str(b) for b in batches])
         ax.minorticks_off()
     values = r["tokens_per_s"].to_numpy(dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
     if len(values) and values.max() > 10 * values.min():
         ax.set_yscale("log")
         ax.set_ylabel("tokens/s (log)")
@@ -312,7 +330,7 @@ def step_breakdown(results: Results, keys: list[str]) -> Plot | None:
         m = results.profiles[k]["mean"]
         note = f" {m['step_ms']:.3g} ms"
         if m.get("kernel_launches_per_step"):
-            note += f", {m['kernel_launches_per_step']:.0f} kernels, {m.get('mean_gap_us', 0):.1f} us gaps"
+            note += f", {m['kernel_launches_per_step']:.0f} kernels, {m.get('mean_gap_us') or 0:.1f} us gaps"
         ax.text(min(float(left.max()), 100) + 1, yi, note, va="center", fontsize=7)
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_xlim(0, 135)
@@ -332,6 +350,7 @@ def all_plots(results: Results, keys: list[str]) -> list[Plot]:
     """Every plot for the ok runs `keys` (in display order)."""
     if not keys:
         return []
-    plots = [loss_curves(results, keys), per_run(results, keys), tokens_vs_batch(results, keys)]
-    breakdown = step_breakdown(results, keys)
+    with np.errstate(all="ignore"):  # absurd figures from a damaged file draw badly, never with a warning
+        plots = [loss_curves(results, keys), per_run(results, keys), tokens_vs_batch(results, keys)]
+        breakdown = step_breakdown(results, keys)
     return plots + ([breakdown] if breakdown else [])

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import re
 from typing import Any
 
 import pandas as pd
 
+from bench.metrics import mfu_is_possible
+from bench.results import dumps_strict
 from reports import fmt
 from reports.diagnosis import Finding
 from reports.load import Results
@@ -18,9 +22,9 @@ COLUMNS = [
 ]  # fmt: skip
 
 CSV_COLUMNS = [
-    "host", "run_id", "device", "device_name", "dtype", "batch_size", "block_size", "compile", "threads",
-    "ms_median", "ms_p10", "ms_p90", "tokens_per_s", "achieved_flops_per_s", "mfu", "mfu_vs_a100",
-    "peak_value", "peak_source", "final_train_loss", "final_val_loss", "iters_done", "first_step_ms",
+    "key", "host", "run_id", "device", "device_name", "dtype", "batch_size", "block_size", "compile", "threads",
+    "ms_median", "ms_p10", "ms_p90", "tokens_per_s", "achieved_flops_per_s", "mfu", "mfu_impossible",
+    "mfu_vs_a100", "peak_value", "peak_source", "final_train_loss", "final_val_loss", "iters_done", "first_step_ms",
     "eval_ms_total", "wall_s", "status", "error", "source", "results_dir",
 ]  # fmt: skip
 
@@ -38,7 +42,14 @@ def sorted_runs(results: Results) -> pd.DataFrame:
     return r.sort_values(keys, na_position="first").drop(columns="_s")
 
 
+def impossible_mfu(r: pd.Series) -> bool:
+    """An MFU above 100% of the run's own peak: the peak or the config is wrong, never a result."""
+    return fmt.is_num(r.get("mfu")) and not mfu_is_possible(r["mfu"])
+
+
 def _mfu_cell(r: pd.Series) -> str:
+    if impossible_mfu(r):
+        return f"impossible ({fmt.pct(r['mfu'])})"
     if fmt.is_num(r.get("mfu")):
         return fmt.pct(r["mfu"])
     if r.get("status") == "ok":
@@ -48,6 +59,19 @@ def _mfu_cell(r: pd.Series) -> str:
             else "-"
         )
     return "-"
+
+
+def table_notes(results: Results) -> list[str]:
+    """What a reader of the table must know about its cells: impossible MFUs, with the reason."""
+    notes = []
+    for key, r in sorted_runs(results).iterrows():
+        if impossible_mfu(r):
+            notes.append(
+                f"{results.label(key)}: MFU impossible ({fmt.pct(r['mfu'])} of a {fmt.flops(r.get('peak_value'))} "
+                f"peak, source {r.get('peak_source')}): no device runs above its peak, so the peak (another "
+                "chip's, or another dtype's) or the run's config (FLOPs per iteration) is wrong; not shown as a result."
+            )
+    return notes
 
 
 def _ms_cell(r: pd.Series) -> str:
@@ -68,7 +92,7 @@ def summary_table(results: Results) -> pd.DataFrame:
         threads = r.get("threads")
         rows.append(
             [
-                r["host"], r["run_id"], _device_cell(r), r.get("dtype") or "-",
+                r["host"], r["name"], _device_cell(r), r.get("dtype") or "-",
                 str(int(r["batch_size"])) if fmt.is_num(r.get("batch_size")) else "-",
                 r.get("compile") or "-", str(int(threads)) if fmt.is_num(threads) else "-",
                 _ms_cell(r), fmt.count(r.get("tokens_per_s")), _mfu_cell(r), fmt.pct(r.get("mfu_vs_a100")),
@@ -91,14 +115,45 @@ def problem_runs(results: Results) -> list[tuple[str, str, str]]:
 
 
 def machine_table(results: Results) -> pd.DataFrame:
+    """One row per run with the figures as numbers (CSV and JSON); an impossible MFU is moved from `mfu`
+    (left empty) to `mfu_impossible`."""
     r = sorted_runs(results)
     if r.empty:
         return pd.DataFrame(columns=CSV_COLUMNS)
+    r = r.assign(mfu_impossible=[float(x["mfu"]) if impossible_mfu(x) else None for _, x in r.iterrows()])
+    r.loc[r["mfu_impossible"].notna(), "mfu"] = None
     return r.reindex(columns=CSV_COLUMNS).reset_index(drop=True)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet will not run: text starting like a formula (=, +, -, @, tab, CR, LF) gets a
+    leading apostrophe (OWASP's advice); numbers, and text that is a plain number, are left alone."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA_START):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
+# C0 and C1 controls (newlines, tabs, ESC and CSI sequences) and the bidirectional overrides that reorder text
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
+
+
+def one_line(value: Any) -> str:
+    """Text for a terminal: control characters (newlines, tabs, escape sequences) become a space, so a
+    label from a results file can neither break a table row nor drive the terminal."""
+    return _CONTROL.sub(" ", str(value))
+
+
 def _text_table(df: pd.DataFrame) -> str:
-    cells = [list(df.columns)] + [[str(v) for v in row] for row in df.itertuples(index=False)]
+    cells = [list(map(one_line, df.columns))] + [
+        [one_line(v) for v in row] for row in df.itertuples(index=False)
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(df.columns))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -107,7 +162,7 @@ def _text_table(df: pd.DataFrame) -> str:
 
 def _md_table(df: pd.DataFrame) -> str:
     def esc(v: Any) -> str:
-        return str(v).replace("|", "\\|")
+        return one_line(v).replace("\\", "\\\\").replace("|", "\\|")
 
     lines = ["| " + " | ".join(map(esc, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(map(esc, row)) + " |" for row in df.itertuples(index=False)]
@@ -115,27 +170,37 @@ def _md_table(df: pd.DataFrame) -> str:
 
 
 def render(results: Results, findings: list[Finding], form: str = "text") -> str:
-    """The terminal summary in one of text, md, csv, json."""
+    """The terminal summary in one of text, md, csv, json (strict JSON: null, never NaN)."""
     if form == "csv":
         buf = io.StringIO()
-        machine_table(results).to_csv(buf, index=False)
+        # every text cell quoted, so a CR or LF inside one can never split a row
+        machine_table(results).map(csv_cell).to_csv(buf, index=False, quoting=csv.QUOTE_NONNUMERIC)
         return buf.getvalue()
     if form == "json":
         runs = json.loads(machine_table(results).to_json(orient="records"))
-        return json.dumps(
-            {"schema": "devicebench-report/1", "runs": runs, "findings": [f.to_dict() for f in findings]},
-            indent=2,
-        )
+        report = {
+            "schema": "devicebench-report/1",
+            "runs": runs,
+            "findings": [f.to_dict() for f in findings],
+            "warnings": list(results.warnings),
+        }
+        return dumps_strict(report) + "\n"
     table = summary_table(results)
     md = form == "md"
     out = [_md_table(table) if md else _text_table(table)]
+    notes = table_notes(results)
+    if notes:
+        out.append("")
+        out += [f"- {one_line(n)}" for n in notes]
     problems = problem_runs(results)
     if problems:
         out.append("")
         out.append("Runs that did not finish:" if not md else "**Runs that did not finish:**\n")
-        out += [f"- {run}: {status}: {reason}" for run, status, reason in problems]
+        out += [
+            f"- {one_line(run)}: {one_line(status)}: {one_line(reason)}" for run, status, reason in problems
+        ]
     if findings:
         out.append("")
         out.append("Diagnosis:" if not md else "**Diagnosis:**\n")
-        out += [f"- [{f.severity}] {f.sentence}" for f in findings]
+        out += [f"- [{f.severity}] {one_line(f.sentence)}" for f in findings]
     return "\n".join(out) + "\n"

@@ -7,10 +7,11 @@ import json
 import numpy as np
 
 from bench.cli import main
-from reports import synthetic
 from reports.diagnosis import diagnose
 from reports.html import render_html
 from reports.load import load_results
+from reports.profile_text import summarize_profile
+from tests import fixtures as synthetic
 
 TINY = ["--devices", "cpu", "--iters", "20", "--eval-interval", "10", "--eval-iters", "2", "--timing-warmup-iters", "3",
         "--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--block-size", "16", "--no-progress"]  # fmt: skip
@@ -31,13 +32,15 @@ def test_profiled_real_run_gets_a_breakdown_bar_and_finding(tmp_path):
     out = tmp_path / "r"
     assert main(["run", *TINY, "--profile", "2", "--out", str(out)]) == 0
     prof = json.loads((out / "runs" / "cpu-fp32-b12-eager" / "profile.json").read_text())
-    assert prof["schema"] == "devicebench-profile/1" and prof["sentence"].startswith("on cpu at batch 12")
+    assert prof["schema"] == "devicebench-profile/1"
+    words = summarize_profile(prof)  # made in reports/ from the profile's numbers
+    assert words.startswith("on cpu at batch 12, ") and "matmul" in words
     # the profiled steps are not in steps.csv: 20 rows, iterations 0..19
     assert len((out / "runs" / "cpu-fp32-b12-eager" / "steps.csv").read_text().strip().splitlines()) == 21
     results = load_results(out)
     findings = diagnose(results)
     (f,) = kinds(findings, "step_breakdown")
-    assert prof["sentence"] in f.sentence
+    assert f.sentence.startswith(f"cpu-fp32-b12-eager: {words}.")
     assert abs(sum(f.evidence["fraction"].values()) - 1.0) < 0.1
     page = render_html(results, findings)
     assert "where each step" in page or "step breakdown" in page
@@ -51,15 +54,25 @@ def test_launch_bound_cuda_profile_gets_the_cuda_graphs_advice(tmp_path):
     fractions = {"matmul": 0.12, "attention": 0.05, "elementwise_norm": 0.08, "optimizer": 0.03, "data": 0.01,
                  "other": 0.71}  # fmt: skip
     profile = {
-        "schema": "devicebench-profile/1", "device_type": "cuda", "categories": list(fractions),
+        "schema": "devicebench-profile/1", "device_type": "cuda", "view": "device", "categories": list(fractions),
         "mean": {"step_ms": 6.0, "fraction": fractions, "ms": {k: v * 6 for k, v in fractions.items()},
                  "kernel_launches_per_step": 142, "mean_gap_us": 9.0, "device_idle_fraction": 0.71},
-        "sentence": "on cuda at batch 12, 71% of the step is launch overhead/idle device: 142 kernels, 9 us mean gap",
     }  # fmt: skip
-    (rd / "profile.json").write_text(json.dumps(profile))
+    (rd / "profile.json").write_text(
+        json.dumps({**profile, "sentence": "stale words from an older devicebench"})
+    )
     (f,) = kinds(diagnose(load_results(d)), "step_breakdown")
     assert f.severity == "warning" and "launch-bound" in f.sentence and "reduce-overhead" in f.sentence
     assert f.evidence["kernel_launches_per_step"] == 142
+    # the words come from the numbers (the run's device where the profile has none), never the stored sentence
+    assert "stale words" not in f.sentence
+    assert f.sentence.startswith(
+        "cuda-fp32-b12-eager: on cuda:0 at batch 12, 71.0% of the step is launch overhead/idle "
+    )
+    assert (
+        "142 kernels, 9.0 us mean gap; device time: 12.0% matmul, 8.00% elementwise/norm, 5.00% attention"
+        in f.sentence
+    )
 
 
 def test_busy_machine_explains_noisy_cpu_timings(tmp_path):

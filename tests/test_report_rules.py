@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from reports import synthetic
 from reports.diagnosis import diagnose
 from reports.load import ReportError, load_results
 from reports.summary import render
+from tests import fixtures as synthetic
 
 SHORT = {"max_iters": 200, "lr_decay_iters": 200, "eval_interval": 50}
 

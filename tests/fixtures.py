@@ -1,20 +1,19 @@
-"""Schema-valid results directories written without training: for rule tests and the speed benchmark.
+"""Results directories written without training, for the report tests and the report speed benchmark.
 
-Real reports come from `bench run`; these files follow docs/results-schema.md so the diagnosis rules
-can be tested on cases a tiny CPU run cannot produce (a GPU, a config mismatch, an imported log).
+Written through the real writer (bench.results: ResultsDir, RunWriter, atomic writes) with the real
+summary (bench.metrics.step_summary), so a fixture can never drift from what `bench run` writes. It lets
+the diagnosis be tested on cases a tiny CPU run cannot produce (a GPU, a config mismatch, an imported log).
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS
-from reports.load import SCHEMA
+from bench.metrics import step_summary
+from bench.results import ResultsDir
 
 MODEL = {
     "n_layer": 4,
@@ -71,17 +70,18 @@ def flops_per_token(model: dict) -> int:
 def write_sweep(
     root: str | Path, host: str = "laptop", hw: dict | None = None, source: str | None = None
 ) -> Path:
-    root = Path(root)
-    (root / "runs").mkdir(parents=True, exist_ok=True)
+    """sweep.json of a results directory (and its empty runs/); returns the directory."""
+    results = ResultsDir(root)
     sweep = {
-        "schema": SCHEMA, "sweep_id": f"synthetic-{host}", "created": "2025-01-01T00:00:00+00:00", "host": host,
+        "sweep_id": f"synthetic-{host}", "created": "2025-01-01T00:00:00+00:00", "host": host,
         "hwinfo": hw if hw is not None else hwinfo(host), "software": {"python": "3.11", "torch": "2.x"},
         "project_version": "0.1.0", "spec": {"model": MODEL, "train": TRAIN}, "command": "synthetic",
     }  # fmt: skip
     if source:
         sweep["source"] = source
-    (root / "sweep.json").write_text(json.dumps(sweep, indent=1))
-    return root
+    results.write_sweep(sweep)
+    (results.root / "runs").mkdir(exist_ok=True)
+    return results.root
 
 
 def write_run(
@@ -112,18 +112,40 @@ def write_run(
     """One run: run.json with a summary computed from the steps written, steps.csv, evals.csv.
 
     ms: the typical step time (or the per-step array); after_eval_ms: write nanoGPT-style `after_eval` rows
-    with this time at every eval iteration (an imported log).
+    with this time at every eval iteration (an imported log). A skipped run has run.json only, as in
+    `bench run`. Returns the run's directory.
     """
     model = {**MODEL, **(model or {})}
     train = {**TRAIN, **(train or {})}
+    run_id = (
+        run_id
+        or f"{device.replace(':', '')}-{dtype}-b{batch_size}-{'eager' if compile == 'off' else 'compile'}"
+    )
+    fpt = flops_per_token(model)
+    tokens = batch_size * model["block_size"]
+    meta: dict[str, Any] = {
+        "status": "running", "error": None, "source": source, "host": host,
+        "device": device, "device_type": device.split(":")[0], "device_name": device_name, "dtype": dtype,
+        "batch_size": batch_size, "block_size": model["block_size"], "compile": compile,
+        "threads": threads if device == "cpu" else None, "seed": train["seed"], "model": model, "train": train,
+        "flops_per_token": fpt, "flops_per_iter": fpt * tokens, "tokens_per_iter": tokens,
+        "peak_flops": {"value": peak, "source": "spec" if peak else "unknown",
+                       "detail": "synthetic spec" if peak else "no spec entry for this device"},
+    }  # fmt: skip
+    if assumed:
+        meta["assumed"] = assumed
+    results = ResultsDir(root)
+    if status == "skipped":
+        results.record_skipped(run_id, meta, error or "skipped")
+        return results.run_dir(run_id)
+
     n = train["max_iters"]
     warm = min(train["timing_warmup_iters"], n // 2)
     rng = np.random.default_rng(seed)
     if np.ndim(ms) == 0:
         times = float(ms) * (1 + 0.05 * rng.standard_normal(n)).clip(0.5)
     else:
-        times = np.asarray(ms, dtype=float)
-    times = times.copy()
+        times = np.asarray(ms, dtype=float).copy()
     if first_step_ms is not None:
         times[0] = first_step_ms
     its = np.arange(n)
@@ -134,61 +156,28 @@ def write_run(
         at = (its % interval == 0) & (its > 0)
         times[at] = after_eval_ms
         phase[at] = "after_eval"
-    run_id = (
-        run_id
-        or f"{device.replace(':', '')}-{dtype}-b{batch_size}-{'eager' if compile == 'off' else 'compile'}"
-    )
-    rd = Path(root) / "runs" / run_id
-    rd.mkdir(parents=True, exist_ok=True)
-    with open(rd / "steps.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["iter", "ms", "loss", "lr", "phase"])
-        w.writerows(
-            zip(
-                its.tolist(),
-                np.round(times, 4).tolist(),
-                np.round(loss, 6).tolist(),
-                [1e-3] * n,
-                phase,
-                strict=True,
-            )
-        )
     eval_iters = list(range(0, n, interval)) + [n]
-    evals = []
-    for i in eval_iters:
-        base = 4.2 * np.exp(-i / (n / 2)) + 1.0
-        evals.append((i, "train", round(base, 6), eval_ms / 2))
-        evals.append((i, "val", round(base + 0.1 + val_offset * i / n, 6), eval_ms / 2))
-    with open(rd / "evals.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["iter", "split", "loss", "ms"])
-        w.writerows(evals)
-    fpt = flops_per_token(model)
-    tokens = batch_size * model["block_size"]
-    timed = times[phase == "timed"]
-    med = float(np.median(timed))
-    achieved = fpt * tokens / (med / 1e3)
-    meta: dict[str, Any] = {
-        "schema": SCHEMA, "run_id": run_id, "status": status, "error": error, "source": source, "host": host,
-        "device": device, "device_type": device.split(":")[0], "device_name": device_name, "dtype": dtype,
-        "batch_size": batch_size, "block_size": model["block_size"], "compile": compile,
-        "threads": threads if device == "cpu" else None, "seed": train["seed"], "model": model, "train": train,
-        "flops_per_token": fpt, "flops_per_iter": fpt * tokens, "tokens_per_iter": tokens,
-        "peak_flops": {"value": peak, "source": "spec" if peak else "unknown",
-                       "detail": "synthetic spec" if peak else "no spec entry for this device"},
-        "started": "2025-01-01T00:00:00+00:00", "finished": "2025-01-01T01:00:00+00:00",
-    }  # fmt: skip
-    if assumed:
-        meta["assumed"] = assumed
-    if status != "skipped":
-        meta["summary"] = {
-            "ms_median": med, "ms_p10": float(np.percentile(timed, 10)), "ms_p90": float(np.percentile(timed, 90)),
-            "ms_mean": float(timed.mean()), "tokens_per_s": tokens / (med / 1e3), "achieved_flops_per_s": achieved,
-            "mfu": achieved / peak if peak else None, "mfu_vs_a100": achieved / A100_PEAK_FLOPS,
-            "final_train_loss": evals[-2][2], "final_val_loss": evals[-1][2], "iters_done": n, "warmup_iters": warm,
-            "first_step_ms": float(times[0]), "eval_ms_total": eval_ms * len(eval_iters),
-            "wall_s": float(times.sum() / 1e3 + eval_ms * len(eval_iters) / 1e3), "peak_mem_bytes": 2**28,
-            "peak_mem_kind": "process_rss" if device == "cpu" else "cuda_max_memory_allocated",
-        }  # fmt: skip
-    (rd / "run.json").write_text(json.dumps(meta, indent=1))
-    return rd
+    losses: dict[str, float] = {}
+    with results.new_run(run_id, {**meta, "started": "2025-01-01T00:00:00+00:00"}) as writer:
+        writer.write_meta()
+        for it in range(n + 1):
+            if it in eval_iters:
+                base = 4.2 * np.exp(-it / (n / 2)) + 1.0
+                losses = {"train": base, "val": base + 0.1 + val_offset * it / n}
+                for split, value in losses.items():
+                    writer.eval(it, split, value, eval_ms / 2)
+            if it < n:
+                writer.step(it, float(times[it]), float(loss[it]), 1e-3, str(phase[it]))
+        timed = [float(t) for t in times[phase == "timed"]]
+        summary = step_summary(timed, tokens, fpt * tokens, peak)
+        summary.update(
+            {
+                "final_train_loss": float(losses["train"]), "final_val_loss": float(losses["val"]),
+                "iters_done": n, "warmup_iters": warm, "first_step_ms": float(times[0]),
+                "eval_ms_total": eval_ms * len(eval_iters),
+                "wall_s": float(times.sum() / 1e3 + eval_ms * len(eval_iters) / 1e3), "peak_mem_bytes": 2**28,
+                "peak_mem_kind": "process_rss" if device == "cpu" else "cuda_max_memory_allocated",
+            }
+        )  # fmt: skip
+        writer.write_meta(status=status, error=error, summary=summary, finished="2025-01-01T01:00:00+00:00")
+    return writer.dir
