@@ -330,11 +330,6 @@ class ResultsDir:
     def new_run(self, run_id: str, meta: dict) -> RunWriter:
         return RunWriter(self.run_dir(run_id), {"run_id": run_id, **meta})
 
-    def lock(self, command: str):  # placeholder until the real writer lock lands (issue 15)
-        import contextlib
-
-        return contextlib.nullcontext()
-
     def record_failed(self, run_id: str, meta: dict, reason: str) -> None:
         """A run that could not start (its model could not be built): run.json only, status failed."""
         atomic_write_json(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.metrics import mfu
+from bench.metrics import mfu, mfu_is_possible
 from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS
 from reports import fmt
 from reports.load import LOSS_NEUTRAL_TRAIN_KEYS, Results, step_ms_spanned
@@ -149,10 +149,16 @@ def _short_count(x: Any) -> str:
     return fmt.sig(x)
 
 
+def _possible_mfu(r: pd.Series) -> float | None:
+    """The run's MFU when it can be true (at most 100% of its peak); None when unknown or impossible."""
+    m = _mfu(r)
+    return m if m is not None and mfu_is_possible(m) else None
+
+
 def _impossible_mfu(r: pd.Series) -> float | None:
     """The run's MFU when it is above 100% of its peak (impossible: a wrong peak or config), else None."""
     m = _mfu(r)
-    return m if m is not None and m > 1 else None
+    return m if m is not None and not mfu_is_possible(m) else None
 
 
 def speedup_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
@@ -602,7 +608,7 @@ def batch_scaling_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         exponent = math.log(rm) / math.log(rb) if rm > 0 else math.nan
         small = g[g["batch_size"] == b_small].iloc[0]
         large = g[g["batch_size"] == b_large].iloc[0]
-        mfu_s, mfu_l = _mfu(small), _mfu(large)
+        mfu_s, mfu_l = _possible_mfu(small), _possible_mfu(large)
         dev = results.device_label(small["key"], small["dtype"])
         if small["compile"] not in (None, "off"):
             dev += f" (compile {small['compile']})"
@@ -654,7 +660,7 @@ def batch_scaling_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
             )
         out.append(Finding(kind, severity, sentence, evidence, list(g.index)))
     for key, r in ok.iterrows():
-        m = _mfu(r)
+        m = _possible_mfu(r)
         if key not in swept and m is not None and m >= NEAR_PEAK_MFU:
             out.append(
                 Finding(
@@ -673,18 +679,22 @@ def mfu_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     ok = ok.assign(_achieved=[_achieved(r) for _, r in ok.iterrows()]).dropna(subset=["_achieved"])
     for _, g in ok.groupby(["host", "device", "dtype"], sort=False):
         r = g.loc[g["_achieved"].idxmax()]
+        if _impossible_mfu(r) is not None:
+            continue  # impossible_mfu_findings says what is wrong; never quoted as a result
         a100 = r["_achieved"] / A100_PEAK_FLOPS
         m, p = _mfu(r), _peak(r)
         label = results.device_label(r["key"], r["dtype"])
+        printed = f"{a100 * 100:.2f}%"  # nanoGPT's own format
+        exact = "" if printed == fmt.pct(a100) else f" ({fmt.pct(a100)})"
         if m is not None:
             sentence = (
                 f"{label} uses {fmt.pct(m)} of its own peak ({fmt.flops(p)}, {r['peak_source']}) in its best run "
-                f"({results.label(r['key'])}); nanoGPT would print mfu {fmt.pct(a100)}, because it divides by an "
+                f"({results.label(r['key'])}); nanoGPT would print mfu {printed}{exact}, because it divides by an "
                 f"A100's 312 TFLOP/s on every device."
             )
         else:
             sentence = (
-                f"{label}: its own peak is unknown, so only nanoGPT's A100-based mfu {fmt.pct(a100)} is available "
+                f"{label}: its own peak is unknown, so only nanoGPT's A100-based mfu {printed}{exact} is available "
                 f"({results.label(r['key'])}), and it says nothing about how well this device is used."
             )
         out.append(

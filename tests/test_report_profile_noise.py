@@ -96,3 +96,17 @@ def test_busy_machine_explains_noisy_cpu_timings(tmp_path):
     assert f"{p90 / p10:.1f}x" in f.sentence
     assert "other processes used 1.00 cores" in f.sentence and "--threads 1" in f.sentence
     assert f.severity == "warning"
+
+
+def test_cuda_sentence_leads_with_idle_time():
+    fraction = {"matmul": 0.15, "attention": 0.05, "elementwise_norm": 0.06, "optimizer": 0.02,
+                "data": 0.01, "other": 0.71}  # fmt: skip
+    profile = {
+        "device": "cuda", "batch_size": 12, "view": "device", "compiled": False,
+        "mean": {"fraction": fraction, "device_idle_fraction": 0.72, "kernel_launches_per_step": 142,
+                 "mean_gap_us": 9.2, "host_ms": 3.9, "step_ms": 4.0},
+    }  # fmt: skip
+    sentence = summarize_profile(profile)
+    assert sentence.startswith("on cuda at batch 12, 72")
+    assert "launch overhead/idle device" in sentence and "142 kernels" in sentence and "9" in sentence
+    assert "15" in sentence and "matmul" in sentence

@@ -1,6 +1,6 @@
 """Diagnosis rules on constructed results directories (cases a tiny CPU run cannot produce).
 
-Each directory follows docs/results-schema.md (reports.synthetic writes it); the figures each finding
+Each directory follows docs/results-schema.md (tests/fixtures.py writes it through bench.results); the figures each finding
 must quote are recomputed here from the files, not copied from the code under test.
 """
 
@@ -369,3 +369,17 @@ def test_nan_val_losses_never_agree(tmp_path):
     evals.write_text("\n".join(rows[:-1] + [re.sub(r",[\d.]+,([\d.]+)$", r",nan,\1", rows[-1])]) + "\n")
     (f,) = [f for f in diagnose(load_results(d)) if f.kind.startswith("loss_")]
     assert f.kind == "loss_disagree" and f.evidence["non_finite"] == ["laptop/b"]
+
+
+def test_an_impossible_mfu_is_never_quoted_as_a_result(tmp_path):
+    """A peak far too low (a wrong --peak-flops or table row) gives MFU > 100%: only the impossible_mfu finding
+    speaks of it; the MFU, batch-scaling and compute-bound findings do not present it as a figure."""
+    d = synthetic.write_sweep(tmp_path / "r")
+    for b, ms in ((12, 50.0), (48, 190.0)):
+        synthetic.write_run(d, f"cpu-b{b}", batch_size=b, ms=ms, peak=1e6, train=SHORT)
+    findings = diagnose(load_results(d))
+    kinds = [f.kind for f in findings]
+    assert "impossible_mfu" in kinds and "mfu_vs_a100" not in kinds
+    for f in findings:
+        if f.kind != "impossible_mfu":
+            assert not re.search(r"\d{3,}(,\d{3})*(\.\d+)?% of its own peak", f.sentence), f.sentence
