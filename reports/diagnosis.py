@@ -8,9 +8,7 @@ cpu_dtype, warmup_cost, step_breakdown, noisy_timing.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,6 +17,7 @@ import pandas as pd
 from bench.metrics import mfu, mfu_is_possible
 from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS
 from reports import fmt
+from reports.finding import Finding
 from reports.load import LOSS_NEUTRAL_TRAIN_KEYS, Results, step_ms_spanned
 from reports.profile_text import summarize_profile
 
@@ -38,36 +37,17 @@ OVERFIT_RISE = 0.03  # val loss this far above its minimum at the last eval (eva
 NATIVE_CPU_FEATURES = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
 
 
-@dataclass
-class Finding:
-    """One thing the report says, with the figures behind it."""
-
-    kind: str
-    severity: str  # "info" or "warning"
-    sentence: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-    runs: list[str] = field(default_factory=list)
-    id: str = ""
-
-    def to_dict(self) -> dict:
-        return json.loads(json.dumps(asdict(self), default=_plain))
-
-
-def _plain(o: Any) -> Any:
-    if hasattr(o, "item"):
-        return o.item()
-    return str(o)
-
-
 def diagnose(results: Results) -> list[Finding]:
     """Every finding for these results, most important first; ids are kind-N."""
+    from reports.energy import energy_findings  # rule modules import Finding from reports.finding
+
     ok = results.ok_runs()
     findings: list[Finding] = []
     if len(ok):
         for rule in (
             speedup_findings, impossible_mfu_findings, config_findings, overfit_findings, eval_timer_findings,
             batch_scaling_findings, mfu_findings, peak_findings, thread_findings, cpu_dtype_findings,
-            warmup_findings, profile_findings, noise_findings,
+            warmup_findings, profile_findings, noise_findings, energy_findings,
         ):  # fmt: skip
             findings.extend(rule(results, ok))
     counts: dict[str, int] = {}

@@ -210,6 +210,11 @@ def _flatten_run(meta: dict, key: str, name: str, run_dir: Path, results_dir: Pa
     summary = meta.get("summary") or {}
     for k in SUMMARY_KEYS:
         row[k] = summary.get(k)
+    energy = summary.get("energy") if isinstance(summary.get("energy"), dict) else {}
+    row["energy_source"] = energy.get("source")
+    row["energy_reason"] = energy.get("reason")
+    for k in ("joules_per_step", "tokens_per_joule", "mean_watts", "idle_watts", "eval_joules"):
+        row[k] = energy.get(k) if isinstance(energy.get(k), (int, float)) else None
     if row["mfu"] is None and row["peak_source"] != "unknown":  # older files: computed as a run would
         row["mfu"] = mfu(row["achieved_flops_per_s"], row["peak_value"])
     return row

@@ -25,7 +25,8 @@ CSV_COLUMNS = [
     "key", "host", "run_id", "device", "device_name", "dtype", "batch_size", "block_size", "compile", "threads",
     "ms_median", "ms_p10", "ms_p90", "tokens_per_s", "achieved_flops_per_s", "mfu", "mfu_impossible",
     "mfu_vs_a100", "peak_value", "peak_source", "final_train_loss", "final_val_loss", "iters_done", "first_step_ms",
-    "eval_ms_total", "wall_s", "status", "error", "source", "results_dir",
+    "eval_ms_total", "wall_s", "joules_per_step", "tokens_per_joule", "mean_watts", "idle_watts",
+    "energy_source", "status", "error", "source", "results_dir",
 ]  # fmt: skip
 
 STATUS_ORDER = {"ok": 0, "failed": 1, "interrupted": 2, "running": 3, "skipped": 4}
@@ -99,7 +100,18 @@ def summary_table(results: Results) -> pd.DataFrame:
                 fmt.loss(r.get("final_train_loss")), fmt.loss(r.get("final_val_loss")), r["status"],
             ]
         )  # fmt: skip
-    return pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    runs = sorted_runs(results)
+    if "tokens_per_joule" in runs.columns and runs["tokens_per_joule"].notna().any():
+        # only where some run has a counter: most machines (VMs, Macs) have none
+        cells = [
+            f"{fmt.sig(r['joules_per_step'])} J, {fmt.count(r['tokens_per_joule'])} tok/J"
+            if fmt.is_num(r.get("tokens_per_joule"))
+            else "-"
+            for _, r in runs.iterrows()
+        ]
+        table.insert(COLUMNS.index("train loss"), "energy/step", cells)
+    return table
 
 
 def problem_runs(results: Results) -> list[tuple[str, str, str]]:
