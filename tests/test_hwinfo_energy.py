@@ -80,16 +80,37 @@ def test_a_wrapped_counter_is_corrected(tmp_path: Path) -> None:
 
 
 def test_the_poller_sees_every_wrap(tmp_path: Path) -> None:
-    """Read only at the ends, a counter that wrapped twice would lose a whole range; the poller sees it."""
+    """Read only at the ends, a counter that wrapped twice would lose a whole range; the poller's ticks see it.
+    (The ticks are called here in order: a test must not depend on a thread's timing on a busy machine.)"""
     _zone(tmp_path, "intel-rapl:0", "package-0", 0, max_uj=1_000)
-    meter = open_energy_meter("cpu", root=str(tmp_path), poll_s=0.01)
+    meter = open_energy_meter("cpu", root=str(tmp_path), poll_s=0)
     try:
         for value in (600, 100, 700):  # 0 -> 600 -> (wrap) 100 -> 700
             _set(tmp_path, "intel-rapl:0", value)
-            time.sleep(0.15)
+            meter._update()  # what the poller thread does every poll_s
         assert meter.read_joules() == pytest.approx((600 + 500 + 600) / 1e6)
     finally:
         meter.close()
+
+
+def test_the_poller_thread_ticks_and_stops(tmp_path: Path) -> None:
+    import threading
+
+    _zone(tmp_path, "intel-rapl:0", "package-0", 0, max_uj=1_000)
+    meter = open_energy_meter("cpu", root=str(tmp_path), poll_s=0.01)
+    ticked = threading.Event()
+    real = meter._update
+
+    def update() -> None:
+        real()
+        ticked.set()
+
+    meter._poller._tick = update  # the callable the poller thread calls every poll_s
+    try:
+        assert ticked.wait(timeout=30), "the poller never ticked"
+    finally:
+        meter.close()
+    assert meter._poller is None
 
 
 def test_amd_package_only(tmp_path: Path) -> None:
