@@ -563,16 +563,11 @@ def _unknown_keys(section: str, unknown: list[str], known: list[str]) -> str:
 def load_toml(path: str | Path, base: BenchConfig | None = None) -> BenchConfig:
     """Read a TOML file with [model], [train] and [sweep] tables over the defaults (each value checked)."""
     base = base or BenchConfig()
+    from bench.userfiles import read_user_text
+
+    text = read_user_text(path, what="config file", error=ConfigError, hint="give a .toml file")
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory; give a .toml file") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not a UTF-8 text file (TOML expected)") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
     unknown = sorted(set(data) - set(SECTIONS))

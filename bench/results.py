@@ -108,7 +108,11 @@ def _temp_beside(path: Path) -> tuple[int, Path]:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write text (UTF-8) to a temp file beside path, fsync, then rename over path; returns path."""
+    """Write text (UTF-8) to a temp file beside path, fsync, then rename over path; returns path.
+
+    The one atomic writer of bench/ and reports/. hwinfo/torch_probe.py and model/dataset.py keep small copies
+    on purpose: hwinfo never imports bench, and model imports neither (the layers of DESIGN.md).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _temp_beside(path)
@@ -152,23 +156,17 @@ def check_schema(
 
 
 def _load_json(path: Path, hint: str) -> Any:
+    from bench.userfiles import read_user_bytes
+
+    data = read_user_bytes(path, what="", error=ResultsError)
     try:
-        text = path.read_bytes().decode("utf-8")
-        return strict(json.loads(text))
-    except FileNotFoundError:
-        raise ResultsError(f"{path} not found") from None
-    except IsADirectoryError:
-        raise ResultsError(f"{path} is a directory, not a file") from None
-    except PermissionError:
-        raise ResultsError(f"{path}: permission denied: ask its owner for read access") from None
+        return strict(json.loads(data.decode("utf-8")))
     except json.JSONDecodeError as e:
         raise ResultsError(f"{path} is corrupt ({e.msg} at line {e.lineno}): {hint}") from None
     except UnicodeDecodeError:
         raise ResultsError(f"{path} is corrupt (not UTF-8 text): {hint}") from None
     except RecursionError:
         raise ResultsError(f"{path} is corrupt (nested too deeply): {hint}") from None
-    except OSError as e:
-        raise ResultsError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 def read_json(path: str | Path) -> dict:

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# The rows below share one shape on purpose: it is a table of sourced figures, one dict per chip, read by
+# hwinfo.peaks.lookup_gpu (the duplicates check lists them as same-shape pairs).
+
 _NO_TF32 = "no TF32 tensor cores: with TF32 allowed a matmul still runs in FP32, so this is the fp32 peak"
 _NO_BF16_TURING_VOLTA = "no BF16 arithmetic on this chip (Volta/Turing); PyTorch emulates bf16, no spec peak"
 _TF32_CUDA_ONLY = "tf32 is an NVIDIA (and ROCm) matmul mode; MPS has none"

@@ -286,45 +286,33 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
     emulated = f"at most the fp32 peak ({fmt_flops(fp32)}); PyTorch's CPU kernels for it may be far slower"
     is_arm = bool(features & {"asimd", "sve"}) or uarch.name.startswith(("Apple", "Cortex", "Neoverse"))
 
-    if "amx_bf16" in features:
-        out["bf16"] = _amx(fp32_terms, clock_note)
-    elif "avx512_bf16" in features or (is_arm and "bf16" in features):
-        how = "avx512_bf16 VDPBF16PS" if "avx512_bf16" in features else "Arm BFDOT"
-        value = _sum_terms(fp32_terms, 2)
-        out["bf16"] = {
-            "value": value,
-            "source": "spec",
-            "detail": f"{_terms_text(fp32_terms, 2, 'BF16')} = {fmt_flops(value)} ({how}: two "
-            f"multiply-adds per FP32 lane, 2x the FP32 rate); {clock_note}",
-        }
-    else:
-        out["bf16"] = {
-            "value": fp32,
-            "source": "spec",
-            "detail": f"emulated: no avx512_bf16/AMX-BF16 (x86) or BF16 (Arm) instructions, bf16 is "
-            f"converted to fp32; {emulated}",
-            "emulated": True,
-        }
-
-    if "amx_fp16" in features:
-        out["fp16"] = _amx(fp32_terms, clock_note)
-    elif "avx512_fp16" in features or (is_arm and "asimdhp" in features):
-        how = "AVX512-FP16" if "avx512_fp16" in features else "Arm FP16 NEON (asimdhp)"
-        value = _sum_terms(fp32_terms, 2)
-        out["fp16"] = {
-            "value": value,
-            "source": "spec",
-            "detail": f"{_terms_text(fp32_terms, 2, 'FP16')} = {fmt_flops(value)} ({how}: twice the "
-            f"lanes of FP32); {clock_note}",
-        }
-    else:
-        out["fp16"] = {
-            "value": fp32,
-            "source": "spec",
-            "detail": f"emulated: no avx512_fp16/AMX-FP16 (x86) or asimdhp (Arm) instructions, fp16 is "
-            f"converted to fp32; {emulated}",
-            "emulated": True,
-        }
+    # (AMX flag, native x86 flag, native Arm flag, how it is native on each, why the rate doubles)
+    half = {
+        "bf16": ("amx_bf16", "avx512_bf16", "bf16", ("avx512_bf16 VDPBF16PS", "Arm BFDOT"),
+                 "two multiply-adds per FP32 lane, 2x the FP32 rate", "avx512_bf16/AMX-BF16", "BF16"),
+        "fp16": ("amx_fp16", "avx512_fp16", "asimdhp", ("AVX512-FP16", "Arm FP16 NEON (asimdhp)"),
+                 "twice the lanes of FP32", "avx512_fp16/AMX-FP16", "asimdhp"),
+    }  # fmt: skip
+    for dtype, (amx, x86, arm, (x86_how, arm_how), why, x86_names, arm_names) in half.items():
+        if amx in features:
+            out[dtype] = _amx(fp32_terms, clock_note)
+        elif x86 in features or (is_arm and arm in features):
+            value = _sum_terms(fp32_terms, 2)
+            how = x86_how if x86 in features else arm_how
+            out[dtype] = {
+                "value": value,
+                "source": "spec",
+                "detail": f"{_terms_text(fp32_terms, 2, dtype.upper())} = {fmt_flops(value)} ({how}: {why}); "
+                f"{clock_note}",
+            }
+        else:
+            out[dtype] = {
+                "value": fp32,
+                "source": "spec",
+                "detail": f"emulated: no {x86_names} (x86) or {arm_names} (Arm) instructions, {dtype} is "
+                f"converted to fp32; {emulated}",
+                "emulated": True,
+            }
     return _ordered(out)
 
 

@@ -332,10 +332,10 @@ def test_stored_config_is_checked_like_toml():
 
 
 def test_toml_file_problems_are_one_line(tmp_path):
-    cases = {tmp_path / "missing.toml": "config file not found", tmp_path: "is a directory"}
+    cases = {tmp_path / "missing.toml": "no such file", tmp_path: "is a directory"}
     binary = tmp_path / "bin.toml"
     binary.write_bytes(b"\xff\xfe\x00")
-    cases[binary] = "not a UTF-8 text file"
+    cases[binary] = "not a text file"
     bad = tmp_path / "bad.toml"
     bad.write_text("[train\n")
     cases[bad] = "is not valid TOML"

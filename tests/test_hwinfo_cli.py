@@ -128,7 +128,9 @@ def test_measured_fp32_matches_spec_on_this_cpu() -> None:
     if ratio < 0.5:
         load = os.getloadavg()[0]
         assert ratio > 0.05, f"measured {ratio:.3f} x spec: a units or FLOP-count bug, not a busy machine"
-        pytest.skip(f"measured {ratio:.2f} x spec at load {load:.1f} on {os.cpu_count()} CPUs: busy or throttled")
+        pytest.skip(
+            f"measured {ratio:.2f} x spec at load {load:.1f} on {os.cpu_count()} CPUs: busy or throttled"
+        )
 
 
 def test_error_is_one_line_and_debug_shows_traceback(

@@ -3,7 +3,6 @@ fake NVML (energy counter, power samples, neither); this VM's answer; hwinfo's l
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 

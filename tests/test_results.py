@@ -279,14 +279,16 @@ def test_unreadable_run_json_is_one_line(tmp_path, monkeypatch):
     run = tmp_path / "runs" / "x"
     run.mkdir(parents=True)
     (run / "run.json").write_text("{}")
-    real = Path.read_bytes
+    import builtins
 
-    def deny(self):
-        if self.name == "run.json":
-            raise PermissionError(13, "Permission denied")
-        return real(self)
+    real = builtins.open
 
-    monkeypatch.setattr(Path, "read_bytes", deny)
+    def deny(file, *args, **kwargs):
+        if str(file).endswith("run.json"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", deny)
     with pytest.raises(R.ResultsError, match="permission denied: ask its owner for read access"):
         R.read_run(run)
 

@@ -18,19 +18,12 @@ class GateError(RuntimeError):
 
 def read_json(path: str | Path, what: str, missing_hint: str = "") -> Any:
     """The JSON in `path`; every way of failing to read it is a GateError naming `what` and the file."""
+    from bench.userfiles import read_user_text
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GateError(f"{what} {p} not found{missing_hint}") from None
-    except IsADirectoryError:
-        raise GateError(f"{what} {p} is a directory, not a file") from None
-    except PermissionError:
-        raise GateError(f"{what} {p} cannot be read: permission denied") from None
-    except UnicodeDecodeError:
-        raise GateError(f"{what} {p} is not a text file (not UTF-8): is it the right file?") from None
-    except OSError as e:
-        raise GateError(f"{what} {p} cannot be read: {e.strerror or e}") from None
+    if not p.exists() and not p.is_symlink():
+        raise GateError(f"{what} {p} not found{missing_hint}")
+    text = read_user_text(p, what=what, error=GateError, hint="is it the right file?")
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.importers.nanogpt import NanoGPTLogError
+from bench.userfiles import read_user_bytes
 
 HWINFO_SCHEMA = "devicebench-hwinfo/"
 HWINFO_SCHEMA_VERSION = 1
@@ -19,21 +20,9 @@ MAX_HWINFO_BYTES = 20 * 2**20  # `hwinfo --json` writes a few kB; anything this 
 def load_hwinfo(path: str | Path) -> dict[str, Any]:
     """What `hwinfo --json` printed, checked. Raises NanoGPTLogError (one line) for anything else."""
     hint = "pass what `hwinfo --json` printed on the machine that made the log"
+    raw = read_user_bytes(path, what="--hwinfo", error=NanoGPTLogError, max_bytes=MAX_HWINFO_BYTES, hint=hint)
     try:
-        p = Path(path)
-        if p.is_dir():
-            raise NanoGPTLogError(f"--hwinfo {path} is a directory: {hint}")
-        with open(p, "rb") as f:
-            raw = f.read(MAX_HWINFO_BYTES + 1)  # bounded: a device or a pipe never ends
-        if len(raw) > MAX_HWINFO_BYTES:
-            raise NanoGPTLogError(f"--hwinfo {path} is too large to be hwinfo JSON: {hint}")
         data = json.loads(raw)
-    except FileNotFoundError:
-        raise NanoGPTLogError(f"--hwinfo {path}: no such file") from None
-    except PermissionError:
-        raise NanoGPTLogError(f"--hwinfo {path}: permission denied") from None
-    except OSError as e:
-        raise NanoGPTLogError(f"--hwinfo {path} cannot be read ({e.strerror or e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         where = f" ({e.msg} at line {e.lineno})" if isinstance(e, json.JSONDecodeError) else ""
         raise NanoGPTLogError(f"--hwinfo {path} is not JSON{where}: {hint}") from None

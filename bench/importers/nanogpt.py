@@ -148,17 +148,13 @@ def read_lines(path: str | Path) -> Iterator[str | None]:
     Checks the file first, so a missing, unreadable or binary file fails here with one clear line.
     UTF-8 (with or without BOM) and UTF-16 with a BOM (PowerShell's `>`) are read; CR, LF and CRLF end lines.
     """
-    try:
-        with open(path, "rb") as f:
+    from bench.userfiles import open_user_file
+
+    with open_user_file(path, what="", error=NanoGPTLogError, hint="pass a nanoGPT train.py log") as f:
+        try:
             head = f.read(BINARY_SNIFF_BYTES)
-    except FileNotFoundError:
-        raise NanoGPTLogError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise NanoGPTLogError(f"{path} is a directory, not a log file") from None
-    except PermissionError:
-        raise NanoGPTLogError(f"{path}: permission denied") from None
-    except OSError as e:
-        raise NanoGPTLogError(f"{path} cannot be read ({e.strerror or e})") from None
+        except OSError as e:
+            raise NanoGPTLogError(f"{path} cannot be read ({e.strerror or e})") from None
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
     elif b"\0" in head:
