@@ -225,9 +225,11 @@ class BenchConfig:
             )
         warnings = []
         if t.max_iters <= t.timing_warmup_iters:
+            kept_out = min(t.timing_warmup_iters, t.max_iters // 2)  # what the runner keeps out of the median
             warnings.append(
-                f"--iters {t.max_iters} is at or below the timing warm-up of {t.timing_warmup_iters} steps: "
-                "the median ms/iter would be a warm-up step; raise --iters or lower --timing-warmup-iters"
+                f"--iters {t.max_iters} is at or below the timing warm-up of {t.timing_warmup_iters} steps: only "
+                f"{kept_out} step(s) are kept out of the median, so the median ms/iter may be a warm-up step "
+                "(allocator, caches, compilation); raise --iters or lower --timing-warmup-iters"
             )
         return warnings
 

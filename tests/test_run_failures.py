@@ -157,3 +157,25 @@ def test_peak_flops_override_is_labelled_user(tmp_path):
     run = run_json(out, "cpu-fp32-b12-eager")
     assert run["peak_flops"]["source"] == "user" and run["peak_flops"]["value"] == 2e11
     assert run["summary"]["mfu"] == run["summary"]["achieved_flops_per_s"] / 2e11
+
+
+def test_a_second_writer_on_the_same_directory_is_refused_naming_the_holder(tmp_path, capsys):
+    out = tmp_path / "r"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "bench", "run", "--devices", "cpu", *TINY, "--iters", "100000", "--eval-interval",
+           "50000", "--eval-iters", "1", "--no-progress", "--out", str(out), "--threads", "1"]  # fmt: skip
+    first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        steps = out / "runs" / "cpu-fp32-b12-eager-t1" / "steps.csv"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not steps.exists():
+            time.sleep(0.2)
+        assert main(["run", "--out", str(out), "--resume", "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"is being written by pid {first.pid}" in err and len(err.splitlines()) == 1
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=60)
+    assert (
+        run_json(out, "cpu-fp32-b12-eager-t1")["status"] == "interrupted"
+    )  # the second writer changed nothing
