@@ -19,6 +19,7 @@ import pandas as pd
 from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS
 from reports import fmt
 from reports.load import LOSS_NEUTRAL_TRAIN_KEYS, Results, step_ms_spanned
+from reports.scaling import scaling_findings
 
 # Same config and seed give the same batches on every device, so val curves differ only by numerics.
 LOSS_TOLERANCE_FP32 = 0.02
@@ -64,7 +65,7 @@ def diagnose(results: Results) -> list[Finding]:
         for rule in (
             speedup_findings, config_findings, eval_timer_findings, batch_scaling_findings,
             mfu_findings, peak_findings, thread_findings, cpu_dtype_findings, warmup_findings,
-            profile_findings, noise_findings,
+            profile_findings, noise_findings, scaling_findings,
         ):  # fmt: skip
             findings.extend(rule(results, ok))
     counts: dict[str, int] = {}
