@@ -118,7 +118,9 @@ def comm_reason(e: BaseException) -> str:
     """A failed collective in a few words: gloo's "[.../pair.cc:553] Connection closed by peer [10.0.0.2]:123.
     This is typically caused by ..." becomes "Connection closed by peer [10.0.0.2]:123"."""
     text = first_line(e)
-    text = re.sub(r"^(?:\w*Error: )?Got the following error when running the callback: (?:\w+Error: )?", "", text)
+    text = re.sub(
+        r"^(?:\w*Error: )?Got the following error when running the callback: (?:\w+Error: )?", "", text
+    )
     text = re.sub(r"^\[[^\]]*\.(?:cc|cpp|h|hpp):\d+\] ", "", text)
     return text.split(". This is typically", 1)[0].rstrip(". ")
 
