@@ -252,17 +252,6 @@ def run(args: argparse.Namespace) -> int:
         world.close()
 
 
-def _resume_hint(out: Path, world) -> str:  # noqa: ANN001
-    import os
-
-    nproc = os.environ.get("DEVICEBENCH_NPROC")
-    if nproc:
-        return f"bench run --nproc {nproc} --out {out} --resume"
-    if world is not None:
-        return f"the same torchrun command with `bench run --out {out} --resume`"
-    return f"bench run --out {out} --resume"
-
-
 def _resolve(cfg: BenchConfig, env) -> tuple[dict, dict]:  # noqa: ANN001
     from bench.devices import DeviceUnavailable
     from bench.runner import resolve_devices
@@ -317,9 +306,9 @@ def _launch(args: argparse.Namespace, cfg: BenchConfig, nproc: int) -> int:
     last = DistEnv(rank=nproc - 1, world_size=nproc, local_rank=nproc - 1, local_world_size=nproc, node_rank=0,
                    nnodes=1)  # fmt: skip
     devices, unavailable = _resolve(cfg, last)  # the last rank needs the most devices
-    for reason in unavailable.values():
-        print(f"warning: {reason}; its runs will be recorded as skipped", file=sys.stderr)
     if args.dry_run:
+        for reason in unavailable.values():
+            print(f"warning: {reason}; its runs will be recorded as skipped", file=sys.stderr)
         _print_plan(cfg, plan(cfg, devices, nproc), hwinfo.snapshot(), devices, unavailable)
         return 0
     out = Path(args.out or f"results/{datetime.now().strftime('%Y%m%d-%H%M%S')}")
@@ -346,7 +335,7 @@ def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN
     import contextlib
 
     import hwinfo
-    from bench.runner import Interrupted, Sweep, plan
+    from bench.runner import Interrupted, Sweep, plan, resume_hint
 
     main = world is None or world.is_main
     cfg = _on_rank_zero(world, lambda: _stored_config(args, cfg))  # rank 0's sweep.json, on every node
@@ -385,7 +374,7 @@ def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN
         except Interrupted as e:
             if main:
                 print(f"interrupted by {e.signal_name} during {e.run_id}; finished runs are kept; complete them "
-                      f"with: {_resume_hint(out, world)}", file=sys.stderr)  # fmt: skip
+                      f"with: {resume_hint(out, world is not None)}", file=sys.stderr)  # fmt: skip
             return 143 if e.signal_name == "SIGTERM" else 130
     failed = [r for r, s in statuses.items() if s == "failed"]
     if not main:

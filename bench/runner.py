@@ -310,7 +310,7 @@ class Sweep:
     def _lost_message(self, spec: RunSpec, reason: str) -> str:
         return (
             f"{spec.run_id} failed and the ranks cannot go on together: {reason}; the later runs were not started "
-            f"(finished runs are kept: start the same torchrun command with --resume to complete the sweep)"
+            f"(finished runs are kept; complete the sweep with: {resume_hint(self.results.root, True)})"
         )
 
     def _run_built(self, spec: RunSpec, device: Device, trainer: Trainer, meta: dict) -> str:
@@ -330,7 +330,7 @@ class Sweep:
         except KeyboardInterrupt as e:
             how = getattr(e, "signal_name", None) or "Ctrl-C"
             hint = ""
-            if self.world is not None:
+            if self.world is not None and how == "SIGTERM":
                 hint = " (under torchrun: the launcher stops every rank this way when one rank fails; see its output)"
             with _signals_deferred():
                 writer.write_meta(status="interrupted", error=f"interrupted by {how} during {loop.where}{hint}",
@@ -620,6 +620,17 @@ def _signals_deferred(reraise: bool = True, run_id: str = "") -> Iterator[None]:
             signal.signal(s, handler)
     if got and reraise:
         raise Interrupted(run_id, "SIGTERM" if got[0] == signal.SIGTERM else "Ctrl-C")
+
+
+def resume_hint(out: Path, distributed: bool) -> str:
+    """The command that completes a sweep: `bench run --nproc N` when that started the ranks (it says so in
+    DEVICEBENCH_NPROC), the user's own torchrun command, or plain `bench run`."""
+    nproc = os.environ.get("DEVICEBENCH_NPROC")
+    if nproc:
+        return f"bench run --nproc {nproc} --out {out} --resume"
+    if distributed:
+        return f"the same torchrun command with `bench run --out {out} --resume`"
+    return f"bench run --out {out} --resume"
 
 
 def _ignore_interrupts() -> None:
