@@ -80,9 +80,8 @@ def test_gpus_weak_scaling_efficiency_and_compute_limited(tmp_path):
     (limit,) = kinds(findings, "scaling_limit")
     assert limit.evidence["limit"] == "compute" and limit.severity == "info"
     ms = json.loads((d / "runs" / "four-b32" / "run.json").read_text())["summary"]["ms_median"]
-    assert f"a step takes {fmt.ms(ms)} ms, {fmt.ms(0.1 * ms)} ms (10.0%) of it with a gradient all-reduce" in (
-        limit.sentence
-    )
+    quoted = f"a step takes {fmt.ms(ms)} ms, {fmt.ms(0.1 * ms)} ms (10.0%) of it with a gradient all-reduce"
+    assert quoted in limit.sentence
     assert "compute limits scaling" in limit.sentence and "4.00 MB of gradients per step" in limit.sentence
 
 
@@ -111,7 +110,9 @@ def test_a_straggler_is_named_with_its_host_and_device(tmp_path):
         limit.sentence
     )
     (scaling,) = kinds(findings, "scaling")
-    assert "no 1-rank run of this config to compare eight-b64 with: run it alone at batch 8" in scaling.sentence
+    assert "no 1-rank run of this config to compare eight-b64 with: run it alone at batch 8" in (
+        scaling.sentence
+    )
 
 
 def test_ranks_sharing_one_cpu_are_contention_never_a_speedup(tmp_path):
