@@ -255,7 +255,9 @@ def _limit_finding(results: Results, r: _Run, weak: _Run | None) -> Finding:
             f": rank {slow}{where} is a straggler, {fmt.ratio(straggler)} the median rank's time outside the "
             "all-reduce, and every other rank waits for it at each all-reduce"
         )
-        severity, limit = "warning", "straggler"
+        if r.shares_device:
+            kind_words += " (its ranks share one CPU: the rank the scheduler served less)"
+        severity, limit = ("info" if r.shares_device else "warning"), "straggler"
     elif share >= COMM_LIMITED_SHARE:
         kind_words = (
             f": communication limits scaling ({fmt.pct(share)} of the step is all-reduce, at or above "
