@@ -201,7 +201,7 @@ class World:
         if dist.is_initialized():
             try:
                 dist.destroy_process_group()
-            except Exception:  # noqa: BLE001, S110 - a group broken by a lost rank cannot be torn down cleanly
+            except Exception:  # noqa: BLE001 - a group broken by a lost rank cannot be torn down cleanly
                 pass
 
 
@@ -221,10 +221,6 @@ class RunComm:
     @property
     def world_size(self) -> int:
         return self.world.world_size
-
-    @property
-    def backend(self) -> str:
-        return self.device.dist_backend
 
     def shard(self, t: torch.Tensor) -> torch.Tensor:
         """This rank's slice of a global batch (dim 0); the batch size is a multiple of the world size."""

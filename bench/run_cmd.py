@@ -321,8 +321,11 @@ def _launch(args: argparse.Namespace, cfg: BenchConfig, nproc: int) -> int:
         omp = max(1, (psutil.cpu_count(logical=False) or 1) // nproc)
     threads = os.environ.get("OMP_NUM_THREADS") or omp
     note = f"; OMP_NUM_THREADS={threads} per rank" if threads else ""
-    print(f"starting {nproc} ranks of `bench run` with torch.distributed's launcher (standalone){note}",
-          file=sys.stderr)  # fmt: skip
+    ranks = f"{nproc} rank{'s' if nproc != 1 else ''}"
+    print(
+        f"starting {ranks} of `bench run` with torch.distributed's launcher (standalone){note}",
+        file=sys.stderr,
+    )
     os.environ["DEVICEBENCH_NPROC"] = str(nproc)
     try:
         return launch_local(nproc, worker_argv(list(getattr(args, "argv", [])), str(out)), omp)
