@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import platform
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -342,6 +343,70 @@ class Device:
     def dist_backend(self) -> str:
         """torch.distributed's backend for this device: gloo on the CPU, NCCL (RCCL on ROCm) on CUDA, xccl on XPU."""
         return {"cuda": "nccl", "xpu": "xccl"}.get(self.type, "gloo")
+
+    def check_distributed(self) -> None:
+        """Raise DeviceUnavailable when this PyTorch cannot train data-parallel on this device."""
+        import torch.distributed as dist
+
+        if self.type == "mps":
+            raise DeviceUnavailable(
+                "mps: torch.distributed has no MPS backend; run mps without torchrun or --nproc"
+            )
+        available = {"gloo": dist.is_gloo_available, "nccl": dist.is_nccl_available,
+                     "xccl": getattr(dist, "is_xccl_available", lambda: False)}[self.dist_backend]  # fmt: skip
+        if not available():
+            raise DeviceUnavailable(
+                f"{self.name}: this PyTorch ({torch.__version__}) has no {self.dist_backend} backend for torch.distributed"
+            )
+
+    def for_local_rank(self, local_rank: int, local_world_size: int) -> Device:
+        """The device one rank of a node trains on: the CPU for every rank (they share its cores), cuda:LOCAL_RANK
+        (xpu:LOCAL_RANK) on accelerators. An explicit index is kept only when the node runs one rank."""
+        if not self.ranks_share_device and self.index is not None and local_world_size > 1:
+            raise DeviceUnavailable(
+                f"{self.name}: with {local_world_size} ranks per node each rank uses {self.type}:LOCAL_RANK; "
+                f"give {self.type} (choose the GPUs with CUDA_VISIBLE_DEVICES / ZE_AFFINITY_MASK)"
+            )
+        if self.ranks_share_device or (local_world_size == 1 and self.index is not None):
+            return self
+        count = self._module().device_count()
+        if local_rank >= count:
+            raise DeviceUnavailable(
+                f"{self.type}: local rank {local_rank} needs {self.type}:{local_rank} but this node has {count} "
+                f"{self.type} device(s): start at most {count} rank(s) per node"
+            )
+        return Device(torch.device(self.type, local_rank))
+
+    def make_current(self) -> None:
+        """Make this the current device of the process (NCCL and XCCL collectives run on it)."""
+        if self.type in ("cuda", "xpu"):
+            self._module().set_device(self.index or 0)
+
+    @property
+    def ddp_device_ids(self) -> list[int] | None:
+        """DistributedDataParallel's device_ids: this accelerator's index; None on the CPU."""
+        return [self.index or 0] if self.type in ("cuda", "xpu") else None
+
+    @property
+    def ranks_share_device(self) -> bool:
+        """Whether the ranks of one node share this device (the CPU and its cores) instead of one device each."""
+        return self.is_cpu or self.type == "mps"
+
+    def stamp(self) -> Any:
+        """A point on this device's timeline: an event recorded on the current stream (CUDA, XPU), the host clock
+        elsewhere. Read two with ms_between once the device is synchronised."""
+        if self.type in ("cuda", "xpu"):
+            event = self._module().Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    @staticmethod
+    def ms_between(start: Any, end: Any) -> float:
+        """Milliseconds from one stamp to another (device events or host clock readings)."""
+        if isinstance(start, float):
+            return (end - start) * 1e3
+        return float(start.elapsed_time(end))
 
 
 class MemoryWatch:

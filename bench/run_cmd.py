@@ -34,6 +34,12 @@ RUN_OPTIONS: tuple[tuple[str, dict], ...] = (
     ("--profile", {"nargs": "?", "const": 5, "default": 0, "metavar": "N",
                    "help": "after each run's final eval, profile N extra steps (default 5) into runs/<id>/profile.json"}),
     ("--no-progress", {"action": "store_true", "help": "no progress bars (one line per run still)"}),
+    ("--nproc", {"metavar": "N",
+                 "help": "train every run data-parallel on N ranks of this machine, started by torch.distributed's "
+                 "launcher as `torchrun --standalone --nproc-per-node N` does; N must divide each (global) batch size"}),
+    ("--dist-timeout", {"metavar": "S",
+                        "help": "under torchrun or --nproc: seconds a collective waits for the other ranks before the "
+                        "run fails, so a dead or hung rank ends it (default 300)"}),
 )  # fmt: skip
 
 
@@ -63,6 +69,22 @@ def _retired_dest(flag: str) -> str:
     return "retired_" + flag.lstrip("-").replace("-", "_")
 
 
+def _positive(value: str | None, flag: str, kind: type = int) -> int | float | None:
+    """A run option's number, > 0; None when absent."""
+    from bench.config import ConfigError
+
+    if value is None:
+        return None
+    try:
+        number = kind(value)
+    except ValueError:
+        number = 0
+    if not number > 0 or number != number or number == float("inf"):
+        noun = "an integer" if kind is int else "a number of seconds"
+        raise ConfigError(f"{flag} {value}: expected {noun} > 0")
+    return number
+
+
 def _profile_steps(value: int | str) -> int:
     """--profile's N: absent 0, bare 5, else an integer >= 1."""
     from bench.config import ConfigError
@@ -90,6 +112,10 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
             raise ConfigError(message)
     if hasattr(args, "profile"):
         args.profile = _profile_steps(args.profile)
+    if hasattr(args, "nproc"):
+        args.nproc = _positive(args.nproc, "--nproc")
+        timeout = _positive(args.dist_timeout, "--dist-timeout", float)
+        args.dist_timeout = timeout if timeout is not None else 300.0
     if args.config is not None and not args.config.strip():
         raise ConfigError("--config '': expected the path of a TOML file")
     cfg = load_toml(args.config) if args.config is not None else BenchConfig()
@@ -151,12 +177,121 @@ def memory_warnings(cfg, specs, devices: dict) -> list[str]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    import hwinfo
-    from bench.devices import DeviceUnavailable
-    from bench.runner import Interrupted, Sweep, plan, resolve_devices
+class _RankZeroSaid(Exception):
+    """An error rank 0 has printed; the other ranks end with its exit code and say nothing."""
 
-    cfg = config_from_args(args)
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _on_rank_zero(world, fn):  # noqa: ANN001, ANN202
+    """fn() on rank 0 alone, its result (or its error) shared with every rank; fn() itself without a world."""
+    if world is None:
+        return fn()
+    result, error = None, None
+    if world.is_main:
+        try:
+            result = fn()
+        except Exception as e:  # noqa: BLE001 - re-raised below, after the other ranks know
+            error = e
+    code, result = world.broadcast((getattr(error, "exit_code", 1) if error else None, result))
+    if error is not None:
+        raise error
+    if code is not None:
+        raise _RankZeroSaid(code)
+    return result
+
+
+def _check_world_batches(cfg: BenchConfig, world_size: int) -> None:
+    from bench.config import ConfigError
+
+    bad = [b for b in cfg.sweep.batch_sizes if b % world_size]
+    if bad:
+        raise ConfigError(
+            f"--batch-sizes {','.join(map(str, bad))}: each batch size is the global batch and must be a multiple of "
+            f"the {world_size} ranks (every rank trains an equal slice of it)"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    """`bench run`: the sweep in this process, under torchrun on every rank, or (--nproc) on N ranks started
+    here by torch.distributed's elastic launcher."""
+    from bench.config import ConfigError
+    from bench.devices import DeviceUnavailable
+    from bench.distributed import DistEnv, RankLost, World
+    from bench.results import ResultsError
+
+    env = DistEnv.from_environ()
+    quiet = env is not None and not env.is_main  # rank 0 says what is wrong with the command line
+    try:
+        cfg = config_from_args(args)
+        if env is not None and args.nproc is not None:
+            raise ConfigError(
+                "--nproc starts ranks on this machine; under torchrun leave it out (torchrun's --nproc-per-node "
+                "sets the ranks)"
+            )
+    except ConfigError:
+        if quiet:
+            return 2
+        raise
+    if args.nproc is not None:
+        return _launch(args, cfg, args.nproc)
+    if env is None:
+        return _run(args, cfg, None)
+    world = World.start(env, args.dist_timeout)
+    try:
+        return _run(args, cfg, world)
+    except _RankZeroSaid as e:
+        return e.code
+    except (RankLost, ConfigError, DeviceUnavailable, ResultsError) as e:
+        if quiet and (e.exit_code == 2 or getattr(e, "agreed", False)):
+            return e.exit_code  # every rank found the same; rank 0 has said it
+        raise
+    finally:
+        world.close()
+
+
+def _load_data(cfg: BenchConfig):  # noqa: ANN202
+    """The text the sweep trains on (--data, else Tiny Shakespeare), checked: a bad --data, a wrong checksum or a
+    vocab_size below the data's characters ends here, before any run."""
+    from bench.config import ConfigError
+    from model.dataset import CharDataset
+
+    dataset = CharDataset.load(cfg.train.data, cfg.train.data_sha256)
+    if dataset.tokenizer.vocab_size > cfg.model.vocab_size:
+        raise ConfigError(
+            f"vocab_size {cfg.model.vocab_size} is smaller than the {dataset.tokenizer.vocab_size} distinct "
+            f"characters of the data: set --vocab-size {dataset.tokenizer.vocab_size} (TOML [model] vocab_size)"
+        )
+    return dataset
+
+
+def _resolve(cfg: BenchConfig, env) -> tuple[dict, dict]:  # noqa: ANN001
+    from bench.devices import DeviceUnavailable
+    from bench.runner import resolve_devices
+
+    devices, unavailable = resolve_devices(cfg.sweep.devices, env)
+    if len(unavailable) == len(devices):
+        raise DeviceUnavailable("; ".join(unavailable.values()))
+    return devices, unavailable
+
+
+def _print_plan(cfg: BenchConfig, specs: list, hw: dict, devices: dict, unavailable: dict) -> None:
+    total = 0.0
+    print(f"{len(specs)} run(s), {cfg.train.max_iters} iters each, model {cfg.model}")
+    for s in specs:
+        dev = devices.get(s.device)
+        est = None if dev is None else estimate_seconds(cfg, s, hw, dev)
+        total += est or 0.0
+        note = unavailable.get(s.device, "")
+        est_txt = "skipped" if note else (f"~{est:.0f} s" if est is not None else "unknown (peak unknown)")
+        print(f"  {s.run_id:40s} {est_txt} {note}")
+    print(f"estimated total: ~{total / 60:.1f} min (rough: from spec peaks, no measurement)")
+
+
+def _stored_config(args: argparse.Namespace, cfg: BenchConfig) -> BenchConfig:
+    """--resume alone: the sweep's own config, from its sweep.json."""
     if (
         args.resume
         and args.out
@@ -166,59 +301,127 @@ def run(args: argparse.Namespace) -> int:
         from bench.config import config_from_dict
         from bench.results import ResultsDir
 
-        cfg = config_from_dict(ResultsDir(Path(args.out)).read_sweep()["spec"])  # the sweep's own config
-    for warning in cfg.validate() or []:
-        print(f"warning: {warning}", file=sys.stderr)
-    devices, unavailable = resolve_devices(cfg.sweep.devices)
-    if len(unavailable) == len(devices):
-        raise DeviceUnavailable("; ".join(unavailable.values()))
-    for reason in unavailable.values():
-        print(f"warning: {reason}; its runs will be recorded as skipped", file=sys.stderr)
-    specs = plan(cfg, devices)
-    from model.dataset import CharDataset
+        return config_from_dict(ResultsDir(Path(args.out)).read_sweep()["spec"])
+    return cfg
 
-    dataset = CharDataset.load(
-        cfg.train.data, cfg.train.data_sha256
-    )  # a bad --data ends here, before any run
-    if dataset.tokenizer.vocab_size > cfg.model.vocab_size:
-        from bench.config import ConfigError
 
-        raise ConfigError(
-            f"vocab_size {cfg.model.vocab_size} is smaller than the {dataset.tokenizer.vocab_size} distinct "
-            f"characters of the data: set --vocab-size {dataset.tokenizer.vocab_size} (TOML [model] vocab_size)"
-        )
-    hw = hwinfo.snapshot()
-    for warning in memory_warnings(cfg, specs, devices):
-        print(f"warning: {warning}", file=sys.stderr)
+def _launch(args: argparse.Namespace, cfg: BenchConfig, nproc: int) -> int:
+    """`bench run --nproc N`: check what can be checked here, then start N ranks of `bench run`."""
+    import os
+
+    import psutil
+
+    import hwinfo
+    from bench.distributed import DistEnv, launch_local, worker_argv
+    from bench.results import ResultsError
+    from bench.runner import plan
+
+    cfg = _stored_config(args, cfg)
+    _check_world_batches(cfg, nproc)
+    _load_data(cfg)
+    last = DistEnv(rank=nproc - 1, world_size=nproc, local_rank=nproc - 1, local_world_size=nproc, node_rank=0,
+                   nnodes=1)  # fmt: skip
+    devices, unavailable = _resolve(cfg, last)  # the last rank needs the most devices
     if args.dry_run:
-        total = 0.0
-        print(f"{len(specs)} run(s), {cfg.train.max_iters} iters each, model {cfg.model}")
-        for s in specs:
-            dev = devices.get(s.device)
-            est = None if dev is None else estimate_seconds(cfg, s, hw, dev)
-            total += est or 0.0
-            note = unavailable.get(s.device, "")
-            est_txt = (
-                "skipped" if note else (f"~{est:.0f} s" if est is not None else "unknown (peak unknown)")
-            )
-            print(f"  {s.run_id:40s} {est_txt} {note}")
-        print(f"estimated total: ~{total / 60:.1f} min (rough: from spec peaks, no measurement)")
+        for reason in unavailable.values():
+            print(f"warning: {reason}; its runs will be recorded as skipped", file=sys.stderr)
+        _print_plan(cfg, plan(cfg, devices, nproc), hwinfo.snapshot(), devices, unavailable)
+        return 0
+    out = Path(args.out or f"results/{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    if (out / "sweep.json").exists() and not args.resume:
+        raise ResultsError(
+            f"{out} already holds a sweep: pass --resume to complete it, or choose another --out"
+        )
+    omp = None
+    if any(d is not None and d.ranks_share_device for d in devices.values()):
+        omp = max(1, (psutil.cpu_count(logical=False) or 1) // nproc)
+    threads = os.environ.get("OMP_NUM_THREADS") or omp
+    note = f"; OMP_NUM_THREADS={threads} per rank" if threads else ""
+    ranks = f"{nproc} rank{'s' if nproc != 1 else ''}"
+    print(
+        f"starting {ranks} of `bench run` with torch.distributed's launcher (standalone){note}",
+        file=sys.stderr,
+    )
+    os.environ["DEVICEBENCH_NPROC"] = str(nproc)
+    try:
+        return launch_local(nproc, worker_argv(list(getattr(args, "argv", [])), str(out)), omp)
+    finally:
+        os.environ.pop("DEVICEBENCH_NPROC", None)
+
+
+def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN001
+    """The sweep in this process: alone, or as one rank of a torchrun job (`world`)."""
+    import contextlib
+
+    import hwinfo
+    from bench.runner import Interrupted, Sweep, plan, resume_hint
+
+    main = world is None or world.is_main
+    cfg = _on_rank_zero(world, lambda: _stored_config(args, cfg))  # rank 0's sweep.json, on every node
+    for warning in (cfg.validate() or []) if main else []:
+        print(f"warning: {warning}", file=sys.stderr)
+    env = world.env if world is not None else None
+    if world is not None:
+        _check_world_batches(cfg, world.world_size)
+    devices, unavailable = _resolve_agreed(cfg, world)
+    if main:
+        for reason in unavailable.values():
+            print(f"warning: {reason}; its runs will be recorded as skipped", file=sys.stderr)
+    specs = plan(cfg, devices, env.world_size if env else None)
+    dataset = _load_data(cfg)
+    hw = hwinfo.snapshot() if main else {}
+    if main:
+        for warning in memory_warnings(cfg, specs, devices):
+            print(f"warning: {warning}", file=sys.stderr)
+    if args.dry_run:
+        if main:
+            _print_plan(cfg, specs, hw, devices, unavailable)
         return 0
     out = Path(args.out or f"results/{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     sweep = Sweep(cfg, out, hw, ["bench", *getattr(args, "argv", [])], progress=not args.no_progress,
-                  profile_steps=args.profile or 0, dataset=dataset)  # fmt: skip
-    with sweep.results.lock(" ".join(sweep.argv)):
-        sweep.prepare(resume=args.resume)
-        print(f"results: {out}", file=sys.stderr)
+                  profile_steps=args.profile or 0, world=world, dataset=dataset)  # fmt: skip
+    with contextlib.ExitStack() as held:
+
+        def begin() -> None:
+            held.enter_context(sweep.results.lock(" ".join(sweep.argv)))
+            sweep.prepare(resume=args.resume)
+
+        _on_rank_zero(world, begin)
+        if main:
+            print(f"results: {out}", file=sys.stderr)
         try:
             statuses = sweep.run_all(specs, unavailable, resume=args.resume)
         except Interrupted as e:
-            print(f"interrupted by {e.signal_name} during {e.run_id}; finished runs are kept; complete them "
-                  f"with: bench run --out {out} --resume", file=sys.stderr)  # fmt: skip
+            if main:
+                print(f"interrupted by {e.signal_name} during {e.run_id}; finished runs are kept; complete them "
+                      f"with: {resume_hint(out, world is not None)}", file=sys.stderr)  # fmt: skip
             return 143 if e.signal_name == "SIGTERM" else 130
-    print(out)
     failed = [r for r, s in statuses.items() if s == "failed"]
+    if not main:
+        return 1 if failed else 0
+    print(out)
     if failed:
         print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _resolve_agreed(cfg: BenchConfig, world) -> tuple[dict, dict]:  # noqa: ANN001
+    """The sweep's devices; under torchrun a device any rank cannot use is skipped by every rank."""
+    from bench.devices import DeviceUnavailable
+    from bench.runner import resolve_devices
+
+    if world is None:
+        return _resolve(cfg, None)
+    devices, unavailable = resolve_devices(cfg.sweep.devices, world.env)
+    names = world.broadcast(list(devices))  # rank 0's list, should the nodes' defaults differ
+    if names != list(devices):
+        devices, unavailable = resolve_devices(names, world.env)
+    merged: dict[str, str] = {}
+    for rank, theirs in enumerate(world.gather(unavailable)):
+        for name, reason in theirs.items():
+            merged.setdefault(name, reason if rank == 0 else f"rank {rank}: {reason}")
+    devices = {name: (None if name in merged else dev) for name, dev in devices.items()}
+    if len(merged) == len(devices):
+        raise DeviceUnavailable("; ".join(merged.values()))
+    return devices, merged

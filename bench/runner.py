@@ -3,6 +3,12 @@
 `Sweep` runs a plan into a results directory so that one failing run never loses the others; `RunLoop`
 is one run's loop (evals every eval_interval, timed steps between); `summarize` turns what a loop
 measured into run.json's summary. Whatever differs between devices is asked of bench.devices.
+
+Under torchrun (a `World`), every rank runs every run of the plan together, data-parallel; the ranks
+agree on what to run (rank 0 decides, the others follow) and on how each run ended (gathered at its end);
+rank 0 alone writes the results directory and prints. A run that fails on every rank alike (out of
+memory, diverged) fails alone and the sweep goes on; a rank that dies, hangs past the timeout or falls
+out of step stops the sweep (RankLost), because the ranks can no longer run collectives together.
 """
 
 from __future__ import annotations
@@ -11,13 +17,17 @@ import contextlib
 import itertools
 import math
 import os
+import signal
 import socket
+import statistics
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 import torch
@@ -34,6 +44,15 @@ from bench.devices import (
     parse_device,
     software_versions,
 )
+from bench.distributed import (
+    DistEnv,
+    RankLost,
+    World,
+    comm_reason,
+    is_comm_error,
+    rank_records,
+    summarize_ranks,
+)
 from bench.energy import EnergyRecorder
 from bench.metrics import step_summary
 from bench.results import ResultsDir, ResultsError, RunWriter, atomic_write_json
@@ -41,6 +60,8 @@ from bench.train import Trainer
 from hwinfo.peaks import peak_for, user_peak
 from model.dataset import CharDataset
 from model.gpt import flops_per_iter, flops_per_token
+
+LOST = "a rank died, stopped answering within --dist-timeout or fell out of step"
 
 
 @dataclass(frozen=True)
@@ -50,25 +71,28 @@ class RunSpec:
     batch_size: int
     compile: str
     threads: int | None
+    world_size: int | None = None  # under torchrun: the ranks of this data-parallel run
 
     @property
     def run_id(self) -> str:
         dev = self.device.replace(":", "")
         th = f"-t{self.threads}" if self.threads is not None else ""
         comp = {"off": "eager", "on": "compile"}.get(self.compile, f"compile-{self.compile}")
-        return f"{dev}-{self.dtype}-b{self.batch_size}-{comp}{th}"
+        ddp = f"-ddp{self.world_size}" if self.world_size is not None else ""
+        return f"{dev}-{self.dtype}-b{self.batch_size}-{comp}{th}{ddp}"
 
 
-def plan(cfg: BenchConfig, devices: dict[str, Device | None]) -> list[RunSpec]:
+def plan(cfg: BenchConfig, devices: dict[str, Device | None], world_size: int | None = None) -> list[RunSpec]:
     """Every combination of the sweep axes; the threads axis applies to devices whose parallelism is
-    CPU threads. `devices` maps each requested name to its Device (None: not usable here)."""
+    CPU threads. `devices` maps each requested name to its Device (None: not usable here); world_size:
+    the ranks under torchrun (the batch sizes are global batches)."""
     runs = []
     s = cfg.sweep
     for name, dtype, bs, comp in itertools.product(devices, s.dtypes, s.batch_sizes, s.compile):
         dev = devices[name]
         threads = s.threads if dev is not None and dev.uses_cpu_threads else [None]
         for th in threads:
-            runs.append(RunSpec(name, dtype, bs, comp, th))
+            runs.append(RunSpec(name, dtype, bs, comp, th, world_size))
     return runs
 
 
@@ -93,13 +117,16 @@ class Sweep:
         progress: bool = True,
         profile_steps: int = 0,
         dataset: CharDataset | None = None,
+        world: World | None = None,
     ) -> None:
         self.cfg = cfg
         self.profile_steps = profile_steps
         self.results = ResultsDir(out)
         self.hw = hw
         self.argv = argv
-        self.progress = progress
+        self.world = world
+        self.writes = world is None or world.is_main  # rank 0 alone writes results and prints
+        self.progress = progress and self.writes
         self.host = cfg.sweep.host or socket.gethostname()
         self._dataset = dataset
 
@@ -142,15 +169,23 @@ class Sweep:
         statuses: dict[str, str] = {}
         bar = tqdm(total=len(specs), desc="sweep", unit="run", file=sys.stderr, position=0,
                    disable=None if self.progress else True)  # fmt: skip
+        done = set()
+        if resume and self.writes:
+            done = {s.run_id for s in specs if self.results.run_status(s.run_id) == "ok"}
+        if self.world is not None:
+            done = self.world.broadcast(done)  # rank 0's results directory decides, on every node
         try:
             for spec in specs:
-                if resume and self.results.run_status(spec.run_id) == "ok":
+                if spec.run_id in done:
                     statuses[spec.run_id] = "ok"
-                    _say(f"{spec.run_id}: already done (resume)")
+                    self._say(f"{spec.run_id}: already done (resume)")
                 elif spec.device in unavailable:
-                    self.results.record_skipped(spec.run_id, self._meta(spec, None), unavailable[spec.device])
+                    if self.writes:
+                        self.results.record_skipped(
+                            spec.run_id, self._meta(spec, None), unavailable[spec.device]
+                        )
                     statuses[spec.run_id] = "skipped"
-                    _say(f"{spec.run_id}: skipped: {unavailable[spec.device]}")
+                    self._say(f"{spec.run_id}: skipped: {unavailable[spec.device]}")
                 else:
                     statuses[spec.run_id] = self.run_one(spec)
                 bar.update(1)
@@ -164,15 +199,37 @@ class Sweep:
             self._dataset = CharDataset.shakespeare()
         return self._dataset
 
-    def _peak(self, spec: RunSpec) -> dict:
-        """The peak MFU divides by: the user's (--peak-flops), else hwinfo's (spec, derived, measured)."""
+    def _say(self, msg: str) -> None:
+        if self.writes:
+            _say(msg)
+
+    def _peak(self, spec: RunSpec, device: Device | None) -> dict:
+        """The peak MFU divides by: the user's (--peak-flops), else hwinfo's (spec, derived, measured); under
+        torchrun, times the devices the ranks use (one per rank; one CPU per node, its ranks sharing it)."""
         override = self.cfg.sweep.peak_flops.get(spec.dtype)
-        if override:
-            return user_peak(override, spec.dtype, spec.device)
-        return peak_for(self.hw, spec.device, spec.dtype)
+        peak = (
+            user_peak(override, spec.dtype, spec.device)
+            if override
+            else peak_for(self.hw, spec.device, spec.dtype)
+        )
+        env = self.world.env if self.world is not None else None
+        if env is None or device is None:
+            return peak
+        n = env.nnodes if device.ranks_share_device else env.world_size
+        what = (
+            f"{n} x one {device.type} per node, shared by its {env.local_world_size} rank(s)"
+            if device.ranks_share_device
+            else f"{n} x one {device.type} device per rank"
+        )
+        scaled = {**peak, "devices": n, "per_device_value": peak.get("value")}
+        if peak.get("value"):
+            scaled["value"] = peak["value"] * n
+            scaled["detail"] = f"{what}; each: {peak.get('detail') or 'the per-device peak'}"
+        return scaled
 
     def _meta(self, spec: RunSpec, device: Device | None) -> dict:
         model = self.cfg.model
+        env = self.world.env if self.world is not None else None
         return {
             "status": "running",
             "error": None,
@@ -192,39 +249,81 @@ class Sweep:
             "flops_per_token": flops_per_token(model),
             "flops_per_iter": flops_per_iter(model, spec.batch_size),
             "tokens_per_iter": spec.batch_size * model.block_size,
-            "peak_flops": self._peak(spec),
+            "peak_flops": self._peak(spec, device),
+            "world_size": env.world_size if env else 1,
+            "backend": device.dist_backend if env and device is not None else None,
+            "nnodes": env.nnodes if env else 1,
+            "nproc_per_node": env.local_world_size if env else 1,
         }
+
+    def device_of(self, spec: RunSpec) -> Device:
+        """The device this process trains a run on: under torchrun, this rank's (cuda:LOCAL_RANK, the CPU)."""
+        device = parse_device(spec.device)
+        if self.world is None:
+            return device
+        return rank_device(device, self.world.env)
 
     def run_one(self, spec: RunSpec) -> str:
         """Train one run to the end; its status: ok, failed, skipped. Ctrl-C/SIGTERM marks it interrupted."""
-        device = parse_device(spec.device)
+        device = self.device_of(spec)
         meta = self._meta(spec, device)
         with _cpu_threads(device, spec.threads) as threads:
             meta["threads"] = threads
+            trainer = None
+            outcome: tuple[str, str] | None = None
             try:
+                device.make_current()
                 trainer = Trainer(self.cfg.model, self.cfg.train, device, spec.dtype, spec.compile,
                                   spec.batch_size, self.dataset)  # fmt: skip
             except DtypeUnsupported as e:
-                self.results.record_skipped(spec.run_id, meta, str(e))
-                _say(f"{spec.run_id}: skipped: {e}")
-                return "skipped"
+                outcome = ("skipped", str(e))
             except Exception as e:  # noqa: BLE001 - a run that cannot be built fails alone; the sweep goes on
                 reason = _oom_reason(spec, "building the model", e) if device.is_oom(e) else _describe(e)
-                self.results.record_failed(spec.run_id, meta, f"could not start: {reason}")
-                _say(f"{spec.run_id}: failed: could not start: {reason}")
+                outcome = ("failed", f"could not start: {reason}")
+            if self.world is not None:
+                outcome = _merge_outcomes(self.world.gather(outcome))  # every rank skips or fails it alike
+            if outcome is not None:
+                status, reason = outcome
+                if self.writes:
+                    record = (
+                        self.results.record_skipped if status == "skipped" else self.results.record_failed
+                    )
+                    record(spec.run_id, meta, reason)
+                self._say(f"{spec.run_id}: {status}: {reason}")
+                del trainer
                 device.empty_cache()
-                return "failed"
+                return status
             try:
+                if self.world is not None:
+                    self._distribute(spec, trainer, meta)
                 return self._run_built(spec, device, trainer, meta)
             finally:
                 del trainer
                 device.empty_cache()
 
+    def _distribute(self, spec: RunSpec, trainer: Trainer, meta: dict) -> None:
+        """Wrap the run's model in DDP on every rank; a rank that cannot ends the sweep (the others are in the
+        broadcast of the weights)."""
+        try:
+            trainer.distribute(self.world.for_run(trainer.device))
+        except Exception as e:  # noqa: BLE001
+            reason = f"rank {self.world.rank}: could not start data-parallel training: {_describe(e)}"
+            if self.writes:
+                self.results.record_failed(spec.run_id, meta, reason)
+            raise RankLost(self._lost_message(spec, reason)) from None
+
+    def _lost_message(self, spec: RunSpec, reason: str) -> str:
+        return (
+            f"{spec.run_id} failed and the ranks cannot go on together: {reason}; the later runs were not started "
+            f"(finished runs are kept; complete the sweep with: {resume_hint(self.results.root, True)})"
+        )
+
     def _run_built(self, spec: RunSpec, device: Device, trainer: Trainer, meta: dict) -> str:
-        writer = self.results.new_run(spec.run_id, {**meta, "started": _now()})
+        started = {**meta, "started": _now()}
+        writer = self.results.new_run(spec.run_id, started) if self.writes else _NoWriter(started)
         writer.write_meta()
         loop = RunLoop(trainer, writer, self._run_bar(spec))
-        status, error = "ok", None
+        status, error, cause = "ok", None, None
         try:
             with trainer:
                 loop.run()
@@ -235,29 +334,73 @@ class Sweep:
                 meta["compile_stats"] = trainer.compile_stats() if trainer.compiled else None
         except KeyboardInterrupt as e:
             how = getattr(e, "signal_name", None) or "Ctrl-C"
-            writer.write_meta(status="interrupted", error=f"interrupted by {how} during {loop.where}",
-                              summary=summarize(loop, meta), finished=_now())  # fmt: skip
+            hint = ""
+            if self.world is not None and how == "SIGTERM":
+                hint = " (under torchrun: the launcher stops every rank this way when one rank fails; see its output)"
+            with _signals_deferred():
+                writer.write_meta(status="interrupted", error=f"interrupted by {how} during {loop.where}{hint}",
+                                  summary=summarize(loop, meta), finished=_now())  # fmt: skip
             raise Interrupted(spec.run_id, how) from None
         except Exception as e:  # noqa: BLE001 - one broken run must not lose the sweep
-            status = "failed"
-            error = (
-                _oom_reason(spec, loop.where, e)
-                if device.is_oom(e)
-                else f"{_describe(e)} during {loop.where}"
-            )
+            status, cause = "failed", e
+            if device.is_oom(e):
+                error = _oom_reason(spec, loop.where, e)
+            elif self.world is not None and is_comm_error(e):
+                error = f"{comm_reason(e)} during {loop.where}"
+            else:
+                error = f"{_describe(e)} during {loop.where}"
         finally:
             loop.close()
             writer.close()
-        writer.write_meta(status=status, error=error, summary=summarize(loop, meta), finished=_now(),
-                          compile_stats=meta.get("compile_stats"))  # fmt: skip
-        line = f"{spec.run_id}: {status}"
-        median = writer.meta["summary"].get("ms_median")
-        if median is not None:
-            line += f", {median:.2f} ms/iter median"
-        if loop.losses.get("val") is not None:
-            line += f", val loss {loop.losses['val']:.4f}"
-        _say(line + (f" ({error})" if error else ""))
+        ranks, lost, agreed = None, None, False
+        if self.world is not None:
+            status, error, ranks, lost, agreed = self._agree(trainer, loop, status, error, cause)
+        with _signals_deferred(reraise=lost is None, run_id=spec.run_id):
+            extra = {"ranks": rank_records(ranks)} if ranks is not None else {}
+            writer.write_meta(status=status, error=error, summary=summarize(loop, meta, ranks), finished=_now(),
+                              compile_stats=meta.get("compile_stats"), **extra)  # fmt: skip
+            line = f"{spec.run_id}: {status}"
+            median = writer.meta["summary"].get("ms_median")
+            if median is not None:
+                line += f", {median:.2f} ms/iter median"
+            if loop.losses.get("val") is not None:
+                line += f", val loss {loop.losses['val']:.4f}"
+            self._say(line + (f" ({error})" if error else ""))
+        if lost is not None:
+            _ignore_interrupts()  # the launcher's SIGTERM to every rank would only hide why the sweep ends
+            raise RankLost(self._lost_message(spec, lost), agreed=agreed)
         return status
+
+    def _agree(
+        self, trainer: Trainer, loop: RunLoop, status: str, error: str | None, cause: BaseException | None
+    ) -> tuple[str, str | None, list[dict] | None, str | None, bool]:
+        """How the run ended, agreed by every rank: (status, error, each rank's figures, why the ranks are
+        lost or None, whether every rank knows that). Every rank reaches this once per run, after its last
+        step or its failure."""
+        world = self.world
+        env = world.env
+        mine: dict[str, Any] = {
+            "rank": env.rank, "local_rank": env.local_rank, "node_rank": env.node_rank,
+            "host": socket.gethostname(), "device": trainer.device.name,
+            "error": error if cause is not None else None,
+            "comm_error": cause is not None and is_comm_error(cause),
+        }  # fmt: skip
+        if cause is None:
+            mine.update(loop.rank_figures())
+            mine["params_sha256"] = trainer.params_sha256()
+        try:
+            ranks = world.gather(mine)
+        except Exception as e:  # noqa: BLE001 - a peer that is gone cannot answer
+            why = f"{LOST}: rank {env.rank} lost contact with the others ({error or comm_reason(e)})"
+            return "failed", why, None, why, False
+        failed = [r for r in ranks if r["error"] is not None]
+        if not failed:
+            return status, error, ranks, None, False
+        error = _merge_reasons([(r["rank"], r["error"]) for r in failed], len(ranks))
+        if any(r["comm_error"] for r in failed):
+            error = f"{LOST}: {error}"
+            return "failed", error, None, error, True
+        return "failed", error, None, None, False
 
     def _run_bar(self, spec: RunSpec) -> tqdm:
         return tqdm(total=self.cfg.train.max_iters, desc=spec.run_id, unit="it", file=sys.stderr, position=1,
@@ -267,7 +410,8 @@ class Sweep:
         """Extra steps under torch.profiler after the final eval, into profile.json.
 
         The profiled steps are not in steps.csv and not in any median; the trainer's state is restored.
-        A profile that cannot be taken is skipped with a message; running out of memory fails the run.
+        A profile that cannot be taken is skipped with a message; running out of memory fails the run, and
+        so does a failed collective under torchrun (every rank profiles the same steps together).
         """
         from bench.profile import profile_steps
 
@@ -280,9 +424,11 @@ class Sweep:
                 peak_flops_per_s=meta["peak_flops"].get("value"),
             )
         except Exception as e:  # noqa: BLE001
-            if trainer.device.is_oom(e):
+            if trainer.device.is_oom(e) or (self.world is not None and is_comm_error(e)):
                 raise
-            _say(f"{spec.run_id}: profile skipped: {_describe(e)}")
+            self._say(f"{spec.run_id}: profile skipped: {_describe(e)}")
+            return
+        if not self.writes:
             return
         prof["run_id"] = spec.run_id
         atomic_write_json(writer.dir / "profile.json", prof)
@@ -301,6 +447,7 @@ class RunLoop:
     status: str = "ok"
     error: str | None = None
     timed_ms: list[float] = field(default_factory=list)
+    timed_allreduce_ms: list[float] = field(default_factory=list)  # under DDP, for the timed steps
     losses: dict[str, float] = field(default_factory=dict)
     first_step_ms: float | None = None
     steps_done: int = 0
@@ -333,6 +480,8 @@ class RunLoop:
             self.steps_done += 1
             if phase == "timed":
                 self.timed_ms.append(ms)
+                if self.trainer.last_allreduce_ms is not None:
+                    self.timed_allreduce_ms.append(self.trainer.last_allreduce_ms)
             if not math.isfinite(loss):
                 self.status, self.error = "failed", f"loss became {loss} at iter {it} (diverged)"
                 return
@@ -364,9 +513,23 @@ class RunLoop:
         self.energy.close()
         self.wall_s = time.perf_counter() - self.wall0
 
+    def rank_figures(self) -> dict:
+        """This rank's medians over the timed steps, for the gather at the end of a data-parallel run."""
+        ms, ar = self.timed_ms, self.timed_allreduce_ms
+        outside = [m - a for m, a in zip(ms, ar, strict=False)] if len(ar) == len(ms) else []
+        timer = getattr(self.trainer.comm, "timer", None)
+        return {
+            "ms_median": statistics.median(ms) if ms else None,
+            "allreduce_ms_median": statistics.median(ar) if ar else None,
+            "outside_allreduce_ms_median": statistics.median(outside) if outside else None,
+            "allreduce_bytes_per_step": timer.bytes_per_step if timer is not None else None,
+            "cpu_cores": self.host_load.finish()["this_process_cpu_cores"],
+        }
 
-def summarize(loop: RunLoop, meta: dict) -> dict:
-    """run.json's summary from what a run measured (complete or not)."""
+
+def summarize(loop: RunLoop, meta: dict, ranks: list[dict] | None = None) -> dict:
+    """run.json's summary from what a run measured (complete or not); `ranks`: every rank's figures from
+    the gather at the end of a data-parallel run (all-reduce share, stragglers, identical weights)."""
     summary = step_summary(loop.timed_ms, meta["tokens_per_iter"], meta["flops_per_iter"],
                            meta["peak_flops"].get("value"))  # fmt: skip
     summary.update(
@@ -384,6 +547,14 @@ def summarize(loop: RunLoop, meta: dict) -> dict:
             "energy": loop.energy.summary(len(loop.timed_ms), meta["tokens_per_iter"]),
         }
     )
+    if ranks:
+        summary.update(summarize_ranks(ranks))
+        # The other ranks on this node are this job, not "other processes" loading the machine.
+        node = ranks[0]["node_rank"]
+        siblings = sum(r.get("cpu_cores") or 0.0 for r in ranks[1:] if r["node_rank"] == node)
+        load = summary["host_load"]
+        load["other_ranks_cpu_cores"] = siblings
+        load["other_processes_cpu_cores"] = max(load["other_processes_cpu_cores"] - siblings, 0.0)
     return summary
 
 
@@ -430,6 +601,93 @@ def _cpu_threads(device: Device, threads: int | None) -> Iterator[int | None]:
         torch.set_num_threads(prev)
 
 
+class _NoWriter:
+    """What a rank other than 0 writes: nothing (rank 0 alone writes the results directory)."""
+
+    dir = None
+
+    def __init__(self, meta: dict) -> None:
+        self.meta = dict(meta)
+
+    def write_meta(self, **updates: Any) -> None:
+        self.meta.update(updates)
+
+    def step(self, *args: Any) -> None:
+        pass
+
+    def eval(self, *args: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _signals_deferred(reraise: bool = True, run_id: str = "") -> Iterator[None]:
+    """Ctrl-C and SIGTERM held back while a run's outcome is written (torchrun sends SIGTERM to every rank as
+    soon as one fails); afterwards the sweep ends interrupted (reraise) or the signal is dropped (it is ending
+    anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if got and reraise:
+        raise Interrupted(run_id, "SIGTERM" if got[0] == signal.SIGTERM else "Ctrl-C")
+
+
+def resume_hint(out: Path, distributed: bool) -> str:
+    """The command that completes a sweep: `bench run --nproc N` when that started the ranks (it says so in
+    DEVICEBENCH_NPROC), the user's own torchrun command, or plain `bench run`."""
+    nproc = os.environ.get("DEVICEBENCH_NPROC")
+    if nproc:
+        return f"bench run --nproc {nproc} --out {out} --resume"
+    if distributed:
+        return f"the same torchrun command with `bench run --out {out} --resume`"
+    return f"bench run --out {out} --resume"
+
+
+def _ignore_interrupts() -> None:
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+
+
+def _merge_reasons(items: list[tuple[int, str]], world_size: int) -> str:
+    """'reason' when every rank gave it, else 'rank 1: reason; ranks 2, 3: other'."""
+    by_reason: dict[str, list[int]] = {}
+    for rank, reason in items:
+        by_reason.setdefault(reason, []).append(rank)
+    if len(by_reason) == 1 and len(items) == world_size:
+        return next(iter(by_reason))
+    parts = []
+    for reason, ranks in by_reason.items():
+        who = f"rank {ranks[0]}" if len(ranks) == 1 else "ranks " + ", ".join(map(str, ranks))
+        parts.append(f"{who}: {reason}")
+    return "; ".join(parts)
+
+
+def _merge_outcomes(outcomes: list[tuple[str, str] | None]) -> tuple[str, str] | None:
+    """One outcome for a run every rank tried to build: failed if any rank failed, skipped if any skipped."""
+    bad = [(rank, o) for rank, o in enumerate(outcomes) if o is not None]
+    if not bad:
+        return None
+    status = "failed" if any(o[0] == "failed" for _, o in bad) else "skipped"
+    return status, _merge_reasons([(rank, o[1]) for rank, o in bad], len(outcomes))
+
+
+def rank_device(device: Device, env: DistEnv) -> Device:
+    """The device one rank trains on (see Device.for_local_rank), checked to have a torch.distributed backend."""
+    device.check_distributed()
+    return device.for_local_rank(env.local_rank, env.local_world_size)
+
+
 def _loadavg() -> float | None:
     try:
         return os.getloadavg()[0]
@@ -457,18 +715,26 @@ def _say(msg: str) -> None:
     tqdm.write(msg, file=sys.stderr)
 
 
-def resolve_devices(requested: list[str]) -> tuple[dict[str, Device | None], dict[str, str]]:
+def resolve_devices(
+    requested: list[str], env: DistEnv | None = None
+) -> tuple[dict[str, Device | None], dict[str, str]]:
     """({name: Device or None} in the order asked, {name: reason} for those that cannot run here).
 
-    Nothing asked: every device PyTorch can use here.
+    Nothing asked: every device PyTorch can use here (under torchrun, every kind: each rank takes its own
+    cuda:LOCAL_RANK). Under torchrun (env) each device is also checked for this rank (rank_device).
     """
     from bench.devices import available_devices
 
+    names = requested or available_devices()
+    if env is not None and not requested:
+        names = list(dict.fromkeys(device_kind(n) for n in names))
     devices: dict[str, Device | None] = {}
     unavailable: dict[str, str] = {}
-    for name in requested or available_devices():
+    for name in names:
         try:
             devices[name] = parse_device(name)
+            if env is not None:
+                rank_device(devices[name], env)
         except DeviceUnavailable as e:
             devices[name] = None
             unavailable[name] = str(e)

@@ -7,9 +7,10 @@ device string.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch.profiler import record_function
@@ -18,6 +19,9 @@ from bench.config import TrainConfig, lr_at
 from bench.devices import Device, DeviceUnavailable, DtypeUnsupported, parse_device
 from model.dataset import BatchSampler, CharDataset
 from model.gpt import GPT, GPTConfig
+
+if TYPE_CHECKING:
+    from bench.distributed import RunComm
 
 __all__ = ["MARK", "DeviceUnavailable", "DtypeUnsupported", "StepResult", "Trainer", "lr_at"]
 
@@ -29,7 +33,7 @@ PHASES = ("data", "forward", "backward", "clip", "optimizer")
 
 class StepResult(NamedTuple):
     ms: float  # the whole step, device synchronised before and after
-    loss: torch.Tensor  # detached; read it (.item()) after the clock has stopped
+    loss: torch.Tensor  # detached, read (.item()) after the clock stops; under DDP the global batch's
     lr: float
 
 
@@ -50,6 +54,10 @@ class Trainer:
     the same model; batches come from BatchSampler's seeded CPU generator. Use it as a context manager:
     the run's matmul precision (and, when compiled, a clean compiler state) hold inside it and are
     restored after.
+
+    Data-parallel (`distribute`): every rank draws the same seeded global batch and trains its slice;
+    DistributedDataParallel averages the gradients, and the loss a step returns and the eval losses are
+    means over the ranks, so N ranks reproduce one process at the same global batch.
     """
 
     def __init__(
@@ -86,19 +94,45 @@ class Trainer:
             fused=self.fused_adamw,
         )
         self.forward: Callable = self.model
-        if compile_mode != "off":
+        self._compiled = compile_mode != "off"
+        if self._compiled:
             self.forward = torch.compile(self.model, mode=None if compile_mode == "on" else compile_mode)
+        self.comm: RunComm | None = None
         self.scaler = self.device.grad_scaler(dtype)
         self.train_sampler = BatchSampler(
             self.dataset.train, model_cfg.block_size, batch_size, train_cfg.seed
         )
         self.marks = False  # True while the profiler records: the phases of each step are marked
         self.last_host_ms: float | None = None  # the last step's time until all its work was queued
+        self.last_allreduce_ms: float | None = None  # under DDP: the last step's gradient all-reduce time
         self._stack: contextlib.ExitStack | None = None
 
     @property
     def compiled(self) -> bool:
-        return self.forward is not self.model
+        return self._compiled
+
+    def distribute(self, comm: RunComm) -> None:
+        """Train data-parallel from here on: the (compiled) model inside DistributedDataParallel, whose
+        construction broadcasts rank 0's weights; a collective, so every rank calls it together."""
+        if self.batch_size % comm.world_size:
+            raise ValueError(f"batch size {self.batch_size} is not a multiple of the {comm.world_size} ranks")
+        self.forward = comm.wrap(self.forward)
+        self.comm = comm
+
+    def _batch(self, sampler: BatchSampler) -> tuple[torch.Tensor, ...]:
+        """The next batch on this device: under DDP, this rank's slice of the global batch."""
+        x, y = sampler.next_cpu()
+        if self.comm is not None:
+            x, y = self.comm.shard(x), self.comm.shard(y)
+        return self.device.to_device(x, y)
+
+    def params_sha256(self) -> str:
+        """SHA-256 of every parameter's bytes, in order: equal on two ranks exactly when their weights are."""
+        digest = hashlib.sha256()
+        with torch.no_grad():
+            for p in self.model.parameters():
+                digest.update(p.detach().reshape(-1).cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return self.device.autocast(self.dtype)
@@ -138,7 +172,7 @@ class Trainer:
         t0 = time.perf_counter()
         with self._mark("step"):
             with self._mark("data"):
-                x, y = self.device.to_device(*self.train_sampler.next_cpu())
+                x, y = self._batch(self.train_sampler)
             with self._mark("forward"), self.autocast():
                 _, loss = self.forward(x, y)
             with self._mark("backward"):
@@ -154,11 +188,18 @@ class Trainer:
             self.last_host_ms = (time.perf_counter() - t0) * 1e3
             self.device.synchronize()
         ms = (time.perf_counter() - t0) * 1e3
-        return StepResult(ms, loss.detach(), lr)
+        if self.comm is None:
+            return StepResult(ms, loss.detach(), lr)
+        # Bookkeeping after the clock: this step's all-reduce time, and the global batch's loss.
+        self.last_allreduce_ms = self.comm.timer.take_step_ms() if self.comm.timer is not None else None
+        return StepResult(ms, self.comm.mean(loss.detach().float()), lr)
 
     @torch.no_grad()
     def evaluate(self, samplers: dict[str, BatchSampler]) -> dict[str, tuple[float, float]]:
-        """Mean loss over eval_iters batches per split, each split timed: {split: (loss, ms)}."""
+        """Mean loss over eval_iters batches per split, each split timed: {split: (loss, ms)}.
+
+        Under DDP each rank evaluates its slice of every global eval batch; the mean over ranks is the
+        figure every rank returns (its time includes that one all-reduce per split)."""
         self.model.eval()
         out = {}
         try:
@@ -167,12 +208,13 @@ class Trainer:
                 t0 = time.perf_counter()
                 losses = torch.zeros(self.train_cfg.eval_iters)
                 for k in range(self.train_cfg.eval_iters):
-                    x, y = self.device.to_device(*sampler.next_cpu())
+                    x, y = self._batch(sampler)
                     with self.autocast():
                         _, loss = self.model(x, y)
                     losses[k] = loss.item()
+                mean = losses.mean() if self.comm is None else self.comm.mean(losses.mean())
                 self.device.synchronize()
-                out[split] = (losses.mean().item(), (time.perf_counter() - t0) * 1e3)
+                out[split] = (mean.item(), (time.perf_counter() - t0) * 1e3)
         finally:
             self.model.train()
         return out

@@ -39,17 +39,23 @@ NATIVE_CPU_FEATURES = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp1
 
 def diagnose(results: Results) -> list[Finding]:
     """Every finding for these results, most important first; ids are kind-N."""
-    from reports.energy import energy_findings  # rule modules import Finding from reports.finding
+    # rule modules that import Finding from reports.finding
+    from reports.energy import energy_findings
+    from reports.scaling import scaling_findings
 
     ok = results.ok_runs()
     findings: list[Finding] = []
+    # Device comparisons, batch and thread scaling read single-process runs; data-parallel runs (world_size > 1)
+    # have their own rules in reports.scaling.
+    single_only = {speedup_findings, batch_scaling_findings, thread_findings}
+    single = ok[ok["world_size"].fillna(1) <= 1] if "world_size" in ok.columns else ok
     if len(ok):
         for rule in (
             speedup_findings, impossible_mfu_findings, config_findings, overfit_findings, eval_timer_findings,
             batch_scaling_findings, mfu_findings, peak_findings, thread_findings, cpu_dtype_findings,
-            warmup_findings, profile_findings, noise_findings, energy_findings,
+            warmup_findings, profile_findings, noise_findings, energy_findings, scaling_findings,
         ):  # fmt: skip
-            findings.extend(rule(results, ok))
+            findings.extend(rule(results, single if rule in single_only else ok))
     counts: dict[str, int] = {}
     for f in findings:
         counts[f.kind] = counts.get(f.kind, 0) + 1

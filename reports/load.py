@@ -190,6 +190,8 @@ def _flatten_run(meta: dict, key: str, name: str, run_dir: Path, results_dir: Pa
         "block_size": meta.get("block_size"),
         "compile": meta.get("compile"),
         "threads": meta.get("threads"),
+        "world_size": meta.get("world_size") if isinstance(meta.get("world_size"), int) else 1,
+        "backend": meta.get("backend"),
         "seed": meta.get("seed"),
         "flops_per_token": meta.get("flops_per_token"),
         "flops_per_iter": meta.get("flops_per_iter"),

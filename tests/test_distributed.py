@@ -1,0 +1,306 @@
+"""`bench run` under torchrun (DDP) on the CPU with gloo, world size 2, and `bench run --nproc N`.
+
+The ranks are real processes started by torch's elastic launcher; each test that spawns them costs a few
+seconds of start-up, so there are few of them. Nothing here asserts a speedup: two ranks on this machine's
+cores measure contention.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.cli import main
+from bench.distributed import DistEnv, DistError, summarize_ranks, union_ms, worker_argv
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16"]
+SHORT = ["--iters", "30", "--eval-interval", "10", "--eval-iters", "2", "--timing-warmup-iters", "3",
+         "--no-progress", "--devices", "cpu", "--threads", "1"]  # fmt: skip
+TORCHRUN_ENV = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "GROUP_RANK": "0",
+                "GROUP_WORLD_SIZE": "1"}  # fmt: skip
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def run_json(out: Path, run_id: str) -> dict:
+    return json.loads((out / "runs" / run_id / "run.json").read_text())
+
+
+# ---- in-process: the rank environment, the launcher's command line, the figures ---------------------------
+
+
+def test_rank_environment_is_read_and_checked():
+    assert DistEnv.from_environ({}) is None
+    env = DistEnv.from_environ(TORCHRUN_ENV)
+    assert (env.rank, env.world_size, env.local_rank, env.local_world_size, env.node_rank, env.nnodes) == (
+        1, 2, 1, 2, 0, 1,
+    )  # fmt: skip
+    assert not env.is_main
+    with pytest.raises(DistError, match="WORLD_SIZE is set but RANK is not"):
+        DistEnv.from_environ({k: v for k, v in TORCHRUN_ENV.items() if k != "RANK"})
+    with pytest.raises(DistError, match="LOCAL_RANK='x': expected an integer"):
+        DistEnv.from_environ({**TORCHRUN_ENV, "LOCAL_RANK": "x"})
+    with pytest.raises(DistError, match="inconsistent rank variables"):
+        DistEnv.from_environ({**TORCHRUN_ENV, "RANK": "2"})
+
+
+def test_launcher_command_drops_nproc_and_names_one_results_directory():
+    argv = ["--debug", "run", "--nproc", "2", "--iters", "5", "--np=3", "--out", "mine"]
+    assert worker_argv(argv, "mine") == ["--debug", "run", "--iters", "5", "--out", "mine", "--out", "mine"]
+    assert worker_argv(["run"], "results/x") == ["run", "--out", "results/x"]
+
+
+def test_union_of_all_reduce_intervals():
+    assert union_ms([]) == 0
+    assert union_ms([(0, 2), (1, 3), (5, 6)]) == 4  # overlapping buckets count once
+    assert union_ms([(5, 6), (0, 1)]) == 2
+
+
+def test_straggler_and_share_come_from_every_ranks_medians():
+    ranks = [
+        {"rank": 0, "ms_median": 10.0, "allreduce_ms_median": 4.0, "outside_allreduce_ms_median": 6.0,
+         "params_sha256": "a", "allreduce_bytes_per_step": 100},
+        {"rank": 1, "ms_median": 10.0, "allreduce_ms_median": 1.0, "outside_allreduce_ms_median": 9.0,
+         "params_sha256": "a"},
+        {"rank": 2, "ms_median": 10.0, "allreduce_ms_median": 4.0, "outside_allreduce_ms_median": 6.0,
+         "params_sha256": "a"},
+    ]  # fmt: skip
+    s = summarize_ranks(ranks)
+    assert s["allreduce_share"] == 0.4 and s["allreduce_bytes_per_step"] == 100
+    assert s["slowest_rank"] == 1 and s["straggler_ratio"] == 1.5 and s["params_identical"] is True
+    ranks[2]["params_sha256"] = "b"
+    assert summarize_ranks(ranks)["params_identical"] is False
+
+
+def test_ranks_agree_on_one_outcome_for_a_run_they_could_not_start():
+    from bench.runner import _merge_outcomes
+
+    assert _merge_outcomes([None, None]) is None
+    assert _merge_outcomes([("skipped", "no bf16"), ("skipped", "no bf16")]) == ("skipped", "no bf16")
+    assert _merge_outcomes([None, ("failed", "could not start: OOM")]) == (
+        "failed",
+        "rank 1: could not start: OOM",
+    )
+    assert _merge_outcomes([("skipped", "a"), ("failed", "b"), ("failed", "b")]) == (
+        "failed", "rank 0: a; ranks 1, 2: b",
+    )  # fmt: skip
+
+
+def test_bad_launches_are_one_line_before_anything_starts(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r"
+    assert main(["run", *TINY, *SHORT, "--batch-sizes", "12,10", "--nproc", "4", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "bench run: error: --batch-sizes 10: each batch size is the global batch and must be a multiple of the 4 "
+        "ranks (every rank trains an equal slice of it)"
+    )
+    for bad, says in (
+        ("0", "--nproc 0: expected an integer > 0"),
+        ("two", "--nproc two: expected an integer"),
+    ):
+        assert main(["run", *SHORT, "--nproc", bad]) == 2
+        assert says in capsys.readouterr().err
+    assert main(["run", *SHORT, "--dist-timeout", "0"]) == 2
+    assert "--dist-timeout 0: expected a number of seconds > 0" in capsys.readouterr().err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert main(["run", *TINY, *SHORT, "--devices", "cuda", "--nproc", "2", "--dry-run"]) == 2
+    assert "has no nccl backend for torch.distributed" in capsys.readouterr().err  # a CPU-only build
+    monkeypatch.setattr(torch.distributed, "is_nccl_available", lambda: True)
+    assert main(["run", *TINY, *SHORT, "--devices", "cuda", "--nproc", "4", "--out", str(out)]) == 2
+    assert "cuda: local rank 3 needs cuda:3 but this node has 2 cuda device(s)" in capsys.readouterr().err
+    assert main(["run", *TINY, *SHORT, "--devices", "cuda:1", "--nproc", "2", "--out", str(out)]) == 2
+    assert "each rank uses cuda:LOCAL_RANK; give cuda" in capsys.readouterr().err
+    monkeypatch.undo()
+    for key, value in TORCHRUN_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert main(["run", *SHORT, "--nproc", "2"]) == 2
+    assert "under torchrun leave it out" in capsys.readouterr().err
+    assert not out.exists()
+
+
+# ---- real ranks -------------------------------------------------------------------------------------------
+
+
+# Each rank runs this (as torchrun runs a command): in its own working directory, so what each rank writes is
+# seen apart, `bench run ARGV`. DIE_AT >= 0: rank 1 kills itself (SIGKILL, as the OOM killer would) at that
+# step of the first run, half a second in, while rank 0 waits for it in the step's all-reduce.
+RANK_DRIVER = """
+import os, signal, sys, time
+workdir, die_at, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+rank = int(os.environ["RANK"])
+os.chdir(os.path.join(workdir, f"rank{rank}"))
+if die_at >= 0 and rank == 1:
+    from bench import train
+    real = train.Trainer.train_step
+    def step(self, it):
+        if it == die_at:
+            time.sleep(0.5)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(self, it)
+    train.Trainer.train_step = step
+from bench.cli import main
+sys.exit(main(argv))
+"""
+
+
+def _launch(tmp_path: Path, argv: list[str], die_at: int = -1) -> None:
+    """Two ranks through torch's elastic launcher, as `torchrun --standalone --nproc-per-node 2` starts them."""
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    for r in range(2):
+        (tmp_path / f"rank{r}").mkdir(exist_ok=True)
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=2, run_id=f"test-{os.getpid()}",
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0)  # fmt: skip
+    elastic_launch(config, sys.executable)("-c", RANK_DRIVER, str(tmp_path), str(die_at), *argv)
+
+
+@dataclass
+class Launched:
+    root: Path  # rank0/ and rank1/: each rank's working directory
+    one: Path  # the same sweep in one process
+    out: Path  # rank 0's results directory (relative --out res)
+    interrupted: subprocess.CompletedProcess
+    interrupted_runs: dict[str, dict]  # run.json of each run right after Ctrl-C
+
+
+LONG = ["--iters", "150", "--eval-interval", "75", "--batch-sizes", "4,16"]
+FIRST, SECOND = "cpu-fp32-b4-eager-t1-ddp2", "cpu-fp32-b16-eager-t1-ddp2"
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory) -> Launched:
+    """A 2-rank sweep of two runs started with `bench run --nproc 2`, Ctrl-C during its second run, then
+    completed with --resume on two ranks that each have their own working directory (as nodes without a
+    shared filesystem): rank 0's holds the results, rank 1's must stay empty. And the same sweep in one process."""
+    root = tmp_path_factory.mktemp("ddp")
+    for r in range(2):
+        (root / f"rank{r}").mkdir()
+    assert main(["run", *TINY, *SHORT, *LONG, "--out", str(root / "one")]) == 0
+    out = root / "rank0" / "res"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "bench", "run", *TINY, *SHORT, *LONG, "--nproc", "2", "--out", "res"]
+    proc = subprocess.Popen(cmd, cwd=root / "rank0", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    second = out / "runs" / SECOND / "steps.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (second.exists() and second.read_text().count("\n") > 5):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C reaches the launcher, which passes it to every rank
+    stdout, stderr = proc.communicate(timeout=90)
+    interrupted = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    runs = {run_id: run_json(out, run_id) for run_id in (FIRST, SECOND)}
+    _launch(root, ["run", "--out", "res", "--resume", "--no-progress"])  # the sweep's own config, from rank 0
+    return Launched(root, root / "one", out, interrupted, runs)
+
+
+def test_ctrl_c_keeps_finished_runs_and_resume_completes_on_two_ranks(launched):
+    err = launched.interrupted.stderr
+    assert launched.interrupted.returncode == 130, err
+    assert (
+        "interrupted by Ctrl-C" in err and "complete them with: bench run --nproc 2 --out res --resume" in err
+    )
+    assert "Traceback" not in err and "death signal" not in err  # the launcher's own log stays quiet
+    first, second = launched.interrupted_runs[FIRST], launched.interrupted_runs[SECOND]
+    assert first["status"] == "ok" and second["status"] == "interrupted"
+    assert run_json(launched.out, FIRST)["started"] == first["started"]  # not rerun
+    again = run_json(launched.out, SECOND)
+    assert again["status"] == "ok" and again["world_size"] == 2 and again["started"] != second["started"]
+    assert len(read_csv(launched.out / "runs" / SECOND / "steps.csv")) == 150
+
+
+def test_only_rank_0_writes_and_needs_no_shared_filesystem(launched):
+    assert sorted(p.name for p in (launched.out / "runs").iterdir()) == sorted([FIRST, SECOND])
+    assert list((launched.root / "rank1").iterdir()) == []  # rank 1 wrote nothing, and read nothing to resume
+
+
+@pytest.mark.parametrize("batch", [4, 16])
+def test_two_ranks_reproduce_the_one_process_curve(launched, batch):
+    ref_dir = launched.one / "runs" / f"cpu-fp32-b{batch}-eager-t1"
+    ddp_dir = launched.out / "runs" / f"cpu-fp32-b{batch}-eager-t1-ddp2"
+    ref, ddp = read_csv(ref_dir / "steps.csv"), read_csv(ddp_dir / "steps.csv")
+    assert len(ref) == len(ddp) == 150
+    for a, b in zip(ref, ddp, strict=True):
+        assert abs(float(a["loss"]) - float(b["loss"])) < 1e-4, (a, b)
+        assert a["lr"] == b["lr"]
+    # the curve moves, so equal curves mean something
+    assert abs(float(ref[-1]["loss"]) - float(ref[0]["loss"])) > 0.1
+    ref_evals, ddp_evals = read_csv(ref_dir / "evals.csv"), read_csv(ddp_dir / "evals.csv")
+    assert [(e["iter"], e["split"]) for e in ref_evals] == [(e["iter"], e["split"]) for e in ddp_evals]
+    for a, b in zip(ref_evals, ddp_evals, strict=True):
+        assert abs(float(a["loss"]) - float(b["loss"])) < 1e-4, (a, b)
+
+
+def test_run_json_says_how_the_ranks_ran(launched):
+    ref = run_json(launched.one, "cpu-fp32-b16-eager-t1")
+    ddp = run_json(launched.out, SECOND)
+    assert (ref["world_size"], ref["backend"], ref["nnodes"], ref["nproc_per_node"]) == (1, None, 1, 1)
+    assert (ddp["world_size"], ddp["backend"], ddp["nnodes"], ddp["nproc_per_node"]) == (2, "gloo", 1, 2)
+    assert ddp["batch_size"] == 16 and ddp["tokens_per_iter"] == ref["tokens_per_iter"]  # the global batch
+
+    # both ranks hold the same weights; every rank's timing gathered; the all-reduce measured inside the step
+    s = ddp["summary"]
+    assert s["params_identical"] is True
+    assert [r["rank"] for r in ddp["ranks"]] == [0, 1]
+    assert all(r["ms_median"] > 0 and 0 < r["allreduce_ms_median"] < r["ms_median"] for r in ddp["ranks"])
+    assert s["allreduce_ms_median"] == ddp["ranks"][0]["allreduce_ms_median"]
+    assert s["allreduce_share"] == pytest.approx(s["allreduce_ms_median"] / s["ms_median"])
+    n_params = sum(p.numel() for p in _tiny_model().parameters())
+    assert s["allreduce_bytes_per_step"] == 4 * n_params  # every fp32 gradient, once per step
+    outside = [r["outside_allreduce_ms_median"] for r in ddp["ranks"]]
+    assert s["straggler_ratio"] == pytest.approx(max(outside) / statistics.median(outside))
+    assert ddp["peak_flops"]["devices"] == 1  # two ranks share this one CPU: its peak, not twice it
+    assert ddp["peak_flops"]["value"] == ddp["peak_flops"]["per_device_value"]
+
+
+def test_the_report_shows_scaling_without_claiming_a_speedup(launched, capsys):
+    capsys.readouterr()
+    assert main(["report", str(launched.one), str(launched.out)]) == 0
+    report = capsys.readouterr().out
+    assert "tokens/s against world size: 1 rank" in report and "2 ranks" in report
+    assert "share one CPU" in report and "not a speedup" in report
+    assert "val curves agree within noise" in report
+
+
+def _tiny_model() -> torch.nn.Module:
+    from model.gpt import GPT, GPTConfig
+
+    return GPT(GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=16, vocab_size=65))
+
+
+def test_a_dead_rank_fails_its_run_within_bounded_time_and_stops_the_sweep(tmp_path):
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    argv = ["run", *TINY, *SHORT, "--batch-sizes", "4,8", "--out", "res", "--dist-timeout", "20"]
+    t0 = time.monotonic()
+    with pytest.raises(ChildFailedError) as failed:
+        _launch(tmp_path, argv, die_at=5)
+    assert time.monotonic() - t0 < 60
+    codes = {rank: f.exitcode for rank, f in failed.value.failures.items()}
+    assert codes[1] == -signal.SIGKILL and codes.get(0, 1) == 1
+    out = tmp_path / "rank0" / "res"
+    run = run_json(out, "cpu-fp32-b4-eager-t1-ddp2")
+    assert run["status"] == "failed"
+    assert run["error"].startswith("a rank died, stopped answering within --dist-timeout or fell out of step")
+    assert "Connection closed by peer" in run["error"] and "during step 5" in run["error"]
+    # the steps it finished are kept
+    assert len(read_csv(out / "runs" / "cpu-fp32-b4-eager-t1-ddp2" / "steps.csv")) == 5
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["cpu-fp32-b4-eager-t1-ddp2"]  # sweep stopped
+    assert list((tmp_path / "rank1").iterdir()) == []
