@@ -53,7 +53,7 @@ def sweep_dir(tmp_path_factory) -> Path:
 
 def test_sweep_writes_schema_1_directory(sweep_dir):
     sweep = json.loads((sweep_dir / "sweep.json").read_text())
-    assert sweep["schema"] == "devicebench/2"
+    assert sweep["schema"] == "devicebench/3"
     assert sweep["software"]["torch"] == torch.__version__
     assert sweep["hwinfo"]["schema"].startswith("devicebench-hwinfo/")
     assert sweep["spec"]["train"]["max_iters"] == 30
@@ -203,7 +203,7 @@ def test_ctrl_c_marks_run_interrupted_keeps_finished_and_resume_completes(tmp_pa
 def test_newer_schema_is_refused(tmp_path, capsys):
     out = tmp_path / "r"
     out.mkdir()
-    (out / "sweep.json").write_text(json.dumps({"schema": "devicebench/3"}))
+    (out / "sweep.json").write_text(json.dumps({"schema": "devicebench/99"}))
     assert bench_run(out, "--resume") == 2
     assert "newer than this devicebench reads" in capsys.readouterr().err
 
