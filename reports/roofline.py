@@ -31,11 +31,12 @@ _NUMBERS = (
 
 
 def _num(x: Any) -> float | None:
-    return float(x) if fmt.is_num(x) and float(x) >= 0 else None
+    """A number from a file: a JSON number >= 0 (not a string that looks like one), else None."""
+    return float(x) if isinstance(x, (int, float)) and fmt.is_num(x) and x >= 0 else None
 
 
 def _roof(r: Any) -> dict | None:
-    if not isinstance(r, dict) or not fmt.is_num(r.get("value")) or float(r["value"]) <= 0:
+    if not isinstance(r, dict) or not _num(r.get("value")):
         return None
     return {
         "value": float(r["value"]),
@@ -99,11 +100,17 @@ def _roof_name(roof: dict | None, what: str) -> str:
 
 
 def category_clause(cat: str, row: dict, share: float, rl: dict, view: str = "host") -> str:
-    """ "elementwise/norm: 16.0% of the step at 11.0 GB/s (0.25 FLOP/byte), 45.0% of measured STREAM triad
-    bandwidth: memory-bound"."""
+    """'elementwise/norm: 16.0% of the step at 11.0 GB/s (0.25 FLOP/byte), 45.0% of measured STREAM triad
+    bandwidth: memory-bound'."""
     name = LABELS.get(cat, cat)
     head = f"{name}: {fmt.pct(share)} of the step"
     bound, basis = row["bound"], row["bound_basis"]
+    if basis == "async_host_view":
+        return f"{head} of host launch time: not placed"
+    if basis == "fused_by_compile":
+        if cat == "other":
+            return f"{head} holds torch.compile's fused kernels (not profiled as ops) with Python and dispatch: not placed"
+        return f"{head}, fused by torch.compile (its bytes are the eager ops', not the fused kernels'): not placed"
     if cat == "other":
         what = (
             "the device idle (launches, Python, synchronisation)"
@@ -113,10 +120,6 @@ def category_clause(cat: str, row: dict, share: float, rl: dict, view: str = "ho
         return f"{head} outside every counted op ({what}): overhead"
     if basis == "no_counted_work":
         return f"{head} with no counted work: overhead"
-    if basis == "fused_by_compile":
-        return f"{head}, fused by torch.compile (its bytes are the eager ops', not the fused kernels'): not placed"
-    if basis == "async_host_view":
-        return f"{head} of host launch time: not placed"
     fc, fm = row["fraction_of_compute_roof"], row["fraction_of_memory_roof"]
     compute_side = fc is not None and (fm is None or fc >= fm)
     rate = (
@@ -219,9 +222,25 @@ def roofline_findings(results: Results, ok: pd.DataFrame) -> list:
             if ridge
             else ""
         )
-        head += f": {split}" if split else ": no category could be placed"
-        order = sorted(
-            (c for c in rl["categories"] if _share(prof, c) >= MIN_SHARE), key=lambda c: -_share(prof, c)
+        host_only = all(row["bound_basis"] == "async_host_view" for row in rl["categories"].values())
+        if host_only:
+            head += (
+                ": the profile sees host launch times only (the device runs asynchronously), so no category is "
+                "placed; FLOP/byte: "
+                + ", ".join(
+                    f"{LABELS.get(c, c)} {fmt.sig(row['intensity'], 2)}"
+                    for c, row in rl["categories"].items()
+                    if row["intensity"]
+                )
+            )
+        else:
+            head += f": {split}" if split else ": no category could be placed"
+        order = (
+            []
+            if host_only
+            else sorted(
+                (c for c in rl["categories"] if _share(prof, c) >= MIN_SHARE), key=lambda c: -_share(prof, c)
+            )
         )
         view = str(prof.get("view") or "host")
         clauses = [category_clause(c, rl["categories"][c], _share(prof, c), rl, view) for c in order]

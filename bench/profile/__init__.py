@@ -47,7 +47,14 @@ def profile_steps(
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
     captured = capture(trainer, n_steps, start_iter)
-    counts = count_step(trainer, start_iter)
+    try:
+        counts = count_step(trainer, start_iter)
+    except Exception as e:
+        if trainer.device.is_oom(e):
+            raise
+        counts, uncounted = None, f"roofline: not counted ({type(e).__name__}: {str(e)[:200]})"
+    else:
+        uncounted = None
     device_view = captured.device_view
     steps = breakdown(captured.events, device_view)
     if len(steps) != n_steps:
@@ -67,6 +74,9 @@ def profile_steps(
         "threads": torch.get_num_threads() if device.uses_cpu_threads else None,
         "torch": torch.__version__,
     }
-    return assemble(
+    prof = assemble(
         meta, steps, start_iter, device.profile_view, unprofiled_ms_median, peak_flops_per_s, counts, roofs
     )
+    if uncounted:
+        prof["notes"].append(uncounted)
+    return prof

@@ -36,7 +36,7 @@ BASES = (
     "no_counted_work",  # time, but no op that moves bytes or does FLOPs
     "no_time",  # no time in the step
     "async_host_view",  # MPS/XPU host view: category times are launch times, not the work
-    "fused_by_compile",  # compiled: Inductor fuses these ops; their bytes are the eager ops'
+    "fused_by_compile",  # compiled: Inductor fuses these ops (on the host view its kernels' time is in other)
     "roofs_unknown",  # a roof it might be near is unknown
 )
 
@@ -149,10 +149,13 @@ def _bound(cat: str, ms: float, flops: int, nbytes: int, view: str, compiled: bo
         return None, "async_host_view"
     if ms <= 0:
         return None, "no_time"
+    if compiled and (cat == "elementwise_norm" or (cat == "other" and view == "host")):
+        return (
+            None,
+            "fused_by_compile",
+        )  # on the host view Inductor's kernels are not ops: their time is in other
     if cat == "other":
         return "overhead", "remainder"
-    if compiled and cat == "elementwise_norm":
-        return None, "fused_by_compile"
     if flops == 0 and nbytes == 0:
         return "overhead", "no_counted_work"
     return None, "roofs"
@@ -183,5 +186,10 @@ def notes(view: str, compiled: bool) -> list[str]:
         out.append(
             "roofline: compiled: the counting step runs the model's eager ops (same FLOPs); Inductor's fused "
             "elementwise kernels move fewer bytes than those ops, so elementwise/norm has no bound"
+            + (
+                "; nor has other, which holds the fused kernels' time on the host view"
+                if view == "host"
+                else ""
+            )
         )
     return out

@@ -237,7 +237,8 @@ def count_step(trainer: Any, it: int) -> dict:
 
     snapshot = Snapshot(trainer)
     forward = trainer.forward
-    trainer.forward = trainer.model  # a compiled model counted as its eager ops, on every torch version
+    # a compiled model is counted as the eager module it wraps, whatever the torch version does under a mode
+    trainer.forward = getattr(forward, "_orig_mod", forward)
     trainer.marks = True
     try:
         with OpCounter() as counter:
