@@ -72,6 +72,7 @@ def roofline_of(profile: dict | None) -> dict | None:
     return {
         "categories": cats,
         "compute_roof": _roof(rl.get("compute_roof")),
+        "contradicted_compute_roof": _roof(rl.get("contradicted_compute_roof")),
         "memory_roof": _roof(rl.get("memory_roof")),
         "roofs": {kind: _roofs(roofs.get(kind)) for kind in ("compute", "memory")},
         "ridge_flop_per_byte": _num(rl.get("ridge_flop_per_byte")),
@@ -222,6 +223,13 @@ def roofline_findings(results: Results, ok: pd.DataFrame) -> list:
             if ridge
             else ""
         )
+        low = rl["contradicted_compute_roof"]
+        if low and rl["compute_roof"]:
+            head += (
+                f" (the {low['label'] or 'measured roof'}, {fmt.flops(low['value'])}, is below what this step "
+                f"reached, so it was measured low, on a busy machine: the {rl['compute_roof']['source']} peak is "
+                "the roof here)"
+            )
         host_only = all(row["bound_basis"] == "async_host_view" for row in rl["categories"].values())
         if host_only:
             head += (

@@ -231,6 +231,18 @@ def test_roofline_in_views_where_time_does_not_match_the_counted_ops():
     assert unknown_bw["categories"]["matmul"]["bound"] == "compute"
 
 
+def test_a_measured_roof_below_what_the_step_reached_gives_way_to_the_spec():
+    fast = _counts(matmul=(120e9, 1e9), elementwise_norm=(0.5e9, 8e9))  # 120 GFLOP/s > the measured 100
+    rl = roofline(MS, 3500.0, fast, ROOFS, "host", compiled=False)
+    assert rl["compute_roof"]["source"] == "spec" and rl["contradicted_compute_roof"]["source"] == "measured"
+    assert rl["categories"]["matmul"]["fraction_of_compute_roof"] == pytest.approx(120 / 150)
+    assert rl["ridge_flop_per_byte"] == pytest.approx(15)
+    only_measured = {"compute": [ROOFS["compute"][1]], "memory": ROOFS["memory"]}
+    kept = roofline(MS, 3500.0, fast, only_measured, "host", compiled=False)
+    assert kept["compute_roof"]["source"] == "measured" and kept["contradicted_compute_roof"] is None
+    assert roofline(MS, 3500.0, COUNTS, ROOFS, "host", compiled=False)["contradicted_compute_roof"] is None
+
+
 # --- the roofs: measured once per device, reused from hwinfo --measure ------------------------------
 
 
@@ -337,10 +349,21 @@ def test_findings_say_what_bounds_the_step_with_the_figures(tmp_path):
         in s
     )
     assert "fusing them (torch.compile) is the lever" in s
+    assert "measured low" not in s
     assert "a fused AdamW" in s
     assert f.severity == "info"
     assert f.evidence["categories"]["elementwise_norm"]["bound"] == "memory"
     assert json.loads(json.dumps(f.to_dict()))["evidence"]["ridge_flop_per_byte"] == pytest.approx(10)
+
+
+def test_a_contradicted_measured_roof_is_said(tmp_path):
+    prof = _profile(counts=_counts(matmul=(120e9, 1e9), elementwise_norm=(0.5e9, 8e9)))
+    (f,) = [f for f in diagnose(_results(tmp_path, {"cpu-b64": prof})) if f.kind == "roofline"]
+    assert "(the fp32 matmul (measured), 100 GFLOP/s, is below what this step reached" in f.sentence
+    assert (
+        "the spec peak is the roof here" in f.sentence
+        and "ridge 15 FLOP/byte: spec 150 GFLOP/s" in f.sentence
+    )
 
 
 def test_launch_bound_cuda_step_gets_the_cuda_graphs_lever(tmp_path):

@@ -17,7 +17,8 @@ min(peak, intensity x bandwidth)); the roof it is closest to bounds it:
 NEAR_ROOF is well below 1 because the bytes counted are a lower bound (bench.profile.traffic), so a
 category's real bandwidth is above the figure here, and because achievable roofs sit below the spec.
 The roofs used are the measured ones (a timed matmul, STREAM triad) where there are, else the spec or
-derived figures: what the device can reach, not what its datasheet promises.
+derived figures: what the device can reach, not what its datasheet promises. A measured compute roof
+that a category of the step exceeds was measured low (a busy machine) and gives way to the spec.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def roofline(
     mean_ms: category -> ms per step (profile mean); counts: bench.profile.traffic.count_step's result;
     roofs: {"compute": [roof...], "memory": [roof...]}, each {"value", "source", "detail", ...}.
     """
-    compute = pick_roof(roofs.get("compute") or [])
+    compute, contradicted = _compute_roof(roofs.get("compute") or [], mean_ms, counts)
     memory = pick_roof(roofs.get("memory") or [])
     peak = _positive(compute.get("value")) if compute else None
     bandwidth = _positive(memory.get("value")) if memory else None
@@ -134,6 +135,7 @@ def roofline(
         "near_roof": NEAR_ROOF,
         "counted_iter": counts.get("iter"),
         "compute_roof": compute,
+        "contradicted_compute_roof": contradicted,
         "memory_roof": memory,
         "roofs": {"compute": list(roofs.get("compute") or []), "memory": list(roofs.get("memory") or [])},
         "ridge_flop_per_byte": peak / bandwidth if peak and bandwidth else None,
@@ -141,6 +143,33 @@ def roofline(
         "bound_fraction": shares,
         "top_ops": list(counts.get("top_ops") or []),
     }
+
+
+def _compute_roof(
+    roofs: list[dict], mean_ms: dict[str, float], counts: dict
+) -> tuple[dict | None, dict | None]:
+    """(the compute roof to classify against, the measured roof it replaces or None).
+
+    A measured roof that a category of this step exceeds was measured low (on a busy machine, or for a
+    shape the device runs worse): it is contradicted, and the next roof (spec, derived, user) is used. A
+    bandwidth roof is never replaced that way: a category above it is served from cache.
+    """
+    roof = pick_roof(roofs)
+    if roof is None or roof.get("source") != "measured":
+        return roof, None
+    achieved = max(
+        (
+            float((counts.get("categories") or {}).get(cat, {}).get("flops") or 0) / (ms / 1e3)
+            for cat, ms in mean_ms.items()
+            if ms and ms > 0
+        ),
+        default=0.0,
+    )
+    if achieved <= float(roof["value"]):
+        return roof, None
+    higher = [r for r in roofs if r is not roof and (_positive(r.get("value")) or 0) > float(roof["value"])]
+    better = pick_roof(higher)
+    return (better, roof) if better is not None else (roof, None)
 
 
 def _bound(cat: str, ms: float, flops: int, nbytes: int, view: str, compiled: bool) -> tuple[str | None, str]:
