@@ -374,8 +374,10 @@ def roofline_plots(results: Results, keys: list[str]) -> list[Plot]:
         for roof in dev.compute:
             ls = _ROOF_STYLE.get(roof["source"], ":")
             ax.axhline(roof["value"], color="0.2", lw=1.4, ls=ls)
-            ax.text(hi / 1.1, roof["value"] * 1.08, f"{text(roof['label'])}: {fmt.flops(roof['value'])}",
-                    ha="right", va="bottom", fontsize=8, color="0.2")  # fmt: skip
+            # labels at the left, where the slope is far below: the highest roof's above its line, others' below
+            above = roof["value"] >= top
+            ax.text(lo * 1.15, roof["value"] * (1.1 if above else 0.9), f"{text(roof['label'])}: {fmt.flops(roof['value'])}",
+                    ha="left", va="bottom" if above else "top", fontsize=8, color="0.2")  # fmt: skip
         for roof in dev.memory:
             color = "#d98880" if roof.get("kind") == "copy" else "#b03a2e"
             ls = _ROOF_STYLE.get(roof["source"], ":")
