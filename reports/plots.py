@@ -366,8 +366,8 @@ def roofline_plots(results: Results, keys: list[str]) -> list[Plot]:
         peaks = [r["value"] for r in dev.compute]
         bws = [r["value"] for r in dev.memory]
         ridges = [c / b for c in peaks for b in bws]
-        lo = min([*xs, *ridges, 1.0]) / 4
-        hi = max([*xs, *ridges, 1.0]) * 4
+        lo = max(min([*xs, *ridges, 1.0]) / 4, 1e-6)
+        hi = min(max([*xs, *ridges, 1.0]) * 4, 1e7)
         x = np.geomspace(lo, hi, 200)
         top = max(peaks) if peaks else max((p.flops_per_s for p in dev.points), default=1.0) * 2
         roof_handles = []

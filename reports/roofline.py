@@ -30,13 +30,22 @@ _NUMBERS = (
 )  # fmt: skip
 
 
-def _num(x: Any) -> float | None:
-    """A number from a file: a JSON number >= 0 (not a string that looks like one), else None."""
-    return float(x) if isinstance(x, (int, float)) and fmt.is_num(x) and x >= 0 else None
+# What a figure can be on any device that exists (wider than any): outside, a file is damaged.
+_PLAUSIBLE = {
+    "intensity": 1e6, "ridge_flop_per_byte": 1e6, "flops_per_s": 1e18, "bytes_per_s": 1e16, "flops": 1e21,
+    "flops_floor": 1e21, "bytes": 1e21, "fraction_of_compute_roof": 1e3, "fraction_of_memory_roof": 1e3,
+}  # fmt: skip
+_ROOF_RANGE = {"compute": (1e6, 1e18), "memory": (1e3, 1e16)}
 
 
-def _roof(r: Any) -> dict | None:
-    if not isinstance(r, dict) or not _num(r.get("value")):
+def _num(x: Any, most: float = float("inf")) -> float | None:
+    """A number from a file: a JSON number in [0, most] (not a string that looks like one), else None."""
+    return float(x) if isinstance(x, (int, float)) and fmt.is_num(x) and 0 <= x <= most else None
+
+
+def _roof(r: Any, kind: str = "compute") -> dict | None:
+    least, most = _ROOF_RANGE[kind]
+    if not isinstance(r, dict) or (_num(r.get("value"), most) or 0) < least:
         return None
     return {
         "value": float(r["value"]),
@@ -47,8 +56,8 @@ def _roof(r: Any) -> dict | None:
     }
 
 
-def _roofs(items: Any) -> list[dict]:
-    return [r for r in map(_roof, items) if r] if isinstance(items, list) else []
+def _roofs(items: Any, kind: str) -> list[dict]:
+    return [r for r in (_roof(i, kind) for i in items) if r] if isinstance(items, list) else []
 
 
 def roofline_of(profile: dict | None) -> dict | None:
@@ -61,7 +70,7 @@ def roofline_of(profile: dict | None) -> dict | None:
     for cat, row in rl["categories"].items():
         if not isinstance(row, dict):
             continue
-        clean = {k: _num(row.get(k)) for k in _NUMBERS}
+        clean = {k: _num(row.get(k), _PLAUSIBLE.get(k, float("inf"))) for k in _NUMBERS}
         clean["bound"] = row.get("bound") if row.get("bound") in BOUNDS else None
         clean["bound_basis"] = str(row.get("bound_basis") or "")
         cats[str(cat)] = clean
@@ -73,9 +82,9 @@ def roofline_of(profile: dict | None) -> dict | None:
         "categories": cats,
         "compute_roof": _roof(rl.get("compute_roof")),
         "contradicted_compute_roof": _roof(rl.get("contradicted_compute_roof")),
-        "memory_roof": _roof(rl.get("memory_roof")),
-        "roofs": {kind: _roofs(roofs.get(kind)) for kind in ("compute", "memory")},
-        "ridge_flop_per_byte": _num(rl.get("ridge_flop_per_byte")),
+        "memory_roof": _roof(rl.get("memory_roof"), "memory"),
+        "roofs": {kind: _roofs(roofs.get(kind), kind) for kind in ("compute", "memory")},
+        "ridge_flop_per_byte": _num(rl.get("ridge_flop_per_byte"), _PLAUSIBLE["ridge_flop_per_byte"]),
         "near_roof": _num(rl.get("near_roof")),
         "bound_fraction": {
             k: v for k, v in ((k, _num(shares.get(k))) for k in (*BOUNDS, "unknown")) if v is not None
@@ -122,6 +131,8 @@ def category_clause(cat: str, row: dict, share: float, rl: dict, view: str = "ho
     if basis == "no_counted_work":
         return f"{head} with no counted work: overhead"
     fc, fm = row["fraction_of_compute_roof"], row["fraction_of_memory_roof"]
+    if fc is None and fm is None:
+        return f"{head}: " + (f"{bound}-bound" if bound else "not placed") + " (its figures are missing)"
     compute_side = fc is not None and (fm is None or fc >= fm)
     rate = (
         fmt.flops(row["flops_per_s"])
@@ -220,7 +231,7 @@ def roofline_findings(results: Results, ok: pd.DataFrame) -> list:
             f" (ridge {fmt.sig(ridge, 2)} FLOP/byte: {rl['compute_roof']['source']} "
             f"{fmt.flops(rl['compute_roof']['value'])} / {rl['memory_roof']['source']} "
             f"{fmt.bytes_per_s(rl['memory_roof']['value'])})"
-            if ridge
+            if ridge and rl["compute_roof"] and rl["memory_roof"]
             else ""
         )
         low = rl["contradicted_compute_roof"]

@@ -400,7 +400,18 @@ def test_a_damaged_or_old_roofline_reads_as_absent(tmp_path):
     assert rl["categories"]["matmul"]["flops"] is None and rl["categories"]["matmul"]["bound"] is None
     assert rl["roofs"] == {"compute": [], "memory": []}
     assert roofline_of({"roofline": "nonsense"}) is None and roofline_of({}) is None
-    results = _results(tmp_path, {"cpu-bad": bad, "cpu-old": {**_profile(), "roofline": None}})
+    absurd = _profile()
+    absurd["roofline"]["categories"]["matmul"].update(
+        intensity=1e300, flops_per_s=1e308, fraction_of_compute_roof=1e300
+    )
+    absurd["roofline"]["roofs"]["memory"][0]["value"] = 1e-300
+    assert roofline_of(absurd)["categories"]["matmul"]["intensity"] is None
+    assert roofline_of(absurd)["roofs"]["memory"] == []
+    results = _results(
+        tmp_path, {"cpu-bad": bad, "cpu-old": {**_profile(), "roofline": None}, "cpu-absurd": absurd}
+    )
     findings = [f for f in diagnose(results) if f.kind == "roofline"]
-    assert [results.label(f.runs[0]) for f in findings] == ["cpu-bad"]
+    assert [results.label(f.runs[0]) for f in findings] == ["cpu-absurd", "cpu-bad"]
+    assert "000,000,000" not in findings[0].sentence  # the absurd figures are not quoted
+    assert "matmul: 28.6% of the step at 1.00 GB/s" in findings[0].sentence  # what is left is
     render_html(results, diagnose(results))
