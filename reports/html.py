@@ -177,9 +177,10 @@ def _roofline(results: Results, findings: list[Finding], plots: dict) -> str:
         frac = results.profiles[key]["mean"].get("fraction") or {}
         for cat, c in rl["categories"].items():
             rows.append(
-                (results.label(key), LABELS.get(cat, cat), fmt.pct(frac.get(cat)), fmt.sig(c["flops"]),
-                 fmt.nbytes(c["bytes"]), fmt.sig(c["intensity"], 2), fmt.flops(c["flops_per_s"]),
-                 fmt.bytes_per_s(c["bytes_per_s"]), fmt.pct(c["fraction_of_compute_roof"]),
+                (results.label(key), LABELS.get(cat, cat), fmt.pct(frac.get(cat)),
+                 fmt.flops(c["flops"]).removesuffix("/s") if c["flops"] else "0", fmt.nbytes(c["bytes"]),
+                 fmt.sig(c["intensity"], 2), fmt.flops(c["flops_per_s"]) if c["flops_per_s"] else "-",
+                 fmt.bytes_per_s(c["bytes_per_s"]) if c["bytes_per_s"] else "-", fmt.pct(c["fraction_of_compute_roof"]),
                  fmt.pct(c["fraction_of_memory_roof"]), c["bound"] or "-")
             )  # fmt: skip
     if not rows:
