@@ -5,7 +5,7 @@ tests' fixture writer read and write through it. No torch, no pandas.
 Layout (docs/results-schema.md, schema devicebench/3; a reader accepts every older version):
   RESULTS/sweep.json
   RESULTS/runs/<run_id>/run.json, steps.csv (iter,ms,loss,lr,phase), evals.csv (iter,split,loss,ms)
-  RESULTS/runs/<run_id>/profile.json  (optional; docs/profile-schema.md, devicebench-profile/1)
+  RESULTS/runs/<run_id>/profile.json  (optional; docs/profile-schema.md, devicebench-profile/2)
   RESULTS/.lock                       (held by the one writer; docs/results-schema.md)
 `phase` in steps.csv is "warmup" for steps kept out of the medians, "timed", or "after_eval" (an
 imported log's step whose time includes the eval before it); a steps.csv without the column (schema 1)
@@ -32,7 +32,7 @@ SCHEMA_NAME = "devicebench"
 SCHEMA_VERSION = 3  # the one version constant: bump it for new run.json / sweep.json fields
 SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_VERSION}"
 PROFILE_SCHEMA_NAME = "devicebench-profile"
-PROFILE_SCHEMA_VERSION = 1
+PROFILE_SCHEMA_VERSION = 2  # 2: the roofline (bytes, FLOPs and bound per category)
 PROFILE_SCHEMA = f"{PROFILE_SCHEMA_NAME}/{PROFILE_SCHEMA_VERSION}"
 
 STEPS_HEADER = ["iter", "ms", "loss", "lr", "phase"]

@@ -129,6 +129,7 @@ class Sweep:
         self.progress = progress and self.writes
         self.host = cfg.sweep.host or socket.gethostname()
         self._dataset = dataset
+        self._roofs = None  # bench.profile.RoofMeter: the roofline's roofs, measured once per device
 
     def prepare(self, resume: bool) -> None:
         if self.results.exists():
@@ -413,15 +414,19 @@ class Sweep:
         A profile that cannot be taken is skipped with a message; running out of memory fails the run, and
         so does a failed collective under torchrun (every rank profiles the same steps together).
         """
-        from bench.profile import profile_steps
+        from bench.profile import RoofMeter, profile_steps
 
+        if self._roofs is None:
+            self._roofs = RoofMeter(self.hw, progress=_say)
         try:
+            roofs = self._roofs.roofs(spec.device, spec.dtype, meta["peak_flops"], meta.get("threads"))
             prof = profile_steps(
                 trainer,
                 n_steps=self.profile_steps,
                 start_iter=loop.steps_done,
                 unprofiled_ms_median=step_summary(loop.timed_ms, 1, 1, None)["ms_median"],
                 peak_flops_per_s=meta["peak_flops"].get("value"),
+                roofs=roofs,
             )
         except Exception as e:  # noqa: BLE001
             if trainer.device.is_oom(e) or (self.world is not None and is_comm_error(e)):

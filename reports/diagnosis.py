@@ -3,7 +3,7 @@
 `diagnose(results)` returns a list of `Finding`s (kind, severity, sentence, evidence, runs). Kinds:
 speedup, impossible_mfu, config_mismatch, loss_agree, loss_disagree, assumed_config, overfitting,
 eval_in_timer, overhead_bound, compute_bound, batch_scaling, mfu_vs_a100, peak_unknown, cpu_threads,
-cpu_dtype, warmup_cost, step_breakdown, noisy_timing.
+cpu_dtype, warmup_cost, step_breakdown, roofline (reports/roofline.py), noisy_timing.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from reports import fmt
 from reports.finding import Finding
 from reports.load import LOSS_NEUTRAL_TRAIN_KEYS, Results, step_ms_spanned
 from reports.profile_text import summarize_profile
+from reports.roofline import roofline_findings
 
 # Same config and seed give the same batches on every device, so val curves differ only by numerics.
 LOSS_TOLERANCE_FP32 = 0.02
@@ -53,7 +54,8 @@ def diagnose(results: Results) -> list[Finding]:
         for rule in (
             speedup_findings, impossible_mfu_findings, config_findings, overfit_findings, eval_timer_findings,
             batch_scaling_findings, mfu_findings, peak_findings, thread_findings, cpu_dtype_findings,
-            warmup_findings, profile_findings, noise_findings, energy_findings, scaling_findings,
+            warmup_findings, profile_findings, roofline_findings, noise_findings, energy_findings,
+            scaling_findings,
         ):  # fmt: skip
             findings.extend(rule(results, single if rule in single_only else ok))
     counts: dict[str, int] = {}

@@ -21,6 +21,7 @@ SECTIONS = [
     ("diagnosis", "Diagnosis"),
     ("loss", "Loss curves"),
     ("timing", "Timing and utilisation"),
+    ("roofline", "Roofline"),
     ("hardware", "Hardware"),
     ("metadata", "Run metadata"),
 ]
@@ -161,6 +162,49 @@ def _figure(plot) -> str:
     )
 
 
+def _roofline(results: Results, findings: list[Finding], plots: dict) -> str:
+    """The roofline section: one plot per device, each profiled run's categories as a table, links to the
+    roofline findings (their words are in the diagnosis)."""
+    from reports.roofline import LABELS, roofline_of
+
+    figures = "".join(_figure(p) for name, p in plots.items() if name.startswith("roofline-"))
+    rows, near = [], None
+    for key in sorted_runs(results).index:
+        rl = roofline_of(results.profiles.get(key))
+        if rl is None:
+            continue
+        near = rl["near_roof"] if near is None else near
+        frac = results.profiles[key]["mean"].get("fraction") or {}
+        for cat, c in rl["categories"].items():
+            rows.append(
+                (results.label(key), LABELS.get(cat, cat), fmt.pct(frac.get(cat)),
+                 fmt.flops(c["flops"]).removesuffix("/s") if c["flops"] else "0", fmt.nbytes(c["bytes"]),
+                 fmt.sig(c["intensity"], 2), fmt.flops(c["flops_per_s"]) if c["flops_per_s"] else "-",
+                 fmt.bytes_per_s(c["bytes_per_s"]) if c["bytes_per_s"] else "-", fmt.pct(c["fraction_of_compute_roof"]),
+                 fmt.pct(c["fraction_of_memory_roof"]), c["bound"] or "-")
+            )  # fmt: skip
+    if not rows:
+        return (
+            "<p>No profile with a roofline: run with <code>bench run --profile</code> (a profile.json from an "
+            "older devicebench has the time breakdown only).</p>"
+        )
+    columns = ["run", "category", "share of step", "FLOPs/step", "bytes/step", "FLOP/byte", "FLOP/s",
+               "bytes/s", "% of compute roof", "% of bandwidth roof", "bound"]  # fmt: skip
+    links = ", ".join(
+        f'<a href="#{escape(f.id)}">{escape(results.label(f.runs[0]) if f.runs else f.id)}</a>'
+        for f in findings
+        if f.kind == "roofline"
+    )
+    return (
+        figures
+        + _table(pd.DataFrame(rows, columns=columns), set(columns[2:-1]))
+        + "<p class=sub>Bytes: each op's inputs plus outputs (a lower bound of the traffic), counted in one extra, "
+        "untimed step; FLOPs: flop_counter's formulas, one per element for ops without one (a floor). Bound: "
+        f"compute or memory from {fmt.pct(near)} of the nearer roof (measured roofs where there are), overhead below "
+        "both." + (f" What bounds each step, and the lever: {links}." if links else "") + "</p>"
+    )
+
+
 def _plain(value: object) -> object:
     """A nested value (hwinfo's os, torch) as one line."""
     if isinstance(value, dict):
@@ -284,6 +328,7 @@ def render_html(results: Results, findings: list[Finding]) -> str:
         "loss": _figure(plots["loss"]) if "loss" in plots else "<p>No finished runs to plot.</p>",
         "timing": "".join(_figure(plots[k]) for k in ("runs", "tokens", "profile") if k in plots)
         or "<p>No finished runs.</p>",
+        "roofline": _roofline(results, findings, plots),
         "hardware": _hardware(results),
         "metadata": _metadata(results),
     }

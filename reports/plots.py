@@ -346,6 +346,94 @@ def step_breakdown(results: Results, keys: list[str]) -> Plot | None:
     )  # fmt: skip
 
 
+_RUN_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+_ROOF_STYLE = {"measured": "-", "spec": "--", "derived": "-.", "user": ":"}
+
+
+def roofline_plots(results: Results, keys: list[str]) -> list[Plot]:
+    """One log-log roofline per device: the compute roofs (flat) and bandwidth roofs (slopes), measured and
+    spec where both exist, and each profiled run's categories as points sized by their share of the step."""
+    from matplotlib.lines import Line2D
+
+    from reports.roofline import LABELS as CATEGORY_LABELS
+    from reports.roofline import device_rooflines
+
+    plots = []
+    for i, dev in enumerate(device_rooflines(results, [k for k in keys if k in results.profiles])):
+        fig = _figure(9, 6.2, left_in=0.95, bottom_in=1.6)
+        ax = fig.subplots()
+        xs = [p.intensity for p in dev.points]
+        peaks = [r["value"] for r in dev.compute]
+        bws = [r["value"] for r in dev.memory]
+        ridges = [c / b for c in peaks for b in bws]
+        lo = max(min([*xs, *ridges, 1.0]) / 4, 1e-6)
+        hi = min(max([*xs, *ridges, 1.0]) * 4, 1e7)
+        x = np.geomspace(lo, hi, 200)
+        top = max(peaks) if peaks else max((p.flops_per_s for p in dev.points), default=1.0) * 2
+        roof_handles = []
+        for roof in dev.compute:
+            ls = _ROOF_STYLE.get(roof["source"], ":")
+            ax.axhline(roof["value"], color="0.2", lw=1.4, ls=ls)
+            # labels at the left, where the slope is far below: the highest roof's above its line, others' below
+            above = roof["value"] >= top
+            ax.text(lo * 1.15, roof["value"] * (1.1 if above else 0.9), f"{text(roof['label'])}: {fmt.flops(roof['value'])}",
+                    ha="left", va="bottom" if above else "top", fontsize=8, color="0.2")  # fmt: skip
+        for roof in dev.memory:
+            color = "#d98880" if roof.get("kind") == "copy" else "#b03a2e"
+            ls = _ROOF_STYLE.get(roof["source"], ":")
+            # each slope ends at the compute roof of its own source (measured meets measured), else the top
+            cap = next((r["value"] for r in dev.compute if r["source"] == roof["source"]), top)
+            ax.plot(x, np.minimum(roof["value"] * x, cap), color=color, lw=1.4, ls=ls)
+            roof_handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=color,
+                    ls=ls,
+                    label=f"{text(roof['label'])}: {fmt.bytes_per_s(roof['value'])}",
+                )
+            )
+        markers = {run: _RUN_MARKERS[j % len(_RUN_MARKERS)] for j, run in enumerate(dev.runs)}
+        row = {run: j for j, run in enumerate(dev.runs)}
+        for p in dev.points:
+            color = PROFILE_COLORS.get(p.category, "0.5")
+            ax.scatter(p.intensity, p.flops_per_s, s=30 + 1500 * p.share, color=color, marker=markers[p.run],
+                       alpha=0.75, edgecolors="black", linewidths=0.6, zorder=3)  # fmt: skip
+            if p.share >= 0.02:  # each run's labels at its own height, so two runs' labels do not collide
+                ax.annotate(fmt.pct(p.share), (p.intensity, p.flops_per_s), xytext=(9, 4 - 9 * (row[p.run] % 3)),
+                            textcoords="offset points", fontsize=7)  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ys = [p.flops_per_s for p in dev.points]
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(min([*ys, top / 1e4]) / 4, top * 3)
+        ax.set_xlabel("arithmetic intensity (FLOP per byte moved, log)")
+        ax.set_ylabel("achieved FLOP/s (log)")
+        ax.set_title(f"roofline: {text(dev.title)}")
+        ax.grid(alpha=0.3, which="both")
+        cats = sorted({p.category for p in dev.points}, key=list(PROFILE_COLORS).index)
+        handles = [Line2D([], [], ls="", marker="o", color=PROFILE_COLORS[c], label=CATEGORY_LABELS.get(c, c))
+                   for c in cats]  # fmt: skip
+        handles += [Line2D([], [], ls="", marker=markers[r], color="0.4", label=text(r)) for r in dev.runs]
+        handles += roof_handles
+        if handles:
+            ax.legend(handles=handles[:LEGEND_MAX], loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3,
+                      fontsize=8, frameon=False)  # fmt: skip
+        unplaced = f" Not placed: {'; '.join(dev.unplaced)}." if dev.unplaced else ""
+        plots.append(
+            Plot(
+                f"roofline-{i}", f"roofline: {dev.title}", _png(fig),
+                "Each category of each profiled run at its FLOP per byte (x) and achieved FLOP/s (y), its area "
+                "its share of the step. Flat lines are compute roofs (peak FLOP/s), slopes are bandwidth roofs "
+                "(bytes/s x FLOP/byte); solid is measured (a timed matmul, STREAM), dashed the spec. A point near "
+                "the slope is memory-bound, near a flat roof compute-bound, far below both overhead-bound "
+                "(launches, Python, dispatch). Bytes are a lower bound, so points sit at most this far right."
+                + unplaced,
+            )
+        )  # fmt: skip
+    return plots
+
+
 def all_plots(results: Results, keys: list[str]) -> list[Plot]:
     """Every plot for the ok runs `keys` (in display order)."""
     if not keys:
@@ -353,4 +441,5 @@ def all_plots(results: Results, keys: list[str]) -> list[Plot]:
     with np.errstate(all="ignore"):  # absurd figures from a damaged file draw badly, never with a warning
         plots = [loss_curves(results, keys), per_run(results, keys), tokens_vs_batch(results, keys)]
         breakdown = step_breakdown(results, keys)
-    return plots + ([breakdown] if breakdown else [])
+        rooflines = roofline_plots(results, keys)
+    return plots + ([breakdown] if breakdown else []) + rooflines

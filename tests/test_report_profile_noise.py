@@ -7,6 +7,7 @@ import json
 import numpy as np
 
 from bench.cli import main
+from bench.results import PROFILE_SCHEMA
 from reports.diagnosis import diagnose
 from reports.html import render_html
 from reports.load import load_results
@@ -32,7 +33,7 @@ def test_profiled_real_run_gets_a_breakdown_bar_and_finding(tmp_path):
     out = tmp_path / "r"
     assert main(["run", *TINY, "--profile", "2", "--out", str(out)]) == 0
     prof = json.loads((out / "runs" / "cpu-fp32-b12-eager" / "profile.json").read_text())
-    assert prof["schema"] == "devicebench-profile/1"
+    assert prof["schema"] == PROFILE_SCHEMA
     words = summarize_profile(prof)  # made in reports/ from the profile's numbers
     assert words.startswith("on cpu at batch 12, ") and "matmul" in words
     # the profiled steps are not in steps.csv: 20 rows, iterations 0..19

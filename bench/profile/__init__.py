@@ -3,10 +3,12 @@
 Laid out like HolisticTraceAnalysis: `capture` runs the steps (the real `Trainer.train_step`, its
 phases marked) under the profiler and hands back the trace; `trace` turns the profiler's events into
 plain records; `analysis` is pure functions over those records (categories per step, the device
-view, the figures profile.json holds). Words about a profile are made in reports/, not here.
+view, the figures profile.json holds); `traffic` counts the bytes and FLOPs of each op in one more
+step, `roofs` measures the roofs they are placed under, `roofline` (pure) places each category and says
+what bounds it. Words about a profile are made in reports/, not here.
 
 `profile_steps(trainer)` is the facade; the result is a JSON-serialisable dict, schema
-"devicebench-profile/1" (docs/profile-schema.md). Importing this package does not import torch.
+"devicebench-profile/2" (docs/profile-schema.md). Importing this package does not import torch.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 from bench.profile.analysis import CATEGORIES, PHASES, SCHEMA, assemble, breakdown
+from bench.profile.roofs import RoofMeter
 
-__all__ = ["CATEGORIES", "PHASES", "SCHEMA", "profile_steps"]
+__all__ = ["CATEGORIES", "PHASES", "SCHEMA", "RoofMeter", "profile_steps"]
 
 
 def profile_steps(
@@ -24,6 +27,7 @@ def profile_steps(
     start_iter: int = 0,
     unprofiled_ms_median: float | None = None,
     peak_flops_per_s: float | None = None,
+    roofs: dict | None = None,
 ) -> dict:
     """Profile n_steps extra train steps of a warmed-up Trainer and break each step's time into categories.
 
@@ -31,15 +35,26 @@ def profile_steps(
     optimizer, scaler, batch sampler and RNG are restored afterwards, so the profiled steps change
     nothing a run records. `start_iter` sets the learning rate of the steps; `unprofiled_ms_median`
     (the run's median step) gives the profiler's overhead; `peak_flops_per_s` (this device and dtype)
-    gives the matmuls' fraction of peak.
+    gives the matmuls' fraction of peak. One more step (not timed, not recorded) counts each op's bytes
+    and FLOPs under a dispatch mode for the roofline; `roofs` ({"compute": [...], "memory": [...]}, from
+    RoofMeter.roofs) are the roofs its categories are placed under (default: peak_flops_per_s alone).
     """
     import torch
 
     from bench.profile.capture import capture
+    from bench.profile.traffic import count_step
 
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
     captured = capture(trainer, n_steps, start_iter)
+    try:
+        counts = count_step(trainer, start_iter)
+    except Exception as e:
+        if trainer.device.is_oom(e):
+            raise
+        counts, uncounted = None, f"roofline: not counted ({type(e).__name__}: {str(e)[:200]})"
+    else:
+        uncounted = None
     device_view = captured.device_view
     steps = breakdown(captured.events, device_view)
     if len(steps) != n_steps:
@@ -55,7 +70,13 @@ def profile_steps(
         "batch_size": trainer.batch_size,
         "block_size": trainer.model.config.block_size,
         "compiled": trainer.compiled,
+        "fused_adamw": bool(getattr(trainer, "fused_adamw", False)),
         "threads": torch.get_num_threads() if device.uses_cpu_threads else None,
         "torch": torch.__version__,
     }
-    return assemble(meta, steps, start_iter, device.profile_view, unprofiled_ms_median, peak_flops_per_s)
+    prof = assemble(
+        meta, steps, start_iter, device.profile_view, unprofiled_ms_median, peak_flops_per_s, counts, roofs
+    )
+    if uncounted:
+        prof["notes"].append(uncounted)
+    return prof

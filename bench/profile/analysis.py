@@ -15,8 +15,8 @@ import statistics
 from typing import Any
 
 from bench.profile.trace import TraceEvent
+from bench.results import PROFILE_SCHEMA as SCHEMA
 
-SCHEMA = "devicebench-profile/1"
 CATEGORIES = ("matmul", "attention", "elementwise_norm", "optimizer", "data", "other")
 PHASES = ("data", "forward", "backward", "clip", "optimizer")
 MARK = "devicebench."  # bench.train.MARK: the markers the real train step enters when profiled
@@ -230,11 +230,17 @@ def assemble(
     view: str,
     unprofiled_ms_median: float | None,
     peak_flops_per_s: float | None,
+    counts: dict | None = None,
+    roofs: dict | None = None,
 ) -> dict:
-    """profile.json from the per-step breakdown: every step, their mean, the matmuls' FLOP/s, top ops.
+    """profile.json from the per-step breakdown: every step, their mean, the matmuls' FLOP/s, top ops,
+    and, given the counted step (bench.profile.traffic.count_step), each category on the roofline.
 
-    view: "device", "host" or "host_async" (bench.devices.Device.profile_view).
+    view: "device", "host" or "host_async" (bench.devices.Device.profile_view); roofs: {"compute": [...],
+    "memory": [...]} (bench.profile.roofs.RoofMeter), else the compute roof is peak_flops_per_s alone.
     """
+    from bench.profile import roofline as rl
+
     device_view = view == "device"
     n = len(steps)
     ops: dict[tuple[str, str], float] = {}
@@ -270,6 +276,13 @@ def assemble(
     matmul_s = mean_ms["matmul"] / 1e3
     matmul_flops_per_s = avg["matmul_flops"] / matmul_s if matmul_s > 0 and avg["matmul_flops"] else None
     wall_median = statistics.median(s["wall_ms"] for s in out_steps)
+    compiled = bool(meta.get("compiled"))
+    if roofs is None:
+        given = {"value": peak_flops_per_s, "source": "given", "label": "peak (given)", "detail": ""}
+        roofs = {"compute": [given] if peak_flops_per_s else [], "memory": []}
+    roofline = (
+        rl.roofline(mean_ms, step_ms or 0.0, counts, roofs, view, compiled) if counts is not None else None
+    )
     return {
         "schema": SCHEMA,
         **meta,
@@ -293,7 +306,9 @@ def assemble(
             {"name": name, "category": cat, "ms_per_step": ms}
             for (name, cat), ms in sorted(ops.items(), key=lambda kv: -kv[1])[:15]
         ],
-        "notes": notes(view, meta.get("device_type", "?"), bool(meta.get("compiled"))),
+        "roofline": roofline,
+        "notes": notes(view, meta.get("device_type", "?"), compiled)
+        + (rl.notes(view, compiled) if roofline is not None else []),
     }
 
 
