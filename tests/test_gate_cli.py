@@ -443,7 +443,12 @@ def test_sigterm_is_143_and_leaves_the_baseline_alone(tmp_path):
     assert first.startswith("gate: "), first
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # never leave a measuring process behind to load the rest of the suite
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 143, err
     assert err.strip() == "bench gate: terminated (SIGTERM): no verdict" and out == ""
     assert not path.exists() and list(tmp_path.iterdir()) == []
