@@ -143,7 +143,12 @@ def test_sigterm_ends_the_run_interrupted_like_ctrl_c(tmp_path):
     while time.monotonic() < deadline and not (steps.exists() and steps.read_text().count("\n") > 5):
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # never leave a training process behind to load the rest of the suite
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 143, err
     assert "interrupted by SIGTERM" in err and "--resume" in err and "Traceback" not in err
     run = run_json(out, "cpu-fp32-b12-eager-t1")
@@ -175,7 +180,12 @@ def test_a_second_writer_on_the_same_directory_is_refused_naming_the_holder(tmp_
         assert f"is being written by pid {first.pid}" in err and len(err.splitlines()) == 1
     finally:
         first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=60)
+        try:
+            first.communicate(timeout=120)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.communicate()
     assert (
         run_json(out, "cpu-fp32-b12-eager-t1")["status"] == "interrupted"
     )  # the second writer changed nothing
