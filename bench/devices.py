@@ -291,20 +291,6 @@ class Device:
             torch._dynamo.reset()
 
     # ---- what `bench tune` may try here -------------------------------------------------------------
-    def tune_compile_modes(self) -> dict[str, str | None]:
-        """The torch.compile modes `bench tune` tries on this device: {mode: None (tried) or why not here}."""
-        modes: dict[str, str | None] = {"on": None, "max-autotune": None, "reduce-overhead": None}
-        if self.type != "cuda":
-            modes["reduce-overhead"] = (
-                f"CUDA graphs (compile mode reduce-overhead) are CUDA only, not {self.type}"
-            )
-        if self.type not in ("cuda", "xpu"):
-            modes["max-autotune"] = (
-                "max-autotune benchmarks Triton matmul kernels for GPUs; "
-                f"on {self.type} it adds compile time without kernels to choose from"
-            )
-        return modes
-
     def tune_thread_counts(self, hw: dict) -> list[int]:
         """Intra-op thread counts `bench tune` tries: 1, 2, 4, ... up to the physical cores, and the physical
         cores themselves; none where the device's parallelism is not CPU threads."""

@@ -2,8 +2,8 @@
 
 Each variant changes one group of knobs of the recipe (dtype, compile mode, threads and CPU affinity,
 AdamW implementation, batch size) and names the tip it tests. Whatever differs between devices is asked
-of bench.devices.Device (tune_compile_modes, tune_thread_counts, performance_cpus, check_dtype,
-supports_fused_adamw); this module never branches on a device string.
+of bench.devices.Device (check_compile_mode, check_dtype, tune_thread_counts, performance_cpus,
+supports_fused_adamw, fused_adamw_default); this module never branches on a device string.
 """
 
 from __future__ import annotations
@@ -130,7 +130,6 @@ def plan_device(
 
     if any(t.startswith("batch_") or t in ANSWERED_TIPS for t in tips):
         out.append(Variant(name, DEFAULT, DEFAULT, "", base, DEFAULT))
-    modes = device.tune_compile_modes()
     for tip, mode in (
         ("compile", "on"),
         ("max_autotune", "max-autotune"),
@@ -138,11 +137,15 @@ def plan_device(
     ):
         if tip not in tips:
             continue
-        vname = "compile" if mode == "on" else f"compile-{mode}"
         if base.compile == mode:  # the recipe already follows the tip: measure it without
             add(tip, "eager", "compile", applies=False, compile="off")
-        else:
-            add(tip, vname, "compile", unavailable=modes.get(mode), compile=mode)
+            continue
+        try:
+            device.check_compile_mode(mode)
+            why = None
+        except DtypeUnsupported as e:
+            why = str(e)
+        add(tip, "compile" if mode == "on" else f"compile-{mode}", "compile", unavailable=why, compile=mode)
     if "threads" in tips:
         counts = device.tune_thread_counts(hw)
         current = base.threads if base.threads is not None else default_threads
