@@ -91,18 +91,19 @@ class TipRow:
 
 
 def effect_text(e: Effect | None, measure: str, evidence: dict | None = None) -> str:
-    """ "1.02x tokens/s [0.99-1.05]", "0.81x time to loss [0.78-0.85]", "< 0.67x time to loss (not reached)"."""
+    """ "1.02x tokens/s [0.99x-1.05x]", "0.81x speed to the target loss [0.81x-0.86x]", "< 0.67x ... (target not
+    reached)"; an answered tip's own words."""
     if measure == "answer":
         return (evidence or {}).get("text", "-")
     if e is None:
         return "-"
     what = "tokens/s" if measure == THROUGHPUT else "speed to the target loss"
     if e.ratio is None:
-        return f"< {fmt.ratio(e.high)} {what} (target not reached)" if fmt.is_num(e.high) else "-"
+        return f"< {_r3(e.high)} {what} (target not reached)" if fmt.is_num(e.high) else "-"
     if e.low is None:
-        return f"{fmt.ratio(e.ratio)} {what} (too few samples for an interval)"
-    high = fmt.ratio(e.high) if fmt.is_num(e.high) and math.isfinite(e.high) else "?"
-    return f"{_r3(e.ratio)} {what} [{_r3(e.low)}-{_r3(e.high) if high != '?' else '?'}]"
+        return f"{_r3(e.ratio)} {what} (too few samples for an interval)"
+    high = _r3(e.high) if fmt.is_num(e.high) else "?"
+    return f"{_r3(e.ratio)} {what} [{_r3(e.low)}-{high}]"
 
 
 def _r3(x: float) -> str:

@@ -99,3 +99,21 @@ def test_choose_best_takes_the_largest_worth_it_per_group():
     best = choose_best(cands)
     assert set(best) == {"threads", "compile"} and best["threads"].name == "threads1"
     assert choose_best([cands[2]]) == {}
+
+
+def test_machine_speed_drifting_between_pairs_cancels_within_each_pair():
+    """A neighbour's job makes the machine 10x slower for the later pairs: each pair's ratio still says 0.8."""
+    speed = [10_000, 11_000, 9_500, 1_000, 1_100, 950]
+    e = throughput_effect([0.8 * s for s in speed], speed)
+    assert e.verdict == HARMFUL and e.ratio == pytest.approx(0.8) and e.high < 1
+    # unpaired, the same numbers could not be told apart
+    from bench.gate.stats import compare_samples
+
+    unpaired = compare_samples([0.8 * s for s in speed], speed, threshold=0.05, larger_is_better=True)
+    assert unpaired.low < 1 < unpaired.high
+
+
+def test_pairs_are_matched_by_position_and_an_unfinished_pair_is_dropped():
+    from bench.tune.verdict import pair_ratios
+
+    assert pair_ratios([2.0, 4.0, 9.0], [1.0, 2.0]) == [2.0, 2.0]

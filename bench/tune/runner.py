@@ -1,10 +1,11 @@
 """`bench tune`'s runs on one device, recorded as ordinary runs of a results directory.
 
-Order: the throughput variants (each alternated with the default in one process), the best combination
-of the ones that were worth it, the default's full run (its final val loss is the target; a short profile
-after it), the time-to-loss variants (stopped at the target or at a time cap), and the best configuration
-to the target. Each variant is a run with its own run.json ("tune" block: the tip, the knobs, the
-samples), steps.csv and evals.csv; one that cannot run here is recorded as skipped with the reason.
+Order: the throughput variants (each alternated with the default in blocks, in one process), the best
+combination of the ones that were worth it (when there are two or more), then the time-to-loss phase: the
+default's full run (its final val loss is the target; a short profile after it), the variants that change
+the recipe (batch) and the best configuration, all taking turns, each stopped at the target or at a time
+cap. Each variant is a run with its own run.json ("tune" block: the tip, the knobs, the samples or the
+time to the target), steps.csv and evals.csv; one that cannot run here is recorded as skipped, with why.
 """
 
 from __future__ import annotations
@@ -23,10 +24,8 @@ from bench.tune.verdict import (
     THROUGHPUT,
     TIME_TO_LOSS,
     Candidate,
-    Effect,
     choose_best,
     throughput_effect,
-    time_to_loss_effect,
 )
 
 if TYPE_CHECKING:
@@ -92,7 +91,7 @@ class Tuner:
         try:
             for v in (v for v in todo if v.measure == THROUGHPUT):
                 statuses[v.run_id(label)] = self._once(v, resume, self._throughput)
-            chosen = choose_best(self._candidates(variants, THROUGHPUT))
+            chosen = choose_best(self._candidates(variants))
             best = self._combined(BEST, THROUGHPUT, chosen)
             if best is not None:
                 statuses[best.run_id(label)] = self._once(best, resume, self._throughput)
@@ -117,34 +116,18 @@ class Tuner:
         names = sorted(c.name for c in chosen.values())
         return Variant(self.device.name, name, name, "+".join(names), knobs, measure)
 
-    def _candidates(self, variants: list[Variant], measure: str) -> list[Candidate]:
-        """The finished single variants of one measure, with their effect against the default."""
+    def _candidates(self, variants: list[Variant]) -> list[Candidate]:
+        """The finished throughput variants with their tokens/s against the default (from their run.json)."""
         out = []
         for v in variants:
-            if v.measure != measure or v.unavailable:
+            if v.measure != THROUGHPUT or v.unavailable:
                 continue
-            meta = self._read(v.run_id(self.device.label))
-            if meta is None or meta.get("status") != "ok":
-                continue
-            effect = self.effect_of(meta)
-            if effect is not None:
-                out.append(Candidate(v.name, v.group, v.knobs.to_dict(), effect))
+            meta = self._read(v.run_id(self.device.label)) or {}
+            tune = meta.get("tune") or {}
+            samples, default = tune.get("samples_tokens_per_s"), tune.get("default_samples_tokens_per_s")
+            if meta.get("status") == "ok" and samples and default:
+                out.append(Candidate(v.name, v.group, v.knobs.to_dict(), throughput_effect(samples, default)))
         return out
-
-    def effect_of(self, meta: dict) -> Effect | None:
-        """A finished variant's effect against the default (not the tip's direction), from its run.json."""
-        tune = meta.get("tune") or {}
-        if tune.get("measure") == THROUGHPUT:
-            v, d = tune.get("samples_tokens_per_s") or [], tune.get("default_samples_tokens_per_s") or []
-            return throughput_effect(v, d) if v and d else None
-        if tune.get("measure") == TIME_TO_LOSS:
-            default = self._read(self.default_run_id) or {}
-            t_default = (default.get("tune") or {}).get("time_to_target_s")
-            if not t_default:
-                return None
-            return time_to_loss_effect(t_default, tune.get("time_to_target_s"), tune.get("prev_eval_s"),
-                                       tune.get("clock_s") or 0.0)  # fmt: skip
-        return None
 
     @property
     def default_run_id(self) -> str:

@@ -1,8 +1,8 @@
 """Verdicts of tips from measured numbers: pure (numpy through bench.gate.stats), no torch.
 
 Two measures, never mixed: a throughput variant (same recipe) is judged on tokens/s samples taken in
-alternating blocks with the default (ratio of medians, bootstrap interval and Mann-Whitney U from
-bench.gate.stats); a time-to-loss variant (another batch size) on the time it takes to reach the val loss
+alternating blocks with the default (each pair's ratio; their median, its bootstrap interval and a
+Mann-Whitney U test through bench.gate.stats.compare_samples); a time-to-loss variant (another batch size) on the time it takes to reach the val loss
 the default reaches at its end, known only at evals, so its interval is the eval resolution. `bench tune`
 uses these to pick the best configuration; reports/ uses the same functions to write the tips table.
 """
@@ -85,12 +85,29 @@ def classify(
     return INCONCLUSIVE
 
 
+def pair_ratios(variant: Sequence[float], default: Sequence[float]) -> list[float]:
+    """variant / default tokens/s of each pair of blocks (the two blocks run one after the other)."""
+    n = min(len(variant), len(default))
+    return [float(v) / float(d) for v, d in zip(variant[:n], default[:n], strict=True)]
+
+
 def throughput_effect(variant: Sequence[float], default: Sequence[float]) -> Effect:
-    """The variant's tokens/s samples against the default's (one per block, taken alternately)."""
-    c = compare_samples(variant, default, threshold=MIN_EFFECT, larger_is_better=True, alpha=ALPHA)
+    """The variant's tokens/s against the default's, from one sample per block, block i of each side run
+    one after the other (a pair).
+
+    Paired, as the gate pairs workload and reference in a trial: the ratio of each pair cancels the speed
+    the machine had while that pair ran, so load that drifts between pairs (a neighbour's job starting)
+    does not widen the interval. compare_samples then takes the pairs' ratios against 1: the ratio is their
+    median, the interval a bootstrap of it, and Mann-Whitney U says whether they lie above (or below) 1.
+    """
+    ratios = pair_ratios(variant, default)
+    ones = [1.0] * len(ratios)
+    if not ratios:
+        raise ValueError("no pairs of blocks")
+    c = compare_samples(ratios, ones, threshold=MIN_EFFECT, larger_is_better=True, alpha=ALPHA)
     if c.low is None or not can_be_significant(c.n_variant, c.n_baseline):
         return Effect(THROUGHPUT, INCONCLUSIVE, c.ratio, c.low, c.high, c.n_variant, c.n_baseline)
-    p_faster = mann_whitney_greater(variant, default)
+    p_faster = mann_whitney_greater(ratios, ones)
     p_slower = c.p_value
     verdict = classify(c.ratio, c.low, c.high, p_faster < ALPHA, p_slower is not None and p_slower < ALPHA)
     return Effect(THROUGHPUT, verdict, c.ratio, c.low, c.high, c.n_variant, c.n_baseline, p_faster, p_slower)
