@@ -228,7 +228,7 @@ def _variant_row(d: DeviceTune, tip: str, key: str) -> TipRow:
     if status != "ok":
         why = str(r.get("error") or status)
         if status in ("interrupted", "running"):
-            why += "; complete it with `bench tune --out DIR --resume`"
+            why += f"; complete it with `bench tune --out {r['results_dir']} --resume`"
         return TipRow(**base, effect=None, verdict=FAILED if status == "failed" else INCONCLUSIVE, why=why)
     if base["measure"] == TIME_TO_LOSS:
         e = d.to_loss.effect(key) if d.to_loss else None
@@ -381,6 +381,11 @@ def _answer(d: DeviceTune, tip: str) -> TipRow:
         return TipRow(**base, verdict=verdict, why=why,
                       evidence={"text": f"data is {fmt.pct(data)} of the step", "data_fraction": data})  # fmt: skip
     # eval_iters: what --eval_iters=10 saves per eval, from the default's evals.csv
+    if r["status"] != "ok":
+        why = (
+            f"the default's full run did not finish ({r['status']}): {r.get('error') or 'no reason recorded'}"
+        )
+        return TipRow(**base, verdict=INCONCLUSIVE, why=why, evidence={"text": "-"})
     e = results.evals_of(key)
     per_eval = e.groupby("iter")["ms"].sum(min_count=1).dropna()
     eval_iters = r.get("train.eval_iters")
