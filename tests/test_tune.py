@@ -115,7 +115,9 @@ def test_resume_skips_what_finished_and_prints_the_tips_table(tuned, capsys):
     err = captured.err
     assert "cpu-fused-adamw: already done (resume)" in err and "cpu-default: already done (resume)" in err
     assert "fused AdamW" in captured.out and "not available" in captured.out  # the table, on stdout
-    assert "Fastest configuration measured on cpu" in captured.out or "no variant was worth it" in captured.out
+    assert (
+        "Fastest configuration measured on cpu" in captured.out or "no variant was worth it" in captured.out
+    )
 
 
 def test_an_interrupted_variant_is_recorded_and_resume_completes_it(tmp_path, monkeypatch, capsys):
@@ -136,6 +138,30 @@ def test_an_interrupted_variant_is_recorded_and_resume_completes_it(tmp_path, mo
     monkeypatch.setattr(measure, "measure_pair", real)
     assert main([*args, "--resume"]) == 0
     assert run_json(out, "cpu-fused-adamw")["status"] == "ok"
+
+
+def test_a_variant_that_fails_fails_alone_and_the_exit_is_1(tmp_path, monkeypatch, capsys):
+    import bench.tune.measure as measure
+
+    real = measure.measure_pair
+
+    def fails_for_fused(default, variant, *a, **k):
+        if variant.knobs.fused_adamw:
+            raise RuntimeError("fused kernel exploded")
+        return real(default, variant, *a, **k)
+
+    monkeypatch.setattr(measure, "measure_pair", fails_for_fused)
+    out = tmp_path / "res"
+    rc = main(["tune", "--devices", "cpu", *TINY, *SHORT, "--tips", "fused_adamw,threads", "--out", str(out)])
+    assert rc == 1
+    failed = run_json(out, "cpu-fused-adamw")
+    assert (
+        failed["status"] == "failed"
+        and "RuntimeError: fused kernel exploded during the warm-up" in failed["error"]
+    )
+    assert run_json(out, "cpu-threads1")["status"] == "ok"
+    err = capsys.readouterr().err
+    assert "1 variant(s) failed: cpu-fused-adamw" in err
 
 
 @pytest.mark.parametrize(

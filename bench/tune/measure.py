@@ -89,6 +89,7 @@ class PairResult:
     variant_steps_per_block: int = 0
     default_steps_per_block: int = 0
     variant_warmup_ms: list[float] = field(default_factory=list)
+    where: str = "the warm-up"  # what was running (for error messages)
 
 
 def block_steps(warmup_ms: list[float], block_s: float) -> int:
@@ -113,8 +114,10 @@ def measure_pair(
 
     `result` is filled as it goes (so an interrupted pair keeps what it measured)."""
     out = result if result is not None else PairResult()
+    out.where = "the variant's warm-up (a compiled variant compiles here)"
     with variant.active():
         out.variant_warmup_ms = variant.steps(warmup_steps, "warmup")
+    out.where = "the default's warm-up"
     with default.active():
         default_warm = default.steps(warmup_steps, "warmup")
     out.variant_steps_per_block = block_steps(out.variant_warmup_ms, block_s)
@@ -128,6 +131,7 @@ def measure_pair(
                  (variant, out.variant_steps_per_block, out.variant_tokens_per_s))
             )  # fmt: skip
             for side, n, samples in order if i % 2 == 0 else order[::-1]:
+                out.where = f"block {i + 1} of the {'default' if side is default else 'variant'}"
                 with side.active():
                     ms = side.steps(n, "timed")
                 samples.append(side.tokens_per_iter / (statistics.median(ms) / 1e3))

@@ -161,11 +161,9 @@ class Tuner:
     def _meta(self, v: Variant) -> dict:
         from bench.runner import RunSpec
 
-        device = getattr(self, "device", None)
         spec = RunSpec(v.device, v.knobs.dtype, v.knobs.batch_size, v.knobs.compile, v.knobs.threads)
-        meta = self.sweep._meta(spec, device)
-        if device is not None:
-            meta["threads"] = self._threads(v.knobs)
+        meta = self.sweep._meta(spec, self.device)
+        meta["threads"] = self._threads(v.knobs)
         meta["tune"] = v.tune_meta(self.default)
         return meta
 
@@ -235,7 +233,7 @@ class Tuner:
         side = Side(trainer, v.knobs, on_step=writer.step)
         pair = PairResult()
         o = self.options
-        status, error, where = "ok", None, "warm-up"
+        status, error = "ok", None
         compiled = trainer.compiled or default.trainer.compiled
         _say(f"{run_id}: {', '.join(meta['tune']['changed'])} against the default, {o.repeats} blocks each"
              + (" (compiling first)" if trainer.compiled else ""))  # fmt: skip
@@ -245,11 +243,11 @@ class Tuner:
                              progress=self.progress, result=pair)  # fmt: skip
         except KeyboardInterrupt as e:
             how = getattr(e, "signal_name", None) or "Ctrl-C"
-            self._finish(writer, meta, "interrupted", f"interrupted by {how} during the blocks",
+            self._finish(writer, meta, "interrupted", f"interrupted by {how} during {pair.where}",
                          self._summary(side, meta, load), self._pair_numbers(pair), load)  # fmt: skip
             raise Interrupted(run_id, how) from None
         except Exception as e:  # noqa: BLE001 - one variant that fails (out of memory, compile error) fails alone
-            status, error = "failed", _reason(self.device, e, where, v.knobs.batch_size)
+            status, error = "failed", _reason(self.device, e, pair.where, v.knobs.batch_size)
             self._default_side = None  # its state may be broken too: the next variant builds it afresh
         finally:
             del trainer
