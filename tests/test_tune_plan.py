@@ -153,3 +153,19 @@ def test_best_knobs_takes_each_chosen_group():
     best = best_knobs(default, chosen)
     assert best == Knobs("fp32", "on", 1, (0,), False, 12)
     assert Knobs.from_dict(best.to_dict()) == best
+
+
+def test_tune_help_and_the_report_side_do_not_import_torch():
+    """`bench tune --help` is instant, and reports/ reads a tune (verdicts, tips, time to loss) without torch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, contextlib, io\nfrom bench.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        " try:\n  main(['tune', '--help'])\n except SystemExit: pass\n"
+        "assert '--tips' in out.getvalue() and '--iters' in out.getvalue()\n"
+        "import reports.tips, reports.time_to_loss, bench.tune.verdict, bench.tune.plan\n"
+        "assert 'torch' not in sys.modules, 'imported torch'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
