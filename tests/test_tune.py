@@ -140,6 +140,29 @@ def test_an_interrupted_variant_is_recorded_and_resume_completes_it(tmp_path, mo
     assert run_json(out, "cpu-fused-adamw")["status"] == "ok"
 
 
+def test_an_interrupted_time_to_loss_phase_is_run_again_together(tmp_path, monkeypatch):
+    import bench.tune.to_loss as to_loss
+
+    real = to_loss.run_interleaved
+
+    def interrupted(runs, *a, **k):
+        for r in runs:
+            r.advance(0.01)  # a turn each, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(to_loss, "run_interleaved", interrupted)
+    out = tmp_path / "res"
+    args = ["tune", "--devices", "cpu", *TINY, *SHORT, "--tips", "batch_x2", "--out", str(out)]
+    assert main(args) == 130
+    for run_id in ("cpu-default", "cpu-batch24"):
+        run = run_json(out, run_id)
+        assert run["status"] == "interrupted" and "Ctrl-C" in run["error"]
+        assert (out / "runs" / run_id / "evals.csv").read_text().count("\n0,val,") == 1  # its first turn's eval
+    monkeypatch.setattr(to_loss, "run_interleaved", real)
+    assert main([*args, "--resume"]) == 0
+    assert run_json(out, "cpu-default")["status"] == "ok" and run_json(out, "cpu-batch24")["status"] == "ok"
+
+
 def test_a_variant_that_fails_fails_alone_and_the_exit_is_1(tmp_path, monkeypatch, capsys):
     import bench.tune.measure as measure
 

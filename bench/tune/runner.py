@@ -358,11 +358,11 @@ class Tuner:
                             r.error = e
         except KeyboardInterrupt as e:
             how = getattr(e, "signal_name", None) or "Ctrl-C"
+            # every run of the phase: they took turns, so --resume runs them again together
             for _v, r, meta, load in runs:
-                if not r.done:
-                    self._finish(r.writer, meta, "interrupted", f"interrupted by {how} during {r.state.where}",
-                                 self._summary(r.side, meta, load, r.state.eval_ms_total, r.state.losses),
-                                 r.state.to_dict(), load)  # fmt: skip
+                self._finish(r.writer, meta, "interrupted", f"interrupted by {how} during {r.state.where}",
+                             self._summary(r.side, meta, load, r.state.eval_ms_total, r.state.losses),
+                             r.state.to_dict(), load)  # fmt: skip
             raise Interrupted(
                 next((v.run_id(label) for v, r, _, _ in runs if not r.done), label), how
             ) from None
