@@ -22,6 +22,8 @@ from bench.tune.verdict import TIME_TO_LOSS, Effect, time_to_loss_effect
 from reports import fmt
 from reports.load import Results, wall_clock
 
+MAX_NAMED = 6  # runs a finding names; the evidence holds every one
+
 
 @dataclass
 class ToLossRun:
@@ -105,7 +107,15 @@ def _tune(results: Results, key: str) -> dict:
 
 
 def to_loss_sets(results: Results) -> list[ToLossSet]:
-    """Every set of finished runs that share a target, tune's first."""
+    """Every set of finished runs that share a target, tune's first (computed once per Results)."""
+    cached = getattr(results, "_to_loss_sets", None)
+    if cached is None:
+        cached = _sets(results)
+        results._to_loss_sets = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _sets(results: Results) -> list[ToLossSet]:
     ok = results.ok_runs()
     out: list[ToLossSet] = []
     used: set[str] = set()
@@ -164,7 +174,8 @@ def time_to_loss_findings(results: Results, ok: Any) -> list:
         ref = s.run(s.reference)
         parts = []
         order = sorted(s.runs, key=lambda r: (not r.reached, r.time_s or r.end_s))
-        for r in order:
+        shown = order if len(order) <= MAX_NAMED else order[: MAX_NAMED - 1] + [s.run(s.reference)]
+        for r in shown:
             label = results.label(r.key)
             if r.reached:
                 text = f"{label} {fmt.sig(r.time_s)} s (iter {r.reached_iter})"
@@ -173,6 +184,8 @@ def time_to_loss_findings(results: Results, ok: Any) -> list:
             else:
                 text = f"{label} not within its {fmt.sig(r.end_s)} s (val {fmt.loss(r.last_val)} at iter {r.last_iter})"
             parts.append(text)
+        if len(order) > len(shown):
+            parts.insert(-1, f"... {len(order) - len(shown)} more (every run in the evidence)")
         what = (
             f"the final val loss of {results.label(s.reference)}"
             if s.source == "tune"
