@@ -18,7 +18,7 @@ from bench.tune.to_loss import ToLoss, ToLossRun, run_interleaved
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16"]
 SHORT = ["--iters", "30", "--eval-interval", "10", "--eval-iters", "2", "--timing-warmup-iters", "3",
-         "--repeats", "4", "--block-seconds", "0.02", "--profile", "2", "--no-progress"]  # fmt: skip
+         "--repeats", "4", "--block-seconds", "0.02", "--profile", "2", "--threads", "1", "--no-progress"]  # fmt: skip
 TIPS = ["--tips", "threads,fused_adamw,tf32,batch_x2,num_workers,eval_iters"]
 
 
@@ -182,7 +182,7 @@ def test_a_variant_that_fails_fails_alone_and_the_exit_is_1(tmp_path, monkeypatc
         failed["status"] == "failed"
         and "RuntimeError: fused kernel exploded during the warm-up" in failed["error"]
     )
-    assert run_json(out, "cpu-threads1")["status"] == "ok"
+    assert run_json(out, "cpu-threads2")["status"] == "ok"
     err = capsys.readouterr().err
     assert "1 variant(s) failed: cpu-fused-adamw" in err
 

@@ -89,8 +89,12 @@ class Tuner:
                 statuses[v.run_id(label)] = "skipped"
                 _say(f"{v.run_id(label)}: not available: {v.unavailable}")
         todo = [v for v in variants if not v.unavailable]
+        profile = self.options.profile_steps and any(v.measure == DEFAULT for v in todo)
         try:
-            for v in (v for v in todo if v.measure == THROUGHPUT):
+            throughput = [v for v in todo if v.measure == THROUGHPUT]
+            if profile and throughput and not self._profile_path().exists():
+                self._profile_default_side()
+            for v in throughput:
                 statuses[v.run_id(label)] = self._once(v, resume, self._throughput)
             chosen = choose_best(self._candidates(variants))
             best = self._combined(BEST, THROUGHPUT, chosen)
@@ -213,6 +217,22 @@ class Tuner:
         if self._default_side is None:
             self._default_side = Side(self._trainer(self.default), self.default)
         return self._default_side
+
+    def _profile_default_side(self) -> None:
+        """Profile the default before the throughput variants, so their why has its evidence even if the
+        full runs never finish."""
+        from bench.runner import Interrupted
+
+        try:
+            side = self._default()
+            with side.active():
+                warm = side.steps(self.options.warmup_steps, "warmup")
+            self._profile(side, warm)
+        except KeyboardInterrupt as e:
+            raise Interrupted(self.default_run_id, getattr(e, "signal_name", None) or "Ctrl-C") from None
+        except Exception as e:  # noqa: BLE001 - the default's problems show in the variants' runs
+            _say(f"{self.default_run_id}: profile skipped: {type(e).__name__}: {e}")
+            self._default_side = None
 
     def _throughput(self, v: Variant) -> str:
         from bench.runner import Interrupted
@@ -349,13 +369,11 @@ class Tuner:
                 run_interleaved(
                     [r for _, r, _, _ in runs], self.options.block_seconds, self.options.time_cap, target, cap
                 )
-                for v, r, meta, _ in runs:
+                for v, r, _, _ in runs:
                     if v.measure == DEFAULT and r.error is None and self.options.profile_steps:
-                        r.state.where = "profiling"
-                        try:
-                            self._profile(r.side.trainer, r.side, meta, r.writer)
-                        except Exception as e:  # noqa: BLE001 - out of memory while profiling fails the run
-                            r.error = e
+                        if not self._profile_path().exists():
+                            r.state.where = "profiling"
+                            self._profile(r.side, r.side.timed_ms)
         except KeyboardInterrupt as e:
             how = getattr(e, "signal_name", None) or "Ctrl-C"
             # every run of the phase: they took turns, so --resume runs them again together
@@ -394,24 +412,32 @@ class Tuner:
         self.device.empty_cache()
         return statuses
 
-    def _profile(self, trainer: Any, side: Side, meta: dict, writer: Any) -> None:
-        """A few extra steps of the default under the profiler: where its step goes (profile.json)."""
-        from bench.metrics import step_summary
+    def _profile_path(self) -> Any:
+        return self.results.run_dir(self.default_run_id) / "profile.json"
+
+    def _profile(self, side: Side, warm_ms: list[float]) -> None:
+        """A few extra steps of the default under the profiler: where its step goes, into the default run's
+        profile.json (the evidence behind the tips' why). warm_ms: its unprofiled steps (the overhead)."""
+        import statistics
+
         from bench.profile import profile_steps
 
+        trainer = side.trainer
+        meta = self._meta(Variant(self.device.name, DEFAULT, DEFAULT, "", self.default, DEFAULT))
         try:
-            prof = profile_steps(
-                trainer, n_steps=self.options.profile_steps, start_iter=side.it,
-                unprofiled_ms_median=step_summary(side.timed_ms, 1, 1, None)["ms_median"],
-                peak_flops_per_s=meta["peak_flops"].get("value"),
-            )  # fmt: skip
-        except Exception as e:  # noqa: BLE001
-            if trainer.device.is_oom(e):
-                raise
-            _say(f"{writer.meta['run_id']}: profile skipped: {type(e).__name__}: {e}")
+            with side.active():
+                prof = profile_steps(
+                    trainer, n_steps=self.options.profile_steps, start_iter=side.it,
+                    unprofiled_ms_median=statistics.median(warm_ms[1:] or warm_ms) if warm_ms else None,
+                    peak_flops_per_s=meta["peak_flops"].get("value"),
+                )  # fmt: skip
+        except Exception as e:  # noqa: BLE001 - the tips are measured without it; the why lines say so
+            _say(f"{self.default_run_id}: profile skipped: {type(e).__name__}: {e}")
             return
-        prof["run_id"] = writer.meta["run_id"]
-        atomic_write_json(writer.dir / "profile.json", prof)
+        prof["run_id"] = self.default_run_id
+        atomic_write_json(self._profile_path(), prof)
+        _say(f"{self.default_run_id}: profiled {self.options.profile_steps} steps of the default into "
+             f"{self._profile_path()}")  # fmt: skip
 
 
 def _reason(device: Device, e: BaseException, where: str, batch_size: int) -> str:
