@@ -43,7 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.usage = _USAGE
     for action in p._actions:
         if "--profile" in action.option_strings:
-            action.help = "profile N extra steps of the default's full run into its profile.json (default 5)"
+            action.help = (
+                "profile N steps of the default (before the variants) into runs/<device>-default/profile.json, the "
+                "evidence of the tips' why (default 5)"
+            )
             action.default = None
         if "--dry-run" in action.option_strings:
             action.help = "print each device's variants (and why some are not available), run nothing"
