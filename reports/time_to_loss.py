@@ -73,7 +73,7 @@ def time_to_target(results: Results, key: str, target: float) -> ToLossRun | Non
     steps, evals = results.steps_of(key), results.evals_of(key)
     if evals.empty:
         return None
-    _, eval_end = wall_clock(steps, evals)
+    step_end, eval_end = wall_clock(steps, evals)
     per_iter = evals.groupby("iter")["ms"].sum(min_count=1).fillna(0.0).sort_index()
     val = evals[evals["split"] == "val"].groupby("iter")["loss"].last()
     if val.empty:
@@ -85,20 +85,19 @@ def time_to_target(results: Results, key: str, target: float) -> ToLossRun | Non
         it = int(it)
         t = float(end_of.get(it, np.nan))
         if it > 0 and np.isfinite(loss) and loss <= target + TARGET_TOLERANCE and np.isfinite(t):
-            return ToLossRun(key, t, prev, _end(eval_end, steps), it, int(val.index.max()), float(val.iloc[-1]),
+            return ToLossRun(key, t, prev, _end(step_end, eval_end), it, int(val.index.max()), float(val.iloc[-1]),
                              it * float(tpi) if fmt.is_num(tpi) else None)  # fmt: skip
         if np.isfinite(t):
             prev = t
     last = int(val.index.max())
-    return ToLossRun(key, None, None, _end(eval_end, steps), None, last, float(val.loc[last]),
+    return ToLossRun(key, None, None, _end(step_end, eval_end), None, last, float(val.loc[last]),
                      len(steps) * float(tpi) if fmt.is_num(tpi) else None)  # fmt: skip
 
 
-def _end(eval_end: np.ndarray, steps: Any) -> float:
-    total = float(np.nanmax(eval_end)) if len(eval_end) else 0.0
-    if len(steps):
-        total = max(total, float(np.nansum(steps["ms"].to_numpy(dtype=float))) / 1e3)
-    return total
+def _end(step_end: np.ndarray, eval_end: np.ndarray) -> float:
+    """The run's whole clock: the end of its last step or its last eval, whichever came later."""
+    ends = [float(np.nanmax(a)) for a in (step_end, eval_end) if len(a) and np.isfinite(a).any()]
+    return max(ends, default=0.0)
 
 
 def _tune(results: Results, key: str) -> dict:

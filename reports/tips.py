@@ -279,10 +279,14 @@ def _why(d: DeviceTune, row: TipRow, key: str) -> str:
                     f"graphs replay them in one{compile_cost}")  # fmt: skip
         if mm is None:
             return f"{applies_note}no profile of the default says where its step goes{compile_cost}"
-        at = f" at {fmt.pct(peak_frac)} of peak" if fmt.is_num(peak_frac) and peak_frac > 0 else ""
+        at = (
+            f", the matmuls at {fmt.pct(peak_frac)} of peak"
+            if fmt.is_num(peak_frac) and peak_frac > 0
+            else ""
+        )
         lib = fmt.pct(mm + (att or 0.0))
-        return (f"{applies_note}the step is {lib} matmul{at} and attention, which stay library kernels; compile fuses "
-                f"only the elementwise/norm {fmt.pct(ew)} (and trims Python overhead){compile_cost}")  # fmt: skip
+        return (f"{applies_note}{lib} of the default's step is matmul and attention{at}, which stay library kernels; "
+                f"compile fuses only the elementwise/norm {fmt.pct(ew)} (and trims Python overhead){compile_cost}")  # fmt: skip
     if tip in ("threads", "p_cores"):
         knobs = _tune(results, key).get("knobs") or {}
         dk = _tune(results, key).get("default_knobs") or {}
