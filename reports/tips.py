@@ -140,10 +140,6 @@ class DeviceTune:
         self.default = next((k for k in self.keys if _tune(self.results, k).get("measure") == DEFAULT), None)
 
     @property
-    def row(self) -> pd.Series:
-        return self.results.runs.loc[self.keys[0]]
-
-    @property
     def profile(self) -> dict | None:
         return self.results.profiles.get(self.default) if self.default else None
 
@@ -262,9 +258,7 @@ def _why(d: DeviceTune, row: TipRow, key: str) -> str:
     results, tip = d.results, row.tip
     r = results.runs.loc[key]
     applies_note = "" if row.applies_tip else "already in the recipe; measured by turning it off. "
-    mm, att, ew, opt, data = (
-        d.fraction(c) for c in ("matmul", "attention", "elementwise_norm", "optimizer", "data")
-    )
+    mm, att, ew, opt = (d.fraction(c) for c in ("matmul", "attention", "elementwise_norm", "optimizer"))
     prof = d.profile or {}
     peak_frac = prof.get("matmul_fraction_of_peak")
     load_text, other = _load_text(results, key)

@@ -157,7 +157,8 @@ def test_an_interrupted_time_to_loss_phase_is_run_again_together(tmp_path, monke
     for run_id in ("cpu-default", "cpu-batch24"):
         run = run_json(out, run_id)
         assert run["status"] == "interrupted" and "Ctrl-C" in run["error"]
-        assert (out / "runs" / run_id / "evals.csv").read_text().count("\n0,val,") == 1  # its first turn's eval
+        evals = (out / "runs" / run_id / "evals.csv").read_text()
+        assert evals.count("\n0,val,") == 1  # its first turn's eval
     monkeypatch.setattr(to_loss, "run_interleaved", real)
     assert main([*args, "--resume"]) == 0
     assert run_json(out, "cpu-default")["status"] == "ok" and run_json(out, "cpu-batch24")["status"] == "ok"
