@@ -16,6 +16,7 @@ from collections.abc import Iterator
 # subcommand -> (module, help). Each module has add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS = {
     "run": ("bench.run_cmd", "train the shared GPT on each device and record every step"),
+    "tune": ("bench.tune.cli", "measure what each common tip is worth on each device, and the fastest setup"),
     "report": ("reports.cli", "summarise results directories: terminal table, HTML page, diagnosis"),
     "gate": ("bench.gate.cli", "CI regression gate on ms/iter, machine speed cancelled by a reference step"),
     "import": ("bench.importers.cli", "turn nanoGPT train.py logs into results directories"),

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -289,6 +291,70 @@ class Device:
         finally:
             torch._dynamo.reset()
 
+    # ---- what `bench tune` may try here -------------------------------------------------------------
+    def tune_thread_counts(self, hw: dict) -> list[int]:
+        """Intra-op thread counts `bench tune` tries: 1, 2, 4, ... up to the physical cores, and the physical
+        cores themselves; none where the device's parallelism is not CPU threads."""
+        if not self.uses_cpu_threads:
+            return []
+        cpu = hw.get("cpu") or {}
+        physical = cpu.get("physical_cores") or torch.get_num_threads()
+        counts = {int(physical)}
+        n = 1
+        while n < physical:
+            counts.add(n)
+            n *= 2
+        return sorted(counts)
+
+    def performance_cpus(self, hw: dict, root: str | Path = "/") -> tuple[list[int] | None, str]:
+        """(the logical CPUs of the performance cores, and how many P-cores there are, in words) on a hybrid
+        CPU, or (None, why "P-cores only" cannot be tried here).
+
+        hwinfo's core_groups say whether the CPU is hybrid; Linux lists the P-cores' logical CPUs in
+        /sys/devices/cpu_core/cpus (Intel hybrid parts). Pinning needs sched_setaffinity (Linux).
+        """
+        if not self.uses_cpu_threads:
+            return None, f"{self.type} work does not run on the CPU's cores"
+        groups = [g for g in ((hw.get("cpu") or {}).get("core_groups") or []) if isinstance(g, dict)]
+        kinds = {g.get("type") for g in groups}
+        if not {"performance", "efficiency"} <= kinds:
+            return None, "not a hybrid CPU: all its cores are of one kind"
+        p_count = sum(int(g.get("count") or 0) for g in groups if g.get("type") == "performance")
+        if not hasattr(os, "sched_setaffinity"):
+            return None, f"{platform.system()} offers no CPU affinity to pin threads to the P-cores"
+        from hwinfo.cpu import parse_cpulist
+
+        try:
+            text = (Path(root) / "sys/devices/cpu_core/cpus").read_text()
+        except OSError:
+            return None, "the kernel does not list the P-cores (no /sys/devices/cpu_core/cpus)"
+        cpus = parse_cpulist(text)
+        allowed = os.sched_getaffinity(0)
+        cpus = [c for c in cpus if c in allowed]
+        if not cpus:
+            return None, "none of the P-cores is available to this process (affinity or cgroup)"
+        return cpus, f"{p_count} P-cores (logical CPUs {text.strip()})"
+
+    @staticmethod
+    @contextlib.contextmanager
+    def cpu_affinity(cpus: list[int] | tuple[int, ...] | None) -> Iterator[None]:
+        """Every thread of this process (PyTorch's OpenMP workers included) pinned to `cpus`, restored after;
+        None: nothing changes."""
+        if cpus is None:
+            yield
+            return
+        saved: dict[int, set[int]] = {}
+        try:
+            for tid in _thread_ids():
+                with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                    saved[tid] = os.sched_getaffinity(tid)
+                    os.sched_setaffinity(tid, cpus)
+            yield
+        finally:
+            for tid, mask in saved.items():
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(tid, mask)
+
     # ---- profiler ---------------------------------------------------------------------------------
     def profiler_activities(self) -> list:
         from torch.profiler import ProfilerActivity
@@ -407,6 +473,14 @@ class Device:
         if isinstance(start, float):
             return (end - start) * 1e3
         return float(start.elapsed_time(end))
+
+
+def _thread_ids() -> list[int]:
+    """The ids of this process's threads (Linux /proc/self/task), the calling thread alone elsewhere."""
+    try:
+        return [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return [0]
 
 
 class MemoryWatch:

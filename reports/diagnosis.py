@@ -3,7 +3,10 @@
 `diagnose(results)` returns a list of `Finding`s (kind, severity, sentence, evidence, runs). Kinds:
 speedup, impossible_mfu, config_mismatch, loss_agree, loss_disagree, assumed_config, overfitting,
 eval_in_timer, overhead_bound, compute_bound, batch_scaling, mfu_vs_a100, peak_unknown, cpu_threads,
-cpu_dtype, warmup_cost, step_breakdown, roofline (reports/roofline.py), noisy_timing.
+cpu_dtype, warmup_cost, step_breakdown, noisy_timing; and from their own modules: roofline
+(reports.roofline), energy, energy_compare, energy_unavailable (reports.energy), scaling, shared_cores,
+scaling_limit, ranks_differ (reports.scaling), time_to_loss (reports.time_to_loss), and from a `bench tune`:
+best_config and tip (reports.tips).
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ def diagnose(results: Results) -> list[Finding]:
     # rule modules that import Finding from reports.finding
     from reports.energy import energy_findings
     from reports.scaling import scaling_findings
+    from reports.time_to_loss import time_to_loss_findings
+    from reports.tips import best_config_findings, tip_findings
 
     ok = results.ok_runs()
     findings: list[Finding] = []
@@ -55,7 +60,7 @@ def diagnose(results: Results) -> list[Finding]:
             speedup_findings, impossible_mfu_findings, config_findings, overfit_findings, eval_timer_findings,
             batch_scaling_findings, mfu_findings, peak_findings, thread_findings, cpu_dtype_findings,
             warmup_findings, profile_findings, roofline_findings, noise_findings, energy_findings,
-            scaling_findings,
+            scaling_findings, time_to_loss_findings, tip_findings, best_config_findings,
         ):  # fmt: skip
             findings.extend(rule(results, single if rule in single_only else ok))
     counts: dict[str, int] = {}

@@ -11,13 +11,14 @@ import pandas as pd
 
 from bench.results import atomic_write_text
 from reports import fmt
-from reports.diagnosis import Finding
+from reports.finding import Finding
 from reports.load import Results
 from reports.plots import all_plots
 from reports.summary import impossible_mfu, problem_runs, sorted_runs, summary_table, table_notes
 
 SECTIONS = [
     ("summary", "Summary"),
+    ("tips", "Tips measured"),
     ("diagnosis", "Diagnosis"),
     ("loss", "Loss curves"),
     ("timing", "Timing and utilisation"),
@@ -86,7 +87,7 @@ def _table(df: pd.DataFrame, numeric: set[str] = frozenset(), bad_rows: set[int]
 
 
 def _headline(results: Results, findings: list[Finding]) -> str:
-    speed = [f for f in findings if f.kind == "speedup"]
+    speed = [f for f in findings if f.kind in ("speedup", "best_config")]
     if speed:
         body = "".join(f"<p>{escape(f.sentence)}</p>" for f in speed)
     else:
@@ -141,6 +142,25 @@ def _summary(results: Results) -> str:
         out += [f"<li>{escape(w)}</li>" for w in results.warnings]
         out.append("</ul>")
     return "\n".join(out)
+
+
+def _tips(results: Results) -> str | None:
+    """The tips table of a `bench tune` (reports.tips); None when these results hold no tune."""
+    from reports.tips import best_config_findings, tips_table
+
+    table = tips_table(results)
+    if table.empty:
+        return None
+    bad = {i for i, v in enumerate(table["verdict"]) if v in ("harmful", "failed")}
+    best = "".join(f"<li>{escape(f.sentence)}</li>" for f in best_config_findings(results, None))
+    return (
+        _table(table, {"measured here"}, bad) + f"<ul>{best}</ul>"
+        "<p class=sub>Throughput variants keep the recipe: tokens/s in blocks of steps alternated with the default "
+        "in one process, the ratio of medians with its 95% bootstrap interval. Variants that change the recipe "
+        "(batch) are timed to the val loss the default reaches at its end (train and eval time, known at evals "
+        "only: the bracket is that resolution). Verdicts: worth it / harmful when the interval lies beyond 1 and "
+        "the change is at least 5%; no effect when it lies within +-5%; else inconclusive.</p>"
+    )
 
 
 def _diagnosis(findings: list[Finding]) -> str:
@@ -321,9 +341,9 @@ def render_html(results: Results, findings: list[Finding]) -> str:
     dirs = ", ".join(s["_path"] for s in results.sweeps)
     hosts = sorted({str(s.get("host")) for s in results.sweeps})
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    nav = "".join(f'<a href="#{sid}">{escape(title)}</a>' for sid, title in SECTIONS)
     body = {
         "summary": _headline(results, findings) + _summary(results),
+        "tips": _tips(results),
         "diagnosis": _diagnosis(findings),
         "loss": _figure(plots["loss"]) if "loss" in plots else "<p>No finished runs to plot.</p>",
         "timing": "".join(_figure(plots[k]) for k in ("runs", "tokens", "profile") if k in plots)
@@ -332,8 +352,10 @@ def render_html(results: Results, findings: list[Finding]) -> str:
         "hardware": _hardware(results),
         "metadata": _metadata(results),
     }
+    shown = [(sid, title) for sid, title in SECTIONS if body[sid] is not None]
+    nav = "".join(f'<a href="#{sid}">{escape(title)}</a>' for sid, title in shown)
     sections = "\n".join(
-        f'<section id="{sid}"><h2>{escape(title)}</h2>\n{body[sid]}\n</section>' for sid, title in SECTIONS
+        f'<section id="{sid}"><h2>{escape(title)}</h2>\n{body[sid]}\n</section>' for sid, title in shown
     )
     return (
         "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"

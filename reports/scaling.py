@@ -25,7 +25,7 @@ from reports.load import LOSS_NEUTRAL_TRAIN_KEYS
 if TYPE_CHECKING:
     import pandas as pd
 
-    from reports.diagnosis import Finding
+    from reports.finding import Finding
     from reports.load import Results
 
 COMM_LIMITED_SHARE = 0.3  # a gradient all-reduce in flight this share of a step or more: communication limits
@@ -126,7 +126,7 @@ def _point(r: _Run) -> str:
 
 
 def _tokens_finding(results: Results, members: list[_Run], ddp: list[_Run]) -> Finding:
-    from reports.diagnosis import Finding
+    from reports.finding import Finding
 
     first = ddp[0]
     comp = first.meta.get("compile") or "off"
@@ -185,7 +185,7 @@ def _cpu_info(results: Results, key: str) -> dict:
 
 
 def _shared_finding(results: Results, shared: list[_Run]) -> Finding:
-    from reports.diagnosis import Finding
+    from reports.finding import Finding
 
     r = max(shared, key=lambda r: r.nproc_per_node)
     cpu = _cpu_info(results, r.key)
@@ -214,7 +214,7 @@ def _shared_finding(results: Results, shared: list[_Run]) -> Finding:
 def _limit_finding(results: Results, r: _Run, weak: _Run | None) -> Finding:
     """What limits one data-parallel run: communication (the all-reduce share of its step), a straggler, or
     compute (the time outside the all-reduce, against one rank at the same per-rank batch)."""
-    from reports.diagnosis import Finding
+    from reports.finding import Finding
 
     s = r.summary
     ar, share = s.get("allreduce_ms_median"), s.get("allreduce_share")
@@ -288,7 +288,7 @@ def _limit_finding(results: Results, r: _Run, weak: _Run | None) -> Finding:
 
 
 def _ranks_differ(r: _Run) -> Finding:
-    from reports.diagnosis import Finding
+    from reports.finding import Finding
 
     return Finding(
         "ranks_differ", "warning",

@@ -13,8 +13,10 @@ import pandas as pd
 from bench.metrics import mfu_is_possible
 from bench.results import dumps_strict
 from reports import fmt
-from reports.diagnosis import Finding
+from reports.finding import Finding
 from reports.load import Results
+from reports.time_to_loss import to_loss_sets
+from reports.tips import render_tips, tip_rows
 
 COLUMNS = [
     "host", "run", "device", "dtype", "batch", "compile", "threads", "ms/iter median [p10-p90]", "tokens/s",
@@ -195,6 +197,8 @@ def render(results: Results, findings: list[Finding], form: str = "text") -> str
             "runs": runs,
             "findings": [f.to_dict() for f in findings],
             "warnings": list(results.warnings),
+            "tips": [r.to_dict() for r in tip_rows(results)],
+            "time_to_loss": [s.to_dict() for s in to_loss_sets(results)],
         }
         return dumps_strict(report) + "\n"
     table = summary_table(results)
@@ -204,6 +208,11 @@ def render(results: Results, findings: list[Finding], form: str = "text") -> str
     if notes:
         out.append("")
         out += [f"- {one_line(n)}" for n in notes]
+    tips = render_tips(results, "md" if md else "text")
+    if tips:
+        out.append("")
+        out.append("Tips measured by bench tune:" if not md else "**Tips measured by bench tune:**\n")
+        out.append(tips.rstrip("\n"))
     problems = problem_runs(results)
     if problems:
         out.append("")

@@ -1,0 +1,455 @@
+"""`bench tune`'s runs on one device, recorded as ordinary runs of a results directory.
+
+Order: the throughput variants (each alternated with the default in blocks, in one process), the best
+combination of the ones that were worth it (when there are two or more), then the time-to-loss phase: the
+default's full run (its final val loss is the target; a short profile after it), the variants that change
+the recipe (batch) and the best configuration, all taking turns, each stopped at the target or at a time
+cap. Each variant is a run with its own run.json ("tune" block: the tip, the knobs, the samples or the
+time to the target), steps.csv and evals.csv; one that cannot run here is recorded as skipped, with why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from tqdm import tqdm
+
+from bench.results import ResultsError, atomic_write_json, read_json
+from bench.tune.plan import BEST, BEST_TO_LOSS, DEFAULT, Knobs, Variant, best_knobs
+from bench.tune.verdict import (
+    THROUGHPUT,
+    TIME_TO_LOSS,
+    Candidate,
+    choose_best,
+    throughput_effect,
+)
+
+if TYPE_CHECKING:
+    from bench.config import BenchConfig
+    from bench.devices import Device
+    from bench.runner import Sweep
+    from bench.tune.measure import Side
+    from model.dataset import CharDataset
+
+TIME_CAP = 1.1  # a time-to-loss variant stops once its clock passes this many times the default's time:
+# not there by then, its speed is below 1/1.1 = 0.91, which is harmful (at least 5% slower) already
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """How `bench tune` measures (sweep.json "tune"); --resume requires the same."""
+
+    tips: tuple[str, ...]
+    repeats: int = 6
+    block_seconds: float = 0.5
+    warmup_steps: int = 3
+    time_cap: float = TIME_CAP
+    profile_steps: int = 5
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["tips"] = list(self.tips)
+        return d
+
+
+class Tuner:
+    """Runs one device's variants into the sweep's results directory."""
+
+    def __init__(
+        self,
+        sweep: Sweep,
+        cfg: BenchConfig,
+        options: TuneOptions,
+        dataset: CharDataset,
+        progress: bool = True,
+    ) -> None:
+        self.sweep = sweep
+        self.results = sweep.results
+        self.cfg = cfg
+        self.options = options
+        self.dataset = dataset
+        self.progress = progress
+
+    # ---- the device's plan -----------------------------------------------------------------------------
+    def run_device(
+        self, device: Device, variants: list[Variant], default: Knobs, resume: bool
+    ) -> dict[str, str]:
+        """Every variant of one device; returns {run_id: status}. Raises bench.runner.Interrupted."""
+        self.device, self.default = device, default
+        self._default_side: Side | None = None
+        statuses: dict[str, str] = {}
+        label = device.label
+        for v in variants:
+            if v.unavailable:
+                self.results.record_skipped(v.run_id(label), self._meta(v), v.unavailable)
+                statuses[v.run_id(label)] = "skipped"
+                _say(f"{v.run_id(label)}: not available: {v.unavailable}")
+        todo = [v for v in variants if not v.unavailable]
+        profile = self.options.profile_steps and any(v.measure == DEFAULT for v in todo)
+        try:
+            throughput = [v for v in todo if v.measure == THROUGHPUT]
+            if profile and throughput and not self._profile_path().exists():
+                self._profile_default_side()
+            for v in throughput:
+                statuses[v.run_id(label)] = self._once(v, resume, self._throughput)
+            chosen = choose_best(self._candidates(variants))
+            best = self._combined(BEST, THROUGHPUT, chosen)
+            if best is not None:
+                statuses[best.run_id(label)] = self._once(best, resume, self._throughput)
+            self._default_side = None  # its steps are done: free it before the full runs
+            to_loss = [v for v in todo if v.measure in (DEFAULT, TIME_TO_LOSS)]
+            best_ttl = self._combined(BEST_TO_LOSS, TIME_TO_LOSS, chosen)
+            if best_ttl is not None and to_loss:
+                to_loss.append(best_ttl)
+            if to_loss:
+                statuses.update(self._to_loss_phase(to_loss, resume))
+        finally:
+            self._default_side = None
+            device.empty_cache()
+        return statuses
+
+    def _combined(self, name: str, measure: str, chosen: dict[str, Candidate]) -> Variant | None:
+        """The default with every chosen knob; None when that is the default, or (tokens/s) one single
+        variant already measured."""
+        if not chosen or (measure == THROUGHPUT and len(chosen) < 2):
+            return None
+        knobs = best_knobs(self.default, {g: c.knobs for g, c in chosen.items()})
+        names = sorted(c.name for c in chosen.values())
+        return Variant(self.device.name, name, name, "+".join(names), knobs, measure)
+
+    def _candidates(self, variants: list[Variant]) -> list[Candidate]:
+        """The finished throughput variants with their tokens/s against the default (from their run.json)."""
+        out = []
+        for v in variants:
+            if v.measure != THROUGHPUT or v.unavailable:
+                continue
+            meta = self._read(v.run_id(self.device.label)) or {}
+            tune = meta.get("tune") or {}
+            samples, default = tune.get("samples_tokens_per_s"), tune.get("default_samples_tokens_per_s")
+            if meta.get("status") == "ok" and samples and default:
+                out.append(Candidate(v.name, v.group, v.knobs.to_dict(), throughput_effect(samples, default)))
+        return out
+
+    @property
+    def default_run_id(self) -> str:
+        return f"{self.device.label}-{DEFAULT}"
+
+    def _read(self, run_id: str) -> dict | None:
+        path = self.results.run_dir(run_id) / "run.json"
+        if not path.exists():
+            return None
+        try:
+            return read_json(path)
+        except ResultsError:
+            return None
+
+    def _once(self, v: Variant, resume: bool, how: Any) -> str:
+        run_id = v.run_id(self.device.label)
+        if resume and self.results.run_status(run_id) == "ok":
+            _say(f"{run_id}: already done (resume)")
+            return "ok"
+        return how(v)
+
+    # ---- one run's metadata and lifecycle ----------------------------------------------------------------
+    def _threads(self, knobs: Knobs) -> int | None:
+        import torch
+
+        if not self.device.uses_cpu_threads:
+            return None
+        return knobs.threads if knobs.threads is not None else torch.get_num_threads()
+
+    def _meta(self, v: Variant) -> dict:
+        from bench.runner import RunSpec
+
+        spec = RunSpec(v.device, v.knobs.dtype, v.knobs.batch_size, v.knobs.compile, v.knobs.threads)
+        meta = self.sweep._meta(spec, self.device)
+        meta["threads"] = self._threads(v.knobs)
+        meta["tune"] = v.tune_meta(self.default)
+        return meta
+
+    def _trainer(self, knobs: Knobs) -> Any:
+        from bench.train import Trainer
+
+        return Trainer(self.cfg.model, self.cfg.train, self.device, knobs.dtype, knobs.compile, knobs.batch_size,
+                       self.dataset, fused_adamw=knobs.fused_adamw)  # fmt: skip
+
+    def _start(self, v: Variant) -> tuple[Any, dict, Any, Any] | None:
+        """(trainer, meta, writer, host load) for a variant, or None when it could not be built (recorded)."""
+        from bench.devices import DtypeUnsupported
+        from bench.runner import HostLoad
+
+        run_id = v.run_id(self.device.label)
+        meta = self._meta(v)
+        try:
+            trainer = self._trainer(v.knobs)
+        except DtypeUnsupported as e:
+            self.results.record_skipped(run_id, meta, str(e))
+            _say(f"{run_id}: not available: {e}")
+            return None
+        except Exception as e:  # noqa: BLE001 - a variant that cannot be built fails alone
+            reason = _reason(self.device, e, "building the model", v.knobs.batch_size)
+            self.results.record_failed(run_id, meta, f"could not start: {reason}")
+            _say(f"{run_id}: failed: could not start: {reason}")
+            self.device.empty_cache()
+            return None
+        import psutil
+
+        writer = self.results.new_run(run_id, {**meta, "status": "running", "started": _now()})
+        writer.write_meta()
+        return trainer, meta, writer, HostLoad(psutil.Process())
+
+    def _finish(
+        self, writer: Any, meta: dict, status: str, error: str | None, summary: dict, tune: dict, load: Any
+    ) -> None:
+        summary["host_load"] = load.finish()
+        writer.write_meta(status=status, error=error, summary=summary, finished=_now(),
+                          tune={**meta["tune"], **tune})  # fmt: skip
+        writer.close()
+
+    # ---- throughput: alternated with the default ----------------------------------------------------------
+    def _default(self) -> Side:
+        from bench.tune.measure import Side
+
+        if self._default_side is None:
+            self._default_side = Side(self._trainer(self.default), self.default)
+        return self._default_side
+
+    def _profile_default_side(self) -> None:
+        """Profile the default before the throughput variants, so their why has its evidence even if the
+        full runs never finish."""
+        from bench.runner import Interrupted
+
+        try:
+            side = self._default()
+            with side.active():
+                warm = side.steps(self.options.warmup_steps, "warmup")
+            self._profile(side, warm)
+        except KeyboardInterrupt as e:
+            raise Interrupted(self.default_run_id, getattr(e, "signal_name", None) or "Ctrl-C") from None
+        except Exception as e:  # noqa: BLE001 - the default's problems show in the variants' runs
+            _say(f"{self.default_run_id}: profile skipped: {type(e).__name__}: {e}")
+            self._default_side = None
+
+    def _throughput(self, v: Variant) -> str:
+        from bench.runner import Interrupted
+        from bench.tune.measure import PairResult, Side, measure_pair
+
+        run_id = v.run_id(self.device.label)
+        try:
+            default = self._default()
+        except Exception as e:  # noqa: BLE001
+            reason = _reason(self.device, e, "building the default", self.default.batch_size)
+            self.results.record_failed(run_id, self._meta(v), f"could not start: the default: {reason}")
+            _say(f"{run_id}: failed: could not start the default: {reason}")
+            return "failed"
+        started = self._start(v)
+        if started is None:
+            return self.results.run_status(run_id) or "failed"
+        trainer, meta, writer, load = started
+        side = Side(trainer, v.knobs, on_step=writer.step)
+        pair = PairResult()
+        o = self.options
+        status, error = "ok", None
+        compiled = trainer.compiled or default.trainer.compiled
+        _say(f"{run_id}: {', '.join(meta['tune']['changed'])} against the default, {o.repeats} blocks each"
+             + (" (compiling first)" if trainer.compiled else ""))  # fmt: skip
+        try:
+            with self.device.clean_compiler_state() if compiled else contextlib.nullcontext():
+                measure_pair(default, side, o.repeats, o.block_seconds, o.warmup_steps, desc=run_id,
+                             progress=self.progress, result=pair)  # fmt: skip
+        except KeyboardInterrupt as e:
+            how = getattr(e, "signal_name", None) or "Ctrl-C"
+            self._finish(writer, meta, "interrupted", f"interrupted by {how} during {pair.where}",
+                         self._summary(side, meta, load), self._pair_numbers(pair), load)  # fmt: skip
+            raise Interrupted(run_id, how) from None
+        except Exception as e:  # noqa: BLE001 - one variant that fails (out of memory, compile error) fails alone
+            status, error = "failed", _reason(self.device, e, pair.where, v.knobs.batch_size)
+            self._default_side = None  # its state may be broken too: the next variant builds it afresh
+        finally:
+            del trainer
+            self.device.empty_cache()
+        self._finish(
+            writer, meta, status, error, self._summary(side, meta, load), self._pair_numbers(pair), load
+        )
+        line = f"{run_id}: {status}"
+        if status == "ok":
+            e = throughput_effect(pair.variant_tokens_per_s, pair.default_tokens_per_s)
+            line += f", tokens/s {e.ratio:.3f}x the default's"
+            if e.low is not None:
+                line += f" [{e.low:.3f}, {e.high:.3f}]"
+            line += f": {e.verdict} (faster is > 1)"
+        _say(line + (f" ({error})" if error else ""))
+        return status
+
+    def _pair_numbers(self, pair: Any) -> dict:
+        o = self.options
+        return {
+            "samples_tokens_per_s": pair.variant_tokens_per_s,
+            "default_samples_tokens_per_s": pair.default_tokens_per_s,
+            "steps_per_block": {"variant": pair.variant_steps_per_block, "default": pair.default_steps_per_block},
+            "repeats": o.repeats, "block_seconds": o.block_seconds, "warmup_steps": o.warmup_steps,
+        }  # fmt: skip
+
+    def _summary(
+        self, side: Side, meta: dict, load: Any, eval_ms_total: float = 0.0, losses: dict | None = None
+    ) -> dict:
+        """run.json's summary, with the keys `bench run` writes (the ms/iter figures over this run's timed steps)."""
+        import time
+
+        from bench.metrics import step_summary
+
+        summary = step_summary(side.timed_ms, meta["tokens_per_iter"], meta["flops_per_iter"],
+                               meta["peak_flops"].get("value"))  # fmt: skip
+        summary.update({
+            "iters_done": side.it, "warmup_iters": side.it - len(side.timed_ms), "first_step_ms": side.first_step_ms,
+            "final_train_loss": (losses or {}).get("train"), "final_val_loss": (losses or {}).get("val"),
+            "eval_ms_total": eval_ms_total, "wall_s": time.perf_counter() - load.t0,
+        })  # fmt: skip
+        return summary
+
+    # ---- time to loss: the default and the variants that change the recipe, in turns --------------------
+    def _to_loss_phase(self, variants: list[Variant], resume: bool) -> dict[str, str]:
+        from bench.runner import Interrupted
+        from bench.tune.measure import Side
+        from bench.tune.to_loss import ToLoss, ToLossRun, run_interleaved
+
+        label = self.device.label
+        statuses: dict[str, str] = {}
+        todo = []
+        for v in variants:
+            if resume and self.results.run_status(v.run_id(label)) == "ok":
+                _say(f"{v.run_id(label)}: already done (resume)")
+                statuses[v.run_id(label)] = "ok"
+            else:
+                todo.append(v)
+        target = cap = None
+        if not any(v.measure == DEFAULT for v in todo):
+            dtune = ((self._read(self.default_run_id) or {}).get("tune")) or {}
+            if self.results.run_status(self.default_run_id) != "ok" or not dtune.get("time_to_target_s"):
+                reason = f"no target: the default's full run ({self.default_run_id}) did not finish"
+                for v in todo:
+                    self.results.record_skipped(v.run_id(label), self._meta(v), reason)
+                    statuses[v.run_id(label)] = "skipped"
+                    _say(f"{v.run_id(label)}: skipped: {reason}")
+                return statuses
+            target, cap = dtune["target_val_loss"], self.options.time_cap * dtune["time_to_target_s"]
+        runs: list[tuple[Variant, ToLossRun, dict, Any]] = []
+        bar = tqdm(total=self.cfg.train.max_iters * len(todo), desc=f"{label} to loss", unit="it", file=sys.stderr,
+                   leave=False, disable=None if self.progress else True, mininterval=0.5)  # fmt: skip
+        for v in todo:
+            started = self._start(v)
+            if started is None:
+                statuses[v.run_id(label)] = self.results.run_status(v.run_id(label)) or "failed"
+                continue
+            trainer, meta, writer, load = started
+            state = ToLoss(None if v.measure == DEFAULT else target, None if v.measure == DEFAULT else cap)
+            runs.append(
+                (
+                    v,
+                    ToLossRun(
+                        Side(trainer, v.knobs), writer, state, v.measure == DEFAULT, lambda: bar.update(1)
+                    ),
+                    meta,
+                    load,
+                )
+            )
+            what = (
+                "the recipe to its end: its final val loss is the target"
+                if v.measure == DEFAULT
+                else "to the target"
+            )
+            _say(f"{v.run_id(label)}: {', '.join(meta['tune']['changed']) or 'the recipe'}: {what}")
+        compiled = any(r.side.trainer.compiled for _, r, _, _ in runs)
+        try:
+            with self.device.clean_compiler_state() if compiled else contextlib.nullcontext():
+                run_interleaved(
+                    [r for _, r, _, _ in runs], self.options.block_seconds, self.options.time_cap, target, cap
+                )
+                for v, r, _, _ in runs:
+                    if v.measure == DEFAULT and r.error is None and self.options.profile_steps:
+                        if not self._profile_path().exists():
+                            r.state.where = "profiling"
+                            self._profile(r.side, r.side.timed_ms)
+        except KeyboardInterrupt as e:
+            how = getattr(e, "signal_name", None) or "Ctrl-C"
+            # every run of the phase: they took turns, so --resume runs them again together
+            for _v, r, meta, load in runs:
+                self._finish(r.writer, meta, "interrupted", f"interrupted by {how} during {r.state.where}",
+                             self._summary(r.side, meta, load, r.state.eval_ms_total, r.state.losses),
+                             r.state.to_dict(), load)  # fmt: skip
+            raise Interrupted(
+                next((v.run_id(label) for v, r, _, _ in runs if not r.done), label), how
+            ) from None
+        finally:
+            bar.close()
+        for v, r, meta, load in runs:
+            run_id = v.run_id(label)
+            status, error = "ok", None
+            if r.error is not None:
+                status, error = "failed", _reason(self.device, r.error, r.state.where, v.knobs.batch_size)
+            elif v.measure == DEFAULT and r.state.reached_s is None:
+                status, error = (
+                    "failed",
+                    "no finite val loss at the end of the recipe: no target for the variants",
+                )
+            summary = self._summary(r.side, meta, load, r.state.eval_ms_total, r.state.losses)
+            self._finish(r.writer, meta, status, error, summary, r.state.to_dict(), load)
+            statuses[run_id] = status
+            st = r.state
+            line = f"{run_id}: {status}"
+            if status == "ok" and v.measure == DEFAULT:
+                line += f", val loss {st.target:.4f} in {st.reached_s:.1f} s (the target of the others)"
+            elif status == "ok" and st.reached_s is not None:
+                line += f", val loss {st.target:.4f} at iter {st.reached_iter} in {st.reached_s:.1f} s"
+            elif status == "ok":
+                line += f", not at the target ({st.stopped}, {st.clock_ms / 1e3:.1f} s)"
+            _say(line + (f" ({error})" if error else ""))
+        runs.clear()
+        self.device.empty_cache()
+        return statuses
+
+    def _profile_path(self) -> Any:
+        return self.results.run_dir(self.default_run_id) / "profile.json"
+
+    def _profile(self, side: Side, warm_ms: list[float]) -> None:
+        """A few extra steps of the default under the profiler: where its step goes, into the default run's
+        profile.json (the evidence behind the tips' why). warm_ms: its unprofiled steps (the overhead)."""
+        import statistics
+
+        from bench.profile import profile_steps
+
+        trainer = side.trainer
+        meta = self._meta(Variant(self.device.name, DEFAULT, DEFAULT, "", self.default, DEFAULT))
+        try:
+            with side.active():
+                prof = profile_steps(
+                    trainer, n_steps=self.options.profile_steps, start_iter=side.it,
+                    unprofiled_ms_median=statistics.median(warm_ms[1:] or warm_ms) if warm_ms else None,
+                    peak_flops_per_s=meta["peak_flops"].get("value"),
+                )  # fmt: skip
+        except Exception as e:  # noqa: BLE001 - the tips are measured without it; the why lines say so
+            _say(f"{self.default_run_id}: profile skipped: {type(e).__name__}: {e}")
+            return
+        prof["run_id"] = self.default_run_id
+        atomic_write_json(self._profile_path(), prof)
+        _say(f"{self.default_run_id}: profiled {self.options.profile_steps} steps of the default into "
+             f"{self._profile_path()}")  # fmt: skip
+
+
+def _reason(device: Device, e: BaseException, where: str, batch_size: int) -> str:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    if device.is_oom(e):
+        return f"out of memory at batch size {batch_size} during {where}: {first}"
+    return f"{type(e).__name__}: {first} during {where}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _say(msg: str) -> None:
+    tqdm.write(msg, file=sys.stderr)

@@ -1,0 +1,202 @@
+"""Time to a target val loss, for every set of runs that share a target (as MLPerf measures training).
+
+A run's clock is its train and eval time (reports.load.wall_clock: steps plus evals); it reaches the
+target at the first eval (after iter 0) whose val loss is at or below it. The val loss is known only at
+evals, so the crossing lies between the eval before and that eval: the eval resolution.
+
+Sets: a `bench tune` device (its default's full run and the variants run to its final val loss, the
+target stored by tune), and any other runs of one model on one text and seed (target: the highest final
+val loss among them, which each reached by its end). Never mixed with throughput figures.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bench.tune.to_loss import TARGET_TOLERANCE
+from bench.tune.verdict import TIME_TO_LOSS, Effect, time_to_loss_effect
+from reports import fmt
+from reports.load import Results, wall_clock
+
+MAX_NAMED = 6  # runs a finding names; the evidence holds every one
+
+
+@dataclass
+class ToLossRun:
+    """One run's time to the target: time_s (None: not reached), the eval before it, its whole clock."""
+
+    key: str
+    time_s: float | None
+    prev_eval_s: float | None
+    end_s: float
+    reached_iter: int | None
+    last_iter: int | None
+    last_val: float | None
+    tokens: float | None  # training tokens read until the target (or the end)
+
+    @property
+    def reached(self) -> bool:
+        return self.time_s is not None
+
+
+@dataclass
+class ToLossSet:
+    """Runs that share a target val loss; `reference` is the run the others are compared with (tune's default,
+    else the slowest to reach it)."""
+
+    target: float
+    source: str  # "tune" or "shared"
+    reference: str
+    runs: list[ToLossRun] = field(default_factory=list)
+
+    def run(self, key: str) -> ToLossRun | None:
+        return next((r for r in self.runs if r.key == key), None)
+
+    def effect(self, key: str) -> Effect | None:
+        """The run's speed-up to the target over the reference (eval-resolution interval)."""
+        ref, run = self.run(self.reference), self.run(key)
+        if ref is None or run is None or ref.time_s is None:
+            return None
+        return time_to_loss_effect(ref.time_s, run.time_s, run.prev_eval_s, run.end_s)
+
+    def to_dict(self) -> dict:
+        return {"target_val_loss": self.target, "source": self.source, "reference": self.reference,
+                "runs": [r.__dict__ | {"reached": r.reached} for r in self.runs]}  # fmt: skip
+
+
+def time_to_target(results: Results, key: str, target: float) -> ToLossRun | None:
+    """When the run's val loss first reached target (None: it has no val evals)."""
+    steps, evals = results.steps_of(key), results.evals_of(key)
+    if evals.empty:
+        return None
+    step_end, eval_end = wall_clock(steps, evals)
+    per_iter = evals.groupby("iter")["ms"].sum(min_count=1).fillna(0.0).sort_index()
+    val = evals[evals["split"] == "val"].groupby("iter")["loss"].last()
+    if val.empty:
+        return None
+    end_of = dict(zip(per_iter.index.to_numpy(dtype=int), eval_end, strict=True))
+    tpi = results.runs.loc[key].get("tokens_per_iter")
+    prev = 0.0
+    for it, loss in val.sort_index().items():
+        it = int(it)
+        t = float(end_of.get(it, np.nan))
+        if it > 0 and np.isfinite(loss) and loss <= target + TARGET_TOLERANCE and np.isfinite(t):
+            return ToLossRun(key, t, prev, _end(step_end, eval_end), it, int(val.index.max()), float(val.iloc[-1]),
+                             it * float(tpi) if fmt.is_num(tpi) else None)  # fmt: skip
+        if np.isfinite(t):
+            prev = t
+    last = int(val.index.max())
+    return ToLossRun(key, None, None, _end(step_end, eval_end), None, last, float(val.loc[last]),
+                     len(steps) * float(tpi) if fmt.is_num(tpi) else None)  # fmt: skip
+
+
+def _end(step_end: np.ndarray, eval_end: np.ndarray) -> float:
+    """The run's whole clock: the end of its last step or its last eval, whichever came later."""
+    ends = [float(np.nanmax(a)) for a in (step_end, eval_end) if len(a) and np.isfinite(a).any()]
+    return max(ends, default=0.0)
+
+
+def _tune(results: Results, key: str) -> dict:
+    t = (results.run_meta.get(key) or {}).get("tune")
+    return t if isinstance(t, dict) else {}
+
+
+def to_loss_sets(results: Results) -> list[ToLossSet]:
+    """Every set of finished runs that share a target, tune's first (computed once per Results)."""
+    cached = getattr(results, "_to_loss_sets", None)
+    if cached is None:
+        cached = _sets(results)
+        results._to_loss_sets = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _sets(results: Results) -> list[ToLossSet]:
+    ok = results.ok_runs()
+    out: list[ToLossSet] = []
+    used: set[str] = set()
+    tuned = [k for k in ok.index if _tune(results, k).get("measure") in ("default", TIME_TO_LOSS)]
+    groups: dict[tuple, list[str]] = {}
+    for k in tuned:
+        groups.setdefault((ok.loc[k, "results_dir"], ok.loc[k, "device"]), []).append(k)
+    for keys in groups.values():
+        default = next((k for k in keys if _tune(results, k).get("measure") == "default"), None)
+        target = _tune(results, default).get("target_val_loss") if default else None
+        if default is None or not fmt.is_num(target):
+            continue
+        s = ToLossSet(float(target), "tune", default)
+        s.runs = [r for k in keys if (r := time_to_target(results, k, float(target))) is not None]
+        used.update(keys)
+        if s.run(default) is not None and len(s.runs) >= 2:
+            out.append(s)
+    shared: dict[str, list[str]] = {}
+    for k in ok.index:
+        if k in used or _tune(results, k):
+            continue
+        meta = results.run_meta.get(k) or {}
+        train = meta.get("train") or {}
+        task = json.dumps({"model": meta.get("model") or {}, "data": train.get("data"), "seed": train.get("seed")},
+                          sort_keys=True, default=str)  # fmt: skip
+        shared.setdefault(task, []).append(k)
+    for keys in shared.values():
+        finals = [float(v) for v in ok.loc[keys, "final_val_loss"] if fmt.is_num(v)]
+        if len(keys) < 2 or len(finals) < 2:
+            continue
+        target = max(finals)
+        runs = [r for k in keys if (r := time_to_target(results, k, target)) is not None]
+        reached = [r for r in runs if r.reached]
+        if len(reached) < 2:
+            continue
+        slowest = max(reached, key=lambda r: r.time_s or 0.0)
+        out.append(ToLossSet(target, "shared", slowest.key, runs))
+    return out
+
+
+def _effect_text(e: Effect | None) -> str:
+    if e is None:
+        return "-"
+    if e.ratio is None:
+        return f"< {fmt.ratio(e.high)}" if fmt.is_num(e.high) else "-"
+    hi = f"-{fmt.ratio(e.high)}" if fmt.is_num(e.high) else "+"
+    return f"{fmt.ratio(e.ratio)} [{fmt.ratio(e.low)}{hi}]"
+
+
+def time_to_loss_findings(results: Results, ok: Any) -> list:
+    """One `time_to_loss` finding per set: each run's time to the shared target, fastest first."""
+    from reports.finding import Finding
+
+    out = []
+    for s in to_loss_sets(results):
+        ref = s.run(s.reference)
+        parts = []
+        order = sorted(s.runs, key=lambda r: (not r.reached, r.time_s or r.end_s))
+        shown = order if len(order) <= MAX_NAMED else order[: MAX_NAMED - 1] + [s.run(s.reference)]
+        for r in shown:
+            label = results.label(r.key)
+            if r.reached:
+                text = f"{label} {fmt.sig(r.time_s)} s (iter {r.reached_iter})"
+                if r.key != s.reference:
+                    text += f", {_effect_text(s.effect(r.key))} the speed of {results.label(s.reference)}"
+            else:
+                text = f"{label} not within its {fmt.sig(r.end_s)} s (val {fmt.loss(r.last_val)} at iter {r.last_iter})"
+            parts.append(text)
+        if len(order) > len(shown):
+            parts.insert(-1, f"... {len(order) - len(shown)} more (every run in the evidence)")
+        what = (
+            f"the final val loss of {results.label(s.reference)}"
+            if s.source == "tune"
+            else "the highest final val loss among these runs, which each reached by its end"
+        )
+        sentence = (
+            f"Time to val loss {fmt.loss(s.target)} ({what}), train and eval time counted, known at evals only "
+            f"(the bracket is that resolution): {'; '.join(parts)}."
+        )
+        evidence = s.to_dict()
+        evidence["speedups"] = {r.key: (e.to_dict() if (e := s.effect(r.key)) else None) for r in s.runs}
+        if ref is not None:
+            evidence["reference_time_s"] = ref.time_s
+        out.append(Finding("time_to_loss", "info", sentence, evidence, [r.key for r in s.runs]))
+    return out

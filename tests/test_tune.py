@@ -1,0 +1,310 @@
+"""`bench tune` end to end on the CPU with a tiny model (seconds), resume, interruption, bad input; the
+block alternation and the turns to a target loss with fakes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from bench import results as R
+from bench.cli import main
+from bench.tune.measure import Side, block_steps, measure_pair
+from bench.tune.plan import Knobs
+from bench.tune.to_loss import ToLoss, ToLossRun, run_interleaved
+
+TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16"]
+SHORT = ["--iters", "30", "--eval-interval", "10", "--eval-iters", "2", "--timing-warmup-iters", "3",
+         "--repeats", "4", "--block-seconds", "0.02", "--profile", "2", "--threads", "1", "--no-progress"]  # fmt: skip
+TIPS = ["--tips", "threads,fused_adamw,tf32,batch_x2,num_workers,eval_iters"]
+
+
+def tune(out: Path, *extra: str) -> int:
+    return main(["tune", "--devices", "cpu", *TINY, *SHORT, *TIPS, "--out", str(out), *extra])
+
+
+def run_json(out: Path, run_id: str) -> dict:
+    return json.loads((out / "runs" / run_id / "run.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tune") / "res"
+    assert tune(out) == 0
+    return out
+
+
+def test_a_tiny_tune_writes_an_ordinary_results_directory(tuned):
+    sweep = json.loads((tuned / "sweep.json").read_text())
+    assert sweep["schema"] == R.SCHEMA and sweep["tune"]["repeats"] == 4
+    assert set(sweep["tune"]["tips"]) == {
+        "threads",
+        "fused_adamw",
+        "tf32",
+        "batch_x2",
+        "num_workers",
+        "eval_iters",
+    }
+    runs = sorted(p.name for p in (tuned / "runs").iterdir())
+    assert {"cpu-default", "cpu-fused-adamw", "cpu-tf32", "cpu-batch24"} <= set(runs)
+    assert run_json(tuned, "cpu-tf32")["status"] == "skipped"
+    assert "tf32 is a CUDA" in run_json(tuned, "cpu-tf32")["error"]
+
+
+def test_throughput_variant_holds_its_samples_and_the_defaults(tuned):
+    run = run_json(tuned, "cpu-fused-adamw")
+    assert (
+        run["status"] == "ok"
+        and run["tune"]["tip"] == "fused_adamw"
+        and run["tune"]["measure"] == "throughput"
+    )
+    t = run["tune"]
+    assert len(t["samples_tokens_per_s"]) == 4 and len(t["default_samples_tokens_per_s"]) == 4
+    assert all(x > 0 for x in t["samples_tokens_per_s"] + t["default_samples_tokens_per_s"])
+    assert t["knobs"]["fused_adamw"] is True and t["default_knobs"]["fused_adamw"] is False
+    assert t["changed"] == ["fused_adamw on"]
+    steps = (tuned / "runs" / "cpu-fused-adamw" / "steps.csv").read_text().splitlines()
+    n_timed = sum(1 for line in steps if line.endswith(",timed"))
+    assert n_timed == 4 * t["steps_per_block"]["variant"] and run["summary"]["ms_median"] > 0
+
+
+def test_the_default_sets_the_target_and_the_batch_variant_is_timed_to_it(tuned):
+    default = run_json(tuned, "cpu-default")
+    d = default["tune"]
+    assert default["status"] == "ok" and d["measure"] == "default" and d["stopped"] == "end of recipe"
+    evals = (tuned / "runs" / "cpu-default" / "evals.csv").read_text().splitlines()
+    final_val = [line for line in evals if line.startswith("30,val,")][0]
+    assert d["target_val_loss"] == pytest.approx(float(final_val.split(",")[2]), abs=1e-6)
+    assert 0 < d["time_to_target_s"] <= d["clock_s"]
+    assert (tuned / "runs" / "cpu-default" / "profile.json").exists()
+    b = run_json(tuned, "cpu-batch24")["tune"]
+    assert b["measure"] == "time_to_loss" and b["target_val_loss"] == d["target_val_loss"]
+    assert b["cap_s"] == pytest.approx(1.1 * d["time_to_target_s"])
+    assert b["stopped"] in ("target reached", "time cap", "end of recipe")
+    if b["stopped"] == "target reached":
+        assert b["time_to_target_s"] <= b["clock_s"] and b["reached_at_iter"] % 10 == 0
+
+
+def test_the_report_answers_each_tip(tuned):
+    from reports.diagnosis import diagnose
+    from reports.load import load_results
+    from reports.summary import render
+    from reports.tips import tip_rows
+
+    results = load_results(tuned)
+    rows = {r.tip: r for r in tip_rows(results)}
+    assert set(rows) == {"threads", "fused_adamw", "tf32", "batch_x2", "num_workers", "eval_iters"}
+    assert rows["tf32"].verdict == "not available"
+    assert rows["fused_adamw"].effect is not None and rows["fused_adamw"].measure == "throughput"
+    assert rows["batch_x2"].measure == "time_to_loss"
+    assert "DataLoader" in rows["num_workers"].why and "%" in rows["num_workers"].why  # from the profile
+    assert "already evaluates on 2 batches" in rows["eval_iters"].why
+    kinds = [f.kind for f in diagnose(results)]
+    assert kinds.count("best_config") == 1 and kinds.count("tip") == 6 and "time_to_loss" in kinds
+    report = json.loads(render(results, diagnose(results), "json"))
+    assert {t["tip"] for t in report["tips"]} == set(rows)
+    assert report["time_to_loss"][0]["source"] == "tune"
+
+
+def test_resume_skips_what_finished_and_prints_the_tips_table(tuned, capsys):
+    assert tune(tuned, "--resume") == 0
+    captured = capsys.readouterr()
+    err = captured.err
+    assert "cpu-fused-adamw: already done (resume)" in err and "cpu-default: already done (resume)" in err
+    assert "fused AdamW" in captured.out and "not available" in captured.out  # the table, on stdout
+    assert (
+        "Fastest configuration measured on cpu" in captured.out or "no variant was worth it" in captured.out
+    )
+
+
+def test_an_interrupted_variant_is_recorded_and_resume_completes_it(tmp_path, monkeypatch, capsys):
+    import bench.tune.measure as measure
+
+    real = measure.measure_pair
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(measure, "measure_pair", interrupted)
+    out = tmp_path / "res"
+    args = ["tune", "--devices", "cpu", *TINY, *SHORT, "--tips", "fused_adamw", "--out", str(out)]
+    assert main(args) == 130
+    run = run_json(out, "cpu-fused-adamw")
+    assert run["status"] == "interrupted" and "Ctrl-C" in run["error"]
+    assert "bench tune --out" in capsys.readouterr().err
+    monkeypatch.setattr(measure, "measure_pair", real)
+    assert main([*args, "--resume"]) == 0
+    assert run_json(out, "cpu-fused-adamw")["status"] == "ok"
+
+
+def test_an_interrupted_time_to_loss_phase_is_run_again_together(tmp_path, monkeypatch):
+    import bench.tune.to_loss as to_loss
+
+    real = to_loss.run_interleaved
+
+    def interrupted(runs, *a, **k):
+        for r in runs:
+            r.advance(0.01)  # a turn each, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(to_loss, "run_interleaved", interrupted)
+    out = tmp_path / "res"
+    args = ["tune", "--devices", "cpu", *TINY, *SHORT, "--tips", "batch_x2", "--out", str(out)]
+    assert main(args) == 130
+    for run_id in ("cpu-default", "cpu-batch24"):
+        run = run_json(out, run_id)
+        assert run["status"] == "interrupted" and "Ctrl-C" in run["error"]
+        evals = (out / "runs" / run_id / "evals.csv").read_text()
+        assert evals.count("\n0,val,") == 1  # its first turn's eval
+    monkeypatch.setattr(to_loss, "run_interleaved", real)
+    assert main([*args, "--resume"]) == 0
+    assert run_json(out, "cpu-default")["status"] == "ok" and run_json(out, "cpu-batch24")["status"] == "ok"
+
+
+def test_a_variant_that_fails_fails_alone_and_the_exit_is_1(tmp_path, monkeypatch, capsys):
+    import bench.tune.measure as measure
+
+    real = measure.measure_pair
+
+    def fails_for_fused(default, variant, *a, **k):
+        if variant.knobs.fused_adamw:
+            raise RuntimeError("fused kernel exploded")
+        return real(default, variant, *a, **k)
+
+    monkeypatch.setattr(measure, "measure_pair", fails_for_fused)
+    out = tmp_path / "res"
+    rc = main(["tune", "--devices", "cpu", *TINY, *SHORT, "--tips", "fused_adamw,threads", "--out", str(out)])
+    assert rc == 1
+    failed = run_json(out, "cpu-fused-adamw")
+    assert (
+        failed["status"] == "failed"
+        and "RuntimeError: fused kernel exploded during the warm-up" in failed["error"]
+    )
+    assert run_json(out, "cpu-threads2")["status"] == "ok"
+    err = capsys.readouterr().err
+    assert "1 variant(s) failed: cpu-fused-adamw" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (["--batch-sizes", "12,24"], "one value (tune tries x2 and x4 itself)"),
+        (["--threads", "1,2"], "--threads 1,2: bench tune measures around one recipe"),
+        (["--repeats", "3"], "--repeats 3: expected a whole number of blocks >= 4"),
+        (["--repeats", "many"], "--repeats many"),
+        (["--block-seconds", "0"], "--block-seconds 0: expected seconds"),
+        (["--time-cap", "0.5"], "--time-cap 0.5: expected a factor >= 1"),
+        (["--tips", "turbo"], "unknown tip(s) turbo; choose from compile"),
+        (["--devices", "tpu"], "unknown device 'tpu'"),
+        (["--iters", "0"], "--iters 0"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, says):
+    rc = main(["tune", *TINY, "--devices", "cpu", "--out", str(tmp_path / "x"), *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x" / "sweep.json").exists()
+
+
+def test_an_existing_directory_needs_resume_and_must_be_a_tune(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["run", "--devices", "cpu", *TINY, "--iters", "4", "--eval-interval", "2", "--eval-iters", "1",
+                 "--timing-warmup-iters", "1", "--no-progress", "--out", str(run_dir)]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["tune", "--devices", "cpu", *TINY, "--out", str(run_dir)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["tune", "--devices", "cpu", *TINY, "--out", str(run_dir), "--resume"]) == 2
+    assert "not a tune" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_plan(capsys):
+    assert main(["tune", "--devices", "cpu", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "cpu-compile-reduce-overhead" in out and "not available" in out and "time_to_loss" in out
+
+
+# ---- the mechanics, with fakes ------------------------------------------------------------------------------
+
+
+class FakeDevice:
+    uses_cpu_threads = False
+
+    def cpu_affinity(self, cpus):
+        return contextlib.nullcontext()
+
+    def matmul_precision(self, dtype):
+        return contextlib.nullcontext()
+
+
+class FakeTrainer:
+    """Steps of a fixed time; val loss falling by `drop` per step; evals of a fixed time."""
+
+    def __init__(self, name: str, ms: float, log: list, drop: float = 0.01, max_iters: int = 100):
+        self.name, self.ms, self.log, self.drop = name, ms, log, drop
+        self.device, self.batch_size, self.dtype = FakeDevice(), 4, "fp32"
+        self.model = SimpleNamespace(config=SimpleNamespace(block_size=8))
+        self.train_cfg = SimpleNamespace(max_iters=max_iters, eval_interval=10, timing_warmup_iters=2)
+        self.steps = 0
+
+    def train_step(self, it):
+        self.log.append(self.name)
+        self.steps += 1
+        return self.ms, torch.tensor(1.0), 1e-3
+
+    def eval_samplers(self):
+        return {}
+
+    def evaluate(self, samplers):
+        loss = 4.0 - self.drop * self.steps
+        return {"train": (loss, 5.0), "val": (loss + 0.1, 5.0)}
+
+
+class FakeWriter:
+    def __init__(self):
+        self.steps, self.evals = [], []
+
+    def step(self, *row):
+        self.steps.append(row)
+
+    def eval(self, *row):
+        self.evals.append(row)
+
+
+def test_blocks_alternate_and_each_gives_one_sample():
+    log: list[str] = []
+    knobs = Knobs("fp32", "off", None, None, False, 4)
+    a, b = Side(FakeTrainer("A", 10.0, log), knobs), Side(FakeTrainer("B", 20.0, log), knobs)
+    result = measure_pair(a, b, repeats=4, block_s=0.06, warmup_steps=3, progress=False)
+    assert (result.default_steps_per_block, result.variant_steps_per_block) == (6, 3)
+    timed = "".join(log[6:])
+    assert timed == "A" * 6 + "B" * 3 + "B" * 3 + "A" * 6 + "A" * 6 + "B" * 3 + "B" * 3 + "A" * 6
+    assert result.default_tokens_per_s == [32 / 0.010] * 4 and result.variant_tokens_per_s == [32 / 0.020] * 4
+    assert block_steps([5000.0, 1.0, 1.0], 10.0) == 500  # the first (compiling) step is left out; at most 500
+
+
+def test_turns_to_the_target_default_sets_it_and_a_slow_variant_is_capped():
+    log: list[str] = []
+    knobs = Knobs("fp32", "off", None, None, False, 4)
+
+    def make(name, ms, drop, default=False):
+        return ToLossRun(
+            Side(FakeTrainer(name, ms, log, drop), knobs), FakeWriter(), ToLoss(None, None), default
+        )
+
+    default = make("D", 10.0, 0.01, default=True)  # 100 steps x 10 ms + 11 evals x 10 ms = 1.11 s
+    quick = make("Q", 10.0, 0.02)  # twice the progress per step: reaches the target at iter 50
+    slow = make("S", 30.0, 0.01)  # the same progress per step, 3x the time: past the 1.5x cap
+    run_interleaved([default, quick, slow], turn_s=0.05, time_cap=1.5)
+    assert default.state.target == pytest.approx(4.0 - 0.01 * 100 + 0.1)
+    assert default.state.reached_s == pytest.approx(1.11) and default.state.stopped == "end of recipe"
+    assert quick.state.stopped == "target reached" and quick.state.reached_iter == 50
+    assert quick.state.reached_s == pytest.approx(
+        0.5 + 6 * 0.01
+    ) and quick.state.prev_eval_s == pytest.approx(0.45)
+    assert slow.state.stopped == "time cap" and slow.state.reached_s is None
+    assert slow.state.clock_ms / 1e3 > 1.5 * 1.11
+    assert "D" in log[:5] and "Q" in log[:20] and "S" in log[:40]  # they took turns from the start

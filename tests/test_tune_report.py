@@ -1,0 +1,168 @@
+"""The tips table, tip / best_config / time_to_loss findings and their JSON, from a fixture directory written
+through the real results writer (tests/fixtures.py) with `bench tune`'s run.json blocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.results import PROFILE_SCHEMA, ResultsDir, atomic_write_json, read_json
+from reports.diagnosis import diagnose
+from reports.html import render_html
+from reports.load import load_results
+from reports.summary import render
+from reports.time_to_loss import to_loss_sets
+from reports.tips import best_config, device_tunes, render_tips, tip_rows
+from tests.fixtures import hwinfo, write_run, write_sweep
+
+DEFAULT_KNOBS = {
+    "dtype": "fp32",
+    "compile": "off",
+    "threads": None,
+    "cpus": None,
+    "fused_adamw": False,
+    "batch_size": 12,
+}
+
+
+def samples(median: float, n: int = 6, seed: int = 0) -> list[float]:
+    return list(median * (1 + 0.01 * np.random.default_rng(seed).standard_normal(n)))
+
+
+def add_tune(run_dir: Path, **tune) -> None:
+    meta = read_json(run_dir / "run.json")
+    meta["tune"] = {"applies_tip": True, "default_knobs": DEFAULT_KNOBS, **tune}
+    atomic_write_json(run_dir / "run.json", meta)
+
+
+def throughput(
+    root: Path, name: str, tip: str, group: str, ratio: float, changed: list[str], knobs: dict
+) -> None:
+    d = write_run(root, f"cpu-{name}", ms=50.0 / ratio)
+    add_tune(d, tip=tip, variant=name, group=group, measure="throughput", changed=changed,
+             knobs={**DEFAULT_KNOBS, **knobs}, samples_tokens_per_s=samples(15360 * ratio, seed=1),
+             default_samples_tokens_per_s=samples(15360, seed=2))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tune_dir(tmp_path_factory) -> Path:
+    root = write_sweep(
+        tmp_path_factory.mktemp("tips") / "res", hw=hwinfo(physical_cores=2, features=("avx2", "fma"))
+    )
+    sweep = read_json(root / "sweep.json")
+    sweep["tune"] = {"tips": ["threads", "bf16", "fused_adamw", "tf32", "batch_x2", "num_workers", "eval_iters"],
+                     "repeats": 6, "block_seconds": 0.5, "warmup_steps": 3, "time_cap": 1.5, "profile_steps": 5}  # fmt: skip
+    ResultsDir(root).write_sweep(sweep)
+    d = write_run(root, "cpu-default", ms=50.0, eval_ms=200.0)
+    final_val = float(read_json(d / "run.json")["summary"]["final_val_loss"])
+    add_tune(d, tip="default", variant="default", group="", measure="default", changed=[], knobs=DEFAULT_KNOBS,
+             target_val_loss=round(final_val, 6), stopped="end of recipe")  # fmt: skip
+    atomic_write_json(d / "profile.json", {
+        "schema": PROFILE_SCHEMA, "device": "cpu", "device_type": "cpu", "view": "host", "batch_size": 12,
+        "mean": {"step_ms": 50.0, "fraction": {"matmul": 0.60, "attention": 0.05, "elementwise_norm": 0.15,
+                                                "optimizer": 0.12, "data": 0.01, "other": 0.07}},
+        "matmul_flops_per_s": 5e10, "matmul_fraction_of_peak": 0.40,
+    })  # fmt: skip
+    throughput(root, "threads1", "threads", "threads", 1.5, ["threads 1"], {"threads": 1})
+    throughput(root, "bf16", "bf16", "dtype", 0.6, ["dtype bf16"], {"dtype": "bf16"})
+    throughput(
+        root, "fused-adamw", "fused_adamw", "optimizer", 1.0, ["fused_adamw on"], {"fused_adamw": True}
+    )
+    skipped = write_run(
+        root, "cpu-tf32", status="skipped", error="tf32 is a CUDA tensor-core matmul mode; cpu has none"
+    )
+    add_tune(skipped, tip="tf32", variant="tf32", group="dtype", measure="throughput", changed=["dtype tf32"],
+             knobs={**DEFAULT_KNOBS, "dtype": "tf32"})  # fmt: skip
+    # batch 24 at twice the step time, the same loss per step: the same target at twice the time
+    b = write_run(root, "cpu-batch24", batch_size=24, ms=100.0, eval_ms=200.0)
+    add_tune(b, tip="batch_x2", variant="batch24", group="batch", measure="time_to_loss", changed=["batch_size 24"],
+             knobs={**DEFAULT_KNOBS, "batch_size": 24}, target_val_loss=round(final_val, 6), stopped="target reached")  # fmt: skip
+    return root
+
+
+def rows_by_tip(results) -> dict:
+    return {r.tip: r for r in tip_rows(results)}
+
+
+def test_every_tip_gets_a_verdict_and_a_reason_with_evidence(tune_dir):
+    rows = rows_by_tip(load_results(tune_dir))
+    assert list(rows) == ["threads", "bf16", "tf32", "fused_adamw", "batch_x2", "num_workers", "eval_iters"]
+    t = rows["threads"]
+    assert t.verdict == "worth it" and t.effect.ratio == pytest.approx(1.5, rel=0.02) and t.effect.low > 1
+    assert "1 thread(s) against the default's 4" in t.why
+    bf16 = rows["bf16"]
+    assert bf16.verdict == "harmful" and "lacks avx512_bf16 and amx_bf16" in bf16.why
+    assert rows["fused_adamw"].verdict == "no effect"
+    assert "the optimizer (with gradient clipping) is 12.0% of the default's step" in rows["fused_adamw"].why
+    assert rows["tf32"].verdict == "not available" and "tf32 is a CUDA" in rows["tf32"].why
+    batch = rows["batch_x2"]
+    assert batch.measure == "time_to_loss" and batch.verdict == "harmful"
+    assert batch.effect.ratio == pytest.approx(0.5, rel=0.05) and "iter 2000" in batch.why
+    assert (
+        rows["num_workers"].verdict == "no effect"
+        and "1.00% of the default's step" in rows["num_workers"].why
+    )
+    ev = rows["eval_iters"]
+    assert ev.verdict == "no effect" and "an eval takes 200 ms at eval_iters 20" in ev.why
+    assert ev.evidence["saved_ms_per_eval"] == pytest.approx(100.0)
+
+
+def test_table_text_shows_claim_effect_interval_and_verdict(tune_dir):
+    text = render_tips(load_results(tune_dir))
+    assert "threads = physical cores" in text and "1.51x tokens/s [1.4" in text
+    assert "+20-30%" not in text  # compile was not a tip of this tune
+    assert "Fastest configuration measured on cpu (Synthetic CPU): threads 1" in text
+
+
+def test_best_config_and_tip_findings(tune_dir):
+    results = load_results(tune_dir)
+    findings = diagnose(results)
+    best = [f for f in findings if f.kind == "best_config"]
+    assert len(best) == 1
+    gain = best[0].evidence["gain_over_default"]
+    assert gain["ratio"] == pytest.approx(1.5, rel=0.02) and gain["low"] > 1 and gain["high"] > gain["low"]
+    assert best[0].evidence["changed"] == ["threads 1"] and best[0].evidence["time_to_loss_gain"] is None
+    tips = [f for f in findings if f.kind == "tip"]
+    assert len(tips) == 7 and all(f.runs for f in tips)
+    bf16 = next(f for f in tips if f.evidence["tip"] == "bf16")
+    assert bf16.severity == "warning" and "mixed precision" in bf16.sentence
+    b = best_config(device_tunes(results)[0])
+    assert b["best_single"].name == "threads1"
+
+
+def test_json_carries_the_tips_and_time_to_loss_as_data(tune_dir):
+    results = load_results(tune_dir)
+    report = json.loads(render(results, diagnose(results), "json"))
+    tips = {t["tip"]: t for t in report["tips"]}
+    assert tips["threads"]["verdict"] == "worth it" and tips["threads"]["effect"]["low"] > 1
+    assert tips["threads"]["claim"].startswith("use every core")
+    ttl = report["time_to_loss"]
+    assert len(ttl) == 1 and ttl[0]["source"] == "tune" and ttl[0]["reference"].endswith("cpu-default")
+
+
+def test_html_has_a_tips_section_only_for_a_tune(tune_dir, tmp_path):
+    results = load_results(tune_dir)
+    page = render_html(results, diagnose(results))
+    assert 'id="tips"' in page and "Fastest configuration measured" in page
+    plain = write_sweep(tmp_path / "plain")
+    write_run(plain, "cpu-fp32-b12-eager")
+    page = render_html(load_results(plain), diagnose(load_results(plain)))
+    assert 'id="tips"' not in page and 'href="#tips"' not in page
+
+
+def test_time_to_loss_for_runs_that_share_a_target_outside_tune(tmp_path):
+    root = write_sweep(tmp_path / "res")
+    write_run(root, "cpu-b12", ms=50.0, eval_ms=100.0)
+    write_run(root, "cpu-b24", batch_size=24, ms=80.0, eval_ms=100.0, val_offset=0.05)
+    results = load_results(root)
+    (s,) = to_loss_sets(results)
+    assert s.source == "shared" and s.target == pytest.approx(float(results.runs["final_val_loss"].max()))
+    fast, slow = s.run("laptop/cpu-b12"), s.run("laptop/cpu-b24")
+    assert fast.reached and slow.reached and fast.time_s < slow.time_s
+    assert s.reference == "laptop/cpu-b24"  # the slowest is the reference
+    f = next(f for f in diagnose(results) if f.kind == "time_to_loss")
+    assert "Time to val loss" in f.sentence and "cpu-b12" in f.sentence
+    assert f.evidence["speedups"]["laptop/cpu-b12"]["ratio"] > 1

@@ -1,0 +1,119 @@
+"""bench tune's verdicts on synthetic samples: tokens/s intervals (bench.gate.stats), time to loss at eval
+resolution, the tip's direction, and the choice of the best configuration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.tune.verdict import (
+    HARMFUL,
+    INCONCLUSIVE,
+    NO_EFFECT,
+    WORTH_IT,
+    Candidate,
+    choose_best,
+    classify,
+    throughput_effect,
+    time_to_loss_effect,
+)
+
+
+def samples(median: float, spread: float, n: int, seed: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return list(median * (1 + spread * rng.standard_normal(n)))
+
+
+def test_a_clear_gain_is_worth_it_with_an_interval_above_one():
+    e = throughput_effect(samples(13_000, 0.02, 8, 1), samples(10_000, 0.02, 8, 2))
+    assert e.verdict == WORTH_IT
+    assert e.ratio == pytest.approx(1.3, rel=0.03)
+    assert 1 < e.low < e.ratio < e.high
+    assert e.p_faster < 0.05 and e.p_slower > 0.5
+
+
+def test_a_clear_loss_is_harmful():
+    e = throughput_effect(samples(7_000, 0.02, 8, 3), samples(10_000, 0.02, 8, 4))
+    assert e.verdict == HARMFUL and e.high < 1 and e.p_slower < 0.05
+
+
+def test_the_same_speed_measured_tightly_is_no_effect():
+    e = throughput_effect(samples(10_000, 0.005, 10, 5), samples(10_000, 0.005, 10, 6))
+    assert e.verdict == NO_EFFECT and 0.95 <= e.low and e.high <= 1.05
+
+
+def test_noise_wider_than_the_effect_is_inconclusive_not_a_verdict():
+    e = throughput_effect(samples(11_000, 0.3, 6, 7), samples(10_000, 0.3, 6, 8))
+    assert e.verdict == INCONCLUSIVE and e.low < 1 < e.high
+
+
+def test_too_few_blocks_can_never_decide():
+    e = throughput_effect([20_000, 21_000, 20_500], [10_000, 10_100, 10_050])
+    assert e.verdict == INCONCLUSIVE  # 3 and 3: no Mann-Whitney U p-value below 0.05 is possible
+
+
+def test_the_tips_direction_inverts_ratio_interval_and_verdict():
+    e = throughput_effect(samples(7_000, 0.02, 8, 3), samples(10_000, 0.02, 8, 4))
+    inv = e.inverted()
+    assert inv.verdict == WORTH_IT and inv.ratio == pytest.approx(1 / e.ratio)
+    assert inv.low == pytest.approx(1 / e.high) and inv.high == pytest.approx(1 / e.low)
+    assert inv.p_faster == e.p_slower
+
+
+def test_classify_bands():
+    assert classify(1.10, 1.04, 1.16) == WORTH_IT
+    assert classify(1.03, 1.01, 1.05) == NO_EFFECT  # significant, but within the 5% band
+    assert classify(1.04, 1.01, 1.08) == INCONCLUSIVE  # may or may not be worth 5%
+    assert classify(1.10, 1.04, 1.16, faster_significant=False) == INCONCLUSIVE
+    assert classify(0.90, 0.85, 0.96) == HARMFUL
+    assert classify(None, None, 0.6) == HARMFUL  # only an upper bound, below the band
+    assert classify(None, None, 0.99) == INCONCLUSIVE
+
+
+def test_time_to_loss_effect_at_eval_resolution():
+    # the default reached its final loss in 100 s; the variant at its eval at 80 s (the eval before: 70 s)
+    e = time_to_loss_effect(100.0, 80.0, 70.0, 80.0)
+    assert (
+        e.ratio == pytest.approx(1.25) and e.low == pytest.approx(1.25) and e.high == pytest.approx(100 / 70)
+    )
+    assert e.verdict == WORTH_IT
+    slow = time_to_loss_effect(100.0, 130.0, 110.0, 130.0)
+    assert slow.verdict == HARMFUL and slow.high < 1
+    straddles = time_to_loss_effect(100.0, 102.0, 90.0, 102.0)
+    assert straddles.verdict == INCONCLUSIVE
+    never = time_to_loss_effect(100.0, None, None, 150.0)  # stopped at the 1.5x cap
+    assert never.verdict == HARMFUL and never.ratio is None and never.high == pytest.approx(1 / 1.5)
+    assert time_to_loss_effect(0.0, 1.0, 0.5, 1.0).verdict == INCONCLUSIVE
+
+
+def test_choose_best_takes_the_largest_worth_it_per_group():
+    fast = throughput_effect(samples(15_000, 0.02, 8, 1), samples(10_000, 0.02, 8, 2))
+    faster = throughput_effect(samples(20_000, 0.02, 8, 3), samples(10_000, 0.02, 8, 4))
+    harmful = throughput_effect(samples(5_000, 0.02, 8, 5), samples(10_000, 0.02, 8, 6))
+    cands = [
+        Candidate("threads2", "threads", {"threads": 2}, fast),
+        Candidate("threads1", "threads", {"threads": 1}, faster),
+        Candidate("bf16", "dtype", {"dtype": "bf16"}, harmful),
+        Candidate("compile", "compile", {"compile": "on"}, fast),
+    ]
+    best = choose_best(cands)
+    assert set(best) == {"threads", "compile"} and best["threads"].name == "threads1"
+    assert choose_best([cands[2]]) == {}
+
+
+def test_machine_speed_drifting_between_pairs_cancels_within_each_pair():
+    """A neighbour's job makes the machine 10x slower for the later pairs: each pair's ratio still says 0.8."""
+    speed = [10_000, 11_000, 9_500, 1_000, 1_100, 950]
+    e = throughput_effect([0.8 * s for s in speed], speed)
+    assert e.verdict == HARMFUL and e.ratio == pytest.approx(0.8) and e.high < 1
+    # unpaired, the same numbers could not be told apart
+    from bench.gate.stats import compare_samples
+
+    unpaired = compare_samples([0.8 * s for s in speed], speed, threshold=0.05, larger_is_better=True)
+    assert unpaired.low < 1 < unpaired.high
+
+
+def test_pairs_are_matched_by_position_and_an_unfinished_pair_is_dropped():
+    from bench.tune.verdict import pair_ratios
+
+    assert pair_ratios([2.0, 4.0, 9.0], [1.0, 2.0]) == [2.0, 2.0]
