@@ -16,7 +16,8 @@ from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS  # nanoGPT's de
 MFU_POSSIBLE_MAX = 1.0  # achieved FLOP/s above the peak: the peak or the FLOP count is wrong
 
 
-def _positive(x: Any) -> float | None:
+def positive(x: Any) -> float | None:
+    """x as a float when it is a finite number above 0, else None (a rate, a peak, a time)."""
     try:
         v = float(x)
     except (TypeError, ValueError):
@@ -30,13 +31,13 @@ def mfu(achieved_flops_per_s: Any, peak_flops_per_s: Any) -> float | None:
     None when either is unknown (or not a number above zero). A value above MFU_POSSIBLE_MAX is
     returned as computed: the caller flags it as impossible (mfu_is_possible), never shows it as a result.
     """
-    achieved, peak = _positive(achieved_flops_per_s), _positive(peak_flops_per_s)
+    achieved, peak = positive(achieved_flops_per_s), positive(peak_flops_per_s)
     return achieved / peak if achieved is not None and peak is not None else None
 
 
 def mfu_is_possible(value: Any) -> bool:
     """False for an MFU above 100%: the peak is wrong (another chip's, a wrong dtype) or the config is."""
-    v = _positive(value)
+    v = positive(value)
     return v is None or v <= MFU_POSSIBLE_MAX
 
 

@@ -514,7 +514,7 @@ def _arch_rates(capability: str | None, gcn_arch: str | None) -> tuple[dict[str,
     return None, "SM", "architecture unknown (no CUDA compute capability or gfx arch from PyTorch)"
 
 
-def derived_gpu_peaks(
+def derived_gpu_peaks(  # the same keywords as gpu_peaks on purpose: it passes them through
     name: str,
     *,
     sm_count: int | None = None,

@@ -678,7 +678,7 @@ def mfu_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         m, p = _mfu(r), _peak(r)
         label = results.device_label(r["key"], r["dtype"])
         printed = f"{a100 * 100:.2f}%"  # nanoGPT's own format
-        exact = "" if printed == fmt.pct(a100) else f" ({fmt.pct(a100)})"
+        exact = f" ({fmt.pct(a100)})" if a100 * 100 < 0.1 else ""  # where two decimals lose the figure
         if m is not None:
             sentence = (
                 f"{label} uses {fmt.pct(m)} of its own peak ({fmt.flops(p)}, {r['peak_source']}) in its best run "

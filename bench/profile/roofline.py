@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.metrics import positive
 from bench.profile.analysis import CATEGORIES
 
 NEAR_ROOF = 0.3  # fraction of a roof from which a category counts as bound by it
@@ -42,17 +43,9 @@ BASES = (
 )
 
 
-def _positive(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if v > 0 and v != float("inf") else None
-
-
 def pick_roof(roofs: list[dict]) -> dict | None:
     """The roof to classify against: measured first, then spec, derived, user; None when none has a value."""
-    usable = [r for r in roofs if _positive(r.get("value")) is not None]
+    usable = [r for r in roofs if positive(r.get("value")) is not None]
     for source in ROOF_PREFERENCE:
         for r in usable:
             if r.get("source") == source:
@@ -100,8 +93,8 @@ def roofline(
     """
     compute, contradicted = _compute_roof(roofs.get("compute") or [], mean_ms, counts)
     memory = pick_roof(roofs.get("memory") or [])
-    peak = _positive(compute.get("value")) if compute else None
-    bandwidth = _positive(memory.get("value")) if memory else None
+    peak = positive(compute.get("value")) if compute else None
+    bandwidth = positive(memory.get("value")) if memory else None
     cats: dict[str, dict] = {}
     shares = dict.fromkeys((*BOUNDS, "unknown"), 0.0)
     for cat in CATEGORIES:
@@ -167,7 +160,7 @@ def _compute_roof(
     )
     if achieved <= float(roof["value"]):
         return roof, None
-    higher = [r for r in roofs if r is not roof and (_positive(r.get("value")) or 0) > float(roof["value"])]
+    higher = [r for r in roofs if r is not roof and (positive(r.get("value")) or 0) > float(roof["value"])]
     better = pick_roof(higher)
     return (better, roof) if better is not None else (roof, None)
 
