@@ -26,7 +26,7 @@ TUNE_OPTIONS = (
     ("--repeats", "repeats", "N", "blocks of steps per side for each throughput variant, >= 4 (default 6)"),
     ("--block-seconds", "block_seconds", "S", "about how long one block of steps runs (default 0.5)"),
     ("--time-cap", "time_cap", "X", "a time-to-loss variant stops at X times the default's time to the target "
-     "(default 1.1: still short of it then means at least 9% slower)"),
+     "(default 1.1: still short of it then means at least 9%% slower)"),
 )  # fmt: skip
 _AXES = (("batch_sizes", "--batch-sizes", "tune tries x2 and x4 itself"),
          ("dtypes", "--dtypes", "tune tries the others the device has"),
