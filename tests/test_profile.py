@@ -233,3 +233,23 @@ def test_reading_a_profile_needs_no_torch():
 
     code = "import sys, bench.profile; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, env={"PYTHONPATH": "."}, cwd=_ROOT)
+
+
+def test_kineto_start_stop_notices_are_dropped_and_other_stderr_kept():
+    """torch 2.13's libkineto prints 'USDT:... profiler_start' / 'profiler_stop' to fd 2 on every profile,
+    whatever KINETO_LOG_LEVEL says; a profiled run drops exactly those and delays, never loses, the rest."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, torch\nfrom torch.profiler import profile\nfrom bench.profile.capture import quiet_kineto\n"
+        "with quiet_kineto():\n"
+        "    with profile() as p:\n"
+        "        torch.ones(3).sum()\n"
+        "    os.write(2, b'a warning from a step\\n')\n"
+        "print('done')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "profiler_start" not in done.stderr and "profiler_stop" not in done.stderr
+    assert "a warning from a step" in done.stderr

@@ -6,8 +6,14 @@ Trainer is restored afterwards (weights, optimizer, scaler, batch sampler, RNG).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
+import re
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +46,38 @@ class Snapshot:
         trainer.device.set_rng_state(self.device_rng)
 
 
+# libkineto (torch 2.13) writes these two lines to fd 2 on every profiler start and stop, whatever
+# KINETO_LOG_LEVEL says; they are noise between a run's own lines.
+_KINETO_NOISE = re.compile(r"^USDT:\S+ \S+ \d+:\d+ \S+\] profiler_(start|stop)\s*$")
+
+
+@contextlib.contextmanager
+def quiet_kineto() -> Iterator[None]:
+    """Hold fd 2 in a file while the profiler runs; afterwards write back every line but kineto's
+    start/stop notices (a warning from the steps is delayed, never lost)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            text = held.read().decode("utf-8", "replace")
+            kept = [line for line in text.splitlines(keepends=True) if not _KINETO_NOISE.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
 @dataclass
 class Captured:
     events: list[TraceEvent]
@@ -56,7 +94,7 @@ def capture(trainer: Any, n_steps: int, start_iter: int) -> Captured:
     snapshot = Snapshot(trainer)
     trainer.marks = True
     try:
-        with profile(
+        with quiet_kineto(), profile(
             activities=device.profiler_activities(),
             schedule=schedule(wait=0, warmup=1, active=n_steps, repeat=1),
             record_shapes=True,
