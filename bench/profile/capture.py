@@ -94,13 +94,16 @@ def capture(trainer: Any, n_steps: int, start_iter: int) -> Captured:
     snapshot = Snapshot(trainer)
     trainer.marks = True
     try:
-        with quiet_kineto(), profile(
-            activities=device.profiler_activities(),
-            schedule=schedule(wait=0, warmup=1, active=n_steps, repeat=1),
-            record_shapes=True,
-            with_flops=True,
-            with_stack=False,
-        ) as prof:
+        with (
+            quiet_kineto(),
+            profile(
+                activities=device.profiler_activities(),
+                schedule=schedule(wait=0, warmup=1, active=n_steps, repeat=1),
+                record_shapes=True,
+                with_flops=True,
+                with_stack=False,
+            ) as prof,
+        ):
             for i in range(n_steps + 1):
                 t0 = time.perf_counter()
                 trainer.train_step(start_iter + i)
