@@ -453,8 +453,8 @@ def read_run(run_dir: str | Path) -> RunRecord:
     meta = read_json(path)
     warnings: list[str] = []
 
-    def bad(name: str, value: Any, kind: str) -> None:
-        positive = " above zero" if name in _POSITIVE and kind in (_NUM, _INT) else ""
+    def bad(name: str, value: Any, kind: str, key: str | None = None) -> None:
+        positive = " above zero" if (key or name) in _POSITIVE and kind in (_NUM, _INT) else ""
         warnings.append(f"{path}: {name} = {_describe(value)} is not {kind}{positive}: ignored")
 
     if isinstance(meta.get("compile"), bool):
@@ -471,7 +471,7 @@ def read_run(run_dir: str | Path) -> RunRecord:
         warnings.append(f"{path}: status {_describe(meta['status'])} is not one of {', '.join(STATUSES)}")
     peak = meta.get("peak_flops") or {}
     if peak.get("value") is not None and not _fits(peak["value"], _NUM, "peak_value"):
-        bad("peak_flops.value", peak["value"], _NUM)
+        bad("peak_flops.value", peak["value"], _NUM, "peak_value")
         peak["value"] = None
     for k in ("source", "detail"):
         if peak.get(k) is not None and not isinstance(peak[k], str):
@@ -480,7 +480,7 @@ def read_run(run_dir: str | Path) -> RunRecord:
     for k in SUMMARY_NUMBERS:
         v = summary.get(k)
         if v is not None and not _fits(v, _NUM, k):
-            bad(f"summary.{k}", v, _NUM)
+            bad(f"summary.{k}", v, _NUM, k)
             summary[k] = None
     if summary.get("peak_mem_kind") is not None and not isinstance(summary["peak_mem_kind"], str):
         summary["peak_mem_kind"] = None

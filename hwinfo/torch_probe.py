@@ -213,7 +213,7 @@ def valid_probe(part: Any) -> bool:
         return False
     if not isinstance(part["notes"], list) or not all(isinstance(n, str) for n in part["notes"]):
         return False
-    if not isinstance(part["cpu"], dict) or set(part["cpu"]) != _CPU_KEYS:
+    if not isinstance(part["cpu"], dict) or set(part["cpu"]) != _CPU_KEYS or not _valid_cpu(part["cpu"]):
         return False
     accs = part["accelerators"]
     if not isinstance(accs, list) or not all(_valid_accelerator(a) for a in accs):
@@ -236,6 +236,16 @@ def valid_probe(part: Any) -> bool:
 
 
 _CPU_KEYS = {"torch_capability", "torch_threads", "mkl", "mkldnn"}
+
+
+def _valid_cpu(cpu: dict) -> bool:
+    """The types probe_torch gives each CPU field (each may be None when PyTorch could not say)."""
+    threads = cpu["torch_threads"]
+    return (
+        (threads is None or (type(threads) is int and threads >= 1))
+        and (cpu["torch_capability"] is None or isinstance(cpu["torch_capability"], str))
+        and all(cpu[k] is None or isinstance(cpu[k], bool) for k in ("mkl", "mkldnn"))
+    )
 
 
 def _valid_accelerator(acc: Any) -> bool:

@@ -21,12 +21,15 @@ def is_num(x: Any) -> bool:
 
 
 def sig(x: Any, digits: int = 3) -> str:
-    """x with `digits` significant digits, thousands separators, no exponent; "-" when not a number."""
+    """x with `digits` significant digits, thousands separators, no exponent (outside 1e-9..1e18, which
+    only damaged input reaches, an exponent); "-" when not a number."""
     if not is_num(x):
         return "-"
     x = float(x)
     if x == 0:
         return "0"
+    if not 1e-9 <= abs(x) < 1e18:  # only a damaged or absurd input gets here: never hundreds of digits
+        return f"{x:.{digits - 1}e}"
     mag = math.floor(math.log10(abs(x)))
     decimals = max(digits - 1 - mag, 0)
     return f"{x:,.{decimals}f}"

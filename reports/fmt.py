@@ -21,7 +21,7 @@ def ratio(x: Any) -> str:
     if not is_num(x):
         return "-"
     x = float(x)
-    return f"{x:,.0f}x" if x >= 100 else f"{sig(x, 2)}x"
+    return f"{x:,.0f}x" if 100 <= x < 1e18 else f"{sig(x, 2)}x"
 
 
 def count(x: Any) -> str:
@@ -29,7 +29,7 @@ def count(x: Any) -> str:
     if not is_num(x):
         return "-"
     x = float(x)
-    return f"{x:,.0f}" if abs(x) >= 100 else sig(x)
+    return f"{x:,.0f}" if 100 <= abs(x) < 1e18 else sig(x)
 
 
 def loss(x: Any) -> str:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from bench.metrics import mfu
 from bench.results import (
+    STEPS_HEADER,
     ResultsError,
     read_evals,
     read_profile,
@@ -286,10 +287,12 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
         sweep["_path"] = str(d)
         sweeps.append(sweep)
         host_rows.append(_host_row(sweep, d))
-        for rd in run_dirs(d):
+        listed = run_dirs(d)
+        for rd in listed:
             record = read_run(rd)
             warnings.extend(record.warnings)
             found.append((sweep, d, rd, record.meta))
+        warnings.extend(_runs_without_run_json(d, listed))
     entries = [
         (str(meta.get("host") or sweep.get("host") or "?"), str(meta.get("run_id") or rd.name), d, rd)
         for sweep, d, rd, meta in found
@@ -346,6 +349,26 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
         profiles=profiles,
         warnings=warnings,
     )
+
+
+def _runs_without_run_json(results_dir: Path, listed: list[Path]) -> list[str]:
+    """A line for each run directory whose steps.csv holds steps but which has no run.json: a run that
+    never started has only the CSV headers; one with steps lost its run.json, and is left out."""
+    try:
+        others = sorted(p for p in (results_dir / "runs").iterdir() if p.is_dir() and p not in listed)
+    except OSError:
+        return []
+    out = []
+    for p in others:
+        try:
+            size = (p / "steps.csv").stat().st_size
+        except OSError:
+            continue
+        if size > len(",".join(STEPS_HEADER)) + 2:
+            out.append(
+                f"{p}: steps.csv holds steps but there is no run.json: this run is left out (rerun it)"
+            )
+    return out
 
 
 def _host_row(sweep: dict, path: Path) -> dict:

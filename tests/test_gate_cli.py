@@ -288,6 +288,8 @@ BASELINE_DEFECTS = {
     "NaN ratio": (lambda d: d["trials"][2].update(ratio=float("nan")), "ratio nan"),
     "empty trials": (lambda d: d.update(trials=[]), "no trials"),
     "trials not a list": (lambda d: d.update(trials={"ratio": 1.0}), "no trials"),
+    "absurdly small ratio": (lambda d: d["trials"][0].update(ratio=1e-300), "ratio 1e-300"),
+    "absurdly large ratio": (lambda d: d["trials"][0].update(ratio=1e308), "ratio 1e+308"),
     "ratio a string": (lambda d: d["trials"][0].update(ratio="1.0"), "ratio '1.0'"),
     "three trials": (lambda d: d.update(trials=d["trials"][:3]), "3 trial(s)"),
     "no workload": (lambda d: d.pop("workload"), "which workload"),

@@ -106,6 +106,10 @@ def test_a_process_that_already_imported_torch_does_not_write_the_cache(tmp_path
         '{"cache_version": 2, "created": "x", "probe": {"torch": TORCH, "cpu": CPU, "accelerators": {}, "notes": []}}',
         '{"cache_version": 2, "created": "x", "probe": {"torch": TORCH, "cpu": CPU, "accelerators": [], "notes": "x"}}',
         '{"cache_version": 2, "created": "x", "probe": PROBE',
+        '{"cache_version": 2, "created": "x", "probe": {"torch": TORCH, "cpu": {"torch_capability": "AVX2", '
+        '"torch_threads": -5, "mkl": true, "mkldnn": true}, "accelerators": [], "notes": []}}',
+        '{"cache_version": 2, "created": "x", "probe": {"torch": TORCH, "cpu": {"torch_capability": 7, '
+        '"torch_threads": "abc", "mkl": "yes", "mkldnn": true}, "accelerators": [], "notes": []}}',
         "\xff\xfe garbage",
     ],
 )

@@ -313,3 +313,16 @@ def test_peaks_and_package_import_no_torch_bench_or_reports() -> None:
         text = path.read_text()
         assert "import bench" not in text and "from bench" not in text, path
         assert "import reports" not in text and "from reports" not in text, path
+
+
+@pytest.mark.parametrize("bad", [0, -5, "1e12", -1.0])
+def test_peak_for_never_returns_a_stored_peak_at_or_below_zero(bad: Any) -> None:
+    # a hand-edited or damaged hwinfo JSON (bench import --hwinfo): such a peak is no peak
+    entry = {"device": "cpu", "kind": "cpu", "name": "x", "peaks": {"fp32": {"value": bad, "source": "spec"}}}
+    entry["peaks"]["fp32"]["measured"] = bad
+    entry["memory_bandwidth"] = {"value": bad, "source": "spec", "measured": bad}
+    snapshot = {"schema": "devicebench-hwinfo/2", "devices": [entry]}
+    assert peak_for(snapshot, "cpu", "fp32")["value"] is None
+    from hwinfo.peaks import bandwidth_for
+
+    assert bandwidth_for(snapshot, "cpu")["value"] is None

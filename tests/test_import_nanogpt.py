@@ -910,3 +910,17 @@ def test_out_that_cannot_be_written_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and "cannot write the results" in err[-1] and "Not a directory" in err[-1]
     assert not any("Traceback" in line for line in err)
+
+
+@pytest.mark.parametrize("bad_time", ["nanms", "infms", "-50.0ms"])
+def test_unreadable_iteration_line_is_said_and_wall_time_not_summed_short(tmp_path, capsys, bad_time):
+    text, _ = train_py_log(cpu_recipe())
+    text, n = re.subn(r"(?m)^(iter 101: loss \S+, time )[0-9.]+ms", rf"\g<1>{bad_time}", text)
+    assert n == 1
+    code, out = do_import(tmp_path, [write(tmp_path, "bad.log", text)])
+    assert code == 0
+    meta, steps, _ = only_run(out)
+    assert "101" not in {s["iter"] for s in steps}
+    assert meta["summary"]["wall_s"] is None  # a sum missing an iteration is no wall time
+    assert meta["nanogpt"]["bad_iter_lines_skipped"] == 1
+    assert "1 iteration line(s) with a time or mfu that is not a number" in capsys.readouterr().err

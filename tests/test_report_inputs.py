@@ -342,3 +342,23 @@ def test_report_piped_into_head_is_not_an_error(tmp_path):
     proc = subprocess.run(f"{sys.executable} -m bench report {d} --format md | head -1", shell=True, cwd=repo,
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo)})  # fmt: skip
     assert proc.stdout.startswith("| host |") and proc.stderr == "", proc.stderr
+
+
+def test_an_absurd_figure_is_never_hundreds_of_digits(tmp_path, capsys):
+    d = one_dir(tmp_path, peak=1e-250)  # a damaged peak: an MFU of about 1e262
+    rc, out, err = report(capsys, d)
+    assert rc == 0, err
+    assert "impossible" in out
+    assert not re.search(r"[\d,]{40}", out + err), max((out + err).splitlines(), key=len)[:300]
+
+
+def test_a_run_that_lost_its_run_json_is_said_to_be_left_out(tmp_path, capsys):
+    d = one_dir(tmp_path)
+    fixtures.write_run(d, "gone", host="laptop", train=SHORT)
+    (d / "runs/gone/run.json").unlink()  # its steps are there, its record is not
+    (d / "runs/never").mkdir()  # a run that never started: only CSV headers, nothing to say
+    (d / "runs/never/steps.csv").write_text("iter,ms,loss,lr,phase\n")
+    rc, out, err = report(capsys, d)
+    assert rc == 0
+    assert "runs/gone: steps.csv holds steps but there is no run.json" in err
+    assert "never" not in err

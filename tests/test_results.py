@@ -241,6 +241,8 @@ def test_run_fields_of_the_wrong_type_read_as_null_with_a_warning(tmp_path):
                   "summary.tokens_per_s"):  # fmt: skip
         assert f"{field} = " in named
     assert all(w.startswith(str(run / "run.json")) and "\n" not in w for w in rec.warnings)
+    # a number at or below zero is named as what it is not: a number above zero (never "not a number")
+    assert "summary.ms_median = -5 is not a number above zero" in named
 
 
 def test_steps_with_garbage_and_huge_values(tmp_path):

@@ -18,6 +18,9 @@ from bench.gate.files import BASELINE_SCHEMA_PREFIX, GateError, is_gate_baseline
 
 SCHEMA = BASELINE_SCHEMA_PREFIX + "1"
 KINDS = ("train-step", "pytest-benchmark")
+# The workload and the reference are steps of one shape: their ratio is near 1. One beyond 1000x either way
+# is a damaged baseline, and would give a "regression" (exit 1) or an overflow instead of exit 2.
+MAX_RATIO = 1000.0
 MIN_TRIALS = 4  # with fewer trials a side, no difference can be significant (Mann-Whitney U)
 RECREATE = "recreate it with --update-baseline"
 
@@ -80,6 +83,10 @@ def train_step_ratios(baseline: dict, path: Path, workload: dict) -> list[float]
         if not _positive(ratio):
             raise GateError(f"baseline {path} has no readable per-trial ratios (trial {i}: ratio {ratio!r}, "
                             f"not a positive number): {RECREATE}")  # fmt: skip
+        if not 1 / MAX_RATIO <= ratio <= MAX_RATIO:
+            raise GateError(f"baseline {path} has an impossible per-trial ratio (trial {i}: ratio {ratio!r}; "
+                            f"the workload and the reference have one shape, so it lies between "
+                            f"{1 / MAX_RATIO:g} and {MAX_RATIO:g}): {RECREATE}")  # fmt: skip
         ratios.append(float(ratio))
     if len(ratios) < MIN_TRIALS:
         raise GateError(f"baseline {path} has {len(ratios)} trial(s); the gate needs at least {MIN_TRIALS} "

@@ -117,6 +117,8 @@ DEVICE_RE = re.compile(r"(cpu|mps|cuda(?::\d{1,3})?|xpu(?::\d{1,3})?)")
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf)"
 _INT = r"\d{1,15}"
 ITER_RE = re.compile(rf"\biter ({_INT}): loss ({_NUM}), time (\d+(?:\.\d*)?)ms, mfu (-?\d+(?:\.\d*)?)%")
+# An iteration line whose time or mfu cannot be read (nan, inf, negative, garbled): skipped and counted.
+BAD_ITER_RE = re.compile(rf"\biter {_INT}: loss \S+, time ")
 STEP_RE = re.compile(rf"\bstep ({_INT}): train loss ({_NUM}), val loss ({_NUM})")
 OVERRIDE_RE = re.compile(r"(\w+) = (.*)")
 TOKENS_RE = re.compile(r"tokens per iteration will be: (\d{1,3}(?:,\d{3}){0,5}|\d{1,18})(?:\s|$)")
@@ -232,6 +234,10 @@ def _scan(lines: Iterable[str | None]) -> Iterator[tuple]:
                 yield ("iter", int(it), float(loss), ms, None if mfu < 0 else mfu, n)
                 in_echo = False
                 continue
+        if "iter " in line and BAD_ITER_RE.search(line):
+            yield ("bad_iter", n)
+            in_echo = False
+            continue
         if "step " in line and (m := STEP_RE.search(line)):
             yield ("eval", int(m.group(1)), float(m.group(2)), float(m.group(3)), n)
             in_echo = False
@@ -331,6 +337,8 @@ class ParsedLog:
     tail_error: str | None = None  # last exception line of a traceback after the last iteration
     other_lines: int = 0  # lines that are not train.py's (warnings, tracebacks, progress)
     long_lines: int = 0  # lines over MAX_LINE_CHARS, skipped unread
+    bad_iter_lines: int = 0  # iteration lines whose time or mfu is not a number train.py prints
+    first_bad_iter_line: int | None = None
 
     @property
     def has_config(self) -> bool:
@@ -450,6 +458,10 @@ def parse_log(lines: Iterable[str | None], source: str = "<log>") -> ParsedLog:
             log.compiling = True
         elif kind == "long":
             log.long_lines += 1
+        elif kind == "bad_iter":
+            log.bad_iter_lines += 1
+            if log.first_bad_iter_line is None:
+                log.first_bad_iter_line = ev[1]
         elif kind == "other":
             log.other_lines += 1
             text = ev[1]
@@ -668,6 +680,11 @@ def effective_config(
         notes.append(
             f"{log.long_lines} line(s) longer than {MAX_LINE_CHARS:,} characters skipped (train.py prints none)"
         )
+    if log.bad_iter_lines:
+        notes.append(
+            f"{log.bad_iter_lines} iteration line(s) with a time or mfu that is not a number train.py prints "
+            f"skipped (the first at line {log.first_bad_iter_line}): those iterations are missing"
+        )
     if log.zero_ms:
         notes.append(f"{log.zero_ms} iteration(s) printed with time 0.00ms kept out of the medians")
 
@@ -829,6 +846,8 @@ def build_run(
     first = spikes[0] if spikes and spikes[0].get("first") else None
     status, error = _status(log, v)
     last = log.last
+    # the printed times sum to the wall time only when every iteration is there (a skipped line makes it short)
+    every_iter_logged = v["log_interval"] == 1 and log.n_iters == last.it - log.first.it + 1
     summary.update(
         {
             "final_train_loss": log.last_eval.train_loss if log.last_eval else None,
@@ -845,7 +864,7 @@ def build_run(
             "eval_spikes": spikes[:MAX_SPIKES_LISTED],
             "eval_spikes_count": len(spikes),
             "eval_spike_ms": [s["eval_ms_est"] for s in spikes[:MAX_SPIKES_LISTED]],
-            "wall_s": log.ms_sum / 1e3 if v["log_interval"] == 1 else None,
+            "wall_s": log.ms_sum / 1e3 if every_iter_logged else None,
             "peak_mem_bytes": None,
             "peak_mem_kind": None,
             "nanogpt_mfu_printed": log.printed_mfu_last / 100 if log.printed_mfu_last is not None else None,
@@ -892,6 +911,7 @@ def build_run(
             "notes": cfg.notes,
             "other_lines": log.other_lines,
             "long_lines_skipped": log.long_lines,
+            "bad_iter_lines_skipped": log.bad_iter_lines,
         },
         "summary": summary,
     }
