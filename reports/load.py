@@ -321,6 +321,11 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
         ):
             if rows_read.problem:
                 warnings.append(rows_read.problem)
+            elif cols is step_cols and not len(rows_read) and meta.get("status") == "ok":
+                warnings.append(
+                    f"{rd}: an ok run whose steps.csv is missing or has no rows: its loss curve and step "
+                    "times are left out (its summary figures are kept)"
+                )
             if rows_read.bad_rows:
                 n = rows_read.bad_rows
                 warnings.append(f"{rd}: {n} unreadable row{'s' if n != 1 else ''} left out of its CSV files")

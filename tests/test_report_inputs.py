@@ -362,3 +362,22 @@ def test_a_run_that_lost_its_run_json_is_said_to_be_left_out(tmp_path, capsys):
     assert rc == 0
     assert "runs/gone: steps.csv holds steps but there is no run.json" in err
     assert "never" not in err
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty", "header only"])
+def test_an_ok_run_without_steps_says_its_curve_is_left_out(tmp_path, capsys, damage):
+    d = one_dir(tmp_path)
+    steps = d / "runs/cpu/steps.csv"
+    if damage == "missing":
+        steps.unlink()
+    else:
+        steps.write_text("" if damage == "empty" else "iter,ms,loss,lr,phase\n")
+    rc, out, err = report(capsys, d)
+    assert rc == 0
+    assert "runs/cpu: an ok run whose steps.csv is missing or has no rows" in err
+    assert "cpu" in out  # the run's summary row is still there
+
+
+def test_a_whole_run_gives_no_steps_warning(tmp_path, capsys):
+    rc, out, err = report(capsys, one_dir(tmp_path))
+    assert rc == 0 and "steps.csv" not in err
