@@ -924,3 +924,22 @@ def test_unreadable_iteration_line_is_said_and_wall_time_not_summed_short(tmp_pa
     assert meta["summary"]["wall_s"] is None  # a sum missing an iteration is no wall time
     assert meta["nanogpt"]["bad_iter_lines_skipped"] == 1
     assert "1 iteration line(s) with a time or mfu that is not a number" in capsys.readouterr().err
+
+
+def test_a_set_value_past_pythons_digit_limit_is_called_too_large(tmp_path, capsys):
+    text, _ = train_py_log(cpu_recipe(cut_after=40))
+    code, out = do_import(tmp_path, [write(tmp_path, "l.log", text)], "--set", "batch_size=" + "9" * 5000)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and not out.exists()
+    assert "batch_size" in err[0] and "too large" in err[0] and "whole number" not in err[0]
+
+
+def test_control_characters_in_device_name_never_reach_the_terminal_or_run_json(tmp_path, capsys):
+    text, _ = train_py_log(gpu_recipe())
+    name = "Imaginary\x1b[2J GPU\x07 9000"
+    code, out = do_import(tmp_path, [write(tmp_path, "g.log", text)], "--device-name", name)
+    err = capsys.readouterr().err
+    assert code == 0 and "\x1b" not in err and "\x07" not in err
+    meta = only_run(out)[0]
+    assert meta["device_name"] == "Imaginary[2J GPU 9000"
+    assert "\x1b" not in json.dumps(meta, ensure_ascii=False)

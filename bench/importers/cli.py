@@ -82,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
             f"--host {args.host!r} is used as {host!r} (letters, digits, '.', '_' and '-' only)",
             file=sys.stderr,
         )
-    device_name = args.device_name.strip() if args.device_name else None
+    # printable characters only: the name is echoed on stderr and written into run.json
+    device_name = (
+        "".join(ch for ch in args.device_name if ch.isprintable()).strip() if args.device_name else None
+    )
 
     # Read and check every log before writing anything, so a bad file leaves no half-written directory.
     imported: list[tuple[str, nanogpt.ParsedLog, nanogpt.EffectiveConfig, nanogpt.ImportedRun]] = []

@@ -519,6 +519,8 @@ def _check_value(key: str, value: Any, where: str) -> Any:
         if not isinstance(value, bool):
             raise NanoGPTLogError(f"{where}: {key} = {value!r} should be True or False")
     elif isinstance(default, int):
+        if isinstance(value, str) and value.lstrip("+-").isdigit():  # past the int() digit limit
+            raise NanoGPTLogError(f"{where}: {key} = {_short(value)} is far too large for train.py")
         if isinstance(value, bool) or not isinstance(value, int):
             raise NanoGPTLogError(f"{where}: {key} = {_short(value)} should be a whole number")
     elif isinstance(default, float):
