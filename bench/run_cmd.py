@@ -43,13 +43,15 @@ RUN_OPTIONS: tuple[tuple[str, dict], ...] = (
 )  # fmt: skip
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """`bench run`'s flags: the run options, then one flag per config setting (bench.config.settings())."""
+def add_arguments(p: argparse.ArgumentParser, leave_out: tuple[str, ...] = ()) -> None:
+    """`bench run`'s flags: the run options (less `leave_out`), then one flag per config setting
+    (bench.config.settings())."""
     from bench.config import settings
 
     p.usage = _USAGE
     for flag, kw in RUN_OPTIONS:
-        p.add_argument(flag, **kw)
+        if flag not in leave_out:
+            p.add_argument(flag, **kw)
     for flag in _RETIRED:
         p.add_argument(flag, nargs="?", const="", dest=_retired_dest(flag), help=argparse.SUPPRESS)
     groups = {section: p.add_argument_group(title) for section, title in _GROUPS.items()}
@@ -118,6 +120,8 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         args.dist_timeout = timeout if timeout is not None else 300.0
     if args.config is not None and not args.config.strip():
         raise ConfigError("--config '': expected the path of a TOML file")
+    if args.out is not None and not args.out.strip():
+        raise ConfigError("--out '': expected a directory path (leave --out out for results/<date-time>)")
     cfg = load_toml(args.config) if args.config is not None else BenchConfig()
     flags: dict[str, dict] = {section: {} for section in SECTIONS}
     for s in settings():
