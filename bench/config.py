@@ -73,6 +73,10 @@ def _data_source(value: str) -> str:
     m = _SCHEME.match(value)
     if m and m.group(1).lower() not in ("http", "https"):
         raise ValueError(f"expected a file path or an http(s) URL, not {m.group(1)}://")
+    path = Path(value).expanduser()
+    if not m and path.exists() and not path.is_file() and not path.is_dir():
+        # A device or a pipe (/dev/zero, /dev/stdin) never ends or is gone on --resume and on other ranks.
+        raise ValueError("expected a regular text file or an http(s) URL, not a device or a pipe")
     return value
 
 

@@ -268,6 +268,14 @@ def _load_data(cfg: BenchConfig):  # noqa: ANN202
             f"vocab_size {cfg.model.vocab_size} is smaller than the {dataset.tokenizer.vocab_size} distinct "
             f"characters of the data: set --vocab-size {dataset.tokenizer.vocab_size} (TOML [model] vocab_size)"
         )
+    need = cfg.model.block_size + 1
+    for split in ("train", "val"):
+        tokens = len(dataset.split(split))
+        if tokens < need:
+            raise ConfigError(
+                f"--data {cfg.train.data}: its {split} split has {tokens} characters, too short for block_size "
+                f"{cfg.model.block_size} (it needs at least {need}): give a longer text or a smaller --block-size"
+            )
     return dataset
 
 

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bench.cli import main
 
-TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--iters", "2"]
+TINY = [
+    "--n-layer",
+    "1",
+    "--n-head",
+    "2",
+    "--n-embd",
+    "32",
+    "--block-size",
+    "16",
+    "--iters",
+    "2",
+    "--timing-warmup-iters",
+    "1",
+]
 
 
 @pytest.mark.parametrize("command", ["run", "tune"])
@@ -23,3 +38,34 @@ def test_tune_refuses_the_ddp_flags_it_would_ignore(flag, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["tune", "--devices", "cpu", *TINY, "--dry-run", "--out", str(tmp_path / "t"), *flag])
     assert e.value.code == 2 and f"unrecognized arguments: {' '.join(flag)}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["run", "tune"])
+def test_a_text_shorter_than_a_block_is_a_usage_error_before_anything_starts(command, tmp_path, capsys):
+    """It was every run `failed: could not start`, exit 1, a results directory of failures."""
+    text = tmp_path / "short.txt"
+    text.write_text("hello world, a short text\n" * 3)  # 78 characters: train 70, val 8
+    out = tmp_path / "r"
+    assert (
+        main(
+            [command, "--devices", "cpu", *TINY, "--data", str(text), "--vocab-size", "65", "--out", str(out)]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "its val split has 8 characters, too short for block_size 16 (it needs at least 17)" in err, err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_data_that_is_a_device_or_a_pipe_is_refused_before_it_is_read(tmp_path):
+    """--data /dev/zero was read until the machine ran out of memory."""
+    from bench.config import ConfigError, settings
+
+    data = next(s for s in settings() if s.name == "data")
+    with pytest.raises(ConfigError, match="--data /dev/zero: expected a regular text file or an http"):
+        data.from_text("/dev/zero")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a device or a pipe"):
+        data.from_text(str(fifo))
+    assert data.from_text(str(tmp_path)) == str(tmp_path)  # a directory: the reader's own line later
