@@ -409,13 +409,14 @@ def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN
                       f"with: {resume_hint(out, world is not None)}", file=sys.stderr)  # fmt: skip
             return 143 if e.signal_name == "SIGTERM" else 130
     failed = [r for r, s in statuses.items() if s == "failed"]
-    if not main:
-        return 1 if failed else 0
-    print(out)
-    if failed:
-        print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+    if main:
+        print(out)
+        if failed:
+            print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+    if world is not None:
+        # The others wait for rank 0's last words: once one rank exits non-zero the launcher ends the rest.
+        world.broadcast(None)
+    return 1 if failed else 0
 
 
 def _resolve_agreed(cfg: BenchConfig, world) -> tuple[dict, dict]:  # noqa: ANN001

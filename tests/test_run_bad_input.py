@@ -69,3 +69,19 @@ def test_data_that_is_a_device_or_a_pipe_is_refused_before_it_is_read(tmp_path):
     with pytest.raises(ConfigError, match="not a device or a pipe"):
         data.from_text(str(fifo))
     assert data.from_text(str(tmp_path)) == str(tmp_path)  # a directory: the reader's own line later
+
+
+def test_a_failed_run_under_nproc_exits_1_not_as_interrupted():
+    """The launcher ends the other ranks with SIGTERM once one exits 1: that 143 is not an interrupt."""
+    from types import SimpleNamespace
+
+    from bench.distributed import _exit_code
+
+    def failures(*codes: int) -> SimpleNamespace:
+        return SimpleNamespace(failures={rank: SimpleNamespace(exitcode=c) for rank, c in enumerate(codes)})
+
+    assert _exit_code(failures(1, 143)) == 1
+    assert _exit_code(failures(1, -15)) == 1
+    assert _exit_code(failures(143, 2)) == 2
+    assert _exit_code(failures(130, 130)) == 130
+    assert _exit_code(failures(-15, 143)) == 143
