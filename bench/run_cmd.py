@@ -71,8 +71,15 @@ def _retired_dest(flag: str) -> str:
     return "retired_" + flag.lstrip("-").replace("-", "_")
 
 
-def _positive(value: str | None, flag: str, kind: type = int) -> int | float | None:
-    """A run option's number, > 0; None when absent."""
+# --dist-timeout's range: below a second the ranks cannot even meet; above this the timeout overflows
+# torch.distributed's int milliseconds (about 24.8 days, doubled for the rendezvous).
+DIST_TIMEOUT_S = (1.0, 1e6)
+
+
+def _positive(
+    value: str | None, flag: str, kind: type = int, bounds: tuple[float, float] | None = None
+) -> int | float | None:
+    """A run option's number, > 0 (or within `bounds`); None when absent."""
     from bench.config import ConfigError
 
     if value is None:
@@ -81,9 +88,11 @@ def _positive(value: str | None, flag: str, kind: type = int) -> int | float | N
         number = kind(value)
     except ValueError:
         number = 0
-    if not number > 0 or number != number or number == float("inf"):
+    low, high = bounds or (0, float("inf"))
+    if not (number > 0 and low <= number < float("inf") and number <= high):
         noun = "an integer" if kind is int else "a number of seconds"
-        raise ConfigError(f"{flag} {value}: expected {noun} > 0")
+        allowed = f"from {low:.10g} to {high:.10g}" if bounds else "> 0"
+        raise ConfigError(f"{flag} {value}: expected {noun} {allowed}")
     return number
 
 
@@ -116,7 +125,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         args.profile = _profile_steps(args.profile)
     if hasattr(args, "nproc"):
         args.nproc = _positive(args.nproc, "--nproc")
-        timeout = _positive(args.dist_timeout, "--dist-timeout", float)
+        timeout = _positive(args.dist_timeout, "--dist-timeout", float, DIST_TIMEOUT_S)
         args.dist_timeout = timeout if timeout is not None else 300.0
     if args.config is not None and not args.config.strip():
         raise ConfigError("--config '': expected the path of a TOML file")

@@ -85,3 +85,11 @@ def test_a_failed_run_under_nproc_exits_1_not_as_interrupted():
     assert _exit_code(failures(143, 2)) == 2
     assert _exit_code(failures(130, 130)) == 130
     assert _exit_code(failures(-15, 143)) == 143
+
+
+@pytest.mark.parametrize("value", ["1e300", "1e-9", "0"])
+def test_a_dist_timeout_torch_cannot_take_is_refused_up_front(value, capsys):
+    """1e300 overflowed torch's milliseconds on every rank, 1e-9 timed the rendezvous out with a C++ trace."""
+    assert main(["run", "--devices", "cpu", *TINY, "--nproc", "2", "--dist-timeout", value, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"--dist-timeout {value}: expected a number of seconds from 1 to 1000000" in err, err
