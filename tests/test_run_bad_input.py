@@ -93,3 +93,16 @@ def test_a_dist_timeout_torch_cannot_take_is_refused_up_front(value, capsys):
     assert main(["run", "--devices", "cpu", *TINY, "--nproc", "2", "--dist-timeout", value, "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert f"--dist-timeout {value}: expected a number of seconds from 1 to 1000000" in err, err
+
+
+def test_a_config_that_never_ends_is_refused_not_read_until_memory_runs_out(tmp_path, capsys):
+    """--config /dev/zero was read whole: the process grew until the kernel killed it."""
+    import bench.config
+
+    big = tmp_path / "big.toml"
+    big.write_text("# padding\n" * 200)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bench.config, "CONFIG_MAX_BYTES", 1000)
+        assert main(["run", "--config", str(big), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert f"config file {big} is larger than" in err and "is it the right file?" in err, err
