@@ -312,18 +312,20 @@ def _print_plan(cfg: BenchConfig, specs: list, hw: dict, devices: dict, unavaila
 
 
 def _stored_config(args: argparse.Namespace, cfg: BenchConfig) -> BenchConfig:
-    """--resume alone: the sweep's own config, from its sweep.json."""
-    if (
-        args.resume
-        and args.out
-        and (Path(args.out) / "sweep.json").exists()
-        and not _config_flags_given(args)
-    ):
-        from bench.config import config_from_dict
-        from bench.results import ResultsDir
+    """--resume alone: the sweep's own config, from its sweep.json. A tune's directory is refused: a run
+    added to it would join its tips and time-to-loss sets."""
+    if not (args.resume and args.out and (Path(args.out) / "sweep.json").exists()):
+        return cfg
+    from bench.config import config_from_dict
+    from bench.results import ResultsDir, ResultsError
 
-        return config_from_dict(ResultsDir(Path(args.out)).read_sweep()["spec"])
-    return cfg
+    sweep = ResultsDir(Path(args.out)).read_sweep()
+    if "tune" in sweep:
+        raise ResultsError(
+            f"{args.out} holds a `bench tune`, not a `bench run` sweep: complete it with `bench tune --out "
+            f"{args.out} --resume`, or choose another --out"
+        )
+    return cfg if _config_flags_given(args) else config_from_dict(sweep["spec"])
 
 
 def _launch(args: argparse.Namespace, cfg: BenchConfig, nproc: int) -> int:

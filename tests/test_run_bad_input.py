@@ -106,3 +106,20 @@ def test_a_config_that_never_ends_is_refused_not_read_until_memory_runs_out(tmp_
         assert main(["run", "--config", str(big), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert f"config file {big} is larger than" in err and "is it the right file?" in err, err
+
+
+def test_bench_run_resume_refuses_a_tune_directory(tmp_path, capsys):
+    """It ran the tune's recipe into the tune's directory: a stray run in its tips and time-to-loss sets."""
+    from bench.results import ResultsDir
+
+    out = tmp_path / "tune"
+    assert main(["run", "--devices", "cpu", *TINY, "--no-progress", "--out", str(out)]) == 0
+    results = ResultsDir(out)
+    results.write_sweep({**results.read_sweep(), "tune": {"tips": ["threads"], "repeats": 4}})
+    capsys.readouterr()
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    for extra in ([], ["--iters", "3"]):
+        assert main(["run", "--out", str(out), "--resume", "--no-progress", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "holds a `bench tune`, not a `bench run` sweep" in err and "bench tune --out" in err, err
+    assert sorted(p.name for p in (out / "runs").iterdir()) == runs
