@@ -39,6 +39,7 @@ from model.config import GPTConfig
 COMPILE_MODES = ("off", "on", "reduce-overhead", "max-autotune")
 SEED_MAX = 2**63 - 1  # torch.manual_seed's range (non-negative part)
 MAX_ITERS = 10**9
+CONFIG_MAX_BYTES = 2**20  # a sweep's TOML is a few hundred bytes
 
 
 class ConfigError(ValueError):
@@ -73,6 +74,10 @@ def _data_source(value: str) -> str:
     m = _SCHEME.match(value)
     if m and m.group(1).lower() not in ("http", "https"):
         raise ValueError(f"expected a file path or an http(s) URL, not {m.group(1)}://")
+    path = Path(value).expanduser()
+    if not m and path.exists() and not path.is_file() and not path.is_dir():
+        # A device or a pipe (/dev/zero, /dev/stdin) never ends or is gone on --resume and on other ranks.
+        raise ValueError("expected a regular text file or an http(s) URL, not a device or a pipe")
     return value
 
 
@@ -567,7 +572,9 @@ def load_toml(path: str | Path, base: BenchConfig | None = None) -> BenchConfig:
     base = base or BenchConfig()
     from bench.userfiles import read_user_text
 
-    text = read_user_text(path, what="config file", error=ConfigError, hint="give a .toml file")
+    text = read_user_text(
+        path, what="config file", error=ConfigError, max_bytes=CONFIG_MAX_BYTES, hint="give a .toml file"
+    )  # a cap: /dev/zero or a pipe never ends
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

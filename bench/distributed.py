@@ -396,7 +396,7 @@ def launch_local(nproc: int, argv: list[str], omp_threads: int | None) -> int:
 
 def _exit_code(e: Any) -> int:
     """One exit code for a failed launch: 1 when a rank was killed (said on stderr: it could not say so itself),
-    else an interrupt (130, 143), then bad input (2), else 1."""
+    else bad input (2), a failed run (1), then an interrupt (130, 143)."""
     import signal
 
     codes, killed = [], False
@@ -414,7 +414,10 @@ def _exit_code(e: Any) -> int:
         codes.append(code)
     if killed:
         return 1
-    for wanted in (130, 143, 2):
+    # A rank that ended on its own with an error (2, 1) is the cause: once it exits the launcher ends the
+    # other ranks with SIGTERM, and their 143 is not an interrupt (a real Ctrl-C or SIGTERM reaches the
+    # launcher itself: SignalException).
+    for wanted in (2, 1, 130, 143):
         if wanted in codes:
             return wanted
     return 1 if codes else 0

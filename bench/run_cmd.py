@@ -43,13 +43,15 @@ RUN_OPTIONS: tuple[tuple[str, dict], ...] = (
 )  # fmt: skip
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """`bench run`'s flags: the run options, then one flag per config setting (bench.config.settings())."""
+def add_arguments(p: argparse.ArgumentParser, leave_out: tuple[str, ...] = ()) -> None:
+    """`bench run`'s flags: the run options (less `leave_out`), then one flag per config setting
+    (bench.config.settings())."""
     from bench.config import settings
 
     p.usage = _USAGE
     for flag, kw in RUN_OPTIONS:
-        p.add_argument(flag, **kw)
+        if flag not in leave_out:
+            p.add_argument(flag, **kw)
     for flag in _RETIRED:
         p.add_argument(flag, nargs="?", const="", dest=_retired_dest(flag), help=argparse.SUPPRESS)
     groups = {section: p.add_argument_group(title) for section, title in _GROUPS.items()}
@@ -69,8 +71,15 @@ def _retired_dest(flag: str) -> str:
     return "retired_" + flag.lstrip("-").replace("-", "_")
 
 
-def _positive(value: str | None, flag: str, kind: type = int) -> int | float | None:
-    """A run option's number, > 0; None when absent."""
+# --dist-timeout's range: below a second the ranks cannot even meet; above this the timeout overflows
+# torch.distributed's int milliseconds (about 24.8 days, doubled for the rendezvous).
+DIST_TIMEOUT_S = (1.0, 1e6)
+
+
+def _positive(
+    value: str | None, flag: str, kind: type = int, bounds: tuple[float, float] | None = None
+) -> int | float | None:
+    """A run option's number, > 0 (or within `bounds`); None when absent."""
     from bench.config import ConfigError
 
     if value is None:
@@ -79,9 +88,11 @@ def _positive(value: str | None, flag: str, kind: type = int) -> int | float | N
         number = kind(value)
     except ValueError:
         number = 0
-    if not number > 0 or number != number or number == float("inf"):
+    low, high = bounds or (0, float("inf"))
+    if not (number > 0 and low <= number < float("inf") and number <= high):
         noun = "an integer" if kind is int else "a number of seconds"
-        raise ConfigError(f"{flag} {value}: expected {noun} > 0")
+        allowed = f"from {low:.10g} to {high:.10g}" if bounds else "> 0"
+        raise ConfigError(f"{flag} {value}: expected {noun} {allowed}")
     return number
 
 
@@ -114,10 +125,12 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         args.profile = _profile_steps(args.profile)
     if hasattr(args, "nproc"):
         args.nproc = _positive(args.nproc, "--nproc")
-        timeout = _positive(args.dist_timeout, "--dist-timeout", float)
+        timeout = _positive(args.dist_timeout, "--dist-timeout", float, DIST_TIMEOUT_S)
         args.dist_timeout = timeout if timeout is not None else 300.0
     if args.config is not None and not args.config.strip():
         raise ConfigError("--config '': expected the path of a TOML file")
+    if args.out is not None and not args.out.strip():
+        raise ConfigError("--out '': expected a directory path (leave --out out for results/<date-time>)")
     cfg = load_toml(args.config) if args.config is not None else BenchConfig()
     flags: dict[str, dict] = {section: {} for section in SECTIONS}
     for s in settings():
@@ -264,6 +277,14 @@ def _load_data(cfg: BenchConfig):  # noqa: ANN202
             f"vocab_size {cfg.model.vocab_size} is smaller than the {dataset.tokenizer.vocab_size} distinct "
             f"characters of the data: set --vocab-size {dataset.tokenizer.vocab_size} (TOML [model] vocab_size)"
         )
+    need = cfg.model.block_size + 1
+    for split in ("train", "val"):
+        tokens = len(dataset.split(split))
+        if tokens < need:
+            raise ConfigError(
+                f"--data {cfg.train.data}: its {split} split has {tokens} characters, too short for block_size "
+                f"{cfg.model.block_size} (it needs at least {need}): give a longer text or a smaller --block-size"
+            )
     return dataset
 
 
@@ -291,18 +312,20 @@ def _print_plan(cfg: BenchConfig, specs: list, hw: dict, devices: dict, unavaila
 
 
 def _stored_config(args: argparse.Namespace, cfg: BenchConfig) -> BenchConfig:
-    """--resume alone: the sweep's own config, from its sweep.json."""
-    if (
-        args.resume
-        and args.out
-        and (Path(args.out) / "sweep.json").exists()
-        and not _config_flags_given(args)
-    ):
-        from bench.config import config_from_dict
-        from bench.results import ResultsDir
+    """--resume alone: the sweep's own config, from its sweep.json. A tune's directory is refused: a run
+    added to it would join its tips and time-to-loss sets."""
+    if not (args.resume and args.out and (Path(args.out) / "sweep.json").exists()):
+        return cfg
+    from bench.config import config_from_dict
+    from bench.results import ResultsDir, ResultsError
 
-        return config_from_dict(ResultsDir(Path(args.out)).read_sweep()["spec"])
-    return cfg
+    sweep = ResultsDir(Path(args.out)).read_sweep()
+    if "tune" in sweep:
+        raise ResultsError(
+            f"{args.out} holds a `bench tune`, not a `bench run` sweep: complete it with `bench tune --out "
+            f"{args.out} --resume`, or choose another --out"
+        )
+    return cfg if _config_flags_given(args) else config_from_dict(sweep["spec"])
 
 
 def _launch(args: argparse.Namespace, cfg: BenchConfig, nproc: int) -> int:
@@ -397,13 +420,14 @@ def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN
                       f"with: {resume_hint(out, world is not None)}", file=sys.stderr)  # fmt: skip
             return 143 if e.signal_name == "SIGTERM" else 130
     failed = [r for r, s in statuses.items() if s == "failed"]
-    if not main:
-        return 1 if failed else 0
-    print(out)
-    if failed:
-        print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+    if main:
+        print(out)
+        if failed:
+            print(f"{len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+    if world is not None:
+        # The others wait for rank 0's last words: once one rank exits non-zero the launcher ends the rest.
+        world.broadcast(None)
+    return 1 if failed else 0
 
 
 def _resolve_agreed(cfg: BenchConfig, world) -> tuple[dict, dict]:  # noqa: ANN001

@@ -737,9 +737,15 @@ def resolve_devices(
     unavailable: dict[str, str] = {}
     for name in names:
         try:
-            devices[name] = parse_device(name)
+            device = parse_device(name)
+            # Keyed by the normalised name ('CPU', ' cpu', 'cpu:0' -> 'cpu'): run ids, hwinfo's peaks and
+            # --resume all look devices up by it; a device asked twice runs once.
+            name = device.name
+            if name in devices:
+                continue
+            devices[name] = device
             if env is not None:
-                rank_device(devices[name], env)
+                rank_device(device, env)
         except DeviceUnavailable as e:
             devices[name] = None
             unavailable[name] = str(e)

@@ -298,3 +298,11 @@ def test_clean_compiler_state_recompiles():
 def test_software_versions_are_json():
     info = json.loads(json.dumps(devices.software_versions()))
     assert info["torch"] == torch.__version__
+
+
+def test_resolve_devices_normalises_names_so_peaks_and_run_ids_match() -> None:
+    """`--devices CPU` (or cpu:0) once ran as device 'CPU': hwinfo had no peak for it, so MFU read 'unknown'."""
+    from bench.runner import resolve_devices
+
+    devices, unavailable = resolve_devices(["CPU", " cpu:0", "cpu"])
+    assert list(devices) == ["cpu"] and unavailable == {}

@@ -116,7 +116,7 @@ def test_bad_launches_are_one_line_before_anything_starts(tmp_path, capsys, monk
         assert main(["run", *SHORT, "--nproc", bad]) == 2
         assert says in capsys.readouterr().err
     assert main(["run", *SHORT, "--dist-timeout", "0"]) == 2
-    assert "--dist-timeout 0: expected a number of seconds > 0" in capsys.readouterr().err
+    assert "--dist-timeout 0: expected a number of seconds from 1 to 1000000" in capsys.readouterr().err
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert main(["run", *TINY, *SHORT, "--devices", "cuda", "--nproc", "2", "--dry-run"]) == 2

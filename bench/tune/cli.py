@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from bench.run_cmd import add_arguments as run_arguments
     from bench.tune.plan import TIPS
 
-    run_arguments(p)
+    run_arguments(p, leave_out=("--nproc", "--dist-timeout"))  # a tune is one process: never DDP
     p.usage = _USAGE
     for action in p._actions:
         if "--profile" in action.option_strings:
@@ -114,14 +114,13 @@ def check_one_recipe(cfg: BenchConfig) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import hwinfo
-    from bench.config import ConfigError, config_from_dict
+    from bench.config import config_from_dict
     from bench.devices import DeviceUnavailable
     from bench.results import ResultsDir, ResultsError
-    from bench.run_cmd import _config_flags_given, config_from_args
+    from bench.run_cmd import _config_flags_given, _load_data, config_from_args
     from bench.runner import Interrupted, Sweep, resolve_devices
     from bench.tune.plan import plan_device, recipe_knobs
     from bench.tune.runner import Tuner
-    from model.dataset import CharDataset
 
     profile_given = args.profile
     args.profile = 0 if args.profile is None else args.profile
@@ -157,12 +156,7 @@ def run(args: argparse.Namespace) -> int:
         raise DeviceUnavailable("; ".join(unavailable.values()))
     for reason in unavailable.values():
         print(f"warning: {reason}; it is left out", file=sys.stderr)
-    dataset = CharDataset.load(cfg.train.data, cfg.train.data_sha256)
-    if dataset.tokenizer.vocab_size > cfg.model.vocab_size:
-        raise ConfigError(
-            f"vocab_size {cfg.model.vocab_size} is smaller than the {dataset.tokenizer.vocab_size} distinct "
-            f"characters of the data: set --vocab-size {dataset.tokenizer.vocab_size} (TOML [model] vocab_size)"
-        )
+    dataset = _load_data(cfg)
     hw = hwinfo.snapshot()
     import torch
 
