@@ -160,6 +160,9 @@ _SUFFIX = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
 _PEAK_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kMGTP]?)\s*(?:FLOP/?s?|FLOPS)?\s*$")
 
 
+_MAX_USER_PEAK = 1e19  # 10 EFLOP/s: far above any one device; a larger figure is a typo
+
+
 def parse_peak_flops(items: list[str] | str) -> dict[str, float]:
     """User peaks from "DTYPE=VALUE" items ("fp32=1.35e12", "bf16=2.7T", "fp16=900 GFLOP/s").
 
@@ -180,9 +183,10 @@ def parse_peak_flops(items: list[str] | str) -> dict[str, float]:
             )
         m = _PEAK_RE.match(text)
         value = float(m.group(1)) * _SUFFIX[m.group(2)] if m else float("nan")
-        if not (value > 0 and value < 1e19):
+        if not (value > 0 and value < _MAX_USER_PEAK):
             raise ValueError(
-                f"--peak-flops {dtype}: {text.strip()!r} is not a FLOP/s figure above 0 (e.g. 1.35e12, 1.35T, 1350G)"
+                f"--peak-flops {dtype}: {text.strip()!r} is not a FLOP/s figure above 0 and below 1e19 (10 EFLOP/s; "
+                "e.g. 1.35e12, 1.35T, 1350G)"
             )
         out[dtype] = value
     return out

@@ -24,3 +24,10 @@ def test_bad_items_are_one_line_errors(bad):
 def test_user_peak_is_labelled():
     peak = user_peak(1.35e12, "fp32", "the laptop")
     assert peak["source"] == "user" and peak["value"] == 1.35e12 and "1.35 TFLOP/s" in peak["detail"]
+
+
+def test_a_figure_too_large_says_the_upper_limit():
+    with pytest.raises(ValueError) as e:
+        parse_peak_flops("fp32=1e30")
+    assert "below 1e19" in str(e.value)
+    assert parse_peak_flops("fp32=9.9e18") == {"fp32": 9.9e18}
