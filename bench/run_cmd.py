@@ -180,12 +180,22 @@ def memory_warnings(cfg, specs, devices: dict) -> list[str]:
         if s.device not in free_of:
             free_of[s.device] = dev.free_memory_bytes()
         free = free_of[s.device]
-        need = estimate_train_bytes(cfg.model, s.batch_size, s.dtype)["total"]
+        est = estimate_train_bytes(cfg.model, s.batch_size, s.dtype)
+        need = est["total"]
         if free is not None and need > 0.9 * free:
+            fixed = need - est["activations"]  # weights, gradients, AdamW state: whatever the batch
+            per_sample = est["activations"] / s.batch_size
+            fits = int((0.9 * free - fixed) // per_sample) if per_sample > 0 else 0
+            if fits >= 1:
+                fix = f"batch {fits} or smaller should fit"
+            else:
+                fix = (
+                    f"the model alone (weights, gradients, AdamW state: ~{nbytes(fixed)}) does not fit at any "
+                    "batch size: a smaller --n-layer or --n-embd"
+                )
             out.append(
                 f"{s.run_id} needs ~{nbytes(need)} (estimate: weights, gradients, AdamW state, activations) but "
-                f"{s.device} has {nbytes(free)} free: it will likely fail with out of memory (a smaller "
-                "--batch-sizes fits)"
+                f"{s.device} has {nbytes(free)} free: it will likely fail with out of memory; {fix}"
             )
     return out
 

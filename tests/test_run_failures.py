@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,6 +131,15 @@ def test_dry_run_warns_before_a_run_that_cannot_fit(capsys):
     err = capsys.readouterr().err
     assert "cpu-fp32-b1000000-eager needs ~" in err and "will likely fail with out of memory" in err
     assert "cpu-fp32-b12-eager needs" not in err
+    fits = int(re.search(r"batch (\d+) or smaller should fit", err).group(1))
+    assert 12 <= fits < 1000000  # batch 12 was not warned about, so it is among those that fit
+
+
+def test_dry_run_says_when_the_model_itself_cannot_fit(capsys):
+    assert main(["run", "--devices", "cpu", "--n-embd", "65536", "--n-head", "1", "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "does not fit at any batch size: a smaller --n-layer or --n-embd" in err
+    assert "or smaller should fit" not in err
 
 
 def test_sigterm_ends_the_run_interrupted_like_ctrl_c(tmp_path):
