@@ -8,6 +8,7 @@ and gathers the roofs and points of each device's plot (`device_rooflines`). No 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,10 @@ def roofline_of(profile: dict | None) -> dict | None:
         "bound_fraction": {
             k: v for k, v in ((k, _num(shares.get(k))) for k in (*BOUNDS, "unknown")) if v is not None
         },
+        "uncounted_ops": sorted(
+            re.sub(r"[^\w.:-]", "?", str(op))[:60]
+            for op in (rl.get("uncounted_ops") if isinstance(rl.get("uncounted_ops"), dict) else {})
+        ),
     }
 
 
@@ -279,8 +284,15 @@ def roofline_findings(results: Results, ok: pd.DataFrame) -> list:
                 f" (Rates are from profiled steps, {fmt.sig(overhead_x, 2)}x slower than unprofiled ones: "
                 "the real rates are higher.)"
             )
+        if rl["uncounted_ops"]:
+            n, names = len(rl["uncounted_ops"]), ", ".join(rl["uncounted_ops"][:3])
+            sentence += (
+                f" {n} op{'s' if n != 1 else ''} could not be counted ({names}{', ...' if n > 3 else ''}): "
+                "their bytes and FLOPs are left out of these figures."
+            )
         severity = "warning" if shares.get("overhead", 0.0) >= OVERHEAD_WARNING else "info"
         evidence = {
+            "uncounted_ops": rl["uncounted_ops"],
             "ridge_flop_per_byte": ridge,
             "near_roof": rl["near_roof"],
             "compute_roof": rl["compute_roof"],

@@ -415,3 +415,25 @@ def test_a_damaged_or_old_roofline_reads_as_absent(tmp_path):
     assert "000,000,000" not in findings[0].sentence  # the absurd figures are not quoted
     assert "matmul: 28.6% of the step at 1.00 GB/s" in findings[0].sentence  # what is left is
     render_html(results, diagnose(results))
+
+
+def test_ops_that_could_not_be_counted_reach_profile_json():
+    """docs/profile-schema.md promises roofline.uncounted_ops: an op left out of the bytes is said."""
+    counts = {**COUNTS, "uncounted_ops": {"aten::weird": "RuntimeError: no meta kernel"}}
+    assert roofline(MS, 3500.0, counts, ROOFS, "host", compiled=False)["uncounted_ops"] == {
+        "aten::weird": "RuntimeError: no meta kernel"
+    }
+    assert roofline(MS, 3500.0, COUNTS, ROOFS, "host", compiled=False)["uncounted_ops"] == {}
+
+
+def test_the_roofline_finding_says_which_ops_were_left_out(tmp_path):
+    counts = {**COUNTS, "uncounted_ops": {"aten::weird": "RuntimeError", "aten::odd\x1b[2J": "x"}}
+    (f,) = [
+        f for f in diagnose(_results(tmp_path, {"cpu-b12": _profile(counts=counts)})) if f.kind == "roofline"
+    ]
+    assert "2 ops could not be counted (aten::odd??2J, aten::weird)" in f.sentence
+    assert "\x1b" not in f.sentence and f.evidence["uncounted_ops"] == ["aten::odd??2J", "aten::weird"]
+    (whole,) = [
+        f for f in diagnose(_results(tmp_path / "b", {"cpu-b12": _profile()})) if f.kind == "roofline"
+    ]
+    assert "could not be counted" not in whole.sentence

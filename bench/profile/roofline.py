@@ -135,6 +135,7 @@ def roofline(
         "categories": cats,
         "bound_fraction": shares,
         "top_ops": list(counts.get("top_ops") or []),
+        "uncounted_ops": dict(counts.get("uncounted_ops") or {}),
     }
 
 
