@@ -13,6 +13,8 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from hwinfo.cliparse import OneLineParser
+
 # subcommand -> (module, help). Each module has add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS = {
     "run": ("bench.run_cmd", "train the shared GPT on each device and record every step"),
@@ -24,7 +26,7 @@ SUBCOMMANDS = {
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="bench",
         description="devicebench: why is my CPU run so much worse than the GPU run? Train one GPT on every "
         "device, time it honestly, and explain the gaps.",
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     if command not in SUBCOMMANDS:
         parser = build_parser()
-        if command is None and not any(a in ("-h", "--help") for a in argv):
+        if command is None and not [a for a in argv if a != "--debug"]:  # bare `bench`: what it can do
             parser.print_help(sys.stderr)
             return 2
         parser.parse_args(argv)  # prints help or the usage error and exits

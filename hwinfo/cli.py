@@ -11,6 +11,8 @@ import sys
 import traceback
 from typing import Any
 
+from hwinfo.cliparse import OneLineParser
+
 _DTYPES = ("fp32", "tf32", "bf16", "fp16")
 
 
@@ -25,7 +27,7 @@ def _dtype_list(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="hwinfo",
         description="What this machine has (CPU, GPUs, what PyTorch can use) and each device's peak FLOP/s per dtype.",
     )
