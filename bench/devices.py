@@ -228,16 +228,27 @@ class Device:
     def matmul_precision(self, dtype: str) -> Iterator[None]:
         """fp32 matmuls as the run's dtype says (tf32 only for dtype tf32, IEEE fp32 otherwise), set through
         the fp32_precision API (never the legacy allow_tf32 flags, which raise once the new API is used)
-        and restored afterwards."""
+        and restored afterwards.
+
+        On CUDA the legacy float32 matmul precision is kept in agreement ("high" with tf32, "highest"
+        otherwise): torch.get_float32_matmul_precision() raises while cuda.matmul says tf32 and it says
+        "highest", and Inductor's autotuning (compile mode max-autotune) asks it."""
         want = "tf32" if dtype == "tf32" else "ieee"
         knobs = [k for k in self._precision_knobs() if hasattr(k, "fp32_precision")]
-        saved = [k.fp32_precision for k in knobs]
+        legacy = _legacy_matmul_precision() if self.type == "cuda" else None
+        # torch.set_float32_matmul_precision sets mkldnn.matmul too: it is put back with the rest
+        touched = knobs + ([torch.backends.mkldnn.matmul] if legacy is not None else [])
+        saved = [k.fp32_precision for k in touched]
         try:
+            if legacy is not None:
+                torch.set_float32_matmul_precision("high" if want == "tf32" else "highest")
             for k in knobs:
                 k.fp32_precision = want
             yield
         finally:
-            for k, v in zip(knobs, saved, strict=True):
+            if legacy is not None:
+                torch.set_float32_matmul_precision(legacy)
+            for k, v in zip(touched, saved, strict=True):
                 k.fp32_precision = v
 
     # ---- data and optimizer -------------------------------------------------------------------------
@@ -473,6 +484,15 @@ class Device:
         if isinstance(start, float):
             return (end - start) * 1e3
         return float(start.elapsed_time(end))
+
+
+def _legacy_matmul_precision() -> str | None:
+    """torch.get_float32_matmul_precision(), or None where this torch has none or its settings already
+    disagree (then it raises, and they are left as found)."""
+    try:
+        return str(torch.get_float32_matmul_precision())
+    except (AttributeError, RuntimeError):
+        return None
 
 
 def _thread_ids() -> list[int]:

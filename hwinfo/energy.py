@@ -31,6 +31,10 @@ RAPL_GRANT = (
     "/sys/class/powercap/intel-rapl:*:*/energy_uj (a udev rule or sysfsutils entry makes it permanent, "
     "preferably for a group rather than everyone)"
 )
+MIG_NO_ENERGY = (
+    "a GPU in MIG mode: NVML's energy counter and power readings are the whole GPU's, shared by every MIG "
+    "instance on it, so none is one slice's"
+)
 _NVML_POLL_S = 0.1  # NVIDIA's power readings update about every 100 ms
 _RAPL_POLL_S = 20.0  # well inside the shortest wrap period (a 262 kJ range at ~1 kW is ~4 minutes)
 _ZONE_RE = re.compile(r"^intel-rapl(-mmio)?:(\d+)(?::(\d+))?$")
@@ -481,6 +485,16 @@ class NvmlPowerSampleMeter(EnergyMeter):
         super().close()
 
 
+def mig_enabled(nvml: Any, handle: Any) -> bool:
+    """Whether the GPU behind `handle` runs in MIG mode (then CUDA uses one of its slices, never the whole GPU).
+    A GPU without MIG answers NVML_ERROR_NOT_SUPPORTED: not MIG."""
+    try:
+        current = nvml.nvmlDeviceGetMigMode(handle)[0]
+    except Exception:
+        return False
+    return current == getattr(nvml, "NVML_DEVICE_MIG_ENABLE", 1)
+
+
 def _shutdown(nvml: Any) -> None:
     try:
         nvml.nvmlShutdown()
@@ -500,6 +514,9 @@ def _open_nvml(index: int, nvml: Any, poll_s: float | None) -> EnergyMeter:
         handle, how = _cuda_handle(module, index)
         name = _text(module.nvmlDeviceGetName(handle))
         label = f"GPU {index} {name} ({how})"
+        if mig_enabled(module, handle):
+            _shutdown(module)
+            return EnergyMeter(f"{label}: {MIG_NO_ENERGY}")
         source, reason = nvml_energy_support(module, handle)
         if source == "nvml_energy":
             return NvmlEnergyMeter(module, handle, label)

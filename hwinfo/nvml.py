@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hwinfo.energy import nvml_energy_support
+from hwinfo.energy import MIG_NO_ENERGY, mig_enabled, nvml_energy_support
 
 
 def _text(value: Any) -> str:
@@ -115,6 +115,8 @@ def _capability(value: Any) -> str:
 
 
 def _energy(nvml: Any, handle: Any) -> dict[str, Any]:
+    if mig_enabled(nvml, handle):
+        return {"source": "unavailable", "reason": MIG_NO_ENERGY}
     source, reason = nvml_energy_support(nvml, handle)
     return {"source": source, "reason": reason}
 

@@ -201,6 +201,25 @@ def test_cuda_tf32_through_the_new_api_and_restored():
         matmul.fp32_precision = "none"
 
 
+def test_cuda_tf32_keeps_the_legacy_matmul_precision_in_agreement():
+    """torch.get_float32_matmul_precision() raises while cuda.matmul says tf32 and the legacy setting still says
+    "highest"; Inductor's autotuning asks it (torch/_inductor/codecache.py, PersistentCache.lookup), so a tf32
+    run compiled with max-autotune failed on the GPU. The run's setting agrees with it; all is put back."""
+
+    def state() -> tuple[str, str, str]:
+        knobs = (torch.backends.cuda.matmul, torch.backends.mkldnn.matmul)
+        return (torch.get_float32_matmul_precision(), *(k.fp32_precision for k in knobs))
+
+    before = state()
+    cuda = Device(torch.device("cuda"))
+    with cuda.matmul_precision("tf32"):
+        assert torch.backends.cuda.matmul.fp32_precision == "tf32"
+        assert torch.get_float32_matmul_precision() == "high"
+    with cuda.matmul_precision("fp32"):
+        assert torch.get_float32_matmul_precision() == "highest"
+    assert state() == before
+
+
 def test_cpu_fp32_run_is_ieee_even_if_the_user_allowed_bf16_matmuls():
     knob = torch.backends.mkldnn.matmul
     before = knob.fp32_precision

@@ -58,29 +58,37 @@ def test_cuda_timing_is_synchronised_and_warmup_kept_apart(tmp_path):
             and s["peak_mem_bytes"] > 0
         )
         assert s["first_step_ms"] > s["ms_median"]  # CUDA context, cuBLAS handles: warm-up kept out
-        assert run["peak_flops"]["source"] in ("spec", "measured", "unknown")
+        # derived: a GPU without a spec row, or a MIG slice (its SM share of the row)
+        assert run["peak_flops"]["source"] in ("spec", "derived", "measured", "unknown")
     # synchronised: 21x the tokens cannot cost less time than the small batch
     assert big["summary"]["ms_median"] >= small["summary"]["ms_median"] * 0.9
 
 
 def test_out_of_memory_fails_that_run_and_the_sweep_goes_on(tmp_path):
     out = tmp_path / "r"
-    code = main(["run", "--devices", "cuda", *TINY, "--iters", "5", "--batch-sizes", "12,4000000,12",
+    # a repeated batch size runs once, so the run after the failure has its own size
+    code = main(["run", "--devices", "cuda", *TINY, "--iters", "5", "--batch-sizes", "12,4000000,8",
                  "--eval-interval", "5", "--eval-iters", "1", "--out", str(out), "--no-progress"])  # fmt: skip
     assert code == 1
     oom = _run(out, "cuda-fp32-b4000000-eager")
     assert oom["status"] == "failed" and "out of memory at batch size 4000000" in oom["error"]
     assert _run(out, "cuda-fp32-b12-eager")["status"] == "ok"
+    assert _run(out, "cuda-fp32-b8-eager")["status"] == "ok"
 
 
 def test_dtypes_and_cuda_graphs_compile_run(tmp_path):
+    import torch
+
     out = tmp_path / "r"
     code = main(["run", "--devices", "cuda", *TINY, "--iters", "30", "--dtypes", "fp32,tf32,bf16",
                  "--compile", "off,reduce-overhead", "--eval-interval", "30", "--eval-iters", "1",
                  "--out", str(out), "--no-progress"])  # fmt: skip
     assert code == 0
     statuses = {p.name: _run(out, p.name)["status"] for p in (out / "runs").iterdir()}
-    assert len(statuses) == 6 and set(statuses.values()) == {"ok"}, statuses
+    # tf32 and bf16 need compute capability 8.0 (Ampere); before it (T4, V100) they are skipped as emulation
+    ampere = torch.cuda.get_device_capability() >= (8, 0)
+    expected = {rid: "ok" if ampere or rid.startswith("cuda-fp32-") else "skipped" for rid in statuses}
+    assert len(statuses) == 6 and statuses == expected, statuses
 
 
 def test_fp16_trains_with_a_grad_scaler(shakespeare):

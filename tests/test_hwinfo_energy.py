@@ -197,6 +197,7 @@ class FakeNVML:
         self.init_error: Exception | None = None
         self.shutdowns = 0
         self.by_uuid: dict[str, int] = {}
+        self.mig: bool | None = None
 
     def nvmlInit(self) -> None:
         if self.init_error:
@@ -226,6 +227,11 @@ class FakeNVML:
             raise RuntimeError("Not Supported")
         return self.power_mw
 
+    def nvmlDeviceGetMigMode(self, h: int) -> list[int]:
+        if self.mig is None:
+            raise RuntimeError("Not Supported")  # NVMLError_NotSupported: a GPU without MIG
+        return [int(self.mig), int(self.mig)]
+
 
 def test_nvml_energy_counter() -> None:
     nvml = FakeNVML(["NVIDIA H100 80GB HBM3"])
@@ -239,6 +245,25 @@ def test_nvml_energy_counter() -> None:
         meter.read_joules()
     meter.close()
     assert nvml.shutdowns == 1
+
+
+def nvml_energy(nvml: FakeNVML) -> dict:
+    from hwinfo.nvml import _energy
+
+    return _energy(nvml, 0)
+
+
+def test_a_mig_slice_gets_no_whole_gpu_energy() -> None:
+    """CUDA on a MIG slice maps (by PCI bus) to the whole GPU, whose counter every MIG instance shares."""
+    nvml = FakeNVML(["NVIDIA H100 80GB HBM3"])
+    nvml.mig = True
+    meter = open_energy_meter("cuda", 0, nvml=nvml)
+    assert meter.available is False and "MIG" in meter.reason and "whole GPU" in meter.reason
+    assert nvml.shutdowns == 1
+    assert nvml_energy(nvml)["source"] == "unavailable"  # and hwinfo's listing says the same
+    nvml.mig = False  # MIG-capable, MIG off: the counter is this GPU's
+    assert open_energy_meter("cuda", 0, nvml=nvml).source == "nvml_energy"
+    assert nvml_energy(nvml)["source"] == "nvml_energy"
 
 
 def test_nvml_power_samples_when_no_counter() -> None:
