@@ -284,10 +284,16 @@ class Device:
     @contextlib.contextmanager
     def clean_compiler_state() -> Iterator[None]:
         """A compiled run's own compiler state: Dynamo's caches (and CUDA-graph trees) reset before and after,
-        Inductor's on-disk caches off, so its compile cost, kernels and memory are its own whatever ran
-        before it in the sweep or in an earlier sweep."""
+        Inductor's FX-graph and autotune caches off, and its kernel build folders (Inductor's C++/Triton
+        code cache, Triton's cache) a fresh temporary directory removed afterwards, so its compile cost,
+        kernels and memory are its own whatever ran before it in the sweep or in an earlier sweep."""
         import torch._dynamo
         import torch._inductor.config as inductor_config
+
+        try:
+            from torch._inductor.utils import fresh_cache  # torch >= 2.8; sets TORCHINDUCTOR/TRITON_CACHE_DIR
+        except ImportError:  # older torch: the same under its former name
+            from torch._inductor.utils import fresh_inductor_cache as fresh_cache
 
         off = {
             k: False
@@ -297,7 +303,7 @@ class Device:
         }  # fmt: skip
         torch._dynamo.reset()
         try:
-            with inductor_config.patch(off):
+            with inductor_config.patch(off), fresh_cache():
                 yield
         finally:
             torch._dynamo.reset()

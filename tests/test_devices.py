@@ -314,6 +314,23 @@ def test_clean_compiler_state_recompiles():
     assert counters["frames"]["ok"] == before + 1  # compiled afresh
 
 
+def test_clean_compiler_state_builds_kernels_in_a_fresh_folder_each_time():
+    """Inductor's compiled-kernel folder (and Triton's) used to persist across runs, so a later compiled run
+    skipped its kernel builds and its compile cost was not its own."""
+    import os
+
+    seen = []
+    for _ in range(2):
+        with Device.clean_compiler_state():
+            from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+            seen.append((cache_dir(), os.environ.get("TRITON_CACHE_DIR")))
+            assert os.path.isdir(seen[-1][0])
+    (first, triton_first), (second, _) = seen
+    assert first != second and triton_first.startswith(first)
+    assert not os.path.exists(first) and not os.path.exists(second)  # removed after the run
+
+
 def test_software_versions_are_json():
     info = json.loads(json.dumps(devices.software_versions()))
     assert info["torch"] == torch.__version__
