@@ -756,7 +756,9 @@ def thread_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
             best = int(per.idxmin())
             parts.append(
                 f"at {point[0]} batch {point[1]}: "
-                + ", ".join(f"{int(t)} thread(s) {fmt.ms(v)} ms/iter" for t, v in per.items())
+                + ", ".join(
+                    f"{int(t)} thread{'' if int(t) == 1 else 's'} {fmt.ms(v)} ms/iter" for t, v in per.items()
+                )
                 + f" (fastest: {best})"
             )
         sentence = "; ".join(p for p in parts if p) + "."

@@ -286,9 +286,11 @@ def _why(d: DeviceTune, row: TipRow, key: str) -> str:
         dk = _tune(results, key).get("default_knobs") or {}
         threads = knobs.get("threads")
         default_threads = (results.runs.loc[d.default, "threads"] if d.default else None) or dk.get("threads")
-        text = f"{threads} thread(s) against the default's {_int(default_threads)}"
+        against = (f"the default's {_threads(default_threads)}" if fmt.is_num(default_threads)
+                   else "the default (PyTorch's own thread count)")  # fmt: skip
+        text = f"{_threads(threads)} against {against}"
         if tip == "p_cores":
-            text = f"{threads} thread(s) pinned to the P-cores (CPUs {_cpus(knobs.get('cpus'))})"
+            text = f"{_threads(threads)} pinned to the P-cores (CPUs {_cpus(knobs.get('cpus'))})"
         if load_text:
             text += f"; {load_text}"
         if other is not None and other > BUSY_CORES and row.effect is not None and fmt.is_num(threads) \
@@ -325,8 +327,11 @@ def _why(d: DeviceTune, row: TipRow, key: str) -> str:
     return ""
 
 
-def _int(x: Any) -> str:
-    return str(int(x)) if fmt.is_num(x) else "PyTorch's choice"
+def _threads(x: Any) -> str:
+    """'1 thread', '4 threads', or '? threads' when not a number."""
+    if not fmt.is_num(x):
+        return "? threads"
+    return f"{int(x)} thread{'' if int(x) == 1 else 's'}"
 
 
 def _cpus(cpus: Any) -> str:

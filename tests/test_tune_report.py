@@ -92,7 +92,7 @@ def test_every_tip_gets_a_verdict_and_a_reason_with_evidence(tune_dir):
     assert list(rows) == ["threads", "bf16", "tf32", "fused_adamw", "batch_x2", "num_workers", "eval_iters"]
     t = rows["threads"]
     assert t.verdict == "worth it" and t.effect.ratio == pytest.approx(1.5, rel=0.02) and t.effect.low > 1
-    assert "1 thread(s) against the default's 4" in t.why
+    assert "1 thread against the default's 4 threads" in t.why
     bf16 = rows["bf16"]
     assert bf16.verdict == "harmful" and "lacks avx512_bf16 and amx_bf16" in bf16.why
     assert rows["fused_adamw"].verdict == "no effect"
@@ -166,3 +166,16 @@ def test_time_to_loss_for_runs_that_share_a_target_outside_tune(tmp_path):
     f = next(f for f in diagnose(results) if f.kind == "time_to_loss")
     assert "Time to val loss" in f.sentence and "cpu-b12" in f.sentence
     assert f.evidence["speedups"]["laptop/cpu-b12"]["ratio"] > 1
+
+
+def test_threads_against_pytorchs_own_count_reads_as_words(tmp_path):
+    """A default left at PyTorch's thread count once read "1 thread(s) against the default's PyTorch's choice"."""
+    root = write_sweep(tmp_path / "res", hw=hwinfo(physical_cores=2, features=("avx2", "fma")))
+    d = write_run(root, "cpu-default", ms=50.0, threads=None)
+    add_tune(
+        d, tip="default", variant="default", group="", measure="default", changed=[], knobs=DEFAULT_KNOBS
+    )
+    throughput(root, "threads2", "threads", "threads", 1.2, ["threads 2"], {"threads": 2})
+    why = rows_by_tip(load_results(root))["threads"].why
+    assert "2 threads against the default (PyTorch's own thread count)" in why
+    assert "thread(s)" not in why and "default's PyTorch" not in why
