@@ -107,6 +107,15 @@ def _headline(results: Results, findings: list[Finding]) -> str:
                 f"{fmt.count(best['tokens_per_s'])} tokens/s at best ({escape(results.label(best['key']))}); {mfu}. "
                 "Run the same recipe on another device and report both directories together to compare.</p>"
             )
+    busy = {k for f in findings if f.kind == "noisy_timing" for k in f.runs}
+    if busy:
+        n, total = len(busy), len(results.ok_runs())
+        whose = "its" if n == 1 else "their"
+        body += (
+            f"<p>{n} of {total} run{'s' if total != 1 else ''} ran while the machine was busy with other work: "
+            f"{whose} times are slower and noisier than the device can do (see <code>noisy_timing</code> "
+            "below).</p>"
+        )
     return f'<div class="headline">{body}</div>'
 
 

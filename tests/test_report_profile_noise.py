@@ -97,6 +97,11 @@ def test_busy_machine_explains_noisy_cpu_timings(tmp_path):
     assert f"{p90 / p10:.1f}x" in f.sentence
     assert "other processes used 1.00 cores" in f.sentence and "--threads 1" in f.sentence
     assert f.severity == "warning"
+    # the page's headline says so too, before any figure is read
+    results = load_results(d)
+    page = render_html(results, diagnose(results))
+    headline = page[page.index('<div class="headline">') :].split("</div>")[0]
+    assert "1 of 2 runs ran while the machine was busy" in headline and "noisy_timing" in headline
 
 
 def test_cuda_sentence_leads_with_idle_time():
