@@ -315,7 +315,7 @@ def step_breakdown(results: Results, keys: list[str]) -> Plot | None:
     if not keys:
         return None
     labels = _labels(results, keys)
-    fig = _figure(11, 1.2 + 0.32 * len(keys), left_in=_label_margin(labels), bottom_in=0.9)
+    fig = _figure(11, 1.5 + 0.32 * len(keys), left_in=_label_margin(labels), bottom_in=1.15)
     ax = fig.subplots()
     y = np.arange(len(keys))[::-1]
     left = np.zeros(len(keys))
@@ -328,17 +328,16 @@ def step_breakdown(results: Results, keys: list[str]) -> Plot | None:
         left += frac
     for yi, k in zip(y, keys, strict=True):
         m = results.profiles[k]["mean"]
-        note = f" {m['step_ms']:.3g} ms"
+        note = f" {fmt.ms(m['step_ms'])} ms"
         if m.get("kernel_launches_per_step"):
             note += f", {m['kernel_launches_per_step']:.0f} kernels, {m.get('mean_gap_us') or 0:.1f} us gaps"
         ax.text(min(float(left.max()), 100) + 1, yi, note, va="center", fontsize=7)
     ax.set_yticks(y, labels, fontsize=8)
-    ax.set_xlim(0, 135)
+    ax.set_xlim(0, 135)  # room right of the bars for each step's ms
+    ax.set_xticks(range(0, 101, 20))
     ax.set_xlabel("% of the profiled train step")
     ax.set_title("where each step's time goes (bench run --profile)")
-    ax.legend(
-        loc="upper center", bbox_to_anchor=(0.45, -0.35 if len(keys) < 4 else -0.12), ncol=6, fontsize=8
-    )
+    fig.legend(loc="lower center", bbox_to_anchor=(0.5, 0.02), ncol=6, fontsize=8)  # below the axis label
     return Plot(
         "profile", "step breakdown", _png(fig),
         "Exclusive time per category over the profiled steps (self time of ops on the CPU, kernel time on CUDA); "
