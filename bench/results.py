@@ -111,7 +111,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write text (UTF-8) to a temp file beside path, fsync, then rename over path; returns path.
 
     The one atomic writer of bench/ and reports/. hwinfo/torch_probe.py and model/dataset.py keep small copies
-    on purpose: hwinfo never imports bench, and model imports neither (the layers of DESIGN.md).
+    on purpose: hwinfo never imports bench, and model imports neither (the layers in README's layout).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,8 +33,10 @@ def test_every_compiled_run_of_a_sweep_pays_its_own_compile(tmp_path):
     """Issue 13: Dynamo's cache used to carry over, so the second batch size reused (or recompiled dynamically)
     the first's graph. Each compiled run now starts from a clean compiler state."""
     out = tmp_path / "r"
-    assert bench_run(out, "--compile", "on", "--batch-sizes", "4,8", "--threads", "1") == 0
-    for run_id in ("cpu-fp32-b4-compile-t1", "cpu-fp32-b8-compile-t1"):
+    # three sizes, as the issue reproduced it: without the clean state, batch 8 recompiles dynamically and
+    # batch 16 reuses that graph (no frame compiled, first step near the median), which two sizes miss
+    assert bench_run(out, "--compile", "on", "--batch-sizes", "4,8,16", "--threads", "1") == 0
+    for run_id in ("cpu-fp32-b4-compile-t1", "cpu-fp32-b8-compile-t1", "cpu-fp32-b16-compile-t1"):
         run = run_json(out, run_id)
         assert run["compile_stats"]["frames_compiled"] >= 1 and run["compile_stats"]["graphs"] >= 1, run_id
         summary = run["summary"]
