@@ -22,7 +22,7 @@ from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS
 from reports import fmt
 from reports.finding import Finding
 from reports.load import LOSS_NEUTRAL_TRAIN_KEYS, Results, step_ms_spanned
-from reports.profile_text import summarize_profile
+from reports.profile_text import PROFILED_SLOWER, summarize_profile
 from reports.roofline import roofline_findings
 
 # Same config and seed give the same batches on every device, so val curves differ only by numerics.
@@ -867,7 +867,7 @@ def profile_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
                 "does more work per launch."
             )
         overhead = prof.get("profiler_overhead")
-        if fmt.is_num(overhead) and overhead > 1.5:
+        if fmt.is_num(overhead) and overhead > PROFILED_SLOWER:
             sentence += (
                 f" (Profiled steps ran {overhead:.1f}x slower than unprofiled ones: read shares, not times.)"
             )

@@ -12,6 +12,10 @@ from reports.fmt import count, flops, is_num, ms, pct, sig
 CATEGORIES = ("matmul", "attention", "elementwise_norm", "optimizer", "data", "other")
 LABELS = {"elementwise_norm": "elementwise/norm"}
 
+# Profiled steps this many times slower than unprofiled ones get a note: the step breakdown's says "read
+# shares, not times", the roofline's says "the real rates are higher" (two findings, two uses of one fact).
+PROFILED_SLOWER = 1.3
+
 
 def summarize_profile(profile: dict, device: str | None = None, batch_size: Any = None) -> str:
     """Where the step's time goes, e.g. "on cpu at batch 12, 62.0% of the step is matmul at 140 GFLOP/s,

@@ -16,6 +16,7 @@ import pandas as pd
 
 from reports import fmt
 from reports.load import Results
+from reports.profile_text import PROFILED_SLOWER
 
 CATEGORIES = ("matmul", "attention", "elementwise_norm", "optimizer", "data", "other")
 LABELS = {"elementwise_norm": "elementwise/norm"}
@@ -279,7 +280,7 @@ def roofline_findings(results: Results, ok: pd.DataFrame) -> list:
                 "is overhead-bound."
             )
         overhead_x = prof.get("profiler_overhead")
-        if fmt.is_num(overhead_x) and overhead_x > 1.3:
+        if fmt.is_num(overhead_x) and overhead_x > PROFILED_SLOWER:
             sentence += (
                 f" (Rates are from profiled steps, {fmt.sig(overhead_x, 2)}x slower than unprofiled ones: "
                 "the real rates are higher.)"
