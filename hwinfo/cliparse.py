@@ -24,13 +24,8 @@ class OneLineParser(argparse.ArgumentParser):
         """As argparse's, but unrecognised arguments are blamed on the (sub)command they were given to."""
         parsed, extra = self.parse_known_args(args, namespace)
         if extra:
-            owner = self
             command = getattr(parsed, "command", None)
-            if command:
-                owner = _subparser(self, command) or self
-                nested = getattr(parsed, "format", None)  # `bench import nanogpt`
-                if isinstance(nested, str):
-                    owner = _subparser(owner, nested) or owner
+            owner = (_subparser(self, command) if command else None) or self
             owner.error(f"unrecognized arguments: {' '.join(extra)}")
         return parsed
 

@@ -181,3 +181,32 @@ def write_run(
         )  # fmt: skip
         writer.write_meta(status=status, error=error, summary=summary, finished="2025-01-01T01:00:00+00:00")
     return writer.dir
+
+
+def deny_reading(monkeypatch: Any, suffix: str) -> None:
+    """Make open() of any file whose name ends with suffix raise PermissionError, as for a non-root user
+    (the suite runs as root in CI, where a chmod cannot deny a read)."""
+    import builtins
+
+    real = builtins.open
+
+    def deny(file, *args, **kwargs):
+        if str(file).endswith(suffix):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", deny)
+
+
+def terminate(proc: Any, timeout: float = 120) -> tuple[str, str]:
+    """SIGTERM a subprocess.Popen and return its (stdout, stderr); a process that does not end in time is
+    killed, so it never stays behind to load the rest of the suite."""
+    import signal
+
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
+from tests.fixtures import terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16", "--batch-size", "2",
@@ -432,7 +433,6 @@ def test_ctrl_c_is_130_with_no_verdict(tiny_baseline, monkeypatch, capsys):
 
 def test_sigterm_is_143_and_leaves_the_baseline_alone(tmp_path):
     """A CI time-out (SIGTERM) during the measurement: exit 143, one line, no baseline half-written."""
-    import signal
     import time
 
     path = tmp_path / "baseline.json"
@@ -444,13 +444,7 @@ def test_sigterm_is_143_and_leaves_the_baseline_alone(tmp_path):
     first = proc.stderr.readline()  # "gate: N trials x ..." comes right before the measurement
     assert first.startswith("gate: "), first
     time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
-    try:
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:  # never leave a measuring process behind to load the rest of the suite
-            proc.kill()
-            proc.communicate()
+    out, err = terminate(proc)
     assert proc.returncode == 143, err
     assert err.strip() == "bench gate: terminated (SIGTERM): no verdict" and out == ""
     assert not path.exists() and list(tmp_path.iterdir()) == []

@@ -317,16 +317,7 @@ def test_permission_denied_is_one_line(tmp_path, capsys):
 
 def test_permission_denied_is_one_line_even_as_root(tmp_path, capsys, monkeypatch):
     d = one_dir(tmp_path)
-    import builtins
-
-    real = builtins.open
-
-    def deny(file, *args, **kwargs):
-        if str(file).endswith("run.json"):
-            raise PermissionError(13, "Permission denied", str(file))
-        return real(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", deny)
+    fixtures.deny_reading(monkeypatch, "run.json")
     rc, _, err = report(capsys, d)
     assert rc == 2 and "permission denied" in one_error_line(err)
 

@@ -281,16 +281,7 @@ def test_unreadable_run_json_is_one_line(tmp_path, monkeypatch):
     run = tmp_path / "runs" / "x"
     run.mkdir(parents=True)
     (run / "run.json").write_text("{}")
-    import builtins
-
-    real = builtins.open
-
-    def deny(file, *args, **kwargs):
-        if str(file).endswith("run.json"):
-            raise PermissionError(13, "Permission denied", str(file))
-        return real(file, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "open", deny)
+    fixtures.deny_reading(monkeypatch, "run.json")
     with pytest.raises(R.ResultsError, match="permission denied: ask its owner for read access"):
         R.read_run(run)
 

@@ -15,6 +15,7 @@ import torch
 
 from bench import train as train_mod
 from bench.cli import main
+from tests.fixtures import terminate
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16"]
@@ -154,13 +155,7 @@ def test_sigterm_ends_the_run_interrupted_like_ctrl_c(tmp_path):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (steps.exists() and steps.read_text().count("\n") > 5):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:  # never leave a training process behind to load the rest of the suite
-            proc.kill()
-            proc.communicate()
+    _, err = terminate(proc)
     assert proc.returncode == 143, err
     assert "interrupted by SIGTERM" in err and "--resume" in err and "Traceback" not in err
     run = run_json(out, "cpu-fp32-b12-eager-t1")
