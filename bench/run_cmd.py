@@ -391,8 +391,6 @@ def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN
 
     main = world is None or world.is_main
     cfg = _on_rank_zero(world, lambda: _stored_config(args, cfg))  # rank 0's sweep.json, on every node
-    for warning in (cfg.validate() or []) if main else []:
-        print(f"warning: {warning}", file=sys.stderr)
     env = world.env if world is not None else None
     if world is not None:
         _check_world_batches(cfg, world.world_size)
@@ -403,8 +401,8 @@ def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN
     specs = plan(cfg, devices, env.world_size if env else None)
     dataset = _load_data(cfg)
     hw = hwinfo.snapshot() if main else {}
-    if main:
-        for warning in memory_warnings(cfg, specs, devices):
+    if main:  # warnings only once the command is known to be usable: an error is then the only line
+        for warning in [*(cfg.validate() or []), *memory_warnings(cfg, specs, devices)]:
             print(f"warning: {warning}", file=sys.stderr)
     if args.dry_run:
         if main:

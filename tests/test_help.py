@@ -54,3 +54,11 @@ def test_a_usage_error_is_one_line_naming_the_command(entry, argv, prog, words, 
     assert code == 2
     assert err.count("\n") == 1 and err.startswith(f"{prog}: error: ") and words in err, err
     assert f"(see `{prog} --help`)" in err
+
+
+@pytest.mark.parametrize("command", ["run", "tune"])
+def test_an_error_is_the_only_line_even_when_a_warning_applies(command, capsys):
+    """--iters 5 warns (at or below the timing warm-up), but a missing device ends the command first."""
+    assert bench_main([command, "--devices", "tpu", "--iters", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"bench {command}: error: unknown device 'tpu'"), err

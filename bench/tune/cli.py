@@ -149,14 +149,15 @@ def run(args: argparse.Namespace) -> int:
         raise ResultsError(f"{out} holds a tune measured with other options ({_options_text(stored)}): resume it "
                            f"without --tips/--repeats/--block-seconds/--time-cap, or choose another --out")  # fmt: skip
     check_one_recipe(cfg)
-    for warning in cfg.validate() or []:
-        print(f"warning: {warning}", file=sys.stderr)
     devices, unavailable = resolve_devices(cfg.sweep.devices)
     if len(unavailable) == len(devices):
         raise DeviceUnavailable("; ".join(unavailable.values()))
+    dataset = _load_data(cfg)
+    # warnings only once the command is known to be usable: an error is then the only line
+    for warning in cfg.validate() or []:
+        print(f"warning: {warning}", file=sys.stderr)
     for reason in unavailable.values():
         print(f"warning: {reason}; it is left out", file=sys.stderr)
-    dataset = _load_data(cfg)
     hw = hwinfo.snapshot()
     import torch
 
