@@ -167,8 +167,12 @@ def _launch(tmp_path: Path, argv: list[str], die_at: int = -1) -> None:
 
     for r in range(2):
         (tmp_path / f"rank{r}").mkdir(exist_ok=True)
+    # When a rank dies, the launcher SIGTERMs the others at its next look (every 0.1 s by default), which can
+    # come before rank 0 has seen its peer's socket close (CI once saw that race: rank 0 interrupted, 143).
+    # Looking every 5 s leaves rank 0 time to find and record the real cause, the path the test is about.
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=2, run_id=f"test-{os.getpid()}",
-                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0)  # fmt: skip
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
+                          monitor_interval=5.0 if die_at >= 0 else 0.1)  # fmt: skip
     elastic_launch(config, sys.executable)("-c", RANK_DRIVER, str(tmp_path), str(die_at), *argv)
 
 
