@@ -101,8 +101,10 @@ def test_a_run_with_a_counter_records_joules_per_step(tmp_path, monkeypatch):
                  "--no-progress", "--out", str(out)]) == 0  # fmt: skip
     run = json.loads((Path(out) / "runs" / "cpu-fp32-b12-eager" / "run.json").read_text())
     e = run["summary"]["energy"]
-    assert e["source"] == "rapl" and e["mean_watts"] == pytest.approx(20.0, rel=1e-3)
-    assert e["idle_watts"] == pytest.approx(20.0, rel=1e-3)
+    # the fake meter reads its clock a moment before the recorder does: 1% leaves room for a VM pause between
+    # them, and still fails a wrong divisor (the evals' time counted in would give far less than 20 W)
+    assert e["source"] == "rapl" and e["mean_watts"] == pytest.approx(20.0, rel=1e-2)
+    assert e["idle_watts"] == pytest.approx(20.0, rel=1e-2)
     assert e["joules_per_step"] == pytest.approx(e["timed_joules"] / 18)
     assert e["tokens_per_joule"] == pytest.approx(12 * 8 * 18 / e["timed_joules"])
     # read at boundaries only: idle (2), timed phase around 3 evals (2 each), evals (2 each, 5 of them)

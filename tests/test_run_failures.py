@@ -180,7 +180,8 @@ def test_a_second_writer_on_the_same_directory_is_refused_naming_the_holder(tmp_
     try:
         steps = out / "runs" / "cpu-fp32-b12-eager-t1" / "steps.csv"
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not steps.exists():
+        # a step written: the run's run.json is on disk and its SIGTERM handling in place
+        while time.monotonic() < deadline and not (steps.exists() and steps.read_text().count("\n") > 1):
             time.sleep(0.2)
         assert main(["run", "--out", str(out), "--resume", "--no-progress"]) == 2
         err = capsys.readouterr().err.strip()
