@@ -211,7 +211,8 @@ def test_download_deadline_is_overall_not_per_read(bad_server, tmp_path):
     start = time.monotonic()
     with pytest.raises(DataError, match="did not finish within 1 s"):
         download(f"{bad_server}/trickle", SHA0, directory=tmp_path, timeout_s=1)
-    assert time.monotonic() - start < 10  # a per-read timeout would run 30 s here (10: room for a loaded machine)
+    # a per-read timeout would run 30 s here (10: room for a loaded machine)
+    assert time.monotonic() - start < 10
 
 
 def test_download_short_body_is_a_data_error(bad_server, tmp_path):

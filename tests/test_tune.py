@@ -184,7 +184,8 @@ def test_a_variant_that_fails_fails_alone_and_the_exit_is_1(tmp_path, monkeypatc
         failed["status"] == "failed"
         and "RuntimeError: fused kernel exploded during the warm-up" in failed["error"]
     )
-    assert run_json(out, "cpu-bf16")["status"] == "ok"  # the other variant still measured (bf16: every CPU has it)
+    # the other variant still measured (bf16: every CPU has it)
+    assert run_json(out, "cpu-bf16")["status"] == "ok"
     err = capsys.readouterr().err
     assert "1 variant(s) failed: cpu-fused-adamw" in err
 
