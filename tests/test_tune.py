@@ -33,8 +33,15 @@ def run_json(out: Path, run_id: str) -> dict:
 
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory) -> Path:
+    """The tiny tune's results directory; what it said on stderr is kept beside it in stderr.txt."""
+    import contextlib
+    import io
+
     out = tmp_path_factory.mktemp("tune") / "res"
-    assert tune(out) == 0
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert tune(out) == 0
+    (out.parent / "stderr.txt").write_text(err.getvalue())
     return out
 
 
@@ -87,6 +94,32 @@ def test_the_default_sets_the_target_and_the_batch_variant_is_timed_to_it(tuned)
     assert b["stopped"] in ("target reached", "time cap", "end of recipe")
     if b["stopped"] == "target reached":
         assert b["time_to_target_s"] <= b["clock_s"] and b["reached_at_iter"] % 10 == 0
+
+
+def test_the_time_to_loss_phase_says_how_long_it_will_take_before_it_starts(tuned):
+    import re
+    import statistics
+
+    err = (tuned.parent / "stderr.txt").read_text()
+    line = next(ln for ln in err.splitlines() if ln.startswith("cpu: time to loss: "))
+    assert (
+        err.index("cpu-batch24: batch_size 24: to the target")
+        < err.index(line)
+        < err.index("cpu-default: ok")
+    )
+    # the default's tokens/s: the median of its blocks in every throughput variant before the phase
+    blocks = [x for run_id in ("cpu-threads2", "cpu-fused-adamw", "cpu-best") if (tuned / "runs" / run_id).exists()
+              for x in run_json(tuned, run_id)["tune"]["default_samples_tokens_per_s"]]  # fmt: skip
+    speed = statistics.median(blocks)
+    assert f"at its {speed:,.0f} tokens/s" in line
+    recipe_s = 30 * 12 * 16 / speed  # --iters 30, batch 12 of 16 tokens
+    said = re.search(r"the default's 30 steps \(([\d.]+) s at", line)
+    assert said and float(said.group(1)) == pytest.approx(recipe_s, abs=0.5)
+    # batch x2, and the best configuration when a variant was worth it
+    n = sum(run_json(tuned, p.name)["tune"]["measure"] == "time_to_loss" for p in (tuned / "runs").iterdir())
+    total = re.search(r"up to about ([\d.]+) s", line)
+    assert total and float(total.group(1)) == pytest.approx(recipe_s * (1 + 1.1 * n), abs=0.5)
+    assert f"{n} variant(s) run to it, each for at most 1.1x the default's time" in line
 
 
 def test_the_report_answers_each_tip(tuned):

@@ -81,6 +81,7 @@ class Tuner:
         """Every variant of one device; returns {run_id: status}. Raises bench.runner.Interrupted."""
         self.device, self.default = device, default
         self._default_side: Side | None = None
+        self._default_tokens_per_s: list[float] = []  # every block of the default measured so far
         statuses: dict[str, str] = {}
         label = device.label
         for v in variants:
@@ -275,6 +276,7 @@ class Tuner:
         self._finish(
             writer, meta, status, error, self._summary(side, meta, load), self._pair_numbers(pair), load
         )
+        self._default_tokens_per_s += pair.default_tokens_per_s
         line = f"{run_id}: {status}"
         if status == "ok":
             e = throughput_effect(pair.variant_tokens_per_s, pair.default_tokens_per_s)
@@ -312,6 +314,27 @@ class Tuner:
         return summary
 
     # ---- time to loss: the default and the variants that change the recipe, in turns --------------------
+    def _to_loss_estimate(self, runs: list[tuple[Variant, dict]]) -> str | None:
+        """How long the phase will take, said before it starts (it is most of a tune on a CPU): the recipe's
+        steps at the default's measured tokens/s, then each variant up to --time-cap times that. None when the
+        default's speed is not known yet (no throughput variant ran) or its full run is not part of the phase."""
+        default = next((meta for v, meta in runs if v.measure == DEFAULT), None)
+        if default is None or not self._default_tokens_per_s or not default.get("tokens_per_iter"):
+            return None
+        import statistics
+
+        tokens_per_s = statistics.median(self._default_tokens_per_s)
+        recipe_s = self.cfg.train.max_iters * default["tokens_per_iter"] / tokens_per_s
+        n_variants = len(runs) - 1
+        total_s = recipe_s * (1 + self.options.time_cap * n_variants)
+        if n_variants == 0:
+            return (f"about {_minutes(recipe_s)}, plus evals: the default's {self.cfg.train.max_iters} steps at its "
+                    f"{tokens_per_s:,.0f} tokens/s (num_workers and eval_iters are answered from its run)")  # fmt: skip
+        return (f"up to about {_minutes(total_s)}, plus evals: the default's {self.cfg.train.max_iters} steps "
+                f"({_minutes(recipe_s)} at its {tokens_per_s:,.0f} tokens/s) set the target, then {n_variants} "
+                f"variant(s) run to it, each for at most {self.options.time_cap:g}x the default's time "
+                "(the batch tips: leave batch_x2,batch_x4 out of --tips to skip this phase)")  # fmt: skip
+
     def _to_loss_phase(self, variants: list[Variant], resume: bool) -> dict[str, str]:
         from bench.runner import Interrupted
         from bench.tune.measure import Side
@@ -357,12 +380,15 @@ class Tuner:
                     load,
                 )
             )
-            what = (
-                "the recipe to its end: its final val loss is the target"
-                if v.measure == DEFAULT
-                else "to the target"
-            )
-            _say(f"{v.run_id(label)}: {', '.join(meta['tune']['changed']) or 'the recipe'}: {what}")
+            if v.measure == DEFAULT:
+                _say(f"{v.run_id(label)}: the recipe to its end (its final val loss is the target)")
+            else:
+                _say(
+                    f"{v.run_id(label)}: {', '.join(meta['tune']['changed']) or 'the recipe'}: to the target"
+                )
+        estimate = self._to_loss_estimate([(v, meta) for v, _, meta, _ in runs])
+        if estimate:
+            _say(f"{label}: time to loss: {estimate}")
         compiled = any(r.side.trainer.compiled for _, r, _, _ in runs)
         try:
             with self.device.clean_compiler_state() if compiled else contextlib.nullcontext():
@@ -445,6 +471,12 @@ def _reason(device: Device, e: BaseException, where: str, batch_size: int) -> st
     if device.is_oom(e):
         return f"out of memory at batch size {batch_size} during {where}: {first}"
     return f"{type(e).__name__}: {first} during {where}"
+
+
+def _minutes(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def _now() -> str:
