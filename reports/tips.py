@@ -462,6 +462,43 @@ def best_config(d: DeviceTune) -> dict[str, Any]:
             "best_single": max(singles, key=lambda c: c.effect.ratio or 0.0, default=None)}  # fmt: skip
 
 
+def compile_payback(d: DeviceTune) -> dict | None:
+    """Why a compiled best configuration, faster per step, reached the target later: its clock counts the
+    compile (the first step), which the steps it saves repay only over a longer run. From the two runs timed to
+    the target side by side (their first step and median ms/iter); None when the best is not compiled."""
+    key = d.role(BEST_TO_LOSS)
+    if key is None or d.default is None:
+        return None
+    runs = d.results.runs
+    if runs.loc[key, "compile"] in (None, "off") or runs.loc[d.default, "compile"] not in (None, "off"):
+        return None
+    first, ms, base = (
+        runs.loc[key, "first_step_ms"],
+        runs.loc[key, "ms_median"],
+        runs.loc[d.default, "ms_median"],
+    )
+    steps = runs.loc[d.default, "iters_done"]
+    if not all(fmt.is_num(x) and x > 0 for x in (first, ms, base, steps)):
+        return None
+    overhead_s = (first - ms) / 1e3
+    saved_ms = base - ms
+    out = {"first_step_s": first / 1e3, "ms_median": ms, "default_ms_median": base, "recipe_steps": int(steps),
+           "break_even_steps": overhead_s * 1e3 / saved_ms if saved_ms > 0 else None}  # fmt: skip
+    if out["break_even_steps"] is not None and out["break_even_steps"] <= steps:
+        return None  # repaid within the recipe: the compile does not explain the slower time to the target
+    head = f"its compile (the first step took {first / 1e3:.1f} s) counts in its time"
+    if saved_ms <= 0:
+        out["text"] = (
+            f"{head}, and in that run its steps were no faster ({ms:.1f} against {base:.1f} ms/iter)"
+        )
+    else:
+        about = fmt.count(float(f"{out['break_even_steps']:.2g}"))  # two digits: the steps are a rough figure
+        out["text"] = (f"{head}, and saving {saved_ms:.1f} ms on each step ({ms:.1f} against {base:.1f} ms/iter) "
+                       f"repays it only after about {about} steps, "
+                       f"against the recipe's {int(steps):,}")  # fmt: skip
+    return out
+
+
 def _variant_key(d: DeviceTune, name: str) -> str:
     return next(k for k in d.keys if _tune(d.results, k).get("variant") == name)
 
@@ -522,11 +559,16 @@ def best_config_findings(results: Results, ok: Any) -> list:
             else:
                 bits.append("time to loss not measured for it")
             sentence = f"Fastest configuration measured on {label}: {what} (the rest as the recipe): {'; '.join(bits)}."
+        payback = compile_payback(d) if gain is not None and ttl is not None and ttl.ratio < 1 else None
+        if payback is not None:
+            sentence = sentence[:-1] + f": {payback['text']}."
         evidence = {
             "changed": b["changed"],
             "gain_over_default": gain.to_dict() if gain else {"ratio": 1.0, "low": None, "high": None},
             "time_to_loss_gain": ttl.to_dict() if ttl else None,
         }
+        if payback is not None:
+            evidence["compile_payback"] = {k: v for k, v in payback.items() if k != "text"}
         out.append(
             Finding(
                 "best_config", "info", sentence, evidence, b["runs"] or ([d.default] if d.default else [])

@@ -179,3 +179,43 @@ def test_threads_against_pytorchs_own_count_reads_as_words(tmp_path):
     why = rows_by_tip(load_results(root))["threads"].why
     assert "2 threads against the default (PyTorch's own thread count)" in why
     assert "thread(s)" not in why and "default's PyTorch" not in why
+
+
+def test_a_compiled_best_that_is_slower_to_the_target_says_the_compile_is_not_repaid(tmp_path):
+    """The shape of a real CPU tune: compile is 1.06x tokens/s, but its first step (the compile, 21 s) counts in
+    its time to the target, and the few ms it saves per step repay that only over a longer run than the recipe."""
+    root = write_sweep(tmp_path / "res", hw=hwinfo(physical_cores=2, features=("avx2", "fma")))
+    d = write_run(root, "cpu-default", ms=64.0, eval_ms=200.0)
+    target = round(float(read_json(d / "run.json")["summary"]["final_val_loss"]), 6)
+    add_tune(d, tip="default", variant="default", group="", measure="default", changed=[], knobs=DEFAULT_KNOBS,
+             target_val_loss=target, stopped="end of recipe")  # fmt: skip
+    throughput(root, "compile", "compile", "compile", 1.06, ["compile on"], {"compile": "on"})
+    best = write_run(root, "cpu-best-to-loss", ms=61.0, eval_ms=200.0, compile="on", first_step_ms=21000.0)
+    add_tune(best, tip="best-to-loss", variant="best-to-loss", group="best", measure="time_to_loss",
+             changed=["compile on"], knobs={**DEFAULT_KNOBS, "compile": "on"}, target_val_loss=target,
+             stopped="target reached")  # fmt: skip
+    results = load_results(root)
+    (finding,) = [f for f in diagnose(results) if f.kind == "best_config"]
+    assert finding.evidence["time_to_loss_gain"]["ratio"] < 1  # the compile's 21 s outweigh the steps saved
+    p = finding.evidence["compile_payback"]
+    ms = results.runs.loc[_key(results, "cpu-best-to-loss"), "ms_median"]
+    base = results.runs.loc[_key(results, "cpu-default"), "ms_median"]
+    assert p["first_step_s"] == pytest.approx(21.0) and p["recipe_steps"] == 2000
+    assert p["break_even_steps"] == pytest.approx((21000.0 - ms) / (base - ms))
+    assert 2000 < p["break_even_steps"] < 20000
+    assert "its compile (the first step took 21.0 s) counts in its time" in finding.sentence
+    assert (
+        f"saving {base - ms:.1f} ms on each step" in finding.sentence
+        and "against the recipe's 2,000" in finding.sentence
+    )
+
+    # an uncompiled best slower to the target gets no such reason
+    meta = read_json(best / "run.json")
+    meta["compile"] = "off"
+    atomic_write_json(best / "run.json", meta)
+    (finding,) = [f for f in diagnose(load_results(root)) if f.kind == "best_config"]
+    assert "compile_payback" not in finding.evidence and "first step took" not in finding.sentence
+
+
+def _key(results, run_id: str) -> str:
+    return next(k for k in results.runs.index if results.runs.loc[k, "run_id"] == run_id)
