@@ -342,3 +342,19 @@ def test_turns_to_the_target_default_sets_it_and_a_slow_variant_is_capped():
     assert slow.state.stopped == "time cap" and slow.state.reached_s is None
     assert slow.state.clock_ms / 1e3 > 1.5 * 1.11
     assert "D" in log[:5] and "Q" in log[:20] and "S" in log[:40]  # they took turns from the start
+
+
+def test_turns_keep_the_runs_level_in_clock_so_none_runs_far_past_the_cap():
+    """A variant whose steps overshoot every turn (45 ms steps, 50 ms turns: 90 ms a turn) must not drift ahead
+    of the default: it would be past its cap before the default has finished and set it."""
+    log: list[str] = []
+    knobs = Knobs("fp32", "off", None, None, False, 4)
+    default = ToLossRun(
+        Side(FakeTrainer("D", 10.0, log, 0.01), knobs), FakeWriter(), ToLoss(None, None), True
+    )
+    slow = ToLossRun(Side(FakeTrainer("S", 45.0, log, 0.01), knobs), FakeWriter(), ToLoss(None, None))
+    run_interleaved([default, slow], turn_s=0.05, time_cap=1.5)
+    cap = 1.5 * default.state.reached_s  # 1.5 x 1.11 s
+    assert slow.state.stopped == "time cap"
+    # stopped at its first step past the cap: one 45 ms step (and at most one 10 ms eval) beyond it
+    assert cap < slow.state.clock_ms / 1e3 <= cap + 0.055, slow.state.clock_ms

@@ -2,8 +2,8 @@
 val loss reaches the target, as MLPerf times training; the target is the val loss the default reaches at
 the end of the recipe.
 
-The runs take turns in one process (about `turn_s` of each run's own clock per turn), so a neighbour's
-burst of load hits them alike. A run's clock is its own train and eval time, as reports.load.wall_clock
+The runs take turns in one process (each turn takes every run's own clock `turn_s` further, to the same
+level), so a neighbour's burst of load hits them alike. A run's clock is its own train and eval time, as reports.load.wall_clock
 reads it back from steps.csv and evals.csv: the sum of its synchronised step times and eval times. The
 target is known only at evals (every eval_interval steps, as the recipe says). A variant stops at its first
 eval at or below the target, or once its clock passes the cap (a multiple of the default's time): by then
@@ -93,9 +93,12 @@ class ToLossRun:
         self._steps = self._run()
 
     def advance(self, turn_s: float) -> None:
-        """Steps (and evals) until this run's clock has advanced by turn_s, or it is done; an exception ends
-        this run alone (kept in `error`)."""
-        until = self.state.clock_ms + turn_s * 1e3
+        """Steps (and evals) until this run's clock has advanced by turn_s, or it is done."""
+        self.advance_to(self.state.clock_ms + turn_s * 1e3)
+
+    def advance_to(self, until: float) -> None:
+        """Steps (and evals) until this run's clock reaches `until` ms, or it is done (nothing when it is there
+        already); an exception ends this run alone (kept in `error`)."""
         try:
             with self.side.active():
                 while not self.done and self.state.clock_ms < until:
@@ -162,9 +165,14 @@ def run_interleaved(
         if not r.is_default:
             r.state.target, r.state.cap_s = target, cap_s
     active = list(runs)
+    # Every turn takes each run's clock to the same level: a run whose steps (or an eval) overshoot a turn
+    # waits for the others rather than drifting ahead, so the runs stay within a step of each other in
+    # clock, and none is far past the cap when the default finishes and sets it.
+    level = 0.0
     while active:
+        level = max(level + turn_s * 1e3, min(r.state.clock_ms for r in active))
         for r in list(active):
-            r.advance(turn_s)
+            r.advance_to(level)
             if r.is_default and r.done and r.state.reached_s is not None:
                 for other in runs:
                     if other.is_default or other.error is not None:
