@@ -633,7 +633,7 @@ def batch_scaling_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
             kind, severity = "compute_bound", "info"
             sentence = (
                 f"{dev} is compute-bound: {grow}, nearly in proportion, at {fmt.pct(mfu_l)} of its own peak at "
-                f"batch {b_large}; only a faster device or a lower-precision dtype makes it faster."
+                f"batch {b_large}; {_compute_levers(results, small)}."
             )
         else:
             kind, severity = "batch_scaling", "info"
@@ -712,6 +712,25 @@ def peak_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
             )
         )  # fmt: skip
     return out
+
+
+def _compute_levers(results: Results, r: pd.Series) -> str:
+    """What can make a compute-bound run faster. A lower-precision dtype only where the device runs one
+    natively: on a CPU without avx512_bf16/AMX (or avx512_fp16) bf16 and fp16 are emulated and many times
+    slower than fp32, so saying "use bf16" there would send the user the wrong way."""
+    if r["device_type"] != "cpu" or r["dtype"] != "fp32":
+        return "only a faster device or a lower-precision dtype the device runs natively makes it faster"
+    features = {str(f).lower() for f in _host_cpu(results, r["key"]).get("features") or []}
+    if not features:
+        return ("only a faster device, or a lower-precision dtype if this CPU runs one natively (bf16 needs "
+                "avx512_bf16 or amx_bf16: its features are unknown here), makes it faster")  # fmt: skip
+    native = [d for d, need in NATIVE_CPU_FEATURES.items() if features & set(need)]
+    if native:
+        return f"only a faster device or {' or '.join(native)} (native on this CPU) makes it faster"
+    return (
+        "only a faster device makes it faster: this CPU has no native bf16 or fp16 (no avx512_bf16, "
+        "amx_bf16, avx512_fp16 or amx_fp16), so a lower-precision dtype would run emulated, slower than fp32"
+    )
 
 
 def _host_cpu(results: Results, key: str) -> dict:

@@ -100,8 +100,20 @@ def test_overhead_bound_series(tmp_path):
     assert not kinds(diagnose(results), "compute_bound")
 
 
-def test_compute_bound_series_near_peak(tmp_path):
-    d = synthetic.write_sweep(tmp_path / "r")
+@pytest.mark.parametrize(
+    ("features", "lever"),
+    [
+        # no native bf16/fp16 (this project's VM): a lower precision would be emulated, slower; never advise it
+        (("avx2", "fma"), "only a faster device makes it faster: this CPU has no native bf16 or fp16"),
+        (
+            ("avx2", "avx512f", "avx512_bf16"),
+            "only a faster device or bf16 (native on this CPU) makes it faster",
+        ),
+        ((), "a lower-precision dtype if this CPU runs one natively (bf16 needs avx512_bf16 or amx_bf16"),
+    ],
+)
+def test_compute_bound_series_near_peak(tmp_path, features, lever):
+    d = synthetic.write_sweep(tmp_path / "r", hw=synthetic.hwinfo(features=features))
     peak = _peak_for_mfu(4, 10.0, 0.6)
     for b in (4, 8, 16):
         synthetic.write_run(d, f"cpu-b{b}", batch_size=b, ms=10.0 * b / 4, peak=peak, train=SHORT, seed=b)
@@ -109,6 +121,7 @@ def test_compute_bound_series_near_peak(tmp_path):
     (f,) = kinds(findings, "compute_bound")
     assert f.evidence["exponent"] == pytest.approx(1.0, abs=0.05)
     assert f.evidence["mfu_large"] == pytest.approx(0.6, rel=0.05)
+    assert lever in f.sentence
     assert not kinds(findings, "overhead_bound")
 
 
