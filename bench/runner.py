@@ -574,15 +574,20 @@ class HostLoad:
         self.proc = proc
         self.t0 = time.perf_counter()
         self.sys0 = psutil.cpu_times()
-        self.proc0 = proc.cpu_times()
+        self.own0, self.kids0 = _own_cpu(proc)
         self.load0 = _loadavg()
 
     def finish(self) -> dict:
         wall = max(time.perf_counter() - self.t0, 1e-9)
-        sys1, proc1 = psutil.cpu_times(), self.proc.cpu_times()
+        sys1 = psutil.cpu_times()
+        own1, kids1 = _own_cpu(self.proc)
         busy = sum(getattr(sys1, f) - getattr(self.sys0, f) for f in ("user", "system", "nice", "irq", "softirq")
                    if hasattr(sys1, f))  # fmt: skip
-        mine = (proc1.user - self.proc0.user) + (proc1.system - self.proc0.system)
+        # this process and its children (torch.compile's worker processes): their CPU is the run's own work,
+        # not a neighbour's. A child gone since the start (reaped) counts in own1 whole: its earlier part is
+        # taken off again.
+        mine = own1 - self.own0 + sum(t - self.kids0.get(pid, 0.0) for pid, t in kids1.items())
+        mine = max(mine - sum(t for pid, t in self.kids0.items() if pid not in kids1), 0.0)
         steal = getattr(sys1, "steal", 0.0) - getattr(self.sys0, "steal", 0.0)
         return {
             "logical_cpus": psutil.cpu_count(logical=True),
@@ -592,6 +597,24 @@ class HostLoad:
             "loadavg_1m_start": self.load0,
             "loadavg_1m_end": _loadavg(),
         }
+
+
+def _own_cpu(proc: psutil.Process) -> tuple[float, dict[int, float]]:
+    """(CPU seconds of this process and its reaped children, {pid: CPU seconds} of its live descendants)."""
+    t = proc.cpu_times()
+    own = t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
+    kids: dict[int, float] = {}
+    try:
+        children = proc.children(recursive=True)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        children = []
+    for c in children:
+        try:
+            ct = c.cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        kids[c.pid] = ct.user + ct.system
+    return own, kids
 
 
 @contextlib.contextmanager

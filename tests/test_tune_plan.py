@@ -55,6 +55,26 @@ def test_a_recipe_that_already_follows_a_tip_is_measured_without_it():
     assert plan["fp32"].tip == "bf16" and not plan["fp32"].applies_tip
     assert plan["fp16"].knobs.dtype == "fp16" and plan["fp16"].applies_tip  # relative to the recipe's bf16
     assert [v.knobs.threads for v in plan.values() if v.tip == "threads"] == [1]
+    # threads 2 on 2 cores already is "threads = physical cores": 1 thread measures the recipe without it
+    assert not plan["threads1"].applies_tip
+
+
+def test_thread_variants_apply_the_tip_only_when_they_move_toward_the_physical_cores():
+    cpu = parse_device("cpu")
+    # a recipe at 1 thread on 8 cores: 2, 4 and 8 threads each move toward the tip
+    plan = by_name(plan_device("cpu", cpu, cfg(threads=[1]), hw(8), ["threads"], default_threads=8))
+    assert {n: v.applies_tip for n, v in plan.items()} == {
+        "threads2": True,
+        "threads4": True,
+        "threads8": True,
+    }
+    # PyTorch's choice (8 on 8 cores) is the tip itself: fewer threads measure it turned off
+    plan = by_name(plan_device("cpu", cpu, cfg(), hw(8), ["threads"], default_threads=8))
+    assert {n: v.applies_tip for n, v in plan.items()} == {
+        "threads1": False,
+        "threads2": False,
+        "threads4": False,
+    }
 
 
 def test_only_the_tips_asked_for_and_no_default_run_without_a_time_to_loss_tip():

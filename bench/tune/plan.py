@@ -153,9 +153,13 @@ def plan_device(
             add(
                 "threads", "threads", "threads", unavailable=f"{device.type} work does not run on CPU threads"
             )
+        physical = max(counts) if counts else None
         for n in counts:
             if n != current:
-                add("threads", f"threads{n}", "threads", threads=n)
+                # the tip is "threads = physical cores": a variant applies it when it moves toward that count;
+                # with the recipe already there (the default: PyTorch's choice), the variants measure it without
+                toward = physical is not None and abs(n - physical) < abs(current - physical)
+                add("threads", f"threads{n}", "threads", applies=toward, threads=n)
     if "p_cores" in tips:
         cpus, why = device.performance_cpus(hw)
         if cpus is None:

@@ -6,8 +6,8 @@ The runs take turns in one process (each turn takes every run's own clock `turn_
 level), so a neighbour's burst of load hits them alike. A run's clock is its own train and eval time, as reports.load.wall_clock
 reads it back from steps.csv and evals.csv: the sum of its synchronised step times and eval times. The
 target is known only at evals (every eval_interval steps, as the recipe says). A variant stops at its first
-eval at or below the target, or once its clock passes the cap (a multiple of the default's time): by then
-it has answered.
+eval at or below the target, or once its clock passes the cap (a multiple of the default's time), after one
+more eval there, so that its val loss is known at the cap: by then it has answered.
 """
 
 from __future__ import annotations
@@ -122,16 +122,20 @@ class ToLossRun:
                 self._on_step()
 
         self.side.on_step = on_step
+
+        def evaluate(it: int) -> None:
+            state.where = f"the eval at iter {it}"
+            for split, (loss, ms) in trainer.evaluate(samplers).items():
+                self.writer.eval(it, split, loss, ms)
+                state.losses[split] = loss
+                state.eval_ms_total += ms
+                state.clock_ms += ms
+            if "val" in state.losses:
+                state.val_evals.append((it, state.losses["val"], state.clock_ms / 1e3))
+
         for it in range(t.max_iters + 1):
             if it % t.eval_interval == 0 or it == t.max_iters:
-                state.where = f"the eval at iter {it}"
-                for split, (loss, ms) in trainer.evaluate(samplers).items():
-                    self.writer.eval(it, split, loss, ms)
-                    state.losses[split] = loss
-                    state.eval_ms_total += ms
-                    state.clock_ms += ms
-                if "val" in state.losses:
-                    state.val_evals.append((it, state.losses["val"], state.clock_ms / 1e3))
+                evaluate(it)
                 if not self.is_default and state.check():
                     return
                 yield
@@ -140,7 +144,11 @@ class ToLossRun:
             state.where = f"step {it}"
             self.side.steps(1, "warmup" if it < warmup else "timed")
             if not self.is_default and state.cap_s is not None and state.clock_ms / 1e3 > state.cap_s:
-                state.stopped = "time cap"  # its next eval would come later still
+                # Past the cap between two evals: one eval now, so its val loss is known at the cap. Without it,
+                # the last known loss would be an eval's up to an interval earlier, and "not at the target
+                # within the cap" would be a guess (the loss may have crossed in between).
+                evaluate(it + 1)
+                state.stopped = "target reached" if state.find_target() else "time cap"
                 return
             yield
         state.stopped = "end of recipe"
@@ -180,7 +188,10 @@ def run_interleaved(
                     other.state.target = r.state.target
                     other.state.cap_s = time_cap * r.state.reached_s
                     if not other.done:
-                        other.done = other.state.check()
+                        # at the target by an eval made already: done; past the cap: its next step evaluates
+                        # once and stops (so its val loss is known at the cap)
+                        if other.state.find_target():
+                            other.state.stopped, other.done = "target reached", True
                     elif other.state.find_target():  # it ended before the target was known
                         other.state.stopped = "target reached"
         active = [r for r in active if not r.done]
