@@ -125,10 +125,33 @@ def _params(results: Results, key: str) -> int | None:
         return None
 
 
-def _tokens_seen(r: pd.Series) -> float | None:
-    """Training tokens the run read: iterations x tokens per iteration (batch x block x accumulation)."""
-    iters, tpi = r.get("iters_done"), r.get("tokens_per_iter")
+def _tokens_seen(r: pd.Series, iters: Any = None) -> float | None:
+    """Training tokens read in `iters` iterations (default: all the run did) x tokens per iteration
+    (batch x block x accumulation)."""
+    iters = r.get("iters_done") if iters is None else iters
+    tpi = r.get("tokens_per_iter")
     return float(iters) * float(tpi) if fmt.is_num(iters) and fmt.is_num(tpi) else None
+
+
+def _final_val(results: Results, key: str) -> tuple[float, int] | None:
+    """(val loss, iteration) of the run's last finite val eval: the final val loss a sentence quotes."""
+    e = results.evals_of(key)
+    val = e[e["split"] == "val"].dropna(subset=["loss"])
+    val = val[np.isfinite(val["loss"].astype(float))]
+    if val.empty:
+        return None
+    row = val.loc[val["iter"].astype(int).idxmax()]
+    return float(row["loss"]), int(row["iter"])
+
+
+def _fused_adamw(results: Results, key: str) -> bool:
+    """Whether the run used the fused AdamW kernel: run.json's `fused_adamw`, else its tune knobs; unknown
+    means the default foreach AdamW."""
+    meta = results.run_meta.get(key) or {}
+    v = meta.get("fused_adamw")
+    if v is None:
+        v = ((meta.get("tune") or {}).get("knobs") or {}).get("fused_adamw")
+    return bool(v)
 
 
 def _short_count(x: Any) -> str:
@@ -276,10 +299,15 @@ def _num(x: Any) -> float | None:
 def _recipe_facts(results: Results, ok: pd.DataFrame, key: str) -> dict[str, Any]:
     r = ok.loc[key]
     best = _best_val(results, key)
+    final = _final_val(results, key)
     return {
         "iters": int(r["iters_done"]) if fmt.is_num(r.get("iters_done")) else None,
         "tokens_per_iter": int(r["tokens_per_iter"]) if fmt.is_num(r.get("tokens_per_iter")) else None,
         "tokens_seen": _tokens_seen(r),
+        # the loss compared is the last val eval's: the tokens read by then, not by the end of the run
+        "final_val_iter": final[1] if final else None,
+        "final_val_eval_loss": final[0] if final else None,
+        "tokens_at_final_val": _tokens_seen(r, final[1]) if final else None,
         "params": _params(results, key),
         "dtype": r.get("dtype"),
         "final_train_loss": _num(r.get("final_train_loss")),
@@ -291,10 +319,49 @@ def _recipe_facts(results: Results, ok: pd.DataFrame, key: str) -> dict[str, Any
 
 def _losses_text(f: dict[str, Any]) -> str:
     text = f"train {fmt.loss(f['final_train_loss'])} / val {fmt.loss(f['final_val_loss'])}"
+    if f.get("final_val_iter") is not None:
+        text += f" at iter {f['final_val_iter']}"
     best = f.get("best_val_loss")
     if fmt.is_num(best) and fmt.is_num(f["final_val_loss"]) and f["final_val_loss"] - best > OVERFIT_RISE:
         text += f", best val {fmt.loss(best)} at iter {f['best_val_iter']}"
     return text
+
+
+def _tokens_why(la: str, lb: str, fa: dict[str, Any], fb: dict[str, Any]) -> tuple[str, bool]:
+    """(text, whether it is a reason for the gap): the training tokens each run had read by the val eval whose
+    loss is compared. More tokens is a reason only when the run that read more has the lower val loss there."""
+    ta, tb = fa["tokens_at_final_val"], fb["tokens_at_final_val"]
+    if not (ta and tb):
+        return "", False
+    ia, ib = fa["final_val_iter"], fb["final_val_iter"]
+    counts = (
+        f"{fmt.count(ia)} iterations x {fmt.count(fa['tokens_per_iter'])} tokens vs {fmt.count(ib)} x "
+        f"{fmt.count(fb['tokens_per_iter'])}"
+    )
+    if abs(ta / tb - 1) <= 0.01:
+        text = (
+            f"both had read {_short_count(ta)} training tokens by the val evals compared ({counts}), so more "
+            "data does not explain the gap"
+        )
+        if ia and ib and ia != ib:
+            fewer = la if ia < ib else lb
+            text += f"; {fewer} read them in {fmt.count(min(ia, ib))} optimizer steps against {fmt.count(max(ia, ib))}"
+        return text, False
+    if ta < tb:
+        la, lb, fa, fb, ta, tb = lb, la, fb, fa, tb, ta
+        counts = (
+            f"{fmt.count(fa['final_val_iter'])} iterations x {fmt.count(fa['tokens_per_iter'])} tokens vs "
+            f"{fmt.count(fb['final_val_iter'])} x {fmt.count(fb['tokens_per_iter'])}"
+        )
+    text = (
+        f"{la} saw {fmt.ratio(ta / tb)} the training tokens of {lb} by the val evals compared "
+        f"({_short_count(ta)} vs {_short_count(tb)}: {counts})"
+    )
+    va, vb = fa["final_val_eval_loss"], fb["final_val_eval_loss"]
+    if fmt.is_num(va) and fmt.is_num(vb) and round(va, 4) >= round(vb, 4):
+        worse = "the same val loss" if round(va, 4) == round(vb, 4) else "has the higher val loss"
+        return f"{text} yet {worse}, so more data does not explain the gap", False
+    return text, True
 
 
 def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
@@ -315,16 +382,9 @@ def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
             diff["dtype"] = (a.get("dtype"), b.get("dtype"))
         fa, fb = _recipe_facts(results, ok, g[0]), _recipe_facts(results, ok, ref[0])
         la, lb = results.label(g[0]), results.label(ref[0])
-        why = []
+        tokens, tokens_reason = _tokens_why(la, lb, fa, fb)
+        why = [tokens] if tokens_reason else []
         ta, tb = fa["tokens_seen"], fb["tokens_seen"]
-        if ta and tb and abs(ta / tb - 1) > 0.01:
-            more, less, fm, fl = (la, lb, fa, fb) if ta > tb else (lb, la, fb, fa)
-            why.append(
-                f"{more} saw {fmt.ratio(fm['tokens_seen'] / fl['tokens_seen'])} the training tokens of {less} "
-                f"({_short_count(fm['tokens_seen'])} vs {_short_count(fl['tokens_seen'])}: {fmt.count(fm['iters'])} "
-                f"iterations x {fmt.count(fm['tokens_per_iter'])} tokens vs {fmt.count(fl['iters'])} x "
-                f"{fmt.count(fl['tokens_per_iter'])})"
-            )
         pa, pb = fa["params"], fb["params"]
         if pa and pb and pa != pb:
             big, small = (la, lb) if pa > pb else (lb, la)
@@ -336,9 +396,12 @@ def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         if "dtype" in diff:
             why.append(f"in {diff['dtype'][0]} vs {diff['dtype'][1]}")
         shown = ", ".join(f"{k} ({a_} vs {b_})" for k, (a_, b_) in diff.items())
+        recipe = f": {' '.join(why)}" if why else ""
+        if tokens and not tokens_reason:
+            recipe += f"{'; ' if why else ': '}{tokens}"
         sentence = (
             f"The loss gap between {la} ({_losses_text(fa)}) and {lb} ({_losses_text(fb)}) comes from their "
-            f"recipes, not the hardware{': ' + ' '.join(why) if why else ''}. {_run_list(results, g)} "
+            f"recipes, not the hardware{recipe}. {_run_list(results, g)} "
             f"{'differs' if len(g) == 1 else 'differ'} from {_run_list(results, ref)} in {shown}; only runs with "
             "the same config are compared on loss."
         )
@@ -346,14 +409,18 @@ def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
             "differs": {k: list(v) for k, v in diff.items()}, "group": g, "reference": ref,
             "per_run": {g[0]: fa, ref[0]: fb},
             "tokens_seen_ratio": ta / tb if ta and tb else None, "params_ratio": pa / pb if pa and pb else None,
+            "tokens_at_final_val_ratio": (
+                fa["tokens_at_final_val"] / fb["tokens_at_final_val"]
+                if fa["tokens_at_final_val"] and fb["tokens_at_final_val"] else None
+            ),
         }  # fmt: skip
         out.append(
             Finding("config_mismatch", "info" if only_batch and "dtype" not in diff else "warning", sentence,
                     evidence, g + ref)
         )  # fmt: skip
     for g in groups:
-        if len(g) >= 2:
-            out.append(_loss_agreement(results, ok, g))
+        if len(g) >= 2 and (agreement := _loss_agreement(results, ok, g)) is not None:
+            out.append(agreement)
     for key in ok.index:
         assumed = ok.loc[key, "assumed"] if "assumed" in ok.columns else ""
         if isinstance(assumed, str) and assumed:
@@ -368,20 +435,53 @@ def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     return out
 
 
-def _loss_agreement(results: Results, ok: pd.DataFrame, keys: list[str]) -> Finding:
+def _shared_setup(results: Results, ok: pd.DataFrame, keys: list[str]) -> tuple[str, dict[str, list]]:
+    """What runs of one config_key share (model, batch, training hyperparameters, seed; the dtype when it is
+    one) and the run settings in which they differ, as "share ...; they differ in ..." words."""
+    settings = {
+        "dtype": [ok.loc[k, "dtype"] for k in keys],
+        "device": [results.device_label(k) for k in keys],
+        "compile": [ok.loc[k, "compile"] for k in keys],
+        "threads": [ok.loc[k, "threads"] if fmt.is_num(ok.loc[k, "threads"]) else None for k in keys],
+        "AdamW": ["fused" if _fused_adamw(results, k) else "foreach" for k in keys],
+        "world size": [ok.loc[k, "world_size"] if "world_size" in ok.columns else 1 for k in keys],
+    }
+    shared = "model, batch size, training hyperparameters and seed"
+    dtypes = set(map(str, settings["dtype"]))
+    if len(dtypes) == 1:
+        shared = f"model, batch size, training hyperparameters, seed and dtype ({dtypes.pop()})"
+    differ: dict[str, list] = {}
+    for name, values in settings.items():
+        seen = list(dict.fromkeys(str(int(v)) if fmt.is_num(v) else str(v) for v in values))
+        if len(seen) > 1:
+            differ[name] = seen
+    text = f"share {shared}"
+    if differ:
+        text += "; they differ in " + ", ".join(f"{n} ({', '.join(v)})" for n, v in differ.items())
+    return text, differ
+
+
+def _loss_agreement(results: Results, ok: pd.DataFrame, keys: list[str]) -> Finding | None:
+    """Whether the val curves of one config's runs agree. Only runs with val losses are named; fewer than two:
+    no finding."""
+    ev = results.evals
+    with_val = set(ev.loc[ev["split"] == "val", "key"])
+    keys = [k for k in keys if k in with_val]
+    if len(keys) < 2:
+        return None
     dtypes = set(ok.loc[keys, "dtype"])
     tol = LOSS_TOLERANCE_FP32 if dtypes <= {"fp32"} else LOSS_TOLERANCE_REDUCED
     tol_note = f"tolerance {tol} for {'/'.join(sorted(map(str, dtypes)))}"
-    ev = results.evals
     val = ev[(ev["key"].isin(keys)) & (ev["split"] == "val")]
-    evidence: dict[str, Any] = {"tolerance": tol, "runs": keys}
+    setup, differ = _shared_setup(results, ok, keys)
+    evidence: dict[str, Any] = {"tolerance": tol, "runs": keys, "differ_in": differ}
     finite = np.isfinite(val["loss"].astype(float))
     bad = [k for k in keys if k in set(val.loc[~finite, "key"])]
     if bad:
         # a NaN or inf val loss is never dropped to make curves agree
         return Finding(
             "loss_disagree", "warning",
-            f"{_run_list(results, keys)} share one config and seed, but {_run_list(results, bad)} has val losses that "
+            f"{_run_list(results, keys)} {setup}, but {_run_list(results, bad)} has val losses that "
             "are NaN or infinite: the curves cannot agree.",
             {**evidence, "non_finite": bad}, keys,
         )  # fmt: skip
@@ -397,21 +497,26 @@ def _loss_agreement(results: Results, ok: pd.DataFrame, keys: list[str]) -> Find
         )
         evidence.update(max_abs_val_diff=max_diff, at_iter=worst_iter, shared_evals=len(table))
     else:
-        finals = ok.loc[keys, "final_val_loss"].astype(float)
-        max_diff = float(finals.max() - finals.min())
-        where = "in final val loss (no shared eval iterations)"
-        evidence.update(max_abs_val_diff=max_diff)
+        finals = [_final_val(results, k) for k in keys]
+        losses = [f[0] for f in finals if f]
+        max_diff = float(max(losses) - min(losses))
+        at = ", ".join(f"{results.label(k)} iter {f[1]}" for k, f in zip(keys, finals, strict=True) if f)
+        where = (
+            f"in final val loss ({at}; no eval iteration is shared by "
+            f"{'both runs' if len(keys) == 2 else 'all of them'})"
+        )
+        evidence.update(max_abs_val_diff=max_diff, shared_evals=0)
     runs = _run_list(results, keys)
     if max_diff <= tol:
         return Finding(
             "loss_agree", "info",
-            f"{runs} share one config and their val curves agree within noise: max |val diff| "
+            f"{runs} {setup}; their val curves agree within noise: max |val diff| "
             f"{max_diff:.4f} {where}, {tol_note}.",
             evidence, keys,
         )  # fmt: skip
     return Finding(
         "loss_disagree", "warning",
-        f"{runs} share one config and seed but their val curves do not agree: max |val diff| {max_diff:.4f} "
+        f"{runs} {setup}, but their val curves do not agree: max |val diff| {max_diff:.4f} "
         f"{where}, above the {tol_note}; same config and seed mean the same batches, so this is numerics "
         "(dtype) or a data-order problem.",
         evidence, keys,
@@ -587,8 +692,8 @@ def impossible_mfu_findings(results: Results, ok: pd.DataFrame) -> list[Finding]
 def batch_scaling_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     """Overhead-bound (time barely grows with batch, far below peak) or compute-bound, per device series."""
     out = []
-    axes = ["host", "device", "dtype", "compile", "threads", "flops_per_token", "block_size"]
-    ok = ok.assign(threads=ok["threads"].fillna(-1))
+    axes = ["host", "device", "dtype", "compile", "threads", "_fused", "flops_per_token", "block_size"]
+    ok = ok.assign(threads=ok["threads"].fillna(-1), _fused=[_fused_adamw(results, k) for k in ok.index])
     swept = set()
     for _, g in ok.groupby(axes, sort=False, dropna=False):
         by_batch = g.groupby("batch_size")["ms_median"].median().sort_index()
@@ -632,8 +737,9 @@ def batch_scaling_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         elif exponent >= COMPUTE_EXPONENT and mfu_l is not None and mfu_l >= LOW_MFU:
             kind, severity = "compute_bound", "info"
             sentence = (
-                f"{dev} is compute-bound: {grow}, nearly in proportion, at {fmt.pct(mfu_l)} of its own peak at "
-                f"batch {b_large}; {_compute_levers(results, small)}."
+                f"{dev} is compute-bound: {grow}, nearly in proportion (little fixed per-step cost), at "
+                f"{fmt.pct(mfu_l)} of its own peak at batch {b_large}: the arithmetic dominates the step, so "
+                f"{_compute_levers(results, small)}; settings (compile, threads, optimizer) can trim only the rest."
             )
         else:
             kind, severity = "batch_scaling", "info"
@@ -715,21 +821,23 @@ def peak_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
 
 
 def _compute_levers(results: Results, r: pd.Series) -> str:
-    """What can make a compute-bound run faster. A lower-precision dtype only where the device runs one
-    natively: on a CPU without avx512_bf16/AMX (or avx512_fp16) bf16 and fp16 are emulated and many times
-    slower than fp32, so saying "use bf16" there would send the user the wrong way."""
+    """The big lever for a compute-bound run (the rest of the step can still be trimmed by settings). A
+    lower-precision dtype only where the device runs one natively: on a CPU without avx512_bf16/AMX (or
+    avx512_fp16) bf16 and fp16 are emulated and many times slower than fp32, so saying "use bf16" there would
+    send the user the wrong way."""
     if r["device_type"] != "cpu" or r["dtype"] != "fp32":
-        return "only a faster device or a lower-precision dtype the device runs natively makes it faster"
+        return "a faster device or a lower-precision dtype the device runs natively is the big lever"
     features = {str(f).lower() for f in _host_cpu(results, r["key"]).get("features") or []}
     if not features:
-        return ("only a faster device, or a lower-precision dtype if this CPU runs one natively (bf16 needs "
-                "avx512_bf16 or amx_bf16: its features are unknown here), makes it faster")  # fmt: skip
+        return ("a faster device is the big lever, or a lower-precision dtype if this CPU runs one natively "
+                "(bf16 needs avx512_bf16 or amx_bf16, fp16 avx512_fp16 or amx_fp16: look for them in its "
+                "flags; its features are unknown here)")  # fmt: skip
     native = [d for d, need in NATIVE_CPU_FEATURES.items() if features & set(need)]
     if native:
-        return f"only a faster device or {' or '.join(native)} (native on this CPU) makes it faster"
+        return f"a faster device or {' or '.join(native)} (native on this CPU) is the big lever"
     return (
-        "only a faster device makes it faster: this CPU has no native bf16 or fp16 (no avx512_bf16, "
-        "amx_bf16, avx512_fp16 or amx_fp16), so a lower-precision dtype would run emulated, slower than fp32"
+        "a faster device is the big lever (this CPU has no native bf16 or fp16: no avx512_bf16, amx_bf16, "
+        "avx512_fp16 or amx_fp16, so a lower-precision dtype would run emulated, slower than fp32)"
     )
 
 
@@ -762,12 +870,19 @@ def thread_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
             )
         elif phys and max(threads) < phys:
             parts.append(f"{phys - max(threads)} physical core(s) left idle")
+        elif phys and min(threads) < phys:
+            fewer = [k for k in g.index if int(g.loc[k, "threads"]) < phys]
+            parts.append(
+                f"{_run_list(results, fewer)} used fewer threads than physical cores, the rest one per physical core"
+            )
         else:
             parts.append("one thread per physical core, as it should be" if phys else "")
         evidence: dict[str, Any] = {"threads": threads, "physical_cores": phys, "logical_cores": logical}
         if len(threads) > 1:
-            # ms/iter per thread count for the most common (dtype, batch, compile) point
-            axes = ["dtype", "batch_size", "compile"]
+            # ms/iter per thread count at the most common (dtype, batch, compile, optimizer) point: runs that
+            # differ in threads alone
+            axes = ["dtype", "batch_size", "compile", "_fused"]
+            g = g.assign(_fused=[_fused_adamw(results, k) for k in g.index])
             point = g.groupby(axes).size().idxmax()
             sel = g[(g[axes] == pd.Series(point, index=axes)).all(axis=1)]
             per = sel.groupby("threads")["ms_median"].median()
@@ -794,16 +909,20 @@ def cpu_dtype_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         features = {str(f).lower() for f in info.get("features") or []}
         need = NATIVE_CPU_FEATURES[r["dtype"]]
         have = [f for f in need if f in features]
+        # the fp32 run that differs in dtype alone: same batch, compile, threads and optimizer
+        fused = _fused_adamw(results, key)
         twin = ok[
             (ok["results_dir"] == r["results_dir"]) & (ok["device"] == r["device"]) & (ok["dtype"] == "fp32")
             & (ok["batch_size"] == r["batch_size"]) & (ok["compile"] == r["compile"])
+            & ((ok["threads"] == r["threads"]) | (ok["threads"].isna() & pd.isna(r["threads"])))
+            & np.array([_fused_adamw(results, k) == fused for k in ok.index], dtype=bool)
         ]  # fmt: skip
         compare = ""
         evidence: dict[str, Any] = {"needs": list(need), "has": have, "ms_median": float(r["ms_median"])}
         if len(twin):
             t = float(twin["ms_median"].median())
             evidence["fp32_ms_median"] = t
-            compare = f" ({fmt.ms(r['ms_median'])} ms/iter against {fmt.ms(t)} in fp32 at the same batch, {fmt.ratio(r['ms_median'] / t)})"
+            compare = f" ({fmt.ms(r['ms_median'])} ms/iter against {fmt.ms(t)} in fp32 at the same batch, threads, compile and optimizer, {fmt.ratio(r['ms_median'] / t)})"
         cpu_name = info.get("model_name") or r.get("device_name") or "this CPU"
         if not features:
             sentence = (

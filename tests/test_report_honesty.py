@@ -1,0 +1,227 @@
+"""Report sentences that must not claim more than the data shows (findings of a review against real results).
+
+Each case is built with tests/fixtures.py and edited the way a real `bench tune` leaves it (a time-capped run
+whose last eval is before its last iteration, runs without evals, a fused-AdamW variant in the tune knobs).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reports.diagnosis import (
+    batch_scaling_findings,
+    config_findings,
+    cpu_dtype_findings,
+    diagnose,
+    thread_findings,
+)
+from reports.load import load_results
+from tests import fixtures as synthetic
+
+SHORT = {"max_iters": 200, "lr_decay_iters": 200, "eval_interval": 50}
+
+
+def kinds(findings, kind):
+    return [f for f in findings if f.kind == kind]
+
+
+def _edit_meta(run_dir: Path, **changes) -> None:
+    path = run_dir / "run.json"
+    meta = json.loads(path.read_text())
+    for k, v in changes.items():
+        if k == "summary":
+            meta["summary"].update(v)
+        else:
+            meta[k] = v
+    path.write_text(json.dumps(meta))
+
+
+def _stop_at(run_dir: Path, last_eval: int, iters_done: int) -> pd.DataFrame:
+    """Make the run look time-capped: evals only up to last_eval, iters_done past it (as `bench tune` does)."""
+    evals = pd.read_csv(run_dir / "evals.csv")
+    evals = evals[evals["iter"] <= last_eval]
+    evals.to_csv(run_dir / "evals.csv", index=False)
+    final = evals[evals["iter"] == last_eval].set_index("split")["loss"]
+    _edit_meta(
+        run_dir,
+        summary={
+            "iters_done": iters_done,
+            "final_val_loss": final["val"],
+            "final_train_loss": final["train"],
+        },
+    )
+    return evals
+
+
+def _no_evals(run_dir: Path) -> None:
+    (run_dir / "evals.csv").write_text("iter,split,loss,ms\n")
+    _edit_meta(run_dir, summary={"final_val_loss": None, "final_train_loss": None})
+
+
+def _fused(run_dir: Path) -> None:
+    """The fused-AdamW variant of a `bench tune`: the setting is in run.json's tune knobs."""
+    _edit_meta(run_dir, tune={"knobs": {"fused_adamw": True}})
+
+
+def test_loss_gap_counts_the_tokens_of_the_eval_it_compares(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "b12", train=SHORT)
+    b24 = synthetic.write_run(d, "b24", batch_size=24, train=SHORT)
+    _stop_at(b24, last_eval=100, iters_done=124)  # the loss quoted is iter 100's, after 100 x 1536 tokens
+    results = load_results(d)
+    (m,) = kinds(config_findings(results, results.ok_runs()), "config_mismatch")
+    per_run = m.evidence["per_run"]
+    assert per_run["laptop/b24"]["final_val_iter"] == 100 and per_run["laptop/b12"]["final_val_iter"] == 200
+    assert per_run["laptop/b24"]["tokens_at_final_val"] == 100 * 24 * 64 == 200 * 12 * 64
+    assert per_run["laptop/b12"]["tokens_at_final_val"] == 200 * 12 * 64
+    assert m.evidence["tokens_at_final_val_ratio"] == pytest.approx(1.0)
+    s = m.sentence
+    assert " saw " not in s and "the training tokens of" not in s  # equal tokens are never the reason
+    assert (
+        "both had read 154k training tokens by the val evals compared (100 iterations x 1,536 tokens vs 200 x 768)"
+        in s
+    )
+    assert "so more data does not explain the gap" in s
+    assert "b24 read them in 100 optimizer steps against 200" in s
+    assert "val" in s and "at iter 100" in s and "at iter 200" in s
+
+
+def test_more_tokens_with_the_higher_loss_is_not_given_as_the_reason(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "b12", train=SHORT)
+    synthetic.write_run(d, "b24", batch_size=24, train=SHORT, val_offset=1.0)  # 2x the tokens, higher val
+    results = load_results(d)
+    (m,) = kinds(config_findings(results, results.ok_runs()), "config_mismatch")
+    s = m.sentence
+    assert "b24 saw 2.0x the training tokens of b12 by the val evals compared" in s
+    assert "yet has the higher val loss, so more data does not explain the gap" in s
+    # the other way round (the run with more tokens lower), the tokens are the reason, said plainly
+    d2 = synthetic.write_sweep(tmp_path / "r2")
+    synthetic.write_run(d2, "b12", train=SHORT)
+    synthetic.write_run(d2, "b24", batch_size=24, train=SHORT, val_offset=-0.5)
+    results = load_results(d2)
+    (m,) = kinds(config_findings(results, results.ok_runs()), "config_mismatch")
+    assert "not the hardware: b24 saw 2.0x the training tokens of b12 by the val evals compared" in m.sentence
+    assert "does not explain" not in m.sentence
+    # equal val losses: "the same", never "higher"
+    d3 = synthetic.write_sweep(tmp_path / "r3")
+    synthetic.write_run(d3, "b12", train=SHORT)
+    synthetic.write_run(d3, "b24", batch_size=24, train=SHORT)
+    results = load_results(d3)
+    (m,) = kinds(config_findings(results, results.ok_runs()), "config_mismatch")
+    assert "yet the same val loss, so more data does not explain the gap" in m.sentence
+
+
+def test_loss_agree_names_only_runs_with_val_losses_and_says_what_they_share(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r", hw=synthetic.hwinfo(physical_cores=2))
+    synthetic.write_run(d, "default", threads=2, train=SHORT)
+    synthetic.write_run(d, "compiled", compile="on", threads=2, train=SHORT)
+    _no_evals(synthetic.write_run(d, "bf16", dtype="bf16", threads=2, train=SHORT))
+    _no_evals(synthetic.write_run(d, "threads1", threads=1, train=SHORT))
+    fused = synthetic.write_run(d, "fused", threads=2, train=SHORT)
+    _no_evals(fused)
+    _fused(fused)
+    results = load_results(d)
+    (f,) = [f for f in config_findings(results, results.ok_runs()) if f.kind.startswith("loss_")]
+    assert f.kind == "loss_agree"
+    assert sorted(f.runs) == ["laptop/compiled", "laptop/default"]
+    for name in ("bf16", "threads1", "fused"):
+        assert name not in f.sentence.replace("bf16/", "")
+    val = results.evals[results.evals["split"] == "val"]
+    shared = val.pivot(index="iter", columns="key", values="loss").dropna()
+    assert f.evidence["shared_evals"] == len(shared) == 5
+    assert "no eval iteration" not in f.sentence and "no shared eval" not in f.sentence
+    assert "share one config" not in f.sentence
+    assert "share model, batch size, training hyperparameters, seed and dtype (fp32)" in f.sentence
+    assert (
+        "they differ in compile (on, off)" in f.sentence or "they differ in compile (off, on)" in f.sentence
+    )
+    assert f.evidence["tolerance"] == 0.02  # both named runs are fp32
+
+
+def test_no_loss_agreement_when_fewer_than_two_runs_have_val_losses(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "default", train=SHORT)
+    _no_evals(synthetic.write_run(d, "compiled", compile="on", train=SHORT))
+    _no_evals(synthetic.write_run(d, "bf16", dtype="bf16", train=SHORT))
+    findings = diagnose(load_results(d))
+    assert not [f for f in findings if f.kind in ("loss_agree", "loss_disagree")]
+
+
+def test_loss_agreement_says_how_the_runs_differ_in_threads_and_optimizer(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r", hw=synthetic.hwinfo(physical_cores=2))
+    synthetic.write_run(d, "default", threads=2, train=SHORT)
+    _fused(synthetic.write_run(d, "fused", threads=1, train=SHORT))
+    results = load_results(d)
+    (f,) = [f for f in config_findings(results, results.ok_runs()) if f.kind.startswith("loss_")]
+    assert "threads (2, 1)" in f.sentence and "AdamW (foreach, fused)" in f.sentence
+    assert f.evidence["differ_in"] == {"threads": ["2", "1"], "AdamW": ["foreach", "fused"]}
+
+
+def _tune_like(tmp_path) -> tuple[Path, dict]:
+    """A 2-core CPU without native bf16: the default, a fused-AdamW, a 1-thread and a bf16 variant."""
+    d = synthetic.write_sweep(tmp_path / "r", hw=synthetic.hwinfo(physical_cores=2, features=("avx2", "fma")))
+    synthetic.write_run(d, "default", threads=2, ms=64.0, train=SHORT)
+    _fused(synthetic.write_run(d, "fused", threads=2, ms=67.0, train=SHORT, seed=1))
+    synthetic.write_run(d, "threads1", threads=1, ms=83.0, train=SHORT, seed=2)
+    synthetic.write_run(d, "bf16", dtype="bf16", threads=2, ms=956.0, train=SHORT, seed=3)
+    results = load_results(d)
+    ms = {k.split("/")[1]: float(v) for k, v in results.runs["ms_median"].items()}
+    return d, ms
+
+
+def test_cpu_dtype_compares_with_the_fp32_run_that_differs_in_dtype_alone(tmp_path):
+    d, ms = _tune_like(tmp_path)
+    results = load_results(d)
+    (b,) = cpu_dtype_findings(results, results.ok_runs())
+    assert b.evidence["fp32_ms_median"] == pytest.approx(ms["default"])  # not the fused or 1-thread run
+    assert f"against {ms['default']:.1f} in fp32" in b.sentence
+    assert f"{ms['bf16'] / ms['default']:.0f}x" in b.sentence
+
+
+def test_cpu_dtype_twin_with_an_unknown_optimizer_setting_is_the_default_foreach(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r", hw=synthetic.hwinfo(physical_cores=2, features=("avx2",)))
+    synthetic.write_run(d, "fp32", threads=2, ms=50.0, train=SHORT)  # no optimizer recorded: foreach
+    _fused(synthetic.write_run(d, "fused", threads=2, ms=90.0, train=SHORT, seed=1))
+    synthetic.write_run(d, "bf16", dtype="bf16", threads=2, ms=500.0, train=SHORT, seed=2)
+    results = load_results(d)
+    (b,) = cpu_dtype_findings(results, results.ok_runs())
+    assert b.evidence["fp32_ms_median"] == pytest.approx(results.runs.loc["laptop/fp32", "ms_median"])
+
+
+def test_thread_finding_compares_runs_that_differ_in_threads_alone(tmp_path):
+    d, ms = _tune_like(tmp_path)
+    results = load_results(d)
+    (t,) = thread_findings(results, results.ok_runs())
+    assert t.evidence["ms_by_threads"] == pytest.approx({1: ms["threads1"], 2: ms["default"]})
+    assert f"2 threads {ms['default']:.1f} ms/iter" in t.sentence
+    # one run used 1 thread on 2 physical cores: not "one thread per physical core"
+    assert "as it should be" not in t.sentence
+    assert "threads1 used fewer threads than physical cores" in t.sentence
+
+
+def test_batch_scaling_series_keeps_the_optimizers_apart(tmp_path):
+    d, ms = _tune_like(tmp_path)
+    synthetic.write_run(d, "b48", batch_size=48, threads=2, ms=250.0, train=SHORT, seed=4)
+    results = load_results(d)
+    found = [f for f in batch_scaling_findings(results, results.ok_runs()) if "laptop/b48" in f.runs]
+    (f,) = found
+    assert "laptop/fused" not in f.runs
+    assert f.evidence["ms_median"][0] == pytest.approx(ms["default"])
+
+
+def test_no_shared_eval_iterations_is_said_only_when_true(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "a", train=SHORT)
+    b = synthetic.write_run(d, "b", train=SHORT)
+    evals = pd.read_csv(b / "evals.csv")
+    evals["iter"] += 1  # no iteration in common with a
+    evals.to_csv(b / "evals.csv", index=False)
+    results = load_results(d)
+    (f,) = [f for f in config_findings(results, results.ok_runs()) if f.kind.startswith("loss_")]
+    assert f.evidence["shared_evals"] == 0
+    assert "a iter 200, b iter 201; no eval iteration is shared by both runs" in f.sentence
