@@ -165,9 +165,10 @@ def _tips(results: Results) -> str | None:
     return (
         _table(table, {"measured here"}, bad) + f"<ul>{best}</ul>"
         "<p class=sub>Throughput variants keep the recipe: tokens/s in blocks of steps alternated with the default "
-        "in one process, the ratio of medians with its 95% bootstrap interval. Variants that change the recipe "
-        "(batch) are timed to the val loss the default reaches at its end (train and eval time, known at evals "
-        "only: the bracket is that resolution). Verdicts: worth it / harmful when the interval lies beyond 1 and "
+        "in one process, the median of the paired ratios with its 95% bootstrap interval. Variants that change the "
+        "recipe (batch) are timed to the val loss the default reaches at its end (train and eval time, known at "
+        "evals only: a ratio's bracket spans both runs' crossings, between each one's eval before and the eval "
+        "at the target; a run that never reached it is bounded by its last eval). Verdicts: worth it / harmful when the interval lies beyond 1 and "
         "the change is at least 5%; no effect when it lies within +-5%; else inconclusive.</p>"
     )
 

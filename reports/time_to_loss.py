@@ -2,7 +2,9 @@
 
 A run's clock is its train and eval time (reports.load.wall_clock: steps plus evals); it reaches the
 target at the first eval (after iter 0) whose val loss is at or below it. The val loss is known only at
-evals, so the crossing lies between the eval before and that eval: the eval resolution.
+evals, so the crossing lies between the eval before and that eval: the eval resolution. A ratio of two runs'
+times is bracketed by both runs' resolution; a run that never reached the target is bounded by its last
+eval (the last time its val loss was known), not by the clock at which it stopped.
 
 Sets: a `bench tune` device (its default's full run and the variants run to its final val loss, the
 target stored by tune), and any other runs of one model on one text and seed (target: the highest final
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bench.tune.to_loss import TARGET_TOLERANCE
-from bench.tune.verdict import TIME_TO_LOSS, Effect, time_to_loss_effect
+from bench.tune.verdict import NO_EFFECT, TIME_TO_LOSS, Effect, time_to_loss_effect
 from reports import fmt
 from reports.load import Results, wall_clock
 
@@ -27,12 +29,14 @@ MAX_NAMED = 6  # runs a finding names; the evidence holds every one
 
 @dataclass
 class ToLossRun:
-    """One run's time to the target: time_s (None: not reached), the eval before it, its whole clock."""
+    """One run's time to the target: time_s (None: not reached), the eval before it, its last eval (the last
+    time its val loss was known: above the target when not reached), its whole clock."""
 
     key: str
     time_s: float | None
     prev_eval_s: float | None
     end_s: float
+    last_eval_s: float | None
     reached_iter: int | None
     last_iter: int | None
     last_val: float | None
@@ -57,11 +61,14 @@ class ToLossSet:
         return next((r for r in self.runs if r.key == key), None)
 
     def effect(self, key: str) -> Effect | None:
-        """The run's speed-up to the target over the reference (eval-resolution interval)."""
+        """The run's speed-up to the target over the reference (interval: both runs' eval resolution)."""
         ref, run = self.run(self.reference), self.run(key)
         if ref is None or run is None or ref.time_s is None:
             return None
-        return time_to_loss_effect(ref.time_s, run.time_s, run.prev_eval_s, run.end_s)
+        if key == self.reference:  # one crossing against itself: exactly 1
+            return Effect(TIME_TO_LOSS, NO_EFFECT, 1.0, 1.0, 1.0, 1, 1)
+        return time_to_loss_effect(ref.time_s, run.time_s, run.prev_eval_s, run.last_eval_s,
+                                   default_prev_eval_s=ref.prev_eval_s)  # fmt: skip
 
     def to_dict(self) -> dict:
         return {"target_val_loss": self.target, "source": self.source, "reference": self.reference,
@@ -80,18 +87,22 @@ def time_to_target(results: Results, key: str, target: float) -> ToLossRun | Non
         return None
     end_of = dict(zip(per_iter.index.to_numpy(dtype=int), eval_end, strict=True))
     tpi = results.runs.loc[key].get("tokens_per_iter")
+    val = val.sort_index()
+    last = int(val.index.max())
+    last_t = float(end_of.get(last, np.nan))
+    last_eval_s = last_t if np.isfinite(last_t) else None
     prev = 0.0
-    for it, loss in val.sort_index().items():
+    for it, loss in val.items():
         it = int(it)
         t = float(end_of.get(it, np.nan))
         if it > 0 and np.isfinite(loss) and loss <= target + TARGET_TOLERANCE and np.isfinite(t):
-            return ToLossRun(key, t, prev, _end(step_end, eval_end), it, int(val.index.max()), float(val.iloc[-1]),
+            return ToLossRun(key, t, prev, _end(step_end, eval_end), last_eval_s, it, last, float(val.iloc[-1]),
                              it * float(tpi) if fmt.is_num(tpi) else None)  # fmt: skip
         if np.isfinite(t):
             prev = t
-    last = int(val.index.max())
-    return ToLossRun(key, None, None, _end(step_end, eval_end), None, last, float(val.loc[last]),
-                     len(steps) * float(tpi) if fmt.is_num(tpi) else None)  # fmt: skip
+    # not reached: its val loss was last known (above the target) at the end of its last timed eval, `prev`
+    return ToLossRun(key, None, None, _end(step_end, eval_end), prev if prev > 0 else None, None, last,
+                     float(val.loc[last]), len(steps) * float(tpi) if fmt.is_num(tpi) else None)  # fmt: skip
 
 
 def _end(step_end: np.ndarray, eval_end: np.ndarray) -> float:
@@ -176,12 +187,17 @@ def time_to_loss_findings(results: Results, ok: Any) -> list:
         shown = order if len(order) <= MAX_NAMED else order[: MAX_NAMED - 1] + [s.run(s.reference)]
         for r in shown:
             label = results.label(r.key)
+            vs = f"the speed of {results.label(s.reference)}"
             if r.reached:
-                text = f"{label} {fmt.sig(r.time_s)} s (iter {r.reached_iter})"
+                after = f", crossed after {fmt.sig(r.prev_eval_s)} s" if fmt.is_num(r.prev_eval_s) else ""
+                text = f"{label} {fmt.sig(r.time_s)} s (iter {r.reached_iter}{after})"
                 if r.key != s.reference:
-                    text += f", {_effect_text(s.effect(r.key))} the speed of {results.label(s.reference)}"
+                    text += f", {_effect_text(s.effect(r.key))} {vs}"
             else:
-                text = f"{label} not within its {fmt.sig(r.end_s)} s (val {fmt.loss(r.last_val)} at iter {r.last_iter})"
+                at = f", its last eval, at {fmt.sig(r.last_eval_s)} s" if fmt.is_num(r.last_eval_s) else ""
+                text = f"{label} not within its {fmt.sig(r.end_s)} s (val {fmt.loss(r.last_val)} at iter {r.last_iter}{at})"
+                if ref is not None and ref.reached and (bound := _effect_text(s.effect(r.key))) != "-":
+                    text += f", {bound} {vs}"
             parts.append(text)
         if len(order) > len(shown):
             parts.insert(-1, f"... {len(order) - len(shown)} more (every run in the evidence)")
@@ -192,7 +208,8 @@ def time_to_loss_findings(results: Results, ok: Any) -> list:
         )
         sentence = (
             f"Time to val loss {fmt.loss(s.target)} ({what}), train and eval time counted, known at evals only "
-            f"(the bracket is that resolution): {'; '.join(parts)}."
+            f"(each run crossed it after its eval before; a ratio's bracket spans both runs' crossings, and a run "
+            f"that never reached it is bounded by its last eval): {'; '.join(parts)}."
         )
         evidence = s.to_dict()
         evidence["speedups"] = {r.key: (e.to_dict() if (e := s.effect(r.key)) else None) for r in s.runs}

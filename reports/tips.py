@@ -354,9 +354,12 @@ def _batch_why(d: DeviceTune, key: str) -> str:
         tokens = (f" ({_short(run.tokens)} tokens against {_short(ref.tokens)})"
                   if run.tokens and ref.tokens else "")  # fmt: skip
         return (f"val {fmt.loss(s.target)} at iter {run.reached_iter}{tokens} in {fmt.sig(run.time_s)} s against "
-                f"{fmt.sig(ref.time_s)} s; known at evals only, so it was crossed after {fmt.sig(run.prev_eval_s)} s{tps}")  # fmt: skip
+                f"{fmt.sig(ref.time_s)} s; known at evals only, so it was crossed after {fmt.sig(run.prev_eval_s)} s "
+                f"(the default's after {fmt.sig(ref.prev_eval_s)} s){tps}")  # fmt: skip
+    last = getattr(run, "last_eval_s", None)
+    at = f", its last eval, at {fmt.sig(last)} s" if fmt.is_num(last) else ""
     return (f"not at val {fmt.loss(s.target)} within {fmt.sig(run.end_s)} s (the default took {fmt.sig(ref.time_s)} s): "
-            f"val {fmt.loss(run.last_val)} at iter {run.last_iter}{tps}")  # fmt: skip
+            f"val {fmt.loss(run.last_val)} at iter {run.last_iter}{at}{tps}")  # fmt: skip
 
 
 def _short(x: float | None) -> str:

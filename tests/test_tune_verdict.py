@@ -1,5 +1,5 @@
-"""bench tune's verdicts on synthetic samples: tokens/s intervals (bench.gate.stats), time to loss at eval
-resolution, the tip's direction, and the choice of the best configuration."""
+"""bench tune's verdicts on synthetic samples: tokens/s intervals (bench.gate.stats), time to loss at both
+runs' eval resolution, the tip's direction, and the choice of the best configuration."""
 
 from __future__ import annotations
 
@@ -71,19 +71,64 @@ def test_classify_bands():
 
 
 def test_time_to_loss_effect_at_eval_resolution():
-    # the default reached its final loss in 100 s; the variant at its eval at 80 s (the eval before: 70 s)
-    e = time_to_loss_effect(100.0, 80.0, 70.0, 80.0)
+    # the default reached its final loss at its eval at 100 s (the eval before: 98 s); the variant at its eval
+    # at 80 s (the eval before: 70 s)
+    e = time_to_loss_effect(100.0, 80.0, 70.0, 80.0, default_prev_eval_s=98.0)
     assert (
-        e.ratio == pytest.approx(1.25) and e.low == pytest.approx(1.25) and e.high == pytest.approx(100 / 70)
+        e.ratio == pytest.approx(1.25)
+        and e.low == pytest.approx(98 / 80)
+        and e.high == pytest.approx(100 / 70)
     )
     assert e.verdict == WORTH_IT
-    slow = time_to_loss_effect(100.0, 130.0, 110.0, 130.0)
+    slow = time_to_loss_effect(100.0, 130.0, 110.0, 130.0, default_prev_eval_s=98.0)
     assert slow.verdict == HARMFUL and slow.high < 1
-    straddles = time_to_loss_effect(100.0, 102.0, 90.0, 102.0)
+    straddles = time_to_loss_effect(100.0, 102.0, 90.0, 102.0, default_prev_eval_s=98.0)
     assert straddles.verdict == INCONCLUSIVE
-    never = time_to_loss_effect(100.0, None, None, 150.0)  # stopped at the 1.5x cap
+    never = time_to_loss_effect(100.0, None, None, 150.0, default_prev_eval_s=98.0)  # last eval at 150 s
     assert never.verdict == HARMFUL and never.ratio is None and never.high == pytest.approx(1 / 1.5)
-    assert time_to_loss_effect(0.0, 1.0, 0.5, 1.0).verdict == INCONCLUSIVE
+    assert time_to_loss_effect(0.0, 1.0, 0.5, 1.0, default_prev_eval_s=0.0).verdict == INCONCLUSIVE
+
+
+def test_time_to_loss_bracket_spans_both_runs_eval_resolution():
+    """The reference's crossing is known only between its own evals too: the demo's b12 against b48 is
+    2.8x [1.46x-4.21x], not [2.8x-4.2x] (b48 crossed after 27.39 s and by 51.95 s, b12 after 12.34 s and by
+    18.80 s)."""
+    e = time_to_loss_effect(51.95, 18.80, 12.34, 18.80, default_prev_eval_s=27.39)
+    assert e.ratio == pytest.approx(51.95 / 18.80)  # the point estimate stays reached / reached
+    assert e.low == pytest.approx(27.39 / 18.80) and e.high == pytest.approx(51.95 / 12.34)
+    assert round(e.low, 2) == 1.46 and round(e.high, 2) == 4.21
+    assert e.verdict == WORTH_IT  # the whole bracket is above 1
+    # an unknown eval before (or one at 0 s) leaves no lower bound above 0
+    assert time_to_loss_effect(51.95, 18.80, 12.34, 18.80, default_prev_eval_s=None).low == 0.0
+
+
+def test_time_to_loss_verdict_follows_the_reference_resolution():
+    # 1.25x by the evals that reached it, but the default may have crossed right after its eval at 60 s:
+    # the bracket [0.75x-1.43x] straddles 1, so it is not "worth it"
+    e = time_to_loss_effect(100.0, 80.0, 70.0, 80.0, default_prev_eval_s=60.0)
+    assert e.ratio == pytest.approx(1.25) and e.low == pytest.approx(0.75)
+    assert e.verdict == INCONCLUSIVE
+    # 0.8x by the reached evals, but the variant may have crossed right after 70 s: not "harmful" either
+    h = time_to_loss_effect(100.0, 125.0, 70.0, 125.0, default_prev_eval_s=95.0)
+    assert h.ratio == pytest.approx(0.8) and h.high == pytest.approx(100 / 70)
+    assert h.verdict == INCONCLUSIVE
+    # within the band on every side of the bracket: no effect
+    n = time_to_loss_effect(100.0, 100.0, 99.0, 100.0, default_prev_eval_s=99.0)
+    assert n.verdict == NO_EFFECT
+
+
+def test_a_target_never_reached_is_bounded_by_the_variants_last_eval_not_its_stop():
+    """The real tune's batch 24: the default reached its final val loss at 134.70 s; batch 24 was stopped by
+    the cap at 148.24 s, but its val loss was last known (above the target) at its eval ending at 120.46 s,
+    and it may have crossed right after: < 1.12x, not < 0.909x, so inconclusive, not harmful."""
+    e = time_to_loss_effect(134.70, None, None, 120.46, default_prev_eval_s=117.64)
+    assert e.ratio is None and e.low is None and e.high == pytest.approx(134.70 / 120.46)
+    assert e.verdict == INCONCLUSIVE
+    # still above the target at an eval after 1.5x the default's time: harmful
+    late = time_to_loss_effect(100.0, None, None, 150.0, default_prev_eval_s=90.0)
+    assert late.verdict == HARMFUL and late.high == pytest.approx(1 / 1.5)
+    # no timed eval at all: nothing bounds it
+    assert time_to_loss_effect(100.0, None, None, None, default_prev_eval_s=90.0).verdict == INCONCLUSIVE
 
 
 def test_choose_best_takes_the_largest_worth_it_per_group():

@@ -3,7 +3,7 @@
 Two measures, never mixed: a throughput variant (same recipe) is judged on tokens/s samples taken in
 alternating blocks with the default (each pair's ratio; their median, its bootstrap interval and a
 Mann-Whitney U test through bench.gate.stats.compare_samples); a time-to-loss variant (another batch size) on the time it takes to reach the val loss
-the default reaches at its end, known only at evals, so its interval is the eval resolution. `bench tune`
+the default reaches at its end, known only at evals, so its interval is both runs' eval resolution. `bench tune`
 uses these to pick the best configuration; reports/ uses the same functions to write the tips table.
 """
 
@@ -34,8 +34,8 @@ GROUPS = ("dtype", "compile", "threads", "optimizer", "batch")
 class Effect:
     """A measured effect: ratio > 1 means faster (more tokens/s, or less time to the target loss).
 
-    low/high: its interval (bootstrap for tokens/s, eval resolution for time to loss); None where there is
-    none (too few samples; a target never reached has only an upper bound, `high`).
+    low/high: its interval (bootstrap for tokens/s; for time to loss, the eval resolution of both runs); None
+    where there is none (too few samples; a target never reached has only an upper bound, `high`).
     """
 
     measure: str
@@ -114,24 +114,35 @@ def throughput_effect(variant: Sequence[float], default: Sequence[float]) -> Eff
 
 
 def time_to_loss_effect(
-    default_s: float, variant_s: float | None, variant_prev_eval_s: float | None, variant_end_s: float
+    default_s: float,
+    variant_s: float | None,
+    variant_prev_eval_s: float | None,
+    variant_last_eval_s: float | None,
+    *,
+    default_prev_eval_s: float | None,
 ) -> Effect:
-    """Speed-up in time to the target: default_s / variant_s.
+    """Speed-up in time to the target: default_s / variant_s, bracketed by both runs' eval resolution.
 
-    variant_s: when the variant's first eval at or below the target ended (None: never reached); the
-    target was crossed after its previous eval (variant_prev_eval_s), so the speed-up lies in
-    [default_s / variant_s, default_s / variant_prev_eval_s]. A variant that never reached it in
-    variant_end_s seconds has only an upper bound, default_s / variant_end_s.
+    Val loss is known only at evals, so each run crossed the target after its last eval above it and by its
+    first eval at or below it: the default within (default_prev_eval_s, default_s], the variant within
+    (variant_prev_eval_s, variant_s] (None: it never reached it). The speed-up therefore lies in
+    [default_prev_eval_s / variant_s, default_s / variant_prev_eval_s] (no upper bound when the variant's
+    eval before was at 0 s). A variant that never reached the target was still above it at its last eval
+    (variant_last_eval_s; whatever it trained after that was never evaluated, so a time cap's clock says
+    nothing more): it has only an upper bound, default_s / variant_last_eval_s.
     """
-    if not (_pos(default_s) and _pos(variant_end_s)):
+    if not _pos(default_s):
         return Effect(TIME_TO_LOSS, INCONCLUSIVE, None, None, None, 1, 1)
     if variant_s is None or not _pos(variant_s):
-        bound = default_s / variant_end_s
+        bound = default_s / variant_last_eval_s if _pos(variant_last_eval_s) else None
         return Effect(TIME_TO_LOSS, classify(None, None, bound), None, None, bound, 1, 1)
     ratio = default_s / variant_s
+    # the default may have crossed right after its eval before (none known: right after it started)
+    d_prev = default_prev_eval_s if default_prev_eval_s is not None and _pos(default_prev_eval_s) else 0.0
+    low = min(d_prev, default_s) / variant_s
     high = default_s / variant_prev_eval_s if _pos(variant_prev_eval_s) else None
-    verdict = classify(ratio, ratio, high if high is not None else math.inf)
-    return Effect(TIME_TO_LOSS, verdict, ratio, ratio, high, 1, 1)
+    verdict = classify(ratio, low, high if high is not None else math.inf)
+    return Effect(TIME_TO_LOSS, verdict, ratio, low, high, 1, 1)
 
 
 def _pos(x: float | None) -> bool:
