@@ -133,25 +133,20 @@ def _tokens_seen(r: pd.Series, iters: Any = None) -> float | None:
     return float(iters) * float(tpi) if fmt.is_num(iters) and fmt.is_num(tpi) else None
 
 
-def _final_val(results: Results, key: str) -> tuple[float, int] | None:
-    """(val loss, iteration) of the run's last finite val eval: the final val loss a sentence quotes."""
+def _val_evals(results: Results, key: str) -> pd.DataFrame:
+    """The run's val evals with a finite loss (evals.csv rows)."""
     e = results.evals_of(key)
     val = e[e["split"] == "val"].dropna(subset=["loss"])
-    val = val[np.isfinite(val["loss"].astype(float))]
+    return val[np.isfinite(val["loss"].astype(float))]
+
+
+def _final_val(results: Results, key: str) -> tuple[float, int] | None:
+    """(val loss, iteration) of the run's last finite val eval: the final val loss a sentence quotes."""
+    val = _val_evals(results, key)
     if val.empty:
         return None
     row = val.loc[val["iter"].astype(int).idxmax()]
     return float(row["loss"]), int(row["iter"])
-
-
-def _fused_adamw(results: Results, key: str) -> bool:
-    """Whether the run used the fused AdamW kernel: run.json's `fused_adamw`, else its tune knobs; unknown
-    means the default foreach AdamW."""
-    meta = results.run_meta.get(key) or {}
-    v = meta.get("fused_adamw")
-    if v is None:
-        v = ((meta.get("tune") or {}).get("knobs") or {}).get("fused_adamw")
-    return bool(v)
 
 
 def _short_count(x: Any) -> str:
@@ -282,9 +277,7 @@ def _run_list(results: Results, keys: list[str]) -> str:
 
 def _best_val(results: Results, key: str) -> tuple[float, int] | None:
     """(lowest val loss, its iteration) from evals.csv."""
-    e = results.evals_of(key)
-    val = e[e["split"] == "val"].dropna(subset=["loss"])
-    val = val[np.isfinite(val["loss"].astype(float))]
+    val = _val_evals(results, key)
     if val.empty:
         return None
     row = val.loc[val["loss"].idxmin()]
@@ -333,6 +326,8 @@ def _tokens_why(la: str, lb: str, fa: dict[str, Any], fb: dict[str, Any]) -> tup
     ta, tb = fa["tokens_at_final_val"], fb["tokens_at_final_val"]
     if not (ta and tb):
         return "", False
+    if ta < tb and abs(ta / tb - 1) > 0.01:  # the one that read more first
+        la, lb, fa, fb, ta, tb = lb, la, fb, fa, tb, ta
     ia, ib = fa["final_val_iter"], fb["final_val_iter"]
     counts = (
         f"{fmt.count(ia)} iterations x {fmt.count(fa['tokens_per_iter'])} tokens vs {fmt.count(ib)} x "
@@ -347,12 +342,6 @@ def _tokens_why(la: str, lb: str, fa: dict[str, Any], fb: dict[str, Any]) -> tup
             fewer = la if ia < ib else lb
             text += f"; {fewer} read them in {fmt.count(min(ia, ib))} optimizer steps against {fmt.count(max(ia, ib))}"
         return text, False
-    if ta < tb:
-        la, lb, fa, fb, ta, tb = lb, la, fb, fa, tb, ta
-        counts = (
-            f"{fmt.count(fa['final_val_iter'])} iterations x {fmt.count(fa['tokens_per_iter'])} tokens vs "
-            f"{fmt.count(fb['final_val_iter'])} x {fmt.count(fb['tokens_per_iter'])}"
-        )
     text = (
         f"{la} saw {fmt.ratio(ta / tb)} the training tokens of {lb} by the val evals compared "
         f"({_short_count(ta)} vs {_short_count(tb)}: {counts})"
@@ -443,7 +432,7 @@ def _shared_setup(results: Results, ok: pd.DataFrame, keys: list[str]) -> tuple[
         "device": [results.device_label(k) for k in keys],
         "compile": [ok.loc[k, "compile"] for k in keys],
         "threads": [ok.loc[k, "threads"] if fmt.is_num(ok.loc[k, "threads"]) else None for k in keys],
-        "AdamW": ["fused" if _fused_adamw(results, k) else "foreach" for k in keys],
+        "AdamW": ["fused" if ok.loc[k, "fused_adamw"] else "foreach" for k in keys],
         "world size": [ok.loc[k, "world_size"] if "world_size" in ok.columns else 1 for k in keys],
     }
     shared = "model, batch size, training hyperparameters and seed"
@@ -692,8 +681,8 @@ def impossible_mfu_findings(results: Results, ok: pd.DataFrame) -> list[Finding]
 def batch_scaling_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     """Overhead-bound (time barely grows with batch, far below peak) or compute-bound, per device series."""
     out = []
-    axes = ["host", "device", "dtype", "compile", "threads", "_fused", "flops_per_token", "block_size"]
-    ok = ok.assign(threads=ok["threads"].fillna(-1), _fused=[_fused_adamw(results, k) for k in ok.index])
+    axes = ["host", "device", "dtype", "compile", "threads", "fused_adamw", "flops_per_token", "block_size"]
+    ok = ok.assign(threads=ok["threads"].fillna(-1))
     swept = set()
     for _, g in ok.groupby(axes, sort=False, dropna=False):
         by_batch = g.groupby("batch_size")["ms_median"].median().sort_index()
@@ -881,8 +870,7 @@ def thread_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         if len(threads) > 1:
             # ms/iter per thread count at the most common (dtype, batch, compile, optimizer) point: runs that
             # differ in threads alone
-            axes = ["dtype", "batch_size", "compile", "_fused"]
-            g = g.assign(_fused=[_fused_adamw(results, k) for k in g.index])
+            axes = ["dtype", "batch_size", "compile", "fused_adamw"]
             point = g.groupby(axes).size().idxmax()
             sel = g[(g[axes] == pd.Series(point, index=axes)).all(axis=1)]
             per = sel.groupby("threads")["ms_median"].median()
@@ -910,12 +898,11 @@ def cpu_dtype_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         need = NATIVE_CPU_FEATURES[r["dtype"]]
         have = [f for f in need if f in features]
         # the fp32 run that differs in dtype alone: same batch, compile, threads and optimizer
-        fused = _fused_adamw(results, key)
         twin = ok[
             (ok["results_dir"] == r["results_dir"]) & (ok["device"] == r["device"]) & (ok["dtype"] == "fp32")
             & (ok["batch_size"] == r["batch_size"]) & (ok["compile"] == r["compile"])
             & ((ok["threads"] == r["threads"]) | (ok["threads"].isna() & pd.isna(r["threads"])))
-            & np.array([_fused_adamw(results, k) == fused for k in ok.index], dtype=bool)
+            & (ok["fused_adamw"] == r["fused_adamw"])
         ]  # fmt: skip
         compare = ""
         evidence: dict[str, Any] = {"needs": list(need), "has": have, "ms_median": float(r["ms_median"])}

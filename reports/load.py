@@ -191,6 +191,12 @@ def _flatten_run(meta: dict, key: str, name: str, run_dir: Path, results_dir: Pa
         "block_size": meta.get("block_size"),
         "compile": meta.get("compile"),
         "threads": meta.get("threads"),
+        # the fused AdamW kernel: run.json's `fused_adamw`, else a tune's knobs; unknown is the default foreach
+        "fused_adamw": bool(
+            meta.get("fused_adamw")
+            if meta.get("fused_adamw") is not None
+            else ((meta.get("tune") or {}).get("knobs") or {}).get("fused_adamw")
+        ),
         "world_size": meta.get("world_size") if isinstance(meta.get("world_size"), int) else 1,
         "backend": meta.get("backend"),
         "seed": meta.get("seed"),

@@ -356,8 +356,7 @@ def _batch_why(d: DeviceTune, key: str) -> str:
         return (f"val {fmt.loss(s.target)} at iter {run.reached_iter}{tokens} in {fmt.sig(run.time_s)} s against "
                 f"{fmt.sig(ref.time_s)} s; known at evals only, so it was crossed after {fmt.sig(run.prev_eval_s)} s "
                 f"(the default's after {fmt.sig(ref.prev_eval_s)} s){tps}")  # fmt: skip
-    last = getattr(run, "last_eval_s", None)
-    at = f", its last eval, at {fmt.sig(last)} s" if fmt.is_num(last) else ""
+    at = f", its last eval, at {fmt.sig(run.last_eval_s)} s" if fmt.is_num(run.last_eval_s) else ""
     return (f"not at val {fmt.loss(s.target)} within {fmt.sig(run.end_s)} s (the default took {fmt.sig(ref.time_s)} s): "
             f"val {fmt.loss(run.last_val)} at iter {run.last_iter}{at}{tps}")  # fmt: skip
 

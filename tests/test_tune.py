@@ -183,7 +183,7 @@ def test_an_interrupted_time_to_loss_phase_is_run_again_together(tmp_path, monke
 
     def interrupted(runs, *a, **k):
         for r in runs:
-            r.advance(0.01)  # a turn each, then Ctrl-C
+            r.advance_to(10.0)  # a turn each (10 ms of its clock), then Ctrl-C
         raise KeyboardInterrupt
 
     monkeypatch.setattr(to_loss, "run_interleaved", interrupted)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bench.results import PROFILE_SCHEMA, ResultsDir, atomic_write_json, read_json
+from reports import fmt
 from reports.diagnosis import diagnose
 from reports.html import render_html
 from reports.load import load_results
@@ -166,6 +167,19 @@ def test_time_to_loss_for_runs_that_share_a_target_outside_tune(tmp_path):
     f = next(f for f in diagnose(results) if f.kind == "time_to_loss")
     assert "Time to val loss" in f.sentence and "cpu-b12" in f.sentence
     assert f.evidence["speedups"]["laptop/cpu-b12"]["ratio"] > 1
+
+    # a ratio is bracketed by both runs' eval resolution: each crossed after its eval before
+    ref = slow
+    assert 0 < ref.prev_eval_s < ref.time_s and 0 < fast.prev_eval_s < fast.time_s
+    e = s.effect(fast.key)
+    assert e.ratio == pytest.approx(ref.time_s / fast.time_s)  # the point estimate: reached / reached
+    assert e.low == pytest.approx(ref.prev_eval_s / fast.time_s) and e.low < e.ratio  # the reference's too
+    assert e.high == pytest.approx(ref.time_s / fast.prev_eval_s)
+    mine = s.effect(ref.key)  # the reference against itself: one crossing, exactly 1
+    assert (mine.ratio, mine.low, mine.high) == (1.0, 1.0, 1.0)
+    assert f"{fmt.ratio(e.ratio)} [{fmt.ratio(e.low)}-{fmt.ratio(e.high)}] the speed of cpu-b24" in f.sentence
+    assert f"(iter {ref.reached_iter}, crossed after {fmt.sig(ref.prev_eval_s)} s)" in f.sentence
+    assert f.evidence["speedups"][fast.key]["low"] == pytest.approx(e.low)
 
 
 def test_threads_against_pytorchs_own_count_reads_as_words(tmp_path):

@@ -92,10 +92,6 @@ class ToLossRun:
         self._on_step = on_step
         self._steps = self._run()
 
-    def advance(self, turn_s: float) -> None:
-        """Steps (and evals) until this run's clock has advanced by turn_s, or it is done."""
-        self.advance_to(self.state.clock_ms + turn_s * 1e3)
-
     def advance_to(self, until: float) -> None:
         """Steps (and evals) until this run's clock reaches `until` ms, or it is done (nothing when it is there
         already); an exception ends this run alone (kept in `error`)."""
