@@ -171,6 +171,17 @@ def config_key(meta: dict) -> str:
     return json.dumps(cfg, sort_keys=True, default=str)
 
 
+def _fused_adamw(meta: dict) -> bool:
+    """The fused AdamW kernel: run.json's `fused_adamw`, else a tune's knobs; unknown (or not a true/false) is
+    the default foreach."""
+    tune = meta.get("tune")
+    knobs = tune.get("knobs") if isinstance(tune, dict) else None
+    for v in (meta.get("fused_adamw"), knobs.get("fused_adamw") if isinstance(knobs, dict) else None):
+        if isinstance(v, bool):
+            return v
+    return False
+
+
 def _flatten_run(meta: dict, key: str, name: str, run_dir: Path, results_dir: Path, sweep: dict) -> dict:
     row: dict[str, Any] = {
         "key": key,
@@ -191,12 +202,7 @@ def _flatten_run(meta: dict, key: str, name: str, run_dir: Path, results_dir: Pa
         "block_size": meta.get("block_size"),
         "compile": meta.get("compile"),
         "threads": meta.get("threads"),
-        # the fused AdamW kernel: run.json's `fused_adamw`, else a tune's knobs; unknown is the default foreach
-        "fused_adamw": bool(
-            meta.get("fused_adamw")
-            if meta.get("fused_adamw") is not None
-            else ((meta.get("tune") or {}).get("knobs") or {}).get("fused_adamw")
-        ),
+        "fused_adamw": _fused_adamw(meta),
         "world_size": meta.get("world_size") if isinstance(meta.get("world_size"), int) else 1,
         "backend": meta.get("backend"),
         "seed": meta.get("seed"),

@@ -225,3 +225,25 @@ def test_no_shared_eval_iterations_is_said_only_when_true(tmp_path):
     (f,) = [f for f in config_findings(results, results.ok_runs()) if f.kind.startswith("loss_")]
     assert f.evidence["shared_evals"] == 0
     assert "a iter 200, b iter 201; no eval iteration is shared by both runs" in f.sentence
+
+
+@pytest.mark.parametrize(
+    ("edit", "fused"),
+    [
+        ({"fused_adamw": True}, True),
+        ({"tune": {"knobs": {"fused_adamw": True}}}, True),
+        ({"fused_adamw": "yes"}, False),  # not a true/false: unknown, the default foreach
+        ({"tune": {"knobs": "garbage"}}, False),
+        ({"tune": ["garbage"]}, False),
+    ],
+)
+def test_the_fused_adamw_setting_is_read_once_and_a_damaged_one_is_the_default(tmp_path, edit, fused):
+    from bench.results import atomic_write_json, read_json
+    from tests.fixtures import write_run, write_sweep
+
+    root = write_sweep(tmp_path / "r")
+    d = write_run(root, "cpu-a")
+    atomic_write_json(d / "run.json", {**read_json(d / "run.json"), **edit})
+    results = load_results(root)
+    assert bool(results.runs["fused_adamw"].iloc[0]) is fused
+    diagnose(results)  # and no finding trips over it
