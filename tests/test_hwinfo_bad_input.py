@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _cpuinfo(mhz: str = "2400.000", extra: str = "") -> str:
     return (
-        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC 7763\n"
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC 7713 64-Core Processor\n"
         f"stepping\t: 1\ncpu MHz\t\t: {mhz}\nflags\t\t: fma avx2\n{extra}"
     )
 
