@@ -237,7 +237,10 @@ def _clock(cpu: dict[str, Any]) -> tuple[float | None, str, str]:
         if mhz:
             where = sources.get(key, "unknown source")
             caveat = "" if key == "max_mhz" else "; no max/boost clock known, so the true peak may be higher"
-            return float(mhz), f"{label} clock {mhz:.0f} MHz from {where}{caveat}", "spec" if key == "max_mhz" else "derived"
+            spec = key == "max_mhz" and cpu.get("max_mhz_is_spec", True) is not False
+            if key == "max_mhz" and not spec:
+                caveat = "; one max clock for all core types, not each type's own"
+            return float(mhz), f"{label} clock {mhz:.0f} MHz from {where}{caveat}", "spec" if spec else "derived"
     return None, "no clock known", "unknown"
 
 
@@ -284,7 +287,7 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for dtype in ("fp32", "bf16", "fp16"):
             out[dtype] = _unknown(why)
         return _ordered(out)
-    label = "" if provenance == "spec" else "derived from a base or current clock, not the max: "
+    label = "" if provenance == "spec" else "derived: "
 
     features = set(cpu.get("features") or [])
     fp32_terms: list[tuple[int, float, int, str]] = []  # (cores, mhz, flop/cycle, core type)

@@ -154,8 +154,9 @@ def test_base_clock_is_said_when_no_max() -> None:
     cpu = _cpu("Haswell", 4, 3400, ["fma", "avx2"])
     cpu.update(max_mhz=None, base_mhz=3400.0, clock_sources={"base_mhz": "the model name (@ ... GHz)"})
     cpu["core_groups"][0]["max_mhz"] = None
-    detail = cpu_peaks(cpu)["fp32"]["detail"]
-    assert "base clock 3400 MHz from the model name" in detail and "may be higher" in detail
+    fp32 = cpu_peaks(cpu)["fp32"]
+    assert "base clock 3400 MHz from the model name" in fp32["detail"] and "may be higher" in fp32["detail"]
+    assert fp32["source"] == "derived" and fp32["detail"].startswith("derived")  # a datasheet max, it is not
 
 
 # --- GPUs ---------------------------------------------------------------------------------------------
