@@ -14,7 +14,7 @@ from hwinfo.apple import Runner, apple_gpu_cores
 from hwinfo.cpu import probe_cpu
 from hwinfo.energy import probe_energy, unsupported_reason
 from hwinfo.nvml import normalise_bus_id, probe_nvml
-from hwinfo.pci import probe_pci
+from hwinfo.pci import probe_display
 from hwinfo.peaks import (
     DTYPES,
     bandwidth_for,
@@ -356,7 +356,9 @@ def build_snapshot(
         raise ValueError(f"unknown dtype {', '.join(bad)}; choose from {','.join(DTYPES)}")
     notes: list[str] = []
     cpu = probe_cpu(root)
-    gpus = probe_pci(root)
+    gpus, not_gpus = probe_display(root)
+    notes.extend(not_gpus)
+    notes.extend(cpu.get("clock_notes") or [])
 
     no_torch: dict[str, Any] = {
         "torch": None,

@@ -181,7 +181,7 @@ def _apple_machine(monkeypatch: pytest.MonkeyPatch, chip: str) -> dict[str, Any]
 
     cpu = probe_cpu_generic({"brand_raw": chip}, 10, 10, "Darwin", sysctl=None)
     monkeypatch.setattr(hwinfo.probe, "probe_cpu", lambda root: dict(cpu))
-    monkeypatch.setattr(hwinfo.probe, "probe_pci", lambda root: [])
+    monkeypatch.setattr(hwinfo.probe, "probe_display", lambda root: ([], []))
     return {
         "torch": {
             "version": "2.13.0",
