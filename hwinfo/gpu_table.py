@@ -494,4 +494,18 @@ AMD_CU_RATES: dict[str, dict[str, Any]] = {
         "rates": {"fp32": 256, "tf32": 1024, "bf16": 2048, "fp16": 2048},
         "source": _CDNA_SRC.format(" 3", "MI300X"),
     },
+    **{
+        arch: {
+            "arch": f"RDNA 3 ({chip})",
+            "rates": {"fp32": 256, "tf32": 256, "bf16": 512, "fp16": 512},
+            "notes": {
+                "fp32": "256 counts RDNA 3's dual-issue, which matmul kernels rarely reach; 128 without it",
+                "tf32": "RDNA 3 has no TF32: a tf32 matmul runs in FP32, so this is the fp32 rate",
+            },
+            "source": "AMD Radeon RX 7900 XTX specifications: 61.4 TFLOPS FP32 and 122.8 TFLOPS FP16 (WMMA) "
+            "from 96 CUs at 2.5 GHz = 256 and 512 FLOP/clock/CU (amd.com/en/products/graphics/desktops/radeon/"
+            "7000-series/amd-radeon-rx-7900xtx.html)",
+        }
+        for arch, chip in (("gfx1100", "Navi 31"), ("gfx1101", "Navi 32"), ("gfx1102", "Navi 33"))
+    },
 }

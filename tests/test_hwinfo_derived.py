@@ -47,6 +47,8 @@ T = 1e12
         ("MI300X", 304, 2100, "gfx942", False, {"fp32": 163.4, "tf32": 653.7, "bf16": 1307.4}),
         ("MI250X GCD", 110, 1700, "gfx90a:sramecc+:xnack-", False, {"fp32": 47.85, "bf16": 191.5}),
         ("MI100", 120, 1502, "gfx908", False, {"fp32": 46.1, "bf16": 92.3, "fp16": 184.6}),
+        ("RX 7900 XTX", 96, 2500, "gfx1100", False, {"fp32": 61.4, "fp16": 122.8}),  # amd.com spec page
+        ("RX 7900 XT", 84, 2400, "gfx1100", False, {"fp32": 51.6, "fp16": 103.2}),  # amd.com spec page
     ],
 )
 def test_rates_reproduce_datasheets(
@@ -92,7 +94,7 @@ def test_derived_keeps_missing_arithmetic_unknown() -> None:
         ({"sm_count": 132, "max_clock_mhz": 1e9, "capability": "9.0"}, "max clock unknown"),
         ({"sm_count": 132, "max_clock_mhz": 1980}, "architecture unknown"),
         ({"sm_count": 148, "max_clock_mhz": 1965, "capability": "10.0"}, "compute capability 10.0"),
-        ({"sm_count": 80, "max_clock_mhz": 2100, "gcn_arch": "gfx1100"}, "no per-CU rate for gfx1100"),
+        ({"sm_count": 80, "max_clock_mhz": 2100, "gcn_arch": "gfx1030"}, "no per-CU rate for gfx1030"),
         ({"sm_count": -3, "max_clock_mhz": 1980, "capability": "9.0"}, "SM count unknown"),
         ({"sm_count": True, "max_clock_mhz": 1980, "capability": "9.0"}, "SM count unknown"),
         (
