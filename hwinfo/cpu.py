@@ -72,6 +72,7 @@ ARM_PARTS: dict[tuple[int, int], tuple[str, str, str, str]] = {
     (0x41, 0xD4E): ("Cortex-X3", "Cortex-X3", "core", "Cortex-X3"),
     (0x41, 0xD4F): ("Neoverse V2", "Neoverse V2", "core", "Neoverse-V2"),
     (0x41, 0xD84): ("Neoverse V3", "Neoverse V3", "core", "Neoverse-V3"),
+    (0x48, 0xD40): ("Cortex-A76", "Cortex-A76", "core", "Cortex-A76"),  # HiSilicon's number (Kirin 980)
     (0xC0, 0xAC3): ("AmpereOne", "AmpereOne", "core", "Ampere-1"),
     (0xC0, 0xAC4): ("AmpereOne", "AmpereOne", "core", "Ampere-1a"),
     (0x61, 0x022): ("Icestorm (M1)", "Apple M1", "efficiency", "Icestorm-M1"),
