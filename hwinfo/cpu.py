@@ -91,7 +91,9 @@ ARM_PARTS: dict[tuple[int, int], tuple[str, str, str, str]] = {
 ARM_PARTS_BY_LSCPU_NAME: dict[str, tuple[str, str, str, str]] = {v[3].lower(): v for v in ARM_PARTS.values()}
 # Server cores: on these a second physical package is a second socket. On phone and board SoCs, kernels
 # before 5.16 put the cluster number in physical_package_id, so there a package is a cluster.
-ARM_SERVER_UARCHS = frozenset({"Neoverse N1", "Neoverse N2", "Neoverse V1", "Neoverse V2", "Neoverse V3", "AmpereOne"})
+ARM_SERVER_UARCHS = frozenset(
+    {"Neoverse N1", "Neoverse N2", "Neoverse V1", "Neoverse V2", "Neoverse V3", "AmpereOne"}
+)
 
 
 def arm_part(implementer: int | None, part: int | None) -> tuple[str, str, str, str] | None:

@@ -36,10 +36,18 @@ CPU_DATASHEET: tuple[DatasheetClock, ...] = (
     DatasheetClock(r"\bEPYC 7742\b", 2250, 3400, _AMD + "server/epyc/7002-series/amd-epyc-7742.html"),
     DatasheetClock(r"\bEPYC 7763\b", 2450, 3500, _AMD + "server/epyc/7003-series/amd-epyc-7763.html"),
     DatasheetClock(r"\bEPYC 9654\b", 2400, 3700, _AMD + "server/epyc/9004-series/amd-epyc-9654.html"),
-    DatasheetClock(r"\bRyzen 9 3950X\b", 3500, 4700, _AMD + "desktops/ryzen/3000-series/amd-ryzen-9-3950x.html"),
-    DatasheetClock(r"\bRyzen 9 5950X\b", 3400, 4900, _AMD + "desktops/ryzen/5000-series/amd-ryzen-9-5950x.html"),
-    DatasheetClock(r"\bRyzen 9 7950X\b(?!3D)", 4500, 5700, _AMD + "desktops/ryzen/7000-series/amd-ryzen-9-7950x.html"),
-    DatasheetClock(r"\bRyzen 9 9950X\b(?!3D)", 4300, 5700, _AMD + "desktops/ryzen/9000-series/amd-ryzen-9-9950x.html"),
+    DatasheetClock(
+        r"\bRyzen 9 3950X\b", 3500, 4700, _AMD + "desktops/ryzen/3000-series/amd-ryzen-9-3950x.html"
+    ),
+    DatasheetClock(
+        r"\bRyzen 9 5950X\b", 3400, 4900, _AMD + "desktops/ryzen/5000-series/amd-ryzen-9-5950x.html"
+    ),
+    DatasheetClock(
+        r"\bRyzen 9 7950X\b(?!3D)", 4500, 5700, _AMD + "desktops/ryzen/7000-series/amd-ryzen-9-7950x.html"
+    ),
+    DatasheetClock(
+        r"\bRyzen 9 9950X\b(?!3D)", 4300, 5700, _AMD + "desktops/ryzen/9000-series/amd-ryzen-9-9950x.html"
+    ),
     DatasheetClock(r"\bXeon\(R\) Silver 4110\b|\bXeon Silver 4110\b", 2100, 3000, _ARK + "123547/"),
     DatasheetClock(r"\bXeon\(R\) Gold 6130\b|\bXeon Gold 6130\b", 2100, 3700, _ARK + "120492/"),
     DatasheetClock(r"\bXeon\(R\) Platinum 8380\b|\bXeon Platinum 8380\b", 2300, 3400, _ARK + "212287/"),
@@ -101,7 +109,7 @@ def resolve_max_clock(
     base_mhz: float | None = None
     base_source: str | None = None
 
-    candidate, candidate_source = reported_max_mhz, reported_source
+    candidate = reported_max_mhz
     if candidate and driver == "acpi-cpufreq" and boost_on:
         notes.append(
             f"{reported_source} reads {candidate:.0f} MHz, but the driver is acpi-cpufreq with boost on: that "
@@ -122,7 +130,12 @@ def resolve_max_clock(
             "MHz): a firmware error, rejected"
         )
         candidate = None
-    if candidate and row and abs(candidate - row.base_mhz) <= 0.02 * row.base_mhz and row.base_mhz < 0.95 * row.boost_mhz:
+    if (
+        candidate
+        and row
+        and abs(candidate - row.base_mhz) <= 0.02 * row.base_mhz
+        and row.base_mhz < 0.95 * row.boost_mhz
+    ):
         notes.append(
             f"{reported_source} reads {candidate:.0f} MHz, the datasheet base clock of this model (boost "
             f"{row.boost_mhz:.0f} MHz): the driver reports base, not boost"
@@ -131,7 +144,10 @@ def resolve_max_clock(
 
     if row:
         base_mhz, base_source = float(row.base_mhz), f"datasheet ({row.source})"
-        for value, where in ((amd_pstate_max_mhz, "amd-pstate amd_pstate_max_freq"), (candidate, reported_source)):
+        for value, where in (
+            (amd_pstate_max_mhz, "amd-pstate amd_pstate_max_freq"),
+            (candidate, reported_source),
+        ):
             if value and abs(value - row.boost_mhz) > 0.05 * row.boost_mhz:
                 notes.append(
                     f"{where} reads {value:.0f} MHz, the datasheet boost is {row.boost_mhz:.0f} MHz: the spec peak "
@@ -160,4 +176,10 @@ def resolve_max_clock(
             "base_source": base_source,
             "notes": notes,
         }
-    return {"max_mhz": None, "max_source": None, "base_mhz": base_mhz, "base_source": base_source, "notes": notes}
+    return {
+        "max_mhz": None,
+        "max_source": None,
+        "base_mhz": base_mhz,
+        "base_source": base_source,
+        "notes": notes,
+    }

@@ -89,7 +89,12 @@ def _caches(top: dict[str, str]) -> tuple[dict[str, int], int | None]:
     """Per-instance cache sizes; lscpu >= 2.37 prints totals ("24 MiB (1 instance)")."""
     caches: dict[str, int] = {}
     llc = None
-    for key, out_key in (("L1d cache", "l1d_kib"), ("L1i cache", "l1i_kib"), ("L2 cache", "l2_kib"), ("L3 cache", "l3_kib")):
+    for key, out_key in (
+        ("L1d cache", "l1d_kib"),
+        ("L1i cache", "l1i_kib"),
+        ("L2 cache", "l2_kib"),
+        ("L3 cache", "l3_kib"),
+    ):
         text = top.get(key)
         if not text:
             continue
@@ -111,7 +116,9 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
     vendor_raw = top.get("Vendor ID")
     implementer = next((v for k, v in _ARM_VENDOR_IDS.items() if (vendor_raw or "").startswith(k)), None)
     x86 = vendor_raw in _X86_VENDORS
-    vendor = _X86_VENDORS.get(vendor_raw or "") if x86 else _ARM_IMPLEMENTERS.get(implementer or -1, vendor_raw)
+    vendor = (
+        _X86_VENDORS.get(vendor_raw or "") if x86 else _ARM_IMPLEMENTERS.get(implementer or -1, vendor_raw)
+    )
     flags = set((first.get("Flags") or top.get("Flags") or "").split())
     arch = "x86" if x86 else "arm" if implementer is not None or "asimd" in flags else "unknown"
     logical = _int(top.get("CPU(s)"))
@@ -123,7 +130,10 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
     stepping = _int(first.get("Stepping") or top.get("Stepping"))
     model_name = first.get("Model name")
     sockets = _int(first.get("Socket(s)") or top.get("Socket(s)")) or 1
-    reported = max((m for m in (_mhz(s.get("CPU max MHz") or top.get("CPU max MHz")) for s in sections or [top]) if m), default=None)
+    reported = max(
+        (m for m in (_mhz(s.get("CPU max MHz") or top.get("CPU max MHz")) for s in sections or [top]) if m),
+        default=None,
+    )
     groups: list[dict[str, Any]]
     notes: list[str] = []
     max_is_spec = True
@@ -133,7 +143,12 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
         for s in sections:
             known = ARM_PARTS_BY_LSCPU_NAME.get((s.get("Model name") or "").lower())
             clusters.append(
-                {"known": known, "name": s.get("Model name") or "core", "count": _count(s, top) or 0, "max_mhz": _mhz(s.get("CPU max MHz"))}
+                {
+                    "known": known,
+                    "name": s.get("Model name") or "core",
+                    "count": _count(s, top) or 0,
+                    "max_mhz": _mhz(s.get("CPU max MHz")),
+                }
             )
         groups, _names = arm_groups(clusters)
         uarch = arm_uarch(groups)
@@ -147,7 +162,13 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
         physical = per_socket * sockets if per_socket else None
         groups = [{"type": "core", "count": physical, "max_mhz": None}]
         rates = CPU_UARCHS.get(uarch or "")
-        if rates and "efficiency" in rates.rates and physical and logical and physical < logical < 2 * physical:
+        if (
+            rates
+            and "efficiency" in rates.rates
+            and physical
+            and logical
+            and physical < logical < 2 * physical
+        ):
             # Hybrid: P-cores run two threads, E-cores one, so P = threads - cores.
             p = logical - physical
             groups = [

@@ -158,7 +158,9 @@ def classify(
     if largest_bar_bytes is not None and largest_bar_bytes >= 2 << 30:
         return False, f"a {largest_bar_bytes / 2**30:.0f} GiB memory BAR (resizable BAR on a card)"
     if vendor_id == "0x8086":
-        return (True, "Intel graphics on bus 00") if bus == "00" else (False, "Intel graphics behind a bridge")
+        return (
+            (True, "Intel graphics on bus 00") if bus == "00" else (False, "Intel graphics behind a bridge")
+        )
     if vendor_id == "0x1002" and bus == "00":
         return True, "AMD graphics on bus 00"
     return False, "no sign of an integrated GPU (device id, memory or bus)"
@@ -207,7 +209,9 @@ def gpu_record(
     """One entry of the snapshot's "gpus" list (from sysfs or from lspci text)."""
     parts = address.split(":")
     bus = parts[-2].lower() if len(parts) >= 2 else ""
-    integrated, why = classify(vendor_id, device_id, bus, vram_bytes=vram_bytes, largest_bar_bytes=largest_bar_bytes)
+    integrated, why = classify(
+        vendor_id, device_id, bus, vram_bytes=vram_bytes, largest_bar_bytes=largest_bar_bytes
+    )
     return {
         "pci_address": address,
         "vendor_id": vendor_id,
@@ -244,7 +248,9 @@ def probe_display(root: str = "/") -> tuple[list[dict[str, Any]], list[str]]:
         device_id = _hex_id(_read(dev_dir / "device"))
         what = non_gpu_display(vendor_id, device_id)
         if what:
-            skipped.append(f"{what} at {dev_dir.name} ({vendor_id[2:]}:{(device_id or '????')[2:]}) is a display adapter, not a GPU")
+            skipped.append(
+                f"{what} at {dev_dir.name} ({vendor_id[2:]}:{(device_id or '????')[2:]}) is a display adapter, not a GPU"
+            )
             continue
         gpus.append(
             gpu_record(
@@ -294,7 +300,9 @@ def parse_lspci(text: str) -> tuple[list[dict[str, Any]], list[str]]:
             addr = addr if addr.count(":") == 2 else f"0000:{addr}"
             what = non_gpu_display(vendor_id, device_id)
             if what:
-                skipped.append(f"{what} at {addr} ({vendor_id[2:]}:{device_id[2:]}) is a display adapter, not a GPU")
+                skipped.append(
+                    f"{what} at {addr} ({vendor_id[2:]}:{device_id[2:]}) is a display adapter, not a GPU"
+                )
                 continue
             current = {"addr": addr, "vendor": vendor_id, "device": device_id, "cls": f"0x{m.group('cls').lower()}00",
                        "name": m.group("name"), "driver": None, "bar": None}  # fmt: skip
@@ -309,10 +317,15 @@ def parse_lspci(text: str) -> tuple[list[dict[str, Any]], list[str]]:
             size = int(r.group(1)) * {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}[r.group(2)]
             current["bar"] = max(current["bar"] or 0, size)
     records = [
-        gpu_record(g["addr"], g["vendor"], g["device"], g["cls"], driver=g["driver"], largest_bar_bytes=g["bar"],
-                   name=g["name"])  # fmt: skip
+        gpu_record(
+            g["addr"],
+            g["vendor"],
+            g["device"],
+            g["cls"],
+            driver=g["driver"],
+            largest_bar_bytes=g["bar"],
+            name=g["name"],
+        )  # fmt: skip
         for g in gpus
     ]
     return records, skipped
-
-

@@ -240,7 +240,11 @@ def _clock(cpu: dict[str, Any]) -> tuple[float | None, str, str]:
             spec = key == "max_mhz" and cpu.get("max_mhz_is_spec", True) is not False
             if key == "max_mhz" and not spec:
                 caveat = "; one max clock for all core types, not each type's own"
-            return float(mhz), f"{label} clock {mhz:.0f} MHz from {where}{caveat}", "spec" if spec else "derived"
+            return (
+                float(mhz),
+                f"{label} clock {mhz:.0f} MHz from {where}{caveat}",
+                "spec" if spec else "derived",
+            )
     return None, "no clock known", "unknown"
 
 
@@ -278,7 +282,9 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
             out[dtype] = _unknown(f"{why} for {ident}")
         return _ordered(out)
     rates_of = {id(g): _group_rate(uarch, g) for g in groups}
-    missing = [g.get("part") or g.get("microarchitecture") or g["type"] for g in groups if rates_of[id(g)] is None]
+    missing = [
+        g.get("part") or g.get("microarchitecture") or g["type"] for g in groups if rates_of[id(g)] is None
+    ]
     if missing:
         why = (
             f"no FLOP/cycle entry for {', '.join(str(m) for m in missing)} (a core group of {ident}); the peak "

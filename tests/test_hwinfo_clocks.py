@@ -19,7 +19,9 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def _amd(root: Path, name: str, family: int, model: int, cores: int, mhz: str, flags: str = "fma avx2 sme") -> Path:
+def _amd(
+    root: Path, name: str, family: int, model: int, cores: int, mhz: str, flags: str = "fma avx2 sme"
+) -> Path:
     blocks = [
         f"processor\t: {i}\nvendor_id\t: AuthenticAMD\ncpu family\t: {family}\nmodel\t\t: {model}\n"
         f"model name\t: {name}\nstepping\t: 0\ncpu MHz\t\t: {mhz}\nphysical id\t: 0\ncore id\t\t: {i}\n"
@@ -60,10 +62,14 @@ def test_acpi_cpufreq_without_boost_is_the_max(tmp_path: Path) -> None:
 
 def test_amd_pstate_max_freq_is_the_boost(tmp_path: Path) -> None:
     root = _amd(tmp_path, "AMD Ryzen 7 7840U w/ Radeon 780M Graphics", 25, 0x74, 8, "1400.000")
-    _cpufreq(root, 8, cpuinfo_max_freq="3300000", amd_pstate_max_freq="5132000", scaling_driver="amd-pstate-epp")
+    _cpufreq(
+        root, 8, cpuinfo_max_freq="3300000", amd_pstate_max_freq="5132000", scaling_driver="amd-pstate-epp"
+    )
     cpu = probe_cpu(str(root), system="Linux")
     assert cpu["max_mhz"] == 5132 and "amd_pstate_max_freq" in cpu["clock_sources"]["max_mhz"]
-    assert cpu["microarchitecture"] == "Zen 4" and cpu_peaks(cpu)["fp32"]["value"] == pytest.approx(8 * 5.132e9 * 32)
+    assert cpu["microarchitecture"] == "Zen 4" and cpu_peaks(cpu)["fp32"]["value"] == pytest.approx(
+        8 * 5.132e9 * 32
+    )
 
 
 def test_a_max_far_above_the_family_is_rejected(tmp_path: Path) -> None:
@@ -92,7 +98,9 @@ def test_model_name_ghz_is_the_base_never_the_max() -> None:
 
 
 def test_x86_sme_flag_is_not_a_feature(tmp_path: Path) -> None:
-    cpu = probe_cpu(str(_amd(tmp_path, "AMD EPYC 9654 96-Core Processor", 25, 0x11, 2, "2400.000")), system="Linux")
+    cpu = probe_cpu(
+        str(_amd(tmp_path, "AMD EPYC 9654 96-Core Processor", 25, 0x11, 2, "2400.000")), system="Linux"
+    )
     assert "sme" not in cpu["features"] and "avx2" in cpu["features"]
 
 
@@ -136,7 +144,9 @@ def test_two_socket_arm_server_keeps_its_sockets(tmp_path: Path) -> None:
 
 
 def test_a_fake_root_never_reads_the_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("hwinfo.cpu.py_cpuinfo_dict", lambda: pytest.fail("the fake root read this host's CPU"))
+    monkeypatch.setattr(
+        "hwinfo.cpu.py_cpuinfo_dict", lambda: pytest.fail("the fake root read this host's CPU")
+    )
     root = _arm_soc(tmp_path, [(0xD08, 4, 0)])
     snap = snapshot(root=str(root), use_torch=False, nvml_module=None)
     assert snap["cpu"]["max_mhz"] is None and snap["devices"][0]["peaks"]["fp32"]["value"] is None

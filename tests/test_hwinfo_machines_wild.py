@@ -49,16 +49,58 @@ def _lscpu(machine: str) -> dict[str, Any]:
 # machine -> (sockets, physical cores, fp32 peak FLOP/s or None when no datasheet figure is reachable,
 #             the label hwinfo must give, where the right answer comes from)
 CPU_CASES: dict[str, tuple[int, int, float | None, str, str]] = {
-    "epyc-7451-2s": (2, 48, 48 * 3.2 * G * 16, "spec", "AMD EPYC 7451: 24 cores, boost 3.2 GHz (amd.com); Zen 2x128-bit FMA"),
-    "epyc-7742-2s": (2, 128, 128 * 3.4 * G * 32, "spec", "AMD EPYC 7742: 64 cores, boost 3.4 GHz (amd.com); Zen 2 2x256-bit FMA"),
+    "epyc-7451-2s": (
+        2,
+        48,
+        48 * 3.2 * G * 16,
+        "spec",
+        "AMD EPYC 7451: 24 cores, boost 3.2 GHz (amd.com); Zen 2x128-bit FMA",
+    ),
+    "epyc-7742-2s": (
+        2,
+        128,
+        128 * 3.4 * G * 32,
+        "spec",
+        "AMD EPYC 7742: 64 cores, boost 3.4 GHz (amd.com); Zen 2 2x256-bit FMA",
+    ),
     "ryzen9-5950x": (1, 16, 16 * 4.9 * G * 32, "spec", "Ryzen 9 5950X: 16 cores, boost 4.9 GHz (amd.com)"),
-    "xeon-silver-4110": (1, 8, 8 * 3.0 * G * 32, "spec", "Xeon Silver 4110: 8 cores, turbo 3.0 GHz, one AVX-512 FMA unit (ark)"),
-    "xeon-gold-6130": (1, 16, 16 * 3.7 * G * 64, "spec", "Xeon Gold 6130: 16 cores, turbo 3.7 GHz, two AVX-512 FMA units (ark)"),
-    "ampere-altra-q80-30": (1, 80, 80 * 3.0 * G * 16, "spec", "Ampere Altra Q80-30: 80 Neoverse N1 cores at 3.0 GHz"),
-    "apple-m1-asahi": (1, 8, 4 * 3.204 * G * 32 + 4 * 2.064 * G * 16, "spec", "Apple M1: 4 Firestorm at 3.2 GHz + 4 Icestorm at 2.064 GHz"),
+    "xeon-silver-4110": (
+        1,
+        8,
+        8 * 3.0 * G * 32,
+        "spec",
+        "Xeon Silver 4110: 8 cores, turbo 3.0 GHz, one AVX-512 FMA unit (ark)",
+    ),
+    "xeon-gold-6130": (
+        1,
+        16,
+        16 * 3.7 * G * 64,
+        "spec",
+        "Xeon Gold 6130: 16 cores, turbo 3.7 GHz, two AVX-512 FMA units (ark)",
+    ),
+    "ampere-altra-q80-30": (
+        1,
+        80,
+        80 * 3.0 * G * 16,
+        "spec",
+        "Ampere Altra Q80-30: 80 Neoverse N1 cores at 3.0 GHz",
+    ),
+    "apple-m1-asahi": (
+        1,
+        8,
+        4 * 3.204 * G * 32 + 4 * 2.064 * G * 16,
+        "spec",
+        "Apple M1: 4 Firestorm at 3.2 GHz + 4 Icestorm at 2.064 GHz",
+    ),
     "arm-a55-board": (1, 4, 4 * 2.1 * G * 8, "spec", "4 Cortex-A55 at the board's cpufreq maximum 2.1 GHz"),
     # Core Ultra 9 185H: 6 P at 5.1 + 8 E at 3.8 + 2 LP-E at 2.5 GHz (ark 236849); lscpu has one clock for all
-    "meteor-lake-185h": (1, 16, 6 * 5.1 * G * 32 + 8 * 3.8 * G * 16 + 2 * 2.5 * G * 16, "derived", "ark 236849"),
+    "meteor-lake-185h": (
+        1,
+        16,
+        6 * 5.1 * G * 32 + 8 * 3.8 * G * 16 + 2 * 2.5 * G * 16,
+        "derived",
+        "ark 236849",
+    ),
     # the A510's vector unit is shared by a core pair in a configuration lscpu does not tell
     "phone-a510-a710-a715-x3": (1, 8, None, "unknown", "no datasheet FLOP/cycle for a Cortex-A510 pair"),
 }
@@ -117,14 +159,19 @@ def test_apple_m1_under_asahi_has_its_p_and_e_clusters() -> None:
     assert by_type == {"performance": (4, 3204.0), "efficiency": (4, 2064.0)}
 
 
-def test_kirin_980_proc_cpuinfo_is_one_soc_of_two_core_types(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kirin_980_proc_cpuinfo_is_one_soc_of_two_core_types(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Kirin 980 (Huawei Mate 20): 4 Cortex-A55 (ARM 0x41:0xd05) + 4 Cortex-A76 under HiSilicon's own
     implementer/part (0x48:0xd40). This dump has no cpufreq, so no clock and no peak, and the host's
     clock is never borrowed."""
     monkeypatch.setattr("hwinfo.cpu.py_cpuinfo_dict", lambda: pytest.fail("a fake root read the host"))
     cpu = probe_cpu(str(_fake_root(tmp_path, "huawei-mate-20-kirin980")), system="Linux")
     assert (cpu["sockets"], cpu["physical_cores"]) == (1, 8)
-    assert sorted((g["part"], g["count"]) for g in cpu["core_groups"]) == [("Cortex-A55", 4), ("Cortex-A76", 4)]
+    assert sorted((g["part"], g["count"]) for g in cpu["core_groups"]) == [
+        ("Cortex-A55", 4),
+        ("Cortex-A76", 4),
+    ]
     assert "Cortex-A76" in cpu["model_name"] and cpu["max_mhz"] is None
     fp32 = cpu_peaks(cpu)["fp32"]
     assert fp32["value"] is None and fp32["source"] == "unknown"
