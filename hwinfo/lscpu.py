@@ -43,9 +43,12 @@ _SECTION_KEYS = (
 
 
 def parse_lscpu(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """(the machine-wide fields, one dict per "Model name" section) from lscpu's first block."""
+    """(the machine-wide fields, one dict per "Model name" section) from lscpu's first block. A long
+    value wrapped onto the next lines (lscpu's tree output cuts at the terminal width, even inside a
+    word) is joined back."""
     top: dict[str, str] = {}
     sections: list[dict[str, str]] = []
+    last: tuple[dict[str, str], str] | None = None
     for line in text.splitlines():
         if not line.strip():
             if top or sections:
@@ -53,15 +56,23 @@ def parse_lscpu(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
             continue
         key, sep, value = line.partition(":")
         if not sep:
+            if last is not None and line[:1].isspace():
+                target, k = last
+                target[k] += line.strip()  # the cut kept its space, if there was one
             continue
-        key, value = key.strip(), value.strip()
+        key, value = key.strip(), value.lstrip()
         if key == "Model name":
-            sections.append({"Model name": value})
+            sections.append({"Model name": value.strip()})
+            last = (sections[-1], key)
         elif sections and key in _SECTION_KEYS and key not in sections[-1]:
             sections[-1][key] = value
+            last = (sections[-1], key)
         else:
             top.setdefault(key, value)
-    return top, sections
+            last = (top, key)
+    return {k: v.strip() for k, v in top.items()}, [
+        {k: v.strip() for k, v in sec.items()} for sec in sections
+    ]
 
 
 def _int(text: str | None) -> int | None:

@@ -214,3 +214,13 @@ def test_every_dump_is_listed_in_sources() -> None:
     for machine in WILD.iterdir():
         if machine.is_dir():
             assert f"`{machine.name}/" in sources, machine.name
+
+
+def test_graviton3_without_a_clock_is_unknown_but_its_flags_are_read() -> None:
+    """AWS hpc7g (Graviton3, 64 Neoverse V1 at 2.6 GHz per AWS): lscpu shows no max clock, so no peak;
+    bf16 sits on the wrapped second line of the Flags."""
+    cpu = _lscpu("graviton3-hpc7g")
+    assert (cpu["sockets"], cpu["physical_cores"], cpu["microarchitecture"]) == (1, 64, "Neoverse V1")
+    assert {"sve", "bf16", "asimdhp"} <= set(cpu["features"])
+    fp32 = cpu_peaks(cpu)["fp32"]
+    assert fp32["value"] is None and "clock unknown" in fp32["detail"]
