@@ -10,13 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from hwinfo.gpu_table import (
-    AMD_CU_RATES,
-    GPU_PEAKS,
-    NVIDIA_GEFORCE_NOTE,
-    NVIDIA_PRO_NOTE,
-    NVIDIA_SM_RATES,
-)
+from hwinfo.gpu_table import gpu_table
 from hwinfo.units import bytes_per_s, flops, is_num
 
 DTYPES: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
@@ -429,10 +423,10 @@ def lookup_gpu(name: str) -> dict[str, Any] | None:
     wanted = name.strip().lower()
     norm = normalise_gpu_name(name)
     mobile = bool(_MOBILE.search(norm))
-    for row in GPU_PEAKS:
+    for row in gpu_table().rows:
         if row["key"].lower() == wanted:
             return _entry(row, name, "exact")
-    for row in GPU_PEAKS:
+    for row in gpu_table().rows:
         if mobile:
             continue  # laptop parts run at other clocks and power limits: no desktop figure for them
         if any(re.search(p, norm) for p in row["match"]):
@@ -563,12 +557,16 @@ def _arch_rates(capability: str | None, gcn_arch: str | None) -> tuple[dict[str,
     """(rates row, unit, why not) for a CUDA compute capability ("8.9") or a ROCm gfx arch ("gfx90a:xnack-")."""
     if gcn_arch:
         base = str(gcn_arch).split(":")[0].strip().lower()
-        row = AMD_CU_RATES.get(base)
-        return row, "CU", "" if row else f"no per-CU rate for {base} in hwinfo/gpu_table.py"
+        row = gpu_table().amd_cu_rates.get(base)
+        return row, "CU", "" if row else f"no per-CU rate for {base} in hwinfo/gpu_table.toml"
     if capability:
         cap = str(capability).strip()
-        row = NVIDIA_SM_RATES.get(cap)
-        return row, "SM", "" if row else f"no per-SM rate for compute capability {cap} in hwinfo/gpu_table.py"
+        row = gpu_table().nvidia_sm_rates.get(cap)
+        return (
+            row,
+            "SM",
+            "" if row else f"no per-SM rate for compute capability {cap} in hwinfo/gpu_table.toml",
+        )
     return None, "SM", "architecture unknown (no CUDA compute capability or gfx arch from PyTorch)"
 
 
@@ -581,11 +579,11 @@ def derived_gpu_peaks(  # the same keywords as gpu_peaks on purpose: it passes t
     gcn_arch: str | None = None,
     clock_source: str = "NVML",
 ) -> dict[str, dict[str, Any]]:
-    """SMs (or CUs) x max clock x the architecture's per-SM FLOP/clock (gpu_table.NVIDIA_SM_RATES,
-    AMD_CU_RATES), labelled "derived" with the arithmetic; "unknown" with the reason when a factor is
+    """SMs (or CUs) x max clock x the architecture's per-SM FLOP/clock (hwinfo/gpu_table.toml,
+    per-SM and per-CU rates), labelled "derived" with the arithmetic; "unknown" with the reason when a factor is
     missing."""
     not_in_table = (
-        f"'{name}' is not in the GPU spec table (hwinfo/gpu_table.py); no figure borrowed from another chip"
+        f"'{name}' is not in the GPU spec table (hwinfo/gpu_table.toml); no figure borrowed from another chip"
     )
     mobile = bool(_MOBILE.search(normalise_gpu_name(name)))
     row, unit, why_not = _arch_rates(capability, gcn_arch)
@@ -607,7 +605,7 @@ def derived_gpu_peaks(  # the same keywords as gpu_peaks on purpose: it passes t
     ident = f"compute capability {capability}" if unit == "SM" else str(gcn_arch).split(":")[0]
     line = ""
     if unit == "SM" and "geforce" in row:
-        line = f"; {NVIDIA_GEFORCE_NOTE}" if geforce else f"; {NVIDIA_PRO_NOTE}"
+        line = f"; {gpu_table().geforce_note}" if geforce else f"; {gpu_table().pro_note}"
     caveat = (
         f"{unit} count from PyTorch, max clock {mhz:.0f} MHz from {clock_source}: an upper bound, the GPU "
         "may not hold its max clock under load"

@@ -12,7 +12,7 @@ import pytest
 from hwinfo import snapshot
 from hwinfo.apple import IOREG, SYSTEM_PROFILER, apple_gpu_cores
 from hwinfo.cpu import probe_cpu_generic
-from hwinfo.gpu_table import AMD_CU_RATES, GPU_PEAKS, NVIDIA_SM_RATES
+from hwinfo.gpu_table import gpu_table
 from hwinfo.peaks import (
     DTYPES,
     bandwidth_for,
@@ -371,7 +371,7 @@ def test_peak_for_derives_from_an_older_snapshot() -> None:
 
 
 def test_datasheet_bandwidth_per_row() -> None:
-    for row in GPU_PEAKS:
+    for row in gpu_table().rows:
         assert row.get("bandwidth") and row.get("bandwidth_source"), row["key"]
         assert all(0 < gbs < 20_000 for _, gbs in row["bandwidth"]), row["key"]
     assert gpu_bandwidth("NVIDIA H100 80GB HBM3") == {
@@ -418,7 +418,7 @@ def test_bandwidth_for_and_ridge_on_a_snapshot() -> None:
 
 
 def test_rate_tables_are_sane() -> None:
-    for table in (NVIDIA_SM_RATES, AMD_CU_RATES):
+    for table in (gpu_table().nvidia_sm_rates, gpu_table().amd_cu_rates):
         for key, row in table.items():
             rates = row["rates"]
             assert set(rates) == set(DTYPES) and row["source"] and row["arch"], key
@@ -427,5 +427,5 @@ def test_rate_tables_are_sane() -> None:
                     assert dtype in row.get("notes", {}), (key, dtype)
                 else:
                     assert rate >= rates["fp32"] and rate & (rate - 1) == 0, (key, dtype)  # powers of two
-    for row in GPU_PEAKS:
+    for row in gpu_table().rows:
         assert row.get("sms") is None or row["sms"] > 0
