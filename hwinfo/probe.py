@@ -404,10 +404,15 @@ def build_snapshot(
             f"{g['vendor']} GPU {label} at {g['pci_address']} is on the PCI bus but PyTorch cannot use it ({why})"
         )
     if not cpu.get("max_mhz"):
+        why = (
+            "no max clock passed the checks above"
+            if cpu.get("clock_notes")
+            else "no sysfs cpufreq, e.g. in a VM"
+        )
         notes.append(
-            "CPU max/boost clock unknown (no sysfs cpufreq, e.g. in a VM): the CPU peak uses "
+            f"CPU max/boost clock unknown ({why}): the CPU peak uses "
             + ("the base clock" if cpu.get("base_mhz") else "the current clock")
-            + ", so the real peak may be higher"
+            + ", so the real peak may be higher; it is labelled derived, not spec"
         )
 
     devices = _device_entries(cpu, accelerators, gpus, run_command)
