@@ -224,3 +224,18 @@ def test_graviton3_without_a_clock_is_unknown_but_its_flags_are_read() -> None:
     assert {"sve", "bf16", "asimdhp"} <= set(cpu["features"])
     fp32 = cpu_peaks(cpu)["fp32"]
     assert fp32["value"] is None and "clock unknown" in fp32["detail"]
+
+
+def test_sapphire_rapids_vms_amx_flags_and_a_current_clock_peak_labelled_derived() -> None:
+    """AWS m7i (llama.cpp#2555): AMX and AVX-512 BF16/FP16 read from the pasted flags; the paste has no
+    family/model or core split, so no peak. AWS r7iz (cpu_features#296): family 6 model 143, one core,
+    only the current clock (3667 MHz; the all-core turbo of its Xeon Gold 6455B is 3.9 GHz per AWS):
+    a derived lower bound, never spec."""
+    m7i = _lscpu("aws-m7i-sapphire-rapids")
+    assert {"amx_tile", "amx_bf16", "avx512_bf16", "avx512_fp16"} <= set(m7i["features"])
+    assert m7i["logical_cores"] == 8 and cpu_peaks(m7i)["fp32"]["value"] is None
+    r7iz = _lscpu("aws-r7iz-sapphire-rapids")
+    fp32 = cpu_peaks(r7iz)["fp32"]
+    assert r7iz["microarchitecture"] == "Sapphire Rapids" and r7iz["physical_cores"] == 1
+    assert fp32["source"] == "derived" and fp32["value"] == pytest.approx(3667.317e6 * 64)
+    assert fp32["value"] < 3.9e9 * 64
