@@ -192,6 +192,11 @@ PCI_CASES: dict[str, tuple[dict[str, bool], int]] = {
     "pve-7900xtx-passthrough/lspci-nnk.txt": ({"0000:05:00.0": False}, 0),  # bound to vfio-pci, no amdgpu
     "epyc-aspeed-nvidia-server/lspci-nn.txt": ({"0000:c1:00.0": False}, 1),
     "ryzen-arc-a310-aspeed/lspci-nn.txt": ({"0000:09:00.0": False}, 1),  # Arc A310 (DG2) + ASPEED BMC
+    # Coffee Lake laptop: UHD 630 iGPU, GeForce MX130 (a "3D controller") and a GTX 970 in an eGPU box
+    "laptop-uhd630-mx130-egpu-gtx970/lspci-nn.txt": (
+        {"0000:00:02.0": True, "0000:02:00.0": False, "0000:08:00.0": False},
+        0,
+    ),
 }
 
 
