@@ -70,6 +70,8 @@ def _attach_nvml(gpus: list[dict[str, Any]], nvml: dict[str, Any]) -> None:
                     "boot_vga": False,
                     "name": dev.get("name"),
                     "integrated": False,
+                    "integrated_reason": "an NVIDIA GPU that NVML reports (not in the PCI tree read)",
+                    "driver": None,
                     "nvml": dev,
                 }
             )
