@@ -494,7 +494,9 @@ def test_not_a_nanogpt_log_is_refused_with_one_line(tmp_path, capsys):
 
 def test_several_attempts_in_one_file_import_the_last_or_the_one_asked(tmp_path, capsys):
     crashed, _ = train_py_log(gpu_recipe(cut_after=0, tail=THREAD_TRACEBACK[1:]))
-    crashed = crashed[: crashed.index("step 0:")] + "\n".join(THREAD_TRACEBACK[1:]) + "\n"  # died before iter 0
+    crashed = (
+        crashed[: crashed.index("step 0:")] + "\n".join(THREAD_TRACEBACK[1:]) + "\n"
+    )  # died before iter 0
     short, _ = train_py_log(gpu_recipe(cut_after=100, seed=1))
     full, truth = train_py_log(gpu_recipe(seed=2))
     log = write(tmp_path, "three.log", crashed + short + full)
@@ -515,7 +517,11 @@ def test_several_attempts_in_one_file_import_the_last_or_the_one_asked(tmp_path,
 
     code, _ = do_import(tmp_path, [log], "--attempt", "1", out="first")
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "attempt 1 has no iteration lines: the run stopped before iter 0" in err[0]
+    assert (
+        code == 2
+        and len(err) == 1
+        and "attempt 1 has no iteration lines: the run stopped before iter 0" in err[0]
+    )
 
 
 def test_bad_set_and_existing_out(tmp_path, capsys):

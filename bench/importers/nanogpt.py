@@ -598,7 +598,9 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
             log.after_nan += 1
         if mfu is not None:
             log.has_mfu = True
-            if mfu >= 0 and ms > 0:  # nanoGPT's running average, replayed with 1 FLOP per iteration and no peak
+            if (
+                mfu >= 0 and ms > 0
+            ):  # nanoGPT's running average, replayed with 1 FLOP per iteration and no peak
                 inst = 1e3 / ms  # 1 / dt
                 log._ema = inst if log._ema is None else 0.9 * log._ema + 0.1 * inst
                 log.mfu_sums[0] += mfu
