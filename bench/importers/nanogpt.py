@@ -1,4 +1,4 @@
-"""Parse nanoGPT train.py logs into what a devicebench run records. Pure Python: no torch, no numpy.
+"""Parse nanoGPT train.py logs into what a devicebench run records. No torch.
 
 What train.py prints (karpathy/nanoGPT: train.py, configurator.py, model.py), in any version since 2023:
 
@@ -940,9 +940,9 @@ def _refuse_if_unknown(log: ParsedLog, source: dict, values: dict, device_name: 
     ) if s]  # fmt: skip
     told = f"; the log says {', '.join(said)}" if said else ""
     files = log.config_files or log.command_files
-    ran = f" (it ran {', '.join(files)})" if files else ""
+    ran = f"; it ran {', '.join(files)}" if files else ""
     raise NanoGPTLogError(
-        f"{log.source} does not show the whole config (no 'Overriding config with' echo){ran}, so the figures "
+        f"{log.source} does not show the whole config (no 'Overriding config with' echo{ran}), so the figures "
         f"need {', '.join(missing)}{told}: pass "
         + " ".join(f"--set {k}={example.get(k, 'N')}" for k in missing)
     )
