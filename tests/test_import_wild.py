@@ -9,6 +9,7 @@ left out), and nanoGPT's printed mfu replayed from the imported FLOPs with train
 from __future__ import annotations
 
 import csv
+import json
 import math
 import re
 import statistics
@@ -248,3 +249,24 @@ def test_corpus_is_documented():
     for name in logs:
         assert name in sources, name
         assert name in IMPORTS or name in REFUSED or "hongloumeng" in name, name
+
+
+def test_report_on_wild_logs_claims_no_compilation_and_shows_no_withheld_figure(tmp_path, capsys):
+    """An excerpt that does not show compile gets no "compilation" finding; a withheld A100 MFU is a dash."""
+    out = tmp_path / "out"
+    shape = sets(*SHAKESPEARE, "device=cuda")
+    assert (
+        main(["import", "nanogpt", str(WILD / "chennxiao-shakespeare-char.log"), "--out", str(out), *shape])
+        == 0
+    )
+    gpt2 = sets("device=mps", "batch_size=12", "block_size=1024", "n_layer=12", "n_head=12", "n_embd=768",
+                "vocab_size=50304", "gradient_accumulation_steps=40")  # fmt: skip
+    out2 = tmp_path / "out2"
+    assert main(["import", "nanogpt", str(WILD / "issue94-mps-m2-old.log"), "--out", str(out2), *gpt2]) == 0
+    assert "impossible" in capsys.readouterr().err
+    assert main(["report", str(out), str(out2), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    text = json.dumps(report)
+    assert "compilation, paid once" not in text and "which iter 0" not in text
+    rows = {r["run_id"]: r for r in report["runs"]}
+    assert rows["mps-fp32-b12"]["mfu_vs_a100"] is None and rows["cuda-bf16-b64"]["compile"] == "unknown"
