@@ -970,3 +970,25 @@ def test_control_characters_in_device_name_never_reach_the_terminal_or_run_json(
     meta = only_run(out)[0]
     assert meta["device_name"] == "Imaginary[2J GPU 9000"
     assert "\x1b" not in json.dumps(meta, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["> ", "> > ", "2023-03-22 09:30:39 ", "> 2023-03-22T09:30:39.123Z ", "[09:30:39] ", "[rank0]: ",
+     "[2024-04-02 01:59:23] [rank0]: "],
+)  # fmt: skip
+def test_quote_markers_timestamps_and_rank_prefixes_change_nothing(tmp_path, prefix):
+    """A log pasted into an issue (`> ` quotes), timestamped by a logger, or prefixed by torchrun: the same run
+    (the config echo, the `saving checkpoint` lines and the eval lines are read through the prefix)."""
+    text, truth = train_py_log(gpu_recipe(cut_after=600))
+    prefixed = "".join(prefix + line + "\n" for line in text.splitlines())
+    code, out = do_import(tmp_path, [write(tmp_path, "p.log", prefixed)], out="p")
+    assert code == 0
+    code, ref = do_import(tmp_path, [write(tmp_path, "c.log", text)], out="c")
+    (meta, steps, evals), (ref_meta, ref_steps, ref_evals) = only_run(out), only_run(ref)
+    assert steps == ref_steps and evals == ref_evals and meta["model"] == ref_meta["model"]
+    assert meta["tokens_per_iter"] == ref_meta["tokens_per_iter"] and meta["compile"] == "on"
+    assert [s["includes"] for s in meta["summary"]["eval_spikes"]] == [
+        s["includes"] for s in ref_meta["summary"]["eval_spikes"]
+    ]
+    assert any(s["includes"] == "eval + checkpoint" for s in meta["summary"]["eval_spikes"])

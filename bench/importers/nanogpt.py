@@ -138,7 +138,11 @@ ARG_RE = re.compile(r"--(\w+)=(\S+)")
 NPROC_RE = re.compile(r"--nproc[_-]per[_-]node[= ](\d{1,4})\b")
 # What comes before a line pasted into an issue or a post: quote markers, then a timestamp.
 QUOTE_RE = re.compile(r"(?:[ \t]*>[ \t]?)+")
-STAMP_RE = re.compile(r"\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?\]?[ \t]+")
+STAMP_RE = re.compile(
+    r"\[?\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?\]?[ \t]+"
+    r"|\[?\d\d:\d\d:\d\d(?:[.,]\d{1,9})?\]?[ \t]+"  # a time of day alone
+)
+RANK_RE = re.compile(r"\[(?:rank|default)\d{1,5}\]:[ \t]?")  # torchrun's --tee / log prefix
 PREAMBLE = ("num decayed parameter tensors", "num non-decayed parameter tensors", "using fused AdamW")
 OTHER_TRAIN_PY = ("Initializing a new model", "loading weights from pretrained gpt", *PREAMBLE)
 
@@ -221,8 +225,9 @@ def _echo_value(rhs: str) -> Any:
 def unprefixed(raw: str) -> str:
     """A line without the quote markers and the timestamp pasted before it (indentation after them kept)."""
     at = m.end() if (m := QUOTE_RE.match(raw)) else 0
-    if m := STAMP_RE.match(raw, at):
-        at = m.end()
+    for prefix in (STAMP_RE, RANK_RE):
+        if m := prefix.match(raw, at):
+            at = m.end()
     return raw[at:]
 
 
