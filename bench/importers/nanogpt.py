@@ -190,12 +190,6 @@ def _stream(path: Path, encoding: str) -> Iterator[str | None]:
                 yield line
 
 
-def text_lines(text: str) -> Iterator[str | None]:
-    """A log held in a string, as read_lines gives it (for tests and callers that have the text)."""
-    for line in text.splitlines():
-        yield None if len(line) > MAX_LINE_CHARS else line
-
-
 # ---------------------------------------------------------------------------------------------------
 # Scanning: one event per line train.py printed
 
@@ -254,7 +248,7 @@ def _scan(lines: Iterable[str | None]) -> Iterator[tuple]:
         line = body.strip()
         if command is not None:
             command += " " + line.rstrip("\\")
-            if not line.endswith("\\"):
+            if not line.endswith("\\") or len(command) > MAX_LINE_CHARS:
                 yield _command(command)
                 command = None
             continue
@@ -439,7 +433,6 @@ class ParsedLog:
     mfu_sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # printed, replayed, count
     _ema: float | None = None
     n_evals: int = 0
-    first_eval: EvalLine | None = None
     last_eval: EvalLine | None = None
     eval_step: int = 0
     best_val: EvalLine | None = None
@@ -463,11 +456,11 @@ class ParsedLog:
 
     @property
     def full_echo(self) -> bool:
-        """The log shows the whole config (the echo of the config file, the Overriding lines of the command
-        line, or a command line with neither), so a key it does not name is train.py's default."""
-        return bool(self.config_files or self.overridden) or (
-            self.command_seen and not self.command_files and self.from_start
-        )
+        """The log shows the whole config (the echo of the config file, or the Overriding lines or a command
+        line of a run without a config file), so a key it does not name is train.py's default."""
+        if self.config_files:
+            return True
+        return not self.command_files and (self.overridden or (self.command_seen and self.from_start))
 
     @property
     def from_start(self) -> bool:
@@ -524,7 +517,7 @@ def _events(lines: Iterable[str | None]) -> Iterator[tuple[int, tuple]]:
 
 
 def parse_log(lines: Iterable[str | None], source: str = "<log>", attempt: int | None = None) -> ParsedLog:
-    """Read what train.py printed (read_lines or text_lines): the chosen attempt (1-based; default the last
+    """Read what train.py printed (read_lines): the chosen attempt (1-based; default the last
     one with iteration lines). Raises NanoGPTLogError for a file that is not a nanoGPT log or holds no step."""
     logs: list[ParsedLog] = []
     phases: list[_Phases] = []
@@ -619,9 +612,7 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
         _, it, train, val, n = ev
         line = EvalLine(it, train, val, n)
         phases.eval(it, train, val)
-        if log.first_eval is None:
-            log.first_eval = line
-        elif log.last_eval is not None:
+        if log.last_eval is not None:
             log.eval_step = math.gcd(log.eval_step, it - log.last_eval.it)
         log.last_eval = line
         log.n_evals += 1
@@ -650,18 +641,8 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
         log.command_seen = True
         log.nproc = ev[2] or log.nproc
         log.command_files = ev[3]
-    elif kind == "tokens":
-        log.tokens_per_iter = ev[1]
-    elif kind == "vocab":
-        log.vocab_size = ev[1]
-    elif kind == "params":
-        log.params_m = ev[1]
-    elif kind == "init_from":
-        log.init_from = ev[1]
-    elif kind == "forcing":
-        log.forcing = ev[1:]
-    elif kind == "dropout":
-        log.dropout = ev[1]
+    elif kind in _FIELD:  # a value train.py prints once
+        setattr(log, _FIELD[kind], ev[1] if len(ev) == 2 else ev[1:])
     elif kind == "resume":
         log.resumed = phases.resumed = True
     elif kind == "compiling":
@@ -690,6 +671,8 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
         del log.said[:-1]
 
 
+_FIELD = {"tokens": "tokens_per_iter", "vocab": "vocab_size", "params": "params_m", "init_from": "init_from",
+          "forcing": "forcing", "dropout": "dropout"}  # fmt: skip
 _SAID = {"tokens": "tokens per iteration", "vocab": "found vocab_size", "params": "number of parameters",
          "init_from": "Initializing from OpenAI GPT-2 weights", "compiling": "compiling the model",
          "train_py": "train.py's model and optimizer lines", "eval": "step N: train loss",
