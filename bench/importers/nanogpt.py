@@ -1107,7 +1107,8 @@ def cross_check(log: ParsedLog, cfg: EffectiveConfig, flops_per_iter: float) -> 
     if abs(ratio - 1) <= tol:
         return out | {"status": "agree"}
     k = round(ratio)
-    if cfg.world_source == DEFAULT and 2 <= k <= 4096 and abs(ratio / k - 1) <= tol:
+    ddp_possible = cfg.device_type == "cuda" and cfg.world_source == DEFAULT  # nccl: GPUs only
+    if ddp_possible and 2 <= k <= 4096 and abs(ratio / k - 1) <= tol:
         return out | {"status": "agree", "world_size": k}
     keys = [k for k in FLOP_KEYS if cfg.source.get(k) == DEFAULT]
     return out | {"status": "differ", "keys": keys}
