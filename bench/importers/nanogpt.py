@@ -136,6 +136,9 @@ EXCEPTION_RE = re.compile(r"(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|
 COMMAND_RE = re.compile(r"(?:^|[\s/\\])train\.py(?:\s|$)")
 ARG_RE = re.compile(r"--(\w+)=(\S+)")
 NPROC_RE = re.compile(r"--nproc[_-]per[_-]node[= ](\d{1,4})\b")
+TIME_REPORT_RE = re.compile(
+    r"\d[\d.:]*s user\b"
+)  # the shell's `time` after the run: `... train.py ... 12.3s user`
 # What comes before a line pasted into an issue or a post: quote markers, then a timestamp.
 QUOTE_RE = re.compile(r"(?:[ \t]*>[ \t]?)+")
 STAMP_RE = re.compile(
@@ -226,12 +229,13 @@ def unprefixed(raw: str) -> str:
 
 
 def _command(text: str) -> tuple:
-    """("command", {key: value}, nproc, config files) of a `... train.py config/x.py --key=value` line."""
+    """("command", {key: value}, nproc, config files, after) of a `... train.py config/x.py --key=value` line;
+    after: the shell's `time` report that follows a run (it names the command too)."""
     tail = text[COMMAND_RE.search(text).end() :]
     args = {k: _literal(v) for k, v in ARG_RE.findall(tail) if k in SETTABLE_KEYS}
     files = [w for w in tail.split() if not w.startswith("-") and w.endswith(".py")][:MAX_CONFIG_FILES]
     nproc = int(m.group(1)) if (m := NPROC_RE.search(text)) else None
-    return ("command", args, nproc, files)
+    return ("command", args, nproc, files, bool(TIME_REPORT_RE.search(tail)))
 
 
 def _scan(lines: Iterable[str | None]) -> Iterator[tuple]:
@@ -290,7 +294,8 @@ def _scan(lines: Iterable[str | None]) -> Iterator[tuple]:
         if in_traceback and not body[0].isspace() and EXCEPTION_RE.match(line):
             yield ("exception", line[:200])
             continue
-        if not (in_traceback or in_echo or line.startswith(("#", "File "))) and COMMAND_RE.search(line):
+        after_traceback = not in_traceback or TIME_REPORT_RE.search(line)
+        if after_traceback and not (in_echo or line.startswith(("#", "File "))) and COMMAND_RE.search(line):
             if line.endswith("\\"):
                 command = line.rstrip("\\")
             else:
@@ -351,6 +356,8 @@ class _Attempts:
 
     def of(self, ev: tuple) -> int:
         kind = ev[0]
+        if kind == "command" and ev[4]:
+            return self.n  # the shell's `time` report of the run just printed, not a new run
         if kind in self.STARTS:
             if (
                 self.progress
