@@ -992,3 +992,12 @@ def test_quote_markers_timestamps_and_rank_prefixes_change_nothing(tmp_path, pre
         s["includes"] for s in ref_meta["summary"]["eval_spikes"]
     ]
     assert any(s["includes"] == "eval + checkpoint" for s in meta["summary"]["eval_spikes"])
+
+
+def test_a_flood_of_restarts_is_refused_not_held(tmp_path, capsys):
+    """Each attempt keeps its own figures while the file is read: a file of a million tokens lines is refused."""
+    text, _ = train_py_log(cpu_recipe(cut_after=5))
+    flood = text + "tokens per iteration will be: 768\n" * 2000
+    code, out = do_import(tmp_path, [write(tmp_path, "flood.log", flood)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "more than 1,000 runs" in err[0] and not out.exists()

@@ -60,6 +60,7 @@ BINARY_SNIFF_BYTES = 65536
 MAX_WHOLE = 10**12  # no real run has a size or count above this; bigger ones are typos or hostile
 MAX_SPIKES_LISTED = 1000  # after-eval iterations listed one by one in run.json (all are counted)
 MAX_CONFIG_FILES = 10
+MAX_ATTEMPTS = 1000  # runs started again in one file (each keeps its own figures while the file is read)
 MFU_AGREE = 0.10  # the recomputed FLOPs may differ from nanoGPT's printed mfu by this much
 MFU_PRINT_STEP = 0.005  # percentage points: train.py prints the mfu with two decimals
 
@@ -531,6 +532,10 @@ def parse_log(lines: Iterable[str | None], source: str = "<log>", attempt: int |
     spans: list[list[int]] = []
     for a, ev in _events(lines):
         if a == len(logs):
+            if a == MAX_ATTEMPTS:
+                raise NanoGPTLogError(
+                    f"{source} holds more than {MAX_ATTEMPTS:,} runs started again: split it into one file per run"
+                )
             logs.append(ParsedLog(source=source, attempt=a + 1))
             phases.append(_Phases())
             spans.append([0, 0])
@@ -897,7 +902,8 @@ def effective_config(
         notes.append(
             f"{len(log.attempts)} attempts in one file, {sum(1 for a in log.attempts if 'ended in' in a)} ended in a "
             f"traceback; importing attempt {log.attempt} ({picked}; --attempt N for another): "
-            + "; ".join(log.attempts)
+            + "; ".join(log.attempts[:10])
+            + (f"; and {len(log.attempts) - 10} more" if len(log.attempts) > 10 else "")
         )
     elif log.tracebacks:
         notes.append(
