@@ -456,7 +456,7 @@ class ParsedLog:
     long_lines: int = 0  # lines over MAX_LINE_CHARS, skipped unread
     bad_iter_lines: int = 0  # iteration lines whose time or mfu is not a number train.py prints
     first_bad_iter_line: int | None = None
-    said: list[str] = field(default_factory=list)  # train.py lines seen, for messages
+    said: str | None = None  # the last of train.py's own lines seen, for messages
 
     @property
     def has_config(self) -> bool:
@@ -567,7 +567,7 @@ def parse_log(lines: Iterable[str | None], source: str = "<log>", attempt: int |
 
 
 def _stopped(log: ParsedLog) -> str:
-    after = f" (its last train.py line: {log.said[-1]!r})" if log.said else ""
+    after = f" (its last train.py line: {log.said!r})" if log.said else ""
     error = f"; it ended in {log.errors[-1]}" if log.errors else ""
     return f"has no iteration lines: the run stopped before iter 0{after}{error}"
 
@@ -608,9 +608,8 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
             log.after_nan += 1
         if mfu is not None:
             log.has_mfu = True
-            if (
-                mfu >= 0 and ms > 0
-            ):  # nanoGPT's running average, replayed with 1 FLOP per iteration and no peak
+            # nanoGPT's running average, replayed with 1 FLOP per iteration and no peak
+            if mfu >= 0 and ms > 0:
                 inst = 1e3 / ms  # 1 / dt
                 log._ema = inst if log._ema is None else 0.9 * log._ema + 0.1 * inst
                 log.mfu_sums[0] += mfu
@@ -678,9 +677,7 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
             log.tail_error = ev[1]
     elif kind == "other":
         log.other_lines += 1
-    if kind in ("tokens", "vocab", "params", "init_from", "compiling", "train_py", "eval", "config_file"):
-        log.said.append(_SAID.get(kind, kind))
-        del log.said[:-1]
+    log.said = _SAID.get(kind, log.said)
 
 
 _FIELD = {"tokens": "tokens_per_iter", "vocab": "vocab_size", "params": "params_m", "init_from": "init_from",
