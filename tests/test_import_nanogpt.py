@@ -995,9 +995,30 @@ def test_quote_markers_timestamps_and_rank_prefixes_change_nothing(tmp_path, pre
 
 
 def test_a_flood_of_restarts_is_refused_not_held(tmp_path, capsys):
-    """Each attempt keeps its own figures while the file is read: a file of a million tokens lines is refused."""
+    """Each attempt keeps its own figures while the file is read: a file of thousands of restarts is refused."""
     text, _ = train_py_log(cpu_recipe(cut_after=5))
-    flood = text + "tokens per iteration will be: 768\n" * 2000
+    flood = text + "Traceback (most recent call last):\ntokens per iteration will be: 768\n" * 2000
     code, out = do_import(tmp_path, [write(tmp_path, "flood.log", flood)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "more than 1,000 runs" in err[0] and not out.exists()
+
+
+def test_torchrun_ranks_repeating_the_echo_are_one_run(tmp_path, capsys):
+    """Under torchrun every rank prints the config echo and the tokens line before the first step."""
+    text, truth = train_py_log(gpu_recipe(cut_after=300))
+    head, body = text[: text.index("found vocab_size")], text[text.index("found vocab_size") :]
+    code, out = do_import(tmp_path, [write(tmp_path, "ddp.log", head * 4 + body)])
+    err = capsys.readouterr().err
+    meta, steps, _ = only_run(out)
+    assert code == 0 and "attempts" not in err and meta["nanogpt"]["attempts"] == []
+    assert [float(r["ms"]) for r in steps] == list(truth["ms"].values())
+
+
+def test_eval_only_run_says_so(tmp_path, capsys):
+    text, _ = train_py_log(cpu_recipe(cut_after=0))
+    text = text[: text.index("iter 0:")].replace(
+        "Overriding: device = cpu", "Overriding: device = cpu\nOverriding: eval_only = True"
+    )
+    code, _ = do_import(tmp_path, [write(tmp_path, "e.log", text)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "eval_only run" in err[0]

@@ -337,12 +337,12 @@ def _train_py_line(line: str) -> tuple | None:
 
 
 class _Attempts:
-    """Which attempt (0, 1, ...) each event belongs to: a config echo, tokens line or command line after an
-    iteration, an eval or a traceback, or an iteration or eval count going back, starts a new one. Used by
+    """Which attempt (0, 1, ...) each event belongs to: a config echo, Overriding, tokens or command line after
+    an iteration, an eval or a traceback, or an iteration or eval count going back, starts a new one. Repeats
+    before the first step are one run (under torchrun every rank prints the echo and the tokens line). Used by
     both passes, so they agree."""
 
     STARTS = ("config_file", "override", "command", "tokens")
-    ONCE = ("tokens", "command")  # printed once per run
 
     def __init__(self) -> None:
         self.n = -1
@@ -351,7 +351,6 @@ class _Attempts:
     def _new(self) -> None:
         self.n += 1
         self.progress = self.crashed = False
-        self.seen: set[str] = set()
         self.last_it: int | None = None
         self.last_step: int | None = None
 
@@ -359,15 +358,8 @@ class _Attempts:
         kind = ev[0]
         if kind == "command" and ev[4]:
             return self.n  # the shell's `time` report of the run just printed, not a new run
-        if kind in self.STARTS:
-            if (
-                self.progress
-                or self.crashed
-                or (kind in self.ONCE and kind in self.seen)
-                or (kind in ("config_file", "override") and "tokens" in self.seen)
-            ):
-                self._new()
-            self.seen.add(kind)
+        if kind in self.STARTS and (self.progress or self.crashed):
+            self._new()
         elif kind in ("iter", "eval"):
             last = self.last_it if kind == "iter" else self.last_step
             if last is not None and ev[1] <= last:
@@ -567,6 +559,8 @@ def parse_log(lines: Iterable[str | None], source: str = "<log>", attempt: int |
 
 
 def _stopped(log: ParsedLog) -> str:
+    if log.config.get("eval_only") is True or log.command.get("eval_only") is True:
+        return "is an eval_only run: it evaluates and stops, with no training iteration to import"
     after = f" (its last train.py line: {log.said!r})" if log.said else ""
     error = f"; it ended in {log.errors[-1]}" if log.errors else ""
     return f"has no iteration lines: the run stopped before iter 0{after}{error}"
