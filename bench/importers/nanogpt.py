@@ -451,10 +451,6 @@ class ParsedLog:
     said: str | None = None  # the last of train.py's own lines seen, for messages
 
     @property
-    def has_config(self) -> bool:
-        return bool(self.config_files or self.config or self.command)
-
-    @property
     def full_echo(self) -> bool:
         """The log shows the whole config (the echo of the config file, or the Overriding lines or a command
         line of a run without a config file), so a key it does not name is train.py's default."""
