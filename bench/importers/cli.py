@@ -61,8 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a train.py config value the log does not show (no config echo), e.g. --set batch_size=12; "
-        "reported as assumed",
+        help="a train.py config value the log does not show (a refusal names each one it needs), e.g. --set "
+        "batch_size=12; it outranks the log's own lines and is reported as assumed",
     )
 
 
