@@ -194,11 +194,19 @@ class _Steps:
         for start, end in windows:
             inside = [(a, b, name) for a, b, name in phases if start <= a <= end]
             phase_ms = dict.fromkeys(PHASES, 0.0)
-            for a, b, name in inside:
-                phase_ms[name] = phase_ms.get(name, 0.0) + (b - a) / 1e3
+            for name in {n for *_, n in inside}:  # union per phase: nested or repeated marks count once
+                covered, reach = 0.0, None
+                for a, b in sorted((a, min(b, end)) for a, b, n in inside if n == name):
+                    if reach is None or a > reach:
+                        covered += b - a
+                        reach = b
+                    elif b > reach:
+                        covered += b - reach
+                        reach = b
+                phase_ms[name] = covered / 1e3
             self.rows.append(
                 {
-                    "_start": start, "_end": end, "_phases": inside, "_ops": {}, "_spans": [],
+                    "_start": start, "_end": end, "_phases": inside, "_ops": {}, "_launched": [],
                     "step_ms": (end - start) / 1e3, "phases_ms": phase_ms, "ms": dict.fromkeys(CATEGORIES, 0.0),
                     "matmul_flops": 0,
                 }
@@ -258,13 +266,22 @@ def breakdown(
     return steps.rows
 
 
+# When device activities overlap (a collective on its own stream under a GEMM), the time goes to the first
+# category here that is running: compute hides communication, communication shows only where it is exposed.
+DEVICE_PRIORITY = ("matmul", "attention", "elementwise_norm", "optimizer", "communication")
+
+
 def _device_view(events: list[TraceEvent], host: list[TraceEvent], steps: _Steps) -> None:
-    """Kernel time per category, launches, gaps, busy time.
+    """Device time per category, launches, gaps, busy time.
 
     A kernel's category comes from the host ops around its launch (correlation id: the runtime launch and
     the kernel share it; `stack_category`), within the phase that launched it (data: not counted, the
     phase's wall time is; clip, optimizer: optimizer). Only where no op says, its name decides
     (`kernel_category`). A kernel whose launch is not in the trace is placed by its own start time.
+
+    Time is what the device did inside each step's window, exclusive: every activity is clipped to the
+    window, and where several run at once (streams) the instant goes to one category (DEVICE_PRIORITY), so
+    the categories and the idle time add up to the window. Launch counts go to the step that launched.
     """
     launch_at: dict[int, float] = {}  # correlation id -> host time of the runtime call
     op_at: dict[int, float] = {}  # op id -> host start, for kernels linked to their op instead
@@ -274,6 +291,7 @@ def _device_view(events: list[TraceEvent], host: list[TraceEvent], steps: _Steps
         elif e.activity in (None, "cpu_op"):
             op_at[e.id] = e.start
     stacks = launch_stacks(host)
+    spans: list[tuple[float, float, str | None]] = []  # every device activity: start, end, category
     for e in events:
         if not e.on_device or e.name.startswith(MARK) or e.is_annotation:
             continue
@@ -288,48 +306,84 @@ def _device_view(events: list[TraceEvent], host: list[TraceEvent], steps: _Steps
             step, phase = steps.locate(t)
         else:  # launch not found: the step by the kernel's own start, the phase unknown
             step, phase = steps.locate(e.start)[0], None
-        if step is None:
-            continue
         lname = e.name.lower()
         is_copy = e.activity in ("gpu_memcpy", "gpu_memset") or lname.startswith(("memcpy", "memset"))
-        step["_spans"].append((e.start, e.end, is_copy))
-        if phase == "data":
-            continue  # the data phase is counted by its wall time
         from_ops = stack_category(stacks.get(e.id, [])) if e.id and t is not None else None
-        if phase in ("clip", "optimizer"):
+        if phase == "data" or (from_ops == "data" and phase not in ("clip", "optimizer")):
+            cat = None  # the data phase is counted by its wall time
+        elif phase in ("clip", "optimizer"):
             cat = "optimizer"
-        elif from_ops == "data":
-            continue
         elif from_ops is not None:
             cat = from_ops
         elif phase is None and any(s in lname for s in _OPTIMIZER_KERNEL):
             cat = "optimizer"
         else:
             cat = kernel_category(lname)
-        if not is_copy:
+        spans.append((e.start, e.end, cat))
+        if step is None:
+            continue
+        step["_launched"].append((e.us, is_copy))
+        if not is_copy and cat is not None:
             key = "_by_op" if from_ops is not None else "_by_name"
             step[key] = step.get(key, 0) + 1
-        step["ms"][cat] += e.us / 1e3
-        _add_op(step, e.name, cat, e.us / 1e3)
+        if cat is not None:
+            _add_op(step, e.name, cat, e.us / 1e3)
+    spans.sort()
+    starts = [a for a, _, _ in spans]
+    longest = max((b - a for a, b, _ in spans), default=0.0)
     for step in steps.rows:
-        busy_us, gaps, end = 0.0, [], None
-        spans = sorted(step["_spans"])
-        for a, b, _ in spans:
-            if end is None:
-                busy_us += b - a
-                end = b
-                continue
-            gaps.append(max(0.0, a - end))
-            if b > end:
-                busy_us += b - max(a, end)
-                end = b
-        step_us = step["_end"] - step["_start"]
-        step["kernel_launches"] = sum(1 for *_, copy in spans if not copy)
-        step["memcpy_memset"] = sum(1 for *_, copy in spans if copy)
-        step["device_kernel_ms"] = sum(b - a for a, b, _ in spans) / 1e3
-        step["device_busy_ms"] = busy_us / 1e3
-        step["mean_gap_us"] = statistics.fmean(gaps) if gaps else None
-        step["device_idle_fraction"] = max(0.0, 1.0 - busy_us / step_us) if step_us > 0 else None
+        lo, hi = step["_start"], step["_end"]
+        first = bisect.bisect_left(starts, lo - longest)
+        inside = []
+        for a, b, c in spans[first:]:
+            if a >= hi:
+                break
+            if b > lo:
+                inside.append((max(a, lo), min(b, hi), c))
+        _sweep(step, inside)
+        launched = step["_launched"]
+        step["kernel_launches"] = sum(1 for _, copy in launched if not copy)
+        step["memcpy_memset"] = sum(1 for _, copy in launched if copy)
+        step["device_kernel_ms"] = sum(us for us, _ in launched) / 1e3
+        step_us = hi - lo
+        step["device_idle_fraction"] = (
+            max(0.0, 1.0 - step["device_busy_ms"] * 1e3 / step_us) if step_us > 0 else None
+        )
+
+
+def _sweep(step: dict, inside: list[tuple[float, float, str | None]]) -> None:
+    """Busy time, gaps and exclusive category time of the device activities clipped to a step's window."""
+    bounds = sorted({x for a, b, _ in inside for x in (a, b)})
+    if not bounds:
+        step["device_busy_ms"], step["mean_gap_us"] = 0.0, None
+        return
+    opens: dict[float, list[str | None]] = {}
+    closes: dict[float, list[str | None]] = {}
+    for a, b, c in inside:
+        opens.setdefault(a, []).append(c)
+        closes.setdefault(b, []).append(c)
+    running: dict[str | None, int] = {}
+    busy_us, gaps, idle_from = 0.0, [], None
+    for x, nxt in zip(bounds, [*bounds[1:], bounds[-1]], strict=True):
+        for c in closes.get(x, []):
+            running[c] -= 1
+        for c in opens.get(x, []):
+            running[c] = running.get(c, 0) + 1
+        active = [c for c, n in running.items() if n > 0]
+        if not active:
+            if idle_from is None:
+                idle_from = x
+            continue
+        if idle_from is not None:
+            gaps.append(x - idle_from)
+            idle_from = None
+        dt = nxt - x
+        busy_us += dt
+        cat = next((c for c in DEVICE_PRIORITY if c in active), None)
+        if cat is not None:
+            step["ms"][cat] += dt / 1e3
+    step["device_busy_ms"] = busy_us / 1e3
+    step["mean_gap_us"] = statistics.fmean(gaps) if gaps else None
 
 
 def _add_op(step: dict, name: str, cat: str, ms: float) -> None:

@@ -41,6 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a trace without ProfilerStep#N annotations: the steps are the host events whose name starts with "
         "NAME (a record_function around each step)",
     )
+    p.add_argument(
+        "--whole-trace",
+        action="store_true",
+        help="a trace of no training loop (a benchmark, one forward): read it whole as one step",
+    )
     p.add_argument("--out", metavar="DIR", help="write a results directory there (must not hold one)")
     p.add_argument(
         "--json", action="store_true", help="print each profile.json to stdout instead of a summary"
@@ -54,6 +59,7 @@ def _peak(
     from hwinfo.peaks import gpu_peaks, user_peak
 
     name = info.get("name") or "this GPU"
+    host_only = not any(e.on_device and e.activity == "kernel" for e in trace.events)
     if user:
         if dtype is None and len(user) == 1:
             dtype = next(iter(user))
@@ -71,6 +77,13 @@ def _peak(
             "source": "unknown",
             "detail": "the trace records no matmul input types (record_shapes=False): pass --peak-flops DTYPE=VALUE",
             "dtype": None,
+        }
+    if host_only:
+        return {
+            "value": None,
+            "source": "unknown",
+            "detail": f"a CPU-only trace: a CPU's peak is not in a trace; pass --peak-flops {dtype}=VALUE",
+            "dtype": dtype,
         }
     if snapshot is not None:
         device = f"cuda:{info.get('index') or 0}"
@@ -129,9 +142,10 @@ def run(args: argparse.Namespace) -> int:
         except NanoGPTLogError as e:
             raise TraceError(str(e)) from None
         dtype = peak.pop("dtype")
-        prof = fromtrace.profile_trace(trace, peak, dtype, args.step_marker)
+        marker = fromtrace.WHOLE_TRACE if args.whole_trace else args.step_marker
+        prof = fromtrace.profile_trace(trace, peak, dtype, marker)
         if peak.get("value") is None:
-            print(f"{path}: no MFU against the GPU's own peak: {peak.get('detail')}", file=sys.stderr)
+            print(f"{path}: no MFU against the device's own peak: {peak.get('detail')}", file=sys.stderr)
         profiles.append((path, trace, prof, peak))
 
     for path, _trace, prof, _ in profiles:
@@ -160,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
             "hwinfo_file": str(Path(args.hwinfo).resolve()) if args.hwinfo else None,
             "peak_flops": user,
             "step_marker": args.step_marker,
+            "whole_trace": args.whole_trace,
         },
         "command": " ".join(["bench", *getattr(args, "argv", [])]),
     }

@@ -14,7 +14,7 @@ import statistics
 from collections import Counter
 from typing import Any
 
-from bench.profile.analysis import CATEGORIES, assemble, breakdown, matmul_flops, op_category
+from bench.profile.analysis import CATEGORIES, _is_launch, assemble, breakdown, matmul_flops, op_category
 from bench.profile.kineto import KinetoTrace, TraceError
 
 STEP = re.compile(r"^ProfilerStep#(\d+)$")
@@ -25,6 +25,7 @@ _PHASES = (
 )
 # torch's names of the matmul inputs' element types -> devicebench's dtypes
 _DTYPES = {"float": "fp32", "c10::bfloat16": "bf16", "c10::half": "fp16", "double": "fp64"}
+_TF32_KERNEL = ("tf32", "tensorop_s1688", "tensorop_s1684")  # cuBLAS/CUTLASS TF32 GEMMs on fp32 tensors
 _COMPILED = (
     "Torch-Compiled Region",
     "CompiledFunction",
@@ -33,9 +34,16 @@ _COMPILED = (
 )
 
 
+WHOLE_TRACE = ""  # step_marker value: the whole trace is one step
+
+
 def find_steps(trace: KinetoTrace, marker: str | None = None) -> list[tuple[float, float, int]]:
     """(start, end, number) of each step: ProfilerStep#N, else host events whose name starts with `marker`
-    (numbered 1, 2, ... in time order)."""
+    (numbered 1, 2, ... in time order); marker WHOLE_TRACE: one step from the first event to the last."""
+    if marker == WHOLE_TRACE:
+        if not trace.events:
+            return []
+        return [(min(e.start for e in trace.events), max(e.end for e in trace.events), 1)]
     host = [e for e in trace.events if not e.on_device]
     seen: set[tuple[float, float]] = set()
     out = []
@@ -74,16 +82,25 @@ def _dtype(trace: KinetoTrace) -> str | None:
         t = str(e.input_types[0]).lower()
         if t in _DTYPES:
             votes[_DTYPES[t]] += max(1, matmul_flops(e))
-    return votes.most_common(1)[0][0] if votes else None
+    if not votes:
+        return None
+    dtype = votes.most_common(1)[0][0]
+    if dtype == "fp32" and any(
+        e.on_device and any(k in e.name.lower() for k in _TF32_KERNEL) for e in trace.events
+    ):
+        return "tf32"  # fp32 tensors, TF32 tensor-core GEMMs (torch.backends.cuda.matmul.allow_tf32)
+    return dtype
 
 
 def device_info(trace: KinetoTrace) -> dict[str, Any]:
     """The GPU the trace ran on, as the trace records it: index, name, SMs, capability, runtime."""
     kernels = [e for e in trace.events if e.on_device and e.activity == "kernel"]
+    if not kernels:  # a CPU-only trace: the GPUs it lists did not run it
+        return {"index": None, "name": None, "sm_count": None, "capability": None, "runtime": None}
     index = None
     if kernels and isinstance(kernels[0].thread, tuple) and isinstance(kernels[0].thread[0], int):
         index = kernels[0].thread[0]
-    props = trace.meta.get("deviceProperties")
+    props = trace.meta.get("deviceProperties", trace.meta.get("computeProperties"))
     entry: dict = {}
     if isinstance(props, list):
         dicts = [p for p in props if isinstance(p, dict)]
@@ -110,14 +127,17 @@ def is_compiled(trace: KinetoTrace) -> bool:
     )
 
 
-def hta_idle_fraction(trace: KinetoTrace) -> float | None:
-    """HolisticTraceAnalysis' idle share (temporal breakdown): over every kernel, copy and memset of the
-    trace, 1 - (union of their intervals) / (last end - first start)."""
-    spans = sorted(
-        (e.start, e.end)
-        for e in trace.events
-        if e.on_device and e.activity in ("kernel", "gpu_memcpy", "gpu_memset")
-    )
+def hta_idle_fraction(trace: KinetoTrace, steps: list[tuple[float, float, int]]) -> float | None:
+    """HolisticTraceAnalysis' idle share (its temporal breakdown): 1 - (union of the device activities'
+    intervals) / (last end - first start). As HTA reads a trace with two or more ProfilerSteps, only the
+    kernels, copies and memsets whose host launch (by correlation id) began before the last step's start."""
+    kinds = ("kernel", "gpu_memcpy", "gpu_memset")
+    device = [e for e in trace.events if e.on_device and e.activity in kinds]
+    if len(steps) >= 2:
+        last_start = max(a for a, _, _ in steps)
+        launched = {e.id: e.start for e in trace.events if not e.on_device and _is_launch(e) and e.id}
+        device = [e for e in device if e.id in launched and launched[e.id] < last_start]
+    spans = sorted((e.start, e.end) for e in device)
     if not spans:
         return None
     busy, end = 0.0, None
@@ -139,11 +159,13 @@ def profile_trace(
     "source", "detail"} for `dtype` (the caller picks it: --peak-flops, --hwinfo, the trace's device)."""
     steps_found = find_steps(trace, step_marker)
     if not steps_found:
+        if step_marker == WHOLE_TRACE:
+            raise TraceError(f"trace {trace.path} holds no events this reads (no ops, launches or kernels)")
         what = f"no host event named {step_marker}*" if step_marker else "no ProfilerStep#N annotations"
         raise TraceError(
             f"trace {trace.path} has {what}, so its steps are unknown: "
             + (
-                "pass --step-marker NAME (a record_function around each step)"
+                "pass --step-marker NAME (a record_function around each step) or --whole-trace"
                 if not step_marker
                 else "check the name (a record_function's name as the trace shows it)"
             )
@@ -194,10 +216,16 @@ def profile_trace(
         "events": trace.n_events,
         "kept_events": len(trace.events),
         "truncated": trace.truncated,
-        "steps_from": f"names starting with {step_marker!r}" if step_marker else "ProfilerStep#N",
+        "steps_from": (
+            "the whole trace"
+            if step_marker == WHOLE_TRACE
+            else f"names starting with {step_marker!r}"
+            if step_marker
+            else "ProfilerStep#N"
+        ),
         "kernels_categorised_by_launching_op": by_op,
         "kernels_categorised_by_name": by_name,
-        "hta_idle_fraction": hta_idle_fraction(trace) if device_view else None,
+        "hta_idle_fraction": hta_idle_fraction(trace, steps_found) if device_view else None,
         "device": info,
     }
     prof["notes"] = trace_notes(trace, view, compiled, bool(peak_value)) + (
@@ -243,7 +271,7 @@ def trace_notes(trace: KinetoTrace, view: str, compiled: bool, has_peak: bool) -
             "the DataLoader annotations' wall time; other is the step with the device idle",
             "device_idle_fraction per step: 1 - busy device time / the step's host window; "
             "trace.hta_idle_fraction is HolisticTraceAnalysis' figure (1 - busy / first kernel start to last "
-            "kernel end, over the whole trace)",
+            "kernel end, over the kernels launched before the last step when there are two or more steps)",
         ]
     else:
         out.append(
