@@ -75,7 +75,8 @@ def _peak(
         return {
             "value": None,
             "source": "unknown",
-            "detail": "the trace records no matmul input types (record_shapes=False): pass --peak-flops DTYPE=VALUE",
+            "detail": "the trace records no element type of a matmul or attention op (none ran, or "
+            "record_shapes=False): pass --peak-flops DTYPE=VALUE",
             "dtype": None,
         }
     if host_only:
@@ -279,12 +280,16 @@ def describe(path: str, prof: dict) -> str:
             + f"; {t['kernels_categorised_by_launching_op']} kernels categorised by their launching op, "
             f"{t['kernels_categorised_by_name']} by name"
         )
-    if prof.get("matmul_flops_per_s"):
-        text = f"  matmuls at {fmt_flops(prof['matmul_flops_per_s'])}"
-        frac = prof.get("matmul_fraction_of_peak")
+    rl = prof.get("roofline") or {}
+    peak = prof.get("peak_flops") or {}
+    for cat, row in (rl.get("categories") or {}).items():
+        if not row.get("flops_per_s"):
+            continue
+        text = f"  {cat}: {fmt_flops(row['flops_per_s'])} over its kernel time"
+        frac = row.get("fraction_of_compute_roof")
         if frac is not None and frac <= 1:
-            text += f", {frac * 100:.1f}% of the {prof['peak_flops'].get('source')} peak"
+            text += f", {frac * 100:.1f}% of the {peak.get('source')} {prof.get('dtype')} peak"
         elif frac is not None:
-            text += " (above the peak given: the peak is wrong)"
+            text += f" (above the {peak.get('source')} peak: the peak or the dtype is wrong)"
         lines.append(text)
     return "\n".join(lines)

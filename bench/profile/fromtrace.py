@@ -16,6 +16,7 @@ from typing import Any
 
 from bench.profile.analysis import CATEGORIES, _is_launch, assemble, breakdown, matmul_flops, op_category
 from bench.profile.kineto import KinetoTrace, TraceError
+from bench.profile.trace import TraceEvent
 
 STEP = re.compile(r"^ProfilerStep#(\d+)$")
 _PHASES = (
@@ -74,10 +75,10 @@ def _phases(trace: KinetoTrace) -> list[tuple[float, float, str]]:
 
 
 def _dtype(trace: KinetoTrace) -> str | None:
-    """The matmuls' element type, weighted by their FLOPs (by count where no FLOPs are known)."""
+    """The matmuls' (else attention ops') element type, weighted by their FLOPs (by count where none are known)."""
     votes: Counter[str] = Counter()
     for e in trace.events:
-        if e.on_device or op_category(e.name) != "matmul" or not e.input_types:
+        if e.on_device or op_category(e.name) not in ("matmul", "attention") or not e.input_types:
             continue
         t = str(e.input_types[0]).lower()
         if t in _DTYPES:
@@ -234,6 +235,22 @@ def profile_trace(
     return prof
 
 
+def attention_flops(e: TraceEvent) -> int:
+    """FLOPs of a forward `aten::scaled_dot_product_attention` from its shapes ([B, H, L, D] query, key):
+    4*B*H*Lq*Lk*D (torch.utils.flop_counter's sdpa formula; a causal mask not halved). Its inner ops and the
+    backward count nothing here, so nothing is counted twice."""
+    if e.flops:
+        return int(e.flops)
+    if e.name != "aten::scaled_dot_product_attention":
+        return 0
+    q, k = (e.input_shapes + [None, None])[:2]
+    try:
+        (b, h, lq, d), (_, _, lk, _) = q, k
+        return 4 * int(b) * int(h) * int(lq) * int(lk) * int(d)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _counts(trace: KinetoTrace, steps_found: list[tuple[float, float, int]]) -> dict:
     """FLOPs per step of the recorded matmul and attention ops (the profiler's count, else from the
     shapes), for the roofline; bytes are not in a trace, so none are counted."""
@@ -249,7 +266,7 @@ def _counts(trace: KinetoTrace, steps_found: list[tuple[float, float, int]]) -> 
         if i < 0 or e.start > steps_found[i][1]:
             continue
         cat = op_category(e.name)
-        f = matmul_flops(e) if cat == "matmul" else (e.flops if cat == "attention" else 0)
+        f = matmul_flops(e) if cat == "matmul" else (attention_flops(e) if cat == "attention" else 0)
         if f:
             flops[cat] += f
             ops[cat] += 1

@@ -14,8 +14,7 @@ arrow between the two gives the link.
 
 from __future__ import annotations
 
-import gzip
-import io
+import codecs
 import json
 import re
 import zlib
@@ -87,11 +86,38 @@ class _Truncated(Exception):
     pass
 
 
+class _Gunzip:
+    """gzip members decompressed as they are read; a stream that ends early keeps what came before it
+    (`truncated`), where gzip.GzipFile would drop the last read's data and raise."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.truncated = False
+        self.done = False
+
+    def read(self, n: int) -> bytes:
+        out = bytearray()
+        while len(out) < n and not self.done:
+            chunk = self.d.unused_data or self.raw.read(1 << 16)
+            if self.d.eof:  # the next gzip member, or the end
+                if not chunk.strip(b"\0"):
+                    self.done = True
+                    break
+                self.d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            elif not chunk:
+                self.truncated = self.done = True
+                break
+            out += self.d.decompress(chunk)
+        return bytes(out)
+
+
 class _Stream:
     """A JSON text read chunk by chunk; `value()` decodes the next value whole, reading more as needed."""
 
-    def __init__(self, text: io.TextIOBase) -> None:
-        self.text = text
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
         self.buf = ""
         self.pos = 0
         self.eof = False
@@ -99,8 +125,9 @@ class _Stream:
     def _more(self) -> bool:
         if self.eof:
             return False
-        chunk = self.text.read(CHUNK_CHARS)
-        if not chunk:
+        data = self.source.read(CHUNK_CHARS)
+        chunk = self.decoder.decode(data, final=not data)
+        if not data:
             self.eof = True
             return False
         self.buf = self.buf[self.pos :] + chunk
@@ -148,19 +175,18 @@ class _Stream:
             return v
 
 
-def _open_text(path: str) -> tuple[BinaryIO, io.TextIOBase]:
+def _open(path: str) -> tuple[BinaryIO, Any]:
     raw = open_user_file(path, what="trace", error=TraceError, hint="pass a *.pt.trace.json(.gz) file")
     head = raw.read(2)
     raw.seek(0)
-    stream: Any = gzip.GzipFile(fileobj=raw, mode="rb") if head == b"\x1f\x8b" else raw
-    return raw, io.TextIOWrapper(stream, encoding="utf-8", errors="strict")
+    return raw, (_Gunzip(raw) if head == b"\x1f\x8b" else raw)
 
 
 def read_trace(path: str | Path) -> KinetoTrace:
     """The trace at `path` (plain or gzipped JSON). Raises TraceError for a file that is not a trace; a file
     that ends early (a truncated gzip or JSON text) is read up to its last whole event, `truncated` says so."""
     path = str(path)
-    raw, text = _open_text(path)
+    raw, source = _open(path)
     meta: dict[str, Any] = {}
     events: list[TraceEvent] = []
     dropped: dict[str, int] = defaultdict(int)
@@ -170,9 +196,11 @@ def read_trace(path: str | Path) -> KinetoTrace:
     first = ""
     hint = "it is not a PyTorch profiler trace (export_chrome_trace / tensorboard_trace_handler writes one)"
     try:
-        with raw, text:
-            s = _Stream(text)
+        with raw:
+            s = _Stream(source)
             first = s.peek()
+            if first == "" and isinstance(source, _Gunzip) and source.truncated:
+                raise TraceError(f"trace {path} is a gzip file that ends before any text (a truncated .gz)")
             if first == "":
                 raise TraceError(f"trace {path} is empty: {hint}")
             if first == "[":
@@ -198,10 +226,11 @@ def read_trace(path: str | Path) -> KinetoTrace:
             else:
                 raise TraceError(f"trace {path} is not JSON (it starts with {first!r}): {hint}")
     except _Truncated:
-        truncated = f"the file ends inside its JSON text, after {counts['n']} events"
-    except EOFError:
-        truncated = f"the gzip stream ends early (a truncated .gz), after {counts['n']} events"
-    except (gzip.BadGzipFile, zlib.error) as e:
+        if isinstance(source, _Gunzip) and source.truncated:
+            truncated = f"the gzip stream ends early (a truncated .gz), after {counts['n']} events"
+        else:
+            truncated = f"the file ends inside its JSON text, after {counts['n']} events"
+    except zlib.error as e:
         if not counts["n"]:
             raise TraceError(f"trace {path} is not a readable gzip file ({e}): {hint}") from None
         truncated = f"the gzip stream is corrupt after {counts['n']} events ({e})"
@@ -213,6 +242,10 @@ def read_trace(path: str | Path) -> KinetoTrace:
         raise TraceError(f"trace {path} is not valid JSON ({e}): {hint}") from None
     except OSError as e:
         raise TraceError(f"trace {path} cannot be read ({e.strerror or e})") from None
+    if truncated is None and isinstance(source, _Gunzip) and source.truncated:
+        truncated = f"the gzip stream ends early (a truncated .gz), after {counts['n']} events"
+    if truncated is not None and not counts["n"]:
+        raise TraceError(f"trace {path} ends before its first whole event ({truncated.split(',')[0]})")
     if "traceEvents" not in meta and not counts["n"] and first == "{" and truncated is None:
         raise TraceError(f"trace {path} has no traceEvents: {hint}")
     events = _link_flows(events, flows)
