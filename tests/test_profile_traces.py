@@ -23,6 +23,7 @@ WILD = Path(__file__).resolve().parent / "data" / "traces-wild"
 A100 = WILD / "hta_backward_thread.json"
 MI300X_GEMM = WILD / "tracelens_mi300x_gemm_excerpt.json"
 MI300X_SDPA = WILD / "tracelens_mi300x_sdpa_excerpt.json"
+V100_2021 = WILD / "kineto_v100_2021_excerpt.json"
 UNKNOWN = {"value": None, "source": "unknown", "detail": "test"}
 
 
@@ -91,6 +92,27 @@ def test_mi300x_aotriton_flash_attention_is_attention():
     flops = 4 * 1 * 32 * 32768 * 32768 * 128
     assert p["roofline"]["categories"]["attention"]["flops"] == flops
     assert p["roofline"]["categories"]["attention"]["flops_per_s"] == pytest.approx(flops / 85.232206e-3)
+
+
+def test_v100_2021_layout_training_step():
+    """Kineto's V100 trace (torch 1.8 layout: Operator/Runtime/Kernel/Memcpy categories, "computeProperties";
+    excerpt of its one step). ProfilerStep#2 is 13410 us. cuBLAS's gemmSN_TN_kernel (3 us, a small-N GEMM)
+    was launched (cudaLaunchKernel, correlation 333) inside aten::mm inside aten::linear: matmul, by its op.
+    The DataLoader's next batch (725 us) is data. The batch's Memcpy HtoD (1 us, launched with no op around
+    it in the excerpt) keeps the device busy but is in no category. Idle: 1 - 4 / 13410 of the step; by
+    HTA's definition (one step: every device event), 1 - 4 / (225278 - 224556)."""
+    p = _profile(V100_2021)
+    assert [s["iter"] for s in p["steps"]] == [2]
+    assert p["mean"]["step_ms"] == pytest.approx(13.410)
+    assert p["mean"]["ms"]["matmul"] == pytest.approx(0.003)
+    assert p["mean"]["ms"]["data"] == pytest.approx(0.725)
+    assert p["mean"]["ms"]["elementwise_norm"] == 0
+    assert p["mean"]["kernel_launches_per_step"] == 1 and p["mean"]["memcpy_memset"] == 1
+    assert p["trace"]["kernels_categorised_by_launching_op"] == 1
+    assert p["mean"]["device_idle_fraction"] == pytest.approx(1 - 4 / 13410)
+    assert p["trace"]["hta_idle_fraction"] == pytest.approx(1 - 4 / (225278 - 224556))
+    assert p["device_name"] == "Tesla V100-DGXS-32GB"
+    assert p["dtype"] is None  # torch 1.8 recorded no input types: the peak needs --peak-flops
 
 
 def test_attention_ops_win_over_the_matmuls_inside_them_and_modules_do_not():

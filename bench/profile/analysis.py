@@ -317,6 +317,8 @@ def _device_view(events: list[TraceEvent], host: list[TraceEvent], steps: _Steps
             cat = from_ops
         elif phase is None and any(s in lname for s in _OPTIMIZER_KERNEL):
             cat = "optimizer"
+        elif is_copy and phase is None:
+            cat = "copy"  # a copy no computing op asked for: device busy, in no category (other)
         else:
             cat = kernel_category(lname)
         spans.append((e.start, e.end, cat))
@@ -326,7 +328,7 @@ def _device_view(events: list[TraceEvent], host: list[TraceEvent], steps: _Steps
         if not is_copy and cat is not None:
             key = "_by_op" if from_ops is not None else "_by_name"
             step[key] = step.get(key, 0) + 1
-        if cat is not None:
+        if cat in CATEGORIES:
             _add_op(step, e.name, cat, e.us / 1e3)
     spans.sort()
     starts = [a for a, _, _ in spans]
