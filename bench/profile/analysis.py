@@ -116,27 +116,32 @@ def stack_category(stack: list[tuple[str, str | None]]) -> str | None:
     return None
 
 
-def launch_stacks(host: list[TraceEvent]) -> dict[int, list[tuple[str, str | None]]]:
-    """correlation id of each runtime launch -> the host ops and annotations around it on its thread,
-    outermost first (a stack sweep per thread: ops there nest)."""
+def launch_categories(host: list[TraceEvent]) -> dict[int, str | None]:
+    """correlation id of each runtime launch -> `stack_category` of the host ops and annotations around it
+    on its thread (a stack sweep per thread: ops there nest)."""
     by_thread: dict[Any, list[tuple[float, int, float, TraceEvent]]] = {}
     for e in host:
         if _is_launch(e):
             by_thread.setdefault(e.thread, []).append((e.start, 1, 0.0, e))
         elif e.activity in (None, "cpu_op", "user_annotation") and not e.is_async:
             by_thread.setdefault(e.thread, []).append((e.start, 0, -e.us, e))
-    out: dict[int, list[tuple[str, str | None]]] = {}
+    out: dict[int, str | None] = {}
     for items in by_thread.values():
         items.sort(key=lambda x: x[:3])
         stack: list[TraceEvent] = []
+        memo: dict[tuple, str | None] = {}  # the same stack of names recurs every step
         for start, is_launch, _, e in items:
             while stack and stack[-1].end < start:
                 stack.pop()
             if is_launch:
                 if e.id:
-                    out[e.id] = [(s.name, s.activity) for s in stack]
+                    key = tuple((s.name, s.activity) for s in stack)
+                    if key not in memo:
+                        memo[key] = stack_category(list(key))
+                    out[e.id] = memo[key]
             else:
                 stack.append(e)
+        del items[:]
     return out
 
 
@@ -290,7 +295,7 @@ def _device_view(events: list[TraceEvent], host: list[TraceEvent], steps: _Steps
             launch_at[e.id] = e.start
         elif e.activity in (None, "cpu_op"):
             op_at[e.id] = e.start
-    stacks = launch_stacks(host)
+    categories = launch_categories(host)
     spans: list[tuple[float, float, str | None]] = []  # every device activity: start, end, category
     for e in events:
         if not e.on_device or e.name.startswith(MARK) or e.is_annotation:
@@ -308,7 +313,7 @@ def _device_view(events: list[TraceEvent], host: list[TraceEvent], steps: _Steps
             step, phase = steps.locate(e.start)[0], None
         lname = e.name.lower()
         is_copy = e.activity in ("gpu_memcpy", "gpu_memset") or lname.startswith(("memcpy", "memset"))
-        from_ops = stack_category(stacks.get(e.id, [])) if e.id and t is not None else None
+        from_ops = categories.get(e.id) if e.id and t is not None else None
         if phase == "data" or (from_ops == "data" and phase not in ("clip", "optimizer")):
             cat = None  # the data phase is counted by its wall time
         elif phase in ("clip", "optimizer"):
