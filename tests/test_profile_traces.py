@@ -276,3 +276,48 @@ def test_many_dropped_events_are_streamed_not_held(tmp_path, monkeypatch):
     bound = 6 * 2**16  # a few reading buffers, whatever the file's size
     assert size > 2 * bound
     assert peak < bound, f"peak {peak} bytes for a {size}-byte file"
+
+
+def test_one_file_per_rank_and_the_peak_from_hwinfo(tmp_path, capsys):
+    """Two traces give two runs in one results directory; --hwinfo (the machine that made them) gives the
+    GPU's peak for the traces' dtype, labelled with where it came from."""
+    hw = Path(__file__).resolve().parents[1] / "examples" / "nanogpt" / "desktop-hwinfo.json"
+    out = tmp_path / "ranks"
+    assert main(["profile", str(A100), str(V100_2021), "--hwinfo", str(hw), "--out", str(out)]) == 0
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs == [
+        "trace-kineto_v100_2021_excerpt",
+        "trace-rank0",
+    ]  # by rank where the trace says, else by name
+    meta = read_run(out / "runs" / "trace-rank0").meta
+    assert meta["peak_flops"]["source"] in ("spec", "derived") and "hwinfo" in meta["peak_flops"]["detail"]
+    err = capsys.readouterr().err
+    # the V100 trace records no element type: no peak, said once, with what to pass
+    assert "--peak-flops" in err
+
+
+def test_bench_run_device_view_takes_the_category_of_the_launching_op():
+    """`bench run --profile` (torch's events, devicebench's phase markers) uses the same rule: a kernel
+    whose name says nothing is a matmul when aten::mm launched it; the optimizer phase still decides."""
+    from bench.profile.analysis import breakdown
+    from bench.profile.trace import TraceEvent
+
+    def ev(name, a, b, kind, eid=0, device=False):
+        return TraceEvent(name=name, start=a, end=b, on_device=device, activity=kind, id=eid, thread=1,
+                          is_annotation=kind == "user_annotation")  # fmt: skip
+
+    events = [
+        ev("devicebench.step", 0, 1000, "user_annotation"),
+        ev("devicebench.forward", 0, 500, "user_annotation"),
+        ev("devicebench.optimizer", 500, 1000, "user_annotation"),
+        ev("aten::mm", 10, 50, "cpu_op"),
+        ev("cudaLaunchKernel", 20, 25, "cuda_runtime", eid=1),
+        ev("vendor_kernel_v2", 100, 200, "kernel", eid=1, device=True),
+        ev("aten::mm", 600, 650, "cpu_op"),
+        ev("cudaLaunchKernel", 610, 615, "cuda_runtime", eid=2),
+        ev("vendor_kernel_v2", 700, 720, "kernel", eid=2, device=True),
+    ]
+    (step,) = breakdown(sorted(events, key=lambda e: e.start), device_view=True)
+    assert step["ms"]["matmul"] == pytest.approx(0.1)
+    assert step["ms"]["optimizer"] == pytest.approx(0.02)
+    assert step["ms"]["elementwise_norm"] == 0
