@@ -135,6 +135,7 @@ def test_attention_ops_win_over_the_matmuls_inside_them_and_modules_do_not():
     assert stack_category([("nccl:all_reduce", "user_annotation"), ("record_param_comms", "cpu_op")]) == (
         "communication"
     )
+    assert stack_category([("_c10d_functional::all_to_all_single", "cpu_op")]) == "communication"
     assert stack_category([("CompiledFunction", "cpu_op")]) is None  # Triton kernels: their names decide
 
 

@@ -48,7 +48,8 @@ _MATMUL_KERNEL = (
 _OPTIMIZER_KERNEL = ("adam", "multi_tensor_apply", "lpnorm", "foreach")
 _COMM_KERNEL = ("nccl", "rccl", "all_reduce", "allreduce", "all_gather", "allgather", "reduce_scatter")
 # Host ops and annotations that decide a launch's category whatever op inside them launched it.
-_COMM_OP = ("nccl:", "c10d::", "record_param_comms", "gloo:", "mpi:", "ucc:", "torch.distributed.")
+_COMM_OP = ("nccl:", "c10d::", "_c10d_functional::", "c10d_functional::", "record_param_comms", "gloo:", "mpi:",
+            "ucc:", "torch.distributed.")  # fmt: skip
 _OPTIMIZER_OP = ("optimizer.step#", "optimizer.zero_grad#", "aten::_foreach_", "aten::_fused_adam",
                  "aten::_fused_sgd", "aten::_fused_adagrad", "clip_grad_norm")  # fmt: skip
 _DATA_OP = ("enumerate(dataloader)", "dataloader")
