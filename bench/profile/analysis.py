@@ -493,8 +493,10 @@ def notes(view: str, device_type: str, compiled: bool) -> list[str]:
     out = ["clip_grad_norm (and the GradScaler's unscale) is counted in optimizer"]
     if view == "device":
         out.append(
-            "device view: categories are kernel time by launching phase; data is the data phase's wall "
-            "time; other is the step's time with the device idle (launch overhead, Python, sync)"
+            "device view: categories are device time in the step, each kernel by the host op that launched it "
+            "(its name where no op says) within its launching phase, overlapping streams counted once; data is "
+            "the data phase's wall time; other is the step's time with the device idle (launch overhead, "
+            "Python, sync)"
         )
     elif view == "host":
         out.append(
