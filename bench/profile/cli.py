@@ -131,11 +131,12 @@ def run(args: argparse.Namespace) -> int:
         if trace.truncated:
             print(f"{path}: partial: {trace.truncated}; the steps read are used", file=sys.stderr)
         if not any(e.on_device and e.activity == "kernel" for e in trace.events):
-            print(
-                f"{path}: no device events (a CPU-only trace: the profiler did not record CUDA/ROCm activity): "
-                "the host view follows",
-                file=sys.stderr,
+            why = (
+                "none before the cut (a profiler writes the device's events after the host's)"
+                if trace.truncated
+                else "a CPU-only trace: the profiler did not record CUDA/ROCm activity"
             )
+            print(f"{path}: no device events ({why}): the host view follows", file=sys.stderr)
         dtype = fromtrace._dtype(trace)
         info = fromtrace.device_info(trace)
         try:
