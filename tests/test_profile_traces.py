@@ -24,6 +24,7 @@ A100 = WILD / "hta_backward_thread.json"
 MI300X_GEMM = WILD / "tracelens_mi300x_gemm_excerpt.json"
 MI300X_SDPA = WILD / "tracelens_mi300x_sdpa_excerpt.json"
 V100_2021 = WILD / "kineto_v100_2021_excerpt.json"
+MI300X_ADD = WILD / "tracelens_mi300x_elementwise_excerpt.json"
 UNKNOWN = {"value": None, "source": "unknown", "detail": "test"}
 
 
@@ -92,6 +93,20 @@ def test_mi300x_aotriton_flash_attention_is_attention():
     flops = 4 * 1 * 32 * 32768 * 32768 * 128
     assert p["roofline"]["categories"]["attention"]["flops"] == flops
     assert p["roofline"]["categories"]["attention"]["flops_per_s"] == pytest.approx(flops / 85.232206e-3)
+
+
+def test_mi300x_elementwise_add_is_elementwise_not_a_guess():
+    """TraceLens' MI300X elementwise trace (excerpt: the first of ten fp32 adds of [8192, 8192]). The
+    vectorized_elementwise_kernel<CUDAFunctor_add> (430.922 us) was launched by hipLaunchKernel
+    (correlation 1) inside aten::add: elementwise/norm by its op. The window runs from the op's start to
+    the kernel's end: 583.722 us, the device idle for the launch's 152.8 us before the kernel."""
+    p = _profile(MI300X_ADD, fromtrace.WHOLE_TRACE)
+    assert p["mean"]["ms"]["elementwise_norm"] == pytest.approx(0.430922)
+    assert p["mean"]["ms"]["matmul"] == 0 and p["mean"]["ms"]["attention"] == 0
+    assert p["trace"]["kernels_categorised_by_launching_op"] == 1
+    window_us = 5888467279898.213 + 430.922 - 5888467279745.413
+    assert p["mean"]["device_idle_fraction"] == pytest.approx(1 - 430.922 / window_us)
+    assert p["dtype"] is None  # no matmul or attention: no dtype to take a peak for
 
 
 def test_v100_2021_layout_training_step():
