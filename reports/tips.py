@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -186,18 +187,41 @@ def throughput_of(results: Results, key: str) -> Effect | None:
 
 
 def tip_rows(results: Results) -> list[TipRow]:
-    """Every tip of every tuned device, in the order of bench.tune.plan.TIPS."""
+    """Every tip of every tuned device, in the order of bench.tune.plan.TIPS. A row that cannot be made (a
+    damaged run.json) is left out with one line in results.warnings naming its directory."""
     rows: list[TipRow] = []
     for d in device_tunes(results):
         tips = d.by_tip()
         for tip in TIPS:
             if tip in ANSWERED_TIPS:
                 if d.default is not None and tip in _measured_tips(results, d):
-                    rows.append(_answer(d, tip))
+                    row = _guarded(results, d.default, f"the {tip} tip", lambda d=d, tip=tip: _answer(d, tip))
+                    if row is not None:
+                        rows.append(row)
                 continue
             for key in tips.get(tip, []):
-                rows.append(_variant_row(d, tip, key))
+                row = _guarded(
+                    results, key, f"the {tip} tip", lambda d=d, tip=tip, key=key: _variant_row(d, tip, key)
+                )
+                if row is not None:
+                    rows.append(row)
     return rows
+
+
+def _guarded(results: Results, key: str, what: str, make: Any) -> Any:
+    """make(), or None with one warning (once) naming the run's directory when it raises: one row or finding
+    that cannot be computed never takes the whole report with it."""
+    try:
+        return make()
+    except Exception as e:  # noqa: BLE001 - left out and said, never a failed report
+        where = key
+        with_dir = results.runs.loc[key, "results_dir"] if key in results.runs.index else None
+        if with_dir is not None:
+            where = f"{with_dir}/runs/{results.runs.loc[key, 'run_id']}"
+        line = f"{what} of {where} left out: it could not be computed ({type(e).__name__}: {e})"
+        if line not in results.warnings:
+            results.warnings.append(line)
+        return None
 
 
 def _measured_tips(results: Results, d: DeviceTune) -> list[str]:
@@ -501,6 +525,16 @@ def compile_payback(d: DeviceTune) -> dict | None:
     return out
 
 
+def _slower(e: Effect | None) -> bool:
+    """Whether a time-to-loss effect says slower than the default: a ratio below 1, or (the target never reached)
+    an upper bound below 1."""
+    if e is None:
+        return False
+    if e.ratio is not None:
+        return e.ratio < 1
+    return e.high is not None and e.high < 1
+
+
 def _variant_key(d: DeviceTune, name: str) -> str:
     return next(k for k in d.keys if _tune(d.results, k).get("variant") == name)
 
@@ -537,46 +571,52 @@ def tip_findings(results: Results, ok: Any) -> list:
 def best_config_findings(results: Results, ok: Any) -> list:
     """One `best_config` finding per tuned device: the fastest configuration, its tokens/s over the default
     with the interval, and its time-to-loss gain."""
-    from reports.finding import Finding
 
     out = []
     for d in device_tunes(results):
         if d.default is None and not any(_tune(results, k).get("measure") == THROUGHPUT for k in d.keys):
             continue
-        b = best_config(d)
-        label = results.device_label(d.keys[0])
-        gain, ttl = b["gain_over_default"], b["time_to_loss_gain"]
-        if gain is None and ttl is None:
-            single = b["best_single"]
-            tail = (f" (the best single variant, {single.name}: {effect_text(single.effect, THROUGHPUT if single.group != 'batch' else TIME_TO_LOSS)}, {single.effect.verdict})"
-                    if single is not None else "")  # fmt: skip
-            sentence = f"{label}: no variant was worth it, so the recipe as it is stays the fastest configuration measured here{tail}."
-        else:
-            what = ", ".join(b["changed"]) or "the recipe"
-            bits = []
-            if gain is not None:
-                bits.append(f"{effect_text(gain, THROUGHPUT)} over the default")
-            if ttl is not None:
-                bits.append(f"{effect_text(ttl, TIME_TO_LOSS)} of the default's")
-            else:
-                bits.append("time to loss not measured for it")
-            sentence = f"Fastest configuration measured on {label}: {what} (the rest as the recipe): {'; '.join(bits)}."
-        payback = compile_payback(d) if gain is not None and ttl is not None and ttl.ratio < 1 else None
-        if payback is not None:
-            sentence = sentence[:-1] + f": {payback['text']}."
-        evidence = {
-            "changed": b["changed"],
-            "gain_over_default": gain.to_dict() if gain else {"ratio": 1.0, "low": None, "high": None},
-            "time_to_loss_gain": ttl.to_dict() if ttl else None,
-        }
-        if payback is not None:
-            evidence["compile_payback"] = {k: v for k, v in payback.items() if k != "text"}
-        out.append(
-            Finding(
-                "best_config", "info", sentence, evidence, b["runs"] or ([d.default] if d.default else [])
-            )
-        )
+        f = _guarded(results, d.default or d.keys[0], "the best configuration",
+                     lambda d=d: _best_config_finding(results, d))  # fmt: skip
+        if f is not None:
+            out.append(f)
     return out
+
+
+def _best_config_finding(results: Results, d: DeviceTune) -> Any:
+    from reports.finding import Finding
+
+    b = best_config(d)
+    label = results.device_label(d.keys[0])
+    gain, ttl = b["gain_over_default"], b["time_to_loss_gain"]
+    if gain is None and ttl is None:
+        single = b["best_single"]
+        tail = (f" (the best single variant, {single.name}: {effect_text(single.effect, THROUGHPUT if single.group != 'batch' else TIME_TO_LOSS)}, {single.effect.verdict})"
+                if single is not None else "")  # fmt: skip
+        sentence = f"{label}: no variant was worth it, so the recipe as it is stays the fastest configuration measured here{tail}."
+    else:
+        what = ", ".join(b["changed"]) or "the recipe"
+        bits = []
+        if gain is not None:
+            bits.append(f"{effect_text(gain, THROUGHPUT)} over the default")
+        if ttl is not None:
+            bits.append(f"{effect_text(ttl, TIME_TO_LOSS)} of the default's")
+        else:
+            bits.append("time to loss not measured for it")
+        sentence = (
+            f"Fastest configuration measured on {label}: {what} (the rest as the recipe): {'; '.join(bits)}."
+        )
+    payback = compile_payback(d) if gain is not None and _slower(ttl) else None
+    if payback is not None:
+        sentence = sentence[:-1] + f": {payback['text']}."
+    evidence = {
+        "changed": b["changed"],
+        "gain_over_default": gain.to_dict() if gain else {"ratio": 1.0, "low": None, "high": None},
+        "time_to_loss_gain": ttl.to_dict() if ttl else None,
+    }
+    if payback is not None:
+        evidence["compile_payback"] = {k: v for k, v in payback.items() if k != "text"}
+    return Finding("best_config", "info", sentence, evidence, b["runs"] or ([d.default] if d.default else []))
 
 
 # ---- rendering ---------------------------------------------------------------------------------------
@@ -600,3 +640,27 @@ def render_tips(results: Results, form: str = "text") -> str:
     for f in best_config_findings(results, None):
         out.append(f"- {one_line(f.sentence)}")
     return "\n".join(out) + "\n"
+
+
+def print_after_tune(out: str | Path) -> int:
+    """`bench tune`'s closing table (called by the command line above bench/ and reports/, so bench/ never
+    imports reports/): the tips table of what was measured on stdout, warnings on stderr. 0 when it is made;
+    1 with one line when it cannot be (the runs are recorded either way)."""
+    import sys
+
+    from reports.load import load_results
+    from reports.summary import one_line
+
+    try:
+        results = load_results(Path(out))
+        text = render_tips(results)
+    except Exception as e:  # noqa: BLE001 - one line, and a failing exit: a tune whose table fails is not a success
+        print(f"bench tune: error: the tips table of {out} could not be made ({type(e).__name__}: {one_line(str(e))}); "
+              f"the runs are recorded there", file=sys.stderr)  # fmt: skip
+        return 1
+    for w in results.warnings[:5]:
+        print(f"bench tune: warning: {one_line(w)}", file=sys.stderr)
+    if len(results.warnings) > 5:
+        print(f"bench tune: warning: ... and {len(results.warnings) - 5} more (bench report {out})", file=sys.stderr)
+    sys.stdout.write(text)
+    return 0

@@ -156,6 +156,34 @@ def test_resume_skips_what_finished_and_prints_the_tips_table(tuned, capsys):
     )
 
 
+def test_a_tips_table_that_cannot_be_made_is_a_failed_tune_not_a_success(tuned, monkeypatch, capsys):
+    import reports.tips
+
+    def broken(results, form="text"):
+        raise TypeError("'<' not supported between instances of 'NoneType' and 'int'")
+
+    monkeypatch.setattr(reports.tips, "render_tips", broken)
+    assert tune(tuned, "--resume") == 1
+    err = capsys.readouterr().err
+    assert f"the tips table of {tuned} could not be made (TypeError" in err and "recorded there" in err
+
+
+def test_bench_never_imports_reports():
+    """Data flows bench -> results -> reports: the tips table after a tune is printed by the command line above
+    both (bench.cli's AFTERWARDS names reports.tips by string), never by an import in bench/."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "bench"
+    found = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            found += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] == "reports"]
+    assert found == []
+
+
 def test_an_interrupted_variant_is_recorded_and_resume_completes_it(tmp_path, monkeypatch, capsys):
     import bench.tune.measure as measure
 

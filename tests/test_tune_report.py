@@ -233,3 +233,36 @@ def test_a_compiled_best_that_is_slower_to_the_target_says_the_compile_is_not_re
 
 def _key(results, run_id: str) -> str:
     return next(k for k in results.runs.index if results.runs.loc[k, "run_id"] == run_id)
+
+
+def test_a_best_that_never_reached_the_target_leaves_every_report_whole(tmp_path):
+    """A compiled best faster per step (tokens/s measured) but stopped at the time cap short of the target has
+    only an upper bound on its time-to-loss speed (ratio None): the tips table, the findings, the JSON and the
+    page are all still made (it once raised "'<' not supported between 'NoneType' and 'int'" in every format)."""
+    root = write_sweep(tmp_path / "res", hw=hwinfo(physical_cores=2, features=("avx2", "fma")))
+    d = write_run(root, "cpu-default", ms=64.0, eval_ms=200.0)
+    target = round(float(read_json(d / "run.json")["summary"]["final_val_loss"]), 6)
+    add_tune(d, tip="default", variant="default", group="", measure="default", changed=[], knobs=DEFAULT_KNOBS,
+             target_val_loss=target, stopped="end of recipe")  # fmt: skip
+    throughput(root, "compile", "compile", "compile", 1.3, ["compile on"], {"compile": "on"})
+    throughput(
+        root, "fused-adamw", "fused_adamw", "optimizer", 1.2, ["fused_adamw on"], {"fused_adamw": True}
+    )
+    best = write_run(root, "cpu-best", ms=40.0, compile="on")
+    add_tune(best, tip="best", variant="best", group="compile+fused-adamw", measure="throughput",
+             changed=["compile on", "fused_adamw on"], knobs={**DEFAULT_KNOBS, "compile": "on", "fused_adamw": True},
+             samples_tokens_per_s=samples(15360 * 1.5, seed=3), default_samples_tokens_per_s=samples(15360, seed=4))  # fmt: skip
+    # its evals stay above the target (val_offset), and the cap stopped it
+    ttl = write_run(root, "cpu-best-to-loss", ms=61.0, eval_ms=200.0, compile="on", first_step_ms=21000.0,
+                    val_offset=0.5)  # fmt: skip
+    add_tune(ttl, tip="best-to-loss", variant="best-to-loss", group="best", measure="time_to_loss",
+             changed=["compile on", "fused_adamw on"], knobs={**DEFAULT_KNOBS, "compile": "on", "fused_adamw": True},
+             target_val_loss=target, stopped="time cap")  # fmt: skip
+    results = load_results(root)
+    findings = diagnose(results)
+    (finding,) = [f for f in findings if f.kind == "best_config"]
+    assert finding.evidence["time_to_loss_gain"]["ratio"] is None
+    assert "target not reached" in finding.sentence
+    assert "Fastest configuration measured" in render_tips(results)
+    assert "Tips measured" in render_html(results, findings)
+    assert json.loads(render(results, findings, "json"))["tips"]

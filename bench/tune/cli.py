@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"interrupted by {e.signal_name} during {e.run_id}; finished variants are kept; complete them "
                   f"with: bench tune --out {out} --resume", file=sys.stderr)  # fmt: skip
             return 143 if e.signal_name == "SIGTERM" else 130
-    _print_tips(out)
+    args.results_dir = out  # bench.cli prints its tips table (reports/), after this returns
     print(f"report: bench report {out} (--html for the page)", file=sys.stderr)
     failed = [r for r, s in statuses.items() if s == "failed"]
     if failed:
@@ -213,17 +213,3 @@ def _print_plan(plans: dict, devices: dict, cfg: BenchConfig) -> None:
             what = ", ".join(v.knobs.changed(knobs)) or "the recipe as it is"
             state = f"not available: {v.unavailable}" if v.unavailable else v.measure
             print(f"  {v.run_id(device.label):28s} {v.tip:12s} {what:30s} {state}")
-
-
-def _print_tips(out: Path) -> None:
-    """The tips table of what was measured (the report's words), on stdout."""
-    from reports.load import load_results
-    from reports.tips import render_tips
-
-    try:
-        text = render_tips(load_results(out))
-    except Exception as e:  # noqa: BLE001 - the runs are recorded; the table is a convenience
-        print(f"bench tune: the tips table could not be made ({type(e).__name__}: {e}): see bench report {out}",
-              file=sys.stderr)  # fmt: skip
-        return
-    sys.stdout.write(text)
