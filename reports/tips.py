@@ -661,6 +661,9 @@ def print_after_tune(out: str | Path) -> int:
     for w in results.warnings[:5]:
         print(f"bench tune: warning: {one_line(w)}", file=sys.stderr)
     if len(results.warnings) > 5:
-        print(f"bench tune: warning: ... and {len(results.warnings) - 5} more (bench report {out})", file=sys.stderr)
+        print(
+            f"bench tune: warning: ... and {len(results.warnings) - 5} more (bench report {out})",
+            file=sys.stderr,
+        )
     sys.stdout.write(text)
     return 0

@@ -19,7 +19,8 @@ from bench.tune.to_loss import ToLoss, ToLossRun, run_interleaved
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16"]
 SHORT = ["--iters", "30", "--eval-interval", "10", "--eval-iters", "2", "--timing-warmup-iters", "3",
-         "--repeats", "4", "--block-seconds", "0.02", "--profile", "2", "--threads", "1", "--no-progress"]  # fmt: skip
+         "--repeats", "4", "--block-seconds", "0.02", "--max-seconds", "1", "--profile", "2", "--threads", "1",
+         "--no-progress"]  # fmt: skip
 TIPS = ["--tips", "threads,fused_adamw,tf32,batch_x2,num_workers,eval_iters"]
 
 
@@ -70,13 +71,17 @@ def test_throughput_variant_holds_its_samples_and_the_defaults(tuned):
         and run["tune"]["measure"] == "throughput"
     )
     t = run["tune"]
-    assert len(t["samples_tokens_per_s"]) == 4 and len(t["default_samples_tokens_per_s"]) == 4
+    n = len(t["samples_tokens_per_s"])
+    assert n >= 4 and len(t["default_samples_tokens_per_s"]) == n == t["pairs"]
+    assert t["stopped"] in ("the verdict is known", "--max-seconds ran out") and t["max_seconds"] == 1.0
+    assert t["stopped"] == "the verdict is known" or t["pairs_s"] >= 1.0
+    assert all(0 <= i < n for i in t["spoiled_pairs"])
     assert all(x > 0 for x in t["samples_tokens_per_s"] + t["default_samples_tokens_per_s"])
     assert t["knobs"]["fused_adamw"] is True and t["default_knobs"]["fused_adamw"] is False
     assert t["changed"] == ["fused_adamw on"]
     steps = (tuned / "runs" / "cpu-fused-adamw" / "steps.csv").read_text().splitlines()
     n_timed = sum(1 for line in steps if line.endswith(",timed"))
-    assert n_timed == 4 * t["steps_per_block"]["variant"] and run["summary"]["ms_median"] > 0
+    assert n_timed == n * t["steps_per_block"]["variant"] and run["summary"]["ms_median"] > 0
 
 
 def test_the_default_sets_the_target_and_the_batch_variant_is_timed_to_it(tuned):
@@ -258,10 +263,21 @@ def test_a_variant_that_fails_fails_alone_and_the_exit_is_1(tmp_path, monkeypatc
     [
         (["--batch-sizes", "12,24"], "one value (tune tries x2 and x4 itself)"),
         (["--threads", "1,2"], "--threads 1,2: bench tune measures around one recipe"),
-        (["--repeats", "3"], "--repeats 3: expected a whole number of blocks >= 4"),
+        (["--repeats", "3"], "--repeats 3: expected a whole number of pairs of blocks from 4"),
+        (
+            ["--repeats", "999999999"],
+            "--repeats 999999999: expected a whole number of pairs of blocks from 4 (fewer "
+            "can never give a significant difference) to 1000",
+        ),
+        (["--block-seconds", "1e9"], "--block-seconds 1e9: expected seconds from 0.01 to 60"),
+        (["--block-seconds", "999999"], "--block-seconds 999999: expected seconds from 0.01 to 60"),
+        (["--block-seconds", "nan"], "--block-seconds nan: expected seconds from 0.01 to 60"),
+        (["--max-seconds", "0.5"], "--max-seconds 0.5: expected seconds from 1 to 3600"),
+        (["--time-cap", "inf"], "--time-cap inf: expected a factor from 1 to 10"),
+        (["--resume"], "holds no tune to resume (no sweep.json): run without --resume"),
         (["--repeats", "many"], "--repeats many"),
         (["--block-seconds", "0"], "--block-seconds 0: expected seconds"),
-        (["--time-cap", "0.5"], "--time-cap 0.5: expected a factor >= 1"),
+        (["--time-cap", "0.5"], "--time-cap 0.5: expected a factor from 1 to 10"),
         (["--tips", "turbo"], "unknown tip(s) turbo; choose from compile"),
         (["--devices", "tpu"], "unknown device 'tpu'"),
         (["--iters", "0"], "--iters 0"),
@@ -283,6 +299,46 @@ def test_an_existing_directory_needs_resume_and_must_be_a_tune(tmp_path, capsys)
     assert "--resume" in capsys.readouterr().err
     assert main(["tune", "--devices", "cpu", *TINY, "--out", str(run_dir), "--resume"]) == 2
     assert "not a tune" in capsys.readouterr().err
+
+
+def _damage(out: Path, **changes) -> None:
+    sweep = json.loads((out / "sweep.json").read_text())
+    sweep.update(changes)
+    (out / "sweep.json").write_text(json.dumps(sweep))
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"spec": "x"}, "its 'spec' (the tune's recipe) is damaged ('x')"),
+        ({"spec": {}}, "its 'spec' (the tune's recipe) is damaged ({})"),
+        ({"tune": "x"}, "its 'tune' block is damaged (expected a table, got str)"),
+        ({"tune": {"tips": ["threads"], "repeats": "many"}}, "its 'tune' block is damaged (repeats 'many')"),
+        ({"tune": {"tips": ["turbo"]}}, "its 'tune' block is damaged (tips ['turbo'])"),
+        ({"tune": {"tips": ["threads"], "block_seconds": 1e9}}, "damaged (block_seconds 1000000000.0)"),
+    ],
+)
+def test_resume_refuses_a_damaged_sweep_json_and_says_what_is_damaged(tmp_path, capsys, changes, says):
+    """A damaged spec once trained the 2000-step reference recipe beside the tiny runs (read as {}); a damaged
+    tune block was blamed on --tips/--repeats never given."""
+    out = tmp_path / "res"
+    out.mkdir()
+    sweep = {"schema": R.SCHEMA, "sweep_id": "x", "spec": {"model": {}, "train": {}, "sweep": {}},
+             "tune": {"tips": ["threads"], "repeats": 4}}  # fmt: skip
+    (out / "sweep.json").write_text(json.dumps(sweep))
+    _damage(out, **changes)
+    before = (out / "sweep.json").read_text()
+    assert main(["tune", "--out", str(out), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "another --out" in err and len(err.strip().splitlines()) == 1, err
+    assert "--tips/--repeats" not in err and (out / "sweep.json").read_text() == before
+    assert not (out / "runs").exists()
+
+
+def test_resume_with_other_options_names_the_ones_given(tuned, capsys):
+    assert tune(tuned, "--resume", "--repeats", "5") == 2
+    err = capsys.readouterr().err
+    assert "--repeats 5 (the tune used 4)" in err and "--tips" not in err.split("resume it without")[1]
 
 
 def test_dry_run_prints_the_plan(capsys):
@@ -392,3 +448,94 @@ def test_turns_keep_the_runs_level_in_clock_so_none_runs_far_past_the_cap():
     # target within the cap" is measured, not inferred from an eval up to an interval earlier
     it, _, at_s = slow.state.val_evals[-1]
     assert at_s > cap and it % 10 != 0 and slow.writer.evals[-1][0] == it
+
+
+class ScriptedTrainer(FakeTrainer):
+    """Step times from a script: ms(block) for the block its step is in (steps_per_block steps each, warm-up
+    steps first), so a test decides what each block measures. `clock` is the sum of every step's ms so far."""
+
+    clock_ms = 0.0
+
+    def __init__(self, name: str, ms_of_block, log: list, warmup: int = 3, per_block: int = 3):
+        super().__init__(name, 10.0, log)
+        self.ms_of_block, self.warmup, self.per_block = ms_of_block, warmup, per_block
+
+    def train_step(self, it):
+        block = max(0, self.steps - self.warmup) // self.per_block
+        ms = 10.0 if self.steps < self.warmup else self.ms_of_block(block)
+        ScriptedTrainer.clock_ms += ms
+        super().train_step(it)
+        return ms, torch.tensor(1.0), 1e-3
+
+
+def scripted_pair(default_ms, variant_ms, **kw):
+    """measure_pair on two scripted sides (3 steps a block), its clock the fake steps' own time."""
+    from bench.tune.verdict import throughput_effect
+
+    ScriptedTrainer.clock_ms = 0.0
+    log: list[str] = []
+    knobs = Knobs("fp32", "off", None, None, False, 4)
+    a = Side(ScriptedTrainer("A", default_ms, log), knobs)
+    b = Side(ScriptedTrainer("B", variant_ms, log), knobs)
+    r = measure_pair(a, b, block_s=0.03, warmup_steps=3, progress=False,
+                     clock=lambda: ScriptedTrainer.clock_ms / 1e3, **kw)  # fmt: skip
+    return r, throughput_effect(r.variant_tokens_per_s, r.default_tokens_per_s)
+
+
+def jitter(i: int, amount: float = 0.01) -> float:
+    """A fixed, uneven wobble (no randomness): +-amount around 1."""
+    return 1 + amount * ((i * 7919) % 11 - 5) / 5
+
+
+def test_a_clear_effect_stops_at_the_least_pairs_with_its_verdict_known():
+    from bench.tune.verdict import STOP_SETTLED
+
+    r, e = scripted_pair(
+        lambda i: 10.0 * jitter(i), lambda i: 8.0 * jitter(i + 3), repeats=6, max_seconds=1e9
+    )
+    assert r.stopped == STOP_SETTLED and len(r.variant_tokens_per_s) == 6
+    assert e.verdict == "worth it" and e.low > 1.05
+
+
+def test_an_effect_on_the_bar_repeats_until_the_budget_runs_out_and_says_so():
+    """1.05x exactly with a symmetric 3% wobble (pairs alternately 3% above and below): the interval keeps holding 1.05, so no number of pairs settles
+    worth it against small gain; the pairs stop at --max-seconds (the fake clock: the steps' own ms), and say
+    why."""
+    from bench.tune.verdict import STOP_BUDGET
+
+    r, e = scripted_pair(lambda i: 10.5, lambda i: 10.0 / (1 + 0.03 * (-1) ** i), repeats=4, max_seconds=3.0)
+    assert r.stopped == STOP_BUDGET and r.pairs_s >= 3.0
+    n = len(r.variant_tokens_per_s)
+    assert n == len(r.default_tokens_per_s)
+    assert 3.0 / (3 * 10.5e-3 + 3 * 10e-3 / 0.97) <= n <= 3.0 / (3 * 10.5e-3 + 3 * 10e-3 / 1.03) + 1
+    assert e.low < 1.05 < e.high
+
+
+def test_a_noisy_gain_keeps_measuring_until_the_interval_settles():
+    """12% faster under a 10% wobble: inconclusive after the least pairs; more pairs narrow the interval until
+    it lies wholly above the bar: worth it, stopped because the verdict is known."""
+    from bench.tune.verdict import STOP_SETTLED, throughput_effect
+
+    r, e = scripted_pair(lambda i: 11.2 * jitter(i, 0.10), lambda i: 10.0 * jitter(i * 3 + 1, 0.10), repeats=4,
+                         max_seconds=1e9)  # fmt: skip
+    first = throughput_effect(r.variant_tokens_per_s[:4], r.default_tokens_per_s[:4])
+    assert first.verdict == "inconclusive"
+    assert r.stopped == STOP_SETTLED and len(r.variant_tokens_per_s) > 4
+    assert e.verdict == "worth it" and e.low > 1.05 and e.settled
+
+
+def test_a_burst_of_load_spoils_a_pair_which_is_dropped_and_counted():
+    """Pair 5 (index 4) runs under a burst: both its blocks 3x slower, and unevenly (the variant's block caught
+    more of it). The stated rule drops it and counts it; the verdict comes from the other pairs."""
+    from bench.tune.verdict import spoiled_pairs, throughput_effect
+
+    default = [100.0 * jitter(i) for i in range(10)]
+    variant = [110.0 * jitter(i + 2) for i in range(10)]
+    default[4], variant[4] = 40.0, 20.0  # the burst: far from both sides' neighbours
+    assert spoiled_pairs(variant, default) == [4]
+    e = throughput_effect(variant, default)
+    assert e.n_spoiled == 1 and e.n_variant == 9 and e.verdict == "worth it"
+    # one side alone far from its neighbours is the variant's own behaviour, never dropped
+    variant[4] = 110.0
+    assert spoiled_pairs(variant, default) == []
+    assert throughput_effect(variant, default).n_spoiled == 0

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from bench.tune.measure import Side
     from model.dataset import CharDataset
 
+# Per throughput variant, the most seconds of pairs of blocks (warm-ups not counted): on a 2-core CPU the
+# reference recipe's ~14 throughput variants then take under 5 minutes with their warm-ups (compiles excepted).
+MAX_SECONDS = 15.0
 TIME_CAP = 1.1  # a time-to-loss variant stops once its clock passes this many times the default's time:
 # not there by then, its speed is below 1/1.1 = 0.91, which is harmful (at least 5% slower) already
 
@@ -44,8 +47,9 @@ class TuneOptions:
     """How `bench tune` measures (sweep.json "tune"); --resume requires the same."""
 
     tips: tuple[str, ...]
-    repeats: int = 6
+    repeats: int = 6  # the least pairs of blocks per throughput variant
     block_seconds: float = 0.5
+    max_seconds: float = MAX_SECONDS
     warmup_steps: int = 3
     time_cap: float = TIME_CAP
     profile_steps: int = 5
@@ -256,12 +260,13 @@ class Tuner:
         o = self.options
         status, error = "ok", None
         compiled = trainer.compiled or default.trainer.compiled
-        _say(f"{run_id}: {', '.join(meta['tune']['changed'])} against the default, {o.repeats} blocks each"
+        _say(f"{run_id}: {', '.join(meta['tune']['changed'])} against the default, at least {o.repeats} pairs of "
+             f"blocks, more until the verdict is known or {o.max_seconds:g} s of them"
              + (" (compiling first)" if trainer.compiled else ""))  # fmt: skip
         try:
             with self.device.clean_compiler_state() if compiled else contextlib.nullcontext():
                 measure_pair(default, side, o.repeats, o.block_seconds, o.warmup_steps, desc=run_id,
-                             progress=self.progress, result=pair)  # fmt: skip
+                             progress=self.progress, result=pair, max_seconds=o.max_seconds)  # fmt: skip
         except KeyboardInterrupt as e:
             how = getattr(e, "signal_name", None) or "Ctrl-C"
             self._finish(writer, meta, "interrupted", f"interrupted by {how} during {pair.where}",
@@ -279,21 +284,22 @@ class Tuner:
         self._default_tokens_per_s += pair.default_tokens_per_s
         line = f"{run_id}: {status}"
         if status == "ok":
-            e = throughput_effect(pair.variant_tokens_per_s, pair.default_tokens_per_s)
-            line += f", tokens/s {e.ratio:.3f}x the default's"
-            if e.low is not None:
-                line += f" [{e.low:.3f}, {e.high:.3f}]"
-            line += f": {e.verdict} (faster is > 1)"
+            line += ": " + progress_words(v, pair)
         _say(line + (f" ({error})" if error else ""))
         return status
 
     def _pair_numbers(self, pair: Any) -> dict:
+        from bench.tune.verdict import spoiled_pairs
+
         o = self.options
         return {
             "samples_tokens_per_s": pair.variant_tokens_per_s,
             "default_samples_tokens_per_s": pair.default_tokens_per_s,
             "steps_per_block": {"variant": pair.variant_steps_per_block, "default": pair.default_steps_per_block},
             "repeats": o.repeats, "block_seconds": o.block_seconds, "warmup_steps": o.warmup_steps,
+            "max_seconds": o.max_seconds, "pairs": min(len(pair.variant_tokens_per_s), len(pair.default_tokens_per_s)),
+            "pairs_s": pair.pairs_s, "stopped": pair.stopped,
+            "spoiled_pairs": spoiled_pairs(pair.variant_tokens_per_s, pair.default_tokens_per_s),
         }  # fmt: skip
 
     def _summary(
@@ -464,6 +470,29 @@ class Tuner:
         atomic_write_json(self._profile_path(), prof)
         _say(f"{self.default_run_id}: profiled {self.options.profile_steps} steps of the default into "
              f"{self._profile_path()}")  # fmt: skip
+
+
+def progress_words(v: Variant, pair: Any) -> str:
+    """A finished throughput variant's line: how many pairs and why they stopped, then the effect read the way
+    the tips table reads it (the tip's way: a variant that turns off a tip the recipe follows is inverted, so the
+    line and the table never disagree)."""
+    e = throughput_effect(pair.variant_tokens_per_s, pair.default_tokens_per_s)
+    n = min(len(pair.variant_tokens_per_s), len(pair.default_tokens_per_s))
+    dropped = f", {e.n_spoiled} spoiled by load dropped" if e.n_spoiled else ""
+    head = f"{n} pairs ({pair.stopped or 'stopped'}{dropped}), "
+    if v.applies_tip:
+        return head + f"tokens/s {_effect(e)} the default's: {e.verdict}"
+    t = e.inverted()
+    return head + (f"the recipe already follows the tip ({v.tip}), so this variant turns it off: the variant's "
+                   f"tokens/s {_effect(e)} the default's, the tip {_effect(t)}: {t.verdict}")  # fmt: skip
+
+
+def _effect(e: Any) -> str:
+    if e.ratio is None:
+        return "?"
+    return f"{e.ratio:.3g}x" + (
+        f" [{e.low:.3g}-{e.high:.3g}]" if e.low is not None and e.high is not None else ""
+    )
 
 
 def _reason(device: Device, e: BaseException, where: str, batch_size: int) -> str:
