@@ -24,6 +24,8 @@ from bench.tune.verdict import (
     MIN_EFFECT,
     NO_EFFECT,
     NOT_AVAILABLE,
+    SPOILED_BY,
+    STOP_BUDGET,
     THROUGHPUT,
     TIME_TO_LOSS,
     WORTH_IT,
@@ -53,6 +55,14 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "eval_iters": ("--eval_iters=10", "fewer eval batches save time"),
 }  # fmt: skip
 NATIVE_CPU = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
+VERDICT_NOTE = (
+    f"Verdicts (the bar: {MIN_EFFECT:.0%}): worth it / harmful: at least {MIN_EFFECT:.0%} faster / slower, the "
+    f"interval wholly above / below 1; small gain / small loss: the interval wholly above / below 1, the change "
+    f"under {MIN_EFFECT:.0%}; no effect: the interval within +-{MIN_EFFECT:.0%}, holding 1; else inconclusive. "
+    f"Throughput pairs of blocks repeat until the interval settles the verdict or --max-seconds runs out; a pair "
+    f"whose two blocks are both more than {SPOILED_BY:g}x from their side's neighbours was spoiled by a burst of "
+    "load and is dropped."
+)
 BUSY_CORES = 0.25  # other processes using this many cores' worth of CPU: the machine was shared
 COLUMNS = ["device", "tip", "variant", "claim", "measured here", "verdict", "why"]
 
@@ -101,10 +111,17 @@ def effect_text(e: Effect | None, measure: str, evidence: dict | None = None) ->
     what = "tokens/s" if measure == THROUGHPUT else "speed to the target loss"
     if e.ratio is None:
         return f"< {_r3(e.high)} {what} (target not reached)" if fmt.is_num(e.high) else "-"
+    pairs = ""
+    if measure == THROUGHPUT and e.n_variant:
+        bits = [f"{e.n_variant + e.n_spoiled} pairs"]
+        if e.n_spoiled:
+            bits.append(f"{e.n_spoiled} spoiled by load dropped")
+        stopped = "; --max-seconds ran out" if (evidence or {}).get("stopped") == STOP_BUDGET else ""
+        pairs = f" ({', '.join(bits)}{stopped})"
     if e.low is None:
-        return f"{_r3(e.ratio)} {what} (too few samples for an interval)"
+        return f"{_r3(e.ratio)} {what} (too few samples for an interval){pairs}"
     high = _r3(e.high) if fmt.is_num(e.high) else "?"
-    return f"{_r3(e.ratio)} {what} [{_r3(e.low)}-{high}]"
+    return f"{_r3(e.ratio)} {what} [{_r3(e.low)}-{high}]{pairs}"
 
 
 def _r3(x: float) -> str:
@@ -264,7 +281,10 @@ def _variant_row(d: DeviceTune, tip: str, key: str) -> TipRow:
         "effect": e.to_dict() if e else None,
         "changed": t.get("changed"),
         "knobs": t.get("knobs"),
+        "bar": MIN_EFFECT,
     }
+    if base["measure"] == THROUGHPUT:
+        row.evidence.update({k: t.get(k) for k in ("pairs", "stopped", "max_seconds", "spoiled_pairs")})
     row.why = _why(d, row, key)
     return row
 
@@ -593,7 +613,7 @@ def _best_config_finding(results: Results, d: DeviceTune) -> Any:
         single = b["best_single"]
         tail = (f" (the best single variant, {single.name}: {effect_text(single.effect, THROUGHPUT if single.group != 'batch' else TIME_TO_LOSS)}, {single.effect.verdict})"
                 if single is not None else "")  # fmt: skip
-        sentence = f"{label}: no variant was worth it, so the recipe as it is stays the fastest configuration measured here{tail}."
+        sentence = f"{label}: no variant was worth it or a small gain, so the recipe as it is stays the fastest configuration measured here{tail}."
     else:
         what = ", ".join(b["changed"]) or "the recipe"
         bits = []
@@ -636,7 +656,7 @@ def render_tips(results: Results, form: str = "text") -> str:
     if not rows:
         return ""
     table = tips_table(results, rows)
-    out = [_md_table(table) if form == "md" else _text_table(table), ""]
+    out = [_md_table(table) if form == "md" else _text_table(table), "", VERDICT_NOTE, ""]
     for f in best_config_findings(results, None):
         out.append(f"- {one_line(f.sentence)}")
     return "\n".join(out) + "\n"

@@ -116,6 +116,34 @@ def test_table_text_shows_claim_effect_interval_and_verdict(tune_dir):
     assert "threads = physical cores" in text and "1.51x tokens/s [1.4" in text
     assert "+20-30%" not in text  # compile was not a tip of this tune
     assert "Fastest configuration measured on cpu (Synthetic CPU): threads 1" in text
+    assert "(6 pairs)" in text  # the fixture's six pairs, none spoiled
+    assert (
+        "Verdicts (the bar: 5%)" in text and "small gain / small loss" in text
+    )  # the threshold, with the table
+
+
+def test_a_small_gain_and_spoiled_pairs_read_in_the_table(tmp_path):
+    """1.03x, tight: wholly above 1 but under the bar, a small gain (once "no effect"); a pair spoiled by a
+    burst is dropped and counted in the row, and a budget that ran out is said."""
+    root = write_sweep(tmp_path / "res", hw=hwinfo(physical_cores=2, features=("avx2", "fma")))
+    d = write_run(root, "cpu-default", ms=50.0)
+    add_tune(
+        d, tip="default", variant="default", group="", measure="default", changed=[], knobs=DEFAULT_KNOBS
+    )
+    v = write_run(root, "cpu-fused-adamw", ms=48.5)
+    default = [15360.0 * (1 + 0.002 * ((i * 5) % 7 - 3)) for i in range(12)]
+    variant = [x * 1.03 for x in default]
+    default[6], variant[6] = 5000.0, 4000.0  # a burst of load: both blocks far from their neighbours
+    add_tune(v, tip="fused_adamw", variant="fused-adamw", group="optimizer", measure="throughput",
+             changed=["fused_adamw on"], knobs={**DEFAULT_KNOBS, "fused_adamw": True}, samples_tokens_per_s=variant,
+             default_samples_tokens_per_s=default, stopped="--max-seconds ran out", pairs=12)  # fmt: skip
+    results = load_results(root)
+    row = rows_by_tip(results)["fused_adamw"]
+    assert row.verdict == "small gain" and row.effect.n_spoiled == 1 and 1 < row.effect.low
+    assert row.evidence["bar"] == 0.05 and row.evidence["stopped"] == "--max-seconds ran out"
+    assert "(12 pairs, 1 spoiled by load dropped; --max-seconds ran out)" in row.effect_text()
+    (best,) = [f for f in diagnose(results) if f.kind == "best_config"]
+    assert "fused_adamw on" in best.sentence  # a small gain goes into the best configuration
 
 
 def test_best_config_and_tip_findings(tune_dir):
