@@ -45,6 +45,10 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "cuda_graphs": ("CUDA graphs (compile mode reduce-overhead)", "removes launch overhead: several x at small batch"),
     "threads": ("threads = physical cores", "use every core: torch.set_num_threads / OMP_NUM_THREADS"),
     "p_cores": ("pin to the P-cores (taskset)", "E-cores slow the whole step down on a hybrid CPU"),
+    "omp_affinity": ("OpenMP affinity (OMP_PROC_BIND=close, OMP_PLACES=cores)",
+                     "PyTorch's CPU tuning guide: threads that stay on their core keep their caches warm"),
+    "allocator": ("jemalloc / tcmalloc (LD_PRELOAD)",
+                  "PyTorch's CPU tuning guide: a faster allocator reuses memory better than glibc malloc"),
     "bf16": ("bf16 autocast", "mixed precision: up to 2x, half the memory"),
     "fp16": ("fp16 autocast", "enable FP16 (fall back to bfloat16) for ~2x"),
     "tf32": ("TF32 matmuls", "up to 8x faster fp32 matmuls on Ampere and later"),
@@ -345,6 +349,18 @@ def _why(d: DeviceTune, row: TipRow, key: str) -> str:
                     ": each parallel op waits for its slowest thread, and a shared core deschedules threads"
                 )
         return applies_note + text
+    if tip in ("omp_affinity", "allocator"):
+        proc = _tune(results, key).get("process") or {}
+        env = proc.get("env") or {}
+        what = " ".join(f"{k}={v}" for k, v in env.items()) or "its environment"
+        text = f"{applies_note}{what}, in a process of its own against the default in another (only the environment differs)"
+        if tip == "allocator" and proc.get("preloaded"):
+            text += f"; the library mapped: {proc['preloaded']}"
+        if load_text:
+            text += f"; {load_text}"
+            if tip == "omp_affinity" and other is not None and other > BUSY_CORES:
+                text += ": a thread bound to a core that a neighbour holds waits for it instead of moving"
+        return text
     if tip in ("bf16", "fp16", "tf32"):
         if r.get("device_type") == "cpu" and tip in NATIVE_CPU:
             feats = {str(f).lower() for f in (results.hwinfo_for(key).get("cpu") or {}).get("features") or []}

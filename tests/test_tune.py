@@ -539,3 +539,60 @@ def test_a_burst_of_load_spoils_a_pair_which_is_dropped_and_counted():
     variant[4] = 110.0
     assert spoiled_pairs(variant, default) == []
     assert throughput_effect(variant, default).n_spoiled == 0
+
+
+LDCONFIG = """\t3 libs found in cache `/etc/ld.so.cache'
+\tlibtcmalloc_minimal.so.4 (libc6) => /usr/lib/i386-linux-gnu/libtcmalloc_minimal.so.4
+\tlibtcmalloc_minimal.so.4 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+\tlibgomp.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libgomp.so.1
+"""
+
+
+def test_an_allocator_is_found_by_ldconfig_or_not_available_with_how_to_install_it():
+    from bench.tune.child import allocator_unavailable, find_library
+
+    assert (
+        find_library(("libtcmalloc.so", "libtcmalloc_minimal.so"), LDCONFIG)
+        == (
+            "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"  # the 64-bit build, not the i386 one listed first
+        )
+    )
+    found = find_library(
+        ("libjemalloc.so",), LDCONFIG
+    )  # not in that cache: only an environment's lib/ may have it
+    assert found is None or ("jemalloc" in found and Path(found).exists())
+    why = allocator_unavailable("jemalloc", None)
+    assert why.startswith("jemalloc is not installed (`ldconfig -p` lists no libjemalloc.so)")
+    assert "apt install libjemalloc2" in why
+
+
+def test_process_wide_levers_run_in_processes_of_their_own(tmp_path, monkeypatch):
+    """OpenMP affinity: the variant and the default each in a child process, only the environment differing,
+    alternated as in-process sides are. An allocator that LD_PRELOAD did not load (a path that is not there:
+    ld.so only warns and goes on with glibc malloc) fails as such, never measured as if it were jemalloc."""
+    import bench.tune.child as child
+
+    real = child.find_library
+    monkeypatch.setattr(child, "find_library", lambda names, text=None: "/nonexistent/libjemalloc.so.2"
+                        if names == ("libjemalloc.so",) else real(names, text))  # fmt: skip
+    out = tmp_path / "res"
+    rc = main(
+        ["tune", "--devices", "cpu", *TINY, *SHORT, "--tips", "omp_affinity,allocator", "--out", str(out)]
+    )
+    assert rc == 1  # the jemalloc variant failed
+    omp = run_json(out, "cpu-omp-close-cores")
+    assert omp["status"] == "ok", omp["error"]
+    assert omp["tune"]["process"]["env"] == {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}
+    assert omp["tune"]["pairs"] >= 4 and omp["tune"]["knobs"]["omp_affinity"] == "close-cores"
+    jem = run_json(out, "cpu-jemalloc")
+    assert (
+        jem["status"] == "failed"
+        and "LD_PRELOAD=/nonexistent/libjemalloc.so.2 was not loaded" in jem["error"]
+    )
+    tcm = run_json(out, "cpu-tcmalloc")
+    assert tcm["status"] in ("skipped", "ok")  # not installed here (with how to install it), or measured
+    import psutil
+
+    assert not [
+        p for p in psutil.Process().children(recursive=True) if "bench.tune.child" in " ".join(p.cmdline())
+    ]

@@ -179,6 +179,13 @@ class Tuner:
     def _trainer(self, knobs: Knobs) -> Any:
         from bench.train import Trainer
 
+        if knobs.needs_child:
+            from bench.tune.child import ALLOCATORS, ChildTrainer, child_env, find_library
+
+            lib = find_library(ALLOCATORS[knobs.allocator][0]) if knobs.allocator in ALLOCATORS else None
+            if knobs.allocator != "system" and lib is None:
+                raise RuntimeError(f"{knobs.allocator} is no longer installed")
+            return ChildTrainer(self.cfg, knobs, self.device, child_env(knobs, lib))
         return Trainer(self.cfg.model, self.cfg.train, self.device, knobs.dtype, knobs.compile, knobs.batch_size,
                        self.dataset, fused_adamw=knobs.fused_adamw)  # fmt: skip
 
@@ -244,8 +251,11 @@ class Tuner:
         from bench.tune.measure import PairResult, Side, measure_pair
 
         run_id = v.run_id(self.device.label)
+        own_default = (
+            v.knobs.needs_child
+        )  # then the default runs in a process of its own too: only the env differs
         try:
-            default = self._default()
+            default = Side(self._trainer(self.default), self.default) if own_default else self._default()
         except Exception as e:  # noqa: BLE001
             reason = _reason(self.device, e, "building the default", self.default.batch_size)
             self.results.record_failed(run_id, self._meta(v), f"could not start: the default: {reason}")
@@ -253,8 +263,13 @@ class Tuner:
             return "failed"
         started = self._start(v)
         if started is None:
+            if own_default:
+                _close(default.trainer)
             return self.results.run_status(run_id) or "failed"
         trainer, meta, writer, load = started
+        if v.knobs.needs_child:
+            meta["tune"]["process"] = {"env": trainer.env, "preloaded": trainer.loaded,
+                                       "default": "a process of its own, without that environment"}  # fmt: skip
         side = Side(trainer, v.knobs, on_step=writer.step)
         pair = PairResult()
         o = self.options
@@ -276,6 +291,9 @@ class Tuner:
             status, error = "failed", _reason(self.device, e, pair.where, v.knobs.batch_size)
             self._default_side = None  # its state may be broken too: the next variant builds it afresh
         finally:
+            _close(trainer)
+            if own_default:
+                _close(default.trainer)
             del trainer
             self.device.empty_cache()
         self._finish(
@@ -410,6 +428,7 @@ class Tuner:
             how = getattr(e, "signal_name", None) or "Ctrl-C"
             # every run of the phase: they took turns, so --resume runs them again together
             for _v, r, meta, load in runs:
+                _close(r.side.trainer)
                 self._finish(r.writer, meta, "interrupted", f"interrupted by {how} during {r.state.where}",
                              self._summary(r.side, meta, load, r.state.eval_ms_total, r.state.losses),
                              r.state.to_dict(), load)  # fmt: skip
@@ -440,6 +459,8 @@ class Tuner:
             elif status == "ok":
                 line += f", not at the target ({st.stopped}, {st.clock_ms / 1e3:.1f} s)"
             _say(line + (f" ({error})" if error else ""))
+        for _, r, _, _ in runs:
+            _close(r.side.trainer)
         runs.clear()
         self.device.empty_cache()
         return statuses
@@ -470,6 +491,13 @@ class Tuner:
         atomic_write_json(self._profile_path(), prof)
         _say(f"{self.default_run_id}: profiled {self.options.profile_steps} steps of the default into "
              f"{self._profile_path()}")  # fmt: skip
+
+
+def _close(trainer: Any) -> None:
+    """End a variant's own process (bench.tune.child.ChildTrainer); nothing for an in-process Trainer."""
+    close = getattr(trainer, "close", None)
+    if close is not None:
+        close()
 
 
 def progress_words(v: Variant, pair: Any) -> str:

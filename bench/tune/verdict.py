@@ -31,13 +31,16 @@ _MIRROR = {WORTH_IT: HARMFUL, HARMFUL: WORTH_IT, SMALL_GAIN: SMALL_LOSS, SMALL_L
 MIN_EFFECT = 0.05  # the bar: a change of 5% or more either way is worth acting on ("worth it", "harmful")
 # A pair of blocks is spoiled by a burst of load when BOTH its blocks are more than SPOILED_BY times away from
 # the median of their own side's blocks in the neighbouring pairs (up to NEIGHBOURS on each side, at least 2 in
-# all): the pair's ratio then compares two disturbed blocks, and it is dropped (and counted).
+# all): the pair's ratio then compares two disturbed blocks, and it is dropped (and counted). At most
+# MAX_SPOILED of the pairs are dropped, the farthest first: a machine loaded throughout is noise to measure,
+# not bursts to remove.
 SPOILED_BY = 1.25
 NEIGHBOURS = 2
+MAX_SPOILED = 0.25
 THROUGHPUT = "throughput"
 TIME_TO_LOSS = "time_to_loss"
 # Groups of knobs: one choice per group goes into the best configuration.
-GROUPS = ("dtype", "compile", "threads", "optimizer", "batch")
+GROUPS = ("dtype", "compile", "threads", "affinity", "allocator", "optimizer", "batch")
 
 
 @dataclass(frozen=True)
@@ -114,9 +117,9 @@ def pair_ratios(variant: Sequence[float], default: Sequence[float]) -> list[floa
 def spoiled_pairs(variant: Sequence[float], default: Sequence[float]) -> list[int]:
     """The pairs (indices) spoiled by a burst of load: both blocks more than SPOILED_BY times away from the
     median of their own side's blocks in the neighbouring pairs (NEIGHBOURS each side; a pair with fewer than
-    two neighbours is never judged)."""
+    two neighbours is never judged); at most MAX_SPOILED of the pairs, the farthest first."""
     n = min(len(variant), len(default))
-    out = []
+    flagged = []
     for i in range(n):
         near = [j for j in range(max(0, i - NEIGHBOURS), min(n, i + NEIGHBOURS + 1)) if j != i]
         if len(near) < 2:
@@ -125,10 +128,10 @@ def spoiled_pairs(variant: Sequence[float], default: Sequence[float]) -> list[in
         for side in (variant, default):
             med = statistics.median(float(side[j]) for j in near)
             x = float(side[i])
-            far.append(med > 0 and x > 0 and max(x / med, med / x) > SPOILED_BY)
-        if all(far):
-            out.append(i)
-    return out
+            far.append(max(x / med, med / x) if med > 0 and x > 0 else 0.0)
+        if min(far) > SPOILED_BY:
+            flagged.append((-min(far), i))
+    return sorted(i for _, i in sorted(flagged)[: int(n * MAX_SPOILED)])
 
 
 def throughput_effect(variant: Sequence[float], default: Sequence[float]) -> Effect:
