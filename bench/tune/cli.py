@@ -243,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
         if dev is not None
     }
     if args.dry_run:
-        _print_plan(plans, devices, cfg)
+        _print_plan(plans, devices, cfg, options)
         return 0
     sweep = Sweep(cfg, out, hw, ["bench", *getattr(args, "argv", [])], progress=not args.no_progress,
                   dataset=dataset)  # fmt: skip
@@ -278,7 +278,7 @@ def _value(v: object) -> str:
     return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
 
 
-def _print_plan(plans: dict, devices: dict, cfg: BenchConfig) -> None:
+def _print_plan(plans: dict, devices: dict, cfg: BenchConfig, options: TuneOptions) -> None:
     from bench.tune.plan import recipe_knobs
 
     for name, variants in plans.items():
@@ -291,3 +291,9 @@ def _print_plan(plans: dict, devices: dict, cfg: BenchConfig) -> None:
             what = ", ".join(v.knobs.changed(knobs)) or "the recipe as it is"
             state = f"not available: {v.unavailable}" if v.unavailable else v.measure
             print(f"  {v.run_id(device.label):28s} {v.tip:12s} {what:30s} {state}")
+        n = sum(1 for v in variants if v.measure == "throughput" and not v.unavailable)
+        if n:
+            print(f"  throughput: {n} variant(s) (and their best combination, when two or more gain), each at least "
+                  f"{options.repeats} pairs of blocks and at most {options.max_seconds:g} s of them: up to "
+                  f"~{(n + 1) * options.max_seconds / 60:.1f} min plus warm-ups (a compile: 10 to 60 s on a small "
+                  "CPU)")  # fmt: skip

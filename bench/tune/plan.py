@@ -156,7 +156,10 @@ def plan_device(
             why = str(e)
         add(tip, "compile" if mode == "on" else f"compile-{mode}", "compile", unavailable=why, compile=mode)
     if "threads" in tips:
-        counts = device.tune_thread_counts(hw)
+        import os
+
+        # a damaged hwinfo (a cached core count of 10**30) never plans more threads than this machine has CPUs
+        counts = [n for n in device.tune_thread_counts(hw) if 1 <= n <= (os.cpu_count() or 1)]
         current = base.threads if base.threads is not None else default_threads
         if not counts:
             add(
