@@ -575,11 +575,27 @@ def test_process_wide_levers_run_in_processes_of_their_own(tmp_path, monkeypatch
     real = child.find_library
     monkeypatch.setattr(child, "find_library", lambda names, text=None: "/nonexistent/libjemalloc.so.2"
                         if names == ("libjemalloc.so",) else real(names, text))  # fmt: skip
+    started = []
+    real_init = child.ChildTrainer.__init__
+
+    def spy(self, cfg, knobs, device, env):
+        started.append((knobs.omp_affinity, knobs.allocator, dict(env)))
+        real_init(self, cfg, knobs, device, env)
+
+    monkeypatch.setattr(child.ChildTrainer, "__init__", spy)
     out = tmp_path / "res"
     rc = main(
         ["tune", "--devices", "cpu", *TINY, *SHORT, "--tips", "omp_affinity,allocator", "--out", str(out)]
     )
     assert rc == 1  # the jemalloc variant failed
+    default_child = (None, "system", {})
+    omp_env = {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}
+    assert started[:2] == [
+        ("close-cores", "system", omp_env),
+        default_child,
+    ]  # the variant's, then its default's
+    # the jemalloc variant's process failed at once: its default's process was never started
+    assert started[2:] == [(None, "jemalloc", {"LD_PRELOAD": "/nonexistent/libjemalloc.so.2"})]
     omp = run_json(out, "cpu-omp-close-cores")
     assert omp["status"] == "ok", omp["error"]
     assert omp["tune"]["process"]["env"] == {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}

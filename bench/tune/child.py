@@ -207,6 +207,11 @@ def main() -> int:
 
     try:
         first = json.loads(sys.stdin.readline() or "{}")
+        preload = os.environ.get("LD_PRELOAD")
+        loaded = _loaded(preload)
+        if preload and loaded is None:  # checked before torch is imported: a failure costs no time
+            say({"error": f"LD_PRELOAD={preload} was not loaded into the variant's process"})
+            return 1
         from bench.config import config_from_dict
         from bench.run_cmd import _load_data
         from bench.runner import resolve_devices
@@ -216,11 +221,6 @@ def main() -> int:
 
         cfg = config_from_dict(first["config"])
         knobs = Knobs.from_dict(first["knobs"])
-        preload = os.environ.get("LD_PRELOAD")
-        loaded = _loaded(preload)
-        if preload and loaded is None:
-            say({"error": f"LD_PRELOAD={preload} was not loaded into the variant's process"})
-            return 1
         devices, unavailable = resolve_devices([first["device"]])
         device = devices.get(first["device"])
         if device is None:

@@ -189,6 +189,11 @@ class Tuner:
         return Trainer(self.cfg.model, self.cfg.train, self.device, knobs.dtype, knobs.compile, knobs.batch_size,
                        self.dataset, fused_adamw=knobs.fused_adamw)  # fmt: skip
 
+    def _child_default(self) -> Any:
+        from bench.tune.child import ChildTrainer
+
+        return ChildTrainer(self.cfg, self.default, self.device, {})
+
     def _start(self, v: Variant) -> tuple[Any, dict, Any, Any] | None:
         """(trainer, meta, writer, host load) for a variant, or None when it could not be built (recorded)."""
         from bench.devices import DtypeUnsupported
@@ -251,26 +256,33 @@ class Tuner:
         from bench.tune.measure import PairResult, Side, measure_pair
 
         run_id = v.run_id(self.device.label)
-        own_default = (
-            v.knobs.needs_child
-        )  # then the default runs in a process of its own too: only the env differs
-        try:
-            default = Side(self._trainer(self.default), self.default) if own_default else self._default()
-        except Exception as e:  # noqa: BLE001
-            reason = _reason(self.device, e, "building the default", self.default.batch_size)
-            self.results.record_failed(run_id, self._meta(v), f"could not start: the default: {reason}")
-            _say(f"{run_id}: failed: could not start the default: {reason}")
-            return "failed"
+        # a variant in a process of its own is compared with the default in another: only the environment differs
+        # (built after the variant's own: a variant whose process cannot start costs no second process)
+        own_default = v.knobs.needs_child
+        if not own_default:
+            try:
+                default = self._default()
+            except Exception as e:  # noqa: BLE001
+                reason = _reason(self.device, e, "building the default", self.default.batch_size)
+                self.results.record_failed(run_id, self._meta(v), f"could not start: the default: {reason}")
+                _say(f"{run_id}: failed: could not start the default: {reason}")
+                return "failed"
         started = self._start(v)
         if started is None:
-            if own_default:
-                _close(default.trainer)
             return self.results.run_status(run_id) or "failed"
         trainer, meta, writer, load = started
-        if v.knobs.needs_child:
+        side = Side(trainer, v.knobs, on_step=writer.step)
+        if own_default:
             meta["tune"]["process"] = {"env": trainer.env, "preloaded": trainer.loaded,
                                        "default": "a process of its own, without that environment"}  # fmt: skip
-        side = Side(trainer, v.knobs, on_step=writer.step)
+            try:
+                default = Side(self._child_default(), self.default)
+            except Exception as e:  # noqa: BLE001
+                _close(trainer)
+                reason = f"could not start: the default: {_reason(self.device, e, 'building it', self.default.batch_size)}"
+                self._finish(writer, meta, "failed", reason, self._summary(side, meta, load), {}, load)
+                _say(f"{run_id}: failed: {reason}")
+                return "failed"
         pair = PairResult()
         o = self.options
         status, error = "ok", None
