@@ -281,7 +281,7 @@ def test_a_best_that_never_reached_the_target_leaves_every_report_whole(tmp_path
              changed=["compile on", "fused_adamw on"], knobs={**DEFAULT_KNOBS, "compile": "on", "fused_adamw": True},
              samples_tokens_per_s=samples(15360 * 1.5, seed=3), default_samples_tokens_per_s=samples(15360, seed=4))  # fmt: skip
     # its evals stay above the target (val_offset), and the cap stopped it
-    ttl = write_run(root, "cpu-best-to-loss", ms=61.0, eval_ms=200.0, compile="on", first_step_ms=21000.0,
+    ttl = write_run(root, "cpu-best-to-loss", ms=61.0, eval_ms=200.0, compile="on", first_step_ms=200000.0,
                     val_offset=0.5)  # fmt: skip
     add_tune(ttl, tip="best-to-loss", variant="best-to-loss", group="best", measure="time_to_loss",
              changed=["compile on", "fused_adamw on"], knobs={**DEFAULT_KNOBS, "compile": "on", "fused_adamw": True},
@@ -294,3 +294,20 @@ def test_a_best_that_never_reached_the_target_leaves_every_report_whole(tmp_path
     assert "Fastest configuration measured" in render_tips(results)
     assert "Tips measured" in render_html(results, findings)
     assert json.loads(render(results, findings, "json"))["tips"]
+
+    # the real shape: its compile (warm-up steps only) outlasted the cap, so it has no timed step and no
+    # ms_median; it was still timed to the target (its evals say so), never "time to loss not measured"
+    meta = read_json(ttl / "run.json")
+    meta["summary"]["ms_median"] = None
+    atomic_write_json(ttl / "run.json", meta)
+    results = load_results(root)
+    (finding,) = [f for f in diagnose(results) if f.kind == "best_config"]
+    gain = finding.evidence["time_to_loss_gain"]
+    assert gain is not None and gain["ratio"] is None and gain["high"] < 1
+    assert "not measured" not in finding.sentence and "target not reached" in finding.sentence
+    # its 200 s compile alone outlasted the default's time to the target: said, from the two runs
+    default_s = to_loss_sets(results)[0].run(_key(results, "cpu-default")).time_s
+    assert default_s < 200.0 and finding.evidence["compile_payback"]["first_step_s"] == pytest.approx(200.0)
+    assert f"its compile (the first step took 200.0 s) alone outlasted the default's {default_s:.1f} s" in (
+        finding.sentence
+    )
