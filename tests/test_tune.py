@@ -275,6 +275,10 @@ def test_a_variant_that_fails_fails_alone_and_the_exit_is_1(tmp_path, monkeypatc
         (["--max-seconds", "0.5"], "--max-seconds 0.5: expected seconds from 1 to 3600"),
         (["--time-cap", "inf"], "--time-cap inf: expected a factor from 1 to 10"),
         (["--resume"], "holds no tune to resume (no sweep.json): run without --resume"),
+        (
+            ["--profile", "1000000000"],
+            "--profile 1000000000: expected a number of steps from 0 (no profile) to 1000",
+        ),
         (["--repeats", "many"], "--repeats many"),
         (["--block-seconds", "0"], "--block-seconds 0: expected seconds"),
         (["--time-cap", "0.5"], "--time-cap 0.5: expected a factor from 1 to 10"),

@@ -104,7 +104,15 @@ def options_from_args(args: argparse.Namespace, stored: dict | None = None) -> T
         if getattr(args, key, None) is not None:
             base[key] = _bounded(getattr(args, key), key)
     if args.profile is not None:
-        base["profile_steps"] = int(args.profile)
+        try:
+            steps = int(args.profile)
+        except (TypeError, ValueError):
+            steps = -1
+        if not 0 <= steps <= 1000:
+            raise ConfigError(
+                f"--profile {args.profile}: expected a number of steps from 0 (no profile) to 1000"
+            )
+        base["profile_steps"] = steps
     base["tips"] = tuple(base.get("tips") or TIPS)
     known = set(TuneOptions.__dataclass_fields__)
     return TuneOptions(**{k: v for k, v in base.items() if k in known})
