@@ -27,7 +27,17 @@ from hwinfo.cpu import (
 from hwinfo.cpu_clocks import model_name_base_mhz, resolve_max_clock
 from hwinfo.peaks import CPU_UARCHS
 
-_ARM_VENDOR_IDS = {"ARM": 0x41, "Apple": 0x61, "Ampere": 0xC0, "Qualcomm": 0x51, "NVIDIA": 0x4E}
+_ARM_VENDOR_IDS = {
+    "ARM": 0x41,
+    "Broadcom": 0x42,
+    "Cavium": 0x43,
+    "HiSilicon": 0x48,
+    "NVIDIA": 0x4E,
+    "Qualcomm": 0x51,
+    "Apple": 0x61,
+    "Microsoft": 0x6D,
+    "Ampere": 0xC0,
+}
 _SECTION_KEYS = (
     "Model",
     "Thread(s) per core",
@@ -58,9 +68,11 @@ def parse_lscpu(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
         if not sep:
             if last is not None and line[:1].isspace():
                 target, k = last
-                target[k] += line.strip()  # the cut kept its space, if there was one
+                indent = len(line) - len(line.lstrip())
+                target[k] += _rejoin(line.strip(), indent)  # the cut kept its space, if there was one
             continue
-        key, value = key.strip(), value.lstrip()
+        column = len(line) - len(value.lstrip())
+        key, value = key.strip(), _rejoin(value.lstrip(), column)
         if key == "Model name":
             sections.append({"Model name": value.strip()})
             last = (sections[-1], key)
@@ -73,6 +85,15 @@ def parse_lscpu(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
     return {k: v.strip() for k, v in top.items()}, [
         {k: v.strip() for k, v in sec.items()} for sec in sections
     ]
+
+
+def _rejoin(value: str, column: int) -> str:
+    """A wrapped value pasted with its newlines lost keeps each continuation's indentation inside the
+    line: a run of exactly `column` spaces is a cut inside a word ("ra" + 25 spaces + "pl" is "rapl"),
+    one more is a cut at a space."""
+    if column < 8:
+        return value
+    return re.sub(f" {{{column},}}", lambda m: "" if len(m.group()) == column else " ", value)
 
 
 def _int(text: str | None) -> int | None:
@@ -89,10 +110,24 @@ def _mhz(text: str | None) -> float | None:
         return None
 
 
+def _first_int(*texts: str | None) -> int | None:
+    """The first of `texts` that is a number: lscpu prints "Socket(s): -" on Arm SoCs, where the
+    cluster count is the one to use."""
+    for text in texts:
+        n = _int(text)
+        if n is not None and n > 0:
+            return n
+    return None
+
+
 def _count(section: dict[str, str], top: dict[str, str]) -> int | None:
-    cores = _int(section.get("Core(s) per socket") or section.get("Core(s) per cluster"))
-    cores = cores or _int(top.get("Core(s) per socket") or top.get("Core(s) per cluster"))
-    groups = _int(section.get("Socket(s)") or section.get("Cluster(s)")) or 1
+    cores = _first_int(
+        section.get("Core(s) per socket"),
+        section.get("Core(s) per cluster"),
+        top.get("Core(s) per socket"),
+        top.get("Core(s) per cluster"),
+    )
+    groups = _first_int(section.get("Socket(s)"), section.get("Cluster(s)")) or 1
     return cores * groups if cores else None
 
 
@@ -140,7 +175,7 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
     family, model = _int(top.get("CPU family")), _int(first.get("Model") or top.get("Model"))
     stepping = _int(first.get("Stepping") or top.get("Stepping"))
     model_name = first.get("Model name")
-    sockets = _int(first.get("Socket(s)") or top.get("Socket(s)")) or 1
+    sockets = _first_int(first.get("Socket(s)"), top.get("Socket(s)")) or 1
     reported = max(
         (m for m in (_mhz(s.get("CPU max MHz") or top.get("CPU max MHz")) for s in sections or [top]) if m),
         default=None,
@@ -169,7 +204,7 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
         model_name = arm_model_name(vendor, groups)
     else:
         uarch = microarchitecture(vendor, family, model, stepping, model_name)
-        per_socket = _int(top.get("Core(s) per socket") or first.get("Core(s) per socket"))
+        per_socket = _first_int(top.get("Core(s) per socket"), first.get("Core(s) per socket"))
         physical = per_socket * sockets if per_socket else None
         groups = [{"type": "core", "count": physical, "max_mhz": None}]
         rates = CPU_UARCHS.get(uarch or "")
@@ -235,5 +270,7 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
         "caches": caches,
         "llc_bytes": llc,
         "features": features_of(flags, arch),
+        "flags_read": bool(flags),
+        "virtual_machine": (arch == "x86" and "hypervisor" in flags) or bool(top.get("Hypervisor vendor")),
         "probe": "lscpu text",
     }
