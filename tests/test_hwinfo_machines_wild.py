@@ -213,6 +213,12 @@ PCI_CASES: dict[str, tuple[dict[str, bool], int]] = {
         {"0000:00:02.0": True, "0000:02:00.0": False, "0000:08:00.0": False},
         0,
     ),
+    # Dell XPS 15 9570: UHD 630 iGPU (i915) + GTX 1050 Ti Mobile as a 3D controller (nvidia driver)
+    "dell-xps15-9570-uhd630-gtx1050ti/lspci-nnk.txt": ({"0000:00:02.0": True, "0000:01:00.0": False}, 0),
+    # Azure NC6: Hyper-V synthetic VGA + a Tesla K80 in PCI domain 61f0 on bus 00 (-vnn "Memory at" lines)
+    "azure-nc6-k80-hyperv/lspci-vnn.txt": ({"61f0:00:00.0": False}, 1),
+    # Azure NVv4: Hyper-V VGA + a Radeon Instinct MI25 MxGPU virtual function on bus 00, amdgpu bound
+    "azure-nv4-mi25-hyperv/lspci-nnk.txt": ({"a26d:00:00.0": False}, 1),
 }
 
 
@@ -221,7 +227,7 @@ def test_lspci_dumps_gpu_kinds(dump: str) -> None:
     expected, skipped = PCI_CASES[dump]
     gpus, not_gpus = parse_lspci((WILD / dump).read_text())
     assert {g["pci_address"]: g["integrated"] for g in gpus} == expected
-    assert len(not_gpus) == skipped and all("ASPEED" in n for n in not_gpus)
+    assert len(not_gpus) == skipped and all("ASPEED" in n or "Hyper-V" in n for n in not_gpus)
     assert all(g["integrated_reason"] for g in gpus)
 
 
@@ -309,3 +315,17 @@ def test_vms_without_a_clock_are_unknown_and_a_hybrid_without_its_split_is_not_s
     assert cpu_peaks(adl)["fp32"]["source"] == "unknown"
     clocked = cpu_peaks({**adl, "max_mhz": 4700.0, "clock_sources": {"max_mhz": "test"}})["fp32"]
     assert clocked["source"] == "derived" and "P/E core split is not known" in clocked["detail"]
+
+
+def test_cards_on_bus_00_of_a_vm_are_discrete_and_keep_their_driver() -> None:
+    """In Azure VMs the GPU sits on bus 00 of its own PCI domain: bus 00 alone never makes it an iGPU.
+    The K80's 16 GiB BAR comes from `lspci -v` ("Memory at ... [size=16G]", no "Region N:")."""
+    (k80,), _ = parse_lspci((WILD / "azure-nc6-k80-hyperv/lspci-vnn.txt").read_text())
+    assert "16 GiB memory BAR" in k80["integrated_reason"]
+    (mi25,), skipped = parse_lspci((WILD / "azure-nv4-mi25-hyperv/lspci-nnk.txt").read_text())
+    assert mi25["driver"] == "amdgpu" and "0x686c" in mi25["integrated_reason"]
+    assert skipped == [
+        "Hyper-V synthetic display at 0000:00:08.0 (1414:5353) is a display adapter, not a GPU"
+    ]
+    gpus, _ = parse_lspci((WILD / "dell-xps15-9570-uhd630-gtx1050ti/lspci-nnk.txt").read_text())
+    assert [g["driver"] for g in gpus] == ["i915", "nvidia"]
