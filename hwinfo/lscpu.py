@@ -58,7 +58,7 @@ def parse_lscpu(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
     word) is joined back."""
     top: dict[str, str] = {}
     sections: list[dict[str, str]] = []
-    last: tuple[dict[str, str], str] | None = None
+    last: tuple[dict[str, str], str, int] | None = None
     for line in text.splitlines():
         if not line.strip():
             if top or sections:
@@ -67,21 +67,24 @@ def parse_lscpu(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
         key, sep, value = line.partition(":")
         if not sep:
             if last is not None and line[:1].isspace():
-                target, k = last
+                target, k, column = last
+                # A continuation indented to the value's column continues a cut word; one space more
+                # carries the space the cut fell on (a trailing space on the line above is kept too).
                 indent = len(line) - len(line.lstrip())
-                target[k] += _rejoin(line.strip(), indent)  # the cut kept its space, if there was one
+                joint = " " if indent > column else ""
+                target[k] += joint + _rejoin(line.strip(), column)
             continue
         column = len(line) - len(value.lstrip())
         key, value = key.strip(), _rejoin(value.lstrip(), column)
         if key == "Model name":
             sections.append({"Model name": value.strip()})
-            last = (sections[-1], key)
+            last = (sections[-1], key, column)
         elif sections and key in _SECTION_KEYS and key not in sections[-1]:
             sections[-1][key] = value
-            last = (sections[-1], key)
+            last = (sections[-1], key, column)
         else:
             top.setdefault(key, value)
-            last = (top, key)
+            last = (top, key, column)
     return {k: v.strip() for k, v in top.items()}, [
         {k: v.strip() for k, v in sec.items()} for sec in sections
     ]
@@ -191,7 +194,9 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
             clusters.append(
                 {
                     "known": known,
-                    "name": s.get("Model name") or "core",
+                    "name": s.get("Model name")
+                    if s.get("Model name") not in (None, "", "-")
+                    else "unknown part",
                     "count": _count(s, top) or 0,
                     "max_mhz": _mhz(s.get("CPU max MHz")),
                 }

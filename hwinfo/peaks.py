@@ -296,7 +296,7 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
     features = set(cpu.get("features") or [])
     caveats: list[str] = []
     isa_cap, halve = _isa_limits(cpu, features, uarch, caveats)
-    if cpu.get("virtual_machine") and provenance == "spec":
+    if cpu.get("virtual_machine"):
         provenance = "derived"
         caveats.append(
             "a virtual machine (hypervisor flag): each vCPU is counted as a full host core at the host's "

@@ -117,6 +117,8 @@ CPU_CASES: dict[str, tuple[int, int, float | None, str, str]] = {
         "spec",
         "Jetson Orin NX 16GB: 8 Cortex-A78AE to 2.0 GHz (NVIDIA datasheet)",
     ),
+    # Ice Lake-SP Gold 5318Y: 24 cores, turbo 3.4 GHz, two AVX-512 FMA units (ark 215270)
+    "xeon-gold-5318y-2s": (2, 48, 48 * 3.4 * G * 64, "spec", "ark 215270"),
     # the A510's vector unit is shared by a core pair in a configuration lscpu does not tell
     "phone-a510-a710-a715-x3": (1, 8, None, "unknown", "no datasheet FLOP/cycle for a Cortex-A510 pair"),
 }
@@ -329,3 +331,43 @@ def test_cards_on_bus_00_of_a_vm_are_discrete_and_keep_their_driver() -> None:
     ]
     gpus, _ = parse_lspci((WILD / "dell-xps15-9570-uhd630-gtx1050ti/lspci-nnk.txt").read_text())
     assert [g["driver"] for g in gpus] == ["i915", "nvidia"]
+
+
+def test_wrapped_flags_keep_the_space_a_cut_fell_on() -> None:
+    """lscpu cuts at the terminal width; a cut on a space moves the space to the next line (one column
+    further in), a cut inside a word does not. Xeon Gold 5318Y (80 columns, tree output) and a GCP c3
+    guest (old flat output, column 33): every flag comes back whole."""
+    from hwinfo.lscpu import parse_lscpu
+
+    _top, (sec,) = parse_lscpu((WILD / "xeon-gold-5318y-2s/lscpu.txt").read_text())
+    flags = sec["Flags"].split()
+    assert {"art", "arch_perfmon", "nonstop_tsc", "ds_cpl", "avx512bw", "avx512_vnni", "md_clear"} <= set(
+        flags
+    )
+    assert not {"artarch_perfmon", "fsrmmd_clear", "smapavx512ifma"} & set(flags)
+    _top, (gcp_sec,) = parse_lscpu((WILD / "gcp-c3-xeon-8481c-kvm/lscpu.txt").read_text())
+    gcp = set(gcp_sec["Flags"].split())
+    assert {"ht", "syscall", "pni", "pclmulqdq", "lahf_lm", "avx2", "sha_ni", "md_clear"} <= gcp
+    assert not {"htsyscall", "pnipclmulqdq"} & gcp
+
+
+def test_gcp_c3_guest_peak_is_a_derived_lower_bound() -> None:
+    """GCP c3 (2x Xeon Platinum 8481C, Sapphire Rapids, 44 cores each, KVM): no max clock, only the
+    '@ 2.70GHz' of the name (the base) and 'CPU MHz'; no amx flags in this guest, avx512_bf16 yes."""
+    cpu = _lscpu("gcp-c3-xeon-8481c-kvm")
+    assert (cpu["sockets"], cpu["physical_cores"], cpu["microarchitecture"]) == (2, 88, "Sapphire Rapids")
+    assert cpu["virtual_machine"] and "amx_bf16" not in cpu["features"]
+    peaks = cpu_peaks(cpu)
+    assert peaks["fp32"]["source"] == "derived" and peaks["fp32"]["value"] == pytest.approx(88 * 2.7e9 * 64)
+    assert (
+        "virtual machine" in peaks["fp32"]["detail"] and peaks["bf16"]["value"] == 2 * peaks["fp32"]["value"]
+    )
+
+
+def test_apple_silicon_guest_without_a_part_name_is_unknown() -> None:
+    """Linux in a VM on an Apple M-series Mac: 'Model name: -', 'Model: 0', 2 vCPUs. Which chip and which
+    core type the vCPUs run on is not in the dump: core count right, peak unknown, not a table guess."""
+    cpu = _lscpu("apple-silicon-vm-2vcpu")
+    assert (cpu["vendor"], cpu["physical_cores"], cpu["sockets"]) == ("Apple", 2, 1)
+    assert "-" not in cpu["model_name"] and {"bf16", "asimdhp"} <= set(cpu["features"])
+    assert cpu_peaks(cpu)["fp32"]["source"] == "unknown"
