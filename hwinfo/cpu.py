@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hwinfo.cpu_clocks import model_name_base_mhz, resolve_max_clock
-from hwinfo.peaks import APPLE_CHIPS, apple_chip
+from hwinfo.peaks import APPLE_CHIPS, CPU_UARCHS, apple_chip
 
 # Flags reported in cpu["features"], each read only in its architecture's namespace: x86 "sme" is AMD
 # Secure Memory Encryption, Arm "sme" the Scalable Matrix Extension.
@@ -447,6 +447,10 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
 
     if groups is None:
         groups = _hybrid_groups(base, siblings, max_by_cpu)
+    vm = arch == "x86" and "hypervisor" in flags
+    if groups is None and is_p_only_hybrid(uarch, physical, logical, vm):
+        groups = [{"type": "performance", "count": physical, "max_mhz": max_mhz}]
+        clock_notes.append(P_ONLY_NOTE)
     if groups is None:
         groups = [{"type": "core", "count": physical, "max_mhz": max_mhz}]
 
@@ -472,7 +476,7 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
         "llc_bytes": llc_bytes(cpu_dir, ids),
         "features": features,
         "flags_read": bool(flags),
-        "virtual_machine": arch == "x86" and "hypervisor" in flags,
+        "virtual_machine": vm,
         "probe": "linux /proc/cpuinfo + sysfs",
     }
 
@@ -518,6 +522,19 @@ def _arm_topology(
     if not model_name or model_name.startswith("ARMv"):
         model_name = arm_model_name(vendor, groups)
     return groups, sockets, uarch, model_name
+
+
+P_ONLY_NOTE = (
+    "every core runs two threads and E-cores have none: all cores are P-cores (a hybrid family's die "
+    "without E-cores)"
+)
+
+
+def is_p_only_hybrid(uarch: str | None, physical: int | None, logical: int | None, vm: bool) -> bool:
+    """A chip of a hybrid family (Alder/Raptor Lake) whose every core runs two threads has no E-cores:
+    E-cores never have SMT (Core i5-12400: 6 cores, 12 threads). Not in a VM, whose topology is made up."""
+    rates = CPU_UARCHS.get(uarch or "")
+    return bool(rates and "efficiency" in rates.rates and physical and logical == 2 * physical and not vm)
 
 
 def _hybrid_groups(

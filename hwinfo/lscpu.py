@@ -16,6 +16,7 @@ from hwinfo.cpu import (
     _X86_VENDORS,
     ARM_PARTS_BY_LSCPU_NAME,
     ARM_SERVER_UARCHS,
+    P_ONLY_NOTE,
     _size_kib,
     arm_groups,
     arm_model_name,
@@ -169,6 +170,7 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
         _X86_VENDORS.get(vendor_raw or "") if x86 else _ARM_IMPLEMENTERS.get(implementer or -1, vendor_raw)
     )
     flags = set((first.get("Flags") or top.get("Flags") or "").split())
+    vm = "hypervisor" in flags or bool(top.get("Hypervisor vendor"))
     arch = "x86" if x86 else "arm" if implementer is not None or "asimd" in flags else "unknown"
     logical = _int(top.get("CPU(s)"))
     current_mhz = _mhz(top.get("CPU MHz"))
@@ -213,13 +215,11 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
         physical = per_socket * sockets if per_socket else None
         groups = [{"type": "core", "count": physical, "max_mhz": None}]
         rates = CPU_UARCHS.get(uarch or "")
-        if (
-            rates
-            and "efficiency" in rates.rates
-            and physical
-            and logical
-            and physical < logical < 2 * physical
-        ):
+        hybrid = bool(rates and "efficiency" in rates.rates and physical and logical and not vm)
+        if hybrid and logical == 2 * physical:
+            groups = [{"type": "performance", "count": physical, "max_mhz": None}]
+            notes.append(P_ONLY_NOTE)
+        elif hybrid and physical < logical < 2 * physical:  # type: ignore[operator]
             # Hybrid: P-cores run two threads, E-cores one, so P = threads - cores.
             p = logical - physical
             groups = [
@@ -238,6 +238,8 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
         reported_max_mhz=reported,
         reported_source="lscpu 'CPU max MHz'",
         current_mhz=current_mhz,
+        # lscpu prints "Frequency boost" from cpufreq/boost, which acpi-cpufreq provides
+        boost_on=(top.get("Frequency boost") or "").lower() == "enabled" or None,
     )
     notes[:0] = resolved["notes"]
     max_mhz = resolved["max_mhz"]
@@ -276,6 +278,6 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
         "llc_bytes": llc,
         "features": features_of(flags, arch),
         "flags_read": bool(flags),
-        "virtual_machine": (arch == "x86" and "hypervisor" in flags) or bool(top.get("Hypervisor vendor")),
+        "virtual_machine": vm,
         "probe": "lscpu text",
     }
