@@ -423,6 +423,7 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
         amd_pstate_max_mhz=pstate_max,
         driver=driver,
         boost_on=boost_on,
+        x86=arch == "x86",
     )
     max_mhz = resolved["max_mhz"]
     clock_notes.extend(resolved["notes"])

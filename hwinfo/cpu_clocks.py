@@ -111,6 +111,7 @@ def resolve_max_clock(
     amd_pstate_max_mhz: float | None = None,
     driver: str | None = None,
     boost_on: bool | None = None,
+    x86: bool = True,
 ) -> dict[str, Any]:
     """{"max_mhz", "max_source", "base_mhz" (or None), "base_source", "notes": [why a candidate was
     rejected or disagrees]}. max_mhz is None when no source survives the checks."""
@@ -120,7 +121,7 @@ def resolve_max_clock(
     base_source: str | None = None
 
     candidate = reported_max_mhz
-    if candidate and is_turbo_marker(candidate):
+    if candidate and x86 and is_turbo_marker(candidate):
         # ACPI _PSS lists Intel's turbo state as the base clock + 1 MHz (2501 on a 2.5 GHz part): acpi-cpufreq
         # reports that entry as the max, which says only that some turbo exists.
         notes.append(

@@ -240,6 +240,7 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
         current_mhz=current_mhz,
         # lscpu prints "Frequency boost" from cpufreq/boost, which acpi-cpufreq provides
         boost_on=(top.get("Frequency boost") or "").lower() == "enabled" or None,
+        x86=arch == "x86",
     )
     notes[:0] = resolved["notes"]
     max_mhz = resolved["max_mhz"]
