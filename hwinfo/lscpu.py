@@ -9,6 +9,7 @@ are ignored.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 from hwinfo.cpu import (
@@ -53,6 +54,30 @@ _SECTION_KEYS = (
 )
 
 
+# lscpu's field names in the zh_CN locale (util-linux po/zh_CN.po), which also uses a full-width colon.
+# Other languages are not read: LC_ALL=C lscpu prints the English names.
+LOCALE_KEYS: dict[str, str] = {
+    "架构": "Architecture",
+    "CPU 运行模式": "CPU op-mode(s)",
+    "字节序": "Byte Order",
+    "CPU": "CPU(s)",
+    "在线 CPU 列表": "On-line CPU(s) list",
+    "厂商 ID": "Vendor ID",
+    "型号名称": "Model name",
+    "CPU 系列": "CPU family",
+    "型号": "Model",
+    "每个核的线程数": "Thread(s) per core",
+    "每个座的核数": "Core(s) per socket",
+    "座": "Socket(s)",
+    "步进": "Stepping",
+    "CPU 最大 MHz": "CPU max MHz",
+    "CPU 最小 MHz": "CPU min MHz",
+    "CPU MHz": "CPU MHz",
+    "标记": "Flags",
+    "超管理器厂商": "Hypervisor vendor",
+}
+
+
 def parse_lscpu(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
     """(the machine-wide fields, one dict per "Model name" section) from lscpu's first block. A long
     value wrapped onto the next lines (lscpu's tree output cuts at the terminal width, even inside a
@@ -60,23 +85,30 @@ def parse_lscpu(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
     top: dict[str, str] = {}
     sections: list[dict[str, str]] = []
     last: tuple[dict[str, str], str, int] | None = None
-    for line in text.splitlines():
+    lines = text.splitlines()
+    wrapped_width = _wrapped_width(lines)
+    previous_width = 0
+    for line in lines:
         if not line.strip():
             if top or sections:
                 break
             continue
-        key, sep, value = line.partition(":")
+        key, sep, value = line.replace("：", ":").partition(":")
         if not sep:
             if last is not None and line[:1].isspace():
                 target, k, column = last
                 # A continuation indented to the value's column continues a cut word; one space more
-                # carries the space the cut fell on (a trailing space on the line above is kept too).
-                indent = len(line) - len(line.lstrip())
-                joint = " " if indent > column else ""
-                target[k] += joint + _rejoin(line.strip(), column)
+                # carries the space the cut fell on. A line above that ends short of the terminal width
+                # lost its trailing space in the paste: a word ended there.
+                indent = _width(line[: len(line) - len(line.lstrip())])
+                joint = " " if indent > column or previous_width < wrapped_width else ""
+                target[k] += joint + _rejoin(line.lstrip(), column)
+                previous_width = _width(line.rstrip())
             continue
-        column = len(line) - len(value.lstrip())
+        previous_width = _width(line.rstrip())
+        column = _width(line[: len(line) - len(value.lstrip())])  # on screen: CJK characters are 2 wide
         key, value = key.strip(), _rejoin(value.lstrip(), column)
+        key = LOCALE_KEYS.get(key, key)
         if key == "Model name":
             sections.append({"Model name": value.strip()})
             last = (sections[-1], key, column)
@@ -89,6 +121,21 @@ def parse_lscpu(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
     return {k: v.strip() for k, v in top.items()}, [
         {k: v.strip() for k, v in sec.items()} for sec in sections
     ]
+
+
+def _wrapped_width(lines: list[str]) -> int:
+    """The terminal width lscpu cut its long values at: the widest line followed by a continuation."""
+    widths = [
+        _width(line.rstrip())
+        for line, after in zip(lines, lines[1:], strict=False)
+        if after[:1].isspace() and after.strip() and ":" not in after and "：" not in after
+    ]
+    return max(widths, default=0)
+
+
+def _width(text: str) -> int:
+    """Terminal columns of `text`: wide (CJK, full-width) characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def _rejoin(value: str, column: int) -> str:
@@ -163,6 +210,14 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
     """The snapshot's "cpu" section from lscpu output."""
     top, sections = parse_lscpu(text)
     first = sections[0] if sections else {}
+    unread = (
+        []
+        if top.get("Vendor ID") or sections
+        else [
+            "the lscpu text has none of the English field names hwinfo reads (another language?): "
+            "run it as LC_ALL=C lscpu"
+        ]
+    )
     vendor_raw = top.get("Vendor ID")
     implementer = next((v for k, v in _ARM_VENDOR_IDS.items() if (vendor_raw or "").startswith(k)), None)
     x86 = vendor_raw in _X86_VENDORS
@@ -242,7 +297,7 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
         boost_on=(top.get("Frequency boost") or "").lower() == "enabled" or None,
         x86=arch == "x86",
     )
-    notes[:0] = resolved["notes"]
+    notes[:0] = unread + resolved["notes"]
     max_mhz = resolved["max_mhz"]
     if max_mhz:
         clock_sources["max_mhz"] = resolved["max_source"]

@@ -95,7 +95,10 @@ CPU_UARCHS: dict[str, CpuUarch] = {
         _one("Zen 5 (256-bit datapath)", 32, "AVX-512 on a 256-bit datapath (mobile Zen 5)", _AMD_1AH),
         _one("Cortex-A53", 8, "NEON, one 128-bit FMLA per cycle", _ARM_SRC),
         _one("Cortex-A55", 8, "NEON, one 128-bit FMLA per cycle", _ARM_SRC),
-        _one("Cortex-A72", 16, "NEON, 2 x 128-bit FMA", _ARM_SRC),
+        # A57/A72/A73: two 64-bit FP/NEON pipes, a 128-bit FMLA takes both: 4 FP32 FMA per cycle
+        _one("Cortex-A57", 8, "NEON, 2 x 64-bit pipes: one 128-bit FMLA per cycle", _ARM_SRC),
+        _one("Cortex-A72", 8, "NEON, 2 x 64-bit pipes: one 128-bit FMLA per cycle", _ARM_SRC),
+        _one("Cortex-A73", 8, "NEON, 2 x 64-bit pipes: one 128-bit FMLA per cycle", _ARM_SRC),
         _one("Cortex-A77", 16, "NEON, 2 x 128-bit FMA", _ARM_SRC),
         _one("Cortex-A710", 16, "NEON/SVE2, 2 x 128-bit FMA", _ARM_SRC),
         _one("Cortex-A715", 16, "NEON/SVE2, 2 x 128-bit FMA", _ARM_SRC),
@@ -339,7 +342,8 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "value": fp32,
         "source": provenance,
         "detail": f"{label}{_terms_text(fp32_terms, 1, 'FP32')} = {fmt_flops(fp32)}; {clock_note}; "
-        f"{uarch.name}: {fma_why} ({uarch.source})",
+        f"{'' if len({g.get('microarchitecture') for g in groups}) > 1 else uarch.name + ': '}{fma_why} "
+        f"({uarch.source})",
     }
     emulated = f"at most the fp32 peak ({fmt_flops(fp32)}); PyTorch's CPU kernels for it may be far slower"
     is_arm = bool(features & {"asimd", "sve"}) or uarch.name.startswith(("Apple", "Cortex", "Neoverse"))

@@ -124,6 +124,15 @@ CPU_CASES: dict[str, tuple[int, int, float | None, str, str]] = {
     # E5-2698B v3 (an OEM part, not on ark): 2 x 16 Haswell cores, base 2.0 GHz in the name, max 2001
     # (its turbo clock is not published by Intel, so the right peak is only known to be above the base's)
     "xeon-e5-2698b-v3-2s-acpi-cpufreq": (2, 32, None, "derived", "model name '@ 2.00GHz'"),
+    # Raspberry Pi 4B at 1.8 GHz: the A72's two 64-bit NEON pipes do one 128-bit FMLA per cycle
+    "raspberry-pi-4b": (1, 4, 4 * 1.8 * G * 8, "spec", "Raspberry Pi 4B: BCM2711, 4 Cortex-A72 to 1.8 GHz"),
+    # Rock 5B: RK3588, 4 Cortex-A76 to 2.4 GHz + 4 Cortex-A55 to 1.8 GHz (Rockchip RK3588 datasheet);
+    # this 5.10 kernel puts the two A76 pairs in two "sockets"
+    "rock5b-rk3588": (1, 8, 4 * 2.4 * G * 16 + 4 * 1.8 * G * 8, "spec", "Rockchip RK3588 datasheet"),
+    # RockPi N10: RK3399Pro, 2 Cortex-A72 to 1.8 GHz + 4 Cortex-A53 to 1.4 GHz (Rockchip RK3399Pro datasheet)
+    "rockpi-n10-rk3399pro": (1, 6, 2 * 1.8 * G * 8 + 4 * 1.4 * G * 8, "spec", "Rockchip RK3399Pro datasheet"),
+    # zh_CN lscpu (full-width colons, Chinese field names): Core i7-8550U, 4 cores, 1.8 / 4.0 GHz (ark 122589)
+    "dell-xps-i7-8550u-zh-cn": (1, 4, 4 * 4.0 * G * 32, "spec", "ark 122589"),
     # the A510's vector unit is shared by a core pair in a configuration lscpu does not tell
     "phone-a510-a710-a715-x3": (1, 8, None, "unknown", "no datasheet FLOP/cycle for a Cortex-A510 pair"),
 }
@@ -412,3 +421,50 @@ def test_a_non_round_cppc_max_under_acpi_cpufreq_boost_is_kept() -> None:
         model_name="x", uarch="Zen 4", reported_max_mhz=4500.0, reported_source="lscpu", boost_on=True
     )
     assert base["max_mhz"] is None and base["base_mhz"] == 4500.0
+
+
+def test_a_big_little_board_is_one_soc_with_each_cluster_at_its_clock() -> None:
+    """RK3588 on a 5.10 kernel: lscpu shows the A76s as 2 sockets of 2 cores. One SoC, one socket; the
+    A55 and A76 groups keep their own max clocks, and the peak sums the two."""
+    cpu = _lscpu("rock5b-rk3588")
+    assert cpu["sockets"] == 1 and cpu["model_name"] == "ARM 4x Cortex-A76 + 4x Cortex-A55"
+    assert {(g["part"], g["count"], g["max_mhz"]) for g in cpu["core_groups"]} == {
+        ("Cortex-A55", 4, 1800.0),
+        ("Cortex-A76", 4, 2400.0),
+    }
+
+
+def test_lscpu_in_chinese_is_read_and_another_language_is_a_labelled_unknown() -> None:
+    """zh_CN lscpu: full-width colons (two columns wide, so the wrapped Flags are rejoined by screen
+    width) and translated field names. A language hwinfo does not read gives unknowns and one note."""
+    cpu = _lscpu("dell-xps-i7-8550u-zh-cn")
+    assert (cpu["vendor"], cpu["microarchitecture"], cpu["physical_cores"], cpu["max_mhz"]) == (
+        "Intel",
+        "Skylake",
+        4,
+        4000.0,
+    )
+    from hwinfo.lscpu import parse_lscpu
+
+    _top, (sec,) = parse_lscpu((WILD / "dell-xps-i7-8550u-zh-cn/lscpu.txt").read_text())
+    assert {"xtopology", "nonstop_tsc", "tsc_adjust", "bmi1", "3dnowprefetch", "dtherm", "pcid"} <= set(
+        sec["Flags"].split()
+    )
+    # the same dump with German field names (a language hwinfo has no table for): unknowns and one note
+    text = (WILD / "dell-xps-i7-8550u-zh-cn/lscpu.txt").read_text()
+    for zh, de in (
+        ("架构", "Architektur"),
+        ("厂商 ID", "Anbieterkennung"),
+        ("型号名称", "Modellname"),
+        ("CPU 系列", "Prozessorfamilie"),
+        ("型号", "Modell"),
+        ("每个核的线程数", "Thread(s) pro Kern"),
+        ("每个座的核数", "Kern(e) pro Sockel"),
+        ("座", "Sockel"),
+        ("CPU 最大 MHz", "Maximale Taktfrequenz der CPU"),
+        ("标记", "Markierungen"),
+    ):
+        text = text.replace(zh + "：", de + ":")
+    other = cpu_from_lscpu(text)
+    assert other["microarchitecture"] is None and cpu_peaks(other)["fp32"]["source"] == "unknown"
+    assert any("LC_ALL=C lscpu" in n for n in other["clock_notes"])
