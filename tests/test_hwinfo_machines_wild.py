@@ -468,3 +468,49 @@ def test_lscpu_in_chinese_is_read_and_another_language_is_a_labelled_unknown() -
     other = cpu_from_lscpu(text)
     assert other["microarchitecture"] is None and cpu_peaks(other)["fp32"]["source"] == "unknown"
     assert any("LC_ALL=C lscpu" in n for n in other["clock_notes"])
+
+
+def _hostile_variants(text: str) -> dict[str, str]:
+    """Real dumps damaged the ways pastes are: cut short (in a line too), CRLF line ends, tabs for
+    spaces, every second line lost, values emptied, the colons gone."""
+    lines = text.splitlines()
+    return {
+        "first third": "\n".join(lines[: max(1, len(lines) // 3)]),
+        "cut mid-line": text[: len(text) // 2],
+        "crlf": text.replace("\n", "\r\n"),
+        "tabs": text.replace("    ", "\t"),
+        "every second line": "\n".join(lines[::2]),
+        "values emptied": "\n".join(line.partition(":")[0] + ":" for line in lines),
+        "no colons": text.replace(":", " "),
+        "one line": text.replace("\n", " "),
+    }
+
+
+_DUMPS = sorted(p.relative_to(WILD).as_posix() for p in WILD.glob("*/*") if p.name != "SOURCES.md")
+
+
+@pytest.mark.parametrize("dump", _DUMPS)
+def test_damaged_real_dumps_give_values_or_labelled_unknowns_never_a_traceback(
+    dump: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("hwinfo.cpu.py_cpuinfo_dict", lambda: pytest.fail("a fake root read the host"))
+    text = (WILD / dump).read_text()
+    for n, (how, damaged) in enumerate(_hostile_variants(text).items()):
+        if dump.endswith(("lscpu.txt", "cpuinfo")):
+            if dump.endswith("cpuinfo"):
+                (tmp_path / f"{n}/proc").mkdir(parents=True)
+                (tmp_path / f"{n}/proc/cpuinfo").write_text(damaged)
+                cpu = probe_cpu(str(tmp_path / str(n)), system="Linux")
+            else:
+                cpu = cpu_from_lscpu(damaged)
+            peaks = cpu_peaks(cpu)
+            for dtype, peak in peaks.items():
+                assert peak["source"] in ("spec", "derived", "unknown"), (how, dtype)
+                assert (peak["value"] is None) == (peak["source"] == "unknown"), (how, dtype, peak)
+                assert peak["value"] is None or peak["value"] > 0, (how, dtype)
+                assert peak["detail"], (how, dtype)
+            assert cpu["physical_cores"] is None or cpu["physical_cores"] > 0, how
+        elif "lspci" in dump:
+            gpus, skipped = parse_lspci(damaged)
+            assert all(g["integrated_reason"] and g["vendor_id"].startswith("0x") for g in gpus), how
+            assert all(isinstance(n, str) for n in skipped), how
