@@ -514,3 +514,17 @@ def test_damaged_real_dumps_give_values_or_labelled_unknowns_never_a_traceback(
             gpus, skipped = parse_lspci(damaged)
             assert all(g["integrated_reason"] and g["vendor_id"].startswith("0x") for g in gpus), how
             assert all(isinstance(n, str) for n in skipped), how
+
+
+def test_ampereone_excerpt_names_its_core_and_leaves_the_rest_unknown() -> None:
+    """Five lscpu lines of an AmpereOne A192-32X (util-linux patch mail): 'Ampere-1a' is an AmpereOne
+    core (Ampere: 192 cores to 3.2 GHz, 2 x 128-bit FMA); the excerpt has no core count or clock, so the
+    peak is unknown, not a guess from the truncated '3.2GH' of the BIOS name."""
+    cpu = _lscpu("ampereone-a192-32x")
+    assert (cpu["vendor"], cpu["microarchitecture"], cpu["model_name"]) == (
+        "Ampere",
+        "AmpereOne",
+        "Ampere AmpereOne",
+    )
+    assert cpu["max_mhz"] is None and cpu["base_mhz"] is None
+    assert cpu_peaks(cpu)["fp32"]["source"] == "unknown"
