@@ -282,6 +282,11 @@ _LSPCI_LINE = re.compile(
     r"(?P<cls_name>[^\[]*?)\s*\[(?P<cls>[0-9a-fA-F]{4})\]:\s*(?P<name>.*?)\s*"
     r"\[(?P<vendor>[0-9a-fA-F]{4}):(?P<device>[0-9a-fA-F]{4})\]"
 )
+# A display controller in plain `lspci` (no -nn): no vendor or device id to go on.
+_LSPCI_PLAIN_DISPLAY = re.compile(
+    r"^(?P<addr>(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])\s+"
+    r"(?:VGA compatible|XGA compatible|3D|Display) controller:\s*(?P<name>.*)$"
+)
 _LSPCI_REGION = re.compile(r"^(?:Region \d+: )?Memory at .*\[size=(\d+)([KMGT]?)\]")  # -vv and -v
 
 
@@ -310,6 +315,14 @@ def parse_lspci(text: str) -> tuple[list[dict[str, Any]], list[str]]:
             current = {"addr": addr, "vendor": vendor_id, "device": device_id, "cls": f"0x{m.group('cls').lower()}00",
                        "name": m.group("name"), "driver": None, "bar": None}  # fmt: skip
             gpus.append(current)
+            continue
+        plain = _LSPCI_PLAIN_DISPLAY.match(line)
+        if plain:
+            current = None
+            skipped.append(
+                f"{plain.group('name')} at {plain.group('addr')}: a display controller without PCI ids (plain "
+                "lspci), so its vendor and kind are unknown; run lspci -nn"
+            )
             continue
         if current is None:
             continue
