@@ -237,6 +237,8 @@ PCI_CASES: dict[str, tuple[dict[str, bool], int]] = {
     "azure-nc6-k80-hyperv/lspci-vnn.txt": ({"61f0:00:00.0": False}, 1),
     # Azure NVv4: Hyper-V VGA + a Radeon Instinct MI25 MxGPU virtual function on bus 00, amdgpu bound
     "azure-nv4-mi25-hyperv/lspci-nnk.txt": ({"a26d:00:00.0": False}, 1),
+    # Ryzen 7000 desktop: RX 6800 card (Navi 21) + the CPU's Raphael iGPU, which sits on bus 13, not 00
+    "ryzen7000-raphael-rx6800/lspci-nn.txt": ({"0000:03:00.0": False, "0000:13:00.0": True}, 0),
     # VirtualBox guest: its VMSVGA adapter is VMware's SVGA II id (15ad:0405), not a GPU
     "virtualbox-vm-vmsvga/lspci-nn.txt": ({}, 1),
     # plain `lspci -kk` in a QEMU container (a libkmod error line in the middle): a Virtio GPU with no ids
