@@ -133,6 +133,8 @@ CPU_CASES: dict[str, tuple[int, int, float | None, str, str]] = {
     "rockpi-n10-rk3399pro": (1, 6, 2 * 1.8 * G * 8 + 4 * 1.4 * G * 8, "spec", "Rockchip RK3399Pro datasheet"),
     # zh_CN lscpu (full-width colons, Chinese field names): Core i7-8550U, 4 cores, 1.8 / 4.0 GHz (ark 122589)
     "dell-xps-i7-8550u-zh-cn": (1, 4, 4 * 4.0 * G * 32, "spec", "ark 122589"),
+    # Jetson AGX Orin 64GB: 12 Cortex-A78AE in 3 clusters to 2.2 GHz (NVIDIA Jetson AGX Orin datasheet)
+    "jetson-agx-orin-64gb": (1, 12, 12 * 2.2 * G * 16, "spec", "NVIDIA Jetson AGX Orin datasheet"),
     # the A510's vector unit is shared by a core pair in a configuration lscpu does not tell
     "phone-a510-a710-a715-x3": (1, 8, None, "unknown", "no datasheet FLOP/cycle for a Cortex-A510 pair"),
 }
