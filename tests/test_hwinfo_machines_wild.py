@@ -135,6 +135,10 @@ CPU_CASES: dict[str, tuple[int, int, float | None, str, str]] = {
     "dell-xps-i7-8550u-zh-cn": (1, 4, 4 * 4.0 * G * 32, "spec", "ark 122589"),
     # Jetson AGX Orin 64GB: 12 Cortex-A78AE in 3 clusters to 2.2 GHz (NVIDIA Jetson AGX Orin datasheet)
     "jetson-agx-orin-64gb": (1, 12, 12 * 2.2 * G * 16, "spec", "NVIDIA Jetson AGX Orin datasheet"),
+    # 2x EPYC 9654: 96 Zen 4 cores each, boost 3.7 GHz (amd.com); lscpu from a kernel patch mail (max 3709,
+    # CPPC with "Frequency boost: enabled") and an HPC lesson's paste with "[ ... text truncated ... ]" lines
+    "epyc-9654-2s-cppc": (2, 192, 192 * 3.7 * G * 32, "spec", "amd.com EPYC 9654"),
+    "epyc-9654-2s-truncated": (2, 192, 192 * 3.7 * G * 32, "spec", "amd.com EPYC 9654"),
     # the A510's vector unit is shared by a core pair in a configuration lscpu does not tell
     "phone-a510-a710-a715-x3": (1, 8, None, "unknown", "no datasheet FLOP/cycle for a Cortex-A510 pair"),
 }
@@ -540,3 +544,15 @@ def test_ampereone_excerpt_names_its_core_and_leaves_the_rest_unknown() -> None:
     )
     assert cpu["max_mhz"] is None and cpu["base_mhz"] is None
     assert cpu_peaks(cpu)["fp32"]["source"] == "unknown"
+
+
+def test_epyc_9654_cppc_max_under_boost_is_kept_without_the_datasheet_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """'Frequency boost: enabled' with a non-round 3709 MHz: CPPC's boost figure, not acpi-cpufreq's base
+    (2400): within 5% of the 3.7 GHz datasheet boost even when the model is not in hwinfo's table."""
+    monkeypatch.setattr("hwinfo.cpu_clocks.CPU_DATASHEET", ())
+    cpu = _lscpu("epyc-9654-2s-cppc")
+    fp32 = cpu_peaks(cpu)["fp32"]
+    assert cpu["max_mhz"] == 3709.0 and fp32["source"] == "spec"
+    assert fp32["value"] == pytest.approx(192 * 3.7e9 * 32, rel=0.05)
