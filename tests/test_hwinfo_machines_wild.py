@@ -556,3 +556,15 @@ def test_epyc_9654_cppc_max_under_boost_is_kept_without_the_datasheet_row(
     fp32 = cpu_peaks(cpu)["fp32"]
     assert cpu["max_mhz"] == 3709.0 and fp32["source"] == "spec"
     assert fp32["value"] == pytest.approx(192 * 3.7e9 * 32, rel=0.05)
+
+
+def test_zen5_guest_full_datapath_but_never_spec() -> None:
+    """A 2-vCPU KVM slice of a Ryzen 9 9950X (family 26 model 68, Granite Ridge: a full 512-bit datapath,
+    64 FP32 FLOP/cycle per core; boost 5.7 GHz, amd.com): the flags (a paste that lost its newlines) give
+    avx512f and avx512_bf16, and the peak is derived, an upper bound for two vCPUs."""
+    cpu = _lscpu("ryzen9-9950x-kvm-2vcpu")
+    assert (cpu["microarchitecture"], cpu["physical_cores"], cpu["virtual_machine"]) == ("Zen 5", 2, True)
+    assert {"avx512f", "avx512_bf16", "fma"} <= set(cpu["features"])
+    peaks = cpu_peaks(cpu)
+    assert peaks["fp32"]["source"] == "derived" and peaks["fp32"]["value"] == pytest.approx(2 * 5.7e9 * 64)
+    assert peaks["bf16"]["value"] == 2 * peaks["fp32"]["value"]
