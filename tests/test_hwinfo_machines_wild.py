@@ -139,6 +139,8 @@ CPU_CASES: dict[str, tuple[int, int, float | None, str, str]] = {
     # CPPC with "Frequency boost: enabled") and an HPC lesson's paste with "[ ... text truncated ... ]" lines
     "epyc-9654-2s-cppc": (2, 192, 192 * 3.7 * G * 32, "spec", "amd.com EPYC 9654"),
     "epyc-9654-2s-truncated": (2, 192, 192 * 3.7 * G * 32, "spec", "amd.com EPYC 9654"),
+    # 2x Xeon Platinum 8480+ (Sapphire Rapids): 56 cores each, turbo 3.8 GHz, two AVX-512 FMA units (ark 231746)
+    "xeon-8480plus-2s-amx": (2, 112, 112 * 3.8 * G * 64, "spec", "ark 231746"),
     # the A510's vector unit is shared by a core pair in a configuration lscpu does not tell
     "phone-a510-a710-a715-x3": (1, 8, None, "unknown", "no datasheet FLOP/cycle for a Cortex-A510 pair"),
 }
@@ -568,3 +570,14 @@ def test_zen5_guest_full_datapath_but_never_spec() -> None:
     peaks = cpu_peaks(cpu)
     assert peaks["fp32"]["source"] == "derived" and peaks["fp32"]["value"] == pytest.approx(2 * 5.7e9 * 64)
     assert peaks["bf16"]["value"] == 2 * peaks["fp32"]["value"]
+
+
+def test_sapphire_rapids_bare_metal_amx_peak_from_family_model_and_flags() -> None:
+    """2x Xeon Platinum 8480+ (Intel Developer Cloud, Hugging Face blog): family 6 model 143, amx_bf16 and
+    amx_tile in the flags: bf16 at the AMX rate (1024 FLOP/cycle/core), fp16 at AVX512-FP16's 2x."""
+    cpu = _lscpu("xeon-8480plus-2s-amx")
+    assert cpu["microarchitecture"] == "Sapphire Rapids" and not cpu["virtual_machine"]
+    assert {"amx_tile", "amx_bf16", "avx512_fp16"} <= set(cpu["features"])
+    peaks = cpu_peaks(cpu)
+    assert peaks["bf16"]["source"] == "spec" and peaks["bf16"]["value"] == pytest.approx(112 * 3.8e9 * 1024)
+    assert peaks["fp16"]["value"] == pytest.approx(2 * peaks["fp32"]["value"])
