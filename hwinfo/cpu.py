@@ -114,6 +114,28 @@ ARM_SERVER_UARCHS = frozenset(
 )
 
 
+# Brand names that some lscpu versions print instead of the core (SMBIOS "Ampere(R) Altra(R) Processor
+# Q80-30 CPU @ 3.0GHz") -> the (implementer, part) of the core inside.
+ARM_BRANDS: tuple[tuple[str, tuple[int, int]], ...] = (
+    (r"\bAltra\b", (0x41, 0xD0C)),
+    (r"AmpereOne", (0xC0, 0xAC3)),
+    (r"\bGraviton ?2\b", (0x41, 0xD0C)),
+    (r"\bGraviton ?3\b", (0x41, 0xD40)),
+    (r"\bGraviton ?4\b", (0x41, 0xD4F)),
+    (r"\bGrace\b", (0x41, 0xD4F)),
+    (r"\bCobalt 100\b", (0x6D, 0xD49)),
+    (r"\bOryon\b|\bSnapdragon\(R\) X\b", (0x51, 0x001)),
+)
+
+
+def arm_brand_part(name: str | None) -> tuple[str, str, str, str] | None:
+    """The core of an Arm chip named by its brand (Altra, AmpereOne, Graviton, Grace, Oryon), else None."""
+    for pattern, key in ARM_BRANDS:
+        if re.search(pattern, name or "", re.IGNORECASE):
+            return ARM_PARTS.get(key)
+    return None
+
+
 def arm_part(implementer: int | None, part: int | None) -> tuple[str, str, str, str] | None:
     """(core name, microarchitecture, core type, lscpu name) of an Arm part, else None."""
     if implementer is None or part is None:

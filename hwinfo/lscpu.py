@@ -19,6 +19,7 @@ from hwinfo.cpu import (
     ARM_SERVER_UARCHS,
     P_ONLY_NOTE,
     _size_kib,
+    arm_brand_part,
     arm_groups,
     arm_model_name,
     arm_uarch,
@@ -247,7 +248,18 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
     if arch == "arm":
         clusters = []
         for s in sections:
-            known = ARM_PARTS_BY_LSCPU_NAME.get((s.get("Model name") or "").lower())
+            known = ARM_PARTS_BY_LSCPU_NAME.get((s.get("Model name") or "").lower()) or next(
+                (
+                    part
+                    for name in (
+                        s.get("Model name"),
+                        top.get("BIOS Model name"),
+                        top.get("SMCCC SOC_ID name"),
+                    )
+                    if (part := arm_brand_part(name))
+                ),
+                None,
+            )
             clusters.append(
                 {
                     "known": known,

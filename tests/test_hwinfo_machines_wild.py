@@ -581,3 +581,16 @@ def test_sapphire_rapids_bare_metal_amx_peak_from_family_model_and_flags() -> No
     peaks = cpu_peaks(cpu)
     assert peaks["bf16"]["source"] == "spec" and peaks["bf16"]["value"] == pytest.approx(112 * 3.8e9 * 1024)
     assert peaks["fp16"]["value"] == pytest.approx(2 * peaks["fp32"]["value"])
+
+
+@pytest.mark.parametrize(
+    "brand",
+    ["Ampere(R) Altra(R) Processor Q80-30 CPU @ 3.0GHz", "Ampere(R) Altra(R) Processor Q00-00 CPU @ 3.0GHz"],
+)
+def test_an_arm_brand_name_in_place_of_the_core_is_read(brand: str) -> None:
+    """Some lscpu versions print the SMBIOS brand as the Model name of an Ampere Altra (quoted in a util-linux
+    review: "Ampere(R) Altra(R) Processor Q00-00 CPU @ 3.0GHz"): the core is still a Neoverse N1."""
+    text = (WILD / "ampere-altra-q80-30/lscpu.txt").read_text().replace("Neoverse-N1", brand)
+    cpu = cpu_from_lscpu(text)
+    assert (cpu["microarchitecture"], cpu["physical_cores"]) == ("Neoverse N1", 80)
+    assert cpu_peaks(cpu)["fp32"]["value"] == pytest.approx(80 * 3.0e9 * 16)
