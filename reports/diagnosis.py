@@ -589,8 +589,9 @@ def eval_timer_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
             if first is not None:
                 startup = str(first["includes"]).removeprefix("eval + ")
                 lead = "Its" if worst["iter"] != first["iter"] else ", which"
+                subject = f" iter {first['iter']} ({fmt.ms(first['ms'])} ms)" if lead == "Its" else ""
                 sentence += (
-                    f"{'. ' if lead == 'Its' else ''}{lead} iter {first['iter']} ({fmt.ms(first['ms'])} ms) is "
+                    f"{'. ' if lead == 'Its' else ''}{lead}{subject} is "
                     f"{'not warm-up but mostly' if first['eval_ms_est'] > first['startup_ms_est'] else ''} "
                     f"the step-{first['iter']} eval (~{fmt.ms(first['eval_ms_est'])} ms, estimated from "
                     f"{first.get('eval_ms_source', 'the later evals')}) plus ~{fmt.ms(first['startup_ms_est'])} ms "
@@ -952,7 +953,7 @@ def warmup_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         )
         extra = float(r["first_step_ms"] - r["ms_median"])
         share = extra / total_ms if total_ms > 0 else np.nan
-        compiled = r["compile"] not in (None, "off")
+        compiled = r["compile"] not in (None, "off", "unknown")  # an imported log that does not show it
         why = (
             "compilation, paid once per run" if compiled else "warm-up (allocator, kernel selection, caches)"
         )
