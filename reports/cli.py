@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from reports.words import MAX_FINDINGS
+
 FORMATS = ("text", "md", "csv", "json")
 HTML_SUFFIXES = (".html", ".htm")
 MAX_WARNING_LINES = 20  # on stderr; the HTML page and --format json carry every one
@@ -26,6 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "directory: `--html A B` reports on A and B",
     )  # fmt: skip
     p.add_argument("--format", choices=FORMATS, default="text", help="terminal summary format (default text)")
+    p.add_argument(
+        "--all", action="store_true", dest="all_findings",
+        help=f"every finding in the terminal (default: the {MAX_FINDINGS} that explain most of the step or gap)",
+    )  # fmt: skip
+    p.add_argument("--details", action="store_true", help="each finding's evidence (its figures) under it")
 
 
 def is_html_name(value: str | Path) -> bool:
@@ -100,6 +107,11 @@ def run(args: argparse.Namespace) -> int:
     dirs = expand_paths(paths)
     out = output_path(html, dirs) if html is not None else None
     results = load_results(dirs)
+    findings = diagnose(results)  # a finding that cannot be made adds a warning naming its directory
+    text = render(
+        results, findings, args.format, show_all=getattr(args, "all_findings", False),
+        details=getattr(args, "details", False),
+    )  # fmt: skip
     for w in results.warnings[:MAX_WARNING_LINES]:
         print(f"bench report: warning: {one_line(w)}", file=sys.stderr)
     if len(results.warnings) > MAX_WARNING_LINES:
@@ -108,8 +120,7 @@ def run(args: argparse.Namespace) -> int:
             f"bench report: warning: ... and {more} more (all of them in --html and --format json)",
             file=sys.stderr,
         )
-    findings = diagnose(results)
-    _write_stdout(render(results, findings, args.format))
+    _write_stdout(text)
     if out is not None:
         from reports.html import write_html
 
