@@ -423,7 +423,7 @@ def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         if fmt.is_num(va) and fmt.is_num(vb) and not same_val:
             # the reasons are the lower-loss run's advantages: more tokens, a larger model, another dtype
             low, high = (fa, fb) if va < vb else (fb, fa)
-            evidence["more"] = results.label(g[0] if va < vb else ref[0])
+            evidence["more"] = g[0] if va < vb else ref[0]
             tl, th = low["tokens_at_final_val"], high["tokens_at_final_val"]
             if tl and th and tl / th > 1.01:
                 evidence["tokens_ratio"] = tl / th

@@ -97,7 +97,7 @@ def _config_mismatch(f: Finding, e: dict) -> str:
     if e.get("dtypes"):
         reasons.append(" vs ".join(e["dtypes"]))
     if reasons:
-        low, high = (a, b) if e["more"] == a else (b, a)
+        low, high = (a, b) if e["more"] == e["run"] else (b, a)
         lo, hi = sorted([va, vb])
         return (
             f"{low} reaches val {fmt.loss(lo)} against {fmt.loss(hi)} for {high} through its recipe, not the "
