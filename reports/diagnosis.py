@@ -177,7 +177,7 @@ def headline(results: Results, findings: list[Finding]) -> Finding:
     key = best["key"]
     ev: dict[str, Any] = {
         "case": "one", "device": results.device_label(key, best["dtype"]), "tokens_per_s": _num(best["tokens_per_s"]),
-        "mfu": _possible_mfu(best), "run": key, "where": None, "where_share": None, "lever": None,
+        "mfu": _possible_mfu(best), "impossible_mfu": _impossible_mfu(best), "run": key, "where": None, "where_share": None, "lever": None,
     }  # fmt: skip
     device = {
         k for k in ok.index if ok.loc[k, "host"] == best["host"] and ok.loc[k, "device"] == best["device"]

@@ -18,10 +18,8 @@ import pandas as pd
 from reports import fmt
 from reports.finding import Finding
 from reports.load import Results
-from reports.profile_text import PROFILED_SLOWER
+from reports.profile_text import CATEGORIES, LABELS, PROFILED_SLOWER
 
-CATEGORIES = ("matmul", "attention", "elementwise_norm", "optimizer", "data", "other")
-LABELS = {"elementwise_norm": "elementwise/norm"}
 BOUNDS = ("compute", "memory", "overhead")
 MIN_SHARE = 0.02  # a category with less of the step does not give the finding its lever
 OVERHEAD_WARNING = 0.5  # ... and from this much, the finding is a warning

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from reports import fmt
+from reports.profile_text import LABELS
 
 if TYPE_CHECKING:
     from reports.finding import Finding
@@ -268,7 +269,7 @@ def _step_breakdown(f: Finding, e: dict) -> str:
 
 
 def _cat(c: str) -> str:
-    return {"elementwise_norm": "elementwise/norm"}.get(c, c)
+    return LABELS.get(c, c)
 
 
 def _noisy_timing(f: Finding, e: dict) -> str:
@@ -488,9 +489,12 @@ def headline(f: Finding) -> str:
             text += f". The recipes differ ({fmt.names(e['recipe_differs'], 3)}): compare per token, not per iteration"
         return text + "."
     text = f"{e['device']}: {fmt.count(e['tokens_per_s'])} tokens/s"
-    text += (
-        f" at {_pct(e['mfu'])} of its own peak" if e.get("mfu") is not None else " (its own peak is unknown)"
-    )
+    if e.get("impossible_mfu") is not None:
+        text += f"; its MFU is impossible ({_pct(e['impossible_mfu'])} of its peak: the peak or the config is wrong)"
+    elif e.get("mfu") is not None:
+        text += f" at {_pct(e['mfu'])} of its own peak"
+    else:
+        text += " (its own peak is unknown)"
     if e.get("where"):
         text += f"; {_pct(e['where_share'])} of its step is {_cat(e['where'])}"
     if e.get("lever"):
