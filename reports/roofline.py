@@ -121,12 +121,13 @@ def category_lever(cat: str, row: dict, profile: dict, features: Any = None) -> 
     """What would move one category's time (a reports.words.LEVERS id), from what bounds it."""
     bound, compiled = row.get("bound"), profile.get("compiled") is True
     device = str(profile.get("device_type") or profile.get("device") or "")
+    if cat == "optimizer" and bound in ("overhead", "memory"):  # a foreach AdamW: many ops, one pass each
+        return "fused_adamw" if profile.get("fused_adamw") is False else "larger_batch"
     if bound == "overhead":
         if profile.get("view") == "device":
             return "cuda_graphs" if device == "cuda" else "fewer_kernels"
         return "larger_batch" if compiled else "compile_or_batch"
-    if cat == "optimizer" and bound == "memory":
-        return "fused_adamw" if profile.get("fused_adamw") is False else "larger_batch"
+
     if cat == "elementwise_norm" and bound == "memory":
         return "larger_batch" if compiled else "fuse_elementwise"
     if cat in ("matmul", "attention") and bound == "memory":
@@ -166,8 +167,11 @@ def roofline_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
                 "bound": row["bound"] or ("not placed" if row["bound_basis"] else "unknown"),
                 "lever": None if host_only else category_lever(c, row, prof, features),
             }  # fmt: skip
+        # the finding's lever: the largest category under the bound that holds most of the step
+        bounds = {b: v for b, v in shares.items() if b in BOUNDS}
+        top_bound = max(bounds, key=lambda b: bounds[b]) if bounds else None
         placed = [c for c, row in table.items() if row["lever"] and row["share"] >= MIN_SHARE]
-        top = placed[0] if placed else None
+        top = next((c for c in placed if table[c]["bound"] == top_bound), placed[0] if placed else None)
         load = ((results.run_meta.get(key) or {}).get("summary") or {}).get("host_load") or {}
         overhead_x = prof.get("profiler_overhead")
         evidence = {

@@ -186,6 +186,8 @@ def _limit_finding(results: Results, r: _Run, weak: _Run | None) -> Finding:
         grow = (r.ms_median - float(ar)) / weak.ms_median
         evidence.update(one_rank_ms_median=weak.ms_median, outside_over_one_rank=grow, baseline=weak.key)
     if fmt.is_num(straggler) and straggler >= STRAGGLER_RATIO and s.get("slowest_rank") is not None:
+        where = next((x for x in r.meta.get("ranks") or [] if x.get("rank") == s["slowest_rank"]), {})
+        evidence["slowest_rank_at"] = ", ".join(str(where[k]) for k in ("host", "device") if where.get(k))
         limit, severity = "straggler", "info" if r.shares_device else "warning"
     elif share >= COMM_LIMITED_SHARE:
         limit, severity = "communication", "info" if r.shares_device else "warning"

@@ -345,7 +345,8 @@ def _scaling_limit(f: Finding, e: dict) -> str:
         )
     head = f"{run}: {_pct(e['allreduce_share'])} of the {fmt.ms(e['ms_median'])} ms step has an all-reduce in flight"
     if e["limit"] == "straggler":
-        return f"{head}; rank {e['slowest_rank']} is a straggler, {fmt.ratio(e['straggler_ratio'])} the median rank, and the others wait for it."
+        at = f" ({e['slowest_rank_at']})" if e.get("slowest_rank_at") else ""
+        return f"{head}; rank {e['slowest_rank']}{at} is a straggler, {fmt.ratio(e['straggler_ratio'])} the median rank, and the others wait for it."
     if e["limit"] == "communication":
         cure = (
             "copies between processes on one CPU"
@@ -406,7 +407,7 @@ def sentence(f: Finding) -> str:
 # --- the evidence table -------------------------------------------------------------------------------------
 
 
-def _value(name: str, v: Any) -> str:
+def _value(name: str, v: Any, path: str = "") -> str:
     if isinstance(v, bool) or v is None:
         return "-" if v is None else ("yes" if v else "no")
     if isinstance(v, (int, float)) and fmt.is_num(v):
@@ -416,8 +417,9 @@ def _value(name: str, v: Any) -> str:
         if n.endswith("bytes_per_s"):
             return fmt.bytes_per_s(v)
         if (
-            "share" in n
-            or "fraction" in n
+            "share" in path
+            or "fraction" in path
+            or "of_roof" in n
             or n in ("mfu", "efficiency", "mfu_small", "mfu_large", "mfu_vs_a100")
         ):
             return fmt.pct(v)
@@ -430,12 +432,12 @@ def _value(name: str, v: Any) -> str:
         return fmt.sig(v)
     if isinstance(v, (list, tuple)):
         if all(not isinstance(x, (dict, list)) for x in v):
-            return ", ".join(_value(name, x) for x in v)
+            return ", ".join(_value(name, x, path) for x in v)
         return f"{len(v)} items"
     return str(v)
 
 
-def details(f: Finding, limit: int = 40) -> list[tuple[str, str]]:
+def details(f: Finding, limit: int = 80) -> list[tuple[str, str]]:
     """The evidence as (name, value) rows, nested dicts flattened to dotted names, figures formatted by what
     their name says they are; at most `limit` rows (the JSON has all of them)."""
     rows: list[tuple[str, str]] = []
@@ -448,7 +450,7 @@ def details(f: Finding, limit: int = 40) -> list[tuple[str, str]]:
             for i, x in enumerate(v):
                 walk(f"{prefix}[{i}]", x)
         else:
-            rows.append((prefix, _value(prefix.rsplit(".", 1)[-1], v)))
+            rows.append((prefix, _value(prefix.rsplit(".", 1)[-1], v, prefix.lower())))
 
     walk("", f.evidence)
     if len(rows) > limit:
