@@ -368,6 +368,10 @@ def _best_val(results: Results, key: str) -> tuple[float, int] | None:
     return float(row["loss"]), int(row["iter"])
 
 
+def _ratio(a: Any, b: Any) -> float | None:
+    return float(a) / float(b) if fmt.is_num(a) and fmt.is_num(b) and b else None
+
+
 def _num(x: Any) -> float | None:
     """A finite number as float, else None (evidence is strict JSON)."""
     return float(x) if fmt.is_num(x) else None
@@ -419,6 +423,8 @@ def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
             "group": g, "references": ref, "per_run": {g[0]: fa, ref[0]: fb},
             "val_loss": [va, vb], "same_val_loss": bool(same_val),
             "tokens_ratio": None, "params_ratio": None, "dtypes": None, "more": None,
+            "tokens_seen_ratio": _ratio(fa["tokens_seen"], fb["tokens_seen"]),
+            "tokens_at_final_val_ratio": _ratio(fa["tokens_at_final_val"], fb["tokens_at_final_val"]),
         }  # fmt: skip
         if fmt.is_num(va) and fmt.is_num(vb) and not same_val:
             # the reasons are the lower-loss run's advantages: more tokens, a larger model, another dtype

@@ -369,14 +369,19 @@ def _time_to_loss(f: Finding, e: dict) -> str:
     runs = e["runs"]
     reached = sorted((r for r in runs if r.get("reached")), key=lambda r: r["time_s"])
     missed = len(runs) - len(reached)
-    text = f"To val loss {fmt.loss(e['target_val_loss'])} (train + eval time): "
+    text = f"Time to val loss {fmt.loss(e['target_val_loss'])} (train + eval): "
     ref = e.get("reference")
     if reached:
         best = reached[0]
         text += f"{f.label(best['key'])} first, in {fmt.sig(best['time_s'])} s"
         effect = (e.get("speedups") or {}).get(best["key"])
         if best["key"] != ref and effect and effect.get("ratio"):
-            text += f", {fmt.ratio(effect['ratio'])} the speed of {f.label(ref)}"
+            bracket = (
+                f" [{fmt.ratio(effect['low'])}-{fmt.ratio(effect['high'])}]"
+                if fmt.is_num(effect.get("low")) and fmt.is_num(effect.get("high"))
+                else ""
+            )
+            text += f", {fmt.ratio(effect['ratio'])}{bracket} the speed of {f.label(ref)}"
     else:
         text += "no run reached it"
     if missed:
