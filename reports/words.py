@@ -59,7 +59,7 @@ def _pct(x: Any) -> str:
 def _speedup(f: Finding, e: dict) -> str:
     text = f"{e['fast_device']} does {fmt.ratio(e['speedup'])} the FLOP/s of {e['slow_device']}"
     if e.get("impossible"):
-        text += f"; no peak x utilisation split: the MFU of {fmt.names(e['impossible'])} would be impossible"
+        text += "; no peak x utilisation split: an MFU would be impossible (impossible_mfu)"
     elif e.get("peak_ratio") and e.get("mfu_ratio"):
         mf, ms = e["mfu"]
         text += (
@@ -67,7 +67,7 @@ def _speedup(f: Finding, e: dict) -> str:
             f"({_pct(mf)} vs {_pct(ms)} of own peak)"
         )
     else:
-        text += f"; no peak x utilisation split: the peak of {fmt.names(e.get('unknown_peak') or ['one'])} is unknown"
+        text += "; no peak x utilisation split: a peak is unknown (peak_unknown)"
     if not e.get("same_model"):
         text += (
             f". Different models: per token {fmt.ratio(e['token_time_ratio'])}, per iteration "
@@ -215,7 +215,8 @@ def _cpu_threads(f: Finding, e: dict) -> str:
         "one_per_core": ": one per core, as it should be",
         "unknown": "",
     }[e["verdict"]]
-    text = f"{e['host']}'s CPU runs use {threads} thread(s) on {cores}{verdict}"
+    many = "threads" if len(e["threads"]) > 1 or e["threads"][0] != 1 else "thread"
+    text = f"{e['host']}'s CPU runs use {threads} {many} on {cores}{verdict}"
     if e.get("ms_by_threads"):
         best = e["fastest_threads"]
         text += f"; fastest: {best} ({fmt.ms(e['ms_by_threads'][best])} ms/iter)"
@@ -383,7 +384,7 @@ def _time_to_loss(f: Finding, e: dict) -> str:
             )
             text += f", {fmt.ratio(effect['ratio'])}{bracket} the speed of {f.label(ref)}"
     else:
-        text += "no run reached it"
+        return text + "no run reached it within its time. Each run's last eval: details."
     if missed:
         text += f"; {missed} of {len(runs)} runs never reached it"
     return text + ". Each run's time and bracket: details."
@@ -479,21 +480,21 @@ def headline(f: Finding) -> str:
         return "No run finished: see the runs that did not finish."
     if e["case"] == "compare":
         if e.get("same_model"):
-            text = f"{e['fast_device']} is {fmt.ratio(e['speedup'])} faster than {e['slow_device']}"
+            text = f"{e['fast_device']} is {fmt.ratio(e['speedup'])} faster than {e['slow_device']}: "
         else:
             text = (
-                f"{e['fast_device']} is {fmt.ratio(e['token_time_ratio'])} faster per token than {e['slow_device']}"
-                f"; its FLOP/s are {fmt.ratio(e['speedup'])}"
+                f"{e['fast_device']} is {fmt.ratio(e['token_time_ratio'])} faster per token than "
+                f"{e['slow_device']}: {fmt.ratio(e['speedup'])} the FLOP/s = "
             )
         if e.get("peak_ratio") and e.get("mfu_ratio"):
             text += (
-                f"{':' if e.get('same_model') else ' ='} {fmt.ratio(e['peak_ratio'])} the peak x "
-                f"{fmt.ratio(e['mfu_ratio'])} the utilisation ({_pct(e['mfu'][0])} vs {_pct(e['mfu'][1])} of own peak)"
+                f"{fmt.ratio(e['peak_ratio'])} the peak x {fmt.ratio(e['mfu_ratio'])} the utilisation "
+                f"({_pct(e['mfu'][0])} vs {_pct(e['mfu'][1])})"
             )
         else:
-            text += " (not split into peak x utilisation: a peak is unknown or an MFU impossible)"
+            text += "peak x utilisation, not split (a peak unknown or an MFU impossible)"
         if e.get("recipe_differs"):
-            text += f". The recipes differ ({fmt.names(e['recipe_differs'], 3)}): compare per token, not per iteration"
+            text += f"; the recipes differ in {fmt.names(e['recipe_differs'], 2)}"
         return text + "."
     text = f"{e['device']}: {fmt.count(e['tokens_per_s'])} tokens/s"
     if e.get("impossible_mfu") is not None:
