@@ -400,3 +400,93 @@ def test_an_impossible_mfu_is_never_quoted_as_a_result(tmp_path):
     for f in findings:
         if f.kind != "impossible_mfu":
             assert not re.search(r"\d{3,}(,\d{3})*(\.\d+)?% of its own peak", f.sentence), f.sentence
+
+
+def test_a_rule_that_fails_on_one_directory_leaves_out_its_findings_there_with_one_warning(tmp_path, capsys):
+    """One damaged directory (or a bug one directory triggers) never takes the report down: the rule's
+    findings for the other directories are kept, and one warning line names the directory."""
+    import reports.diagnosis as diagnosis
+
+    a, b = synthetic.write_sweep(tmp_path / "a", "laptop"), synthetic.write_sweep(tmp_path / "b", "desktop")
+    synthetic.write_run(a, "cpu", host="laptop", first_step_ms=900.0, train=SHORT)
+    synthetic.write_run(b, "cpu", host="desktop", first_step_ms=900.0, train=SHORT)
+    real = diagnosis.warmup_findings
+
+    def fragile(results, ok):
+        if (ok["host"] == "desktop").any():
+            raise TypeError("'<' not supported between instances of 'NoneType' and 'int'")
+        return real(results, ok)
+
+    fragile.__name__ = real.__name__
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(diagnosis, "warmup_findings", fragile)
+    try:
+        results = load_results([a, b])
+        (w,) = kinds(diagnose(results), "warmup_cost")
+        assert w.runs == ["laptop/cpu"]
+        (warning,) = [x for x in results.warnings if "warmup" in x]
+        assert warning.startswith(str(b)) and "TypeError" in warning and "left out" in warning
+        assert main(["report", str(a), str(b)]) == 0
+        err = capsys.readouterr().err
+        assert err.count("warmup findings could not be made") == 1 and str(b) in err
+    finally:
+        monkeypatch.undo()
+
+
+def test_findings_that_would_read_the_same_name_their_directory(tmp_path):
+    """Two tunes of one host merged: the per-directory findings would read the same, so each names its
+    directory (the shortest path suffix that tells them apart)."""
+    a, b = synthetic.write_sweep(tmp_path / "tune-a"), synthetic.write_sweep(tmp_path / "tune-b")
+    synthetic.write_run(a, "cpu", train=SHORT)
+    synthetic.write_run(b, "cpu", train=SHORT)
+    threads = kinds(diagnose(load_results([a, b])), "cpu_threads")
+    assert sorted(f.where for f in threads) == ["tune-a", "tune-b"]
+    assert sorted(f.sentence.split(":")[0] for f in threads) == ["tune-a", "tune-b"]
+    # one directory: no prefix
+    (alone,) = kinds(diagnose(load_results(a)), "cpu_threads")
+    assert alone.where == "" and alone.sentence.startswith("laptop's CPU runs")
+
+
+def test_terminal_opens_with_the_answer_and_shows_at_most_eight_findings(tmp_path, capsys):
+    d = synthetic.write_sweep(tmp_path / "r")
+    for i, b in enumerate((4, 8, 16, 32, 64)):
+        synthetic.write_run(
+            d, f"cpu-b{b}", batch_size=b, ms=10.0 + b, first_step_ms=900.0, seed=i, train=SHORT
+        )
+        synthetic.write_run(
+            d, f"bf16-b{b}", dtype="bf16", batch_size=b, ms=80.0 + b, seed=10 + i, train=SHORT
+        )
+    results = load_results(d)
+    findings = diagnose(results)
+    assert len(findings) > 8
+    explained = [f.explains for f in findings]
+    assert explained == sorted(explained, reverse=True)  # most of the step or gap first
+    assert main(["report", str(d)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == headline(results, findings).sentence and "tokens/s" in out[0]
+    shown = [line for line in out if line.startswith("- [")]
+    assert len(shown) == 8 and f"({len(findings) - 8} more findings: --all" in out[-1]
+    assert main(["report", str(d), "--all"]) == 0
+    assert len([x for x in capsys.readouterr().out.splitlines() if x.startswith("- [")]) == len(findings)
+    assert main(["report", str(d), "--details"]) == 0
+    detailed = capsys.readouterr().out
+    assert "    explains" not in detailed and "    batch_sizes: " in detailed
+
+
+def test_a_tips_table_that_cannot_be_made_is_left_out_with_a_warning(tmp_path, capsys, monkeypatch):
+    import reports.html
+    import reports.summary
+
+    def broken(*args, **kwargs):
+        raise TypeError("'<' not supported between instances of 'NoneType' and 'int'")
+
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "cpu", train=SHORT)
+    monkeypatch.setattr(reports.summary, "render_tips", broken)
+    monkeypatch.setattr(reports.html, "tips_table", broken)
+    for form in ("text", "json"):
+        assert main(["report", str(d), "--format", form]) == 0
+    assert main(["report", str(d), "--html", str(tmp_path / "p.html")]) == 0
+    err = capsys.readouterr().err
+    assert "the tips could not be made (TypeError" in err
+    assert "the tips section of the HTML page could not be made" in (tmp_path / "p.html").read_text()
