@@ -80,7 +80,7 @@ def dir_labels(results: Results) -> dict[str, str]:
     return {d: d for d in dirs}
 
 
-def _checked(results: Results, rule: Any, ok: pd.DataFrame, made: list[Finding]) -> list[Finding]:
+def _checked(results: Results, made: list[Finding]) -> list[Finding]:
     """The rule's findings, each labelled and worded once here, so a finding whose words cannot be made
     fails now (and is left out) rather than in the middle of the output."""
     for f in made:
@@ -97,18 +97,18 @@ def _run_rule(results: Results, rule: Any, ok: pd.DataFrame) -> list[Finding]:
     """One rule over the runs; when it fails, again per results directory: the directories where it works
     keep their findings, each one where it fails gets one warning line naming it."""
     try:
-        return _checked(results, rule, ok, rule(results, ok))
+        return _checked(results, rule(results, ok))
     except Exception as e:  # noqa: BLE001 - a bug or damaged input in one rule must not take the report down
         first = e
     out: list[Finding] = []
     failed: list[str] = []
     for d, sub in ok.groupby("results_dir", sort=False):
         try:
-            out.extend(_checked(results, rule, sub, rule(results, sub)))
+            out.extend(_checked(results, rule(results, sub)))
         except Exception:  # noqa: BLE001
             failed.append(str(d))
     why = f"{type(first).__name__}: {first}"
-    for d in failed or ["these results"]:
+    for d in failed or ["across these directories"]:
         results.warnings.append(f"{d}: the {_rule_name(rule)} findings could not be made ({why}): left out")
     return out
 

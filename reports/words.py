@@ -434,7 +434,8 @@ def _value(name: str, v: Any, path: str = "") -> str:
         if "loss" in n:
             return fmt.loss(v)
         if float(v).is_integer() and abs(v) < 1e15:
-            return str(int(v)) if "iter" in n or abs(v) < 1e4 else fmt.count(v)
+            iteration = n in ("iter", "iters") or (n.endswith("_iter") and not n.endswith("per_iter"))
+            return str(int(v)) if iteration or abs(v) < 1e4 else fmt.count(v)
         return fmt.sig(v)
     if isinstance(v, (list, tuple)):
         if all(not isinstance(x, (dict, list)) for x in v):

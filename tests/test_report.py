@@ -192,3 +192,25 @@ def test_page_renders_in_headless_chromium(merged_html, tmp_path):
     # the plots are drawn: many distinct colours, not just text on white
     colours = np.unique((img[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
     assert len(colours) > 200
+
+
+@pytest.mark.browser
+def test_each_finding_has_its_evidence_table_in_the_page_chromium_parses(merged_html, tmp_path):
+    """The DOM Chromium builds (not our markup as text): every finding of the diagnosis and the headline
+    holds a folded <details> with its evidence table."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("headless Chromium not installed (apt-get install chromium)")
+    path, page = merged_html
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", path.resolve().as_uri()]  # fmt: skip
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    diagnosis = dom[dom.index('<section id="diagnosis">') :].split("</section>")[0]
+    items = re.findall(r"<li class=\"(?:info|warning)\" id=\"[^\"]+\">.*?</li>", diagnosis, flags=re.S)
+    assert items and len(items) == page.count('<li class="info" id=') + page.count('<li class="warning" id=')
+    for item in items:
+        assert re.search(r"<details><summary>evidence</summary><table class=\"ev\"><tbody><tr><th>", item), (
+            item
+        )
+    headline = dom[dom.index('<div class="headline">') :].split("</div>")[0]
+    assert '<table class="ev">' in headline
