@@ -16,7 +16,6 @@ from reports.diagnosis import headline
 from reports.finding import Finding
 from reports.load import Results
 from reports.plots import all_plots
-from reports.roofline import LABELS
 from reports.summary import problem_runs, sorted_runs, summary_table, table_notes
 from reports.tips import tips_table
 
@@ -198,20 +197,13 @@ def _roofline(results: Results, findings: list[Finding], plots: dict) -> str:
         if f.kind != "roofline":
             continue
         near = f.evidence.get("near_roof") if near is None else near
-        for cat, c in (f.evidence.get("categories") or {}).items():
-            achieved = fmt.flops(c["flops_per_s"]) if c.get("flops_per_s") else (
-                fmt.bytes_per_s(c["bytes_per_s"]) if c.get("bytes_per_s") else "-")  # fmt: skip
-            rows.append(
-                (f.label(f.runs[0]), LABELS.get(cat, cat), fmt.pct(c.get("share")), fmt.sig(c.get("intensity"), 2),
-                 achieved, fmt.pct(c.get("of_roof")), c.get("bound") or "-",
-                 words.lever(c["lever"]) if c.get("lever") else "-")
-            )  # fmt: skip
+        rows += [(f.label(f.runs[0]), *row) for row in words.roofline_rows(f)]
     if not rows:
         return (
             "<p>No profile with a roofline: run with <code>bench run --profile</code> (a profile.json from an "
             "older devicebench has the time breakdown only).</p>"
         )
-    columns = ["run", "category", "share of step", "FLOP/byte", "achieved", "% of its roof", "bound", "lever"]
+    columns = ["run", *words.ROOFLINE_COLUMNS]
     links = ", ".join(
         f'<a href="#{escape(f.id)}">{escape(f.label(f.runs[0]) if f.runs else f.id)}</a>'
         for f in findings

@@ -186,6 +186,13 @@ def _md_table(df: pd.DataFrame) -> str:
 
 def _finding_lines(f: Finding, details: bool, md: bool) -> list[str]:
     lines = [f"- [{f.severity}] {one_line(f.sentence)}"]
+    if details and f.kind == "roofline" and words.roofline_rows(f):
+        table = pd.DataFrame(words.roofline_rows(f), columns=words.ROOFLINE_COLUMNS)
+        lines += [
+            "",
+            *[f"    {line}" for line in (_md_table(table) if md else _text_table(table)).splitlines()],
+            "",
+        ]
     if details:
         lines += [f"    {one_line(k)}: {one_line(v)}" if not md else f"    - {one_line(k)}: {one_line(v)}"
                   for k, v in words.details(f)]  # fmt: skip

@@ -418,6 +418,10 @@ def _value(name: str, v: Any, path: str = "") -> str:
         return "-" if v is None else ("yes" if v else "no")
     if isinstance(v, (int, float)) and fmt.is_num(v):
         n = name.lower()
+        if path.endswith("compute_roof.value"):
+            return fmt.flops(v)
+        if path.endswith("memory_roof.value"):
+            return fmt.bytes_per_s(v)
         if n.endswith("flops_per_s") or n.endswith("flops") and "per" not in n:
             return fmt.flops(v) if n.endswith("per_s") else fmt.count(v)
         if n.endswith("bytes_per_s"):
@@ -446,7 +450,8 @@ def _value(name: str, v: Any, path: str = "") -> str:
 
 def details(f: Finding, limit: int = 80) -> list[tuple[str, str]]:
     """The evidence as (name, value) rows, nested dicts flattened to dotted names, figures formatted by what
-    their name says they are; at most `limit` rows (the JSON has all of them)."""
+    their name says they are; at most `limit` rows (the JSON has all of them). A roofline's categories are
+    a table of their own (roofline_rows)."""
     rows: list[tuple[str, str]] = []
 
     def walk(prefix: str, v: Any) -> None:
@@ -459,12 +464,29 @@ def details(f: Finding, limit: int = 80) -> list[tuple[str, str]]:
         else:
             rows.append((prefix, _value(prefix.rsplit(".", 1)[-1], v, prefix.lower())))
 
-    walk("", f.evidence)
+    walk("", {k: v for k, v in f.evidence.items() if not (f.kind == "roofline" and k == "categories")})
     if len(rows) > limit:
         rows = rows[: limit - 1] + [("...", f"{len(rows) - limit + 1} more rows in --format json")]
     return [
         (k, fmt_label(f, v) if k.endswith(("key", "run", "reference", "baseline")) else v) for k, v in rows
     ]
+
+
+ROOFLINE_COLUMNS = ["category", "share of step", "FLOP/byte", "achieved", "% of its roof", "bound", "lever"]
+
+
+def roofline_rows(f: Finding) -> list[tuple[str, ...]]:
+    """A roofline finding's categories as table rows (ROOFLINE_COLUMNS): the HTML page's roofline table and
+    the terminal's `--details` both print these."""
+    rows = []
+    for cat, c in (f.evidence.get("categories") or {}).items():
+        if c.get("flops_per_s"):
+            achieved = fmt.flops(c["flops_per_s"])
+        else:
+            achieved = fmt.bytes_per_s(c["bytes_per_s"]) if c.get("bytes_per_s") else "-"
+        rows.append((_cat(cat), _pct(c.get("share")), fmt.sig(c.get("intensity"), 2), achieved,
+                     _pct(c.get("of_roof")), str(c.get("bound") or "-"), lever(c["lever"]) if c.get("lever") else "-"))  # fmt: skip
+    return rows
 
 
 def fmt_label(f: Finding, v: str) -> str:

@@ -514,10 +514,18 @@ def test_a_kind_without_a_template_keeps_its_rules_words_and_a_directory_prefix_
 
 
 def test_details_format_each_figure_by_what_its_name_says():
-    f = Finding("roofline", "info", evidence={"bound_fraction": {"compute": 0.59},
-                "categories": {"matmul": {"flops_per_s": 8e10, "of_roof": 0.8, "intensity": 42.0}},
-                "key": "b", "uncounted_ops": ["aten::a", "aten::b"]}, runs=["b"], labels=LAB)  # fmt: skip
+    f = Finding(
+        "roofline", "info", runs=["b"], labels=LAB,
+        evidence={"bound_fraction": {"compute": 0.59}, "compute_roof": {"value": 1.5e11}, "key": "b",
+                  "categories": {"elementwise_norm": {"share": 0.12, "bytes_per_s": 8e9, "of_roof": 0.8,
+                                                      "intensity": 0.0625, "bound": "memory", "lever": "fuse_elementwise"}},
+                  "uncounted_ops": ["aten::a", "aten::b"], "final_val_iter": 5000, "tokens_per_iter": 16384},
+    )  # fmt: skip
     rows = dict(words.details(f))
-    assert rows["bound_fraction.compute"] == "59.0%" and rows["categories.matmul.of_roof"] == "80.0%"
-    assert rows["categories.matmul.flops_per_s"] == "80.0 GFLOP/s" and rows["key"] == LAB["b"]
-    assert rows["uncounted_ops"] == "aten::a, aten::b"
+    assert rows["bound_fraction.compute"] == "59.0%" and rows["compute_roof.value"] == "150 GFLOP/s"
+    assert rows["key"] == LAB["b"] and rows["uncounted_ops"] == "aten::a, aten::b"
+    assert rows["final_val_iter"] == "5000" and rows["tokens_per_iter"] == "16,384"
+    assert not any(k.startswith("categories") for k in rows)  # a roofline's categories are their own table
+    assert words.roofline_rows(f) == [
+        ("elementwise/norm", "12.0%", "0.062", "8.00 GB/s", "80.0%", "memory", "fusing them (torch.compile)")
+    ]
