@@ -176,7 +176,7 @@ def headline(results: Results, findings: list[Finding]) -> Finding:
     best = ok.loc[ok["tokens_per_s"].idxmax()] if ok["tokens_per_s"].notna().any() else ok.iloc[0]
     key = best["key"]
     ev: dict[str, Any] = {
-        "case": "one", "device": results.device_label(key, best["dtype"]), "tokens_per_s": _num(best["tokens_per_s"]),
+        "case": "one", "device": short_device(results, key, best["dtype"]), "tokens_per_s": _num(best["tokens_per_s"]),
         "mfu": _possible_mfu(best), "impossible_mfu": _impossible_mfu(best), "run": key, "where": None, "where_share": None, "lever": None,
     }  # fmt: skip
     device = {

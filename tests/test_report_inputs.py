@@ -334,7 +334,7 @@ def test_report_piped_into_head_is_not_an_error(tmp_path):
     repo = Path(__file__).resolve().parents[1]
     proc = subprocess.run(f"{sys.executable} -m bench report {d} --format md | head -1", shell=True, cwd=repo,
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo)})  # fmt: skip
-    assert proc.stdout.startswith("**cpu (") and proc.stderr == "", proc.stderr
+    assert proc.stdout.startswith("**Synthetic CPU fp32: ") and proc.stderr == "", proc.stderr
 
 
 def test_an_absurd_figure_is_never_hundreds_of_digits(tmp_path, capsys):

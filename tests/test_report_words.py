@@ -71,7 +71,7 @@ CASES: dict[str, list[tuple[dict, list[str]]]] = {
         (
             {
                 "case": "one",
-                "device": "cpu (AMD EPYC) fp32",
+                "device": "AMD EPYC fp32",
                 "tokens_per_s": 4688.0,
                 "mfu": 0.425,
                 "where": "compute-bound",
@@ -83,7 +83,7 @@ CASES: dict[str, list[tuple[dict, list[str]]]] = {
         (
             {
                 "case": "one",
-                "device": "cpu (AMD EPYC) fp32",
+                "device": "AMD EPYC fp32",
                 "tokens_per_s": 4688.0,
                 "mfu": None,
                 "impossible_mfu": 79.0,
