@@ -102,7 +102,7 @@ def _config_mismatch(f: Finding, e: dict) -> str:
         lo, hi = sorted([va, vb])
         return (
             f"{low} reaches val {fmt.loss(lo)} against {fmt.loss(hi)} for {high} through its recipe, not the "
-            f"hardware: {', '.join(reasons)}; {n} setting{'s' if n != 1 else ''} differ."
+            f"hardware: {', '.join(reasons)}; {n} setting{'s differ' if n != 1 else ' differs'}."
         )
     return f"Val {fmt.loss(va)} ({a}) vs {fmt.loss(vb)} ({b}): they differ in {fields}, so their losses are not compared."
 
