@@ -16,8 +16,7 @@ from reports.diagnosis import headline
 from reports.finding import Finding
 from reports.load import Results
 from reports.plots import all_plots
-from reports.summary import problem_runs, sorted_runs, summary_table, table_notes
-from reports.tips import tips_table
+from reports.summary import problem_runs, sorted_runs, summary_table, table_notes, tips_by_directory
 
 SECTIONS = [
     ("summary", "Summary"),
@@ -152,7 +151,7 @@ def _summary(results: Results) -> str:
 def _tips(results: Results, findings: list[Finding]) -> str | None:
     """The tips table of a `bench tune` (reports.tips) and the best configurations (the diagnosis's
     best_config findings, named by directory where two tunes would read the same); None without a tune."""
-    table = tips_table(results)
+    table = tips_by_directory(results)
     if table.empty:
         return None
     bad = {i for i, v in enumerate(table["verdict"]) if v in ("harmful", "failed")}

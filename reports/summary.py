@@ -13,11 +13,11 @@ import pandas as pd
 from bench.metrics import mfu_is_possible
 from bench.results import dumps_strict
 from reports import fmt, words
-from reports.diagnosis import headline
+from reports.diagnosis import dir_labels, headline
 from reports.finding import Finding
 from reports.load import Results
 from reports.time_to_loss import to_loss_sets
-from reports.tips import render_tips, tip_rows
+from reports.tips import tip_rows, tips_table
 
 COLUMNS = [
     "host", "run", "device", "dtype", "batch", "compile", "threads", "ms/iter median [p10-p90]", "tokens/s",
@@ -239,7 +239,7 @@ def render(
     if notes:
         out.append("")
         out += [f"- {one_line(n)}" for n in notes]
-    tips = _guarded(results, "tips", lambda: render_tips(results, "md" if md else "text"), "")
+    tips = _guarded(results, "tips", lambda: _tips_text(results, findings, md), "")
     if tips:
         out.append("")
         out.append("Tips measured by bench tune:" if not md else "**Tips measured by bench tune:**\n")
@@ -251,6 +251,8 @@ def render(
         out += [
             f"- {one_line(run)}: {one_line(status)}: {one_line(reason)}" for run, status, reason in problems
         ]
+    if tips:  # the tips section holds these: each tip is a row of its table, best_config its last lines
+        shown = [f for f in shown if f.kind not in ("tip", "best_config")]
     if shown:
         out.append("")
         out.append(
@@ -263,6 +265,30 @@ def render(
             out += _finding_lines(f, details, md)
         if len(shown) > limit:
             out.append(f"({len(shown) - limit} more findings: --all shows them, --details their figures)")
+    return "\n".join(out) + "\n"
+
+
+def tips_by_directory(results: Results) -> pd.DataFrame:
+    """The tips table of `bench tune` directories (reports.tips), with a first column naming each row's
+    results directory when several tunes are merged: rows of two tunes of one device read the same."""
+    rows = tip_rows(results)
+    table = tips_table(results, rows)
+    index = results.runs.index
+    dirs = [{str(results.runs.loc[k, "results_dir"]) for k in r.runs if k in index} for r in rows]
+    if len(set().union(*dirs)) > 1:
+        labels = dir_labels(results)
+        table.insert(0, "results", [", ".join(sorted(labels[d] for d in ds)) or "-" for ds in dirs])
+    return table
+
+
+def _tips_text(results: Results, findings: list[Finding], md: bool) -> str:
+    """The tips table and the best configurations (the diagnosis's best_config findings, which name their
+    directory where two would read the same); "" without a tune."""
+    table = tips_by_directory(results)
+    if table.empty:
+        return ""
+    out = [_md_table(table) if md else _text_table(table), ""]
+    out += [f"- {one_line(f.sentence)}" for f in findings if f.kind == "best_config"]
     return "\n".join(out) + "\n"
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
+from reports import summary as reports_summary
 from reports.diagnosis import diagnose, headline
 from reports.load import ReportError, load_results
 from reports.summary import render
@@ -482,11 +483,52 @@ def test_a_tips_table_that_cannot_be_made_is_left_out_with_a_warning(tmp_path, c
 
     d = synthetic.write_sweep(tmp_path / "r")
     synthetic.write_run(d, "cpu", train=SHORT)
-    monkeypatch.setattr(reports.summary, "render_tips", broken)
-    monkeypatch.setattr(reports.html, "tips_table", broken)
+    monkeypatch.setattr(reports.summary, "tips_table", broken)
+    monkeypatch.setattr(reports.html, "tips_by_directory", broken)
     for form in ("text", "json"):
         assert main(["report", str(d), "--format", form]) == 0
     assert main(["report", str(d), "--html", str(tmp_path / "p.html")]) == 0
     err = capsys.readouterr().err
     assert "the tips could not be made (TypeError" in err
     assert "the tips section of the HTML page could not be made" in (tmp_path / "p.html").read_text()
+
+
+def _tune(root, threads_ratio: float):
+    """A minimal `bench tune` directory: the default and a 1-thread variant (run.json's tune blocks)."""
+    from bench.results import ResultsDir, atomic_write_json, read_json
+
+    knobs = {"dtype": "fp32", "compile": "off", "threads": None, "cpus": None, "fused_adamw": False,
+             "batch_size": 12}  # fmt: skip
+    root = synthetic.write_sweep(root)
+    sweep = read_json(root / "sweep.json")
+    ResultsDir(root).write_sweep({**sweep, "tune": {"tips": ["threads"], "repeats": 6}})
+    rng = np.random.default_rng(0)
+    for name, ratio, tune in (
+        ("cpu-default", 1.0, {"tip": "default", "variant": "default", "measure": "default", "changed": []}),
+        ("cpu-threads1", threads_ratio, {"tip": "threads", "variant": "threads1", "group": "threads",
+                                         "measure": "throughput", "changed": ["threads 1"]}),
+    ):  # fmt: skip
+        d = synthetic.write_run(root, name, ms=50.0 / ratio, train=SHORT)
+        meta = read_json(d / "run.json")
+        meta["tune"] = {"applies_tip": True, "default_knobs": knobs, "knobs": knobs, "group": "", **tune}
+        if tune["measure"] == "throughput":
+            meta["tune"]["samples_tokens_per_s"] = list(15360 * ratio * (1 + 0.01 * rng.standard_normal(6)))
+            meta["tune"]["default_samples_tokens_per_s"] = list(15360 * (1 + 0.01 * rng.standard_normal(6)))
+        atomic_write_json(d / "run.json", meta)
+    return root
+
+
+def test_merged_tunes_of_one_host_name_their_directory_in_the_tips_table(tmp_path, capsys):
+    a, b = _tune(tmp_path / "monday", 1.5), _tune(tmp_path / "tuesday", 0.7)
+    results = load_results([a, b])
+    table = reports_summary.tips_by_directory(results)
+    assert table.columns[0] == "results" and set(table["results"]) == {"monday", "tuesday"}
+    assert len(table) == len(table.drop_duplicates()) and len(
+        table.drop(columns="results").drop_duplicates()
+    ) <= len(table)
+    assert main(["report", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    tips = out[out.index("Tips measured by bench tune:") :]
+    assert "results" in tips.splitlines()[1] and "monday" in tips and "tuesday" in tips
+    # one tune alone: no directory column
+    assert "results" not in reports_summary.tips_by_directory(load_results(a)).columns
