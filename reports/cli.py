@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.results import WRITTEN_NAMES, ResultsError
 from reports.words import MAX_FINDINGS
 
 FORMATS = ("text", "md", "csv", "json")
@@ -58,8 +59,6 @@ def split_html_arg(args: argparse.Namespace) -> tuple[list[str], str | None]:
 
 def output_path(html: str, dirs: list[Path]) -> Path:
     """Where the page goes; refuses, in one line, any path that could overwrite an input or a results file."""
-    from bench.results import ResultsError
-
     out = Path(html) if html else dirs[0] / "report.html"
     try:
         _refuse_unsafe_output(out, dirs)
@@ -69,8 +68,6 @@ def output_path(html: str, dirs: list[Path]) -> Path:
 
 
 def _refuse_unsafe_output(out: Path, dirs: list[Path]) -> None:
-    from bench.results import WRITTEN_NAMES, ResultsError
-
     target = out.resolve()
     inputs = {d.resolve() for d in dirs}
     if target in inputs or (target / "sweep.json").exists():
@@ -96,8 +93,7 @@ def _write_stdout(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.results import ResultsError
-    from reports.diagnosis import diagnose
+    from reports.diagnosis import diagnose  # pandas and matplotlib: only when a report is made
     from reports.load import expand_paths, load_results, newest_results_dir
     from reports.summary import one_line, render
 
