@@ -529,3 +529,21 @@ def test_details_format_each_figure_by_what_its_name_says():
     assert words.roofline_rows(f) == [
         ("elementwise/norm", "12.0%", "0.062", "8.00 GB/s", "80.0%", "memory", "fusing them (torch.compile)")
     ]
+
+
+def test_every_finding_of_a_16_run_two_host_sweep_is_short(tmp_path):
+    """The sweep of benchmarks/finding_lengths.py (the report speed benchmark's builder), shorter runs."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_report_speed import build
+
+    from reports.diagnosis import diagnose, headline
+    from reports.load import load_results
+
+    results = load_results(build(tmp_path, 16, 200))
+    findings = diagnose(results)
+    assert len(findings) > 16 and {f.kind for f in findings} >= {"speedup", "config_mismatch", "loss_agree"}
+    long = [(f.kind, len(f.sentence)) for f in findings if len(f.sentence) > words.MAX_CHARS]
+    assert not long
+    assert len(headline(results, findings).sentence) <= words.MAX_CHARS
