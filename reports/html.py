@@ -192,9 +192,8 @@ def _roofline(results: Results, findings: list[Finding], plots: dict) -> str:
     share, intensity, achieved, bound, lever) with a link to its finding."""
     figures = "".join(_figure(p) for name, p in plots.items() if name.startswith("roofline-"))
     rows, near = [], None
-    for f in findings:
-        if f.kind != "roofline":
-            continue
+    order = {k: i for i, k in enumerate(sorted_runs(results).index)}
+    for f in sorted((f for f in findings if f.kind == "roofline"), key=lambda f: order.get(f.runs[0], 0)):
         near = f.evidence.get("near_roof") if near is None else near
         rows += [(f.label(f.runs[0]), *row) for row in words.roofline_rows(f)]
     if not rows:
