@@ -81,16 +81,25 @@ def dir_labels(results: Results) -> dict[str, str]:
 
 
 def _checked(results: Results, made: list[Finding]) -> list[Finding]:
-    """The rule's findings, each labelled and worded once here, so a finding whose words cannot be made
-    fails now (and is left out) rather than in the middle of the output."""
+    """The rule's findings, each labelled and worded once here: one whose words cannot be made (evidence the
+    template does not expect) is left out now, with a warning naming its directory, not in mid-output."""
+    kept = []
     for f in made:
         f.labels = {k: results.label(k) for k in f.runs if k in results.runs.index}
-        for k in ("key", "run", "reference", "fast", "slow"):
+        for k in ("key", "run", "reference", "fast", "slow", "more"):
             v = f.evidence.get(k)
             if isinstance(v, str) and v in results.runs.index:
                 f.labels.setdefault(v, results.label(v))
-        _ = f.sentence
-    return made
+        try:
+            _ = f.sentence
+        except Exception as e:  # noqa: BLE001 - one finding, not the report
+            dirs = sorted({str(results.runs.loc[k, "results_dir"]) for k in f.labels}) or ["these results"]
+            results.warnings.append(
+                f"{', '.join(dirs)}: a {f.kind} finding could not be worded ({type(e).__name__}: {e}): left out"
+            )
+            continue
+        kept.append(f)
+    return kept
 
 
 def _run_rule(results: Results, rule: Any, ok: pd.DataFrame) -> list[Finding]:

@@ -532,3 +532,20 @@ def test_merged_tunes_of_one_host_name_their_directory_in_the_tips_table(tmp_pat
     assert "results" in tips.splitlines()[1] and "monday" in tips and "tuesday" in tips
     # one tune alone: no directory column
     assert "results" not in reports_summary.tips_by_directory(load_results(a)).columns
+
+
+def test_a_finding_whose_words_cannot_be_made_is_left_out_alone(tmp_path, monkeypatch):
+    from reports import words
+
+    d = synthetic.write_sweep(tmp_path / "r")
+    synthetic.write_run(d, "cpu", first_step_ms=900.0, train=SHORT)
+
+    def broken(f, e):
+        raise KeyError("share_of_train_time")
+
+    monkeypatch.setitem(words.TEMPLATES, "warmup_cost", broken)
+    results = load_results(d)
+    findings = diagnose(results)
+    assert not kinds(findings, "warmup_cost") and kinds(findings, "mfu_vs_a100")  # the others are kept
+    (warning,) = [w for w in results.warnings if "warmup_cost" in w]
+    assert warning.startswith(str(d)) and "KeyError" in warning
