@@ -30,7 +30,6 @@ LEVERS = {
     "compile_or_batch": "torch.compile or a larger batch",
     "fused_adamw": "a fused AdamW does the optimizer in one pass",
     "fuse_elementwise": "fusing them (torch.compile)",
-    "faster_device": "only a faster device",
     "faster_device_or_native_dtype": "a faster device, or a dtype the device runs natively",
     "faster_device_or_bf16": "a faster device, or bf16 (native on this CPU)",
     "faster_device_or_fp16": "a faster device, or fp16 (native on this CPU)",
@@ -467,9 +466,7 @@ def details(f: Finding, limit: int = 80) -> list[tuple[str, str]]:
     walk("", {k: v for k, v in f.evidence.items() if not (f.kind == "roofline" and k == "categories")})
     if len(rows) > limit:
         rows = rows[: limit - 1] + [("...", f"{len(rows) - limit + 1} more rows in --format json")]
-    return [
-        (k, fmt_label(f, v) if k.endswith(("key", "run", "reference", "baseline")) else v) for k, v in rows
-    ]
+    return [(k, _label(f, v) if k.endswith(("key", "run", "reference", "baseline")) else v) for k, v in rows]
 
 
 ROOFLINE_COLUMNS = ["category", "share of step", "FLOP/byte", "achieved", "% of its roof", "bound", "lever"]
@@ -489,7 +486,7 @@ def roofline_rows(f: Finding) -> list[tuple[str, ...]]:
     return rows
 
 
-def fmt_label(f: Finding, v: str) -> str:
+def _label(f: Finding, v: str) -> str:
     return f.labels.get(v, v)
 
 
