@@ -14,10 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hwinfo.cpu_clocks import model_name_base_mhz, resolve_max_clock
 from hwinfo.peaks import APPLE_CHIPS, apple_chip
 
-# Flags reported in cpu["features"] when present (x86 from "flags", Arm from "Features").
-FEATURE_FLAGS: tuple[str, ...] = (
+# Flags reported in cpu["features"], each read only in its architecture's namespace: x86 "sme" is AMD
+# Secure Memory Encryption, Arm "sme" the Scalable Matrix Extension.
+X86_FEATURES: tuple[str, ...] = (
     "fma",
     "avx2",
     "avx512f",
@@ -27,13 +29,16 @@ FEATURE_FLAGS: tuple[str, ...] = (
     "amx_bf16",
     "amx_int8",
     "amx_fp16",
-    "asimd",
-    "asimdhp",
-    "bf16",
-    "sve",
-    "sve2",
-    "sme",
 )
+ARM_FEATURES: tuple[str, ...] = ("asimd", "asimdhp", "bf16", "sve", "sve2", "sme")
+FEATURE_FLAGS: tuple[str, ...] = X86_FEATURES + ARM_FEATURES
+
+
+def features_of(flags: set[str], arch: str) -> list[str]:
+    """The tracked features among `flags`, read in the namespace of `arch` ("x86" or "arm")."""
+    names = X86_FEATURES if arch == "x86" else ARM_FEATURES if arch == "arm" else ()
+    return [f for f in names if f in flags]
+
 
 _X86_VENDORS = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD", "HygonGenuine": "Hygon"}
 _ARM_IMPLEMENTERS = {
@@ -46,16 +51,57 @@ _ARM_IMPLEMENTERS = {
     0x61: "Apple",
     0xC0: "Ampere",
 }
-_ARM_PARTS = {
-    0xD08: "Cortex-A72",
-    0xD0B: "Cortex-A76",
-    0xD0C: "Neoverse N1",
-    0xD40: "Neoverse V1",
-    0xD41: "Cortex-A78",
-    0xD44: "Cortex-X1",
-    0xD49: "Neoverse N2",
-    0xD4F: "Neoverse V2",
+# (implementer, part) -> (core name, microarchitecture in peaks.CPU_UARCHS, core type, lscpu's name).
+# Sources: Linux arch/arm64/include/asm/cputype.h and util-linux sys-utils/lscpu-arm.c (the part
+# numbers), Apple's cores as Asahi Linux reports them (same files).
+ARM_PARTS: dict[tuple[int, int], tuple[str, str, str, str]] = {
+    (0x41, 0xD03): ("Cortex-A53", "Cortex-A53", "core", "Cortex-A53"),
+    (0x41, 0xD05): ("Cortex-A55", "Cortex-A55", "core", "Cortex-A55"),
+    (0x41, 0xD08): ("Cortex-A72", "Cortex-A72", "core", "Cortex-A72"),
+    (0x41, 0xD0B): ("Cortex-A76", "Cortex-A76", "core", "Cortex-A76"),
+    (0x41, 0xD0C): ("Neoverse N1", "Neoverse N1", "core", "Neoverse-N1"),
+    (0x41, 0xD0D): ("Cortex-A77", "Cortex-A77", "core", "Cortex-A77"),
+    (0x41, 0xD40): ("Neoverse V1", "Neoverse V1", "core", "Neoverse-V1"),
+    (0x41, 0xD41): ("Cortex-A78", "Cortex-A78", "core", "Cortex-A78"),
+    (0x41, 0xD44): ("Cortex-X1", "Cortex-X1", "core", "Cortex-X1"),
+    (0x41, 0xD46): ("Cortex-A510", "Cortex-A510", "core", "Cortex-A510"),
+    (0x41, 0xD47): ("Cortex-A710", "Cortex-A710", "core", "Cortex-A710"),
+    (0x41, 0xD48): ("Cortex-X2", "Cortex-X2", "core", "Cortex-X2"),
+    (0x41, 0xD49): ("Neoverse N2", "Neoverse N2", "core", "Neoverse-N2"),
+    (0x41, 0xD4D): ("Cortex-A715", "Cortex-A715", "core", "Cortex-A715"),
+    (0x41, 0xD4E): ("Cortex-X3", "Cortex-X3", "core", "Cortex-X3"),
+    (0x41, 0xD4F): ("Neoverse V2", "Neoverse V2", "core", "Neoverse-V2"),
+    (0x41, 0xD84): ("Neoverse V3", "Neoverse V3", "core", "Neoverse-V3"),
+    (0x48, 0xD40): ("Cortex-A76", "Cortex-A76", "core", "Cortex-A76"),  # HiSilicon's number (Kirin 980)
+    (0xC0, 0xAC3): ("AmpereOne", "AmpereOne", "core", "Ampere-1"),
+    (0xC0, 0xAC4): ("AmpereOne", "AmpereOne", "core", "Ampere-1a"),
+    (0x61, 0x022): ("Icestorm (M1)", "Apple M1", "efficiency", "Icestorm-M1"),
+    (0x61, 0x023): ("Firestorm (M1)", "Apple M1", "performance", "Firestorm-M1"),
+    (0x61, 0x024): ("Icestorm (M1 Pro)", "Apple M1", "efficiency", "Icestorm-M1-Pro"),
+    (0x61, 0x025): ("Firestorm (M1 Pro)", "Apple M1", "performance", "Firestorm-M1-Pro"),
+    (0x61, 0x028): ("Icestorm (M1 Max)", "Apple M1", "efficiency", "Icestorm-M1-Max"),
+    (0x61, 0x029): ("Firestorm (M1 Max)", "Apple M1", "performance", "Firestorm-M1-Max"),
+    (0x61, 0x032): ("Blizzard (M2)", "Apple M2", "efficiency", "Blizzard-M2"),
+    (0x61, 0x033): ("Avalanche (M2)", "Apple M2", "performance", "Avalanche-M2"),
+    (0x61, 0x034): ("Blizzard (M2 Pro)", "Apple M2", "efficiency", "Blizzard-M2-Pro"),
+    (0x61, 0x035): ("Avalanche (M2 Pro)", "Apple M2", "performance", "Avalanche-M2-Pro"),
+    (0x61, 0x038): ("Blizzard (M2 Max)", "Apple M2", "efficiency", "Blizzard-M2-Max"),
+    (0x61, 0x039): ("Avalanche (M2 Max)", "Apple M2", "performance", "Avalanche-M2-Max"),
 }
+ARM_PARTS_BY_LSCPU_NAME: dict[str, tuple[str, str, str, str]] = {v[3].lower(): v for v in ARM_PARTS.values()}
+# Server cores: on these a second physical package is a second socket. On phone and board SoCs, kernels
+# before 5.16 put the cluster number in physical_package_id, so there a package is a cluster.
+ARM_SERVER_UARCHS = frozenset(
+    {"Neoverse N1", "Neoverse N2", "Neoverse V1", "Neoverse V2", "Neoverse V3", "AmpereOne"}
+)
+
+
+def arm_part(implementer: int | None, part: int | None) -> tuple[str, str, str, str] | None:
+    """(core name, microarchitecture, core type, lscpu name) of an Arm part, else None."""
+    if implementer is None or part is None:
+        return None
+    return ARM_PARTS.get((implementer, part))
+
 
 _INTEL_FAMILY6: dict[str, tuple[int, ...]] = {
     "Haswell": (0x3C, 0x3F, 0x45, 0x46),
@@ -85,14 +131,12 @@ def microarchitecture(
     model: int | None,
     stepping: int | None = None,
     model_name: str | None = None,
-    arm_part: int | None = None,
 ) -> str | None:
-    """The core microarchitecture from CPUID family/model (x86), part number (Arm) or brand (Apple)."""
+    """The core microarchitecture from CPUID family/model (x86) or brand (Apple); Arm cores are named by
+    their part number (arm_part)."""
     if vendor == "Apple" or (model_name or "").startswith("Apple M"):
         chip = apple_chip(model_name)
         return chip.split()[0] + " " + chip.split()[1] if chip else None
-    if vendor == "ARM" and arm_part is not None:
-        return _ARM_PARTS.get(arm_part)
     if family is None or model is None:
         return None
     if vendor == "Intel" and family == 6:
@@ -232,12 +276,58 @@ def _khz_to_mhz(text: str | None) -> float | None:
     return plausible_mhz(khz / 1000) if khz else None
 
 
+def _arch(vendor_raw: str | None, implementer: int | None, flags: set[str]) -> str:
+    if vendor_raw or "sse2" in flags:
+        return "x86"
+    if implementer is not None or "asimd" in flags or "fp" in flags:
+        return "arm"
+    return "unknown"
+
+
+def arm_groups(clusters: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Core groups from Arm clusters ({"implementer", "part", "name", "count", "max_mhz"} each, slowest
+    first): one group per (part, max clock), with the part's microarchitecture and core type.
+    Returns (groups, names of the parts in the table)."""
+    merged: dict[tuple[str, float | None], dict[str, Any]] = {}
+    for c in clusters:
+        known = c.get("known")
+        name = known[0] if known else c["name"]
+        key = (name, c.get("max_mhz"))
+        if key in merged:
+            merged[key]["count"] += c["count"]
+            continue
+        merged[key] = {
+            "type": known[2] if known else "core",
+            "part": name,
+            "microarchitecture": known[1] if known else None,
+            "count": c["count"],
+            "max_mhz": c.get("max_mhz"),
+        }
+    groups = sorted(merged.values(), key=lambda g: (g["max_mhz"] or 0, g["part"]))
+    return groups, [g["part"] for g in groups]
+
+
+def arm_model_name(vendor: str | None, groups: list[dict[str, Any]]) -> str:
+    """ "ARM Cortex-A76" or, for a SoC with several core types, "ARM 4x Cortex-A76 + 4x Cortex-A55"."""
+    if len(groups) == 1:
+        return f"{vendor or 'Arm'} {groups[0]['part']}"
+    fastest = sorted(groups, key=lambda g: -(g["max_mhz"] or 0))
+    return f"{vendor or 'Arm'} " + " + ".join(f"{g['count']}x {g['part']}" for g in fastest)
+
+
+def arm_uarch(groups: list[dict[str, Any]]) -> str | None:
+    """The microarchitecture of the whole chip: the fastest group's (each group keeps its own)."""
+    known = [g for g in groups if g.get("microarchitecture")]
+    return max(known, key=lambda g: g["max_mhz"] or 0)["microarchitecture"] if known else None
+
+
 def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
-    """CPU facts from {root}/proc/cpuinfo and {root}/sys/devices/system/cpu."""
+    """CPU facts from {root}/proc/cpuinfo and {root}/sys/devices/system/cpu. Never reads outside root."""
     base = Path(root)
     blocks = parse_proc_cpuinfo(_read(base / "proc/cpuinfo") or "")
-    procs = [b for b in blocks if "processor" in b] or blocks
+    procs = [b for b in blocks if "processor" in b and len(b) > 1] or blocks
     first = procs[0] if procs else {}
+    trailer = blocks[-1] if blocks and "processor" not in blocks[-1] else {}
     cpu_dir = base / "sys/devices/system/cpu"
 
     vendor_raw = first.get("vendor_id")
@@ -250,16 +340,14 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
     else:
         vendor = None
     model_name = first.get("model name") or first.get("Model name")
-    if (not model_name or model_name.startswith("ARMv")) and part is not None:
-        model_name = f"{vendor or 'Arm'} {_ARM_PARTS.get(part, f'part 0x{part:03x}')}"
     family, model, stepping = (
         _int(first.get("cpu family")),
         _int(first.get("model")),
         _int(first.get("stepping")),
     )
-
     flags = set((first.get("flags") or first.get("Features") or "").split())
-    features = [f for f in FEATURE_FLAGS if f in flags]
+    arch = _arch(vendor_raw, implementer, flags)
+    features = features_of(flags, arch)
 
     # Topology: a physical core is one set of thread siblings.
     ids = _cpu_ids(cpu_dir)
@@ -283,40 +371,71 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
     proc_packages = {b["physical id"] for b in procs if "physical id" in b}
     sockets = len(packages) or len(proc_packages) or 1
 
-    # Clocks: sysfs cpufreq, then /proc/cpuinfo, then py-cpuinfo.
+    # Clocks: per-CPU sysfs cpufreq; the driver and boost say what cpuinfo_max_freq means.
     clock_sources: dict[str, str] = {}
+    clock_notes: list[str] = []
     max_by_cpu = {i: _khz_to_mhz(_read(cpu_dir / f"cpu{i}/cpufreq/cpuinfo_max_freq")) for i in ids}
-    max_mhz = max((m for m in max_by_cpu.values() if m), default=None)
-    if max_mhz:
-        clock_sources["max_mhz"] = "sysfs cpufreq cpuinfo_max_freq"
-    base_mhz = _khz_to_mhz(_read(cpu_dir / "cpu0/cpufreq/base_frequency"))
-    if base_mhz:
-        clock_sources["base_mhz"] = "sysfs cpufreq base_frequency"
-    else:
-        m = re.search(r"@\s*(\d+(?:\.\d+)?)\s*GHz", model_name or "")
-        base_mhz = plausible_mhz(float(m.group(1)) * 1000) if m else None
-        if base_mhz:
-            clock_sources["base_mhz"] = "the model name (@ ... GHz)"
+    reported_max = max((m for m in max_by_cpu.values() if m), default=None)
+    pstate_max = max(
+        (m for m in (_khz_to_mhz(_read(cpu_dir / f"cpu{i}/cpufreq/amd_pstate_max_freq")) for i in ids) if m),
+        default=None,
+    )
+    driver = _read(cpu_dir / f"cpu{ids[0]}/cpufreq/scaling_driver") if ids else None
+    boost_text = _read(cpu_dir / "cpufreq/boost")
+    boost_on = None if boost_text is None else boost_text == "1"
     current = [m for m in (plausible_mhz(_float(b.get("cpu MHz"))) for b in procs) if m]
     current_mhz = round(max(current), 1) if current else None
     if current_mhz:
         clock_sources["current_mhz"] = "/proc/cpuinfo 'cpu MHz'"
-    if not (max_mhz or base_mhz or current_mhz):
-        info = py_cpuinfo_dict()
+
+    groups: list[dict[str, Any]] | None = None
+    uarch: str | None
+    if arch == "arm":
+        groups, sockets, uarch, model_name = _arm_topology(
+            procs, ids, cpu_dir, max_by_cpu, packages, vendor, model_name, implementer, part, physical
+        )
+    else:
+        uarch = microarchitecture(vendor, family, model, stepping, model_name)
+    resolved = resolve_max_clock(
+        model_name=model_name,
+        uarch=uarch,
+        reported_max_mhz=reported_max,
+        reported_source="sysfs cpufreq cpuinfo_max_freq" + (f" ({driver})" if driver else ""),
+        current_mhz=current_mhz,
+        amd_pstate_max_mhz=pstate_max,
+        driver=driver,
+        boost_on=boost_on,
+    )
+    max_mhz = resolved["max_mhz"]
+    clock_notes.extend(resolved["notes"])
+    if max_mhz:
+        clock_sources["max_mhz"] = resolved["max_source"]
+    base_mhz = _khz_to_mhz(_read(cpu_dir / f"cpu{ids[0]}/cpufreq/base_frequency")) if ids else None
+    if base_mhz:
+        clock_sources["base_mhz"] = "sysfs cpufreq base_frequency"
+    elif resolved["base_mhz"]:
+        base_mhz = resolved["base_mhz"]
+        clock_sources["base_mhz"] = resolved["base_source"]
+    else:
+        base_mhz = plausible_mhz(model_name_base_mhz(model_name))
+        if base_mhz:
+            clock_sources["base_mhz"] = "the model name (@ ... GHz)"
+    if not (max_mhz or base_mhz or current_mhz) and root in ("/", ""):
+        info = py_cpuinfo_dict()  # this host only: a fake root must never see the machine it runs on
         hz = _first_hz(info.get("hz_advertised")) or _first_hz(info.get("hz_actual"))
         current_mhz = plausible_mhz(hz / 1e6) if hz else None
         if current_mhz:
             clock_sources["current_mhz"] = "py-cpuinfo"
 
-    uarch = microarchitecture(vendor, family, model, stepping, model_name, part if vendor == "ARM" else None)
-    groups = _hybrid_groups(base, siblings, max_by_cpu)
+    if groups is None:
+        groups = _hybrid_groups(base, siblings, max_by_cpu)
     if groups is None:
         groups = [{"type": "core", "count": physical, "max_mhz": max_mhz}]
 
     return {
         "vendor": vendor,
         "vendor_id": vendor_raw or (f"0x{implementer:02x}" if implementer is not None else None),
-        "model_name": model_name,
+        "model_name": model_name or trailer.get("Model") or trailer.get("Hardware"),
         "family": family,
         "model": model,
         "stepping": stepping,
@@ -330,11 +449,55 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
         "max_mhz": max_mhz,
         "current_mhz": current_mhz,
         "clock_sources": clock_sources,
+        "clock_notes": clock_notes,
         "caches": _caches(cpu_dir),
         "llc_bytes": llc_bytes(cpu_dir, ids),
         "features": features,
         "probe": "linux /proc/cpuinfo + sysfs",
     }
+
+
+def _arm_topology(
+    procs: list[dict[str, str]],
+    ids: list[int],
+    cpu_dir: Path,
+    max_by_cpu: dict[int, float | None],
+    packages: set[str],
+    vendor: str | None,
+    model_name: str | None,
+    implementer: int | None,
+    part: int | None,
+    physical: int | None,
+) -> tuple[list[dict[str, Any]], int, str | None, str | None]:
+    """(core groups, sockets, microarchitecture, model name) of an Arm chip: one group per core type
+    and max clock (the clusters of a big.LITTLE SoC), one socket unless a server core says otherwise."""
+    clusters: dict[tuple[int | None, int | None, float | None], dict[str, Any]] = {}
+    for n, b in enumerate(procs):
+        cpu = _int(b.get("processor"))
+        cpu = n if cpu is None else cpu
+        impl, prt = _int(b.get("CPU implementer"), 16), _int(b.get("CPU part"), 16)
+        impl, prt = (implementer, part) if impl is None else (impl, prt)
+        mhz = max_by_cpu.get(cpu)
+        key = (impl, prt, mhz)
+        if key not in clusters:
+            known = arm_part(impl, prt)
+            name = known[0] if known else (f"part 0x{prt:03x}" if prt is not None else "core")
+            clusters[key] = {"known": known, "name": name, "count": 0, "max_mhz": mhz}
+        clusters[key]["count"] += 1
+    if not clusters:
+        clusters[(implementer, part, None)] = {
+            "known": arm_part(implementer, part),
+            "name": "core",
+            "count": physical or len(ids) or 1,
+            "max_mhz": None,
+        }
+    groups, _names = arm_groups(list(clusters.values()))
+    uarch = arm_uarch(groups)
+    server = len(groups) == 1 and uarch in ARM_SERVER_UARCHS
+    sockets = len(packages) if server and packages else 1
+    if not model_name or model_name.startswith("ARMv"):
+        model_name = arm_model_name(vendor, groups)
+    return groups, sockets, uarch, model_name
 
 
 def _hybrid_groups(
@@ -407,7 +570,7 @@ def probe_cpu_generic(
         info.get(k) if isinstance(info.get(k), int) else None for k in ("family", "model", "stepping")
     )
     flags = {str(f).lower() for f in info.get("flags") or []}
-    features = [f for f in FEATURE_FLAGS if f in flags]
+    features = features_of(flags, "arm" if chip else _arch(vendor_raw, None, flags))
     clock_sources: dict[str, str] = {}
     max_mhz = plausible_mhz(max_mhz)
     if max_mhz:

@@ -10,13 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from hwinfo.gpu_table import (
-    AMD_CU_RATES,
-    GPU_PEAKS,
-    NVIDIA_GEFORCE_NOTE,
-    NVIDIA_PRO_NOTE,
-    NVIDIA_SM_RATES,
-)
+from hwinfo.gpu_table import gpu_table
 from hwinfo.units import bytes_per_s, flops, is_num
 
 DTYPES: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
@@ -99,7 +93,16 @@ CPU_UARCHS: dict[str, CpuUarch] = {
         _one("Zen 4", 32, "AVX-512 on a 256-bit datapath, 2 x 256-bit FMA", _AMD_19H),
         _one("Zen 5", 64, "AVX-512 on a full 512-bit datapath, 2 x 512-bit FMA", _AMD_1AH),
         _one("Zen 5 (256-bit datapath)", 32, "AVX-512 on a 256-bit datapath (mobile Zen 5)", _AMD_1AH),
+        _one("Cortex-A53", 8, "NEON, one 128-bit FMLA per cycle", _ARM_SRC),
+        _one("Cortex-A55", 8, "NEON, one 128-bit FMLA per cycle", _ARM_SRC),
         _one("Cortex-A72", 16, "NEON, 2 x 128-bit FMA", _ARM_SRC),
+        _one("Cortex-A77", 16, "NEON, 2 x 128-bit FMA", _ARM_SRC),
+        _one("Cortex-A710", 16, "NEON/SVE2, 2 x 128-bit FMA", _ARM_SRC),
+        _one("Cortex-A715", 16, "NEON/SVE2, 2 x 128-bit FMA", _ARM_SRC),
+        _one("Cortex-X2", 32, "NEON/SVE2, 4 x 128-bit FMA", _ARM_SRC),
+        _one("Cortex-X3", 32, "NEON/SVE2, 4 x 128-bit FMA", _ARM_SRC),
+        _one("Neoverse V3", 32, "NEON/SVE2, 4 x 128-bit FMA", _ARM_SRC),
+        _one("AmpereOne", 16, "NEON, 2 x 128-bit FMA", "Ampere: AmpereOne product brief"),
         _one("Cortex-A76", 16, "NEON, 2 x 128-bit FMA", _ARM_SRC),
         _one("Cortex-A78", 16, "NEON, 2 x 128-bit FMA", _ARM_SRC),
         _one("Cortex-X1", 32, "NEON, 4 x 128-bit FMA", _ARM_SRC),
@@ -219,16 +222,24 @@ def _avx512_fma_units(model_name: str) -> int:
     return 2
 
 
-def _clock(cpu: dict[str, Any]) -> tuple[float | None, str]:
-    """The clock the peak uses: max/boost when known, else base, else the current clock."""
+def _clock(cpu: dict[str, Any]) -> tuple[float | None, str, str]:
+    """(MHz, words, provenance) of the clock the peak uses: max/boost when known ("spec"), else base, else
+    the current clock ("derived": a lower bound on the peak, the clock's source named)."""
     sources = cpu.get("clock_sources") or {}
     for key, label in (("max_mhz", "max/boost"), ("base_mhz", "base"), ("current_mhz", "current")):
         mhz = cpu.get(key)
         if mhz:
             where = sources.get(key, "unknown source")
             caveat = "" if key == "max_mhz" else "; no max/boost clock known, so the true peak may be higher"
-            return float(mhz), f"{label} clock {mhz:.0f} MHz from {where}{caveat}"
-    return None, "no clock known"
+            spec = key == "max_mhz" and cpu.get("max_mhz_is_spec", True) is not False
+            if key == "max_mhz" and not spec:
+                caveat = "; one max clock for all core types, not each type's own"
+            return (
+                float(mhz),
+                f"{label} clock {mhz:.0f} MHz from {where}{caveat}",
+                "spec" if spec else "derived",
+            )
+    return None, "no clock known", "unknown"
 
 
 def _core_groups(cpu: dict[str, Any]) -> list[dict[str, Any]]:
@@ -255,27 +266,44 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for dtype in ("fp32", "bf16", "fp16"):
             out[dtype] = _unknown(why + "; run hwinfo --measure for a measured figure")
         return _ordered(out)
-    mhz, clock_desc = _clock(cpu)
+    mhz, clock_desc, provenance = _clock(cpu)
     groups = _core_groups(cpu)
+    if groups and all(g.get("max_mhz") for g in groups):  # each core type's own max clock (sysfs, table)
+        provenance, mhz = "spec", mhz or max(float(g["max_mhz"]) for g in groups)
     if mhz is None or any(not g.get("count") for g in groups):
         why = "clock unknown" if mhz is None else "core count unknown"
         for dtype in ("fp32", "bf16", "fp16"):
             out[dtype] = _unknown(f"{why} for {ident}")
         return _ordered(out)
+    rates_of = {id(g): _group_rate(uarch, g) for g in groups}
+    missing = [
+        g.get("part") or g.get("microarchitecture") or g["type"] for g in groups if rates_of[id(g)] is None
+    ]
+    if missing:
+        why = (
+            f"no FLOP/cycle entry for {', '.join(str(m) for m in missing)} (a core group of {ident}); the peak "
+            "of the other groups alone would understate the chip; run hwinfo --measure for a measured figure"
+        )
+        for dtype in ("fp32", "bf16", "fp16"):
+            out[dtype] = _unknown(why)
+        return _ordered(out)
+    label = "" if provenance == "spec" else "derived: "
 
     features = set(cpu.get("features") or [])
     fp32_terms: list[tuple[int, float, int, str]] = []  # (cores, mhz, flop/cycle, core type)
     for g in groups:
-        rate = uarch.rates.get(g["type"]) or uarch.rates["core"]
+        rate = rates_of[id(g)]
+        assert rate is not None
         flop = rate.fp32
         if (
             uarch.name in ("Skylake-SP", "Cascade Lake")
             and _avx512_fma_units(cpu.get("model_name") or "") == 1
         ):
             flop = 32
-        fp32_terms.append((int(g["count"]), float(g.get("max_mhz") or mhz), flop, g["type"]))
+        fp32_terms.append((int(g["count"]), float(g.get("max_mhz") or mhz), flop, _group_label(g)))
 
-    fma_why = "; ".join(sorted({(uarch.rates.get(t) or uarch.rates["core"]).why for *_, t in fp32_terms}))
+    fma_why = "; ".join(dict.fromkeys(f"{_group_label(g)}: {r.why}" if len(groups) > 1 else r.why
+                                      for g in groups if (r := rates_of[id(g)])))  # fmt: skip
     if uarch.name in ("Skylake-SP", "Cascade Lake"):
         units = _avx512_fma_units(cpu.get("model_name") or "")
         fma_why = f"AVX-512, {units} x 512-bit FMA (Bronze/Silver/Gold 5xxx have 1, Gold 6xxx/Platinum 2)"
@@ -283,8 +311,8 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
     fp32 = _sum_terms(fp32_terms, 1)
     out["fp32"] = {
         "value": fp32,
-        "source": "spec",
-        "detail": f"{_terms_text(fp32_terms, 1, 'FP32')} = {fmt_flops(fp32)}; {clock_note}; "
+        "source": provenance,
+        "detail": f"{label}{_terms_text(fp32_terms, 1, 'FP32')} = {fmt_flops(fp32)}; {clock_note}; "
         f"{uarch.name}: {fma_why} ({uarch.source})",
     }
     emulated = f"at most the fp32 peak ({fmt_flops(fp32)}); PyTorch's CPU kernels for it may be far slower"
@@ -299,36 +327,56 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }  # fmt: skip
     for dtype, (amx, x86, arm, (x86_how, arm_how), why, x86_names, arm_names) in half.items():
         if amx in features:
-            out[dtype] = _amx(fp32_terms, clock_note)
+            out[dtype] = _amx(fp32_terms, clock_note, provenance, label)
         elif x86 in features or (is_arm and arm in features):
             value = _sum_terms(fp32_terms, 2)
             how = x86_how if x86 in features else arm_how
             out[dtype] = {
                 "value": value,
-                "source": "spec",
-                "detail": f"{_terms_text(fp32_terms, 2, dtype.upper())} = {fmt_flops(value)} ({how}: {why}); "
+                "source": provenance,
+                "detail": f"{label}{_terms_text(fp32_terms, 2, dtype.upper())} = {fmt_flops(value)} ({how}: {why}); "
                 f"{clock_note}",
             }
         else:
             out[dtype] = {
                 "value": fp32,
-                "source": "spec",
-                "detail": f"emulated: no {x86_names} (x86) or {arm_names} (Arm) instructions, {dtype} is "
+                "source": provenance,
+                "detail": f"{label}emulated: no {x86_names} (x86) or {arm_names} (Arm) instructions, {dtype} is "
                 f"converted to fp32; {emulated}",
                 "emulated": True,
             }
     return _ordered(out)
 
 
-def _amx(terms: list[tuple[int, float, int, str]], clock_note: str) -> dict[str, Any]:
+def _amx(
+    terms: list[tuple[int, float, int, str]], clock_note: str, provenance: str = "spec", label: str = ""
+) -> dict[str, Any]:
     amx_terms = [(n, mhz, AMX_FLOP_PER_CYCLE, t) for n, mhz, _, t in terms]
     value = _sum_terms(amx_terms, 1)
     return {
         "value": value,
-        "source": "spec",
-        "detail": f"{_terms_text(amx_terms, 1, 'AMX')} = {fmt_flops(value)}; {clock_note} (AMX runs "
+        "source": provenance,
+        "detail": f"{label}{_terms_text(amx_terms, 1, 'AMX')} = {fmt_flops(value)}; {clock_note} (AMX runs "
         f"at a lower licence clock under load); {_AMX_SRC}",
     }
+
+
+def _group_label(g: dict[str, Any]) -> str:
+    """ "performance" / "efficiency" / "core", or the Arm part of a cluster ("Cortex-A76")."""
+    return str(g.get("part") or g["type"])
+
+
+def _group_rate(uarch: CpuUarch, g: dict[str, Any]) -> CoreRate | None:
+    """The FP32 rate of one core group: its own microarchitecture's (Arm clusters) or the chip's."""
+    own = g.get("microarchitecture")
+    if own and own != uarch.name:
+        other = CPU_UARCHS.get(own)
+        if other is None:
+            return None
+        return other.rates.get(g["type"]) or other.rates.get("core")
+    if g.get("part") and not own:
+        return None  # an Arm part not in the table
+    return uarch.rates.get(g["type"]) or uarch.rates.get("core")
 
 
 def _sum_terms(terms: list[tuple[int, float, int, str]], factor: int) -> float:
@@ -338,7 +386,7 @@ def _sum_terms(terms: list[tuple[int, float, int, str]], factor: int) -> float:
 def _terms_text(terms: list[tuple[int, float, int, str]], factor: int, what: str) -> str:
     names = {"core": "cores", "performance": "P-cores", "efficiency": "E-cores"}
     return " + ".join(
-        f"{n} {names.get(t, t)} x {mhz:.0f} MHz x {flop * factor} {what} FLOP/cycle"
+        f"{n} {names.get(t, t + ' cores')} x {mhz:.0f} MHz x {flop * factor} {what} FLOP/cycle"
         for n, mhz, flop, t in terms
     )
 
@@ -375,10 +423,10 @@ def lookup_gpu(name: str) -> dict[str, Any] | None:
     wanted = name.strip().lower()
     norm = normalise_gpu_name(name)
     mobile = bool(_MOBILE.search(norm))
-    for row in GPU_PEAKS:
+    for row in gpu_table().rows:
         if row["key"].lower() == wanted:
             return _entry(row, name, "exact")
-    for row in GPU_PEAKS:
+    for row in gpu_table().rows:
         if mobile:
             continue  # laptop parts run at other clocks and power limits: no desktop figure for them
         if any(re.search(p, norm) for p in row["match"]):
@@ -509,12 +557,16 @@ def _arch_rates(capability: str | None, gcn_arch: str | None) -> tuple[dict[str,
     """(rates row, unit, why not) for a CUDA compute capability ("8.9") or a ROCm gfx arch ("gfx90a:xnack-")."""
     if gcn_arch:
         base = str(gcn_arch).split(":")[0].strip().lower()
-        row = AMD_CU_RATES.get(base)
-        return row, "CU", "" if row else f"no per-CU rate for {base} in hwinfo/gpu_table.py"
+        row = gpu_table().amd_cu_rates.get(base)
+        return row, "CU", "" if row else f"no per-CU rate for {base} in hwinfo/gpu_table.toml"
     if capability:
         cap = str(capability).strip()
-        row = NVIDIA_SM_RATES.get(cap)
-        return row, "SM", "" if row else f"no per-SM rate for compute capability {cap} in hwinfo/gpu_table.py"
+        row = gpu_table().nvidia_sm_rates.get(cap)
+        return (
+            row,
+            "SM",
+            "" if row else f"no per-SM rate for compute capability {cap} in hwinfo/gpu_table.toml",
+        )
     return None, "SM", "architecture unknown (no CUDA compute capability or gfx arch from PyTorch)"
 
 
@@ -527,11 +579,11 @@ def derived_gpu_peaks(  # the same keywords as gpu_peaks on purpose: it passes t
     gcn_arch: str | None = None,
     clock_source: str = "NVML",
 ) -> dict[str, dict[str, Any]]:
-    """SMs (or CUs) x max clock x the architecture's per-SM FLOP/clock (gpu_table.NVIDIA_SM_RATES,
-    AMD_CU_RATES), labelled "derived" with the arithmetic; "unknown" with the reason when a factor is
+    """SMs (or CUs) x max clock x the architecture's per-SM FLOP/clock (hwinfo/gpu_table.toml,
+    per-SM and per-CU rates), labelled "derived" with the arithmetic; "unknown" with the reason when a factor is
     missing."""
     not_in_table = (
-        f"'{name}' is not in the GPU spec table (hwinfo/gpu_table.py); no figure borrowed from another chip"
+        f"'{name}' is not in the GPU spec table (hwinfo/gpu_table.toml); no figure borrowed from another chip"
     )
     mobile = bool(_MOBILE.search(normalise_gpu_name(name)))
     row, unit, why_not = _arch_rates(capability, gcn_arch)
@@ -553,7 +605,7 @@ def derived_gpu_peaks(  # the same keywords as gpu_peaks on purpose: it passes t
     ident = f"compute capability {capability}" if unit == "SM" else str(gcn_arch).split(":")[0]
     line = ""
     if unit == "SM" and "geforce" in row:
-        line = f"; {NVIDIA_GEFORCE_NOTE}" if geforce else f"; {NVIDIA_PRO_NOTE}"
+        line = f"; {gpu_table().geforce_note}" if geforce else f"; {gpu_table().pro_note}"
     caveat = (
         f"{unit} count from PyTorch, max clock {mhz:.0f} MHz from {clock_source}: an upper bound, the GPU "
         "may not hold its max clock under load"

@@ -14,7 +14,7 @@ from hwinfo.apple import Runner, apple_gpu_cores
 from hwinfo.cpu import probe_cpu
 from hwinfo.energy import probe_energy, unsupported_reason
 from hwinfo.nvml import normalise_bus_id, probe_nvml
-from hwinfo.pci import probe_pci
+from hwinfo.pci import probe_display
 from hwinfo.peaks import (
     DTYPES,
     bandwidth_for,
@@ -70,6 +70,8 @@ def _attach_nvml(gpus: list[dict[str, Any]], nvml: dict[str, Any]) -> None:
                     "boot_vga": False,
                     "name": dev.get("name"),
                     "integrated": False,
+                    "integrated_reason": "an NVIDIA GPU that NVML reports (not in the PCI tree read)",
+                    "driver": None,
                     "nvml": dev,
                 }
             )
@@ -356,7 +358,9 @@ def build_snapshot(
         raise ValueError(f"unknown dtype {', '.join(bad)}; choose from {','.join(DTYPES)}")
     notes: list[str] = []
     cpu = probe_cpu(root)
-    gpus = probe_pci(root)
+    gpus, not_gpus = probe_display(root)
+    notes.extend(not_gpus)
+    notes.extend(cpu.get("clock_notes") or [])
 
     no_torch: dict[str, Any] = {
         "torch": None,
@@ -402,10 +406,15 @@ def build_snapshot(
             f"{g['vendor']} GPU {label} at {g['pci_address']} is on the PCI bus but PyTorch cannot use it ({why})"
         )
     if not cpu.get("max_mhz"):
+        why = (
+            "no max clock passed the checks above"
+            if cpu.get("clock_notes")
+            else "no sysfs cpufreq, e.g. in a VM"
+        )
         notes.append(
-            "CPU max/boost clock unknown (no sysfs cpufreq, e.g. in a VM): the CPU peak uses "
+            f"CPU max/boost clock unknown ({why}): the CPU peak uses "
             + ("the base clock" if cpu.get("base_mhz") else "the current clock")
-            + ", so the real peak may be higher"
+            + ", so the real peak may be higher; it is labelled derived, not spec"
         )
 
     devices = _device_entries(cpu, accelerators, gpus, run_command)

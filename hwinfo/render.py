@@ -51,7 +51,7 @@ def render_text(snap: dict[str, Any]) -> str:
     groups = cpu.get("core_groups") or []
     split = ""
     if len(groups) > 1:
-        split = " (" + " + ".join(f"{g['count']} {g['type']}" for g in groups) + ")"
+        split = " (" + " + ".join(f"{g['count']} {g.get('part') or g['type']}" for g in groups) + ")"
     lines.append(
         f"       {cpu.get('sockets')} socket(s), {cpu.get('physical_cores')} physical{split} / "
         f"{cpu.get('logical_cores')} logical cores"

@@ -843,7 +843,8 @@ def warmup_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         severity = "warning" if share is not None and share > 0.2 else "info"
         evidence = {"key": r["key"], "first_step_ms": float(r["first_step_ms"]), "ms_median": float(r["ms_median"]),
                     "ratio": float(r["_ratio"]), "share_of_train_time": share,
-                    "compiled": r["compile"] not in (None, "off")}  # fmt: skip
+                    "compiled": r["compile"] not in (None, "off", "unknown")}  # fmt: skip
+        # compile "unknown": an imported log that does not show it, so its first step is not called compilation
         out.append(Finding("warmup_cost", severity, evidence=evidence, runs=list(g.index), explains=share))
     return out
 

@@ -143,6 +143,18 @@ def _overfitting(f: Finding, e: dict) -> str:
 def _eval_in_timer(f: Finding, e: dict) -> str:
     run = f.label(e["key"])
     if e.get("imported"):
+        first = e.get("first_iter") or {}
+        if (
+            e.get("eval_ms") is None
+            and fmt.is_num(first.get("eval_ms_est"))
+            and fmt.is_num(first.get("startup_ms_est"))
+        ):
+            what = str(first.get("includes") or "").removeprefix("eval + ") or "start-up"
+            return (
+                f"nanoGPT's timer printed {fmt.ms(e['printed_ms'])} ms for iter {e['iter']} of {run}: ~"
+                f"{fmt.ms(first['eval_ms_est'])} ms is the step-{e['iter']} eval and ~{fmt.ms(first['startup_ms_est'])} "
+                f"ms {what}, kept out of the medians."
+            )
         if e.get("eval_ms") is None:
             return f"nanoGPT's timer printed {fmt.ms(e['printed_ms'])} ms for iter {e['iter']} of {run}: start-up and an eval."
         return (

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _cpuinfo(mhz: str = "2400.000", extra: str = "") -> str:
     return (
-        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC 7763\n"
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC 7713 64-Core Processor\n"
         f"stepping\t: 1\ncpu MHz\t\t: {mhz}\nflags\t\t: fma avx2\n{extra}"
     )
 
@@ -229,3 +229,31 @@ def test_output_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
     proc.stdout.close()  # the reader is gone before hwinfo writes, as in `hwinfo --json | true`
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "BrokenPipe" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "text", ["", "garbage\n\x00\x01", "CPU(s): lots\nModel name:\nCPU max MHz: nan\n", "Flags: avx2\n" * 3]
+)
+def test_lscpu_text_that_is_not_lscpu_gives_unknowns_not_a_traceback(text: str) -> None:
+    from hwinfo.lscpu import cpu_from_lscpu
+    from hwinfo.peaks import cpu_peaks
+
+    cpu = cpu_from_lscpu(text)
+    assert cpu["max_mhz"] is None and cpu_peaks(cpu)["fp32"]["value"] is None
+    json.dumps(cpu, allow_nan=False)
+
+
+def test_lspci_text_with_odd_lines_keeps_only_display_controllers() -> None:
+    from hwinfo.pci import parse_lspci
+
+    text = (
+        "not lspci at all\n"
+        "00:02.0 VGA compatible controller [0300]: Intel Corporation UHD Graphics [8086:9bc8] (rev 05)\n"
+        "\tRegion 0: Memory at de000000 (64-bit, non-prefetchable) [size=nonsense]\n"
+        "01:00.0 Ethernet controller [0200]: Intel Corporation I210 [8086:1533]\n"
+        "\tKernel driver in use: igb\n"
+        "00:01.0 VGA compatible controller [0300]: Device [1234:1111] (rev 02)\n"
+    )
+    gpus, skipped = parse_lspci(text)
+    assert [(g["pci_address"], g["integrated"], g["driver"]) for g in gpus] == [("0000:00:02.0", True, None)]
+    assert len(skipped) == 1 and "QEMU" in skipped[0]

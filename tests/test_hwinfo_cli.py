@@ -127,7 +127,8 @@ def test_measured_fp32_matches_spec_on_this_cpu() -> None:
     assert ratio <= 2.0, "measured above twice the spec peak: the spec (cores, clock, FLOP/cycle) is too low"
     if ratio < 0.5:
         load = os.getloadavg()[0]
-        assert ratio > 0.05, f"measured {ratio:.3f} x spec: a units or FLOP-count bug, not a busy machine"
+        if load < (os.cpu_count() or 1):  # on an oversubscribed machine any ratio can happen
+            assert ratio > 0.05, f"measured {ratio:.3f} x spec: a units or FLOP-count bug, not a busy machine"
         pytest.skip(
             f"measured {ratio:.2f} x spec at load {load:.1f} on {os.cpu_count()} CPUs: busy or throttled"
         )

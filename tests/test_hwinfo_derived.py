@@ -12,7 +12,7 @@ import pytest
 from hwinfo import snapshot
 from hwinfo.apple import IOREG, SYSTEM_PROFILER, apple_gpu_cores
 from hwinfo.cpu import probe_cpu_generic
-from hwinfo.gpu_table import AMD_CU_RATES, GPU_PEAKS, NVIDIA_SM_RATES
+from hwinfo.gpu_table import gpu_table
 from hwinfo.peaks import (
     DTYPES,
     bandwidth_for,
@@ -47,6 +47,8 @@ T = 1e12
         ("MI300X", 304, 2100, "gfx942", False, {"fp32": 163.4, "tf32": 653.7, "bf16": 1307.4}),
         ("MI250X GCD", 110, 1700, "gfx90a:sramecc+:xnack-", False, {"fp32": 47.85, "bf16": 191.5}),
         ("MI100", 120, 1502, "gfx908", False, {"fp32": 46.1, "bf16": 92.3, "fp16": 184.6}),
+        ("RX 7900 XTX", 96, 2500, "gfx1100", False, {"fp32": 61.4, "fp16": 122.8}),  # amd.com spec page
+        ("RX 7900 XT", 84, 2400, "gfx1100", False, {"fp32": 51.6, "fp16": 103.2}),  # amd.com spec page
     ],
 )
 def test_rates_reproduce_datasheets(
@@ -92,7 +94,7 @@ def test_derived_keeps_missing_arithmetic_unknown() -> None:
         ({"sm_count": 132, "max_clock_mhz": 1e9, "capability": "9.0"}, "max clock unknown"),
         ({"sm_count": 132, "max_clock_mhz": 1980}, "architecture unknown"),
         ({"sm_count": 148, "max_clock_mhz": 1965, "capability": "10.0"}, "compute capability 10.0"),
-        ({"sm_count": 80, "max_clock_mhz": 2100, "gcn_arch": "gfx1100"}, "no per-CU rate for gfx1100"),
+        ({"sm_count": 80, "max_clock_mhz": 2100, "gcn_arch": "gfx1030"}, "no per-CU rate for gfx1030"),
         ({"sm_count": -3, "max_clock_mhz": 1980, "capability": "9.0"}, "SM count unknown"),
         ({"sm_count": True, "max_clock_mhz": 1980, "capability": "9.0"}, "SM count unknown"),
         (
@@ -181,7 +183,7 @@ def _apple_machine(monkeypatch: pytest.MonkeyPatch, chip: str) -> dict[str, Any]
 
     cpu = probe_cpu_generic({"brand_raw": chip}, 10, 10, "Darwin", sysctl=None)
     monkeypatch.setattr(hwinfo.probe, "probe_cpu", lambda root: dict(cpu))
-    monkeypatch.setattr(hwinfo.probe, "probe_pci", lambda root: [])
+    monkeypatch.setattr(hwinfo.probe, "probe_display", lambda root: ([], []))
     return {
         "torch": {
             "version": "2.13.0",
@@ -369,7 +371,7 @@ def test_peak_for_derives_from_an_older_snapshot() -> None:
 
 
 def test_datasheet_bandwidth_per_row() -> None:
-    for row in GPU_PEAKS:
+    for row in gpu_table().rows:
         assert row.get("bandwidth") and row.get("bandwidth_source"), row["key"]
         assert all(0 < gbs < 20_000 for _, gbs in row["bandwidth"]), row["key"]
     assert gpu_bandwidth("NVIDIA H100 80GB HBM3") == {
@@ -416,7 +418,7 @@ def test_bandwidth_for_and_ridge_on_a_snapshot() -> None:
 
 
 def test_rate_tables_are_sane() -> None:
-    for table in (NVIDIA_SM_RATES, AMD_CU_RATES):
+    for table in (gpu_table().nvidia_sm_rates, gpu_table().amd_cu_rates):
         for key, row in table.items():
             rates = row["rates"]
             assert set(rates) == set(DTYPES) and row["source"] and row["arch"], key
@@ -425,5 +427,5 @@ def test_rate_tables_are_sane() -> None:
                     assert dtype in row.get("notes", {}), (key, dtype)
                 else:
                     assert rate >= rates["fp32"] and rate & (rate - 1) == 0, (key, dtype)  # powers of two
-    for row in GPU_PEAKS:
+    for row in gpu_table().rows:
         assert row.get("sms") is None or row["sms"] > 0

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hwinfo.cpu import microarchitecture, probe_cpu_generic
-from hwinfo.gpu_table import GPU_PEAKS
+from hwinfo.gpu_table import gpu_table
 from hwinfo.peaks import A100_BF16_PEAK_FLOPS, DTYPES, cpu_peaks, gpu_peaks, lookup_gpu, peak_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,8 +154,9 @@ def test_base_clock_is_said_when_no_max() -> None:
     cpu = _cpu("Haswell", 4, 3400, ["fma", "avx2"])
     cpu.update(max_mhz=None, base_mhz=3400.0, clock_sources={"base_mhz": "the model name (@ ... GHz)"})
     cpu["core_groups"][0]["max_mhz"] = None
-    detail = cpu_peaks(cpu)["fp32"]["detail"]
-    assert "base clock 3400 MHz from the model name" in detail and "may be higher" in detail
+    fp32 = cpu_peaks(cpu)["fp32"]
+    assert "base clock 3400 MHz from the model name" in fp32["detail"] and "may be higher" in fp32["detail"]
+    assert fp32["source"] == "derived" and fp32["detail"].startswith("derived")  # a datasheet max, it is not
 
 
 # --- GPUs ---------------------------------------------------------------------------------------------
@@ -243,9 +244,9 @@ def test_gpu_figures() -> None:
 
 
 def test_table_is_sane() -> None:
-    keys = [row["key"] for row in GPU_PEAKS]
+    keys = [row["key"] for row in gpu_table().rows]
     assert len(keys) == len(set(keys))
-    for row in GPU_PEAKS:
+    for row in gpu_table().rows:
         t = row["tflops"]
         assert set(t) == set(DTYPES) and row["source"], row["key"]
         assert t["fp32"] and t["fp32"] > 0

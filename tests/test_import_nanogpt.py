@@ -492,10 +492,36 @@ def test_not_a_nanogpt_log_is_refused_with_one_line(tmp_path, capsys):
     assert code == 2 and "binary" in capsys.readouterr().err
 
 
-def test_two_runs_in_one_file_refused(tmp_path, capsys):
-    a, _ = train_py_log(gpu_recipe(cut_after=100))
-    code, _ = do_import(tmp_path, [write(tmp_path, "two.log", a + a)])
-    assert code == 2 and "more than one training run" in capsys.readouterr().err
+def test_several_attempts_in_one_file_import_the_last_or_the_one_asked(tmp_path, capsys):
+    crashed, _ = train_py_log(gpu_recipe(cut_after=0, tail=THREAD_TRACEBACK[1:]))
+    crashed = (
+        crashed[: crashed.index("step 0:")] + "\n".join(THREAD_TRACEBACK[1:]) + "\n"
+    )  # died before iter 0
+    short, _ = train_py_log(gpu_recipe(cut_after=100, seed=1))
+    full, truth = train_py_log(gpu_recipe(seed=2))
+    log = write(tmp_path, "three.log", crashed + short + full)
+    code, out = do_import(tmp_path, [log], out="last")
+    err = capsys.readouterr().err
+    assert code == 0
+    meta, steps, _ = only_run(out)
+    assert meta["nanogpt"]["attempt"] == 3 and len(meta["nanogpt"]["attempts"]) == 3
+    assert "3 attempts in one file, 1 ended in a traceback; importing attempt 3" in err
+    assert "attempt 1" in err and "stopped before iter 0" in err and "ConnectionResetError" in err
+    assert meta["status"] == "ok" and [float(r["ms"]) for r in steps] == list(truth["ms"].values())
+
+    code, out = do_import(tmp_path, [log], "--attempt", "2", out="second")
+    meta, steps, _ = only_run(out)
+    assert code == 0 and meta["nanogpt"]["attempt"] == 2 and steps[-1]["iter"] == "100"
+    assert meta["status"] == "interrupted"
+    capsys.readouterr()
+
+    code, _ = do_import(tmp_path, [log], "--attempt", "1", out="first")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        code == 2
+        and len(err) == 1
+        and "attempt 1 has no iteration lines: the run stopped before iter 0" in err[0]
+    )
 
 
 def test_bad_set_and_existing_out(tmp_path, capsys):
@@ -745,12 +771,13 @@ def test_long_lines_and_huge_numbers_are_linear(tmp_path):
         "iter 8: loss 1." + "1" * 30_000 + "x, time 1.0ms, mfu 1%",  # the issue's 30,000-digit number
         *(f"iter {i}: loss " + "9" * 9_000 + "e" for i in range(40)),  # just under the line cap
         *("step 1: train loss " + "9" * 9_000 + "e" for _ in range(40)),
-        "Overriding: out_dir = " + "(" * 9_000,  # literal_eval's recursion limit
         "tokens per iteration will be: " + "1," * 4_000,
         "found vocab_size = 65 (inside " * 300,
         "number of parameters: " + "9" * 9_000 + "M",
     ]
-    log = write(tmp_path, "hostile.log", "\n".join(lines[:at] + hostile + lines[at:]) + "\n")
+    # literal_eval's recursion limit, where an Overriding line belongs (after iterations it starts an attempt)
+    deep = ["Overriding: out_dir = " + "(" * 9_000]
+    log = write(tmp_path, "hostile.log", "\n".join(deep + lines[:at] + hostile + lines[at:]) + "\n")
     t0 = time.perf_counter()
     code, out = do_import(tmp_path, [log], out="h")
     elapsed = time.perf_counter() - t0
@@ -943,3 +970,55 @@ def test_control_characters_in_device_name_never_reach_the_terminal_or_run_json(
     meta = only_run(out)[0]
     assert meta["device_name"] == "Imaginary[2J GPU 9000"
     assert "\x1b" not in json.dumps(meta, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["> ", "> > ", "2023-03-22 09:30:39 ", "> 2023-03-22T09:30:39.123Z ", "[09:30:39] ", "[rank0]: ",
+     "[2024-04-02 01:59:23] [rank0]: "],
+)  # fmt: skip
+def test_quote_markers_timestamps_and_rank_prefixes_change_nothing(tmp_path, prefix):
+    """A log pasted into an issue (`> ` quotes), timestamped by a logger, or prefixed by torchrun: the same run
+    (the config echo, the `saving checkpoint` lines and the eval lines are read through the prefix)."""
+    text, truth = train_py_log(gpu_recipe(cut_after=600))
+    prefixed = "".join(prefix + line + "\n" for line in text.splitlines())
+    code, out = do_import(tmp_path, [write(tmp_path, "p.log", prefixed)], out="p")
+    assert code == 0
+    code, ref = do_import(tmp_path, [write(tmp_path, "c.log", text)], out="c")
+    (meta, steps, evals), (ref_meta, ref_steps, ref_evals) = only_run(out), only_run(ref)
+    assert steps == ref_steps and evals == ref_evals and meta["model"] == ref_meta["model"]
+    assert meta["tokens_per_iter"] == ref_meta["tokens_per_iter"] and meta["compile"] == "on"
+    assert [s["includes"] for s in meta["summary"]["eval_spikes"]] == [
+        s["includes"] for s in ref_meta["summary"]["eval_spikes"]
+    ]
+    assert any(s["includes"] == "eval + checkpoint" for s in meta["summary"]["eval_spikes"])
+
+
+def test_a_flood_of_restarts_is_refused_not_held(tmp_path, capsys):
+    """Each attempt keeps its own figures while the file is read: a file of thousands of restarts is refused."""
+    text, _ = train_py_log(cpu_recipe(cut_after=5))
+    flood = text + "Traceback (most recent call last):\ntokens per iteration will be: 768\n" * 2000
+    code, out = do_import(tmp_path, [write(tmp_path, "flood.log", flood)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "more than 1,000 runs" in err[0] and not out.exists()
+
+
+def test_torchrun_ranks_repeating_the_echo_are_one_run(tmp_path, capsys):
+    """Under torchrun every rank prints the config echo and the tokens line before the first step."""
+    text, truth = train_py_log(gpu_recipe(cut_after=300))
+    head, body = text[: text.index("found vocab_size")], text[text.index("found vocab_size") :]
+    code, out = do_import(tmp_path, [write(tmp_path, "ddp.log", head * 4 + body)])
+    err = capsys.readouterr().err
+    meta, steps, _ = only_run(out)
+    assert code == 0 and "attempts" not in err and meta["nanogpt"]["attempts"] == []
+    assert [float(r["ms"]) for r in steps] == list(truth["ms"].values())
+
+
+def test_eval_only_run_says_so(tmp_path, capsys):
+    text, _ = train_py_log(cpu_recipe(cut_after=0))
+    text = text[: text.index("iter 0:")].replace(
+        "Overriding: device = cpu", "Overriding: device = cpu\nOverriding: eval_only = True"
+    )
+    code, _ = do_import(tmp_path, [write(tmp_path, "e.log", text)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "eval_only run" in err[0]

@@ -173,6 +173,17 @@ CASES: dict[str, list[tuple[dict, list[str]]]] = {
         (
             {
                 "key": "b",
+                "imported": True,
+                "printed_ms": 1505.0,
+                "iter": 0,
+                "eval_ms": None,
+                "first_iter": {"eval_ms_est": 1257.0, "startup_ms_est": 110.0, "includes": "eval + start-up"},
+            },
+            ["b"],
+        ),
+        (
+            {
+                "key": "b",
                 "imported": False,
                 "printed_ms": 479.0,
                 "iter": 250,

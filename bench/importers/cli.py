@@ -50,12 +50,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="label for the machine in reports (default: the host in --hwinfo, else the first log's file name)",
     )
     p.add_argument(
+        "--attempt",
+        type=int,
+        metavar="N",
+        help="a log holding several attempts (a run started again in one file): import attempt N (1 is the "
+        "first) instead of the last one with iteration lines",
+    )
+    p.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="a train.py config value the log does not show (no config echo), e.g. --set batch_size=12; "
-        "reported as assumed",
+        help="a train.py config value the log does not show (a refusal names each one it needs), e.g. --set "
+        "batch_size=12; it outranks the log's own lines and is reported as assumed",
     )
 
 
@@ -91,13 +98,12 @@ def run(args: argparse.Namespace) -> int:
     imported: list[tuple[str, nanogpt.ParsedLog, nanogpt.EffectiveConfig, nanogpt.ImportedRun]] = []
     messages: list[str] = []  # said once every log has been read, so an error is the only line
     for path in args.logs:
-        log = nanogpt.parse_log(nanogpt.read_lines(path), source=path)
-        cfg = nanogpt.effective_config(log, user_set)
+        log = nanogpt.parse_log(nanogpt.read_lines(path), source=path, attempt=args.attempt)
+        cfg = nanogpt.effective_config(log, user_set, device_name=device_name or _hwinfo_gpu(snapshot))
         if cfg.device_type == "cuda" and cfg.source["dtype"] == "default" and snapshot is not None:
             cfg = nanogpt.effective_config(
                 log, user_set, machine.bf16_supported(snapshot, str(cfg.values["device"]))
             )
-        messages += [f"{path}: {note}" for note in cfg.notes]
         device = str(cfg.values["device"])
         name = device_name
         if snapshot is not None:
@@ -126,12 +132,15 @@ def run(args: argparse.Namespace) -> int:
                 )
             messages.append(f"{path}: no MFU against the own peak of {name or device} {cfg.dtype}: {detail}")
         run = nanogpt.build_run(log, cfg, peak, step_summary, str(Path(path).resolve()), host, name)
+        messages += [f"{path}: {note}" for note in cfg.notes] + run.warnings
         mfu = run.meta["summary"].get("mfu")
         if mfu is not None and mfu > 1:
+            assumed = [k for k in nanogpt.FLOP_KEYS if cfg.source[k] in ("default", "set")]
+            suspects = ", ".join(assumed) if assumed else "no config key (all are the log's)"
             messages.append(
                 f"{path}: MFU would be {mfu * 100:,.0f}% of the {peak['source']} peak "
-                f"({peak.get('detail')}): impossible, so the peak or the config (model, batch, block) is "
-                "wrong: the report flags it, never shows it as a result"
+                f"({peak.get('detail')}): impossible, so the peak is wrong or one of {suspects} is: "
+                "the report flags it, never shows it as a result"
             )
         imported.append((path, log, cfg, run))
 
@@ -178,10 +187,10 @@ def run(args: argparse.Namespace) -> int:
     }
     try:
         out.write_sweep(sweep)
-        for rid, (path, _log, cfg, run) in zip(run_dirs, imported, strict=True):
+        for rid, (path, log, cfg, run) in zip(run_dirs, imported, strict=True):
             writer = out.new_run(rid, run.meta)
             try:
-                for kind, row in nanogpt.run_rows(nanogpt.read_lines(path), cfg):
+                for kind, row in nanogpt.run_rows(nanogpt.read_lines(path), cfg, log.attempt):
                     if kind == "step":
                         writer.step(*row)
                     else:
@@ -194,6 +203,14 @@ def run(args: argparse.Namespace) -> int:
         raise ResultsError(f"cannot write the results: {e.filename or args.out}: {e.strerror or e}") from None
     print(f"wrote {out.root}: `bench report {out.root}` diagnoses it", file=sys.stderr)
     return 0
+
+
+def _hwinfo_gpu(snapshot: dict | None) -> str | None:
+    """A GPU's name in a hwinfo snapshot, for a refusal's device example."""
+    for d in (snapshot or {}).get("devices") or []:
+        if d.get("device", "").startswith(("cuda", "mps")):
+            return str(d.get("name") or d["device"])
+    return None
 
 
 def _unique(rid: str, used: set[str]) -> str:
@@ -217,7 +234,10 @@ def _describe(host: str, rid: str, meta: dict) -> str:
             mfu = f"MFU {s['mfu'] * 100:.2f}% of its own peak"
         else:
             mfu = "own peak unknown"
-        parts.append(f"{mfu}, {s['mfu_vs_a100'] * 100:.2f}% of an A100 recomputed")
+        if s.get("withheld"):
+            parts.append("tokens/s and MFUs withheld (see above)")
+        else:
+            parts.append(f"{mfu}, {s['mfu_vs_a100'] * 100:.2f}% of an A100 recomputed")
     if s.get("nanogpt_mfu_printed") is not None:
         parts.append(f"nanoGPT printed mfu {s['nanogpt_mfu_printed'] * 100:.2f}%")
     lines = [", ".join(parts)]
