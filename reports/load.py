@@ -26,6 +26,7 @@ from bench.results import (
     read_sweep,
     run_dirs,
 )
+from hwinfo.energy import band_for_device, check_energy
 
 ReportError = ResultsError  # results that cannot be reported on: one line, exit 2
 
@@ -225,11 +226,17 @@ def _flatten_run(meta: dict, key: str, name: str, run_dir: Path, results_dir: Pa
     summary = meta.get("summary") or {}
     for k in SUMMARY_KEYS:
         row[k] = summary.get(k)
-    energy = summary.get("energy") if isinstance(summary.get("energy"), dict) else {}
-    row["energy_source"] = energy.get("source")
-    row["energy_reason"] = energy.get("reason")
+    energy = summary.get("energy")
+    figures, why = (None, None)
+    if energy is not None:  # runs from before energy was metered say nothing about it
+        fallback = band_for_device(row["device_type"], sweep.get("hwinfo"))
+        figures, why = check_energy(energy, meta.get("tokens_per_iter"), fallback)
+    row["energy_source"] = (
+        energy.get("source") if figures is not None else ("unavailable" if energy is not None else None)
+    )
+    row["energy_reason"] = why
     for k in ("joules_per_step", "tokens_per_joule", "mean_watts", "idle_watts", "eval_joules"):
-        row[k] = energy.get(k) if isinstance(energy.get(k), (int, float)) else None
+        row[k] = figures[k] if figures is not None else None
     if row["mfu"] is None and row["peak_source"] != "unknown":  # older files: computed as a run would
         row["mfu"] = mfu(row["achieved_flops_per_s"], row["peak_value"])
     return row
