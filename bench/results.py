@@ -15,6 +15,7 @@ reads as "warmup" for the first summary.warmup_iters steps and "timed" after.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
 
@@ -522,6 +524,31 @@ def _num(text: str) -> float:
     return v
 
 
+def _floats(cells: tuple[str, ...] | list[str]) -> list[float]:
+    """Cells as floats, NaN where a cell is not a number (the whole column in C when every cell is one)."""
+    try:
+        return list(map(float, cells))
+    except ValueError:
+        return [_num(c) for c in cells]
+
+
+def _plain_columns(body: str, width: int) -> list[list[str]] | None:
+    """The columns of a CSV body whose every line is `width` plain cells (what the writer writes), split in C
+    (no list per row: a 1,500-run report holds three million rows); None when any line is not plain."""
+    if "\r" in body:
+        body = body.replace("\r\n", "\n")  # the csv module's line ending
+    if '"' in body or "\r" in body:
+        return None
+    body = body[:-1] if body.endswith("\n") else body
+    if not body:
+        return [[] for _ in range(width)]
+    lines = body.split("\n")
+    if set(map(str.count, lines, repeat(",", len(lines)))) != {width - 1}:
+        return None
+    cells = body.replace("\n", ",").split(",")
+    return [cells[i::width] for i in range(width)]
+
+
 def _read_rows(path: Path, header: list[str], numeric: tuple[str, ...], required: tuple[str, ...]) -> Rows:
     empty = {c: [] for c in header}
     if path.exists() and not path.is_file():  # a directory or a FIFO (which open() would wait on forever)
@@ -536,36 +563,48 @@ def _read_rows(path: Path, header: list[str], numeric: tuple[str, ...], required
         return Rows(empty, problem=f"{path}: cannot read ({e.strerror or e}): left out")
     with f:
         try:
-            reader = csv.reader(f)
-            head = next(reader, None)
-            if head is None:
-                return Rows(empty)
-            head = [h.strip() for h in head]
-            missing = [c for c in required if c not in head]
-            if missing:
-                return Rows(empty, problem=f"{path}: no {', '.join(missing)} column in its header: left out")
-            index = [head.index(c) if c in head else None for c in header]
-            width = len(head)
-            cols: dict[str, list] = {c: [] for c in header}
-            bad = 0
-            for row in reader:
-                if len(row) != width:
-                    bad += 1 if row else 0
-                    continue
-                it = _num(row[index[0]])
-                if not (0 <= it < _MAX_ITER and it.is_integer()):
-                    bad += 1
-                    continue
-                for c, i in zip(header, index, strict=True):
-                    cell = row[i] if i is not None else ""
-                    cols[c].append(_num(cell) if c in numeric else cell)
-        except (csv.Error, UnicodeDecodeError) as e:
+            text = f.read()
+        except UnicodeDecodeError as e:
             return Rows(empty, problem=f"{path} is corrupt ({type(e).__name__}: {e}): left out")
         except OSError as e:
             return Rows(empty, problem=f"{path}: cannot read ({e.strerror or e}): left out")
+    first, _, body = text.partition("\n")
+    try:
+        head = next(csv.reader([first]), None)
+    except csv.Error as e:
+        return Rows(empty, problem=f"{path} is corrupt ({type(e).__name__}: {e}): left out")
+    if not head:
+        return Rows(empty)
+    head = [h.strip() for h in head]
+    missing = [c for c in required if c not in head]
+    if missing:
+        return Rows(empty, problem=f"{path}: no {', '.join(missing)} column in its header: left out")
+    index = [head.index(c) if c in head else None for c in header]
+    width = len(head)
+    bad = 0
+    by_column = _plain_columns(body, width)
+    if by_column is None:  # quotes, CR, blank or ragged lines: the csv module, row by row
+        try:
+            raw = list(csv.reader(io.StringIO(body, newline="")))
+        except csv.Error as e:
+            return Rows(empty, problem=f"{path} is corrupt ({type(e).__name__}: {e}): left out")
+        good = [row for row in raw if len(row) == width]
+        bad = sum(1 for row in raw if row and len(row) != width)
+        by_column = list(zip(*good, strict=True)) if good else [()] * width
+    n_rows = len(by_column[0]) if by_column else 0
+    iters = _floats(by_column[index[0]])  # type: ignore[index]
+    keep = [0 <= v < _MAX_ITER and v.is_integer() for v in iters]
+    kept_all = all(keep)
+    bad += len(keep) - sum(keep)
+    cols: dict[str, list] = {}
+    for c, i in zip(header, index, strict=True):
+        cells = by_column[i] if i is not None else ("",) * n_rows
+        values = _floats(cells) if c in numeric else list(cells)
+        cols[c] = values if kept_all else list(compress(values, keep))
     for c in ("ms", "lr"):  # a time or a learning rate below zero, or infinite, is not a measurement
-        if c in cols:
-            cols[c] = [v if 0 <= v < math.inf else math.nan for v in cols[c]]
+        values = cols.get(c)
+        if values and not (math.isfinite(sum(values)) and min(values) >= 0):
+            cols[c] = [v if 0 <= v < math.inf else math.nan for v in values]
     return Rows(cols, bad)
 
 

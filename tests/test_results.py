@@ -321,3 +321,23 @@ def test_a_fifo_where_a_file_should_be_never_blocks(tmp_path):
         R.read_profile(tmp_path / "profile.json")
     with pytest.raises(R.ResultsError, match="not a regular file"):
         R.read_json(tmp_path / "run.json")
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("tail", ["", '7,"10",2.0,0.001,timed\n', "7,10,2.0,0.001,timed,extra\n8,10,2.0,0.001\n"])
+def test_the_column_reader_reads_as_the_csv_module_does(tmp_path, newline, tail):
+    """The whole-column fast path (plain lines) and the csv module's row-by-row path (quotes, ragged lines)
+    give the same columns: garbage cells NaN, bad rows counted, negative times dropped."""
+    import csv
+
+    body = "0,10,4.0,0.001,warmup\n1,abc,3.9,0.001,timed\n2,-3,3.8,,timed\nx,1,1,1,timed\n3,11,3.7,0.001,timed\n"
+    text = ("iter,ms,loss,lr,phase\n" + body + tail).replace("\n", newline)
+    (tmp_path / "steps.csv").write_bytes(text.encode())
+    rows = R.read_steps(tmp_path)
+    expected = [r for r in csv.reader(text.splitlines()[1:]) if len(r) == 5 and r[0].isdigit()]
+    assert rows.columns["iter"] == [float(r[0]) for r in expected]
+    assert rows.columns["phase"] == [r[4] for r in expected]
+    assert rows.bad_rows == 1 + (2 if "extra" in tail else 0)
+    ms = rows.columns["ms"]
+    assert ms[0] == 10.0 and math.isnan(ms[1]) and math.isnan(ms[2]) and ms[3] == 11.0
+    assert math.isnan(rows.columns["lr"][2])
