@@ -37,3 +37,16 @@ def test_steps_of_a_run_are_its_own_rows(tmp_path):
         assert len(s) == 20 and set(s["key"]) == {key} and set(e["key"]) == {key}
     results.steps = results.steps.iloc[::-1]  # a frame replaced after loading is grouped, not sliced
     assert set(results.steps_of("laptop/cpu-1")["key"]) == {"laptop/cpu-1"}
+
+
+def test_a_long_html_table_shows_its_first_rows_and_collapses_the_rest():
+    import pandas as pd
+
+    from reports.html import TABLE_OPEN_ROWS, _table
+
+    n = TABLE_OPEN_ROWS + 7
+    html = _table(pd.DataFrame({"run": [f"run-{i}" for i in range(n)]}))
+    shown, _, rest = html.partition("<details>")
+    assert shown.count("<tr>") == TABLE_OPEN_ROWS + 1 and "7 more rows" in rest and rest.count("<tr>") == 7 + 1
+    assert all(f">run-{i}<" in html for i in range(n))
+    assert "<details>" not in _table(pd.DataFrame({"run": ["a", "b"]}))
