@@ -7,7 +7,6 @@ the run, steps, evals and profile readers); this module only builds the frames. 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,24 +14,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.metrics import mfu
 from bench.results import (
+    LOSS_NEUTRAL_TRAIN_KEYS,  # noqa: F401 - the reports read it from here
     STEPS_HEADER,
     ResultsError,
+    config_key,  # noqa: F401 - the reports read it from here
+    derived_columns,
     read_evals,
     read_profile,
-    read_run,
     read_steps,
-    read_sweep,
-    run_dirs,
 )
-from hwinfo.energy import band_for_device, check_energy
+from bench.results import Results as DirResults
 
 ReportError = ResultsError  # results that cannot be reported on: one line, exit 2
-
-# Train keys that change what a run computes (its loss curve); the others only change when it is
-# evaluated or which steps are timed.
-LOSS_NEUTRAL_TRAIN_KEYS = ("eval_interval", "timing_warmup_iters")
 
 SUMMARY_KEYS = (
     "ms_median", "ms_p10", "ms_p90", "ms_mean", "tokens_per_s", "achieved_flops_per_s", "mfu",
@@ -172,29 +166,6 @@ def newest_results_dir(root: str | Path = "results") -> Path:
     return max(candidates, key=lambda d: (d / "sweep.json").stat().st_mtime)
 
 
-def config_key(meta: dict) -> str:
-    """What decides a run's loss curve: model, train (minus timing-only keys), batch, block, seed."""
-    train = {k: v for k, v in (meta.get("train") or {}).items() if k not in LOSS_NEUTRAL_TRAIN_KEYS}
-    cfg = {
-        "model": meta.get("model") or {},
-        "train": train,
-        "batch_size": meta.get("batch_size"),
-        "block_size": meta.get("block_size"),
-    }
-    return json.dumps(cfg, sort_keys=True, default=str)
-
-
-def _fused_adamw(meta: dict) -> bool:
-    """The fused AdamW kernel: run.json's `fused_adamw`, else a tune's knobs; unknown (or not a true/false) is
-    the default foreach."""
-    tune = meta.get("tune")
-    knobs = tune.get("knobs") if isinstance(tune, dict) else None
-    for v in (meta.get("fused_adamw"), knobs.get("fused_adamw") if isinstance(knobs, dict) else None):
-        if isinstance(v, bool):
-            return v
-    return False
-
-
 def _flatten_run(meta: dict, key: str, name: str, run_dir: Path, results_dir: Path, sweep: dict) -> dict:
     row: dict[str, Any] = {
         "key": key,
@@ -215,8 +186,6 @@ def _flatten_run(meta: dict, key: str, name: str, run_dir: Path, results_dir: Pa
         "block_size": meta.get("block_size"),
         "compile": meta.get("compile"),
         "threads": meta.get("threads"),
-        "fused_adamw": _fused_adamw(meta),
-        "world_size": meta.get("world_size") if isinstance(meta.get("world_size"), int) else 1,
         "backend": meta.get("backend"),
         "seed": meta.get("seed"),
         "flops_per_token": meta.get("flops_per_token"),
@@ -225,7 +194,6 @@ def _flatten_run(meta: dict, key: str, name: str, run_dir: Path, results_dir: Pa
         "started": meta.get("started"),
         "finished": meta.get("finished"),
         "assumed": ", ".join(meta.get("assumed") or []),
-        "config_key": config_key(meta),
     }
     peak = meta.get("peak_flops") or {}
     row["peak_value"] = peak.get("value")
@@ -238,19 +206,7 @@ def _flatten_run(meta: dict, key: str, name: str, run_dir: Path, results_dir: Pa
     summary = meta.get("summary") or {}
     for k in SUMMARY_KEYS:
         row[k] = summary.get(k)
-    energy = summary.get("energy")
-    figures, why = (None, None)
-    if energy is not None:  # runs from before energy was metered say nothing about it
-        fallback = band_for_device(row["device_type"], sweep.get("hwinfo"))
-        figures, why = check_energy(energy, meta.get("tokens_per_iter"), fallback)
-    row["energy_source"] = (
-        energy.get("source") if figures is not None else ("unavailable" if energy is not None else None)
-    )
-    row["energy_reason"] = why
-    for k in ("joules_per_step", "tokens_per_joule", "mean_watts", "idle_watts", "eval_joules"):
-        row[k] = figures[k] if figures is not None else None
-    if row["mfu"] is None and row["peak_source"] != "unknown":  # older files: computed as a run would
-        row["mfu"] = mfu(row["achieved_flops_per_s"], row["peak_value"])
+    row.update(derived_columns(meta, sweep))  # tokens/s, MFU, energy, ...: computed once, in bench.results
     return row
 
 
@@ -322,16 +278,15 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
     sweeps: list[dict] = []
     found: list[tuple[dict, Path, Path, dict]] = []  # (sweep, results dir, run dir, run.json)
     for d in dirs:
-        sweep = read_sweep(d)
+        loaded = DirResults.load(d)
+        sweep = loaded.sweep
         sweep["_path"] = str(d)
         sweeps.append(sweep)
         host_rows.append(_host_row(sweep, d))
-        listed = run_dirs(d)
-        for rd in listed:
-            record = read_run(rd)
+        for record in loaded.runs:
             warnings.extend(record.warnings)
-            found.append((sweep, d, rd, record.meta))
-        warnings.extend(_runs_without_run_json(d, listed))
+            found.append((sweep, d, record.dir, record.meta))
+        warnings.extend(_runs_without_run_json(d, [r.dir for r in loaded.runs]))
     entries = [
         (str(meta.get("host") or sweep.get("host") or "?"), str(meta.get("run_id") or rd.name), d, rd)
         for sweep, d, rd, meta in found

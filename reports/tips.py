@@ -590,7 +590,9 @@ def tips_table(results: Results, rows: list[TipRow] | None = None) -> pd.DataFra
 
 def render_tips(results: Results, form: str = "text") -> str:
     """The tips table and the best configuration per device, as text or markdown ("" without a tune)."""
-    from reports.summary import _md_table, _text_table, one_line
+    from reports.tables import md_table as _md_table
+    from reports.tables import one_line
+    from reports.tables import text_table as _text_table
 
     rows = tip_rows(results)
     if not rows:
