@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwinfo.units import positive
+
 POWERCAP = "sys/class/powercap"
 RAPL_GRANT = (
     "energy_uj is readable by root only since Linux closed CVE-2020-8694 (the Platypus attack); to let "
@@ -83,12 +85,7 @@ class PowerBand:
 
 def is_positive(value: Any) -> bool:
     """A real number above zero and finite (not a bool, a string, NaN or infinity)."""
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and value == value
-        and 0 < value < float("inf")
-    )
+    return positive(value) is not None
 
 
 def cpu_band(power_limit_watts: float | None, logical_cpus: int | None, limit_basis: str = "") -> PowerBand:

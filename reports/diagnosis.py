@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.metrics import mfu, mfu_is_possible
+from bench.metrics import BUSY_OTHER_CORES, mfu, mfu_is_possible
+from hwinfo.dtypes import CPU_NATIVE_FEATURES
 from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS
 from reports import fmt
 from reports.finding import Finding
@@ -35,10 +36,9 @@ LOW_MFU = 0.3  # "far below its own peak" at the smallest batch
 NEAR_PEAK_MFU = 0.5
 WARMUP_RATIO = 3.0  # a first step this many times the median is worth a sentence
 NOISY_SPREAD = 1.5  # p90/p10 of the timed steps above this: the timings are noisy
-BUSY_OTHER_CORES = 0.25  # other processes using this many cores' worth of CPU during a run
 IDLE_DEVICE = 0.5  # a CUDA step whose device is idle this fraction of the time is launch-bound
 OVERFIT_RISE = 0.03  # val loss this far above its minimum at the last eval (eval noise is ~0.01-0.02)
-NATIVE_CPU_FEATURES = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
+NATIVE_CPU_FEATURES = CPU_NATIVE_FEATURES
 
 
 def diagnose(results: Results) -> list[Finding]:

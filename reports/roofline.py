@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.metrics import BUSY_OTHER_CORES
 from reports import fmt
 from reports.load import Results
 from reports.profile_text import PROFILED_SLOWER
@@ -25,7 +26,7 @@ MIN_SHARE = 0.02  # categories with less of the step are left out of the sentenc
 OVERHEAD_LEVER = 0.3  # this much of the step overhead-bound: name the lever for overhead
 OVERHEAD_WARNING = 0.5  # ... and from this much, the finding is a warning
 NEAR_COMPUTE_LEVER = 0.6  # matmuls this close to the compute roof: only a faster matmul moves them
-BUSY_CORES = 0.25  # other processes using this many cores during the run: waiting counts as overhead
+BUSY_CORES = BUSY_OTHER_CORES  # other processes this busy during the run: waiting counts as overhead
 _NUMBERS = (
     "flops", "flops_floor", "bytes", "ops", "intensity", "flops_per_s", "bytes_per_s",
     "fraction_of_compute_roof", "fraction_of_memory_roof",

@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.metrics import BUSY_OTHER_CORES
 from bench.tune.plan import ANSWERED_TIPS, BEST, BEST_TO_LOSS, DEFAULT, TIPS
 from bench.tune.verdict import (
     FAILED,
@@ -31,6 +32,7 @@ from bench.tune.verdict import (
     choose_best,
     throughput_effect,
 )
+from hwinfo.dtypes import CPU_NATIVE_FEATURES
 from reports import fmt
 from reports.load import Results
 from reports.time_to_loss import ToLossSet, to_loss_sets
@@ -51,8 +53,8 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "num_workers": ("num_workers=4", "parallel data loading speeds training up"),
     "eval_iters": ("--eval_iters=10", "fewer eval batches save time"),
 }  # fmt: skip
-NATIVE_CPU = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
-BUSY_CORES = 0.25  # other processes using this many cores' worth of CPU: the machine was shared
+NATIVE_CPU = CPU_NATIVE_FEATURES
+BUSY_CORES = BUSY_OTHER_CORES
 COLUMNS = ["device", "tip", "variant", "claim", "measured here", "verdict", "why"]
 
 

@@ -47,6 +47,8 @@ def test_a_long_html_table_shows_its_first_rows_and_collapses_the_rest():
     n = TABLE_OPEN_ROWS + 7
     html = _table(pd.DataFrame({"run": [f"run-{i}" for i in range(n)]}))
     shown, _, rest = html.partition("<details>")
-    assert shown.count("<tr>") == TABLE_OPEN_ROWS + 1 and "7 more rows" in rest and rest.count("<tr>") == 7 + 1
+    assert (
+        shown.count("<tr>") == TABLE_OPEN_ROWS + 1 and "7 more rows" in rest and rest.count("<tr>") == 7 + 1
+    )
     assert all(f">run-{i}<" in html for i in range(n))
     assert "<details>" not in _table(pd.DataFrame({"run": ["a", "b"]}))
