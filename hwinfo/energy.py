@@ -125,7 +125,10 @@ def band_for_device(device_type: str, hwinfo: dict | None) -> PowerBand:
         cpu = (hwinfo or {}).get("cpu") if isinstance(hwinfo, dict) else None
         logical = cpu.get("logical_cores") if isinstance(cpu, dict) else None
         return cpu_band(None, logical if isinstance(logical, int) else None)
-    return gpu_band(None)
+    gpus = (hwinfo or {}).get("gpus") if isinstance(hwinfo, dict) else None
+    limits = [positive(g.get("power_limit_w")) for g in gpus or [] if isinstance(g, dict)]
+    known = [w for w in limits if w is not None]
+    return gpu_band(max(known), "the highest NVML power limit in hwinfo") if known else gpu_band(None)
 
 
 class EnergyMeter:

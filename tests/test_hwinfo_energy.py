@@ -440,3 +440,12 @@ def test_check_energy_keeps_real_figures_and_drops_an_implausible_idle() -> None
              "idle_watts": 9e9, "eval_joules": 0.0, "timed_joules": 200.0}  # fmt: skip
     figures, why = energy.check_energy(block, 768, energy.cpu_band(None, 2))
     assert why is None and figures["mean_watts"] == 40.0 and figures["idle_watts"] is None
+
+
+def test_a_band_for_older_runs_comes_from_the_hwinfo_snapshot() -> None:
+    hw = {"cpu": {"logical_cores": 4}, "gpus": [{"name": "A", "power_limit_w": 300.0}, {"name": "B"}]}
+    assert energy.band_for_device("cpu", hw).high_watts == energy.PLAUSIBLE_MULTIPLE * 4 * 25
+    assert energy.band_for_device("cuda", hw).high_watts == energy.PLAUSIBLE_MULTIPLE * 300
+    assert (
+        energy.band_for_device("cuda", {}).high_watts == energy.PLAUSIBLE_MULTIPLE * energy.FALLBACK_GPU_WATTS
+    )
