@@ -593,13 +593,15 @@ def _read_rows(path: Path, header: list[str], numeric: tuple[str, ...], required
         by_column = list(zip(*good, strict=True)) if good else [()] * width
     n_rows = len(by_column[0]) if by_column else 0
     iters = _floats(by_column[index[0]])  # type: ignore[index]
-    keep = [0 <= v < _MAX_ITER and v.is_integer() for v in iters]
-    kept_all = all(keep)
+    kept_all = not iters or (
+        min(iters) >= 0 and max(iters) < _MAX_ITER and all(map(float.is_integer, iters))
+    )  # NaN fails is_integer
+    keep = [] if kept_all else [0 <= v < _MAX_ITER and v.is_integer() for v in iters]
     bad += len(keep) - sum(keep)
     cols: dict[str, list] = {}
     for c, i in zip(header, index, strict=True):
         cells = by_column[i] if i is not None else ("",) * n_rows
-        values = _floats(cells) if c in numeric else list(cells)
+        values = iters if i == index[0] else _floats(cells) if c in numeric else list(cells)
         cols[c] = values if kept_all else list(compress(values, keep))
     for c in ("ms", "lr"):  # a time or a learning rate below zero, or infinite, is not a measurement
         values = cols.get(c)
