@@ -121,7 +121,6 @@ def _run_rule(results: Results, rule: Any, ok: pd.DataFrame) -> list[Finding]:
     return out
 
 
-
 def diagnose(results: Results) -> list[Finding]:
     """Every finding for these results, those that explain most of the step or the gap first; ids kind-N."""
     ok = results.ok_runs()

@@ -38,6 +38,7 @@ from bench.tune.verdict import (
 from hwinfo.dtypes import CPU_NATIVE_FEATURES
 from reports import fmt
 from reports.load import Results
+from reports.tables import one_line
 from reports.time_to_loss import ToLossSet, to_loss_sets
 
 # (what the tip says to do, the claim as it is usually stated)
@@ -695,7 +696,6 @@ def print_after_tune(out: str | Path) -> int:
     import sys
 
     from reports.load import load_results
-    from reports.summary import one_line
 
     try:
         results = load_results(Path(out))
