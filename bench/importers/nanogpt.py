@@ -63,6 +63,9 @@ MAX_CONFIG_FILES = 10
 MAX_ATTEMPTS = 1000  # runs started again in one file (each keeps its own figures while the file is read)
 MFU_AGREE = 0.10  # the recomputed FLOPs may differ from nanoGPT's printed mfu by this much
 MFU_PRINT_STEP = 0.005  # percentage points: train.py prints the mfu with two decimals
+ACCUM_TOL = (
+    0.1  # micro-batches: how far the printed mfu may put gradient_accumulation_steps off a whole number
+)
 
 # train.py's defaults (GPT-2 124M on OpenWebText); `dtype` is machine-dependent and handled apart.
 TRAIN_PY_DEFAULTS: dict[str, Any] = {
@@ -119,13 +122,17 @@ DEVICE_RE = re.compile(r"(cpu|mps|cuda(?::\d{1,3})?|xpu(?::\d{1,3})?)")
 # Numbers as Python prints floats, with no ambiguous split of a digit run (linear time, never quadratic).
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf)"
 _INT = r"\d{1,15}"
-ITER_RE = re.compile(rf"\biter ({_INT}): loss ({_NUM}), time (\d+(?:\.\d*)?)ms(?:, mfu (-?\d+(?:\.\d*)?)%)?")
+# A fork may print a unit after a loss (`loss 6.0659 BPC, time ...`): one short word, read past.
+_UNIT = r"(?: [A-Za-z]{1,8})?"
+ITER_RE = re.compile(
+    rf"\biter ({_INT}): loss ({_NUM}){_UNIT}, time (\d+(?:\.\d*)?)ms(?:, mfu (-?\d+(?:\.\d*)?)%)?"
+)
 # An iteration line whose time or mfu cannot be read (nan, inf, negative, cut short): skipped and counted.
-BAD_ITER_RE = re.compile(rf"\biter {_INT}: loss \S+, time ")
-STEP_RE = re.compile(rf"\bstep ({_INT}): train loss ({_NUM}), val loss ({_NUM})")
+BAD_ITER_RE = re.compile(rf"\biter {_INT}: loss \S+{_UNIT}, time ")
+STEP_RE = re.compile(rf"\bstep ({_INT}): train loss ({_NUM}){_UNIT}, val loss ({_NUM})")
 OVERRIDE_RE = re.compile(r"(\w+) = (.*)")
-TOKENS_RE = re.compile(r"tokens per iteration will be: (\d{1,3}(?:,\d{3}){0,5}|\d{1,18})(?:\s|$)")
-VOCAB_RE = re.compile(r"found vocab_size = (\d{1,12}) \(inside ")
+TOKENS_RE = re.compile(r"tokens per iteration(?: will be)?: (\d{1,3}(?:,\d{3}){0,5}|\d{1,18})(?:\s|$)")
+VOCAB_RE = re.compile(r"found vocab_size = (\d{1,12})(?:\s|$)")
 VOCAB_DEFAULT_RE = re.compile(r"defaulting to vocab_size of GPT-2 to (\d{1,12})")
 PARAMS_RE = re.compile(r"number of parameters: (\d{1,12}(?:\.\d*)?)M")
 INIT_RE = re.compile(r"Initializing from OpenAI GPT-2 weights: (gpt2(?:-medium|-large|-xl)?)\b")
@@ -313,7 +320,7 @@ def _scan(lines: Iterable[str | None]) -> Iterator[tuple]:
 
 def _train_py_line(line: str) -> tuple | None:
     """The event of one of train.py's own informational lines, or None."""
-    if (at := line.find("tokens per iteration will be: ")) >= 0 and (m := TOKENS_RE.match(line, at)):
+    if (at := line.find("tokens per iteration")) >= 0 and (m := TOKENS_RE.match(line, at)):
         return ("tokens", int(m.group(1).replace(",", "")))
     if (at := line.find("found vocab_size = ")) >= 0 and (m := VOCAB_RE.match(line, at)):
         return ("vocab", int(m.group(1)))
@@ -941,10 +948,21 @@ def _tokens_from_mfu(log: ParsedLog, values: dict, world: int) -> int:
     fpt = flops_per_token({k: values[k] for k in MODEL_KEYS})
     per_micro = values["batch_size"] * values["block_size"]
     accum = log.mfu_flops_per_iter() / fpt / per_micro
-    if round(accum) < 1 or abs(accum - round(accum)) > MFU_AGREE * accum + log.mfu_resolution() * accum:
+    # The printed digits move the ratio by `spread` steps: they pin a whole number only when that is well
+    # under one step; then it must be within ACCUM_TOL steps of one (a relative bound would let any ratio
+    # above 5 pass: 6.4 from a fork's own FLOP count is no accumulation of 6).
+    spread = accum * log.mfu_resolution()
+    if spread >= 0.5:
         raise NanoGPTLogError(
-            f"{log.source}: the log's mfu gives {accum * per_micro:,.0f} tokens per iteration per process, not a "
-            f"multiple of batch_size x block_size ({per_micro:,}): pass --set gradient_accumulation_steps=N"
+            f"{log.source}: the log's mfu (last printed {log.printed_mfu_last:.2f}%) has too few digits to give "
+            f"gradient_accumulation_steps (about {accum:,.0f}, give or take {spread:,.0f}): "
+            "pass --set gradient_accumulation_steps=N"
+        )
+    if round(accum) < 1 or abs(accum - round(accum)) > max(ACCUM_TOL, spread):
+        raise NanoGPTLogError(
+            f"{log.source}: the log's mfu gives {accum:.2f} x batch_size x block_size ({per_micro:,}) tokens per "
+            "iteration per process, not a whole number: its FLOPs are not those of nanoGPT's GPT with this "
+            "config (a modified model, or a --set value): pass --set gradient_accumulation_steps=N"
         )
     return round(accum) * world * per_micro
 
