@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ast
 import codecs
+import copy
 import math
 import re
 import statistics
@@ -181,13 +182,26 @@ def read_lines(path: str | Path) -> Iterator[str | None]:
             head = f.read(BINARY_SNIFF_BYTES)
         except OSError as e:
             raise NanoGPTLogError(f"{path} cannot be read ({e.strerror or e})") from None
+    if not head.strip():
+        raise NanoGPTLogError(f"{path} is empty: pass the file train.py's output was saved to")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
+    elif (enc := _bomless_utf16(head)) is not None:
+        encoding = enc
     elif b"\0" in head:
         raise NanoGPTLogError(f"{path} is a binary file, not a nanoGPT train.py log")
     else:
         encoding = "utf-8-sig"
     return _stream(Path(path), encoding)
+
+
+def _bomless_utf16(head: bytes) -> str | None:
+    """UTF-16 written without a BOM (some Windows tools): text whose every other byte is (nearly always) NUL."""
+    even, odd = head[0 : len(head) - len(head) % 2 : 2], head[1 : len(head) - len(head) % 2 : 2]
+    for text, zeros, encoding in ((even, odd, "utf-16-le"), (odd, even, "utf-16-be")):
+        if len(text) >= 8 and zeros.count(0) >= 0.9 * len(zeros) and text.count(0) <= 0.01 * len(text):
+            return encoding
+    return None
 
 
 def _stream(path: Path, encoding: str) -> Iterator[str | None]:
@@ -355,11 +369,17 @@ class _Attempts:
         self.n = -1
         self._new()
 
-    def _new(self) -> None:
+    def _new(self, same_config: bool = False) -> None:
+        self.same_config = same_config  # a count going back with no new echo: the run's own output goes on
         self.n += 1
         self.progress = self.crashed = False
         self.last_it: int | None = None
         self.last_step: int | None = None
+
+    def repeats(self, ev: tuple) -> bool:
+        """An iteration (or eval) line with the number of the one before: another rank printing the same step."""
+        last = {"iter": self.last_it, "eval": self.last_step}.get(ev[0])
+        return last is not None and ev[1] == last and not self.crashed
 
     def of(self, ev: tuple) -> int:
         kind = ev[0]
@@ -370,7 +390,7 @@ class _Attempts:
         elif kind in ("iter", "eval"):
             last = self.last_it if kind == "iter" else self.last_step
             if last is not None and ev[1] <= last:
-                self._new()
+                self._new(same_config=not self.crashed)
             if kind == "iter":
                 self.last_it = ev[1]
             else:
@@ -454,6 +474,8 @@ class ParsedLog:
     other_lines: int = 0  # lines that are not train.py's (warnings, tracebacks, progress)
     long_lines: int = 0  # lines over MAX_LINE_CHARS, skipped unread
     bad_iter_lines: int = 0  # iteration lines whose time or mfu is not a number train.py prints
+    inherited_config: bool = False  # the config is the attempt before's (see _inherit_config)
+    repeated_iters: int = 0  # lines repeating the iteration number just printed (several ranks printing)
     first_bad_iter_line: int | None = None
     said: str | None = None  # the last of train.py's own lines seen, for messages
 
@@ -516,7 +538,14 @@ class _Phases:
 def _events(lines: Iterable[str | None]) -> Iterator[tuple[int, tuple]]:
     attempts = _Attempts()
     for ev in _scan(lines):
-        yield attempts.of(ev), ev
+        if attempts.repeats(ev):
+            yield attempts.n, ("repeat_iter", ev[-1])
+            continue
+        n = attempts.n
+        a = attempts.of(ev)
+        if a != n and attempts.same_config:
+            yield a, ("same_config",)
+        yield a, ev
 
 
 def parse_log(lines: Iterable[str | None], source: str = "<log>", attempt: int | None = None) -> ParsedLog:
@@ -534,6 +563,9 @@ def parse_log(lines: Iterable[str | None], source: str = "<log>", attempt: int |
             logs.append(ParsedLog(source=source, attempt=a + 1))
             phases.append(_Phases())
             spans.append([0, 0])
+        if ev[0] == "same_config":
+            _inherit_config(logs[a], logs[a - 1])
+            continue
         if len(ev) > 1 and isinstance(ev[-1], int) and ev[0] in ("iter", "eval", "other"):
             spans[a] = [spans[a][0] or ev[-1], ev[-1]]
         _take(logs[a], phases[a], ev)
@@ -550,6 +582,12 @@ def parse_log(lines: Iterable[str | None], source: str = "<log>", attempt: int |
             raise NanoGPTLogError(f"{source}: attempt {attempt} {_stopped(chosen)}")
     elif trained:
         chosen = trained[-1]
+    elif any(log.last_eval is not None and log.last_eval.it > 0 for log in logs):
+        last = max(log.last_eval.it for log in logs if log.last_eval is not None)
+        raise NanoGPTLogError(
+            f"{source} has eval lines up to step {last:,} but no iteration lines ('iter N: loss X, time Y ms', "
+            "printed every log_interval): the times to import are in the lines left out"
+        )
     elif any(log.said or log.n_evals for log in logs):
         raise NanoGPTLogError(f"{source}: {_stopped(logs[-1])}")
     else:
@@ -559,6 +597,20 @@ def parse_log(lines: Iterable[str | None], source: str = "<log>", attempt: int |
     if len(logs) > 1:
         chosen.attempts = [_describe_attempt(log, span) for log, span in zip(logs, spans, strict=True)]
     return chosen
+
+
+_CONFIG_FIELDS = ("config", "overridden", "command", "command_seen", "nproc", "config_files", "command_files",
+                  "unparsed_config", "tokens_per_iter", "vocab_size", "params_m", "init_from", "forcing", "dropout",
+                  "compiling", "preamble")  # fmt: skip
+
+
+def _inherit_config(log: ParsedLog, before: ParsedLog) -> None:
+    """An attempt that starts by going back (iter 300, then iter 250) with no echo of its own: the same
+    process's output resumed or pasted again, so what the attempt before it said about the config holds."""
+    for name in _CONFIG_FIELDS:
+        value = getattr(before, name)
+        setattr(log, name, copy.copy(value))
+    log.inherited_config = True
 
 
 def _stopped(log: ParsedLog) -> str:
@@ -576,6 +628,8 @@ def _describe_attempt(log: ParsedLog, span: list[int]) -> str:
     else:
         what = f"iters {log.first.it}-{log.last.it}"
     error = f", ended in {log.errors[-1]}" if log.errors else ""
+    if log.inherited_config:
+        what += f" (going back with no echo of its own: attempt {log.attempt - 1}'s config)"
     return f"attempt {log.attempt} ({lines}): {what}{error}"
 
 
@@ -659,6 +713,8 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
         log.preamble |= ev[1] and log.first is None
     elif kind == "long":
         log.long_lines += 1
+    elif kind == "repeat_iter":
+        log.repeated_iters += 1
     elif kind == "bad_iter":
         log.bad_iter_lines += 1
         if log.first_bad_iter_line is None:
@@ -879,6 +935,8 @@ def effective_config(
         (log.bad_iter_lines, "iteration line(s) with a time or mfu that is not a number train.py prints skipped "
          f"(the first at line {log.first_bad_iter_line}): those iterations are missing"),
         (log.zero_ms, "iteration(s) printed with time 0.00ms kept out of the medians"),
+        (log.repeated_iters, "iteration or eval line(s) repeating the number of the one before (several ranks "
+         "printing) skipped: the first of each kept"),
         (log.after_nan, "iteration(s) from the first NaN loss on kept out of the medians"),
     ):  # fmt: skip
         if count:
@@ -1241,6 +1299,7 @@ def build_run(
             "other_lines": log.other_lines,
             "long_lines_skipped": log.long_lines,
             "bad_iter_lines_skipped": log.bad_iter_lines,
+            "repeated_iter_lines_skipped": log.repeated_iters,
         },
         "summary": summary,
     }  # fmt: skip
