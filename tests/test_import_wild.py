@@ -168,6 +168,16 @@ IMPORTS = {
         sets(*GPT2, "dtype=float16", "gradient_accumulation_steps=1"),
         dict(status="failed", differ=True),
     ),
+    # a draft of the vglazer post: code blocks indented 5 spaces inside a list, the `Overriding config with`
+    # header and the config file's echo cut (only the Overriding lines): the shape is asked for, not defaulted
+    "vglazer-draft-cpu-indented.log": (
+        sets(*SHAKESPEARE[:-1]),
+        dict(device="cpu", compile="off", tokens_log=16384, vocab=65),
+    ),
+    "vglazer-draft-mps-compile-indented.log": (
+        sets(*SHAKESPEARE[:-1]),
+        dict(device="mps", compile="on", tokens_log=16384, vocab=65),
+    ),
     "issue94-mps-m2-old.log": (
         sets(
             "device=mps",
@@ -293,6 +303,9 @@ REFUSED = {
     "austen-cpu-elided.log": (sets("device=cpu", "block_size=64", "batch_size=12", "n_layer=4", "n_head=4",
                                    "n_embd=128", "vocab_size=81"), ["too few digits"],
                               ["gradient_accumulation_steps"]),
+    # Overriding lines alone, but 16,384 tokens cannot come from the default batch 12 x block 1024
+    "vglazer-draft-cpu-indented.log": ([], ["'tokens per iteration will be: 16,384'", "'device=cpu'"],
+                                       ["n_layer", "n_head", "n_embd", "block_size", "batch_size"]),
     # the `time` line gives the model's shape (--n_layer=4 ...) but not the rest
     "simonw-m2-cpu-ctrl-c.log": ([], ["--set device=cuda|mps|cpu"], ["block_size", "vocab_size", "batch_size"]),
 }  # fmt: skip

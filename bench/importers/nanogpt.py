@@ -485,7 +485,18 @@ class ParsedLog:
         line of a run without a config file), so a key it does not name is train.py's default."""
         if self.config_files:
             return True
-        return not self.command_files and (self.overridden or (self.command_seen and self.from_start))
+        shown = not self.command_files and (self.overridden or (self.command_seen and self.from_start))
+        return bool(shown) and self._fits_defaults()
+
+    def _fits_defaults(self) -> bool:
+        """Overriding lines with no `Overriding config with` header may be a run without a config file, or
+        one whose header (and the config file's echo) the author cut: the tokens line tells which, when the
+        defaults of the keys not overridden cannot make it (16,384 tokens from a batch of 12 x 1024)."""
+        if self.tokens_per_iter is None:
+            return True
+        value = {**TRAIN_PY_DEFAULTS, **self.config, **self.command}
+        per_micro = value["batch_size"] * value["block_size"]
+        return isinstance(per_micro, int) and per_micro > 0 and self.tokens_per_iter % per_micro == 0
 
     @property
     def from_start(self) -> bool:
