@@ -64,9 +64,7 @@ MAX_CONFIG_FILES = 10
 MAX_ATTEMPTS = 1000  # runs started again in one file (each keeps its own figures while the file is read)
 MFU_AGREE = 0.10  # the recomputed FLOPs may differ from nanoGPT's printed mfu by this much
 MFU_PRINT_STEP = 0.005  # percentage points: train.py prints the mfu with two decimals
-ACCUM_TOL = (
-    0.1  # micro-batches: how far the printed mfu may put gradient_accumulation_steps off a whole number
-)
+ACCUM_TOL = 0.1  # micro-batches the printed mfu may put gradient_accumulation_steps off a whole number
 
 # train.py's defaults (GPT-2 124M on OpenWebText); `dtype` is machine-dependent and handled apart.
 TRAIN_PY_DEFAULTS: dict[str, Any] = {
