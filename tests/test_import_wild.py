@@ -178,6 +178,11 @@ IMPORTS = {
         sets(*SHAKESPEARE[:-1]),
         dict(device="mps", compile="on", tokens_log=16384, vocab=65),
     ),
+    # the same run in float32: the loss leaps from 4.8 to 270 at iter 110, 25x the untrained 10.93, never NaN
+    "minlora-float32-explodes.log": (
+        sets(*GPT2, "dtype=float32", "gradient_accumulation_steps=1"),
+        dict(status="failed", differ=True, diverged_at=110),
+    ),
     "issue94-mps-m2-old.log": (
         sets(
             "device=mps",
@@ -212,6 +217,9 @@ def test_wild_log_imports_with_figures_from_its_own_lines(tmp_path, capsys, name
             assert meta["compile"] == value and meta["run_id"].endswith(
                 {"on": "-compile", "off": "-eager"}.get(value, "")
             )
+        elif key == "diverged_at":
+            assert s["diverged"]["iter"] == value and "became 270.3931 at iter 110" in meta["error"]
+            assert "training nothing" not in meta["error"]  # a finite loss still trains
         elif key == "tokens_log":
             assert (
                 meta["tokens_per_iter"] == value and ng["figure_inputs"]["tokens_per_iter"]["source"] == "log"

@@ -62,6 +62,7 @@ MAX_WHOLE = 10**12  # no real run has a size or count above this; bigger ones ar
 MAX_SPIKES_LISTED = 1000  # after-eval iterations listed one by one in run.json (all are counted)
 MAX_CONFIG_FILES = 10
 MAX_ATTEMPTS = 1000  # runs started again in one file (each keeps its own figures while the file is read)
+BLOWUP = 1.5  # a training loss this many times iter 0's (the untrained model's) has diverged
 MFU_AGREE = 0.10  # the recomputed FLOPs may differ from nanoGPT's printed mfu by this much
 MFU_PRINT_STEP = 0.005  # percentage points: train.py prints the mfu with two decimals
 ACCUM_TOL = 0.1  # micro-batches the printed mfu may put gradient_accumulation_steps off a whole number
@@ -678,6 +679,9 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
                 log.printed_mfu_last = mfu
         if log.diverged is None and not math.isfinite(loss):
             log.diverged = (it, "training loss", loss)
+        elif log.diverged is None and log.first.it == 0 and loss > BLOWUP * log.first.loss > 0:
+            # worse than the untrained model it started as: a blow-up short of NaN (fp32 runs rarely reach it)
+            log.diverged = (it, f"training loss, {log.first.loss:g} at iter 0,", loss)
         log.tail_error = None
     elif kind == "eval":
         _, it, train, val, n = ev
@@ -1381,7 +1385,8 @@ def _status(log: ParsedLog, v: dict) -> tuple[str, str | None]:
     last = log.last.it
     if log.diverged:
         it, where, value = log.diverged
-        went_on = f"; train.py went on to iter {last}, training nothing" if last > it else ""
+        nothing = ", training nothing" if not math.isfinite(value) else ""
+        went_on = f"; train.py went on to iter {last}{nothing}" if last > it else ""
         return (
             "failed",
             f"diverged: {where} {'loss ' if where == 'eval' else ''}became {value} at iter {it}{went_on}",
