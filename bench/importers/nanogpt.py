@@ -681,7 +681,7 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
             log.diverged = (it, "training loss", loss)
         elif log.diverged is None and log.first.it == 0 and loss > BLOWUP * log.first.loss > 0:
             # worse than the untrained model it started as: a blow-up short of NaN (fp32 runs rarely reach it)
-            log.diverged = (it, f"training loss, {log.first.loss:g} at iter 0,", loss)
+            log.diverged = (it, "training loss", loss)
         log.tail_error = None
     elif kind == "eval":
         _, it, train, val, n = ev
@@ -1280,6 +1280,8 @@ def build_run(
     if log.diverged:
         it, where, value = log.diverged
         summary["diverged"] = {"iter": it, "where": where, "loss": str(value)}
+        if math.isfinite(value):
+            summary["diverged"]["iter0_loss"] = log.first.loss
     figure_inputs = {k: {"value": v[k], "source": cfg.source[k]} for k in ("device", *FLOP_KEYS)}
     figure_inputs |= {
         "tokens_per_iter": {"value": cfg.tokens_per_iter,
@@ -1385,11 +1387,14 @@ def _status(log: ParsedLog, v: dict) -> tuple[str, str | None]:
     last = log.last.it
     if log.diverged:
         it, where, value = log.diverged
-        nothing = ", training nothing" if not math.isfinite(value) else ""
-        went_on = f"; train.py went on to iter {last}{nothing}" if last > it else ""
+        finite = math.isfinite(value)
+        went_on = (
+            f"; train.py went on to iter {last}{'' if finite else ', training nothing'}" if last > it else ""
+        )
+        start = f", {log.first.loss:g} at iter 0," if finite else ""  # rose past the untrained model's loss
         return (
             "failed",
-            f"diverged: {where} {'loss ' if where == 'eval' else ''}became {value} at iter {it}{went_on}",
+            f"diverged: {where}{start} {'loss ' if where == 'eval' else ''}became {value} at iter {it}{went_on}",
         )
     if log.tail_error:
         status = "interrupted" if "KeyboardInterrupt" in log.tail_error else "failed"
