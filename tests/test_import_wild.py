@@ -372,3 +372,15 @@ def test_report_on_wild_logs_claims_no_compilation_and_shows_no_withheld_figure(
     assert "compilation, paid once" not in text and "which iter 0" not in text
     rows = {r["run_id"]: r for r in report["runs"]}
     assert rows["mps-fp32-b12"]["mfu_vs_a100"] is None and rows["cuda-bf16-b64"]["compile"] == "unknown"
+
+
+def test_an_eval_estimate_larger_than_iter_0_is_capped_and_said(tmp_path, capsys):
+    """The RoPE fork's later evals (with checkpoints, ~56 s) outlast its whole iter 0 (40.6 s): the step-0
+    eval is capped at iter 0's own time and the start-up, then unknown, is said to be so, not shown as a 0 ms
+    measurement."""
+    code, out, _ = run_import(tmp_path, "rope-rmsnorm-m4.log", *sets(*SHAKESPEARE[:-1], "device=mps"))
+    assert code == 0, capsys.readouterr().err
+    meta, _ = imported(out)
+    (first,) = [s for s in meta["summary"]["eval_spikes"] if s.get("first")]
+    assert first["eval_ms_est"] == pytest.approx(40632.86 - meta["summary"]["ms_median"])
+    assert first["startup_ms_est"] == 0 and "start-up then unknown" in first["eval_ms_source"]

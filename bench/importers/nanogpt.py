@@ -1170,7 +1170,11 @@ def eval_spikes(log: ParsedLog, cfg: EffectiveConfig, median: float | None) -> l
         eval_ms = 2 * v["eval_iters"] * median / (3 * v["gradient_accumulation_steps"])
         how = (f"2 x eval_iters ({v['eval_iters']}) forward passes at a third of a train step each "
                "(no later eval to measure it)")  # fmt: skip
-    eval_ms = min(eval_ms, max(0.0, first["ms"] - median))
+    if (
+        eval_ms > first["ms"] - median
+    ):  # the later evals took longer than all of iter 0: start-up not measurable
+        eval_ms = max(0.0, first["ms"] - median)
+        how += ", capped at iter 0's own time (start-up then unknown, shown as 0)"
     startup = "compilation and start-up" if cfg.compile == "on" and log.compiling else "start-up"
     first.update({"first": True, "eval_ms_est": eval_ms, "eval_ms_source": how,
                   "startup_ms_est": max(0.0, first["ms"] - median - eval_ms), "includes": f"eval + {startup}"})  # fmt: skip
