@@ -136,3 +136,16 @@ def test_a_log_cut_mid_line_is_interrupted_with_the_iterations_it_finished(tmp_p
         assert meta["status"] == "interrupted"
         assert all(not isinstance(v, float) or math.isfinite(v) for v in s.values())
         assert s["mfu_vs_a100"] is None or 0 < s["mfu_vs_a100"] <= 1
+
+
+def test_a_log_ending_in_nul_padding_after_a_crash_is_text(tmp_path, clean):
+    """A machine that lost power while train.py wrote its log can leave a block of NUL bytes at its end."""
+    code, meta = run(tmp_path, "crashed.log", BASE.encode("utf-8") + bytes(8192))
+    assert code == 0
+    same_figures(meta["summary"], clean)
+
+
+def test_a_file_of_only_nul_bytes_says_so(tmp_path, capsys):
+    code, _ = run(tmp_path, "zeros.log", bytes(8192))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "only NUL bytes" in err[0]

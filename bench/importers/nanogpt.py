@@ -181,13 +181,16 @@ def read_lines(path: str | Path) -> Iterator[str | None]:
             head = f.read(BINARY_SNIFF_BYTES)
         except OSError as e:
             raise NanoGPTLogError(f"{path} cannot be read ({e.strerror or e})") from None
-    if not head.strip():
-        raise NanoGPTLogError(f"{path} is empty: pass the file train.py's output was saved to")
+    # a crash or power loss can leave blocks of NUL bytes in a log being written: padding, not binary content
+    core = re.sub(rb"\0{16,}", b"", head)
+    if not core.strip():
+        what = "holds only NUL bytes (what a crash can leave of a file)" if b"\0" in head else "is empty"
+        raise NanoGPTLogError(f"{path} {what}: pass the file train.py's output was saved to")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
     elif (enc := _bomless_utf16(head)) is not None:
         encoding = enc
-    elif b"\0" in head:
+    elif b"\0" in core:
         raise NanoGPTLogError(f"{path} is a binary file, not a nanoGPT train.py log")
     else:
         encoding = "utf-8-sig"
