@@ -190,11 +190,15 @@ def read_lines(path: str | Path) -> Iterator[str | None]:
         encoding = "utf-16"
     elif (enc := _bomless_utf16(head)) is not None:
         encoding = enc
-    elif b"\0" in core:
+    elif b"\0" in core or len(core) - len(core.translate(None, _CONTROL_BYTES)) > 0.01 * len(core):
         raise NanoGPTLogError(f"{path} is a binary file, not a nanoGPT train.py log")
     else:
         encoding = "utf-8-sig"
     return _stream(Path(path), encoding)
+
+
+# bytes no text log holds more than a few of (tab, newlines, form feed, ESC of colours and backspace are text)
+_CONTROL_BYTES = bytes([*range(0, 8), *range(14, 27), *range(28, 32), 127])
 
 
 def _bomless_utf16(head: bytes) -> str | None:
