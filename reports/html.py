@@ -155,7 +155,7 @@ def _summary(results: Results) -> str:
 
 def _tips(results: Results) -> str | None:
     """The tips table of a `bench tune` (reports.tips); None when these results hold no tune."""
-    from reports.tips import best_config_findings, tips_table
+    from reports.tips import VERDICT_NOTE, best_config_findings, tips_table
 
     table = tips_table(results)
     if table.empty:
@@ -168,8 +168,7 @@ def _tips(results: Results) -> str | None:
         "in one process, the median of the paired ratios with its 95% bootstrap interval. Variants that change the "
         "recipe (batch) are timed to the val loss the default reaches at its end (train and eval time, known at "
         "evals only: a ratio's bracket spans both runs' crossings, between each one's eval before and the eval "
-        "at the target; a run that never reached it is bounded by its last eval). Verdicts: worth it / harmful when the interval lies beyond 1 and "
-        "the change is at least 5%; no effect when it lies within +-5%; else inconclusive.</p>"
+        f"at the target; a run that never reached it is bounded by its last eval). {escape(VERDICT_NOTE)}</p>"
     )
 
 

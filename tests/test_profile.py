@@ -215,6 +215,7 @@ def test_cuda_device_view_from_events():
             "attention": 0.05,
             "elementwise_norm": 0.02,
             "optimizer": 0.05,
+            "communication": 0.0,
             "data": 0.05,
             "other": 1.0 - 0.37,
         }  # fmt: skip

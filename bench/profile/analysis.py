@@ -17,13 +17,16 @@ from typing import Any
 from bench.profile.trace import TraceEvent
 from bench.results import PROFILE_SCHEMA as SCHEMA
 
-CATEGORIES = ("matmul", "attention", "elementwise_norm", "optimizer", "data", "other")
+CATEGORIES = ("matmul", "attention", "elementwise_norm", "optimizer", "communication", "data", "other")
 PHASES = ("data", "forward", "backward", "clip", "optimizer")
 MARK = "devicebench."  # bench.train.MARK: the markers the real train step enters when profiled
 
 _MATMUL_OPS = {
     "mm", "addmm", "bmm", "baddbmm", "addbmm", "matmul", "linear", "_addmm_activation",
-    "mv", "addmv", "dot", "vdot", "einsum", "_int_mm", "_scaled_mm",
+    "mv", "addmv", "dot", "vdot", "einsum", "_int_mm", "_scaled_mm", "_scaled_grouped_mm", "_grouped_mm",
+    # convolutions are implicit GEMMs and run on the same units
+    "convolution", "_convolution", "conv1d", "conv2d", "conv3d", "cudnn_convolution", "miopen_convolution",
+    "convolution_backward", "cudnn_convolution_transpose", "miopen_convolution_transpose",
 }  # fmt: skip
 # Ops that only make views or allocate: framework overhead, counted in "other".
 _METADATA_OPS = {
@@ -39,8 +42,19 @@ _ATTENTION_KERNEL = ("flash", "fmha", "attention", "attn", "sdpa", "scaled_dot_p
 _MATMUL_KERNEL = (
     "gemm", "gemv", "cutlass", "xmma", "nvjet", "cublas", "splitk", "ampere_", "sm80_", "sm90_",
     "sm100_", "volta_", "turing_", "triton_tem", "_mm_", "bmm",
+    # ROCm: Tensile's GEMMs are Cijk_<layout>_..., hipBLASLt's and Composable Kernel's say gemm
+    "cijk_", "hipblaslt", "wvsplitk", "skinny_gemm", "ck::device_gemm",
 )  # fmt: skip
 _OPTIMIZER_KERNEL = ("adam", "multi_tensor_apply", "lpnorm", "foreach")
+_COMM_KERNEL = ("nccl", "rccl", "all_reduce", "allreduce", "all_gather", "allgather", "reduce_scatter")
+# Host ops and annotations that decide a launch's category whatever op inside them launched it.
+_COMM_OP = ("nccl:", "c10d::", "_c10d_functional::", "c10d_functional::", "record_param_comms", "gloo:", "mpi:",
+            "ucc:", "torch.distributed.")  # fmt: skip
+_OPTIMIZER_OP = ("optimizer.step#", "optimizer.zero_grad#", "aten::_foreach_", "aten::_fused_adam",
+                 "aten::_fused_sgd", "aten::_fused_adagrad", "clip_grad_norm")  # fmt: skip
+_DATA_OP = ("enumerate(dataloader)", "dataloader")
+_ATTENTION_OP = ("scaled_dot_product", "flash_attention", "_efficient_attention", "flashattn", "flash_attn",
+                 "attention", "sdpa", "fmha")  # fmt: skip
 
 
 def op_category(name: str) -> str:
@@ -59,12 +73,82 @@ def op_category(name: str) -> str:
 
 
 def kernel_category(lname: str) -> str:
-    """Category of a device kernel by its lower-cased name."""
+    """Category of a device kernel by its lower-cased name (the fallback when its launch is not found)."""
+    if any(s in lname for s in _COMM_KERNEL):
+        return "communication"
     if any(s in lname for s in _ATTENTION_KERNEL):
         return "attention"
     if any(s in lname for s in _MATMUL_KERNEL):
         return "matmul"
     return "elementwise_norm"
+
+
+def stack_category(stack: list[tuple[str, str | None]]) -> str | None:
+    """Category of a kernel from the host ops around its launch, (name, activity) outermost first.
+
+    A collective, the optimizer (its step and zero_grad annotations, the foreach/fused kernels it and
+    clip_grad_norm call) and a DataLoader's next batch decide it wherever the launch is inside them;
+    attention next (an SDPA op or its autograd node, even where it runs as bmm + softmax); else the
+    innermost op that computes: matmul (mm, addmm, bmm, linear, convolution, ...) or elementwise/norm.
+    None when no op says (a kernel launched from Python, e.g. a compiled graph's Triton kernels).
+    """
+    ops = [(n, a) for n, a in stack if not n.startswith(MARK) and not n.startswith("ProfilerStep#")]
+    lowers = [n.lower() for n, _ in ops]
+    if any(n.startswith(_COMM_OP) or n.startswith("aten::_c10d") for n in lowers):
+        return "communication"
+    if any(n.startswith(_OPTIMIZER_OP) for n in lowers):
+        return "optimizer"
+    if any(n.startswith(_DATA_OP) for n in lowers):
+        return "data"
+    # attention by op names only: a user annotation or nn.Module named "...Attention" also holds the
+    # q/k/v projections, which are matmuls
+    if any(
+        any(s in n for s in _ATTENTION_OP)
+        for n, (_, a) in zip(lowers, ops, strict=True)
+        if a != "user_annotation"
+    ):
+        return "attention"
+    for name, activity in reversed(ops):
+        if activity == "user_annotation":
+            continue
+        cat = op_category(name)
+        if cat in ("matmul", "elementwise_norm"):
+            return cat
+    return None
+
+
+def launch_categories(host: list[TraceEvent]) -> dict[int, str | None]:
+    """correlation id of each runtime launch -> `stack_category` of the host ops and annotations around it
+    on its thread (a stack sweep per thread: ops there nest)."""
+    by_thread: dict[Any, list[tuple[float, int, float, TraceEvent]]] = {}
+    for e in host:
+        if _is_launch(e):
+            by_thread.setdefault(e.thread, []).append((e.start, 1, 0.0, e))
+        elif e.activity in (None, "cpu_op", "user_annotation") and not e.is_async:
+            by_thread.setdefault(e.thread, []).append((e.start, 0, -e.us, e))
+    out: dict[int, str | None] = {}
+    for items in by_thread.values():
+        items.sort(key=lambda x: x[:3])
+        stack: list[TraceEvent] = []
+        memo: dict[tuple, str | None] = {}  # the same stack of names recurs every step
+        for start, is_launch, _, e in items:
+            while stack and stack[-1].end < start:
+                stack.pop()
+            if is_launch:
+                if e.id:
+                    key = tuple((s.name, s.activity) for s in stack)
+                    if key not in memo:
+                        memo[key] = stack_category(list(key))
+                    out[e.id] = memo[key]
+            else:
+                stack.append(e)
+        del items[:]
+    return out
+
+
+def _is_launch(e: TraceEvent) -> bool:
+    a = e.activity or ""
+    return a.endswith(("_runtime", "_driver")) or (e.activity is None and e.name.startswith(("cu", "hip")))
 
 
 def matmul_flops(e: TraceEvent) -> int:
@@ -92,26 +176,44 @@ def matmul_flops(e: TraceEvent) -> int:
 
 
 class _Steps:
-    """The profiled steps, found by their "devicebench.step" markers, and the phase marked at a time."""
+    """The profiled steps (their time windows) and the phase marked at a time.
 
-    def __init__(self, events: list[TraceEvent]) -> None:
-        marks = [e for e in events if not e.on_device and e.name.startswith(MARK)]
-        step_marks = sorted((e for e in marks if e.name == MARK + "step"), key=lambda e: e.start)
-        self.starts = [e.start for e in step_marks]
+    Default: the "devicebench.step" markers of `bench run --profile` and its phase markers. A trace read
+    from a file gives its own windows (ProfilerStep#N) and phases (DataLoader, optimizer annotations).
+    """
+
+    def __init__(
+        self,
+        events: list[TraceEvent],
+        windows: list[tuple[float, float]] | None = None,
+        phases: list[tuple[float, float, str]] | None = None,
+    ) -> None:
+        if windows is None:
+            marks = [e for e in events if not e.on_device and e.name.startswith(MARK)]
+            step_marks = sorted((e for e in marks if e.name == MARK + "step"), key=lambda e: e.start)
+            windows = [(e.start, e.end) for e in step_marks]
+            phases = [(e.start, e.end, e.name[len(MARK) :]) for e in marks if e.name != MARK + "step"]
+        windows = sorted(windows)
+        phases = phases or []
+        self.starts = [a for a, _ in windows]
         self.rows: list[dict] = []
-        for sm in step_marks:
-            phases = [
-                (e.start, e.end, e.name[len(MARK) :])
-                for e in marks
-                if e.name != MARK + "step" and sm.start <= e.start <= sm.end
-            ]
+        for start, end in windows:
+            inside = [(a, b, name) for a, b, name in phases if start <= a <= end]
             phase_ms = dict.fromkeys(PHASES, 0.0)
-            for a, b, name in phases:
-                phase_ms[name] = phase_ms.get(name, 0.0) + (b - a) / 1e3
+            for name in {n for *_, n in inside}:  # union per phase: nested or repeated marks count once
+                covered, reach = 0.0, None
+                for a, b in sorted((a, min(b, end)) for a, b, n in inside if n == name):
+                    if reach is None or a > reach:
+                        covered += b - a
+                        reach = b
+                    elif b > reach:
+                        covered += b - reach
+                        reach = b
+                phase_ms[name] = covered / 1e3
             self.rows.append(
                 {
-                    "_start": sm.start, "_end": sm.end, "_phases": phases, "_ops": {}, "_spans": [],
-                    "step_ms": sm.us / 1e3, "phases_ms": phase_ms, "ms": dict.fromkeys(CATEGORIES, 0.0),
+                    "_start": start, "_end": end, "_phases": inside, "_ops": {}, "_launched": [],
+                    "step_ms": (end - start) / 1e3, "phases_ms": phase_ms, "ms": dict.fromkeys(CATEGORIES, 0.0),
                     "matmul_flops": 0,
                 }
             )  # fmt: skip
@@ -126,9 +228,20 @@ class _Steps:
         return self.rows[i], None
 
 
-def breakdown(events: list[TraceEvent], device_view: bool) -> list[dict]:
-    """Per-step category ms (and, on the device view, kernel figures) from a trace."""
-    steps = _Steps(events)
+def breakdown(
+    events: list[TraceEvent],
+    device_view: bool,
+    windows: list[tuple[float, float]] | None = None,
+    phases: list[tuple[float, float, str]] | None = None,
+) -> list[dict]:
+    """Per-step category ms (and, on the device view, kernel figures) from a trace.
+
+    Steps and phases default to devicebench's own markers (bench run --profile), where the host view counts
+    the forward and backward phases' ops; given `windows` (a trace's steps), the host view counts every
+    op outside the data and optimizer phases, as a trace has no forward/backward markers.
+    """
+    steps = _Steps(events, windows, phases)
+    counted_phases = ("forward", "backward") if windows is None else (None, "forward", "backward")
     host = [e for e in events if not e.on_device]
     for e in host:
         if e.name.startswith(MARK) or e.is_async:
@@ -139,7 +252,7 @@ def breakdown(events: list[TraceEvent], device_view: bool) -> list[dict]:
         cat = op_category(e.name)
         if cat == "matmul":
             step["matmul_flops"] += matmul_flops(e)
-        if device_view or phase not in ("forward", "backward"):
+        if device_view or phase not in counted_phases:
             continue
         self_ms = e.self_us / 1e3
         step["ms"][cat] += self_ms
@@ -159,17 +272,32 @@ def breakdown(events: list[TraceEvent], device_view: bool) -> list[dict]:
     return steps.rows
 
 
+# When device activities overlap (a collective on its own stream under a GEMM), the time goes to the first
+# category here that is running: compute hides communication, communication shows only where it is exposed.
+DEVICE_PRIORITY = ("matmul", "attention", "elementwise_norm", "optimizer", "communication")
+
+
 def _device_view(events: list[TraceEvent], host: list[TraceEvent], steps: _Steps) -> None:
-    """Kernel time per category (attributed to the launching phase), launches, gaps, busy time."""
+    """Device time per category, launches, gaps, busy time.
+
+    A kernel's category comes from the host ops around its launch (correlation id: the runtime launch and
+    the kernel share it; `stack_category`), within the phase that launched it (data: not counted, the
+    phase's wall time is; clip, optimizer: optimizer). Only where no op says, its name decides
+    (`kernel_category`). A kernel whose launch is not in the trace is placed by its own start time.
+
+    Time is what the device did inside each step's window, exclusive: every activity is clipped to the
+    window, and where several run at once (streams) the instant goes to one category (DEVICE_PRIORITY), so
+    the categories and the idle time add up to the window. Launch counts go to the step that launched.
+    """
     launch_at: dict[int, float] = {}  # correlation id -> host time of the runtime call
     op_at: dict[int, float] = {}  # op id -> host start, for kernels linked to their op instead
     for e in host:
-        if e.activity in ("cuda_runtime", "cuda_driver", "xpu_runtime", "xpu_driver") or (
-            e.activity is None and e.name.startswith("cu")
-        ):
+        if _is_launch(e):
             launch_at[e.id] = e.start
         elif e.activity in (None, "cpu_op"):
             op_at[e.id] = e.start
+    categories = launch_categories(host)
+    spans: list[tuple[float, float, str | None]] = []  # every device activity: start, end, category
     for e in events:
         if not e.on_device or e.name.startswith(MARK) or e.is_annotation:
             continue
@@ -177,45 +305,93 @@ def _device_view(events: list[TraceEvent], host: list[TraceEvent], steps: _Steps
             e.activity is None and "sync" in e.name.lower()
         ):
             continue
-        t = launch_at.get(e.id)
-        if t is None:
-            t = op_at.get(e.linked_id or -1)
+        t = launch_at.get(e.id) if e.id else None
+        if t is None and e.linked_id:
+            t = op_at.get(e.linked_id)
         if t is not None:
             step, phase = steps.locate(t)
         else:  # launch not found: the step by the kernel's own start, the phase unknown
             step, phase = steps.locate(e.start)[0], None
-        if step is None:
-            continue
         lname = e.name.lower()
         is_copy = e.activity in ("gpu_memcpy", "gpu_memset") or lname.startswith(("memcpy", "memset"))
-        step["_spans"].append((e.start, e.end, is_copy))
-        if phase == "data":
-            continue  # the data phase is counted by its wall time
-        if phase in ("clip", "optimizer") or (phase is None and any(s in lname for s in _OPTIMIZER_KERNEL)):
+        from_ops = categories.get(e.id) if e.id and t is not None else None
+        if phase == "data" or (from_ops == "data" and phase not in ("clip", "optimizer")):
+            cat = None  # the data phase is counted by its wall time
+        elif phase in ("clip", "optimizer"):
             cat = "optimizer"
+        elif from_ops is not None:
+            cat = from_ops
+        elif phase is None and any(s in lname for s in _OPTIMIZER_KERNEL):
+            cat = "optimizer"
+        elif is_copy and phase is None:
+            cat = "copy"  # a copy no computing op asked for: device busy, in no category (other)
         else:
             cat = kernel_category(lname)
-        step["ms"][cat] += e.us / 1e3
-        _add_op(step, e.name, cat, e.us / 1e3)
+        spans.append((e.start, e.end, cat))
+        if step is None:
+            continue
+        step["_launched"].append((e.us, is_copy))
+        if not is_copy and cat is not None:
+            key = "_by_op" if from_ops is not None else "_by_name"
+            step[key] = step.get(key, 0) + 1
+        if cat in CATEGORIES:
+            _add_op(step, e.name, cat, e.us / 1e3)
+    spans.sort()
+    starts = [a for a, _, _ in spans]
+    longest = max((b - a for a, b, _ in spans), default=0.0)
     for step in steps.rows:
-        busy_us, gaps, end = 0.0, [], None
-        spans = sorted(step["_spans"])
-        for a, b, _ in spans:
-            if end is None:
-                busy_us += b - a
-                end = b
-                continue
-            gaps.append(max(0.0, a - end))
-            if b > end:
-                busy_us += b - max(a, end)
-                end = b
-        step_us = step["_end"] - step["_start"]
-        step["kernel_launches"] = sum(1 for *_, copy in spans if not copy)
-        step["memcpy_memset"] = sum(1 for *_, copy in spans if copy)
-        step["device_kernel_ms"] = sum(b - a for a, b, _ in spans) / 1e3
-        step["device_busy_ms"] = busy_us / 1e3
-        step["mean_gap_us"] = statistics.fmean(gaps) if gaps else None
-        step["device_idle_fraction"] = max(0.0, 1.0 - busy_us / step_us) if step_us > 0 else None
+        lo, hi = step["_start"], step["_end"]
+        first = bisect.bisect_left(starts, lo - longest)
+        inside = []
+        for a, b, c in spans[first:]:
+            if a >= hi:
+                break
+            if b > lo:
+                inside.append((max(a, lo), min(b, hi), c))
+        _sweep(step, inside)
+        launched = step["_launched"]
+        step["kernel_launches"] = sum(1 for _, copy in launched if not copy)
+        step["memcpy_memset"] = sum(1 for _, copy in launched if copy)
+        step["device_kernel_ms"] = sum(us for us, _ in launched) / 1e3
+        step_us = hi - lo
+        step["device_idle_fraction"] = (
+            max(0.0, 1.0 - step["device_busy_ms"] * 1e3 / step_us) if step_us > 0 else None
+        )
+
+
+def _sweep(step: dict, inside: list[tuple[float, float, str | None]]) -> None:
+    """Busy time, gaps and exclusive category time of the device activities clipped to a step's window."""
+    bounds = sorted({x for a, b, _ in inside for x in (a, b)})
+    if not bounds:
+        step["device_busy_ms"], step["mean_gap_us"] = 0.0, None
+        return
+    opens: dict[float, list[str | None]] = {}
+    closes: dict[float, list[str | None]] = {}
+    for a, b, c in inside:
+        opens.setdefault(a, []).append(c)
+        closes.setdefault(b, []).append(c)
+    running: dict[str | None, int] = {}
+    busy_us, gaps, idle_from = 0.0, [], None
+    for x, nxt in zip(bounds, [*bounds[1:], bounds[-1]], strict=True):
+        for c in closes.get(x, []):
+            running[c] -= 1
+        for c in opens.get(x, []):
+            running[c] = running.get(c, 0) + 1
+        active = [c for c, n in running.items() if n > 0]
+        if not active:
+            if idle_from is None:
+                idle_from = x
+            continue
+        if idle_from is not None:
+            gaps.append(x - idle_from)
+            idle_from = None
+        dt = nxt - x
+        busy_us += dt
+        cat = next((c for c in DEVICE_PRIORITY if c in active), None)
+        if cat is not None:
+            step["ms"][cat] += dt / 1e3
+    step["device_busy_ms"] = busy_us / 1e3
+    step["mean_gap_us"] = statistics.fmean(gaps) if gaps else None
 
 
 def _add_op(step: dict, name: str, cat: str, ms: float) -> None:
@@ -317,8 +493,10 @@ def notes(view: str, device_type: str, compiled: bool) -> list[str]:
     out = ["clip_grad_norm (and the GradScaler's unscale) is counted in optimizer"]
     if view == "device":
         out.append(
-            "device view: categories are kernel time by launching phase; data is the data phase's wall "
-            "time; other is the step's time with the device idle (launch overhead, Python, sync)"
+            "device view: categories are device time in the step, each kernel by the host op that launched it "
+            "(its name where no op says) within its launching phase, overlapping streams counted once; data is "
+            "the data phase's wall time; other is the step's time with the device idle (launch overhead, "
+            "Python, sync)"
         )
     elif view == "host":
         out.append(

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TraceEvent:
     """One event of a profiler trace. Times in microseconds.
 
@@ -29,6 +29,9 @@ class TraceEvent:
     input_shapes: list = field(default_factory=list)
     is_async: bool = False
     is_annotation: bool = False
+    thread: Any = 0  # the host thread (an op and the launches inside it share it)
+    external_id: int = 0  # Kineto's "External id": a launch names the op it was made in with it
+    input_types: list = field(default_factory=list)
 
     @property
     def us(self) -> float:
@@ -58,6 +61,7 @@ def from_profiler(events: list, device_trace_type: Any) -> list[TraceEvent]:
                 input_shapes=list(getattr(e, "input_shapes", None) or []),
                 is_async=bool(getattr(e, "is_async", False)),
                 is_annotation=bool(getattr(e, "is_user_annotation", False)),
+                thread=getattr(e, "thread", 0) or 0,
             )
         )
     return sorted(out, key=lambda t: t.start)
