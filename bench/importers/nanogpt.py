@@ -461,6 +461,7 @@ class ParsedLog:
     zero_ms: int = 0  # iterations printed with time 0.00ms (impossible; kept out of the medians)
     after_nan: int = 0  # iterations from the first NaN/inf loss on, kept out of the medians
     has_mfu: bool = False  # iteration lines print an mfu (train.py since Feb 2023)
+    mfu_skipped_start: bool = False  # an excerpt's first mfu line followed an eval: not replayed
     printed_mfu_last: float | None = None  # percent
     # nanoGPT's running mfu replayed with a FLOP count of 1: sum of printed values and of replayed values
     mfu_sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # printed, replayed, count
@@ -676,8 +677,12 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
             log.after_nan += 1
         if mfu is not None:
             log.has_mfu = True
-            # nanoGPT's running average, replayed with 1 FLOP per iteration and no peak
-            if mfu >= 0 and ms > 0:
+            # nanoGPT's running average, replayed with 1 FLOP per iteration and no peak. An excerpt's replay
+            # does not start on an after-eval line: its printed value is mostly the unseen lines before it.
+            if log._ema is None and phase == "after_eval" and not phases.from_start:
+                log.mfu_skipped_start = True
+                log.printed_mfu_last = mfu if mfu >= 0 else log.printed_mfu_last
+            elif mfu >= 0 and ms > 0:
                 inst = 1e3 / ms  # 1 / dt
                 log._ema = inst if log._ema is None else 0.9 * log._ema + 0.1 * inst
                 log.mfu_sums[0] += mfu
@@ -1196,6 +1201,9 @@ def cross_check(log: ParsedLog, cfg: EffectiveConfig, flops_per_iter: float) -> 
     keys that were assumed (train.py defaults the log did not confirm) named as the likely cause."""
     theirs = log.mfu_flops_per_iter()
     if theirs is None:
+        if log.mfu_skipped_start:
+            return {"status": "unchecked: the excerpt's only mfu lines follow an eval (their running average is "
+                              "mostly the iterations before the excerpt)"}  # fmt: skip
         return {"status": "no printed mfu" if not log.has_mfu else "no mfu printed after iter 5"}
     per_process = flops_per_iter / cfg.world_size
     ratio = per_process / theirs
