@@ -263,3 +263,26 @@ def test_only_cpu_ops_without_steps_is_one_line(tmp_path, capsys):
 def test_not_a_trace_field_is_exit_2(tmp_path, capsys):
     with pytest.raises(TraceError):
         _profile(_write(tmp_path, "list.json", {"traceEvents": {"a": 1}}))
+
+
+def test_an_rccl_kernel_with_correlation_0_is_communication_by_its_name(tmp_path):
+    """roctracer gave RCCL's kernels correlation id 0 (https://github.com/ROCm/roctracer/issues/100, MI300X,
+    ROCm 6.1: `ncclDevKernel_Generic(ncclDevComm*, channelMasks, ncclWork*)` while its hipExtLaunchKernel had
+    29170), so no launch links them: the name decides, and NCCL/RCCL names say communication (the kernel
+    names below are quoted from that issue, roctracer#101 and NVIDIA/nccl#1595)."""
+    data = _base()
+    k = _kernel(data)
+    k["name"] = "ncclDevKernel_Generic(ncclDevComm*, channelMasks, ncclWork*)"
+    k["args"]["correlation"] = 0
+    data["traceEvents"] = [e for e in data["traceEvents"] if not (e.get("ph") == "f" and e.get("id") == 333)]
+    p = _profile(_write(tmp_path, "rccl.json", data))
+    assert p["mean"]["ms"]["communication"] == pytest.approx(GEMM_US / 1e3)
+    assert p["trace"]["kernels_categorised_by_name"] == 1
+    assert p["trace"]["kernels_categorised_by_launching_op"] == 0
+    from bench.profile.analysis import kernel_category
+
+    for name in (
+        "ncclKernel_ReduceScatter_RING_LL_Sum___nv_bfloat16(ncclDevComm*, unsigned long, ncclWork*)",
+        "ncclDevKernel_AllReduce_Sum_f16_RING_Simple",
+    ):
+        assert kernel_category(name.lower()) == "communication"
