@@ -234,10 +234,10 @@ def test_missing_file_and_directory_are_exit_2(tmp_path, capsys):
 
 
 def test_cpu_only_trace_says_so_and_gives_the_host_view(tmp_path, capsys):
-    """The A100 trace without its device events (what the profiler writes without CUDA activity): the host
-    view, op self times; the only op that computes, aten::mm (58 us), is matmul."""
+    """The A100 trace without its CUDA events, kernel and runtime launch (what the profiler writes without
+    CUDA activity): the host view, op self times; the only op that computes, aten::mm (58 us), is matmul."""
     data = json.loads(A100.read_text())
-    data["traceEvents"] = [e for e in data["traceEvents"] if e["cat"] != "kernel"]
+    data["traceEvents"] = [e for e in data["traceEvents"] if e["cat"] not in ("kernel", "cuda_runtime")]
     cpu = tmp_path / "cpu_only.json"
     cpu.write_text(json.dumps(data))
     assert main(["profile", str(cpu)]) == 0
@@ -337,3 +337,25 @@ def test_bench_run_device_view_takes_the_category_of_the_launching_op():
     assert step["ms"]["matmul"] == pytest.approx(0.1)
     assert step["ms"]["optimizer"] == pytest.approx(0.02)
     assert step["ms"]["elementwise_norm"] == 0
+
+
+PT_A100 = WILD / "particle_transformer_a100_runtime_only.json"
+
+
+def test_a100_trace_of_runtime_calls_only_says_no_kernel_ran_not_cpu_only(capsys):
+    """particle_transformer's A100-PCIE-40GB trace (whole file): the profiler recorded seven CUDA runtime
+    calls (cudaGetDeviceCount ... cudaDeviceSynchronize), no op ("Op count": 0), no kernel, copy or memset.
+    That is no CPU-only trace (CUDA activity was recorded): the line says no kernel ran. No ProfilerStep:
+    exit 2 naming --whole-trace; read whole, one step from cudaGetDeviceCount's start (4884379014449.020)
+    to cudaDeviceSynchronize's end (4884379028972.798 + 29.959): 14553.737 us, all of it `other`."""
+    assert main(["profile", str(PT_A100)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2
+    assert "no kernel, copy or memset ran" in err[0] and "7 CUDA runtime calls" in err[0]
+    assert "CPU-only" not in err[0]
+    assert "--whole-trace" in err[1]
+    p = _profile(PT_A100, fromtrace.WHOLE_TRACE)
+    assert p["view"] == "host"
+    assert p["mean"]["step_ms"] == pytest.approx(14.553737)
+    assert p["mean"]["ms"]["other"] == pytest.approx(14.553737)
+    assert sum(v for k, v in p["mean"]["ms"].items() if k != "other") == 0

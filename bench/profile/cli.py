@@ -162,11 +162,24 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path}: {problem}", file=sys.stderr)
         trace = _one_device(trace, path, args.device)
         if not any(e.on_device and e.activity == "kernel" for e in trace.events):
-            why = (
-                "none before the cut (a profiler writes the device's events after the host's)"
-                if trace.truncated
-                else "a CPU-only trace: the profiler did not record CUDA/ROCm activity"
-            )
+            runtime = [
+                e
+                for e in trace.events
+                if not e.on_device and (e.activity or "").endswith(("_runtime", "_driver"))
+            ]
+            if trace.truncated:
+                why = "none before the cut (a profiler writes the device's events after the host's)"
+            elif runtime:
+                api = "ROCm" if any(e.name.startswith("hip") for e in runtime) else "CUDA"
+                ops = sum(
+                    1 for e in trace.events if not e.on_device and e.activity in ("cpu_op", "user_annotation")
+                )
+                why = (
+                    f"no kernel, copy or memset ran: the trace holds {len(runtime)} {api} runtime calls and "
+                    f"{ops or 'no'} op{'s' if ops != 1 else ''}"
+                )
+            else:
+                why = "a CPU-only trace: the profiler did not record CUDA/ROCm activity"
             print(f"{path}: no device events ({why}): the host view follows", file=sys.stderr)
         dtype = fromtrace._dtype(trace)
         info = fromtrace.device_info(trace)
