@@ -359,3 +359,30 @@ def test_a100_trace_of_runtime_calls_only_says_no_kernel_ran_not_cpu_only(capsys
     assert p["mean"]["step_ms"] == pytest.approx(14.553737)
     assert p["mean"]["ms"]["other"] == pytest.approx(14.553737)
     assert sum(v for k, v in p["mean"]["ms"].items() if k != "other") == 0
+
+
+def test_fbgemm_embedding_ops_and_kernels_are_not_matmuls():
+    """HolisticTraceAnalysis' `trace_diff/test` trace (a V100 recommendation model, read from a snapshot, not
+    committed) launches cub scans and FBGEMM's embedding kernels from `fbgemm::permute_sparse_features`,
+    `fbgemm::bounds_check_indices`, `fbgemm::split_embedding_codegen_lookup_rowwise_adagrad_function`: the
+    `gemm` inside the namespace FBGEMM made all of them matmul (222 kernels). An embedding lookup or a
+    permute is no GEMM; the op's own name decides, and FBGEMM's names say no matmul. Kernel names below are
+    as that trace records them."""
+    from bench.profile.analysis import op_category, stack_category
+
+    for op in (
+        "fbgemm::permute_sparse_features",
+        "fbgemm::bounds_check_indices",
+        "fbgemm::asynchronous_complete_cumsum",
+        "fbgemm::split_embedding_codegen_lookup_rowwise_adagrad_function",
+    ):
+        assert op_category(op) != "matmul", op
+        assert stack_category([(op, "cpu_op")]) != "matmul", op
+    for kernel in (
+        "void fbgemm_gpu::permute_2D_lengths_kernel<int>(int, int, int const*, int const*, int*)",
+        "void fbgemm_gpu::_offsets_range_cuda_kernel<long>(long, long, long const*, long*)",
+    ):
+        assert kernel_category(kernel.lower()) == "elementwise_norm", kernel
+    # a GEMM says so in its own name, whatever its namespace
+    assert op_category("aten::addmm") == "matmul"
+    assert kernel_category("volta_sgemm_128x32_nn") == "matmul"

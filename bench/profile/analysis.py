@@ -63,7 +63,13 @@ def op_category(name: str) -> str:
         return "other"
     ns, base = name.split("::", 1)
     lname = name.lower()
-    if base in _MATMUL_OPS or "gemm" in lname or ("mkldnn" in lname and ("linear" in lname or "mm" in base)):
+    # "gemm" in the op's own name, not its namespace: FBGEMM's ops (fbgemm::) are embedding lookups,
+    # permutes and scans
+    if (
+        base in _MATMUL_OPS
+        or "gemm" in base.lower()
+        or ("mkldnn" in lname and ("linear" in lname or "mm" in base))
+    ):
         return "matmul"
     if "scaled_dot_product" in lname or "attention" in lname or "flash" in lname:
         return "attention"
@@ -78,7 +84,7 @@ def kernel_category(lname: str) -> str:
         return "communication"
     if any(s in lname for s in _ATTENTION_KERNEL):
         return "attention"
-    if any(s in lname for s in _MATMUL_KERNEL):
+    if any(s in lname.replace("fbgemm", "") for s in _MATMUL_KERNEL):  # fbgemm_gpu:: names no GEMM
         return "matmul"
     return "elementwise_norm"
 
