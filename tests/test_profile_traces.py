@@ -375,6 +375,8 @@ def test_fbgemm_embedding_ops_and_kernels_are_not_matmuls():
         "fbgemm::bounds_check_indices",
         "fbgemm::asynchronous_complete_cumsum",
         "fbgemm::split_embedding_codegen_lookup_rowwise_adagrad_function",
+        # its autograd node, as HTA's trace_diff/control trace records it
+        "torch::autograd::CppNode<fbgemm_gpu::PermutePooledEmbsFunction<&fbgemm_gpu::permute_pooled_embs_gpu> >",
     ):
         assert op_category(op) != "matmul", op
         assert stack_category([(op, "cpu_op")]) != "matmul", op
@@ -386,3 +388,25 @@ def test_fbgemm_embedding_ops_and_kernels_are_not_matmuls():
     # a GEMM says so in its own name, whatever its namespace
     assert op_category("aten::addmm") == "matmul"
     assert kernel_category("volta_sgemm_128x32_nn") == "matmul"
+
+
+def test_cudnn_convolution_helper_kernels_are_matmul_by_name_too():
+    """On HTA's ns_resolution_trace and nccl_data traces (V100, A100; not committed) the kernels below are
+    launched inside aten::cudnn_convolution, so their op makes them matmul (convolutions are implicit GEMMs);
+    where no launch says (a CUDA-graph replay, a launch before the trace), the name rules must say the same.
+    cuDNN's batch norm kernels stay elementwise/norm. Names as those traces record them (cut at 70 chars)."""
+    for kernel in (
+        "void cudnn::winograd_nonfused::winogradForwardData4x4<float, float>(cudnn::winogr",
+        "void cask_cudnn_infer::computeOffsetsKernel<false, false>(cask_cudnn_infer::Compu",
+        "cask_cudnn_train::computeWgradSplitKOffsetsKernel(cask_cudnn_train::ComputeSplitK",
+        "void cudnn::cnn::reduce_wgrad_nchw_helper<float, float>(void*, void const*, float",
+        "void cudnn::ops::nchwToNhwcKernel<float, float, float, false, true, (cudnnKernelD",
+        "cudnn_infer_volta_scudnn_128x64_relu_medium_nn_v1",
+        "void cudnn::detail::dgrad_engine<float, 512, 6, 5, 3, 3, 3, false>(int",
+        "void wgrad_alg0_engine<float, 128, 6, 8, 3, 3, 5, false, 512>(int, int",
+        "void cudnn::ops::scalePackedTensor_kernel<float, float>(long, float*, ",
+    ):
+        assert kernel_category(kernel.lower()) == "matmul", kernel
+    assert kernel_category("void cudnn::bn_fw_tr_1C11_singleread<float, 512, true, 1, 2, 0>(".lower()) == (
+        "elementwise_norm"
+    )

@@ -44,6 +44,10 @@ _MATMUL_KERNEL = (
     "sm100_", "volta_", "turing_", "triton_tem", "_mm_", "bmm",
     # ROCm: Tensile's GEMMs are Cijk_<layout>_..., hipBLASLt's and Composable Kernel's say gemm
     "cijk_", "hipblaslt", "wvsplitk", "skinny_gemm", "ck::device_gemm",
+    # cuDNN's convolutions (implicit GEMMs) and the helpers they launch: winograd transforms, cask offsets,
+    # weight-gradient reductions, layout transforms (batch norm's cudnn::bn_ kernels are not among them)
+    "scudnn", "winograd", "cask_cudnn", "cudnn::cnn::", "cudnn::ops::nchwtonhwc", "cudnn::ops::nhwctonchw",
+    "implicit_convolve", "convolve_", "dgrad_engine", "wgrad_alg", "cudnn::ops::scalepackedtensor",
 )  # fmt: skip
 _OPTIMIZER_KERNEL = ("adam", "multi_tensor_apply", "lpnorm", "foreach")
 _COMM_KERNEL = ("nccl", "rccl", "all_reduce", "allreduce", "all_gather", "allgather", "reduce_scatter")
@@ -63,11 +67,11 @@ def op_category(name: str) -> str:
         return "other"
     ns, base = name.split("::", 1)
     lname = name.lower()
-    # "gemm" in the op's own name, not its namespace: FBGEMM's ops (fbgemm::) are embedding lookups,
+    # "gemm" in the op's own name, not FBGEMM's (fbgemm::, fbgemm_gpu::): its ops are embedding lookups,
     # permutes and scans
     if (
         base in _MATMUL_OPS
-        or "gemm" in base.lower()
+        or "gemm" in base.lower().replace("fbgemm", "")
         or ("mkldnn" in lname and ("linear" in lname or "mm" in base))
     ):
         return "matmul"
