@@ -59,22 +59,38 @@ def find_steps(
             found.append((e.start, e.end, int(m.group(1)) if m else 0, e.name))
     found.sort()
     notes = dropped if dropped is not None else []
-    kept = []
+    # A window holds another iff one starting at or after it ends by its end: from the latest start back,
+    # the smallest end seen so far says (an item starting after this one's end also ends after it).
+    holds: dict[tuple[float, float], str] = {}
+    least: tuple[float, str] | None = None
+    for a, b, _, name in sorted(found, key=lambda x: (-x[0], x[1])):
+        if b <= a:
+            continue
+        if least is not None and least[0] <= b:
+            holds[(a, b)] = least[1]
+        if least is None or b < least[0]:
+            least = (b, name)
+    kept: list[tuple[float, float, int, str]] = []
     for a, b, n, name in found:
         if b <= a:
             notes.append(f"{name} has no duration (no usable `dur`): not a step")
-            continue
-        inner = [x[3] for x in found if x[1] > x[0] and (x[0], x[1]) != (a, b) and a <= x[0] and x[1] <= b]
-        if inner:
+        elif (a, b) in holds:
             notes.append(
-                f"{name} holds other steps ({', '.join(inner[:3])}{', ...' if len(inner) > 3 else ''}): "
-                "not counted as a step, or their kernels would count twice"
+                f"{name} holds other steps ({holds[(a, b)]}): not counted as a step, or their kernels would "
+                "count twice"
             )
-            continue
-        kept.append((a, b, n))
+        else:
+            kept.append((a, b, n, name))
+    for i in range(len(kept) - 1):  # an instant in two steps would count twice: cut at the next start
+        a, b, n, name = kept[i]
+        if b > kept[i + 1][0]:
+            notes.append(
+                f"{name} overlaps {kept[i + 1][3]} by {b - kept[i + 1][0]:.0f} us: cut at the next step's start"
+            )
+            kept[i] = (a, kept[i + 1][0], n, name)
     if marker is not None:
-        kept = [(a, b, i + 1) for i, (a, b, _) in enumerate(kept)]
-    return kept
+        return [(a, b, i + 1) for i, (a, b, _, _) in enumerate(kept)]
+    return [(a, b, n) for a, b, n, _ in kept]
 
 
 def device_indices(trace: KinetoTrace) -> list[Any]:
