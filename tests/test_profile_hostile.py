@@ -301,3 +301,39 @@ def test_overlapping_profiler_steps_are_cut_at_the_next_ones_start(tmp_path):
     assert [s["iter"] for s in p["steps"]] == [2, 3]
     assert [s["step_ms"] for s in p["steps"]] == pytest.approx([(STEP_US - 1000) / 1e3, STEP_US / 1e3])
     assert any("ProfilerStep#2 overlaps ProfilerStep#3" in n for n in p["notes"])
+
+
+def test_cupti_profiler_ranges_are_said_not_called_no_kernel(tmp_path, capsys):
+    """With `experimental_config(profiler_metrics=...)` the profiler replays each kernel to count its
+    instructions and writes it as a `cuda_profiler_range` (HolisticTraceAnalysis' cupti_profiler trace: 77
+    of them, A100). Those durations are the replays', not the run's: no device view, and the line says why
+    instead of "no kernel ran". Made here from the V100 trace: its GEMM written as such a range."""
+    data = _base()
+    _kernel(data)["cat"] = "cuda_profiler_range"
+    path = _write(tmp_path, "ranges.json", data)
+    assert main(["profile", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "1 CUPTI profiler range" in err and "not the run's" in err
+    assert "no kernel, copy or memset ran" not in err
+
+
+def test_a_gpu_machines_trace_without_device_events_gives_no_flops_per_s(tmp_path):
+    """The A100 trace with its CUDA events removed, and the deviceProperties the profiler writes on a GPU
+    machine (as HTA's distributed_info_not_found trace has: 2424 ops, no kernel, an A100 listed): its aten::mm
+    ran on the GPU, so its 58 us on the host are the launch's, not the matmul's. 2*2048*2048*256 FLOPs over
+    58 us would read 37 TFLOP/s of host time: not shown, and a note says why; a trace of no GPU keeps it."""
+    data = _base(A100)
+    data["traceEvents"] = [e for e in data["traceEvents"] if e["cat"] not in ("kernel", "cuda_runtime")]
+    plain = _profile(_write(tmp_path, "cpu.json", data))
+    assert plain["roofline"]["categories"]["matmul"]["flops_per_s"] == pytest.approx(
+        2 * 2048 * 2048 * 256 / 58e-6
+    )
+    data["deviceProperties"] = [
+        {"id": 0, "name": "NVIDIA A100-PG509-200", "computeMajor": 8, "computeMinor": 0}
+    ]
+    gpu = _profile(_write(tmp_path, "gpu_host_only.json", data))
+    assert gpu["view"] == "host"
+    assert gpu["roofline"]["categories"]["matmul"]["flops_per_s"] is None
+    assert gpu["matmul_flops_per_s"] is None
+    assert gpu["mean"]["ms"]["matmul"] == pytest.approx(0.058)  # the host view itself stays
+    assert any("launch" in n and "deviceProperties" in n for n in gpu["notes"])

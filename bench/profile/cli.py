@@ -167,8 +167,14 @@ def run(args: argparse.Namespace) -> int:
                 for e in trace.events
                 if not e.on_device and (e.activity or "").endswith(("_runtime", "_driver"))
             ]
+            ranges = trace.dropped.get("cuda_profiler_range", 0)
             if trace.truncated:
                 why = "none before the cut (a profiler writes the device's events after the host's)"
+            elif ranges:
+                why = (
+                    f"the trace holds {ranges} CUPTI profiler range{'s' if ranges != 1 else ''} instead: "
+                    "profiler_metrics replays each kernel to count it, so their times are not the run's"
+                )
             elif runtime:
                 api = "ROCm" if any(e.name.startswith("hip") for e in runtime) else "CUDA"
                 ops = sum(

@@ -289,9 +289,23 @@ def profile_trace(
         "reused_correlation_ids": reused_correlation_ids(trace),
         "not_steps": not_steps,
     }
+    launch_only: list[str] = []
+    gpu_listed = view == "host" and bool(
+        trace.meta.get("deviceProperties") or trace.meta.get("computeProperties")
+    )
+    if gpu_listed:  # the ops ran on the GPU: their host time is the launch's, no FLOP/s of it
+        for row in (prof.get("roofline") or {}).get("categories", {}).values():
+            row["flops_per_s"] = None
+            row["fraction_of_compute_roof"] = None
+        prof["matmul_flops_per_s"] = None
+        launch_only = [
+            "the trace lists a GPU (deviceProperties) but holds no device events: its ops' host times are "
+            "their launches' (the work ran on the GPU), so no FLOP/s are shown",
+        ]
     prof["notes"] = (
         trace_notes(trace, view, compiled, bool(peak_value))
         + not_steps
+        + launch_only
         + ([n for n in prof["notes"] if n.startswith("clip_grad_norm")])
     )
     return prof
