@@ -405,6 +405,9 @@ def test_cudnn_convolution_helper_kernels_are_matmul_by_name_too():
         "void cudnn::detail::dgrad_engine<float, 512, 6, 5, 3, 3, 3, false>(int",
         "void wgrad_alg0_engine<float, 128, 6, 8, 3, 3, 5, false, 512>(int, int",
         "void cudnn::ops::scalePackedTensor_kernel<float, float>(long, float*, ",
+        # cuDNN's FFT convolution, on HTA's critical_path/alexnet trace (inside aten::cudnn_convolution)
+        "void fft2d_r2c_32x32<float, false, 5u, true>(float2*, float const*, int, int, int, int, in",
+        "void fft2d_c2r_32x32<float, false, false, 0u, false, false>(float*, float2 const*, int, in",
     ):
         assert kernel_category(kernel.lower()) == "matmul", kernel
     assert kernel_category("void cudnn::bn_fw_tr_1C11_singleread<float, 512, true, 1, 2, 0>(".lower()) == (

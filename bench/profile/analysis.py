@@ -45,9 +45,10 @@ _MATMUL_KERNEL = (
     # ROCm: Tensile's GEMMs are Cijk_<layout>_..., hipBLASLt's and Composable Kernel's say gemm
     "cijk_", "hipblaslt", "wvsplitk", "skinny_gemm", "ck::device_gemm",
     # cuDNN's convolutions (implicit GEMMs) and the helpers they launch: winograd transforms, cask offsets,
-    # weight-gradient reductions, layout transforms (batch norm's cudnn::bn_ kernels are not among them)
+    # weight-gradient reductions, layout transforms, FFT convolutions (batch norm's cudnn::bn_ kernels are not among them)
     "scudnn", "winograd", "cask_cudnn", "cudnn::cnn::", "cudnn::ops::nchwtonhwc", "cudnn::ops::nhwctonchw",
     "implicit_convolve", "convolve_", "dgrad_engine", "wgrad_alg", "cudnn::ops::scalepackedtensor",
+    "fft2d_r2c", "fft2d_c2r",
 )  # fmt: skip
 _OPTIMIZER_KERNEL = ("adam", "multi_tensor_apply", "lpnorm", "foreach")
 _COMM_KERNEL = ("nccl", "rccl", "all_reduce", "allreduce", "all_gather", "allgather", "reduce_scatter")
