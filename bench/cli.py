@@ -24,6 +24,9 @@ SUBCOMMANDS = {
     "import": ("bench.importers.cli", "turn nanoGPT train.py logs into results directories"),
     "profile": ("bench.profile.cli", "read PyTorch profiler (Kineto) traces: the step breakdown, roofline"),
 }
+# subcommand -> "module:function(results_dir) -> exit code" run after it, when it set args.results_dir: the
+# words about what it recorded come from reports/, and bench/ never imports reports/ (only this table names it).
+AFTERWARDS = {"tune": "reports.tips:print_after_tune"}
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -81,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(SUBCOMMANDS[command][0])
     try:
         with _sigterm_as_interrupt():
-            return int(module.run(args) or 0)
+            code = int(module.run(args) or 0)
+            after = AFTERWARDS.get(command)
+            if after and code in (0, 1) and getattr(args, "results_dir", None) is not None:
+                name, func = after.split(":")
+                code = max(code, int(getattr(importlib.import_module(name), func)(args.results_dir)))
+            return code
     except KeyboardInterrupt as e:
         name = getattr(e, "signal_name", "Ctrl-C")
         print(f"interrupted by {name}", file=sys.stderr)

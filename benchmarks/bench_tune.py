@@ -71,6 +71,12 @@ def main() -> int:
                 )
     for t in data["tips"]:
         print(f"  {t['title']:45s} {t['effect_text']:45s} {t['verdict']}")
+    # issue 32's figure: how many measured verdicts are conclusive (not inconclusive, not available, failed)
+    measured = [t["verdict"] for t in data["tips"] if t["verdict"] not in ("not available", "failed")]
+    counts = {v: measured.count(v) for v in dict.fromkeys(measured)}
+    conclusive = sum(n for v, n in counts.items() if v != "inconclusive")
+    print(f"verdicts: {conclusive} conclusive of {len(measured)} measured "
+          f"({', '.join(f'{v} {n}' for v, n in counts.items())})")  # fmt: skip
     return rc
 
 

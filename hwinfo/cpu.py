@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hwinfo.cpu_clocks import model_name_base_mhz, resolve_max_clock
-from hwinfo.peaks import APPLE_CHIPS, apple_chip
+from hwinfo.peaks import APPLE_CHIPS, CPU_UARCHS, apple_chip
 
 # Flags reported in cpu["features"], each read only in its architecture's namespace: x86 "sme" is AMD
 # Secure Memory Encryption, Arm "sme" the Scalable Matrix Extension.
@@ -49,6 +49,7 @@ _ARM_IMPLEMENTERS = {
     0x4E: "NVIDIA",
     0x51: "Qualcomm",
     0x61: "Apple",
+    0x6D: "Microsoft",
     0xC0: "Ampere",
 }
 # (implementer, part) -> (core name, microarchitecture in peaks.CPU_UARCHS, core type, lscpu's name).
@@ -72,9 +73,26 @@ ARM_PARTS: dict[tuple[int, int], tuple[str, str, str, str]] = {
     (0x41, 0xD4E): ("Cortex-X3", "Cortex-X3", "core", "Cortex-X3"),
     (0x41, 0xD4F): ("Neoverse V2", "Neoverse V2", "core", "Neoverse-V2"),
     (0x41, 0xD84): ("Neoverse V3", "Neoverse V3", "core", "Neoverse-V3"),
+    (0x41, 0xD04): ("Cortex-A35", "Cortex-A35", "core", "Cortex-A35"),
+    (0x41, 0xD07): ("Cortex-A57", "Cortex-A57", "core", "Cortex-A57"),
+    (0x41, 0xD09): ("Cortex-A73", "Cortex-A73", "core", "Cortex-A73"),
+    (0x41, 0xD0A): ("Cortex-A75", "Cortex-A75", "core", "Cortex-A75"),
+    (0x41, 0xD0E): ("Cortex-A76AE", "Cortex-A76", "core", "Cortex-A76AE"),
+    (0x41, 0xD42): ("Cortex-A78AE", "Cortex-A78", "core", "Cortex-A78AE"),  # NVIDIA Jetson Orin
+    (0x41, 0xD4B): ("Cortex-A78C", "Cortex-A78", "core", "Cortex-A78C"),
+    (0x41, 0xD4C): ("Cortex-X1C", "Cortex-X1", "core", "Cortex-X1C"),
+    (0x41, 0xD80): ("Cortex-A520", "Cortex-A520", "core", "Cortex-A520"),
+    (0x41, 0xD81): ("Cortex-A720", "Cortex-A720", "core", "Cortex-A720"),
+    (0x41, 0xD82): ("Cortex-X4", "Cortex-X4", "core", "Cortex-X4"),
+    (0x41, 0xD85): ("Cortex-X925", "Cortex-X925", "core", "Cortex-X925"),
+    (0x41, 0xD87): ("Cortex-A725", "Cortex-A725", "core", "Cortex-A725"),
+    (0x41, 0xD8E): ("Neoverse N3", "Neoverse N3", "core", "Neoverse-N3"),
+    (0x51, 0x001): ("Oryon", "Oryon", "core", "Oryon"),  # Snapdragon X Elite/Plus
+    (0x6D, 0xD49): ("Neoverse N2 (Azure Cobalt 100)", "Neoverse N2", "core", "Azure-Cobalt-100"),
     (0x48, 0xD40): ("Cortex-A76", "Cortex-A76", "core", "Cortex-A76"),  # HiSilicon's number (Kirin 980)
     (0xC0, 0xAC3): ("AmpereOne", "AmpereOne", "core", "Ampere-1"),
     (0xC0, 0xAC4): ("AmpereOne", "AmpereOne", "core", "Ampere-1a"),
+    (0xC0, 0xAC5): ("AmpereOne", "AmpereOne", "core", "Ampere-1b"),
     (0x61, 0x022): ("Icestorm (M1)", "Apple M1", "efficiency", "Icestorm-M1"),
     (0x61, 0x023): ("Firestorm (M1)", "Apple M1", "performance", "Firestorm-M1"),
     (0x61, 0x024): ("Icestorm (M1 Pro)", "Apple M1", "efficiency", "Icestorm-M1-Pro"),
@@ -92,8 +110,30 @@ ARM_PARTS_BY_LSCPU_NAME: dict[str, tuple[str, str, str, str]] = {v[3].lower(): v
 # Server cores: on these a second physical package is a second socket. On phone and board SoCs, kernels
 # before 5.16 put the cluster number in physical_package_id, so there a package is a cluster.
 ARM_SERVER_UARCHS = frozenset(
-    {"Neoverse N1", "Neoverse N2", "Neoverse V1", "Neoverse V2", "Neoverse V3", "AmpereOne"}
+    {"Neoverse N1", "Neoverse N2", "Neoverse N3", "Neoverse V1", "Neoverse V2", "Neoverse V3", "AmpereOne"}
 )
+
+
+# Brand names that some lscpu versions print instead of the core (SMBIOS "Ampere(R) Altra(R) Processor
+# Q80-30 CPU @ 3.0GHz") -> the (implementer, part) of the core inside.
+ARM_BRANDS: tuple[tuple[str, tuple[int, int]], ...] = (
+    (r"\bAltra\b", (0x41, 0xD0C)),
+    (r"AmpereOne", (0xC0, 0xAC3)),
+    (r"\bGraviton ?2\b", (0x41, 0xD0C)),
+    (r"\bGraviton ?3\b", (0x41, 0xD40)),
+    (r"\bGraviton ?4\b", (0x41, 0xD4F)),
+    (r"\bGrace\b", (0x41, 0xD4F)),
+    (r"\bCobalt 100\b", (0x6D, 0xD49)),
+    (r"\bOryon\b|\bSnapdragon\(R\) X\b", (0x51, 0x001)),
+)
+
+
+def arm_brand_part(name: str | None) -> tuple[str, str, str, str] | None:
+    """The core of an Arm chip named by its brand (Altra, AmpereOne, Graviton, Grace, Oryon), else None."""
+    for pattern, key in ARM_BRANDS:
+        if re.search(pattern, name or "", re.IGNORECASE):
+            return ARM_PARTS.get(key)
+    return None
 
 
 def arm_part(implementer: int | None, part: int | None) -> tuple[str, str, str, str] | None:
@@ -405,6 +445,7 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
         amd_pstate_max_mhz=pstate_max,
         driver=driver,
         boost_on=boost_on,
+        x86=arch == "x86",
     )
     max_mhz = resolved["max_mhz"]
     clock_notes.extend(resolved["notes"])
@@ -429,6 +470,10 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
 
     if groups is None:
         groups = _hybrid_groups(base, siblings, max_by_cpu)
+    vm = arch == "x86" and "hypervisor" in flags
+    if groups is None and is_p_only_hybrid(uarch, physical, logical, vm):
+        groups = [{"type": "performance", "count": physical, "max_mhz": max_mhz}]
+        clock_notes.append(P_ONLY_NOTE)
     if groups is None:
         groups = [{"type": "core", "count": physical, "max_mhz": max_mhz}]
 
@@ -453,6 +498,8 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
         "caches": _caches(cpu_dir),
         "llc_bytes": llc_bytes(cpu_dir, ids),
         "features": features,
+        "flags_read": bool(flags),
+        "virtual_machine": vm,
         "probe": "linux /proc/cpuinfo + sysfs",
     }
 
@@ -498,6 +545,19 @@ def _arm_topology(
     if not model_name or model_name.startswith("ARMv"):
         model_name = arm_model_name(vendor, groups)
     return groups, sockets, uarch, model_name
+
+
+P_ONLY_NOTE = (
+    "every core runs two threads and E-cores have none: all cores are P-cores (a hybrid family's die "
+    "without E-cores)"
+)
+
+
+def is_p_only_hybrid(uarch: str | None, physical: int | None, logical: int | None, vm: bool) -> bool:
+    """A chip of a hybrid family (Alder/Raptor Lake) whose every core runs two threads has no E-cores:
+    E-cores never have SMT (Core i5-12400: 6 cores, 12 threads). Not in a VM, whose topology is made up."""
+    rates = CPU_UARCHS.get(uarch or "")
+    return bool(rates and "efficiency" in rates.rates and physical and logical == 2 * physical and not vm)
 
 
 def _hybrid_groups(
@@ -620,6 +680,8 @@ def probe_cpu_generic(
         "caches": caches,
         "llc_bytes": max(caches.values()) * 1024 if caches else None,
         "features": features,
+        "flags_read": bool(flags),
+        "virtual_machine": "hypervisor" in flags,
         "probe": f"py-cpuinfo + psutil ({system})",
     }
 

@@ -91,6 +91,16 @@ def model_name_base_mhz(model_name: str | None) -> float | None:
     return float(m.group(1)) * 1000 if m else None
 
 
+def is_turbo_marker(mhz: float) -> bool:
+    """2501, 3401.0: a whole number of 100 MHz plus 1, the ACPI turbo entry of an Intel P-state table."""
+    return abs(mhz - round(mhz)) < 1e-3 and round(mhz) % 100 == 1 and mhz > 1000
+
+
+def is_pstate_table_value(mhz: float) -> bool:
+    """A round P-state table figure (a multiple of 25 MHz), as acpi-cpufreq reports for the base clock."""
+    return abs(mhz / 25 - round(mhz / 25)) < 1e-3
+
+
 def resolve_max_clock(
     *,
     model_name: str | None,
@@ -101,6 +111,7 @@ def resolve_max_clock(
     amd_pstate_max_mhz: float | None = None,
     driver: str | None = None,
     boost_on: bool | None = None,
+    x86: bool = True,
 ) -> dict[str, Any]:
     """{"max_mhz", "max_source", "base_mhz" (or None), "base_source", "notes": [why a candidate was
     rejected or disagrees]}. max_mhz is None when no source survives the checks."""
@@ -110,7 +121,19 @@ def resolve_max_clock(
     base_source: str | None = None
 
     candidate = reported_max_mhz
-    if candidate and driver == "acpi-cpufreq" and boost_on:
+    if candidate and x86 and is_turbo_marker(candidate):
+        # ACPI _PSS lists Intel's turbo state as the base clock + 1 MHz (2501 on a 2.5 GHz part): acpi-cpufreq
+        # reports that entry as the max, which says only that some turbo exists.
+        notes.append(
+            f"{reported_source} reads {candidate:.0f} MHz: the ACPI turbo marker (base clock + 1 MHz), so the base "
+            f"clock is {candidate - 1:.0f} MHz and the turbo clock is not reported"
+        )
+        base_mhz, base_source = candidate - 1, f"{reported_source} (the ACPI turbo marker, base + 1 MHz)"
+        candidate = None
+    if candidate and boost_on and driver in ("acpi-cpufreq", None) and is_pstate_table_value(candidate):
+        # acpi-cpufreq with boost on reports the highest P-state of the ACPI table (the base clock), a round
+        # figure; kernels since 5.12 report a boost figure from CPPC's highest performance on AMD instead,
+        # which is not round (5879.88 MHz on a Ryzen 9 7950X) and is kept.
         notes.append(
             f"{reported_source} reads {candidate:.0f} MHz, but the driver is acpi-cpufreq with boost on: that "
             "is the base clock, not the boost clock"

@@ -7,7 +7,7 @@ Integrated or discrete (PCI has no such bit), from the strongest evidence first,
 - the device id's family: Intel Arc/DG1/DG2/Battlemage and AMD's Radeon/Instinct id ranges are
   discrete; AMD APU graphics ids (KNOWN_AMD_APU_IDS, the 0x13xx/0x15xx/0x16xx/0x98xx ranges) integrated;
 - amdgpu's mem_info_vram_total: more than 1 GiB of dedicated memory is a card, an APU carve-out is less;
-- a prefetchable BAR of 2 GiB or more (resizable BAR on a card);
+- a prefetchable BAR of 2 GiB or more (a card's VRAM aperture, e.g. resizable BAR or a datacenter GPU);
 - Intel on bus 00 is the iGPU; anything else by Intel, NVIDIA, or AMD without evidence: discrete.
 boot_vga alone decides nothing: a card passed through to a VM (vfio-pci, no amdgpu) is often the boot VGA.
 
@@ -156,7 +156,10 @@ def classify(
         if vendor_id == "0x1002":
             return True, "at most 1 GiB of VRAM: an APU carve-out"
     if largest_bar_bytes is not None and largest_bar_bytes >= 2 << 30:
-        return False, f"a {largest_bar_bytes / 2**30:.0f} GiB memory BAR (resizable BAR on a card)"
+        return (
+            False,
+            f"a {largest_bar_bytes / 2**30:.0f} GiB memory BAR (a card's VRAM aperture; an iGPU maps less)",
+        )
     if vendor_id == "0x8086":
         return (
             (True, "Intel graphics on bus 00") if bus == "00" else (False, "Intel graphics behind a bridge")
@@ -279,7 +282,12 @@ _LSPCI_LINE = re.compile(
     r"(?P<cls_name>[^\[]*?)\s*\[(?P<cls>[0-9a-fA-F]{4})\]:\s*(?P<name>.*?)\s*"
     r"\[(?P<vendor>[0-9a-fA-F]{4}):(?P<device>[0-9a-fA-F]{4})\]"
 )
-_LSPCI_REGION = re.compile(r"Region \d+: Memory at .*\[size=(\d+)([KMGT]?)\]")
+# A display controller in plain `lspci` (no -nn): no vendor or device id to go on.
+_LSPCI_PLAIN_DISPLAY = re.compile(
+    r"^(?P<addr>(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])\s+"
+    r"(?:VGA compatible|XGA compatible|3D|Display) controller:\s*(?P<name>.*)$"
+)
+_LSPCI_REGION = re.compile(r"^(?:Region \d+: )?Memory at .*\[size=(\d+)([KMGT]?)\]")  # -vv and -v
 
 
 def parse_lspci(text: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -307,6 +315,14 @@ def parse_lspci(text: str) -> tuple[list[dict[str, Any]], list[str]]:
             current = {"addr": addr, "vendor": vendor_id, "device": device_id, "cls": f"0x{m.group('cls').lower()}00",
                        "name": m.group("name"), "driver": None, "bar": None}  # fmt: skip
             gpus.append(current)
+            continue
+        plain = _LSPCI_PLAIN_DISPLAY.match(line)
+        if plain:
+            current = None
+            skipped.append(
+                f"{plain.group('name')} at {plain.group('addr')}: a display controller without PCI ids (plain "
+                "lspci), so its vendor and kind are unknown; run lspci -nn"
+            )
             continue
         if current is None:
             continue

@@ -95,13 +95,22 @@ CPU_UARCHS: dict[str, CpuUarch] = {
         _one("Zen 5 (256-bit datapath)", 32, "AVX-512 on a 256-bit datapath (mobile Zen 5)", _AMD_1AH),
         _one("Cortex-A53", 8, "NEON, one 128-bit FMLA per cycle", _ARM_SRC),
         _one("Cortex-A55", 8, "NEON, one 128-bit FMLA per cycle", _ARM_SRC),
-        _one("Cortex-A72", 16, "NEON, 2 x 128-bit FMA", _ARM_SRC),
+        # A57/A72/A73: two 64-bit FP/NEON pipes, a 128-bit FMLA takes both: 4 FP32 FMA per cycle
+        _one("Cortex-A57", 8, "NEON, 2 x 64-bit pipes: one 128-bit FMLA per cycle", _ARM_SRC),
+        _one("Cortex-A72", 8, "NEON, 2 x 64-bit pipes: one 128-bit FMLA per cycle", _ARM_SRC),
+        _one("Cortex-A73", 8, "NEON, 2 x 64-bit pipes: one 128-bit FMLA per cycle", _ARM_SRC),
         _one("Cortex-A77", 16, "NEON, 2 x 128-bit FMA", _ARM_SRC),
         _one("Cortex-A710", 16, "NEON/SVE2, 2 x 128-bit FMA", _ARM_SRC),
         _one("Cortex-A715", 16, "NEON/SVE2, 2 x 128-bit FMA", _ARM_SRC),
         _one("Cortex-X2", 32, "NEON/SVE2, 4 x 128-bit FMA", _ARM_SRC),
         _one("Cortex-X3", 32, "NEON/SVE2, 4 x 128-bit FMA", _ARM_SRC),
         _one("Neoverse V3", 32, "NEON/SVE2, 4 x 128-bit FMA", _ARM_SRC),
+        _one("Neoverse N3", 16, "NEON/SVE2, 2 x 128-bit FMA", _ARM_SRC),
+        _one("Cortex-A720", 16, "NEON/SVE2, 2 x 128-bit FMA", _ARM_SRC),
+        _one("Cortex-A725", 16, "NEON/SVE2, 2 x 128-bit FMA", _ARM_SRC),
+        _one("Cortex-X4", 32, "NEON/SVE2, 4 x 128-bit FMA", _ARM_SRC),
+        _one("Cortex-X925", 48, "NEON/SVE2, 6 x 128-bit FMA", _ARM_SRC),
+        _one("Oryon", 32, "NEON, 4 x 128-bit FMA", "Qualcomm Oryon CPU (Hot Chips 2024)"),
         _one("AmpereOne", 16, "NEON, 2 x 128-bit FMA", "Ampere: AmpereOne product brief"),
         _one("Cortex-A76", 16, "NEON, 2 x 128-bit FMA", _ARM_SRC),
         _one("Cortex-A78", 16, "NEON, 2 x 128-bit FMA", _ARM_SRC),
@@ -287,9 +296,25 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for dtype in ("fp32", "bf16", "fp16"):
             out[dtype] = _unknown(why)
         return _ordered(out)
+    features = set(cpu.get("features") or [])
+    caveats: list[str] = []
+    isa_cap, halve = _isa_limits(cpu, features, uarch, caveats)
+    if cpu.get("virtual_machine"):
+        provenance = "derived"
+        caveats.append(
+            "a virtual machine (hypervisor flag): each vCPU is counted as a full host core at the host's "
+            "clock; vCPUs that are SMT siblings or shared with other guests give less"
+        )
+    if "efficiency" in uarch.rates and any(g.get("type") == "core" for g in groups):
+        provenance = "derived"
+        caveats.append(
+            f"{uarch.name} is a hybrid chip whose P/E core split is not known here: every core is counted at the "
+            "P-core rate, an upper bound"
+        )
+    if halve:
+        provenance = "derived"
     label = "" if provenance == "spec" else "derived: "
 
-    features = set(cpu.get("features") or [])
     fp32_terms: list[tuple[int, float, int, str]] = []  # (cores, mhz, flop/cycle, core type)
     for g in groups:
         rate = rates_of[id(g)]
@@ -300,6 +325,8 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
             and _avx512_fma_units(cpu.get("model_name") or "") == 1
         ):
             flop = 32
+        flop = min(flop, isa_cap) if isa_cap else flop
+        flop = flop // 2 if halve else flop
         fp32_terms.append((int(g["count"]), float(g.get("max_mhz") or mhz), flop, _group_label(g)))
 
     fma_why = "; ".join(dict.fromkeys(f"{_group_label(g)}: {r.why}" if len(groups) > 1 else r.why
@@ -308,12 +335,15 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
         units = _avx512_fma_units(cpu.get("model_name") or "")
         fma_why = f"AVX-512, {units} x 512-bit FMA (Bronze/Silver/Gold 5xxx have 1, Gold 6xxx/Platinum 2)"
     clock_note = clock_desc if len({m for _, m, _, _ in fp32_terms}) == 1 else "per-core-type max clocks"
+    if caveats:
+        clock_note += "; " + "; ".join(caveats)
     fp32 = _sum_terms(fp32_terms, 1)
     out["fp32"] = {
         "value": fp32,
         "source": provenance,
         "detail": f"{label}{_terms_text(fp32_terms, 1, 'FP32')} = {fmt_flops(fp32)}; {clock_note}; "
-        f"{uarch.name}: {fma_why} ({uarch.source})",
+        f"{'' if len({g.get('microarchitecture') for g in groups}) > 1 else uarch.name + ': '}{fma_why} "
+        f"({uarch.source})",
     }
     emulated = f"at most the fp32 peak ({fmt_flops(fp32)}); PyTorch's CPU kernels for it may be far slower"
     is_arm = bool(features & {"asimd", "sve"}) or uarch.name.startswith(("Apple", "Cortex", "Neoverse"))
@@ -346,6 +376,29 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 "emulated": True,
             }
     return _ordered(out)
+
+
+def _isa_limits(
+    cpu: dict[str, Any], features: set[str], uarch: CpuUarch, caveats: list[str]
+) -> tuple[int | None, bool]:
+    """(a FLOP/cycle cap, whether to halve the rate) from what the x86 flags expose. The table's rates
+    assume the core's widest FMA; a hypervisor or firmware may hide AVX-512 or even FMA (the flags then
+    lack avx512f / fma), and code can only use what the flags show. Nothing when no flags were read."""
+    if not cpu.get("flags_read") or cpu.get("vendor") not in ("Intel", "AMD", "Hygon"):
+        return None, False
+    cap = None
+    if "avx512f" not in features and any(r.fp32 > 32 for r in uarch.rates.values()):
+        cap = 32
+        caveats.append(
+            "no avx512f flag (AVX-512 off or hidden by a hypervisor): AVX2, 2 x 256-bit FMA at most"
+        )
+    halve = "fma" not in features and any(r.fp32 >= 16 for r in uarch.rates.values())
+    if halve:
+        caveats.append(
+            "no fma flag (hidden by a hypervisor or absent): a multiply and an add instead of one FMA, half the "
+            "FMA rate, an estimate"
+        )
+    return cap, halve
 
 
 def _amx(

@@ -8,6 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from bench.results import WRITTEN_NAMES, ResultsError
+from reports.words import MAX_FINDINGS
+
 FORMATS = ("text", "md", "csv", "json")
 HTML_SUFFIXES = (".html", ".htm")
 MAX_WARNING_LINES = 20  # on stderr; the HTML page and --format json carry every one
@@ -26,6 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "directory: `--html A B` reports on A and B",
     )  # fmt: skip
     p.add_argument("--format", choices=FORMATS, default="text", help="terminal summary format (default text)")
+    p.add_argument(
+        "--all", action="store_true", dest="all_findings",
+        help=f"every finding in the terminal (default: the {MAX_FINDINGS} that explain most of the step or gap)",
+    )  # fmt: skip
+    p.add_argument("--details", action="store_true", help="each finding's evidence (its figures) under it")
 
 
 def is_html_name(value: str | Path) -> bool:
@@ -51,8 +59,6 @@ def split_html_arg(args: argparse.Namespace) -> tuple[list[str], str | None]:
 
 def output_path(html: str, dirs: list[Path]) -> Path:
     """Where the page goes; refuses, in one line, any path that could overwrite an input or a results file."""
-    from bench.results import ResultsError
-
     out = Path(html) if html else dirs[0] / "report.html"
     try:
         _refuse_unsafe_output(out, dirs)
@@ -62,8 +68,6 @@ def output_path(html: str, dirs: list[Path]) -> Path:
 
 
 def _refuse_unsafe_output(out: Path, dirs: list[Path]) -> None:
-    from bench.results import WRITTEN_NAMES, ResultsError
-
     target = out.resolve()
     inputs = {d.resolve() for d in dirs}
     if target in inputs or (target / "sweep.json").exists():
@@ -89,8 +93,7 @@ def _write_stdout(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.results import ResultsError
-    from reports.diagnosis import diagnose
+    from reports.diagnosis import diagnose  # pandas and matplotlib: only when a report is made
     from reports.load import expand_paths, load_results, newest_results_dir
     from reports.summary import one_line, render
 
@@ -100,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
     dirs = expand_paths(paths)
     out = output_path(html, dirs) if html is not None else None
     results = load_results(dirs)
+    findings = diagnose(results)  # a finding that cannot be made adds a warning naming its directory
+    text = render(
+        results, findings, args.format, show_all=getattr(args, "all_findings", False),
+        details=getattr(args, "details", False),
+    )  # fmt: skip
     for w in results.warnings[:MAX_WARNING_LINES]:
         print(f"bench report: warning: {one_line(w)}", file=sys.stderr)
     if len(results.warnings) > MAX_WARNING_LINES:
@@ -108,8 +116,7 @@ def run(args: argparse.Namespace) -> int:
             f"bench report: warning: ... and {more} more (all of them in --html and --format json)",
             file=sys.stderr,
         )
-    findings = diagnose(results)
-    _write_stdout(render(results, findings, args.format))
+    _write_stdout(text)
     if out is not None:
         from reports.html import write_html
 

@@ -1,29 +1,35 @@
-"""The diagnosis: findings in words, each with the figures behind it.
+"""The diagnosis: findings as data (kind, severity, runs, evidence); reports/words.py words them.
 
-`diagnose(results)` returns a list of `Finding`s (kind, severity, sentence, evidence, runs). Kinds:
-speedup, impossible_mfu, config_mismatch, loss_agree, loss_disagree, assumed_config, overfitting,
-eval_in_timer, overhead_bound, compute_bound, batch_scaling, mfu_vs_a100, peak_unknown, cpu_threads,
-cpu_dtype, warmup_cost, step_breakdown, noisy_timing; and from their own modules: roofline
-(reports.roofline), energy, energy_compare, energy_unavailable (reports.energy), scaling, shared_cores,
-scaling_limit, ranks_differ (reports.scaling), time_to_loss (reports.time_to_loss), and from a `bench tune`:
-best_config and tip (reports.tips).
+`diagnose(results)` returns the `Finding`s, the ones that explain most of the step or the gap first, and
+`headline(results, findings)` the answer a report opens with. Kinds made here: speedup, impossible_mfu,
+config_mismatch, loss_agree, loss_disagree, assumed_config, overfitting, eval_in_timer, overhead_bound,
+compute_bound, batch_scaling, mfu_vs_a100, peak_unknown, cpu_threads, cpu_dtype, warmup_cost,
+step_breakdown, noisy_timing; and in their own modules: roofline (reports.roofline), energy,
+energy_compare, energy_unavailable (reports.energy), scaling, shared_cores, scaling_limit, ranks_differ
+(reports.scaling), time_to_loss (reports.time_to_loss), and from a `bench tune`: best_config and tip
+(reports.tips). A rule that fails on some directory leaves its findings out with one warning naming it.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.metrics import mfu, mfu_is_possible
+from bench.metrics import BUSY_OTHER_CORES, mfu, mfu_is_possible
 from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS
 from reports import fmt
+from reports.energy import energy_findings
 from reports.finding import Finding
 from reports.load import LOSS_NEUTRAL_TRAIN_KEYS, Results, step_ms_spanned
-from reports.profile_text import PROFILED_SLOWER, summarize_profile
-from reports.roofline import roofline_findings
+from reports.profile_text import PROFILED_SLOWER
+from reports.roofline import NATIVE_CPU_FEATURES, compute_lever, roofline_findings
+from reports.scaling import scaling_findings
+from reports.time_to_loss import time_to_loss_findings
+from reports.tips import best_config_findings, tip_findings
 
 # Same config and seed give the same batches on every device, so val curves differ only by numerics.
 LOSS_TOLERANCE_FP32 = 0.02
@@ -35,39 +41,174 @@ LOW_MFU = 0.3  # "far below its own peak" at the smallest batch
 NEAR_PEAK_MFU = 0.5
 WARMUP_RATIO = 3.0  # a first step this many times the median is worth a sentence
 NOISY_SPREAD = 1.5  # p90/p10 of the timed steps above this: the timings are noisy
-BUSY_OTHER_CORES = 0.25  # other processes using this many cores' worth of CPU during a run
 IDLE_DEVICE = 0.5  # a CUDA step whose device is idle this fraction of the time is launch-bound
 OVERFIT_RISE = 0.03  # val loss this far above its minimum at the last eval (eval noise is ~0.01-0.02)
-NATIVE_CPU_FEATURES = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
+
+# How much of the step or the gap a kind explains when its rule has no figure for it (ordering only).
+EXPLAINS = {
+    "speedup": 1.0, "impossible_mfu": 1.0, "ranks_differ": 1.0, "loss_disagree": 0.8, "shared_cores": 0.6,
+    "peak_unknown": 0.5, "scaling": 0.5, "time_to_loss": 0.5, "best_config": 0.5, "tip": 0.4,
+    "mfu_vs_a100": 0.1, "assumed_config": 0.1, "energy": 0.1, "energy_compare": 0.1, "energy_unavailable": 0.05,
+    "loss_agree": 0.05, "cpu_threads": 0.1,
+}  # fmt: skip
+
+SINGLE_PROCESS_ONLY = {"speedup", "batch_scaling", "thread"}  # data-parallel runs have reports.scaling
+
+
+def _rules() -> tuple:
+    return (
+        speedup_findings, impossible_mfu_findings, config_findings, overfit_findings, eval_timer_findings,
+        batch_scaling_findings, mfu_findings, peak_findings, thread_findings, cpu_dtype_findings,
+        warmup_findings, profile_findings, roofline_findings, noise_findings, energy_findings,
+        scaling_findings, time_to_loss_findings, tip_findings, best_config_findings,
+    )  # fmt: skip
+
+
+def _rule_name(rule: Any) -> str:
+    return rule.__name__.removesuffix("_findings")
+
+
+def dir_labels(results: Results) -> dict[str, str]:
+    """results_dir -> the fewest trailing path parts that tell the merged directories apart."""
+    dirs = sorted({str(d) for d in results.runs["results_dir"]}) if len(results.runs) else []
+    parts = {d: Path(d).parts for d in dirs}
+    for n in range(1, max((len(p) for p in parts.values()), default=1) + 1):
+        labels = {d: "/".join(p[-n:]) for d, p in parts.items()}
+        if len(set(labels.values())) == len(labels):
+            return labels
+    return {d: d for d in dirs}
+
+
+def _checked(results: Results, made: list[Finding]) -> list[Finding]:
+    """The rule's findings, each labelled and worded once here: one whose words cannot be made (evidence the
+    template does not expect) is left out now, with a warning naming its directory, not in mid-output."""
+    kept = []
+    for f in made:
+        f.labels = {k: results.label(k) for k in f.runs if k in results.runs.index}
+        for k in ("key", "run", "reference", "fast", "slow", "more"):
+            v = f.evidence.get(k)
+            if isinstance(v, str) and v in results.runs.index:
+                f.labels.setdefault(v, results.label(v))
+        try:
+            _ = f.sentence
+        except Exception as e:  # noqa: BLE001 - one finding, not the report
+            dirs = sorted({str(results.runs.loc[k, "results_dir"]) for k in f.labels}) or ["these results"]
+            results.warnings.append(
+                f"{', '.join(dirs)}: a {f.kind} finding could not be worded ({type(e).__name__}: {e}): left out"
+            )
+            continue
+        kept.append(f)
+    return kept
+
+
+def _run_rule(results: Results, rule: Any, ok: pd.DataFrame) -> list[Finding]:
+    """One rule over the runs; when it fails, again per results directory: the directories where it works
+    keep their findings, each one where it fails gets one warning line naming it."""
+    try:
+        return _checked(results, rule(results, ok))
+    except Exception as e:  # noqa: BLE001 - a bug or damaged input in one rule must not take the report down
+        first = e
+    out: list[Finding] = []
+    failed: list[str] = []
+    for d, sub in ok.groupby("results_dir", sort=False):
+        try:
+            out.extend(_checked(results, rule(results, sub)))
+        except Exception:  # noqa: BLE001
+            failed.append(str(d))
+    why = f"{type(first).__name__}: {first}"
+    for d in failed or ["across these directories"]:
+        results.warnings.append(f"{d}: the {_rule_name(rule)} findings could not be made ({why}): left out")
+    return out
+
 
 
 def diagnose(results: Results) -> list[Finding]:
-    """Every finding for these results, most important first; ids are kind-N."""
-    # rule modules that import Finding from reports.finding
-    from reports.energy import energy_findings
-    from reports.scaling import scaling_findings
-    from reports.time_to_loss import time_to_loss_findings
-    from reports.tips import best_config_findings, tip_findings
-
+    """Every finding for these results, those that explain most of the step or the gap first; ids kind-N."""
     ok = results.ok_runs()
     findings: list[Finding] = []
-    # Device comparisons, batch and thread scaling read single-process runs; data-parallel runs (world_size > 1)
-    # have their own rules in reports.scaling.
-    single_only = {speedup_findings, batch_scaling_findings, thread_findings}
     single = ok[ok["world_size"].fillna(1) <= 1] if "world_size" in ok.columns else ok
     if len(ok):
-        for rule in (
-            speedup_findings, impossible_mfu_findings, config_findings, overfit_findings, eval_timer_findings,
-            batch_scaling_findings, mfu_findings, peak_findings, thread_findings, cpu_dtype_findings,
-            warmup_findings, profile_findings, roofline_findings, noise_findings, energy_findings,
-            scaling_findings, time_to_loss_findings, tip_findings, best_config_findings,
-        ):  # fmt: skip
-            findings.extend(rule(results, single if rule in single_only else ok))
+        for rule in _rules():
+            findings.extend(
+                _run_rule(results, rule, single if _rule_name(rule) in SINGLE_PROCESS_ONLY else ok)
+            )
+    _name_directories(results, findings)
     counts: dict[str, int] = {}
     for f in findings:
         counts[f.kind] = counts.get(f.kind, 0) + 1
         f.id = f"{f.kind}-{counts[f.kind]}"
-    return findings
+        if f.explains is None:
+            f.explains = EXPLAINS.get(f.kind, 0.3 if f.severity == "warning" else 0.1)
+    return ordered(findings)
+
+
+def ordered(findings: list[Finding]) -> list[Finding]:
+    """Most of the step or the gap explained first; a warning before an info that explains as much."""
+    return sorted(findings, key=lambda f: (-(f.explains or 0.0), f.severity != "warning"))
+
+
+def _name_directories(results: Results, findings: list[Finding]) -> None:
+    """Where two findings from different merged directories would read the same (two tunes of one host),
+    each is prefixed with its directory's label."""
+    if len(results.runs) == 0 or results.runs["results_dir"].nunique() < 2:
+        return
+    labels = dir_labels(results)
+    same: dict[str, list[Finding]] = {}
+    for f in findings:
+        same.setdefault(f.sentence, []).append(f)
+    for group in same.values():
+        if len(group) < 2:
+            continue
+        for f in group:
+            dirs = {str(results.runs.loc[k, "results_dir"]) for k in f.runs if k in results.runs.index}
+            if len(dirs) == 1:
+                f.where = labels[dirs.pop()]
+
+
+def headline(results: Results, findings: list[Finding]) -> Finding:
+    """The answer first. Several devices: the largest speedup split into peak x utilisation, with the
+    recipe fields that differ between those two runs. One device: its best run's tokens/s, where its step
+    goes and the one lever worth pulling."""
+    speed = [f for f in findings if f.kind == "speedup"]
+    if speed:
+        top = max(speed, key=lambda f: f.evidence["speedup"])
+        pair = {top.evidence["fast"], top.evidence["slow"]}
+        differs: list[str] = []
+        for f in findings:
+            if f.kind == "config_mismatch" and {f.evidence["run"], f.evidence["reference"]} == pair:
+                differs = list(f.evidence["differs"])
+        ev = {**top.evidence, "case": "compare", "recipe_differs": differs, "finding": top.id}
+        return Finding("headline", "info", evidence=ev, runs=list(top.runs), labels=dict(top.labels))
+    ok = results.ok_runs()
+    if ok.empty:
+        return Finding("headline", "info", evidence={"case": "none"})
+    best = ok.loc[ok["tokens_per_s"].idxmax()] if ok["tokens_per_s"].notna().any() else ok.iloc[0]
+    key = best["key"]
+    ev: dict[str, Any] = {
+        "case": "one", "device": short_device(results, key, best["dtype"]), "tokens_per_s": _num(best["tokens_per_s"]),
+        "mfu": _possible_mfu(best), "impossible_mfu": _impossible_mfu(best), "run": key, "where": None, "where_share": None, "lever": None,
+    }  # fmt: skip
+    device = {
+        k for k in ok.index if ok.loc[k, "host"] == best["host"] and ok.loc[k, "device"] == best["device"]
+    }
+    for f in findings:  # ordered: the first that says where this device's step goes, and its lever
+        if not set(f.runs) & device:
+            continue
+        part = None
+        if f.kind == "roofline" and not f.evidence.get("host_only") and f.evidence.get("bound_fraction"):
+            b, v = max(f.evidence["bound_fraction"].items(), key=lambda kv: kv[1])
+            part = (f"{b}-bound", v)
+        elif f.kind in ("overhead_bound", "compute_bound") and f.explains is not None:
+            part = ("fixed per-step overhead" if f.kind == "overhead_bound" else "work that grows with the batch",
+                    f.explains)  # fmt: skip
+        elif f.kind == "step_breakdown" and f.evidence.get("fraction"):
+            part = max(f.evidence["fraction"].items(), key=lambda kv: kv[1] or 0)
+        if part and ev["where"] is None:
+            ev["where"], ev["where_share"] = part
+        ev["lever"] = ev["lever"] or f.evidence.get("lever")
+        if ev["where"] and ev["lever"]:
+            break
+    return Finding("headline", "info", evidence=ev, runs=[key], labels={key: results.label(key)})
 
 
 def _achieved(r: pd.Series) -> float | None:
@@ -97,13 +238,6 @@ def _mfu(r: pd.Series) -> float | None:
 def _per_token_us(r: pd.Series) -> float | None:
     v = r.get("tokens_per_s")
     return 1e6 / float(v) if fmt.is_num(v) and float(v) > 0 else None
-
-
-def _faster(ratio: float | None) -> str:
-    """4.2 -> "4.2x faster", 0.5 -> "2x slower"."""
-    if not fmt.is_num(ratio) or ratio <= 0:
-        return "-"
-    return f"{fmt.ratio(ratio)} faster" if ratio >= 1 else f"{fmt.ratio(1 / ratio)} slower"
 
 
 def _params(results: Results, key: str) -> int | None:
@@ -149,17 +283,6 @@ def _final_val(results: Results, key: str) -> tuple[float, int] | None:
     return float(row["loss"]), int(row["iter"])
 
 
-def _short_count(x: Any) -> str:
-    """81_920_000 -> "81.9M", 1_536_768 -> "1.54M", 768 -> "768"."""
-    if not fmt.is_num(x):
-        return "-"
-    x = float(x)
-    for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= div:
-            return f"{fmt.sig(x / div)}{unit}"
-    return fmt.sig(x)
-
-
 def _possible_mfu(r: pd.Series) -> float | None:
     """The run's MFU when it can be true (at most 100% of its peak); None when unknown or impossible."""
     m = _mfu(r)
@@ -172,9 +295,22 @@ def _impossible_mfu(r: pd.Series) -> float | None:
     return m if m is not None and not mfu_is_possible(m) else None
 
 
+def short_device(results: Results, key: str, dtype: str | None = None) -> str:
+    """A device as a sentence names it: its model without trademarks ("12th Gen Intel Core i7-12700H",
+    "NVIDIA GeForce RTX 4070 Ti"), else the device string; "on HOST" when several hosts are merged."""
+    r = results.runs.loc[key]
+    name = str(r.get("device_name") or "")
+    for junk in ("(R)", "(TM)", "(tm)", "(r)"):
+        name = name.replace(junk, "")
+    name = " ".join(w for w in name.replace(" CPU ", " ").split() if w != "@" and not w.endswith("GHz"))
+    text = name or str(r["device"])
+    text += f" {dtype}" if dtype else ""
+    return text + (f" on {r['host']}" if results.multi_host else "")
+
+
 def speedup_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
-    """The headline: the fastest run of each device against the slowest device's, split into peak x MFU,
-    with the per-iteration and per-token time ratios beside the FLOP/s ratio."""
+    """The fastest run of each device against the slowest device's: the FLOP/s ratio split into peak x MFU,
+    with the per-iteration and per-token time ratios beside it."""
     ok = ok.assign(_achieved=[_achieved(r) for _, r in ok.iterrows()]).dropna(subset=["_achieved"])
     if ok.empty:
         return []
@@ -191,71 +327,32 @@ def speedup_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         ) == slow.get("block_size")
         ms_f, ms_s = float(fast["ms_median"]), float(slow["ms_median"])
         us_f, us_s = _per_token_us(fast), _per_token_us(slow)
-        iter_ratio = ms_s / ms_f if ms_f > 0 else None
-        token_ratio = us_s / us_f if us_f and us_s else None
-        params = [_params(results, fast["key"]), _params(results, slow["key"])]
-        tpi = [_num(fast.get("tokens_per_iter")), _num(slow.get("tokens_per_iter"))]
-        fl, sl = results.device_label(fast["key"]), results.device_label(slow["key"])
-        batch = ""
-        if fast.get("tokens_per_iter") != slow.get("tokens_per_iter"):
-            batch = f", {fmt.count(tpi[0])} vs {fmt.count(tpi[1])} tokens per iteration"
-        times = (
-            f"per token {_faster(token_ratio)} ({fmt.sig(us_f)} vs {fmt.sig(us_s)} µs), per iteration "
-            f"{_faster(iter_ratio)} ({fmt.ms(ms_f)} vs {fmt.ms(ms_s)} ms{batch})"
-        )
-        if same_model:
-            sentence = (
-                f"{fl} is {fmt.ratio(speed)} faster than {sl} on this recipe (best runs {results.label(fast['key'])} "
-                f"and {results.label(slow['key'])}): {fmt.ratio(speed)} the achieved FLOP/s "
-                f"({fmt.flops(fast['_achieved'])} vs {fmt.flops(slow['_achieved'])}), {times}."
-            )
-        else:
-            sizes = (
-                f"{params[0] / 1e6:.2f}M vs {params[1] / 1e6:.2f}M parameters"
-                if all(p is not None for p in params)
-                else "different shapes"
-            )
-            sentence = (
-                f"{fl} does {fmt.ratio(speed)} the FLOP/s of {sl} ({fmt.flops(fast['_achieved'])} vs "
-                f"{fmt.flops(slow['_achieved'])} achieved), but the runs train different models ({sizes}), so "
-                f"that is not how much less time it takes: {times}."
-            )
         fp, sp = _peak(fast), _peak(slow)
         fm, sm = _mfu(fast), _mfu(slow)
-        evidence = {
-            "fast": fast["key"], "slow": slow["key"], "speedup": speed, "flops_ratio": speed,
+        evidence: dict[str, Any] = {
+            "fast": fast["key"], "slow": slow["key"], "fast_device": short_device(results, fast["key"]),
+            "slow_device": short_device(results, slow["key"]), "speedup": speed, "flops_ratio": speed,
             "same_model": bool(same_model),
             "tokens_per_s": [_num(fast.get("tokens_per_s")), _num(slow.get("tokens_per_s"))],
             "achieved_flops_per_s": [fast["_achieved"], slow["_achieved"]],
-            "ms_per_iter": [ms_f, ms_s], "iter_time_ratio": iter_ratio,
-            "us_per_token": [us_f, us_s], "token_time_ratio": token_ratio,
-            "params": params, "tokens_per_iter": tpi,
+            "ms_per_iter": [ms_f, ms_s], "iter_time_ratio": ms_s / ms_f if ms_f > 0 else None,
+            "us_per_token": [us_f, us_s], "token_time_ratio": us_s / us_f if us_f and us_s else None,
+            "params": [_params(results, fast["key"]), _params(results, slow["key"])],
+            "tokens_per_iter": [_num(fast.get("tokens_per_iter")), _num(slow.get("tokens_per_iter"))],
             "peak_flops_per_s": [fp, sp], "mfu": [fm, sm], "peak_ratio": None, "mfu_ratio": None,
         }  # fmt: skip
-        impossible = [results.device_label(r["key"], r["dtype"]) for r in (fast, slow) if _impossible_mfu(r)]
+        impossible = [short_device(results, r["key"], r["dtype"]) for r in (fast, slow) if _impossible_mfu(r)]
         if impossible:
+            evidence["impossible"] = impossible
             evidence["impossible_mfu"] = [_impossible_mfu(fast), _impossible_mfu(slow)]
             evidence["mfu"] = [None if _impossible_mfu(r) else m for r, m in ((fast, fm), (slow, sm))]
-            sentence += (
-                f" It cannot be split into peak ratio x MFU ratio: the MFU of {fmt.names(impossible)} would be "
-                "above 100% of its peak, which is impossible (a wrong peak or config)."
-            )
         elif fp and sp and fm and sm:
             evidence["peak_ratio"], evidence["mfu_ratio"] = fp / sp, fm / sm
-            sentence += (
-                f" The FLOP/s ratio is {fmt.ratio(fp / sp)} the peak FLOP/s ({fmt.flops(fp)} vs {fmt.flops(sp)}, "
-                f"hardware) x {fmt.ratio(fm / sm)} the MFU ({fmt.pct(fm)} vs {fmt.pct(sm)} of own peak, how well "
-                "each device is used)."
-            )
         else:
-            unknown = [
-                results.device_label(r["key"], r["dtype"]) for r, p in ((fast, fp), (slow, sp)) if not p
+            evidence["unknown_peak"] = [
+                short_device(results, r["key"], r["dtype"]) for r, p in ((fast, fp), (slow, sp)) if not p
             ]
-            sentence += (
-                f" It cannot be split into peak ratio x MFU ratio because the peak of {fmt.names(unknown)} "
-                f"{'is' if len(unknown) == 1 else 'are'} unknown."
-            )
-        out.append(Finding("speedup", "info", sentence, evidence, [fast["key"], slow["key"]]))
+        out.append(Finding("speedup", "info", evidence=evidence, runs=[fast["key"], slow["key"]]))
     return out
 
 
@@ -271,10 +368,6 @@ def _config_fields(meta: dict) -> dict[str, Any]:
     return flat
 
 
-def _run_list(results: Results, keys: list[str]) -> str:
-    return fmt.names([results.label(k) for k in keys])
-
-
 def _best_val(results: Results, key: str) -> tuple[float, int] | None:
     """(lowest val loss, its iteration) from evals.csv."""
     val = _val_evals(results, key)
@@ -282,6 +375,10 @@ def _best_val(results: Results, key: str) -> tuple[float, int] | None:
         return None
     row = val.loc[val["loss"].idxmin()]
     return float(row["loss"]), int(row["iter"])
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    return float(a) / float(b) if fmt.is_num(a) and fmt.is_num(b) and b else None
 
 
 def _num(x: Any) -> float | None:
@@ -310,52 +407,10 @@ def _recipe_facts(results: Results, ok: pd.DataFrame, key: str) -> dict[str, Any
     }
 
 
-def _losses_text(f: dict[str, Any]) -> str:
-    text = f"train {fmt.loss(f['final_train_loss'])} / val {fmt.loss(f['final_val_loss'])}"
-    if f.get("final_val_iter") is not None:
-        text += f" at iter {f['final_val_iter']}"
-    best = f.get("best_val_loss")
-    if fmt.is_num(best) and fmt.is_num(f["final_val_loss"]) and f["final_val_loss"] - best > OVERFIT_RISE:
-        text += f", best val {fmt.loss(best)} at iter {f['best_val_iter']}"
-    return text
-
-
-def _tokens_why(la: str, lb: str, fa: dict[str, Any], fb: dict[str, Any]) -> tuple[str, bool]:
-    """(text, whether it is a reason for the gap): the training tokens each run had read by the val eval whose
-    loss is compared. More tokens is a reason only when the run that read more has the lower val loss there."""
-    ta, tb = fa["tokens_at_final_val"], fb["tokens_at_final_val"]
-    if not (ta and tb):
-        return "", False
-    if ta < tb and abs(ta / tb - 1) > 0.01:  # the one that read more first
-        la, lb, fa, fb, ta, tb = lb, la, fb, fa, tb, ta
-    ia, ib = fa["final_val_iter"], fb["final_val_iter"]
-    counts = (
-        f"{fmt.count(ia)} iterations x {fmt.count(fa['tokens_per_iter'])} tokens vs {fmt.count(ib)} x "
-        f"{fmt.count(fb['tokens_per_iter'])}"
-    )
-    if abs(ta / tb - 1) <= 0.01:
-        text = (
-            f"both had read {_short_count(ta)} training tokens by the val evals compared ({counts}), so more "
-            "data does not explain the gap"
-        )
-        if ia and ib and ia != ib:
-            fewer = la if ia < ib else lb
-            text += f"; {fewer} read them in {fmt.count(min(ia, ib))} optimizer steps against {fmt.count(max(ia, ib))}"
-        return text, False
-    text = (
-        f"{la} saw {fmt.ratio(ta / tb)} the training tokens of {lb} by the val evals compared "
-        f"({_short_count(ta)} vs {_short_count(tb)}: {counts})"
-    )
-    va, vb = fa["final_val_eval_loss"], fb["final_val_eval_loss"]
-    if fmt.is_num(va) and fmt.is_num(vb) and round(va, 4) >= round(vb, 4):
-        worse = "the same val loss" if round(va, 4) == round(vb, 4) else "has the higher val loss"
-        return f"{text} yet {worse}, so more data does not explain the gap", False
-    return text, True
-
-
 def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
-    """Runs compared on loss only within one config; other configs named with the fields that differ, and
-    the loss gap put down to the recipe (tokens seen, model size, dtype), not the hardware."""
+    """Runs compared on loss only within one config; each other config named with the fields that differ,
+    and its loss gap put down to the recipe where the recipe explains it: the run with the lower val loss
+    read more tokens, trained a larger model or used another dtype. Equal val losses are said as such."""
     groups = [list(g.index) for _, g in ok.groupby("config_key", sort=False)]
     groups.sort(key=len, reverse=True)
     out: list[Finding] = []
@@ -370,42 +425,32 @@ def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         if a.get("dtype") != b.get("dtype"):
             diff["dtype"] = (a.get("dtype"), b.get("dtype"))
         fa, fb = _recipe_facts(results, ok, g[0]), _recipe_facts(results, ok, ref[0])
-        la, lb = results.label(g[0]), results.label(ref[0])
-        tokens, tokens_reason = _tokens_why(la, lb, fa, fb)
-        why = [tokens] if tokens_reason else []
-        ta, tb = fa["tokens_seen"], fb["tokens_seen"]
-        pa, pb = fa["params"], fb["params"]
-        if pa and pb and pa != pb:
-            big, small = (la, lb) if pa > pb else (lb, la)
-            hi, lo = max(pa, pb), min(pa, pb)
-            why.append(
-                f"{'with ' if why else ''}{'a ' if why else big + ' trained a '}{fmt.ratio(hi / lo)} larger model"
-                f"{'' if why else ' than ' + small} ({hi / 1e6:.2f}M vs {lo / 1e6:.2f}M parameters)"
-            )
-        if "dtype" in diff:
-            why.append(f"in {diff['dtype'][0]} vs {diff['dtype'][1]}")
-        shown = ", ".join(f"{k} ({a_} vs {b_})" for k, (a_, b_) in diff.items())
-        recipe = f": {' '.join(why)}" if why else ""
-        if tokens and not tokens_reason:
-            recipe += f"{'; ' if why else ': '}{tokens}"
-        sentence = (
-            f"The loss gap between {la} ({_losses_text(fa)}) and {lb} ({_losses_text(fb)}) comes from their "
-            f"recipes, not the hardware{recipe}. {_run_list(results, g)} "
-            f"{'differs' if len(g) == 1 else 'differ'} from {_run_list(results, ref)} in {shown}; only runs with "
-            "the same config are compared on loss."
-        )
-        evidence = {
-            "differs": {k: list(v) for k, v in diff.items()}, "group": g, "reference": ref,
-            "per_run": {g[0]: fa, ref[0]: fb},
-            "tokens_seen_ratio": ta / tb if ta and tb else None, "params_ratio": pa / pb if pa and pb else None,
-            "tokens_at_final_val_ratio": (
-                fa["tokens_at_final_val"] / fb["tokens_at_final_val"]
-                if fa["tokens_at_final_val"] and fb["tokens_at_final_val"] else None
-            ),
+        va, vb = fa["final_val_eval_loss"], fb["final_val_eval_loss"]
+        same_val = fmt.is_num(va) and fmt.is_num(vb) and round(va, 4) == round(vb, 4)
+        evidence: dict[str, Any] = {
+            "run": g[0], "reference": ref[0], "differs": {k: list(v) for k, v in diff.items()},
+            "group": g, "references": ref, "per_run": {g[0]: fa, ref[0]: fb},
+            "val_loss": [va, vb], "same_val_loss": bool(same_val),
+            "tokens_ratio": None, "params_ratio": None, "dtypes": None, "more": None,
+            "tokens_seen_ratio": _ratio(fa["tokens_seen"], fb["tokens_seen"]),
+            "tokens_at_final_val_ratio": _ratio(fa["tokens_at_final_val"], fb["tokens_at_final_val"]),
         }  # fmt: skip
+        if fmt.is_num(va) and fmt.is_num(vb) and not same_val:
+            # the reasons are the lower-loss run's advantages: more tokens, a larger model, another dtype
+            low, high = (fa, fb) if va < vb else (fb, fa)
+            evidence["more"] = g[0] if va < vb else ref[0]
+            tl, th = low["tokens_at_final_val"], high["tokens_at_final_val"]
+            if tl and th and tl / th > 1.01:
+                evidence["tokens_ratio"] = tl / th
+            pl, ph = low["params"], high["params"]
+            if pl and ph and pl > ph:
+                evidence["params_ratio"] = pl / ph
+            if low["dtype"] != high["dtype"]:
+                evidence["dtypes"] = [str(low["dtype"]), str(high["dtype"])]
         out.append(
-            Finding("config_mismatch", "info" if only_batch and "dtype" not in diff else "warning", sentence,
-                    evidence, g + ref)
+            Finding("config_mismatch", "info" if same_val or (only_batch and "dtype" not in diff) else "warning",
+                    evidence=evidence, runs=g + ref,
+                    explains=0.9 if evidence["more"] and not only_batch else 0.05)
         )  # fmt: skip
     for g in groups:
         if len(g) >= 2 and (agreement := _loss_agreement(results, ok, g)) is not None:
@@ -414,19 +459,13 @@ def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         assumed = ok.loc[key, "assumed"] if "assumed" in ok.columns else ""
         if isinstance(assumed, str) and assumed:
             out.append(
-                Finding(
-                    "assumed_config", "info",
-                    f"{results.label(key)} was imported from a nanoGPT log; these config values were assumed, "
-                    f"not read from it: {assumed}.",
-                    {"assumed": assumed.split(", ")}, [key],
-                )
-            )  # fmt: skip
+                Finding("assumed_config", "info", evidence={"assumed": assumed.split(", ")}, runs=[key])
+            )
     return out
 
 
-def _shared_setup(results: Results, ok: pd.DataFrame, keys: list[str]) -> tuple[str, dict[str, list]]:
-    """What runs of one config_key share (model, batch, training hyperparameters, seed; the dtype when it is
-    one) and the run settings in which they differ, as "share ...; they differ in ..." words."""
+def _differ_in(results: Results, ok: pd.DataFrame, keys: list[str]) -> dict[str, list]:
+    """The run settings in which runs of one config_key differ (their model, batch, training and seed match)."""
     settings = {
         "dtype": [ok.loc[k, "dtype"] for k in keys],
         "device": [results.device_label(k) for k in keys],
@@ -435,19 +474,12 @@ def _shared_setup(results: Results, ok: pd.DataFrame, keys: list[str]) -> tuple[
         "AdamW": ["fused" if ok.loc[k, "fused_adamw"] else "foreach" for k in keys],
         "world size": [ok.loc[k, "world_size"] if "world_size" in ok.columns else 1 for k in keys],
     }
-    shared = "model, batch size, training hyperparameters and seed"
-    dtypes = set(map(str, settings["dtype"]))
-    if len(dtypes) == 1:
-        shared = f"model, batch size, training hyperparameters, seed and dtype ({dtypes.pop()})"
     differ: dict[str, list] = {}
     for name, values in settings.items():
         seen = list(dict.fromkeys(str(int(v)) if fmt.is_num(v) else str(v) for v in values))
         if len(seen) > 1:
             differ[name] = seen
-    text = f"share {shared}"
-    if differ:
-        text += "; they differ in " + ", ".join(f"{n} ({', '.join(v)})" for n, v in differ.items())
-    return text, differ
+    return differ
 
 
 def _loss_agreement(results: Results, ok: pd.DataFrame, keys: list[str]) -> Finding | None:
@@ -460,56 +492,31 @@ def _loss_agreement(results: Results, ok: pd.DataFrame, keys: list[str]) -> Find
         return None
     dtypes = set(ok.loc[keys, "dtype"])
     tol = LOSS_TOLERANCE_FP32 if dtypes <= {"fp32"} else LOSS_TOLERANCE_REDUCED
-    tol_note = f"tolerance {tol} for {'/'.join(sorted(map(str, dtypes)))}"
     val = ev[(ev["key"].isin(keys)) & (ev["split"] == "val")]
-    setup, differ = _shared_setup(results, ok, keys)
-    evidence: dict[str, Any] = {"tolerance": tol, "runs": keys, "differ_in": differ}
+    evidence: dict[str, Any] = {
+        "tolerance": tol, "dtypes": sorted(map(str, dtypes)), "runs": keys,
+        "differ_in": _differ_in(results, ok, keys), "at_iter": None,
+    }  # fmt: skip
     finite = np.isfinite(val["loss"].astype(float))
     bad = [k for k in keys if k in set(val.loc[~finite, "key"])]
-    if bad:
-        # a NaN or inf val loss is never dropped to make curves agree
-        return Finding(
-            "loss_disagree", "warning",
-            f"{_run_list(results, keys)} {setup}, but {_run_list(results, bad)} has val losses that "
-            "are NaN or infinite: the curves cannot agree.",
-            {**evidence, "non_finite": bad}, keys,
-        )  # fmt: skip
+    if bad:  # a NaN or inf val loss is never dropped to make curves agree
+        return Finding("loss_disagree", "warning", evidence={**evidence, "non_finite": bad}, runs=keys)
     table = val[finite].pivot_table(index="iter", columns="key", values="loss", aggfunc="last").dropna()
     if len(table) and table.shape[1] == len(keys):
         spread = table.max(axis=1) - table.min(axis=1)
-        worst_iter = int(spread.idxmax())
-        max_diff = float(spread.max())
-        where = (
-            f"over {len(table)} shared evals (worst at iter {worst_iter})"
-            if max_diff > 0
-            else f"(identical at all {len(table)} shared evals)"
+        evidence.update(
+            max_abs_val_diff=float(spread.max()), at_iter=int(spread.idxmax()), shared_evals=len(table)
         )
-        evidence.update(max_abs_val_diff=max_diff, at_iter=worst_iter, shared_evals=len(table))
     else:
         finals = [_final_val(results, k) for k in keys]
         losses = [f[0] for f in finals if f]
-        max_diff = float(max(losses) - min(losses))
-        at = ", ".join(f"{results.label(k)} iter {f[1]}" for k, f in zip(keys, finals, strict=True) if f)
-        where = (
-            f"in final val loss ({at}; no eval iteration is shared by "
-            f"{'both runs' if len(keys) == 2 else 'all of them'})"
-        )
-        evidence.update(max_abs_val_diff=max_diff, shared_evals=0)
-    runs = _run_list(results, keys)
-    if max_diff <= tol:
-        return Finding(
-            "loss_agree", "info",
-            f"{runs} {setup}; their val curves agree within noise: max |val diff| "
-            f"{max_diff:.4f} {where}, {tol_note}.",
-            evidence, keys,
+        evidence.update(
+            max_abs_val_diff=float(max(losses) - min(losses)), shared_evals=0,
+            final_val_iters={k: f[1] for k, f in zip(keys, finals, strict=True) if f},
         )  # fmt: skip
-    return Finding(
-        "loss_disagree", "warning",
-        f"{runs} {setup}, but their val curves do not agree: max |val diff| {max_diff:.4f} "
-        f"{where}, above the {tol_note}; same config and seed mean the same batches, so this is numerics "
-        "(dtype) or a data-order problem.",
-        evidence, keys,
-    )  # fmt: skip
+    if evidence["max_abs_val_diff"] <= tol:
+        return Finding("loss_agree", "info", evidence=evidence, runs=keys)
+    return Finding("loss_disagree", "warning", evidence=evidence, runs=keys)
 
 
 def _imported_spikes(results: Results, key: str, s: pd.DataFrame, median: float) -> dict | None:
@@ -536,7 +543,8 @@ def _imported_spikes(results: Results, key: str, s: pd.DataFrame, median: float)
 
 
 def eval_timer_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
-    """What nanoGPT's timer (which spans the eval before a step) prints for eval iterations."""
+    """What nanoGPT's timer (which spans the eval before a step) prints for eval iterations: the worst run
+    per device, with the eval's share of that printed time."""
     per_device: dict[tuple, list[dict]] = {}
     for key, r in ok.iterrows():
         s = results.steps_of(key)
@@ -544,9 +552,11 @@ def eval_timer_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         imported = _imported_spikes(results, key, s, median) if (s["phase"] == "after_eval").any() else None
         if imported:
             worst, first = imported["worst"] or imported["first"], imported["first"]
+            only_first = imported["worst"] is None
             item = {
                 "key": key, "iter": int(worst["iter"]), "printed_ms": float(worst["ms"]), "step_ms": median,
-                "eval_ms": float(worst["eval_ms_est"]), "includes": worst.get("includes", "eval"),
+                "eval_ms": None if only_first else float(worst["eval_ms_est"]),
+                "includes": str(worst.get("includes", "eval")).replace(" + ", " and "),
                 "n": int(imported["n"]), "imported": True, "first_iter": first,
             }  # fmt: skip
         else:
@@ -571,46 +581,18 @@ def eval_timer_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     out = []
     for items in per_device.values():
         worst = max(items, key=lambda it: it["ratio"] if fmt.is_num(it["ratio"]) else 0)
-        label = results.label(worst["key"])
-        more = f" ({len(items)} runs on this device; this is the largest)" if len(items) > 1 else ""
-        if worst["imported"]:
-            first = worst.get("first_iter")
-            if first is not None and worst["iter"] == first["iter"]:
-                sentence = (
-                    f"nanoGPT's timer in {label} printed iter {first['iter']}: {fmt.ms(first['ms'])} ms"
-                )
-            else:
-                what = str(worst["includes"]).replace(" + ", " and ")
-                sentence = (
-                    f"nanoGPT's timer in {label} printed iter {worst['iter']}: {fmt.ms(worst['printed_ms'])} ms, of "
-                    f"which ~{fmt.ms(worst['eval_ms'])} ms is the {what} before it; the honest median step is "
-                    f"{fmt.ms(worst['median_ms'])} ms ({worst['n']} such iterations kept out of the medians){more}"
-                )
-            if first is not None:
-                startup = str(first["includes"]).removeprefix("eval + ")
-                lead = "Its" if worst["iter"] != first["iter"] else ", which"
-                subject = f" iter {first['iter']} ({fmt.ms(first['ms'])} ms)" if lead == "Its" else ""
-                sentence += (
-                    f"{'. ' if lead == 'Its' else ''}{lead}{subject} is "
-                    f"{'not warm-up but mostly' if first['eval_ms_est'] > first['startup_ms_est'] else ''} "
-                    f"the step-{first['iter']} eval (~{fmt.ms(first['eval_ms_est'])} ms, estimated from "
-                    f"{first.get('eval_ms_source', 'the later evals')}) plus ~{fmt.ms(first['startup_ms_est'])} ms "
-                    f"of {startup} and one step"
-                ).replace("is  the", "is the")
-            sentence += "."
-        else:
-            sentence = (
-                f"nanoGPT's timer would have printed {fmt.ms(worst['printed_ms'])} ms for iter {worst['iter']} of "
-                f"{label} (the step's {fmt.ms(worst['step_ms'])} ms + {fmt.ms(worst['eval_ms'])} ms of eval, "
-                f"train and val splits), {fmt.ratio(worst['ratio'])} the honest median of "
-                f"{fmt.ms(worst['median_ms'])} ms; devicebench times evals apart{more}."
-            )
         severity = "warning" if fmt.is_num(worst["ratio"]) and worst["ratio"] > 2 else "info"
-        out.append(
-            Finding(
-                "eval_in_timer", severity, sentence, {**worst, "runs": items}, [it["key"] for it in items]
-            )
+        # the share of the run's printed time that is eval: n spikes of eval_ms against every step's time
+        total = (
+            worst["n"] * (worst["eval_ms"] or 0.0)
+            + float(ok.loc[worst["key"], "iters_done"] or 0) * worst["median_ms"]
         )
+        share = worst["n"] * worst["eval_ms"] / total if worst["eval_ms"] and total > 0 else None
+        out.append(
+            Finding("eval_in_timer", severity, evidence={**worst, "runs": items if len(items) > 1 else []},
+                    runs=[it["key"] for it in items],
+                    explains=share)
+        )  # fmt: skip
     return out
 
 
@@ -634,21 +616,17 @@ def overfit_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         if not (fmt.is_num(t_min) and fmt.is_num(t_last) and t_last < t_min):
             continue  # train loss rose too: unstable training, not overfitting
         meta = results.run_meta.get(key) or {}
-        kept = ""
-        if (meta.get("nanogpt") or {}).get("config", {}).get("always_save_checkpoint") is False:
-            kept = f"; nanoGPT saved its checkpoint only while val improved, so ckpt.pt holds iter {min_iter}"
-        sentence = (
-            f"{results.label(key)} overfit: its val loss bottomed at {fmt.loss(low['loss'])} at iter {min_iter} and "
-            f"rose by {rise:.2f} to {fmt.loss(last['loss'])} at iter {last_iter} while its train loss kept falling "
-            f"({fmt.loss(t_min)} -> {fmt.loss(t_last)}): the iterations after {min_iter} memorised the training "
-            f"text. Its best val loss ({fmt.loss(low['loss'])}), not the final one, is what this recipe reaches{kept}."
-        )
+        saved_best = (meta.get("nanogpt") or {}).get("config", {}).get("always_save_checkpoint") is False
         evidence = {
             "min_val_loss": float(low["loss"]), "min_iter": min_iter, "final_val_loss": float(last["loss"]),
             "final_iter": last_iter, "rise": rise, "train_loss_at_min": float(t_min),
-            "final_train_loss": float(t_last),
+            "final_train_loss": float(t_last), "checkpoint_iter": min_iter if saved_best else None,
         }  # fmt: skip
-        out.append(Finding("overfitting", "warning", sentence, evidence, [key]))
+        out.append(
+            Finding(
+                "overfitting", "warning", evidence=evidence, runs=[key], explains=rise / float(last["loss"])
+            )
+        )
     return out
 
 
@@ -659,28 +637,30 @@ def impossible_mfu_findings(results: Results, ok: pd.DataFrame) -> list[Finding]
         ratio = _impossible_mfu(r)
         if ratio is None:
             continue
-        a, p = _achieved(r), r.get("peak_value")
         imported = r.get("source") == "nanogpt-log"
-        check = (
-            "the --hwinfo, --device-name or --peak-flops of the import, and the model, batch and block it read or "
-            "was given with --set"
-            if imported
-            else "the device's peak (hwinfo) and the run's model and batch"
-        )
-        sentence = (
-            f"{results.label(key)}: its MFU would be {fmt.pct(ratio)} of the peak of "
-            f"{results.device_label(key, r['dtype'])} ({fmt.flops(a)} achieved against {fmt.flops(p)}, "
-            f"{r.get('peak_source')}), which is impossible: either the peak is not this device's (or not for "
-            f"{r['dtype']}) or the FLOP count is too large for what ran. Check {check}; no MFU is shown for it."
-        )
-        evidence = {"mfu": ratio, "achieved_flops_per_s": a, "peak_flops_per_s": p,
-                    "peak_source": r.get("peak_source"), "peak_detail": r.get("peak_detail")}  # fmt: skip
-        out.append(Finding("impossible_mfu", "warning", sentence, evidence, [key]))
+        evidence = {
+            "mfu": ratio, "device": short_device(results, key, r["dtype"]), "achieved_flops_per_s": _achieved(r),
+            "peak_flops_per_s": _num(r.get("peak_value")), "peak_source": r.get("peak_source"),
+            "peak_detail": r.get("peak_detail"),
+            "check": "the import's --hwinfo, --device-name or --peak-flops, and the model, batch and block it read"
+            if imported else "the device's peak (hwinfo) and the run's model and batch",
+        }  # fmt: skip
+        out.append(Finding("impossible_mfu", "warning", evidence=evidence, runs=[key]))
     return out
 
 
+def _fixed_share(b0: float, ms0: float, b1: float, ms1: float) -> tuple[float, float]:
+    """(share of the small-batch step that is fixed per-step cost, share of the large-batch step that grows
+    with the batch), from ms = fixed + per_sample * batch through the two points."""
+    per = (ms1 - ms0) / (b1 - b0) if b1 != b0 else 0.0
+    fixed = ms0 - per * b0
+    clip = lambda x: float(min(1.0, max(0.0, x)))  # noqa: E731
+    return clip(fixed / ms0 if ms0 > 0 else 0.0), clip(per * b1 / ms1 if ms1 > 0 else 0.0)
+
+
 def batch_scaling_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
-    """Overhead-bound (time barely grows with batch, far below peak) or compute-bound, per device series."""
+    """Overhead-bound (time barely grows with batch, far below peak) or compute-bound, per device series;
+    and compute-bound single runs near their peak."""
     out = []
     axes = ["host", "device", "dtype", "compile", "threads", "fused_adamw", "flops_per_token", "block_size"]
     ok = ok.assign(threads=ok["threads"].fillna(-1))
@@ -697,68 +677,45 @@ def batch_scaling_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         small = g[g["batch_size"] == b_small].iloc[0]
         large = g[g["batch_size"] == b_large].iloc[0]
         mfu_s, mfu_l = _possible_mfu(small), _possible_mfu(large)
-        dev = results.device_label(small["key"], small["dtype"])
+        dev = short_device(results, small["key"], small["dtype"])
         if small["compile"] not in (None, "off"):
             dev += f" (compile {small['compile']})"
-        grow = (
-            f"{fmt.ratio(rb)} the batch ({b_small} -> {b_large}) costs {fmt.ratio(rm)} the time "
-            f"({fmt.ms(ms_small)} -> {fmt.ms(ms_large)} ms/iter)"
-        )
-        if rm < 1:
-            grow += " (less time for more work: timing noise or warm-up dominates these short runs)"
-        evidence = {
-            "batch_sizes": [int(b) for b in by_batch.index], "ms_median": [float(v) for v in by_batch.values],
-            "batch_ratio": rb, "ms_ratio": rm, "exponent": exponent, "mfu_small": mfu_s, "mfu_large": mfu_l,
+        fixed, growing = _fixed_share(b_small, ms_small, b_large, ms_large)
+        evidence: dict[str, Any] = {
+            "device": dev, "batch_sizes": [int(b) for b in by_batch.index],
+            "ms_median": [float(v) for v in by_batch.values], "batch_ratio": rb, "ms_ratio": rm,
+            "exponent": exponent, "mfu_small": mfu_s, "mfu_large": mfu_l,
+            "fixed_share_small_batch": fixed, "growing_share_large_batch": growing,
         }  # fmt: skip
-        mfu_s_text = (
-            f"{fmt.pct(mfu_s)} of its own peak" if mfu_s is not None else "an unknown share of its peak"
-        )
         if exponent < OVERHEAD_EXPONENT and (mfu_s is None or mfu_s < LOW_MFU):
-            kind, severity = "overhead_bound", "warning"
-            sentence = (
-                f"{dev} is overhead-bound at small batch: {grow}, and at batch {b_small} it reaches {mfu_s_text}. "
-                "The step is kernel launches, Python and memory traffic, not arithmetic: a larger batch is "
-                + (
-                    "nearly free, and compile with CUDA graphs (reduce-overhead) cuts the launches."
-                    if small["device_type"] != "cpu"
-                    else "nearly free, and torch.compile fuses the small ops."
-                )
+            evidence["lever"] = "cuda_graphs" if small["device_type"] != "cpu" else "compile"
+            out.append(
+                Finding("overhead_bound", "warning", evidence=evidence, runs=list(g.index), explains=fixed)
             )
         elif exponent >= COMPUTE_EXPONENT and mfu_l is not None and mfu_l >= LOW_MFU:
-            kind, severity = "compute_bound", "info"
-            sentence = (
-                f"{dev} is compute-bound: {grow}, nearly in proportion (little fixed per-step cost), at "
-                f"{fmt.pct(mfu_l)} of its own peak at batch {b_large}: the arithmetic dominates the step, so "
-                f"{_compute_levers(results, small)}; settings (compile, threads, optimizer) can trim only the rest."
+            evidence.update(
+                mfu=mfu_l,
+                lever=compute_lever(
+                    small["device_type"], small["dtype"], _host_cpu(results, small["key"]).get("features")
+                ),
+            )
+            out.append(
+                Finding("compute_bound", "info", evidence=evidence, runs=list(g.index), explains=growing)
             )
         else:
-            kind, severity = "batch_scaling", "info"
-            mfu_l_text = (
-                f"{fmt.pct(mfu_l)} of its own peak" if mfu_l is not None else "an unknown share of peak"
+            evidence["why"] = (
+                "noise" if rm < 1 else ("below_peak" if exponent >= COMPUTE_EXPONENT else "mixed")
             )
-            if exponent >= COMPUTE_EXPONENT:
-                why = (
-                    "fixed per-step costs are small, but the work itself runs far below peak (memory-bound ops, "
-                    "small matmuls, or a CPU shared with other work)"
-                )
-            else:
-                why = "partly fixed per-step overhead, partly work that runs below peak"
-            sentence = (
-                f"{dev}: {grow}, time growing with the batch with exponent {exponent:.2f} (1 = in proportion), "
-                f"at {mfu_l_text} at batch {b_large}: {why}."
+            out.append(
+                Finding("batch_scaling", "info", evidence=evidence, runs=list(g.index), explains=fixed)
             )
-        out.append(Finding(kind, severity, sentence, evidence, list(g.index)))
     for key, r in ok.iterrows():
         m = _possible_mfu(r)
         if key not in swept and m is not None and m >= NEAR_PEAK_MFU:
+            lever = compute_lever(r["device_type"], r["dtype"], _host_cpu(results, key).get("features"))
             out.append(
-                Finding(
-                    "compute_bound", "info",
-                    f"{results.label(key)} runs at {fmt.pct(m)} of its own peak: compute-bound, near what "
-                    "the hardware can do.",
-                    {"mfu": m}, [key],
-                )
-            )  # fmt: skip
+                Finding("compute_bound", "info", evidence={"mfu": m, "lever": lever}, runs=[key], explains=m)
+            )
     return out
 
 
@@ -771,24 +728,15 @@ def mfu_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         if _impossible_mfu(r) is not None:
             continue  # impossible_mfu_findings says what is wrong; never quoted as a result
         a100 = r["_achieved"] / A100_PEAK_FLOPS
-        m, p = _mfu(r), _peak(r)
-        label = results.device_label(r["key"], r["dtype"])
         printed = f"{a100 * 100:.2f}%"  # nanoGPT's own format
-        exact = f" ({fmt.pct(a100)})" if a100 * 100 < 0.1 else ""  # where two decimals lose the figure
-        if m is not None:
-            sentence = (
-                f"{label} uses {fmt.pct(m)} of its own peak ({fmt.flops(p)}, {r['peak_source']}) in its best run "
-                f"({results.label(r['key'])}); nanoGPT would print mfu {printed}{exact}, because it divides by an "
-                f"A100's 312 TFLOP/s on every device."
-            )
-        else:
-            sentence = (
-                f"{label}: its own peak is unknown, so only nanoGPT's A100-based mfu {printed}{exact} is available "
-                f"({results.label(r['key'])}), and it says nothing about how well this device is used."
-            )
-        out.append(
-            Finding("mfu_vs_a100", "info", sentence, {"mfu": m, "mfu_vs_a100": a100, "peak": p}, [r["key"]])
-        )
+        if a100 * 100 < 0.1:  # where two decimals lose the figure
+            printed += f" ({fmt.pct(a100)})"
+        m = _mfu(r)
+        evidence = {
+            "device": short_device(results, r["key"], r["dtype"]), "mfu": m, "mfu_vs_a100": a100,
+            "nanogpt_printed": printed, "peak": _peak(r), "peak_source": r.get("peak_source"), "best_run": r["key"],
+        }  # fmt: skip
+        out.append(Finding("mfu_vs_a100", "info", evidence=evidence, runs=[r["key"]]))
     return out
 
 
@@ -797,38 +745,9 @@ def peak_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     unknown = ok[[_peak(r) is None for _, r in ok.iterrows()]]
     for _, g in unknown.groupby(["host", "device", "dtype"], sort=False):
         r = g.iloc[0]
-        detail = f" ({r['peak_detail']})" if r.get("peak_detail") else ""
-        out.append(
-            Finding(
-                "peak_unknown", "warning",
-                f"The peak FLOP/s of {results.device_label(r['key'], r['dtype'])} is unknown{detail}: "
-                "its MFU against its own peak is not shown, and a speedup involving it cannot be split into "
-                "hardware and utilisation; `hwinfo --measure` measures one.",
-                {"detail": r.get("peak_detail")}, list(g.index),
-            )
-        )  # fmt: skip
+        evidence = {"device": short_device(results, r["key"], r["dtype"]), "detail": r.get("peak_detail")}
+        out.append(Finding("peak_unknown", "warning", evidence=evidence, runs=list(g.index)))
     return out
-
-
-def _compute_levers(results: Results, r: pd.Series) -> str:
-    """The big lever for a compute-bound run (the rest of the step can still be trimmed by settings). A
-    lower-precision dtype only where the device runs one natively: on a CPU without avx512_bf16/AMX (or
-    avx512_fp16) bf16 and fp16 are emulated and many times slower than fp32, so saying "use bf16" there would
-    send the user the wrong way."""
-    if r["device_type"] != "cpu" or r["dtype"] != "fp32":
-        return "a faster device or a lower-precision dtype the device runs natively is the big lever"
-    features = {str(f).lower() for f in _host_cpu(results, r["key"]).get("features") or []}
-    if not features:
-        return ("a faster device is the big lever, or a lower-precision dtype if this CPU runs one natively "
-                "(bf16 needs avx512_bf16 or amx_bf16, fp16 avx512_fp16 or amx_fp16: look for them in its "
-                "flags; its features are unknown here)")  # fmt: skip
-    native = [d for d, need in NATIVE_CPU_FEATURES.items() if features & set(need)]
-    if native:
-        return f"a faster device or {' or '.join(native)} (native on this CPU) is the big lever"
-    return (
-        "a faster device is the big lever (this CPU has no native bf16 or fp16: no avx512_bf16, amx_bf16, "
-        "avx512_fp16 or amx_fp16, so a lower-precision dtype would run emulated, slower than fp32)"
-    )
 
 
 def _host_cpu(results: Results, key: str) -> dict:
@@ -842,32 +761,23 @@ def thread_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     for _, g in cpu.groupby("results_dir", sort=False):
         info = _host_cpu(results, g.index[0])
         phys, logical = info.get("physical_cores"), info.get("logical_cores")
-        host = g.iloc[0]["host"]
         threads = sorted({int(t) for t in g["threads"]})
-        cores = (
-            f"{phys} physical core{'s' if phys != 1 else ''}"
-            if phys
-            else "an unknown number of physical cores"
-        )
-        if logical:
-            cores += f" ({logical} logical)"
-        parts = [f"CPU runs on {host} use {', '.join(map(str, threads))} thread(s) on {cores}"]
+        evidence: dict[str, Any] = {
+            "host": str(g.iloc[0]["host"]), "threads": threads, "physical_cores": phys, "logical_cores": logical,
+            "idle_cores": None, "ms_by_threads": None, "fastest_threads": None,
+        }  # fmt: skip
         severity = "info"
-        if phys and max(threads) > phys:
-            severity = "warning"
-            parts.append(
-                "threads beyond the physical cores share a core's FPUs and usually add contention, not speed"
-            )
-        elif phys and max(threads) < phys:
-            parts.append(f"{phys - max(threads)} physical core(s) left idle")
-        elif phys and min(threads) < phys:
-            fewer = [k for k in g.index if int(g.loc[k, "threads"]) < phys]
-            parts.append(
-                f"{_run_list(results, fewer)} used fewer threads than physical cores, the rest one per physical core"
-            )
+        if not phys:
+            evidence["verdict"] = "unknown"
+        elif max(threads) > phys:
+            severity, evidence["verdict"] = "warning", "over"
+        elif max(threads) < phys:
+            evidence.update(verdict="idle", idle_cores=phys - max(threads))
+        elif min(threads) < phys:
+            evidence["verdict"] = "mixed"
         else:
-            parts.append("one thread per physical core, as it should be" if phys else "")
-        evidence: dict[str, Any] = {"threads": threads, "physical_cores": phys, "logical_cores": logical}
+            evidence["verdict"] = "one_per_core"
+        explains = None
         if len(threads) > 1:
             # ms/iter per thread count at the most common (dtype, batch, compile, optimizer) point: runs that
             # differ in threads alone
@@ -876,16 +786,10 @@ def thread_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
             sel = g[(g[axes] == pd.Series(point, index=axes)).all(axis=1)]
             per = sel.groupby("threads")["ms_median"].median()
             evidence["ms_by_threads"] = {int(k): float(v) for k, v in per.items()}
-            best = int(per.idxmin())
-            parts.append(
-                f"at {point[0]} batch {point[1]}: "
-                + ", ".join(
-                    f"{int(t)} thread{'' if int(t) == 1 else 's'} {fmt.ms(v)} ms/iter" for t, v in per.items()
-                )
-                + f" (fastest: {best})"
-            )
-        sentence = "; ".join(p for p in parts if p) + "."
-        out.append(Finding("cpu_threads", severity, sentence, evidence, list(g.index)))
+            evidence["fastest_threads"] = int(per.idxmin())
+            evidence["at"] = {"dtype": point[0], "batch_size": point[1]}
+            explains = float(1 - per.min() / per.max()) if per.max() > 0 else None
+        out.append(Finding("cpu_threads", severity, evidence=evidence, runs=list(g.index), explains=explains))
     return out
 
 
@@ -905,34 +809,18 @@ def cpu_dtype_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
             & ((ok["threads"] == r["threads"]) | (ok["threads"].isna() & pd.isna(r["threads"])))
             & (ok["fused_adamw"] == r["fused_adamw"])
         ]  # fmt: skip
-        compare = ""
-        evidence: dict[str, Any] = {"needs": list(need), "has": have, "ms_median": float(r["ms_median"])}
+        evidence: dict[str, Any] = {
+            "dtype": r["dtype"], "cpu": info.get("model_name") or r.get("device_name"), "needs": list(need),
+            "has": have, "ms_median": float(r["ms_median"]), "fp32_ms_median": None, "slower": False,
+            "support": "unknown" if not features else ("native" if have else "emulated"),
+        }  # fmt: skip
+        explains = None
         if len(twin):
             t = float(twin["ms_median"].median())
-            evidence["fp32_ms_median"] = t
-            compare = f" ({fmt.ms(r['ms_median'])} ms/iter against {fmt.ms(t)} in fp32 at the same batch, threads, compile and optimizer, {fmt.ratio(r['ms_median'] / t)})"
-        cpu_name = info.get("model_name") or r.get("device_name") or "this CPU"
-        if not features:
-            sentence = (
-                f"{results.label(key)} uses {r['dtype']} on the CPU, whose features are unknown: it is native only "
-                f"with {' or '.join(need)}{compare}."
-            )
-            severity = "info"
-        elif have:
-            sentence = (
-                f"{results.label(key)} uses {r['dtype']} on {cpu_name}, which has {', '.join(have)}{compare}"
-            )
-            slower = evidence.get("fp32_ms_median") and r["ms_median"] > 1.1 * evidence["fp32_ms_median"]
-            sentence += ": native support, yet not faster than fp32 at this size." if slower else "."
-            severity = "info"
-        else:
-            sentence = (
-                f"{results.label(key)} uses {r['dtype']} on {cpu_name}, which lacks {' and '.join(need)}: "
-                f"PyTorch converts to fp32 and back around each op, so {r['dtype']} is no faster and often "
-                f"slower on this CPU{compare}."
-            )
-            severity = "warning"
-        out.append(Finding("cpu_dtype", severity, sentence, evidence, [key]))
+            evidence.update(fp32_ms_median=t, slower=bool(r["ms_median"] > 1.1 * t))
+            explains = max(0.0, 1 - t / float(r["ms_median"])) if r["ms_median"] > 0 else None
+        severity = "warning" if evidence["support"] == "emulated" else "info"
+        out.append(Finding("cpu_dtype", severity, evidence=evidence, runs=[key], explains=explains))
     return out
 
 
@@ -951,31 +839,19 @@ def warmup_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
             if len(s)
             else float(r["ms_median"]) * float(r.get("iters_done") or 1)
         )
-        extra = float(r["first_step_ms"] - r["ms_median"])
-        share = extra / total_ms if total_ms > 0 else np.nan
-        compiled = r["compile"] not in (None, "off", "unknown")  # an imported log that does not show it
-        why = (
-            "compilation, paid once per run" if compiled else "warm-up (allocator, kernel selection, caches)"
-        )
-        severity = "warning" if fmt.is_num(share) and share > 0.2 else "info"
-        sentence = (
-            f"The first step of {results.label(r['key'])} took {fmt.ms(r['first_step_ms'])} ms, "
-            f"{fmt.ratio(r['_ratio'])} its median of {fmt.ms(r['ms_median'])} ms: {why}; it is "
-            f"{fmt.pct(share)} of this run's train time and kept out of the medians."
-        )
-        if compiled and fmt.is_num(share) and share > 0.2:
-            sentence += " Compiling pays off only for runs long enough to amortise it."
-        evidence = {"first_step_ms": float(r["first_step_ms"]), "ms_median": float(r["ms_median"]),
-                    "ratio": float(r["_ratio"]), "share_of_train_time": share}  # fmt: skip
-        out.append(Finding("warmup_cost", severity, sentence, evidence, list(g.index)))
+        share = float(r["first_step_ms"] - r["ms_median"]) / total_ms if total_ms > 0 else None
+        severity = "warning" if share is not None and share > 0.2 else "info"
+        evidence = {"key": r["key"], "first_step_ms": float(r["first_step_ms"]), "ms_median": float(r["ms_median"]),
+                    "ratio": float(r["_ratio"]), "share_of_train_time": share,
+                    "compiled": r["compile"] not in (None, "off", "unknown")}  # fmt: skip
+        # compile "unknown": an imported log that does not show it, so its first step is not called compilation
+        out.append(Finding("warmup_cost", severity, evidence=evidence, runs=list(g.index), explains=share))
     return out
 
 
 def profile_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
-    """From `bench run --profile`: where each profiled run's step goes, and what to do about launch overhead.
-
-    The sentence is made here from profile.json's numbers (a stored "sentence" is ignored).
-    """
+    """From `bench run --profile`: where each profiled run's step goes (profile.json's numbers; a stored
+    "sentence" is ignored), and whether a CUDA step is launch-bound."""
     out = []
     for key in ok.index:
         prof = results.profiles.get(key)
@@ -983,33 +859,31 @@ def profile_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
             continue
         r = ok.loc[key]
         mean = prof["mean"]
-        sentence = f"{results.label(key)}: {summarize_profile(prof, r.get('device'), r.get('batch_size'))}."
+        frac = {k: float(v) for k, v in (mean.get("fraction") or {}).items() if fmt.is_num(v)}
         idle = mean.get("device_idle_fraction")
         cuda = (prof.get("device_type") or r.get("device_type")) == "cuda"
-        if cuda and fmt.is_num(idle) and idle > IDLE_DEVICE:
-            sentence += (
-                " The GPU waits on the host for most of the step: it is launch-bound; compile with "
-                "mode=reduce-overhead (CUDA graphs) removes most of the launch overhead, and a larger batch "
-                "does more work per launch."
-            )
+        launch_bound = bool(cuda and fmt.is_num(idle) and idle > IDLE_DEVICE)
         overhead = prof.get("profiler_overhead")
-        if fmt.is_num(overhead) and overhead > PROFILED_SLOWER:
-            sentence += (
-                f" (Profiled steps ran {overhead:.1f}x slower than unprofiled ones: read shares, not times.)"
-            )
-        evidence = {"fraction": mean.get("fraction"), "step_ms": mean.get("step_ms")}
-        for k in ("kernel_launches_per_step", "mean_gap_us", "device_idle_fraction"):
+        evidence: dict[str, Any] = {
+            "fraction": frac, "step_ms": mean.get("step_ms"), "launch_bound": launch_bound,
+            "device": prof.get("device") or r.get("device"), "batch_size": prof.get("batch_size") or r.get("batch_size"),
+            "profiler_overhead": float(overhead) if fmt.is_num(overhead) and overhead > PROFILED_SLOWER else None,
+        }  # fmt: skip
+        for k in ("kernel_launches_per_step", "mean_gap_us", "device_idle_fraction", "host_ms"):
             if k in mean:
                 evidence[k] = mean[k]
-        if fmt.is_num(prof.get("matmul_flops_per_s")):
+        if fmt.is_num(prof.get("matmul_flops_per_s")) and prof["matmul_flops_per_s"] > 0:
             evidence["matmul_flops_per_s"] = prof["matmul_flops_per_s"]
-        severity = "warning" if cuda and fmt.is_num(idle) and idle > IDLE_DEVICE else "info"
-        out.append(Finding("step_breakdown", severity, sentence, evidence, [key]))
+        top = max(frac.values(), default=None)
+        out.append(
+            Finding("step_breakdown", "warning" if launch_bound else "info", evidence=evidence, runs=[key],
+                    explains=float(idle) if launch_bound else (top * 0.5 if top else None))
+        )  # fmt: skip
     return out
 
 
 def noise_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
-    """Timings spread wide while other processes (or a VM's neighbours) used the CPU: say so, with figures."""
+    """Timings spread wide, or measured while other processes (or a VM's neighbours) used the CPU."""
     out = []
     for key, r in ok.iterrows():
         load = (results.run_meta.get(key, {}).get("summary") or {}).get("host_load") or {}
@@ -1024,39 +898,15 @@ def noise_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         )
         if spread <= NOISY_SPREAD and not busy:
             continue
-        parts = [f"the p90 step is {spread:.1f}x the p10 ({fmt.ms(p10)} to {fmt.ms(p90)})"]
-        if fmt.is_num(other):
-            parts.append(f"other processes used {other:.2f} cores' worth of CPU during the run")
-        if fmt.is_num(steal) and steal > 0.05:
-            parts.append(f"the hypervisor took {steal:.2f} cores (steal time)")
-        if fmt.is_num(load.get("loadavg_1m_start")):
-            parts.append(f"load average {load['loadavg_1m_start']:.1f} -> {load.get('loadavg_1m_end') or 0:.1f} "
-                         f"on {load.get('logical_cpus')} logical CPUs")  # fmt: skip
-        cause = (
-            "the machine was busy: its figures are slower and noisier than this device can do; rerun on a quiet "
-            "machine (or compare ratios measured side by side, as `bench gate` does)"
-            if busy
-            else "nothing else was measured to run, so the spread is the device's own (frequency changes, "
-            "allocator, Python)"
-        )
         threads, cpus = r.get("threads"), load.get("logical_cpus")
-        if (
-            busy
-            and r.get("device_type") == "cpu"
-            and fmt.is_num(threads)
-            and fmt.is_num(cpus)
-            and fmt.is_num(other)
-        ):
-            if float(threads) + float(other) > float(cpus) + 0.25:
-                cause += (
-                    f". Its {int(threads)} PyTorch threads had to share {cpus} CPUs with that work, so each parallel "
-                    "op waited for a descheduled thread: fewer threads (--threads 1) can be faster on a busy machine"
-                )
+        oversubscribed = bool(
+            busy and r.get("device_type") == "cpu" and fmt.is_num(threads) and fmt.is_num(cpus)
+            and fmt.is_num(other) and float(threads) + float(other) > float(cpus) + 0.25
+        )  # fmt: skip
+        evidence = {"p90_over_p10": spread, "p10": float(p10), "p90": float(p90), "busy": bool(busy),
+                    "oversubscribed": oversubscribed, **load}  # fmt: skip
         out.append(
-            Finding(
-                "noisy_timing", "warning" if busy else "info",
-                f"{results.label(key)}: {'; '.join(parts)}. {cause[0].upper()}{cause[1:]}.",
-                {"p90_over_p10": spread, **load}, [key],
-            )
+            Finding("noisy_timing", "warning" if busy else "info", evidence=evidence, runs=[key],
+                    explains=1 - 1 / spread)
         )  # fmt: skip
     return out

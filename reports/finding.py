@@ -1,4 +1,9 @@
-"""A Finding: one thing the report says, with the figures behind it. Every rule module makes these."""
+"""A Finding: one thing the report says, as data. Rules make them; reports/words.py words them.
+
+A rule fills `kind`, `severity`, `runs` and `evidence` (every figure and name its sentence states);
+`labels` (run key -> how the run is named) is filled by diagnose(). `sentence` is the rendered words
+(reports.words); `text` is kept only for kinds whose module still words its own findings.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench.results import strict
+from reports.words import sentence as _words
 
 
 @dataclass
@@ -14,14 +20,28 @@ class Finding:
 
     kind: str
     severity: str  # "info" or "warning"
-    sentence: str
+    text: str = ""  # words made by the rule itself (kinds without a template in reports.words)
     evidence: dict[str, Any] = field(default_factory=dict)
     runs: list[str] = field(default_factory=list)
     id: str = ""
+    labels: dict[str, str] = field(default_factory=dict)  # run key -> its name in the report
+    explains: float | None = None  # the share of the step, or of the gap, this finding accounts for
+    where: str = ""  # the results directory, when merged directories would otherwise read the same
+
+    @property
+    def sentence(self) -> str:
+        """The words a reader sees (one template per kind, reports.words)."""
+        return _words(self)
+
+    def label(self, key: str) -> str:
+        return self.labels.get(key, key)
 
     def to_dict(self) -> dict:
-        """Plain, strict-JSON-ready data (numpy scalars unwrapped, NaN as None)."""
-        return strict(_plain(asdict(self)))
+        """Plain, strict-JSON-ready data (numpy scalars unwrapped, NaN as None), with the rendered sentence."""
+        d = asdict(self)
+        d.pop("text")
+        d["sentence"] = self.sentence
+        return strict(_plain(d))
 
 
 def _plain(o: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
@@ -10,11 +11,13 @@ from pathlib import Path
 import pandas as pd
 
 from bench.results import atomic_write_text
-from reports import fmt
+from reports import fmt, words
+from reports.diagnosis import headline
 from reports.finding import Finding
 from reports.load import Results
 from reports.plots import all_plots
-from reports.summary import impossible_mfu, problem_runs, sorted_runs, summary_table, table_notes
+from reports.summary import problem_runs, sorted_runs, summary_table, table_notes, tips_by_directory
+from reports.tips import VERDICT_NOTE
 
 SECTIONS = [
     ("summary", "Summary"),
@@ -45,6 +48,8 @@ tr.bad td { background: #fff1f0; }
 ul.findings { padding-left: 0; list-style: none; }
 ul.findings li { margin: 6px 0; padding: 6px 10px; border-left: 4px solid #9aa0a6; background: #fafafa; }
 ul.findings li.warning { border-left-color: #e37400; background: #fff8ee; }
+ul.findings details { margin-top: 3px; } ul.findings summary { color: #555; font-size: 12px; cursor: pointer; }
+table.ev { font-size: 11.5px; margin: 4px 0; } table.ev th { font-weight: normal; color: #444; }
 .kind { font: 11px monospace; color: #555; background: #ececf0; padding: 1px 5px; border-radius: 3px;
         margin-right: 6px; }
 figure { margin: 16px 0; page-break-inside: avoid; break-inside: avoid; }
@@ -72,6 +77,9 @@ KEY_FEATURES = (
 )
 
 
+TABLE_OPEN_ROWS = 50
+
+
 def _table(df: pd.DataFrame, numeric: set[str] = frozenset(), bad_rows: set[int] = frozenset()) -> str:
     head = "".join(f"<th>{escape(str(c))}</th>" for c in df.columns)
     rows = []
@@ -81,33 +89,29 @@ def _table(df: pd.DataFrame, numeric: set[str] = frozenset(), bad_rows: set[int]
             for c, v in zip(df.columns, row, strict=True)
         )
         rows.append(f"<tr{' class=bad' if i in bad_rows else ''}>{cells}</tr>")
-    return (
-        f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
-    )
+    shown, rest = rows[:TABLE_OPEN_ROWS], rows[TABLE_OPEN_ROWS:]  # a long table: the rest collapsed below it
+    html = f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(shown)}</tbody></table></div>'
+    if rest:
+        html += (
+            f'<details><summary>{len(rest)} more rows</summary><div class="wide"><table><thead><tr>{head}</tr>'
+            f"</thead><tbody>{''.join(rest)}</tbody></table></div></details>"
+        )
+    return html
+
+
+def _evidence(f: Finding) -> str:
+    """The finding's figures as a small table, folded under it."""
+    rows = words.details(f)
+    if not rows:
+        return ""
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+    return f"<details><summary>evidence</summary><table class=ev>{body}</table></details>"
 
 
 def _headline(results: Results, findings: list[Finding]) -> str:
-    speed = [f for f in findings if f.kind in ("speedup", "best_config")]
-    if speed:
-        body = "".join(f"<p>{escape(f.sentence)}</p>" for f in speed)
-    else:
-        ok = results.ok_runs()
-        if ok.empty:
-            body = "<p>No run finished: see the runs that did not finish below.</p>"
-        else:
-            best = ok.loc[ok["tokens_per_s"].idxmax()] if ok["tokens_per_s"].notna().any() else ok.iloc[0]
-            if impossible_mfu(best):
-                mfu = f"its MFU is impossible ({fmt.pct(best['mfu'])} of its peak: the peak or the config is wrong)"
-            elif fmt.is_num(best["mfu"]):
-                mfu = fmt.pct(best["mfu"]) + " of its own peak"
-            else:
-                mfu = "its own peak is unknown"
-            body = (
-                f"<p>One device: {escape(results.device_label(best['key']))} reaches "
-                f"{fmt.count(best['tokens_per_s'])} tokens/s at best ({escape(results.label(best['key']))}); {mfu}. "
-                "Run the same recipe on another device and report both directories together to compare.</p>"
-            )
-    busy = {k for f in findings if f.kind == "noisy_timing" for k in f.runs}
+    top = headline(results, findings)
+    body = f"<p>{escape(top.sentence)}</p>" + _evidence(top)
+    busy = {k for f in findings if f.kind == "noisy_timing" and f.evidence.get("busy") for k in f.runs}
     if busy:
         n, total = len(busy), len(results.ok_runs())
         whose = "its" if n == 1 else "their"
@@ -153,34 +157,33 @@ def _summary(results: Results) -> str:
     return "\n".join(out)
 
 
-def _tips(results: Results) -> str | None:
-    """The tips table of a `bench tune` (reports.tips); None when these results hold no tune."""
-    from reports.tips import best_config_findings, tips_table
-
-    table = tips_table(results)
+def _tips(results: Results, findings: list[Finding]) -> str | None:
+    """The tips table of a `bench tune` (reports.tips) and the best configurations (the diagnosis's
+    best_config findings, named by directory where two tunes would read the same); None without a tune."""
+    table = tips_by_directory(results)
     if table.empty:
         return None
     bad = {i for i, v in enumerate(table["verdict"]) if v in ("harmful", "failed")}
-    best = "".join(f"<li>{escape(f.sentence)}</li>" for f in best_config_findings(results, None))
+    best = "".join(f"<li>{escape(f.sentence)}</li>" for f in findings if f.kind == "best_config")
     return (
         _table(table, {"measured here"}, bad) + f"<ul>{best}</ul>"
         "<p class=sub>Throughput variants keep the recipe: tokens/s in blocks of steps alternated with the default "
         "in one process, the median of the paired ratios with its 95% bootstrap interval. Variants that change the "
         "recipe (batch) are timed to the val loss the default reaches at its end (train and eval time, known at "
         "evals only: a ratio's bracket spans both runs' crossings, between each one's eval before and the eval "
-        "at the target; a run that never reached it is bounded by its last eval). Verdicts: worth it / harmful when the interval lies beyond 1 and "
-        "the change is at least 5%; no effect when it lies within +-5%; else inconclusive.</p>"
+        f"at the target; a run that never reached it is bounded by its last eval). {escape(VERDICT_NOTE)}</p>"
     )
 
 
-def _diagnosis(findings: list[Finding]) -> str:
+def _diagnosis(results: Results, findings: list[Finding]) -> str:
     if not findings:
         return "<p>No findings: no run finished.</p>"
-    order = findings  # diagnose() orders them: headline, loss, timing, utilisation, CPU, warm-up
+    top = headline(results, findings).evidence.get("finding")
     items = "".join(
         f'<li class="{escape(f.severity)}" id="{escape(f.id)}"><span class=kind>{escape(f.kind)}</span>'
-        f"{escape(f.sentence)}</li>"
-        for f in order
+        f"{escape(f.sentence)}{_evidence(f)}</li>"
+        for f in findings  # diagnose() orders them: those that explain most of the step or gap first
+        if f.id != top
     )
     return f"<ul class=findings>{items}</ul>"
 
@@ -193,45 +196,36 @@ def _figure(plot) -> str:
 
 
 def _roofline(results: Results, findings: list[Finding], plots: dict) -> str:
-    """The roofline section: one plot per device, each profiled run's categories as a table, links to the
-    roofline findings (their words are in the diagnosis)."""
-    from reports.roofline import LABELS, roofline_of
-
+    """The roofline section: one plot per device, then each profiled run's categories as a table (category,
+    share, intensity, achieved, bound, lever) with a link to its finding."""
     figures = "".join(_figure(p) for name, p in plots.items() if name.startswith("roofline-"))
     rows, near = [], None
-    for key in sorted_runs(results).index:
-        rl = roofline_of(results.profiles.get(key))
-        if rl is None:
-            continue
-        near = rl["near_roof"] if near is None else near
-        frac = results.profiles[key]["mean"].get("fraction") or {}
-        for cat, c in rl["categories"].items():
-            rows.append(
-                (results.label(key), LABELS.get(cat, cat), fmt.pct(frac.get(cat)),
-                 fmt.flops(c["flops"]).removesuffix("/s") if c["flops"] else "0", fmt.nbytes(c["bytes"]),
-                 fmt.sig(c["intensity"], 2), fmt.flops(c["flops_per_s"]) if c["flops_per_s"] else "-",
-                 fmt.bytes_per_s(c["bytes_per_s"]) if c["bytes_per_s"] else "-", fmt.pct(c["fraction_of_compute_roof"]),
-                 fmt.pct(c["fraction_of_memory_roof"]), c["bound"] or "-")
-            )  # fmt: skip
+    order = {k: i for i, k in enumerate(sorted_runs(results).index)}
+    for f in sorted((f for f in findings if f.kind == "roofline"), key=lambda f: order.get(f.runs[0], 0)):
+        near = f.evidence.get("near_roof") if near is None else near
+        rows += [(f.label(f.runs[0]), *row) for row in words.roofline_rows(f)]
     if not rows:
         return (
             "<p>No profile with a roofline: run with <code>bench run --profile</code> (a profile.json from an "
             "older devicebench has the time breakdown only).</p>"
         )
-    columns = ["run", "category", "share of step", "FLOPs/step", "bytes/step", "FLOP/byte", "FLOP/s",
-               "bytes/s", "% of compute roof", "% of bandwidth roof", "bound"]  # fmt: skip
+    columns = ["run", *words.ROOFLINE_COLUMNS]
     links = ", ".join(
-        f'<a href="#{escape(f.id)}">{escape(results.label(f.runs[0]) if f.runs else f.id)}</a>'
+        f'<a href="#{escape(f.id)}">{escape(f.label(f.runs[0]) if f.runs else f.id)}</a>'
         for f in findings
         if f.kind == "roofline"
     )
     return (
         figures
-        + _table(pd.DataFrame(rows, columns=columns), set(columns[2:-1]))
+        + _table(
+            pd.DataFrame(rows, columns=columns), {"share of step", "FLOP/byte", "achieved", "% of its roof"}
+        )
         + "<p class=sub>Bytes: each op's inputs plus outputs (a lower bound of the traffic), counted in one extra, "
-        "untimed step; FLOPs: flop_counter's formulas, one per element for ops without one (a floor). Bound: "
-        f"compute or memory from {fmt.pct(near)} of the nearer roof (measured roofs where there are), overhead below "
-        "both." + (f" What bounds each step, and the lever: {links}." if links else "") + "</p>"
+        "untimed step; FLOPs: flop_counter's formulas, one per element for ops without one (a floor). Achieved: "
+        "FLOP/s on the compute side of the ridge, bytes/s on the memory side. Bound: compute or memory from "
+        f"{fmt.pct(near)} of the nearer roof (measured roofs where there are), overhead below both."
+        + (f" Each run's finding: {links}." if links else "")
+        + "</p>"
     )
 
 
@@ -343,6 +337,16 @@ def _metadata(results: Results) -> str:
     return "\n".join(out)
 
 
+def _section(results: Results, sid: str, make: Callable[[], str | None]) -> str | None:
+    """One section; one that cannot be made says so (and adds a warning) instead of taking the page down."""
+    try:
+        return make()
+    except Exception as e:  # noqa: BLE001
+        why = f"{type(e).__name__}: {e}"
+        results.warnings.append(f"the {sid} section of the HTML page could not be made ({why}): left out")
+        return f"<p>This section could not be made ({escape(why)}).</p>"
+
+
 def render_html(results: Results, findings: list[Finding]) -> str:
     """The whole page as one string."""
     ok = set(results.ok_runs().index)
@@ -351,17 +355,21 @@ def render_html(results: Results, findings: list[Finding]) -> str:
     dirs = ", ".join(s["_path"] for s in results.sweeps)
     hosts = sorted({str(s.get("host")) for s in results.sweeps})
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    body = {
-        "summary": _headline(results, findings) + _summary(results),
-        "tips": _tips(results),
-        "diagnosis": _diagnosis(findings),
-        "loss": _figure(plots["loss"]) if "loss" in plots else "<p>No finished runs to plot.</p>",
-        "timing": "".join(_figure(plots[k]) for k in ("runs", "tokens", "profile") if k in plots)
-        or "<p>No finished runs.</p>",
-        "roofline": _roofline(results, findings, plots),
-        "hardware": _hardware(results),
-        "metadata": _metadata(results),
+    makers = {
+        "tips": lambda: _tips(results, findings),
+        "diagnosis": lambda: _diagnosis(results, findings),
+        "loss": lambda: _figure(plots["loss"]) if "loss" in plots else "<p>No finished runs to plot.</p>",
+        "timing": lambda: (
+            "".join(_figure(plots[k]) for k in ("runs", "tokens", "profile") if k in plots)
+            or "<p>No finished runs.</p>"
+        ),
+        "roofline": lambda: _roofline(results, findings, plots),
+        "hardware": lambda: _hardware(results),
+        "metadata": lambda: _metadata(results),
+        # last: its list of warnings includes any section above that could not be made
+        "summary": lambda: _headline(results, findings) + _summary(results),
     }
+    body = {sid: _section(results, sid, make) for sid, make in makers.items()}
     shown = [(sid, title) for sid, title in SECTIONS if body[sid] is not None]
     nav = "".join(f'<a href="#{sid}">{escape(title)}</a>' for sid, title in shown)
     sections = "\n".join(

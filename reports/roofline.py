@@ -1,9 +1,10 @@
-"""The roofline of a profiled step, in words and as the data a plot needs (profile.json schema 2).
+"""The roofline of a profiled step, as a finding's table and as the data a plot needs (profile.json schema 2).
 
 profile.json holds the numbers (bench.profile.roofline: each category's FLOPs, bytes, FLOP/byte,
 achieved FLOP/s and bytes/s, and its bound); this module reads them defensively (a damaged file gives no
-roofline, never a traceback), says what bounds each step and what the lever is (`roofline_findings`),
-and gathers the roofs and points of each device's plot (`device_rooflines`). No torch.
+roofline, never a traceback), finds what bounds each step and the lever per category (`roofline_findings`:
+a table of category, share, intensity, achieved, bound, lever; reports/words.py words it), and gathers the
+roofs and points of each device's plot (`device_rooflines`). No torch.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ from typing import Any
 
 import pandas as pd
 
+from bench.metrics import BUSY_OTHER_CORES
+from hwinfo.dtypes import CPU_NATIVE_FEATURES
 from reports import fmt
+from reports.finding import Finding
 from reports.load import Results
-from reports.profile_text import PROFILED_SLOWER
+from reports.profile_text import CATEGORIES, LABELS, PROFILED_SLOWER
 
-CATEGORIES = ("matmul", "attention", "elementwise_norm", "optimizer", "data", "other")
-LABELS = {"elementwise_norm": "elementwise/norm"}
 BOUNDS = ("compute", "memory", "overhead")
-MIN_SHARE = 0.02  # categories with less of the step are left out of the sentence (still in the evidence)
-OVERHEAD_LEVER = 0.3  # this much of the step overhead-bound: name the lever for overhead
+MIN_SHARE = 0.02  # a category with less of the step does not give the finding its lever
 OVERHEAD_WARNING = 0.5  # ... and from this much, the finding is a warning
 NEAR_COMPUTE_LEVER = 0.6  # matmuls this close to the compute roof: only a faster matmul moves them
-BUSY_CORES = 0.25  # other processes using this many cores during the run: waiting counts as overhead
+BUSY_CORES = BUSY_OTHER_CORES  # other processes this busy during the run: waiting counts as overhead
 _NUMBERS = (
     "flops", "flops_floor", "bytes", "ops", "intensity", "flops_per_s", "bytes_per_s",
     "fraction_of_compute_roof", "fraction_of_memory_roof",
@@ -103,124 +104,48 @@ def _share(profile: dict, cat: str) -> float:
     return float(v) if fmt.is_num(v) else 0.0
 
 
-def _roof_name(roof: dict | None, what: str) -> str:
-    """ "the measured matmul roof", "measured STREAM triad bandwidth", "the spec peak"."""
-    if roof is None:
-        return f"the {what}"
-    if what == "bandwidth":
-        kind = f"STREAM {roof['kind']} " if roof.get("kind") else ""
-        return f"{roof['source']} {kind}bandwidth"
-    return (
-        f"the {roof['source']} matmul roof" if roof["source"] == "measured" else f"the {roof['source']} peak"
-    )
+# Which CPU features run a reduced dtype natively; without them PyTorch emulates it through fp32 (slower).
+NATIVE_CPU_FEATURES = CPU_NATIVE_FEATURES  # the one definition: hwinfo.dtypes
 
 
-def category_clause(cat: str, row: dict, share: float, rl: dict, view: str = "host") -> str:
-    """'elementwise/norm: 16.0% of the step at 11.0 GB/s (0.25 FLOP/byte), 45.0% of measured STREAM triad
-    bandwidth: memory-bound'."""
-    name = LABELS.get(cat, cat)
-    head = f"{name}: {fmt.pct(share)} of the step"
-    bound, basis = row["bound"], row["bound_basis"]
-    if basis == "async_host_view":
-        return f"{head} of host launch time: not placed"
-    if basis == "fused_by_compile":
-        if cat == "other":
-            return f"{head} holds torch.compile's fused kernels (not profiled as ops) with Python and dispatch: not placed"
-        return f"{head}, fused by torch.compile (its bytes are the eager ops', not the fused kernels'): not placed"
-    if cat == "other":
-        what = (
-            "the device idle (launches, Python, synchronisation)"
-            if view == "device"
-            else "Python, autograd, dispatch"
-        )
-        return f"{head} outside every counted op ({what}): overhead"
-    if basis == "no_counted_work":
-        return f"{head} with no counted work: overhead"
-    fc, fm = row["fraction_of_compute_roof"], row["fraction_of_memory_roof"]
-    if fc is None and fm is None:
-        return f"{head}: " + (f"{bound}-bound" if bound else "not placed") + " (its figures are missing)"
-    compute_side = fc is not None and (fm is None or fc >= fm)
-    rate = (
-        fmt.flops(row["flops_per_s"])
-        if compute_side and row["flops_per_s"]
-        else fmt.bytes_per_s(row["bytes_per_s"])
-    )
-    text = f"{head} at {rate}"
-    if row["intensity"] is not None:
-        text += f" ({fmt.sig(row['intensity'], 2)} FLOP/byte)"
-    if compute_side:
-        text += f", {fmt.pct(fc)} of {_roof_name(rl['compute_roof'], 'peak')}"
-    elif fm is not None:
-        text += f", {fmt.pct(fm)} of {_roof_name(rl['memory_roof'], 'bandwidth')}"
-        if fm > 1:
-            text += " (above it: served from cache)"
-    if bound is None:
-        missing = "memory bandwidth" if rl["memory_roof"] is None else "peak"
-        return f"{text}: bound unknown ({missing} unknown)"
-    return f"{text}: {bound}-bound"
+def compute_lever(device_type: Any, dtype: Any, features: Any) -> str:
+    """The lever for compute-bound work (a reports.words.LEVERS id): a faster device, or a lower-precision
+    dtype only where the device runs one natively: on a CPU without avx512_bf16/AMX (or avx512_fp16) bf16 and
+    fp16 are emulated and slower than fp32, so "use bf16" there would send the user the wrong way."""
+    if device_type != "cpu" or dtype != "fp32":
+        return "faster_device_or_native_dtype"
+    have = {str(f).lower() for f in features or []}
+    if not have:
+        return "faster_device_features_unknown"
+    native = [d for d, need in NATIVE_CPU_FEATURES.items() if have & set(need)]
+    return f"faster_device_or_{'_or_'.join(native)}" if native else "faster_device_no_native"
 
 
-def levers(profile: dict, rl: dict) -> list[str]:
-    """What would move the step, from what bounds it (each lever once, the biggest share first)."""
-    cats, out = rl["categories"], []
+def category_lever(cat: str, row: dict, profile: dict, features: Any = None) -> str | None:
+    """What would move one category's time (a reports.words.LEVERS id), from what bounds it."""
+    bound, compiled = row.get("bound"), profile.get("compiled") is True
     device = str(profile.get("device_type") or profile.get("device") or "")
-    compiled = profile.get("compiled") is True
-    overhead = rl["bound_fraction"].get("overhead", 0.0)
-    batch = profile.get("batch_size")
-    at = f" at batch {int(batch)}" if fmt.is_num(batch) else ""
-    if overhead >= OVERHEAD_LEVER:
+    if cat == "optimizer" and bound in ("overhead", "memory"):  # a foreach AdamW: many ops, one pass each
+        return "fused_adamw" if profile.get("fused_adamw") is False else "larger_batch"
+    if bound == "overhead":
         if profile.get("view") == "device":
-            out.append(
-                f"{fmt.pct(overhead)} of the step{at} is overhead-bound: CUDA graphs (--compile reduce-overhead) "
-                "or a larger batch give each launch more work"
-                if device == "cuda"
-                else f"{fmt.pct(overhead)} of the step{at} is overhead-bound: fewer, larger kernels "
-                "(torch.compile) or a larger batch"
-            )
-        else:
-            out.append(
-                f"{fmt.pct(overhead)} of the step{at} is overhead-bound (per-op dispatch, Python, threads waking): "
-                + (
-                    "a larger batch does more work per op"
-                    if compiled
-                    else "torch.compile (fewer, fused ops) or a larger batch"
-                )
-            )
-    opt = cats.get("optimizer")
-    if opt and opt["bound"] in ("overhead", "memory") and _share(profile, "optimizer") >= 0.1:
-        if profile.get("fused_adamw") is False and fmt.is_num(opt.get("ops")):
-            out.append(
-                f"the optimizer runs {int(opt['ops'])} ops per step: a fused AdamW (AdamW(fused=True) where "
-                "the device has it) does the same work in one pass over the parameters"
-            )
-        elif opt["bound"] == "memory":
-            out.append(
-                "the optimizer streams every parameter and both moments each step: a larger batch amortises it"
-            )
-    elt = cats.get("elementwise_norm")
-    if elt and elt["bound"] == "memory" and not compiled:
-        out.append("elementwise/norm is memory-bound: fusing them (torch.compile) is the lever")
-    mm = [c for c in ("matmul", "attention") if (cats.get(c) or {}).get("bound") == "memory"]
-    if mm:
-        out.append(f"{' and '.join(mm)} below the ridge: a larger batch raises their FLOP per byte")
-    mm_row = cats.get("matmul") or {}
-    if (
-        mm_row.get("bound") == "compute"
-        and (mm_row.get("fraction_of_compute_roof") or 0) >= NEAR_COMPUTE_LEVER
-        and _share(profile, "matmul") >= 0.3
-    ):
-        out.append(
-            "the matmuls are near the compute roof: only a faster matmul (a dtype the hardware runs natively, "
-            "a faster device) moves them"
-        )
-    return out
+            return "cuda_graphs" if device == "cuda" else "fewer_kernels"
+        return "larger_batch" if compiled else "compile_or_batch"
+
+    if cat == "elementwise_norm" and bound == "memory":
+        return "larger_batch" if compiled else "fuse_elementwise"
+    if cat in ("matmul", "attention") and bound == "memory":
+        return "larger_batch"
+    if bound == "compute":
+        dtype = profile.get("dtype")
+        return compute_lever(device.split(":")[0], dtype, features)
+    return None
 
 
-def roofline_findings(results: Results, ok: pd.DataFrame) -> list:
+def roofline_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     """One `roofline` finding per profiled run whose profile has a roofline: the share of the step under
-    each bound, each category's figures and bound, the levers."""
-    from reports.finding import Finding
-
+    each bound, and per category its share, FLOP/byte, achieved rate, bound and lever (the table the HTML
+    and `--details` show); the lever of the largest category is the finding's."""
     out = []
     for key in ok.index:
         prof = results.profiles.get(key)
@@ -228,80 +153,45 @@ def roofline_findings(results: Results, ok: pd.DataFrame) -> list:
         if rl is None:
             continue
         shares = rl["bound_fraction"]
-        split = ", ".join(f"{fmt.pct(shares[b])} {b}-bound" for b in BOUNDS if shares.get(b, 0) >= 0.005)
-        where = f"on {prof.get('device') or ok.loc[key].get('device')}"
-        if fmt.is_num(prof.get("batch_size")):
-            where += f" at batch {int(prof['batch_size'])}"
-        ridge = rl["ridge_flop_per_byte"]
-        head = f"{results.label(key)}: roofline {where}" + (
-            f" (ridge {fmt.sig(ridge, 2)} FLOP/byte: {rl['compute_roof']['source']} "
-            f"{fmt.flops(rl['compute_roof']['value'])} / {rl['memory_roof']['source']} "
-            f"{fmt.bytes_per_s(rl['memory_roof']['value'])})"
-            if ridge and rl["compute_roof"] and rl["memory_roof"]
-            else ""
-        )
-        low = rl["contradicted_compute_roof"]
-        if low and rl["compute_roof"]:
-            head += (
-                f" (the {low['label'] or 'measured roof'}, {fmt.flops(low['value'])}, is below what this step "
-                f"reached, so it was measured low, on a busy machine: the {rl['compute_roof']['source']} peak is "
-                "the roof here)"
-            )
         host_only = all(row["bound_basis"] == "async_host_view" for row in rl["categories"].values())
-        if host_only:
-            head += (
-                ": the profile sees host launch times only (the device runs asynchronously), so no category is "
-                "placed; FLOP/byte: "
-                + ", ".join(
-                    f"{LABELS.get(c, c)} {fmt.sig(row['intensity'], 2)}"
-                    for c, row in rl["categories"].items()
-                    if row["intensity"]
-                )
+        features = (results.hwinfo_for(key).get("cpu") or {}).get("features")
+        prof = {**prof, "dtype": prof.get("dtype") or ok.loc[key].get("dtype")}
+        table = {}
+        for c in sorted(rl["categories"], key=lambda c: -_share(prof, c)):
+            row = rl["categories"][c]
+            compute_side = row["fraction_of_compute_roof"] is not None and (
+                row["fraction_of_memory_roof"] is None
+                or row["fraction_of_compute_roof"] >= row["fraction_of_memory_roof"]
             )
-        else:
-            head += f": {split}" if split else ": no category could be placed"
-        order = (
-            []
-            if host_only
-            else sorted(
-                (c for c in rl["categories"] if _share(prof, c) >= MIN_SHARE), key=lambda c: -_share(prof, c)
-            )
-        )
-        view = str(prof.get("view") or "host")
-        clauses = [category_clause(c, rl["categories"][c], _share(prof, c), rl, view) for c in order]
-        sentence = head + (". " + "; ".join(clauses) if clauses else "") + "."
-        sentence += "".join(f" {t[0].upper()}{t[1:]}." for t in levers(prof, rl))
+            table[c] = {
+                "share": _share(prof, c), "intensity": row["intensity"],
+                "flops_per_s": row["flops_per_s"] if compute_side else None,
+                "bytes_per_s": None if compute_side else row["bytes_per_s"],
+                "of_roof": row["fraction_of_compute_roof"] if compute_side else row["fraction_of_memory_roof"],
+                "bound": row["bound"] or ("not placed" if row["bound_basis"] else "unknown"),
+                "lever": None if host_only else category_lever(c, row, prof, features),
+            }  # fmt: skip
+        # the finding's lever: the largest category under the bound that holds most of the step
+        bounds = {b: v for b, v in shares.items() if b in BOUNDS}
+        top_bound = max(bounds, key=lambda b: bounds[b]) if bounds else None
+        placed = [c for c, row in table.items() if row["lever"] and row["share"] >= MIN_SHARE]
+        top = next((c for c in placed if table[c]["bound"] == top_bound), placed[0] if placed else None)
         load = ((results.run_meta.get(key) or {}).get("summary") or {}).get("host_load") or {}
-        busy = load.get("other_processes_cpu_cores")
-        if shares.get("overhead", 0.0) >= OVERHEAD_LEVER and fmt.is_num(busy) and busy > BUSY_CORES:
-            sentence += (
-                f" Other processes used {fmt.sig(busy, 2)} cores' worth of CPU during the run: time an op spends "
-                "waiting for a descheduled thread counts as overhead here, so on a quiet machine less of the step "
-                "is overhead-bound."
-            )
         overhead_x = prof.get("profiler_overhead")
-        if fmt.is_num(overhead_x) and overhead_x > PROFILED_SLOWER:
-            sentence += (
-                f" (Rates are from profiled steps, {fmt.sig(overhead_x, 2)}x slower than unprofiled ones: "
-                "the real rates are higher.)"
-            )
-        if rl["uncounted_ops"]:
-            n, names = len(rl["uncounted_ops"]), ", ".join(rl["uncounted_ops"][:3])
-            sentence += (
-                f" {n} op{'s' if n != 1 else ''} could not be counted ({names}{', ...' if n > 3 else ''}): "
-                "their bytes and FLOPs are left out of these figures."
-            )
-        severity = "warning" if shares.get("overhead", 0.0) >= OVERHEAD_WARNING else "info"
         evidence = {
-            "uncounted_ops": rl["uncounted_ops"],
-            "ridge_flop_per_byte": ridge,
-            "near_roof": rl["near_roof"],
-            "compute_roof": rl["compute_roof"],
-            "memory_roof": rl["memory_roof"],
-            "bound_fraction": shares,
-            "categories": {c: {**row, "fraction": _share(prof, c)} for c, row in rl["categories"].items()},
-        }
-        out.append(Finding("roofline", severity, sentence, evidence, [key]))
+            "host_only": host_only, "bound_fraction": shares, "categories": table,
+            "top_category": {"name": top, "share": table[top]["share"]} if top else None,
+            "lever": table[top]["lever"] if top else None,
+            "device": prof.get("device") or ok.loc[key].get("device"), "batch_size": prof.get("batch_size"),
+            "ridge_flop_per_byte": rl["ridge_flop_per_byte"], "near_roof": rl["near_roof"],
+            "compute_roof": rl["compute_roof"], "memory_roof": rl["memory_roof"],
+            "contradicted_compute_roof": rl["contradicted_compute_roof"], "uncounted_ops": rl["uncounted_ops"],
+            "other_processes_cpu_cores": load.get("other_processes_cpu_cores"),
+            "profiler_overhead": overhead_x if fmt.is_num(overhead_x) and overhead_x > PROFILED_SLOWER else None,
+        }  # fmt: skip
+        severity = "warning" if shares.get("overhead", 0.0) >= OVERHEAD_WARNING else "info"
+        explains = max((v for b, v in shares.items() if b != "unknown"), default=None)
+        out.append(Finding("roofline", severity, evidence=evidence, runs=[key], explains=explains))
     return out
 
 

@@ -1,6 +1,7 @@
 """Scaling: what data-parallel runs (`bench run` under torchrun, or --nproc N) buy over one rank.
 
-`scaling_findings(results, ok)` is a diagnosis rule (reports.diagnosis calls it). Kinds:
+`scaling_findings(results, ok)` is a diagnosis rule (reports.diagnosis calls it); reports/words.py words its
+findings. Kinds:
   scaling        tokens/s against world size per config series, with the weak-scaling efficiency
                  tokens/s(N) / (N x tokens/s(1)) when a 1-rank run at the per-rank batch is present (and the
                  same-global-batch ratio when a 1-rank run at the global batch is);
@@ -20,12 +21,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reports import fmt
+from reports.finding import Finding
 from reports.load import LOSS_NEUTRAL_TRAIN_KEYS
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from reports.finding import Finding
     from reports.load import Results
 
 COMM_LIMITED_SHARE = 0.3  # a gradient all-reduce in flight this share of a step or more: communication limits
@@ -53,10 +54,6 @@ class _Run:
     @property
     def shares_device(self) -> bool:
         return self.meta.get("device_type") in SHARED_DEVICE_TYPES and self.nproc_per_node > 1
-
-    def ranks_words(self) -> str:
-        nodes = f" on {self.nnodes} nodes" if self.nnodes > 1 else ""
-        return f"{self.world_size} rank{'s' if self.world_size != 1 else ''}{nodes}"
 
 
 def _int(value: Any, default: int) -> int:
@@ -116,68 +113,40 @@ def scaling_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     return out
 
 
-def _point(r: _Run) -> str:
-    batch = (
-        f"batch {r.batch_size}"
-        if r.world_size == 1
-        else f"global batch {r.batch_size}, {r.per_rank_batch:g} per rank"
-    )
-    return f"{r.ranks_words()} {fmt.count(r.tokens_per_s)} ({batch}, {r.label})"
-
-
 def _tokens_finding(results: Results, members: list[_Run], ddp: list[_Run]) -> Finding:
-    from reports.finding import Finding
-
     first = ddp[0]
     comp = first.meta.get("compile") or "off"
     what = f"{results.device_label(first.key, first.meta.get('dtype'))} {'eager' if comp == 'off' else 'compile ' + comp}"
     points = sorted((r for r in members if r.tokens_per_s), key=lambda r: (r.world_size, r.batch_size))
     evidence: dict[str, Any] = {
+        "what": what, "shared": any(r.shares_device for r in ddp),
         "points": [{"run": r.key, "world_size": r.world_size, "nnodes": r.nnodes, "batch_size": r.batch_size,
                     "per_rank_batch": r.per_rank_batch, "tokens_per_s": r.tokens_per_s} for r in points],
-        "weak_scaling": [], "same_global_batch": [],
+        "weak_scaling": [], "same_global_batch": [], "weak": None, "same": None, "alone": None,
     }  # fmt: skip
-    parts = [f"{what}: tokens/s against world size: " + "; ".join(_point(r) for r in points)]
-    shared = any(r.shares_device for r in ddp)
     for r in ddp:
         weak = _best(members, 1, r.per_rank_batch)
-        if weak is not None:
+        if weak is not None and r.tokens_per_s:
             eff = r.tokens_per_s / (r.world_size * weak.tokens_per_s)
-            evidence["weak_scaling"].append({"run": r.key, "baseline": weak.key, "efficiency": eff})
-            ideal = r.world_size * weak.tokens_per_s
-            if shared:
-                parts.append(
-                    f"{r.label} reaches {fmt.pct(eff)} of {r.world_size} x the 1-rank run at batch "
-                    f"{weak.batch_size} ({fmt.count(r.tokens_per_s)} vs {fmt.count(ideal)} tokens/s), but its ranks "
-                    "share one CPU, so that ideal assumes hardware that is not there"
-                )
-            else:
-                parts.append(
-                    f"weak-scaling efficiency of {r.label}: {fmt.pct(eff)} (tokens/s({r.world_size}) / "
-                    f"({r.world_size} x tokens/s(1) at batch {weak.batch_size}) = {fmt.count(r.tokens_per_s)} / "
-                    f"{fmt.count(ideal)})"
-                )
+            evidence["weak_scaling"].append({
+                "run": r.key, "baseline": weak.key, "efficiency": eff, "world_size": r.world_size,
+                "tokens_per_s": r.tokens_per_s, "ideal": r.world_size * weak.tokens_per_s,
+            })  # fmt: skip
         same = _best(members, 1, r.batch_size)
-        if same is not None:
-            ratio = r.tokens_per_s / same.tokens_per_s
-            evidence["same_global_batch"].append({"run": r.key, "baseline": same.key, "ratio": ratio})
-            against = f"{fmt.count(r.tokens_per_s)} vs {fmt.count(same.tokens_per_s)} tokens/s"
-            if shared:
-                parts.append(
-                    f"at the same global batch {r.batch_size}, {r.label} gets {fmt.ratio(ratio)} the tokens/s of one "
-                    f"process on the same CPU ({against})"
-                )
-            else:
-                parts.append(
-                    f"at the same global batch {r.batch_size}, {r.label} is a {fmt.ratio(ratio)} speedup over one "
-                    f"rank ({against}; ideal {r.world_size}x)"
-                )
-        if weak is None and same is None:
-            parts.append(
-                f"no 1-rank run of this config to compare {r.label} with: run it alone at batch "
-                f"{r.per_rank_batch:g} (weak scaling) or {r.batch_size} into the same --out with --resume"
-            )
-    return Finding("scaling", "info", "; ".join(parts) + ".", evidence, [r.key for r in points])
+        if same is not None and r.tokens_per_s:
+            evidence["same_global_batch"].append({
+                "run": r.key, "baseline": same.key, "ratio": r.tokens_per_s / same.tokens_per_s,
+                "batch_size": r.batch_size, "world_size": r.world_size,
+            })  # fmt: skip
+    # the sentence quotes the largest world size measured; every point is in the evidence
+    if evidence["weak_scaling"]:
+        evidence["weak"] = max(evidence["weak_scaling"], key=lambda w: w["world_size"])
+    elif evidence["same_global_batch"]:
+        evidence["same"] = max(evidence["same_global_batch"], key=lambda w: w["world_size"])
+    else:
+        evidence["alone"] = {"run": first.key, "per_rank_batch": first.per_rank_batch}
+    keys = [r.key for r in points] or [first.key]
+    return Finding("scaling", "info", evidence=evidence, runs=keys)
 
 
 def _cpu_info(results: Results, key: str) -> dict:
@@ -185,37 +154,21 @@ def _cpu_info(results: Results, key: str) -> dict:
 
 
 def _shared_finding(results: Results, shared: list[_Run]) -> Finding:
-    from reports.finding import Finding
-
     r = max(shared, key=lambda r: r.nproc_per_node)
-    cpu = _cpu_info(results, r.key)
-    phys = cpu.get("physical_cores")
+    phys = _cpu_info(results, r.key).get("physical_cores")
     threads = r.meta.get("threads")
-    cores = (
-        f"{phys} physical core{'s' if phys != 1 else ''}"
-        if fmt.is_num(phys)
-        else "an unknown number of cores"
-    )
-    per = f" x {int(threads)} thread{'s' if threads != 1 else ''}" if fmt.is_num(threads) else ""
     used = r.nproc_per_node * int(threads) if fmt.is_num(threads) else None
-    sentence = (
-        f"The {r.nproc_per_node} ranks per node of {fmt.names([x.label for x in shared])} share one CPU "
-        f"({cores}; {r.nproc_per_node} ranks{per}): they split the same cores and add gradient all-reduces, so "
-        "this measures contention, not a speedup; data-parallel training pays off across devices (GPUs, nodes)"
-    )
-    if used is not None and fmt.is_num(phys) and used < phys:
-        sentence += f"; {int(phys) - used} physical core(s) were left idle"
-    elif used is not None and fmt.is_num(phys) and used > phys:
-        sentence += f"; {used} threads on {int(phys)} cores oversubscribe them"
-    evidence = {"nproc_per_node": r.nproc_per_node, "threads_per_rank": threads, "physical_cores": phys}
-    return Finding("shared_cores", "warning", sentence + ".", evidence, [x.key for x in shared])
+    evidence = {
+        "nproc_per_node": r.nproc_per_node, "threads_per_rank": threads, "physical_cores": phys,
+        "idle_cores": int(phys) - used if used is not None and fmt.is_num(phys) and used < phys else None,
+        "oversubscribed_threads": used if used is not None and fmt.is_num(phys) and used > phys else None,
+    }  # fmt: skip
+    return Finding("shared_cores", "warning", evidence=evidence, runs=[x.key for x in shared])
 
 
 def _limit_finding(results: Results, r: _Run, weak: _Run | None) -> Finding:
     """What limits one data-parallel run: communication (the all-reduce share of its step), a straggler, or
     compute (the time outside the all-reduce, against one rank at the same per-rank batch)."""
-    from reports.finding import Finding
-
     s = r.summary
     ar, share = s.get("allreduce_ms_median"), s.get("allreduce_share")
     nbytes, straggler = s.get("allreduce_bytes_per_step"), s.get("straggler_ratio")
@@ -223,76 +176,27 @@ def _limit_finding(results: Results, r: _Run, weak: _Run | None) -> Finding:
         "ms_median": r.ms_median, "allreduce_ms_median": ar, "allreduce_share": share,
         "allreduce_bytes_per_step": nbytes, "straggler_ratio": straggler, "slowest_rank": s.get("slowest_rank"),
         "backend": r.meta.get("backend"), "rank_ms_median": [x.get("ms_median") for x in r.meta.get("ranks") or []],
+        "world_size": r.world_size, "nnodes": r.nnodes, "shares_device": r.shares_device, "limit": None,
     }  # fmt: skip
     if not (fmt.is_num(ar) and fmt.is_num(share) and r.ms_median):
-        return Finding(
-            "scaling_limit", "info",
-            f"{r.label}: its gradient all-reduce time was not measured, so communication and compute cannot be "
-            "told apart (results from an older devicebench?).",
-            evidence, [r.key],
-        )  # fmt: skip
-    outside = r.ms_median - float(ar)
-    rate = ""
+        return Finding("scaling_limit", "info", evidence=evidence, runs=[r.key])
     if fmt.is_num(nbytes) and ar > 0:
-        rate = f" ({fmt.nbytes(nbytes)} of gradients per step, an effective {fmt.bytes_per_s(nbytes / (ar / 1e3))})"
-    measured = (
-        f"{r.label} ({r.ranks_words()}, {r.meta.get('backend') or '?'}): a step takes {fmt.ms(r.ms_median)} ms, "
-        f"{fmt.ms(ar)} ms ({fmt.pct(share)}) of it with a gradient all-reduce in flight{rate}"
-    )
-    compute_cmp = ""
+        evidence["allreduce_bytes_per_s"] = nbytes / (ar / 1e3)
     if weak is not None and weak.ms_median:
-        grow = outside / weak.ms_median
+        grow = (r.ms_median - float(ar)) / weak.ms_median
         evidence.update(one_rank_ms_median=weak.ms_median, outside_over_one_rank=grow, baseline=weak.key)
-        compute_cmp = (
-            f"; outside it {fmt.ms(outside)} ms against {fmt.ms(weak.ms_median)} ms for one rank at batch "
-            f"{weak.batch_size} ({weak.label}, {fmt.ratio(grow)})"
-        )
-    slow = s.get("slowest_rank")
-    ranks = r.meta.get("ranks") or []
-    if fmt.is_num(straggler) and straggler >= STRAGGLER_RATIO and slow is not None:
-        where = next((f" ({x.get('host')}, {x.get('device')})" for x in ranks if x.get("rank") == slow), "")
-        kind_words = (
-            f": rank {slow}{where} is a straggler, {fmt.ratio(straggler)} the median rank's time outside the "
-            "all-reduce, and every other rank waits for it at each all-reduce"
-        )
-        if r.shares_device:
-            kind_words += " (its ranks share one CPU: the rank the scheduler served less)"
-        severity, limit = ("info" if r.shares_device else "warning"), "straggler"
+    if fmt.is_num(straggler) and straggler >= STRAGGLER_RATIO and s.get("slowest_rank") is not None:
+        where = next((x for x in r.meta.get("ranks") or [] if x.get("rank") == s["slowest_rank"]), {})
+        evidence["slowest_rank_at"] = ", ".join(str(where[k]) for k in ("host", "device") if where.get(k))
+        limit, severity = "straggler", "info" if r.shares_device else "warning"
     elif share >= COMM_LIMITED_SHARE:
-        kind_words = (
-            f": communication limits scaling ({fmt.pct(share)} of the step is all-reduce, at or above "
-            f"{fmt.pct(COMM_LIMITED_SHARE)})"
-        )
-        if r.shares_device:
-            kind_words += (
-                "; on one shared CPU that time is copies between the ranks' processes and waiting for the rank the "
-                "scheduler served last, not a network"
-            )
-        else:
-            kind_words += (
-                "; larger per-rank batches, gradient accumulation or a faster interconnect shrink it"
-            )
-        severity, limit = ("info" if r.shares_device else "warning"), "communication"
+        limit, severity = "communication", "info" if r.shares_device else "warning"
     else:
-        kind_words = (
-            f": compute limits scaling (the all-reduce is {fmt.pct(share)} of the step, below "
-            f"{fmt.pct(COMM_LIMITED_SHARE)})"
-        )
-        if weak is not None and evidence.get("outside_over_one_rank", 0) > 1.2:
-            kind_words += ", and each rank computes slower than one rank alone" + (
-                ": its ranks compete for the same cores" if r.shares_device else ""
-            )
-        severity, limit = "info", "compute"
+        limit, severity = "compute", "info"
+        evidence["ranks_slower"] = bool(weak is not None and evidence.get("outside_over_one_rank", 0) > 1.2)
     evidence["limit"] = limit
-    return Finding("scaling_limit", severity, measured + compute_cmp + kind_words + ".", evidence, [r.key])
+    return Finding("scaling_limit", severity, evidence=evidence, runs=[r.key], explains=float(share))
 
 
 def _ranks_differ(r: _Run) -> Finding:
-    from reports.finding import Finding
-
-    return Finding(
-        "ranks_differ", "warning",
-        f"The ranks of {r.label} ended with different weights (their SHA-256 differ): data-parallel training keeps "
-        "them identical, so something broke the lockstep (a non-deterministic op or a rank-dependent code path).",
-        {"params_identical": False}, [r.key],
-    )  # fmt: skip
+    return Finding("ranks_differ", "warning", evidence={"params_identical": False}, runs=[r.key])

@@ -5,18 +5,21 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from typing import Any
 
 import pandas as pd
 
 from bench.metrics import mfu_is_possible
 from bench.results import dumps_strict
-from reports import fmt
+from reports import fmt, words
+from reports.diagnosis import dir_labels, headline
 from reports.finding import Finding
 from reports.load import Results
+from reports.tables import md_table as _md_table
+from reports.tables import one_line
+from reports.tables import text_table as _text_table
 from reports.time_to_loss import to_loss_sets
-from reports.tips import render_tips, tip_rows
+from reports.tips import tip_rows, tips_table
 
 COLUMNS = [
     "host", "run", "device", "dtype", "batch", "compile", "threads", "ms/iter median [p10-p90]", "tokens/s",
@@ -154,61 +157,62 @@ def csv_cell(value: Any) -> Any:
         return "'" + value
 
 
-# C0 and C1 controls (newlines, tabs, ESC and CSI sequences) and the bidirectional overrides that reorder text
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
+def _finding_lines(f: Finding, details: bool, md: bool) -> list[str]:
+    lines = [f"- [{f.severity}] {one_line(f.sentence)}"]
+    if details and f.kind == "roofline" and words.roofline_rows(f):
+        table = pd.DataFrame(words.roofline_rows(f), columns=words.ROOFLINE_COLUMNS)
+        lines += [
+            "",
+            *[f"    {line}" for line in (_md_table(table) if md else _text_table(table)).splitlines()],
+            "",
+        ]
+    if details:
+        lines += [f"    {one_line(k)}: {one_line(v)}" if not md else f"    - {one_line(k)}: {one_line(v)}"
+                  for k, v in words.details(f)]  # fmt: skip
+    return lines
 
 
-def one_line(value: Any) -> str:
-    """Text for a terminal: control characters (newlines, tabs, escape sequences) become a space, so a
-    label from a results file can neither break a table row nor drive the terminal."""
-    return _CONTROL.sub(" ", str(value))
-
-
-def _text_table(df: pd.DataFrame) -> str:
-    cells = [list(map(one_line, df.columns))] + [
-        [one_line(v) for v in row] for row in df.itertuples(index=False)
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(df.columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    def esc(v: Any) -> str:
-        return one_line(v).replace("\\", "\\\\").replace("|", "\\|")
-
-    lines = ["| " + " | ".join(map(esc, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(map(esc, row)) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
-
-
-def render(results: Results, findings: list[Finding], form: str = "text") -> str:
-    """The terminal summary in one of text, md, csv, json (strict JSON: null, never NaN)."""
+def render(
+    results: Results,
+    findings: list[Finding],
+    form: str = "text",
+    *,
+    show_all: bool = False,
+    details: bool = False,
+) -> str:
+    """The terminal summary in one of text, md, csv, json (strict JSON: null, never NaN). Text and md open with
+    the headline, then the table, then the findings that explain most first (MAX_FINDINGS unless show_all;
+    with details, each one's evidence under it)."""
     if form == "csv":
         buf = io.StringIO()
         # every text cell quoted, so a CR or LF inside one can never split a row
         machine_table(results).map(csv_cell).to_csv(buf, index=False, quoting=csv.QUOTE_NONNUMERIC)
         return buf.getvalue()
+    top = headline(results, findings)
+    shown = [f for f in findings if f.id != top.evidence.get("finding")]
     if form == "json":
         runs = json.loads(machine_table(results).to_json(orient="records"))
         report = {
             "schema": "devicebench-report/1",
+            "headline": top.to_dict(),
             "runs": runs,
             "findings": [f.to_dict() for f in findings],
             "warnings": list(results.warnings),
-            "tips": [r.to_dict() for r in tip_rows(results)],
-            "time_to_loss": [s.to_dict() for s in to_loss_sets(results)],
+            "tips": _guarded(results, "tips", lambda: [r.to_dict() for r in tip_rows(results)], []),
+            "time_to_loss": _guarded(
+                results, "time_to_loss", lambda: [s.to_dict() for s in to_loss_sets(results)], []
+            ),
         }
         return dumps_strict(report) + "\n"
-    table = summary_table(results)
     md = form == "md"
-    out = [_md_table(table) if md else _text_table(table)]
+    table = summary_table(results)
+    out = [f"**{one_line(top.sentence)}**" if md else one_line(top.sentence), ""]
+    out.append(_md_table(table) if md else _text_table(table))
     notes = table_notes(results)
     if notes:
         out.append("")
         out += [f"- {one_line(n)}" for n in notes]
-    tips = render_tips(results, "md" if md else "text")
+    tips = _guarded(results, "tips", lambda: _tips_text(results, findings, md), "")
     if tips:
         out.append("")
         out.append("Tips measured by bench tune:" if not md else "**Tips measured by bench tune:**\n")
@@ -220,8 +224,56 @@ def render(results: Results, findings: list[Finding], form: str = "text") -> str
         out += [
             f"- {one_line(run)}: {one_line(status)}: {one_line(reason)}" for run, status, reason in problems
         ]
-    if findings:
+    if tips:  # the tips section holds these: each tip is a row of its table, best_config its last lines
+        shown = [f for f in shown if f.kind not in ("tip", "best_config")]
+    if shown:
         out.append("")
-        out.append("Diagnosis:" if not md else "**Diagnosis:**\n")
-        out += [f"- [{f.severity}] {one_line(f.sentence)}" for f in findings]
+        out.append(
+            "Findings, most of the step or gap first:"
+            if not md
+            else "**Findings, most of the step or gap first:**\n"
+        )
+        limit = len(shown) if show_all else words.MAX_FINDINGS
+        for f in shown[:limit]:
+            out += _finding_lines(f, details, md)
+        if len(shown) > limit:
+            out.append(f"({len(shown) - limit} more findings: --all shows them, --details their figures)")
     return "\n".join(out) + "\n"
+
+
+def tips_by_directory(results: Results) -> pd.DataFrame:
+    """The tips table of `bench tune` directories (reports.tips), with a first column naming each row's
+    results directory when several tunes are merged: rows of two tunes of one device read the same."""
+    rows = tip_rows(results)
+    table = tips_table(results, rows)
+    index = results.runs.index
+    dirs = [{str(results.runs.loc[k, "results_dir"]) for k in r.runs if k in index} for r in rows]
+    if len(set().union(*dirs)) > 1:
+        labels = dir_labels(results)
+        table.insert(0, "results", [", ".join(sorted(labels[d] for d in ds)) or "-" for ds in dirs])
+    return table
+
+
+def _tips_text(results: Results, findings: list[Finding], md: bool) -> str:
+    """The tips table and the best configurations (the diagnosis's best_config findings, which name their
+    directory where two would read the same); "" without a tune."""
+    table = tips_by_directory(results)
+    if table.empty:
+        return ""
+    out = [_md_table(table) if md else _text_table(table), ""]
+    out += [f"- {one_line(f.sentence)}" for f in findings if f.kind == "best_config"]
+    return "\n".join(out) + "\n"
+
+
+def _guarded(results: Results, what: str, make: Any, empty: Any) -> Any:
+    """A section that cannot be made is left out with one warning, never the whole report."""
+    try:
+        return make()
+    except Exception as e:  # noqa: BLE001 - one damaged tune must not take the report down
+        dirs = ", ".join(
+            s.get("_path", "?") for s in results.sweeps if (s.get("spec") or {}).get("tune") or s.get("tune")
+        )
+        results.warnings.append(
+            f"{dirs or 'these results'}: the {what} could not be made ({type(e).__name__}: {e}): left out"
+        )
+        return empty

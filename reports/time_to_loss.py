@@ -129,10 +129,13 @@ def _sets(results: Results) -> list[ToLossSet]:
     ok = results.ok_runs()
     out: list[ToLossSet] = []
     used: set[str] = set()
-    tuned = [k for k in ok.index if _tune(results, k).get("measure") in ("default", TIME_TO_LOSS)]
+    # a tune's runs to its target count when they finished, timed steps or not: a compiled best whose compile
+    # (its warm-up) outlasted the cap has evals and an answer ("< 0.15x"), never "not measured"
+    finished = results.runs[results.runs["status"] == "ok"]
+    tuned = [k for k in finished.index if _tune(results, k).get("measure") in ("default", TIME_TO_LOSS)]
     groups: dict[tuple, list[str]] = {}
     for k in tuned:
-        groups.setdefault((ok.loc[k, "results_dir"], ok.loc[k, "device"]), []).append(k)
+        groups.setdefault((finished.loc[k, "results_dir"], finished.loc[k, "device"]), []).append(k)
     for keys in groups.values():
         default = next((k for k in keys if _tune(results, k).get("measure") == "default"), None)
         target = _tune(results, default).get("target_val_loss") if default else None

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from bench.metrics import BUSY_OTHER_CORES
 from bench.tune.plan import ANSWERED_TIPS, BEST, BEST_TO_LOSS, DEFAULT, TIPS
 from bench.tune.verdict import (
     FAILED,
@@ -23,6 +25,8 @@ from bench.tune.verdict import (
     MIN_EFFECT,
     NO_EFFECT,
     NOT_AVAILABLE,
+    SPOILED_BY,
+    STOP_BUDGET,
     THROUGHPUT,
     TIME_TO_LOSS,
     WORTH_IT,
@@ -31,6 +35,7 @@ from bench.tune.verdict import (
     choose_best,
     throughput_effect,
 )
+from hwinfo.dtypes import CPU_NATIVE_FEATURES
 from reports import fmt
 from reports.load import Results
 from reports.time_to_loss import ToLossSet, to_loss_sets
@@ -42,6 +47,10 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "cuda_graphs": ("CUDA graphs (compile mode reduce-overhead)", "removes launch overhead: several x at small batch"),
     "threads": ("threads = physical cores", "use every core: torch.set_num_threads / OMP_NUM_THREADS"),
     "p_cores": ("pin to the P-cores (taskset)", "E-cores slow the whole step down on a hybrid CPU"),
+    "omp_affinity": ("OpenMP affinity (OMP_PROC_BIND=close, OMP_PLACES=cores)",
+                     "PyTorch's CPU tuning guide: threads that stay on their core keep their caches warm"),
+    "allocator": ("jemalloc / tcmalloc (LD_PRELOAD)",
+                  "PyTorch's CPU tuning guide: a faster allocator reuses memory better than glibc malloc"),
     "bf16": ("bf16 autocast", "mixed precision: up to 2x, half the memory"),
     "fp16": ("fp16 autocast", "enable FP16 (fall back to bfloat16) for ~2x"),
     "tf32": ("TF32 matmuls", "up to 8x faster fp32 matmuls on Ampere and later"),
@@ -51,8 +60,16 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "num_workers": ("num_workers=4", "parallel data loading speeds training up"),
     "eval_iters": ("--eval_iters=10", "fewer eval batches save time"),
 }  # fmt: skip
-NATIVE_CPU = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
-BUSY_CORES = 0.25  # other processes using this many cores' worth of CPU: the machine was shared
+NATIVE_CPU = CPU_NATIVE_FEATURES
+VERDICT_NOTE = (
+    f"Verdicts (the bar: {MIN_EFFECT:.0%}): worth it / harmful: at least {MIN_EFFECT:.0%} faster / slower, the "
+    f"interval wholly above / below 1; small gain / small loss: the interval wholly above / below 1, the change "
+    f"under {MIN_EFFECT:.0%}; no effect: the interval within +-{MIN_EFFECT:.0%}, holding 1; else inconclusive. "
+    f"Throughput pairs of blocks repeat until the interval settles the verdict or --max-seconds runs out; a pair "
+    f"whose two blocks are both more than {SPOILED_BY:g}x from their side's neighbours was spoiled by a burst of "
+    "load and is dropped."
+)
+BUSY_CORES = BUSY_OTHER_CORES  # other processes using this many cores' worth of CPU: the machine was shared
 COLUMNS = ["device", "tip", "variant", "claim", "measured here", "verdict", "why"]
 
 
@@ -100,10 +117,17 @@ def effect_text(e: Effect | None, measure: str, evidence: dict | None = None) ->
     what = "tokens/s" if measure == THROUGHPUT else "speed to the target loss"
     if e.ratio is None:
         return f"< {_r3(e.high)} {what} (target not reached)" if fmt.is_num(e.high) else "-"
+    pairs = ""
+    if measure == THROUGHPUT and e.n_variant:
+        bits = [f"{e.n_variant + e.n_spoiled} pairs"]
+        if e.n_spoiled:
+            bits.append(f"{e.n_spoiled} spoiled by load dropped")
+        stopped = "; --max-seconds ran out" if (evidence or {}).get("stopped") == STOP_BUDGET else ""
+        pairs = f" ({', '.join(bits)}{stopped})"
     if e.low is None:
-        return f"{_r3(e.ratio)} {what} (too few samples for an interval)"
+        return f"{_r3(e.ratio)} {what} (too few samples for an interval){pairs}"
     high = _r3(e.high) if fmt.is_num(e.high) else "?"
-    return f"{_r3(e.ratio)} {what} [{_r3(e.low)}-{high}]"
+    return f"{_r3(e.ratio)} {what} [{_r3(e.low)}-{high}]{pairs}"
 
 
 def _r3(x: float) -> str:
@@ -186,18 +210,41 @@ def throughput_of(results: Results, key: str) -> Effect | None:
 
 
 def tip_rows(results: Results) -> list[TipRow]:
-    """Every tip of every tuned device, in the order of bench.tune.plan.TIPS."""
+    """Every tip of every tuned device, in the order of bench.tune.plan.TIPS. A row that cannot be made (a
+    damaged run.json) is left out with one line in results.warnings naming its directory."""
     rows: list[TipRow] = []
     for d in device_tunes(results):
         tips = d.by_tip()
         for tip in TIPS:
             if tip in ANSWERED_TIPS:
                 if d.default is not None and tip in _measured_tips(results, d):
-                    rows.append(_answer(d, tip))
+                    row = _guarded(results, d.default, f"the {tip} tip", lambda d=d, tip=tip: _answer(d, tip))
+                    if row is not None:
+                        rows.append(row)
                 continue
             for key in tips.get(tip, []):
-                rows.append(_variant_row(d, tip, key))
+                row = _guarded(
+                    results, key, f"the {tip} tip", lambda d=d, tip=tip, key=key: _variant_row(d, tip, key)
+                )
+                if row is not None:
+                    rows.append(row)
     return rows
+
+
+def _guarded(results: Results, key: str, what: str, make: Any) -> Any:
+    """make(), or None with one warning (once) naming the run's directory when it raises: one row or finding
+    that cannot be computed never takes the whole report with it."""
+    try:
+        return make()
+    except Exception as e:  # noqa: BLE001 - left out and said, never a failed report
+        where = key
+        with_dir = results.runs.loc[key, "results_dir"] if key in results.runs.index else None
+        if with_dir is not None:
+            where = f"{with_dir}/runs/{results.runs.loc[key, 'run_id']}"
+        line = f"{what} of {where} left out: it could not be computed ({type(e).__name__}: {e})"
+        if line not in results.warnings:
+            results.warnings.append(line)
+        return None
 
 
 def _measured_tips(results: Results, d: DeviceTune) -> list[str]:
@@ -240,7 +287,10 @@ def _variant_row(d: DeviceTune, tip: str, key: str) -> TipRow:
         "effect": e.to_dict() if e else None,
         "changed": t.get("changed"),
         "knobs": t.get("knobs"),
+        "bar": MIN_EFFECT,
     }
+    if base["measure"] == THROUGHPUT:
+        row.evidence.update({k: t.get(k) for k in ("pairs", "stopped", "max_seconds", "spoiled_pairs")})
     row.why = _why(d, row, key)
     return row
 
@@ -301,6 +351,18 @@ def _why(d: DeviceTune, row: TipRow, key: str) -> str:
                     ": each parallel op waits for its slowest thread, and a shared core deschedules threads"
                 )
         return applies_note + text
+    if tip in ("omp_affinity", "allocator"):
+        proc = _tune(results, key).get("process") or {}
+        env = proc.get("env") or {}
+        what = " ".join(f"{k}={v}" for k, v in env.items()) or "its environment"
+        text = f"{applies_note}{what}, in a process of its own against the default in another (only the environment differs)"
+        if tip == "allocator" and proc.get("preloaded"):
+            text += f"; the library mapped: {proc['preloaded']}"
+        if load_text:
+            text += f"; {load_text}"
+            if tip == "omp_affinity" and other is not None and other > BUSY_CORES:
+                text += ": a thread bound to a core that a neighbour holds waits for it instead of moving"
+        return text
     if tip in ("bf16", "fp16", "tf32"):
         if r.get("device_type") == "cpu" and tip in NATIVE_CPU:
             feats = {str(f).lower() for f in (results.hwinfo_for(key).get("cpu") or {}).get("features") or []}
@@ -480,6 +542,12 @@ def compile_payback(d: DeviceTune) -> dict | None:
         runs.loc[d.default, "ms_median"],
     )
     steps = runs.loc[d.default, "iters_done"]
+    ref = d.to_loss.run(d.default) if d.to_loss is not None else None
+    if fmt.is_num(first) and ref is not None and fmt.is_num(ref.time_s) and first / 1e3 >= ref.time_s:
+        # the compile alone outlasted the default's whole time to the target (a small recipe, a loaded machine)
+        return {"first_step_s": first / 1e3, "default_time_s": ref.time_s,
+                "text": f"its compile (the first step took {first / 1e3:.1f} s) alone outlasted the default's "
+                        f"{ref.time_s:.1f} s to the target"}  # fmt: skip
     if not all(fmt.is_num(x) and x > 0 for x in (first, ms, base, steps)):
         return None
     overhead_s = (first - ms) / 1e3
@@ -499,6 +567,16 @@ def compile_payback(d: DeviceTune) -> dict | None:
                        f"repays it only after about {about} steps, "
                        f"against the recipe's {int(steps):,}")  # fmt: skip
     return out
+
+
+def _slower(e: Effect | None) -> bool:
+    """Whether a time-to-loss effect says slower than the default: a ratio below 1, or (the target never reached)
+    an upper bound below 1."""
+    if e is None:
+        return False
+    if e.ratio is not None:
+        return e.ratio < 1
+    return e.high is not None and e.high < 1
 
 
 def _variant_key(d: DeviceTune, name: str) -> str:
@@ -537,46 +615,52 @@ def tip_findings(results: Results, ok: Any) -> list:
 def best_config_findings(results: Results, ok: Any) -> list:
     """One `best_config` finding per tuned device: the fastest configuration, its tokens/s over the default
     with the interval, and its time-to-loss gain."""
-    from reports.finding import Finding
 
     out = []
     for d in device_tunes(results):
         if d.default is None and not any(_tune(results, k).get("measure") == THROUGHPUT for k in d.keys):
             continue
-        b = best_config(d)
-        label = results.device_label(d.keys[0])
-        gain, ttl = b["gain_over_default"], b["time_to_loss_gain"]
-        if gain is None and ttl is None:
-            single = b["best_single"]
-            tail = (f" (the best single variant, {single.name}: {effect_text(single.effect, THROUGHPUT if single.group != 'batch' else TIME_TO_LOSS)}, {single.effect.verdict})"
-                    if single is not None else "")  # fmt: skip
-            sentence = f"{label}: no variant was worth it, so the recipe as it is stays the fastest configuration measured here{tail}."
-        else:
-            what = ", ".join(b["changed"]) or "the recipe"
-            bits = []
-            if gain is not None:
-                bits.append(f"{effect_text(gain, THROUGHPUT)} over the default")
-            if ttl is not None:
-                bits.append(f"{effect_text(ttl, TIME_TO_LOSS)} of the default's")
-            else:
-                bits.append("time to loss not measured for it")
-            sentence = f"Fastest configuration measured on {label}: {what} (the rest as the recipe): {'; '.join(bits)}."
-        payback = compile_payback(d) if gain is not None and ttl is not None and ttl.ratio < 1 else None
-        if payback is not None:
-            sentence = sentence[:-1] + f": {payback['text']}."
-        evidence = {
-            "changed": b["changed"],
-            "gain_over_default": gain.to_dict() if gain else {"ratio": 1.0, "low": None, "high": None},
-            "time_to_loss_gain": ttl.to_dict() if ttl else None,
-        }
-        if payback is not None:
-            evidence["compile_payback"] = {k: v for k, v in payback.items() if k != "text"}
-        out.append(
-            Finding(
-                "best_config", "info", sentence, evidence, b["runs"] or ([d.default] if d.default else [])
-            )
-        )
+        f = _guarded(results, d.default or d.keys[0], "the best configuration",
+                     lambda d=d: _best_config_finding(results, d))  # fmt: skip
+        if f is not None:
+            out.append(f)
     return out
+
+
+def _best_config_finding(results: Results, d: DeviceTune) -> Any:
+    from reports.finding import Finding
+
+    b = best_config(d)
+    label = results.device_label(d.keys[0])
+    gain, ttl = b["gain_over_default"], b["time_to_loss_gain"]
+    if gain is None and ttl is None:
+        single = b["best_single"]
+        tail = (f" (the best single variant, {single.name}: {effect_text(single.effect, THROUGHPUT if single.group != 'batch' else TIME_TO_LOSS)}, {single.effect.verdict})"
+                if single is not None else "")  # fmt: skip
+        sentence = f"{label}: no variant was worth it or a small gain, so the recipe as it is stays the fastest configuration measured here{tail}."
+    else:
+        what = ", ".join(b["changed"]) or "the recipe"
+        bits = []
+        if gain is not None:
+            bits.append(f"{effect_text(gain, THROUGHPUT)} over the default")
+        if ttl is not None:
+            bits.append(f"{effect_text(ttl, TIME_TO_LOSS)} of the default's")
+        else:
+            bits.append("time to loss not measured for it")
+        sentence = (
+            f"Fastest configuration measured on {label}: {what} (the rest as the recipe): {'; '.join(bits)}."
+        )
+    payback = compile_payback(d) if gain is not None and _slower(ttl) else None
+    if payback is not None:
+        sentence = sentence[:-1] + f": {payback['text']}."
+    evidence = {
+        "changed": b["changed"],
+        "gain_over_default": gain.to_dict() if gain else {"ratio": 1.0, "low": None, "high": None},
+        "time_to_loss_gain": ttl.to_dict() if ttl else None,
+    }
+    if payback is not None:
+        evidence["compile_payback"] = {k: v for k, v in payback.items() if k != "text"}
+    return Finding("best_config", "info", sentence, evidence, b["runs"] or ([d.default] if d.default else []))
 
 
 # ---- rendering ---------------------------------------------------------------------------------------
@@ -590,13 +674,42 @@ def tips_table(results: Results, rows: list[TipRow] | None = None) -> pd.DataFra
 
 def render_tips(results: Results, form: str = "text") -> str:
     """The tips table and the best configuration per device, as text or markdown ("" without a tune)."""
-    from reports.summary import _md_table, _text_table, one_line
+    from reports.tables import md_table as _md_table
+    from reports.tables import one_line
+    from reports.tables import text_table as _text_table
 
     rows = tip_rows(results)
     if not rows:
         return ""
     table = tips_table(results, rows)
-    out = [_md_table(table) if form == "md" else _text_table(table), ""]
+    out = [_md_table(table) if form == "md" else _text_table(table), "", VERDICT_NOTE, ""]
     for f in best_config_findings(results, None):
         out.append(f"- {one_line(f.sentence)}")
     return "\n".join(out) + "\n"
+
+
+def print_after_tune(out: str | Path) -> int:
+    """`bench tune`'s closing table (called by the command line above bench/ and reports/, so bench/ never
+    imports reports/): the tips table of what was measured on stdout, warnings on stderr. 0 when it is made;
+    1 with one line when it cannot be (the runs are recorded either way)."""
+    import sys
+
+    from reports.load import load_results
+    from reports.summary import one_line
+
+    try:
+        results = load_results(Path(out))
+        text = render_tips(results)
+    except Exception as e:  # noqa: BLE001 - one line, and a failing exit: a tune whose table fails is not a success
+        print(f"bench tune: error: the tips table of {out} could not be made ({type(e).__name__}: {one_line(str(e))}); "
+              f"the runs are recorded there", file=sys.stderr)  # fmt: skip
+        return 1
+    for w in results.warnings[:5]:
+        print(f"bench tune: warning: {one_line(w)}", file=sys.stderr)
+    if len(results.warnings) > 5:
+        print(
+            f"bench tune: warning: ... and {len(results.warnings) - 5} more (bench report {out})",
+            file=sys.stderr,
+        )
+    sys.stdout.write(text)
+    return 0

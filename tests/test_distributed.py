@@ -283,11 +283,16 @@ def test_run_json_says_how_the_ranks_ran(launched):
 
 def test_the_report_shows_scaling_without_claiming_a_speedup(launched, capsys):
     capsys.readouterr()
-    assert main(["report", str(launched.one), str(launched.out)]) == 0
-    report = capsys.readouterr().out
-    assert "tokens/s against world size: 1 rank" in report and "2 ranks" in report
-    assert "share one CPU" in report and "not a speedup" in report
-    assert "val curves agree within noise" in report
+    assert main(["report", str(launched.one), str(launched.out), "--format", "json"]) == 0
+    found = {f["kind"]: f for f in json.loads(capsys.readouterr().out)["findings"]}
+    scaling = found["scaling"]
+    assert {1, 2} <= {p["world_size"] for p in scaling["evidence"]["points"]}
+    assert scaling["evidence"]["shared"] and "speedup" not in scaling["sentence"]  # ranks sharing one CPU
+    assert (
+        found["shared_cores"]["evidence"]["nproc_per_node"] == 2
+        and "not a speedup" in found["shared_cores"]["sentence"]
+    )
+    assert "loss_agree" in found
 
 
 def _tiny_model() -> torch.nn.Module:

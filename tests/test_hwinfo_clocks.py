@@ -150,3 +150,43 @@ def test_a_fake_root_never_reads_the_host(tmp_path: Path, monkeypatch: pytest.Mo
     root = _arm_soc(tmp_path, [(0xD08, 4, 0)])
     snap = snapshot(root=str(root), use_torch=False, nvml_module=None)
     assert snap["cpu"]["max_mhz"] is None and snap["devices"][0]["peaks"]["fp32"]["value"] is None
+
+
+def _intel(root: Path, name: str, model: int, cores: int, threads: int, flags: str) -> Path:
+    """An Intel family-6 part with `threads` hardware threads per core, in /proc/cpuinfo and sysfs."""
+    n = cores * threads
+    blocks = [
+        f"processor\t: {i}\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: {model}\nmodel name\t: {name}\n"
+        f"stepping\t: 5\ncpu MHz\t\t: 800.000\nphysical id\t: 0\ncore id\t\t: {i % cores}\nflags\t\t: {flags}\n"
+        for i in range(n)
+    ]
+    _write(root / "proc/cpuinfo", "\n".join(blocks) + "\n")
+    for i in range(n):
+        siblings = ",".join(str(i % cores + k * cores) for k in range(threads))
+        _write(root / f"sys/devices/system/cpu/cpu{i}/topology/thread_siblings_list", siblings)
+        _write(root / f"sys/devices/system/cpu/cpu{i}/topology/physical_package_id", "0")
+    return root
+
+
+def test_sysfs_turbo_marker_and_a_p_only_alder_lake(tmp_path: Path) -> None:
+    """The same rules from sysfs as from lscpu: acpi-cpufreq's 2501000 kHz on a Core i5-12400 is the base +
+    1 MHz, and its 6 cores x 2 threads are all P-cores (no cpu_core/cpu_atom PMUs on a die without E-cores)."""
+    root = _intel(tmp_path, "12th Gen Intel(R) Core(TM) i5-12400", 151, 6, 2, "fma avx2")
+    _cpufreq(root, 12, cpuinfo_max_freq="2501000", scaling_driver="acpi-cpufreq")
+    _write(root / "sys/devices/system/cpu/cpufreq/boost", "1")
+    cpu = probe_cpu(str(root), system="Linux")
+    assert (cpu["max_mhz"], cpu["base_mhz"], cpu["physical_cores"]) == (None, 2500, 6)
+    assert [(g["type"], g["count"]) for g in cpu["core_groups"]] == [("performance", 6)]
+    fp32 = cpu_peaks(cpu)["fp32"]
+    assert fp32["source"] == "derived" and fp32["value"] == pytest.approx(6 * 2500e6 * 32)
+
+
+def test_sysfs_guest_with_fma_hidden_is_derived_at_half_rate(tmp_path: Path) -> None:
+    """A KVM guest of a Skylake whose flags lack fma (and carry 'hypervisor'): half the FMA rate, derived."""
+    root = _intel(tmp_path, "Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz", 0x9E, 4, 1, "avx avx2 hypervisor")
+    _cpufreq(root, 4, cpuinfo_max_freq="4600000", scaling_driver="intel_pstate")
+    cpu = probe_cpu(str(root), system="Linux")
+    assert cpu["virtual_machine"] and cpu["max_mhz"] == 4600
+    fp32 = cpu_peaks(cpu)["fp32"]
+    assert fp32["source"] == "derived" and fp32["value"] == pytest.approx(4 * 4600e6 * 16)
+    assert "no fma flag" in fp32["detail"] and "virtual machine" in fp32["detail"]

@@ -713,7 +713,7 @@ def test_impossible_mfu_is_flagged_never_a_result(tmp_path, capsys):
     findings = json.loads(capsys.readouterr().out)["findings"]
     (f,) = [f for f in findings if f["kind"] == "impossible_mfu"]
     assert f["evidence"]["mfu"] == pytest.approx(s["mfu"]) and "impossible" in f["sentence"]
-    assert "--peak-flops" in f["sentence"]
+    assert "--peak-flops" in f["evidence"]["check"]
 
 
 # --- hostile and broken logs: a clear error or a safe result -------------------------------------------

@@ -224,7 +224,9 @@ def test_directories_written_before_still_report(tmp_path, capsys, name):
         assert results.runs.loc[key, "mfu"] == pytest.approx(1e10 / 1e12)
     else:  # a stored sentence is ignored: the words come from the profile's numbers
         (f,) = [f for f in diagnose(results) if f.kind == "step_breakdown"]
-        assert f.sentence.startswith("cpu-fp32-b2-eager: on cpu at batch 2, ")
+        assert (
+            f.evidence["device"] == "cpu" and f.evidence["batch_size"] == 2 and "sentence" not in f.evidence
+        )
 
 
 # --- other bad input --------------------------------------------------------------------------------
@@ -332,7 +334,7 @@ def test_report_piped_into_head_is_not_an_error(tmp_path):
     repo = Path(__file__).resolve().parents[1]
     proc = subprocess.run(f"{sys.executable} -m bench report {d} --format md | head -1", shell=True, cwd=repo,
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo)})  # fmt: skip
-    assert proc.stdout.startswith("| host |") and proc.stderr == "", proc.stderr
+    assert proc.stdout.startswith("**Synthetic CPU fp32: ") and proc.stderr == "", proc.stderr
 
 
 def test_an_absurd_figure_is_never_hundreds_of_digits(tmp_path, capsys):

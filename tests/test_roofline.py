@@ -16,6 +16,7 @@ from bench.profile.traffic import OpCounter, count_step
 from bench.results import atomic_write_json
 from bench.train import Trainer
 from model.gpt import GPTConfig
+from reports import words
 from reports.diagnosis import diagnose
 from reports.html import render_html
 from reports.load import load_results
@@ -338,19 +339,17 @@ def _results(tmp_path, profiles: dict[str, dict]):
 def test_findings_say_what_bounds_the_step_with_the_figures(tmp_path):
     results = _results(tmp_path, {"cpu-b12": _profile()})
     (f,) = [f for f in diagnose(results) if f.kind == "roofline"]
-    s = f.sentence
-    assert "ridge 10 FLOP/byte: measured 100 GFLOP/s / measured 10.0 GB/s" in s
-    assert (
-        "elementwise/norm: 28.6% of the step at 8.00 GB/s (0.062 FLOP/byte), 80.0% of measured STREAM triad bandwidth: memory-bound"
-        in s
-    )
-    assert (
-        "matmul: 28.6% of the step at 80.0 GFLOP/s (80 FLOP/byte), 80.0% of the measured matmul roof: compute-bound"
-        in s
-    )
-    assert "fusing them (torch.compile) is the lever" in s
-    assert "measured low" not in s
-    assert "a fused AdamW" in s
+    cats = f.evidence["categories"]
+    assert f.evidence["ridge_flop_per_byte"] == pytest.approx(10)
+    assert f.evidence["compute_roof"]["source"] == f.evidence["memory_roof"]["source"] == "measured"
+    elt, mm = cats["elementwise_norm"], cats["matmul"]
+    assert elt["share"] == pytest.approx(2 / 7) and elt["bytes_per_s"] == pytest.approx(8e9)
+    assert elt["intensity"] == pytest.approx(0.0625) and elt["of_roof"] == pytest.approx(0.8)
+    assert elt["flops_per_s"] is None and elt["lever"] == "fuse_elementwise"
+    assert mm["flops_per_s"] == pytest.approx(80e9) and mm["intensity"] == pytest.approx(80)
+    assert mm["of_roof"] == pytest.approx(0.8) and mm["bound"] == "compute"
+    assert cats["optimizer"]["lever"] == "fused_adamw"
+    assert f.evidence["contradicted_compute_roof"] is None
     assert f.severity == "info"
     assert f.evidence["categories"]["elementwise_norm"]["bound"] == "memory"
     assert json.loads(json.dumps(f.to_dict()))["evidence"]["ridge_flop_per_byte"] == pytest.approx(10)
@@ -359,11 +358,12 @@ def test_findings_say_what_bounds_the_step_with_the_figures(tmp_path):
 def test_a_contradicted_measured_roof_is_said(tmp_path):
     prof = _profile(counts=_counts(matmul=(120e9, 1e9), elementwise_norm=(0.5e9, 8e9)))
     (f,) = [f for f in diagnose(_results(tmp_path, {"cpu-b64": prof})) if f.kind == "roofline"]
-    assert "(the fp32 matmul (measured), 100 GFLOP/s, is below what this step reached" in f.sentence
-    assert (
-        "the spec peak is the roof here" in f.sentence
-        and "ridge 15 FLOP/byte: spec 150 GFLOP/s" in f.sentence
-    )
+    low = f.evidence["contradicted_compute_roof"]
+    assert low["value"] == pytest.approx(100e9) and low["source"] == "measured"
+    assert f.evidence["compute_roof"]["source"] == "spec" and f.evidence["compute_roof"][
+        "value"
+    ] == pytest.approx(150e9)
+    assert f.evidence["ridge_flop_per_byte"] == pytest.approx(15)
 
 
 def test_launch_bound_cuda_step_gets_the_cuda_graphs_lever(tmp_path):
@@ -372,11 +372,8 @@ def test_launch_bound_cuda_step_gets_the_cuda_graphs_lever(tmp_path):
     prof = _profile("cuda:0", "device", 12, counts, ms)
     results = _results(tmp_path, {"cuda-b12": prof})
     (f,) = [f for f in diagnose(results) if f.kind == "roofline"]
-    assert (
-        "of the step at batch 12 is overhead-bound: CUDA graphs (--compile reduce-overhead) or a larger batch"
-        in f.sentence
-    )
-    assert "the device idle (launches, Python, synchronisation)" in f.sentence
+    assert f.evidence["lever"] == "cuda_graphs" and f.evidence["top_category"]["name"] == "other"
+    assert f.evidence["categories"]["other"]["bound"] == "overhead"
     assert f.severity == "warning" and f.evidence["bound_fraction"]["overhead"] > 0.7
 
 
@@ -389,7 +386,8 @@ def test_plot_data_per_device_and_page_section(tmp_path):
     assert ("cpu-b12", "matmul") in placed and ("cpu-b64", "elementwise_norm") in placed
     assert not any(p.category == "other" for p in dev.points)  # no FLOPs: not on the plot
     page = render_html(results, diagnose(results))
-    assert 'id="roofline"' in page and 'id="plot-roofline-0"' in page and "% of bandwidth roof" in page
+    assert 'id="roofline"' in page and 'id="plot-roofline-0"' in page and "% of its roof" in page
+    assert "fusing them (torch.compile)" in page  # each category's lever, in words
 
 
 def test_a_damaged_or_old_roofline_reads_as_absent(tmp_path):
@@ -412,8 +410,11 @@ def test_a_damaged_or_old_roofline_reads_as_absent(tmp_path):
     )
     findings = [f for f in diagnose(results) if f.kind == "roofline"]
     assert [results.label(f.runs[0]) for f in findings] == ["cpu-absurd", "cpu-bad"]
-    assert "000,000,000" not in findings[0].sentence  # the absurd figures are not quoted
-    assert "matmul: 28.6% of the step at 1.00 GB/s" in findings[0].sentence  # what is left is
+    absurd_mm = findings[0].evidence["categories"]["matmul"]
+    assert (
+        absurd_mm["intensity"] is None and absurd_mm["flops_per_s"] is None
+    )  # the absurd figures are dropped
+    assert absurd_mm["share"] == pytest.approx(2 / 7)  # what is left is kept
     render_html(results, diagnose(results))
 
 
@@ -431,9 +432,9 @@ def test_the_roofline_finding_says_which_ops_were_left_out(tmp_path):
     (f,) = [
         f for f in diagnose(_results(tmp_path, {"cpu-b12": _profile(counts=counts)})) if f.kind == "roofline"
     ]
-    assert "2 ops could not be counted (aten::odd??2J, aten::weird)" in f.sentence
     assert "\x1b" not in f.sentence and f.evidence["uncounted_ops"] == ["aten::odd??2J", "aten::weird"]
+    assert ("uncounted_ops", "aten::odd??2J, aten::weird") in words.details(f)
     (whole,) = [
         f for f in diagnose(_results(tmp_path / "b", {"cpu-b12": _profile()})) if f.kind == "roofline"
     ]
-    assert "could not be counted" not in whole.sentence
+    assert whole.evidence["uncounted_ops"] == []

@@ -45,10 +45,11 @@ def test_run_profile_then_report_shows_the_roofline(tmp_path, capsys):
     assert main(["report", str(out), "--html", str(page), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
     (finding,) = [f for f in report["findings"] if f["kind"] == "roofline"]
-    assert finding["sentence"].startswith("cpu-fp32-b4-eager: roofline on cpu at batch 4 (ridge ")
+    assert finding["sentence"].startswith("cpu-fp32-b4-eager: ") and len(finding["sentence"]) <= 250
+    assert finding["evidence"]["device"] == "cpu" and finding["evidence"]["batch_size"] == 4
     assert finding["evidence"]["categories"]["matmul"]["intensity"] == cats["matmul"]["intensity"]
     html = page.read_text()
-    assert 'id="plot-roofline-0"' in html and "roofline: cpu" in html and "% of bandwidth roof" in html
+    assert 'id="plot-roofline-0"' in html and "roofline: cpu" in html and "% of its roof" in html
     assert f'href="#{finding["id"]}"' in html
 
 

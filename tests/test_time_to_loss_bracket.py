@@ -11,7 +11,6 @@ import pytest
 
 from bench.results import atomic_write_json, read_json
 from bench.tune.verdict import HARMFUL, INCONCLUSIVE
-from reports import fmt
 from reports.diagnosis import diagnose
 from reports.load import load_results
 from reports.time_to_loss import to_loss_sets
@@ -68,11 +67,14 @@ def test_a_run_stopped_by_the_time_cap_is_bounded_by_its_last_eval_not_its_stop(
     (row,) = [r for r in tip_rows(results) if r.tip == "batch_x2"]
     assert row.verdict == INCONCLUSIVE
     (f,) = [f for f in diagnose(results) if f.kind == "time_to_loss"]
+    (row,) = [r for r in f.evidence["runs"] if r["key"] == run.key]
     assert (
-        f"(val {fmt.loss(run.last_val)} at iter 1750, its last eval, at {fmt.sig(run.last_eval_s)} s)"
-        in f.sentence
+        not row["reached"]
+        and row["last_iter"] == 1750
+        and row["last_eval_s"] == pytest.approx(run.last_eval_s)
     )
-    assert f"< {fmt.ratio(e.high)} the speed of cpu-default" in f.sentence
+    assert f.evidence["speedups"][run.key]["high"] == pytest.approx(e.high)
+    assert "1 of 2 runs never reached it" in f.sentence
 
 
 def test_a_capped_run_still_above_the_target_well_after_the_default_is_harmful(tmp_path):

@@ -19,7 +19,8 @@ from bench.tune.to_loss import ToLoss, ToLossRun, run_interleaved
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16"]
 SHORT = ["--iters", "30", "--eval-interval", "10", "--eval-iters", "2", "--timing-warmup-iters", "3",
-         "--repeats", "4", "--block-seconds", "0.02", "--profile", "2", "--threads", "1", "--no-progress"]  # fmt: skip
+         "--repeats", "4", "--block-seconds", "0.02", "--max-seconds", "1", "--profile", "2", "--threads", "1",
+         "--no-progress"]  # fmt: skip
 TIPS = ["--tips", "threads,fused_adamw,tf32,batch_x2,num_workers,eval_iters"]
 
 
@@ -70,13 +71,17 @@ def test_throughput_variant_holds_its_samples_and_the_defaults(tuned):
         and run["tune"]["measure"] == "throughput"
     )
     t = run["tune"]
-    assert len(t["samples_tokens_per_s"]) == 4 and len(t["default_samples_tokens_per_s"]) == 4
+    n = len(t["samples_tokens_per_s"])
+    assert n >= 4 and len(t["default_samples_tokens_per_s"]) == n == t["pairs"]
+    assert t["stopped"] in ("the verdict is known", "--max-seconds ran out") and t["max_seconds"] == 1.0
+    assert t["stopped"] == "the verdict is known" or t["pairs_s"] >= 1.0
+    assert all(0 <= i < n for i in t["spoiled_pairs"])
     assert all(x > 0 for x in t["samples_tokens_per_s"] + t["default_samples_tokens_per_s"])
     assert t["knobs"]["fused_adamw"] is True and t["default_knobs"]["fused_adamw"] is False
     assert t["changed"] == ["fused_adamw on"]
     steps = (tuned / "runs" / "cpu-fused-adamw" / "steps.csv").read_text().splitlines()
     n_timed = sum(1 for line in steps if line.endswith(",timed"))
-    assert n_timed == 4 * t["steps_per_block"]["variant"] and run["summary"]["ms_median"] > 0
+    assert n_timed == n * t["steps_per_block"]["variant"] and run["summary"]["ms_median"] > 0
 
 
 def test_the_default_sets_the_target_and_the_batch_variant_is_timed_to_it(tuned):
@@ -156,6 +161,34 @@ def test_resume_skips_what_finished_and_prints_the_tips_table(tuned, capsys):
     )
 
 
+def test_a_tips_table_that_cannot_be_made_is_a_failed_tune_not_a_success(tuned, monkeypatch, capsys):
+    import reports.tips
+
+    def broken(results, form="text"):
+        raise TypeError("'<' not supported between instances of 'NoneType' and 'int'")
+
+    monkeypatch.setattr(reports.tips, "render_tips", broken)
+    assert tune(tuned, "--resume") == 1
+    err = capsys.readouterr().err
+    assert f"the tips table of {tuned} could not be made (TypeError" in err and "recorded there" in err
+
+
+def test_bench_never_imports_reports():
+    """Data flows bench -> results -> reports: the tips table after a tune is printed by the command line above
+    both (bench.cli's AFTERWARDS names reports.tips by string), never by an import in bench/."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "bench"
+    found = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            found += [f"{path.relative_to(root)}: {n}" for n in names if n.split(".")[0] == "reports"]
+    assert found == []
+
+
 def test_an_interrupted_variant_is_recorded_and_resume_completes_it(tmp_path, monkeypatch, capsys):
     import bench.tune.measure as measure
 
@@ -230,10 +263,25 @@ def test_a_variant_that_fails_fails_alone_and_the_exit_is_1(tmp_path, monkeypatc
     [
         (["--batch-sizes", "12,24"], "one value (tune tries x2 and x4 itself)"),
         (["--threads", "1,2"], "--threads 1,2: bench tune measures around one recipe"),
-        (["--repeats", "3"], "--repeats 3: expected a whole number of blocks >= 4"),
+        (["--repeats", "3"], "--repeats 3: expected a whole number of pairs of blocks from 4"),
+        (
+            ["--repeats", "999999999"],
+            "--repeats 999999999: expected a whole number of pairs of blocks from 4 (fewer "
+            "can never give a significant difference) to 1000",
+        ),
+        (["--block-seconds", "1e9"], "--block-seconds 1e9: expected seconds from 0.01 to 60"),
+        (["--block-seconds", "999999"], "--block-seconds 999999: expected seconds from 0.01 to 60"),
+        (["--block-seconds", "nan"], "--block-seconds nan: expected seconds from 0.01 to 60"),
+        (["--max-seconds", "0.5"], "--max-seconds 0.5: expected seconds from 1 to 3600"),
+        (["--time-cap", "inf"], "--time-cap inf: expected a factor from 1 to 10"),
+        (["--resume"], "holds no tune to resume (no sweep.json): run without --resume"),
+        (
+            ["--profile", "1000000000"],
+            "--profile 1000000000: expected a number of steps from 0 (no profile) to 1000",
+        ),
         (["--repeats", "many"], "--repeats many"),
         (["--block-seconds", "0"], "--block-seconds 0: expected seconds"),
-        (["--time-cap", "0.5"], "--time-cap 0.5: expected a factor >= 1"),
+        (["--time-cap", "0.5"], "--time-cap 0.5: expected a factor from 1 to 10"),
         (["--tips", "turbo"], "unknown tip(s) turbo; choose from compile"),
         (["--devices", "tpu"], "unknown device 'tpu'"),
         (["--iters", "0"], "--iters 0"),
@@ -255,6 +303,46 @@ def test_an_existing_directory_needs_resume_and_must_be_a_tune(tmp_path, capsys)
     assert "--resume" in capsys.readouterr().err
     assert main(["tune", "--devices", "cpu", *TINY, "--out", str(run_dir), "--resume"]) == 2
     assert "not a tune" in capsys.readouterr().err
+
+
+def _damage(out: Path, **changes) -> None:
+    sweep = json.loads((out / "sweep.json").read_text())
+    sweep.update(changes)
+    (out / "sweep.json").write_text(json.dumps(sweep))
+
+
+@pytest.mark.parametrize(
+    ("changes", "says"),
+    [
+        ({"spec": "x"}, "its 'spec' (the tune's recipe) is damaged ('x')"),
+        ({"spec": {}}, "its 'spec' (the tune's recipe) is damaged ({})"),
+        ({"tune": "x"}, "its 'tune' block is damaged (expected a table, got str)"),
+        ({"tune": {"tips": ["threads"], "repeats": "many"}}, "its 'tune' block is damaged (repeats 'many')"),
+        ({"tune": {"tips": ["turbo"]}}, "its 'tune' block is damaged (tips ['turbo'])"),
+        ({"tune": {"tips": ["threads"], "block_seconds": 1e9}}, "damaged (block_seconds 1000000000.0)"),
+    ],
+)
+def test_resume_refuses_a_damaged_sweep_json_and_says_what_is_damaged(tmp_path, capsys, changes, says):
+    """A damaged spec once trained the 2000-step reference recipe beside the tiny runs (read as {}); a damaged
+    tune block was blamed on --tips/--repeats never given."""
+    out = tmp_path / "res"
+    out.mkdir()
+    sweep = {"schema": R.SCHEMA, "sweep_id": "x", "spec": {"model": {}, "train": {}, "sweep": {}},
+             "tune": {"tips": ["threads"], "repeats": 4}}  # fmt: skip
+    (out / "sweep.json").write_text(json.dumps(sweep))
+    _damage(out, **changes)
+    before = (out / "sweep.json").read_text()
+    assert main(["tune", "--out", str(out), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "another --out" in err and len(err.strip().splitlines()) == 1, err
+    assert "--tips/--repeats" not in err and (out / "sweep.json").read_text() == before
+    assert not (out / "runs").exists()
+
+
+def test_resume_with_other_options_names_the_ones_given(tuned, capsys):
+    assert tune(tuned, "--resume", "--repeats", "5") == 2
+    err = capsys.readouterr().err
+    assert "--repeats 5 (the tune used 4)" in err and "--tips" not in err.split("resume it without")[1]
 
 
 def test_dry_run_prints_the_plan(capsys):
@@ -364,3 +452,167 @@ def test_turns_keep_the_runs_level_in_clock_so_none_runs_far_past_the_cap():
     # target within the cap" is measured, not inferred from an eval up to an interval earlier
     it, _, at_s = slow.state.val_evals[-1]
     assert at_s > cap and it % 10 != 0 and slow.writer.evals[-1][0] == it
+
+
+class ScriptedTrainer(FakeTrainer):
+    """Step times from a script: ms(block) for the block its step is in (steps_per_block steps each, warm-up
+    steps first), so a test decides what each block measures. `clock` is the sum of every step's ms so far."""
+
+    clock_ms = 0.0
+
+    def __init__(self, name: str, ms_of_block, log: list, warmup: int = 3, per_block: int = 3):
+        super().__init__(name, 10.0, log)
+        self.ms_of_block, self.warmup, self.per_block = ms_of_block, warmup, per_block
+
+    def train_step(self, it):
+        block = max(0, self.steps - self.warmup) // self.per_block
+        ms = 10.0 if self.steps < self.warmup else self.ms_of_block(block)
+        ScriptedTrainer.clock_ms += ms
+        super().train_step(it)
+        return ms, torch.tensor(1.0), 1e-3
+
+
+def scripted_pair(default_ms, variant_ms, **kw):
+    """measure_pair on two scripted sides (3 steps a block), its clock the fake steps' own time."""
+    from bench.tune.verdict import throughput_effect
+
+    ScriptedTrainer.clock_ms = 0.0
+    log: list[str] = []
+    knobs = Knobs("fp32", "off", None, None, False, 4)
+    a = Side(ScriptedTrainer("A", default_ms, log), knobs)
+    b = Side(ScriptedTrainer("B", variant_ms, log), knobs)
+    r = measure_pair(a, b, block_s=0.03, warmup_steps=3, progress=False,
+                     clock=lambda: ScriptedTrainer.clock_ms / 1e3, **kw)  # fmt: skip
+    return r, throughput_effect(r.variant_tokens_per_s, r.default_tokens_per_s)
+
+
+def jitter(i: int, amount: float = 0.01) -> float:
+    """A fixed, uneven wobble (no randomness): +-amount around 1."""
+    return 1 + amount * ((i * 7919) % 11 - 5) / 5
+
+
+def test_a_clear_effect_stops_at_the_least_pairs_with_its_verdict_known():
+    from bench.tune.verdict import STOP_SETTLED
+
+    r, e = scripted_pair(
+        lambda i: 10.0 * jitter(i), lambda i: 8.0 * jitter(i + 3), repeats=6, max_seconds=1e9
+    )
+    assert r.stopped == STOP_SETTLED and len(r.variant_tokens_per_s) == 6
+    assert e.verdict == "worth it" and e.low > 1.05
+
+
+def test_an_effect_on_the_bar_repeats_until_the_budget_runs_out_and_says_so():
+    """1.05x exactly with a symmetric 3% wobble (pairs alternately 3% above and below): the interval keeps holding 1.05, so no number of pairs settles
+    worth it against small gain; the pairs stop at --max-seconds (the fake clock: the steps' own ms), and say
+    why."""
+    from bench.tune.verdict import STOP_BUDGET
+
+    r, e = scripted_pair(lambda i: 10.5, lambda i: 10.0 / (1 + 0.03 * (-1) ** i), repeats=4, max_seconds=3.0)
+    assert r.stopped == STOP_BUDGET and r.pairs_s >= 3.0
+    n = len(r.variant_tokens_per_s)
+    assert n == len(r.default_tokens_per_s)
+    assert 3.0 / (3 * 10.5e-3 + 3 * 10e-3 / 0.97) <= n <= 3.0 / (3 * 10.5e-3 + 3 * 10e-3 / 1.03) + 1
+    assert e.low < 1.05 < e.high
+
+
+def test_a_noisy_gain_keeps_measuring_until_the_interval_settles():
+    """12% faster under a 10% wobble: inconclusive after the least pairs; more pairs narrow the interval until
+    it lies wholly above the bar: worth it, stopped because the verdict is known."""
+    from bench.tune.verdict import STOP_SETTLED, throughput_effect
+
+    r, e = scripted_pair(lambda i: 11.2 * jitter(i, 0.10), lambda i: 10.0 * jitter(i * 3 + 1, 0.10), repeats=4,
+                         max_seconds=1e9)  # fmt: skip
+    first = throughput_effect(r.variant_tokens_per_s[:4], r.default_tokens_per_s[:4])
+    assert first.verdict == "inconclusive"
+    assert r.stopped == STOP_SETTLED and len(r.variant_tokens_per_s) > 4
+    assert e.verdict == "worth it" and e.low > 1.05 and e.settled
+
+
+def test_a_burst_of_load_spoils_a_pair_which_is_dropped_and_counted():
+    """Pair 5 (index 4) runs under a burst: both its blocks 3x slower, and unevenly (the variant's block caught
+    more of it). The stated rule drops it and counts it; the verdict comes from the other pairs."""
+    from bench.tune.verdict import spoiled_pairs, throughput_effect
+
+    default = [100.0 * jitter(i) for i in range(10)]
+    variant = [110.0 * jitter(i + 2) for i in range(10)]
+    default[4], variant[4] = 40.0, 20.0  # the burst: far from both sides' neighbours
+    assert spoiled_pairs(variant, default) == [4]
+    e = throughput_effect(variant, default)
+    assert e.n_spoiled == 1 and e.n_variant == 9 and e.verdict == "worth it"
+    # one side alone far from its neighbours is the variant's own behaviour, never dropped
+    variant[4] = 110.0
+    assert spoiled_pairs(variant, default) == []
+    assert throughput_effect(variant, default).n_spoiled == 0
+
+
+LDCONFIG = """\t3 libs found in cache `/etc/ld.so.cache'
+\tlibtcmalloc_minimal.so.4 (libc6) => /usr/lib/i386-linux-gnu/libtcmalloc_minimal.so.4
+\tlibtcmalloc_minimal.so.4 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+\tlibgomp.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libgomp.so.1
+"""
+
+
+def test_an_allocator_is_found_by_ldconfig_or_not_available_with_how_to_install_it():
+    from bench.tune.child import allocator_unavailable, find_library
+
+    assert (
+        find_library(("libtcmalloc.so", "libtcmalloc_minimal.so"), LDCONFIG)
+        == (
+            "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"  # the 64-bit build, not the i386 one listed first
+        )
+    )
+    found = find_library(
+        ("libjemalloc.so",), LDCONFIG
+    )  # not in that cache: only an environment's lib/ may have it
+    assert found is None or ("jemalloc" in found and Path(found).exists())
+    why = allocator_unavailable("jemalloc", None)
+    assert why.startswith("jemalloc is not installed (`ldconfig -p` lists no libjemalloc.so)")
+    assert "apt install libjemalloc2" in why
+
+
+def test_process_wide_levers_run_in_processes_of_their_own(tmp_path, monkeypatch):
+    """OpenMP affinity: the variant and the default each in a child process, only the environment differing,
+    alternated as in-process sides are. An allocator that LD_PRELOAD did not load (a path that is not there:
+    ld.so only warns and goes on with glibc malloc) fails as such, never measured as if it were jemalloc."""
+    import bench.tune.child as child
+
+    real = child.find_library
+    monkeypatch.setattr(child, "find_library", lambda names, text=None: "/nonexistent/libjemalloc.so.2"
+                        if names == ("libjemalloc.so",) else real(names, text))  # fmt: skip
+    started = []
+    real_init = child.ChildTrainer.__init__
+
+    def spy(self, cfg, knobs, device, env):
+        started.append((knobs.omp_affinity, knobs.allocator, dict(env)))
+        real_init(self, cfg, knobs, device, env)
+
+    monkeypatch.setattr(child.ChildTrainer, "__init__", spy)
+    out = tmp_path / "res"
+    rc = main(
+        ["tune", "--devices", "cpu", *TINY, *SHORT, "--tips", "omp_affinity,allocator", "--out", str(out)]
+    )
+    assert rc == 1  # the jemalloc variant failed
+    default_child = (None, "system", {})
+    omp_env = {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}
+    assert started[:2] == [
+        ("close-cores", "system", omp_env),
+        default_child,
+    ]  # the variant's, then its default's
+    # the jemalloc variant's process failed at once: its default's process was never started
+    assert started[2:] == [(None, "jemalloc", {"LD_PRELOAD": "/nonexistent/libjemalloc.so.2"})]
+    omp = run_json(out, "cpu-omp-close-cores")
+    assert omp["status"] == "ok", omp["error"]
+    assert omp["tune"]["process"]["env"] == {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}
+    assert omp["tune"]["pairs"] >= 4 and omp["tune"]["knobs"]["omp_affinity"] == "close-cores"
+    jem = run_json(out, "cpu-jemalloc")
+    assert (
+        jem["status"] == "failed"
+        and "LD_PRELOAD=/nonexistent/libjemalloc.so.2 was not loaded" in jem["error"]
+    )
+    tcm = run_json(out, "cpu-tcmalloc")
+    assert tcm["status"] in ("skipped", "ok")  # not installed here (with how to install it), or measured
+    import psutil
+
+    assert not [
+        p for p in psutil.Process().children(recursive=True) if "bench.tune.child" in " ".join(p.cmdline())
+    ]

@@ -59,6 +59,22 @@ def test_a_recipe_that_already_follows_a_tip_is_measured_without_it():
     assert not plan["threads1"].applies_tip
 
 
+@pytest.fixture(autouse=True)
+def _many_cpus(monkeypatch):
+    """The plans below are of machines with more CPUs than the one running the tests."""
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+
+
+def test_a_damaged_core_count_never_plans_more_threads_than_the_machine_has(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    plan = by_name(plan_device("cpu", parse_device("cpu"), cfg(threads=[1]), hw(10**30), ["threads"], 1))
+    assert set(plan) == {"threads2", "threads4"}
+
+
 def test_thread_variants_apply_the_tip_only_when_they_move_toward_the_physical_cores():
     cpu = parse_device("cpu")
     # a recipe at 1 thread on 8 cores: 2, 4 and 8 threads each move toward the tip

@@ -116,6 +116,34 @@ def test_table_text_shows_claim_effect_interval_and_verdict(tune_dir):
     assert "threads = physical cores" in text and "1.51x tokens/s [1.4" in text
     assert "+20-30%" not in text  # compile was not a tip of this tune
     assert "Fastest configuration measured on cpu (Synthetic CPU): threads 1" in text
+    assert "(6 pairs)" in text  # the fixture's six pairs, none spoiled
+    assert (
+        "Verdicts (the bar: 5%)" in text and "small gain / small loss" in text
+    )  # the threshold, with the table
+
+
+def test_a_small_gain_and_spoiled_pairs_read_in_the_table(tmp_path):
+    """1.03x, tight: wholly above 1 but under the bar, a small gain (once "no effect"); a pair spoiled by a
+    burst is dropped and counted in the row, and a budget that ran out is said."""
+    root = write_sweep(tmp_path / "res", hw=hwinfo(physical_cores=2, features=("avx2", "fma")))
+    d = write_run(root, "cpu-default", ms=50.0)
+    add_tune(
+        d, tip="default", variant="default", group="", measure="default", changed=[], knobs=DEFAULT_KNOBS
+    )
+    v = write_run(root, "cpu-fused-adamw", ms=48.5)
+    default = [15360.0 * (1 + 0.002 * ((i * 5) % 7 - 3)) for i in range(12)]
+    variant = [x * 1.03 for x in default]
+    default[6], variant[6] = 5000.0, 4000.0  # a burst of load: both blocks far from their neighbours
+    add_tune(v, tip="fused_adamw", variant="fused-adamw", group="optimizer", measure="throughput",
+             changed=["fused_adamw on"], knobs={**DEFAULT_KNOBS, "fused_adamw": True}, samples_tokens_per_s=variant,
+             default_samples_tokens_per_s=default, stopped="--max-seconds ran out", pairs=12)  # fmt: skip
+    results = load_results(root)
+    row = rows_by_tip(results)["fused_adamw"]
+    assert row.verdict == "small gain" and row.effect.n_spoiled == 1 and 1 < row.effect.low
+    assert row.evidence["bar"] == 0.05 and row.evidence["stopped"] == "--max-seconds ran out"
+    assert "(12 pairs, 1 spoiled by load dropped; --max-seconds ran out)" in row.effect_text()
+    (best,) = [f for f in diagnose(results) if f.kind == "best_config"]
+    assert "fused_adamw on" in best.sentence  # a small gain goes into the best configuration
 
 
 def test_best_config_and_tip_findings(tune_dir):
@@ -178,7 +206,11 @@ def test_time_to_loss_for_runs_that_share_a_target_outside_tune(tmp_path):
     mine = s.effect(ref.key)  # the reference against itself: one crossing, exactly 1
     assert (mine.ratio, mine.low, mine.high) == (1.0, 1.0, 1.0)
     assert f"{fmt.ratio(e.ratio)} [{fmt.ratio(e.low)}-{fmt.ratio(e.high)}] the speed of cpu-b24" in f.sentence
-    assert f"(iter {ref.reached_iter}, crossed after {fmt.sig(ref.prev_eval_s)} s)" in f.sentence
+    (ref_row,) = [r for r in f.evidence["runs"] if r["key"] == ref.key]
+    assert (ref_row["reached_iter"], ref_row["prev_eval_s"]) == (
+        ref.reached_iter,
+        pytest.approx(ref.prev_eval_s),
+    )
     assert f.evidence["speedups"][fast.key]["low"] == pytest.approx(e.low)
 
 
@@ -233,3 +265,53 @@ def test_a_compiled_best_that_is_slower_to_the_target_says_the_compile_is_not_re
 
 def _key(results, run_id: str) -> str:
     return next(k for k in results.runs.index if results.runs.loc[k, "run_id"] == run_id)
+
+
+def test_a_best_that_never_reached_the_target_leaves_every_report_whole(tmp_path):
+    """A compiled best faster per step (tokens/s measured) but stopped at the time cap short of the target has
+    only an upper bound on its time-to-loss speed (ratio None): the tips table, the findings, the JSON and the
+    page are all still made (it once raised "'<' not supported between 'NoneType' and 'int'" in every format)."""
+    root = write_sweep(tmp_path / "res", hw=hwinfo(physical_cores=2, features=("avx2", "fma")))
+    d = write_run(root, "cpu-default", ms=64.0, eval_ms=200.0)
+    target = round(float(read_json(d / "run.json")["summary"]["final_val_loss"]), 6)
+    add_tune(d, tip="default", variant="default", group="", measure="default", changed=[], knobs=DEFAULT_KNOBS,
+             target_val_loss=target, stopped="end of recipe")  # fmt: skip
+    throughput(root, "compile", "compile", "compile", 1.3, ["compile on"], {"compile": "on"})
+    throughput(
+        root, "fused-adamw", "fused_adamw", "optimizer", 1.2, ["fused_adamw on"], {"fused_adamw": True}
+    )
+    best = write_run(root, "cpu-best", ms=40.0, compile="on")
+    add_tune(best, tip="best", variant="best", group="compile+fused-adamw", measure="throughput",
+             changed=["compile on", "fused_adamw on"], knobs={**DEFAULT_KNOBS, "compile": "on", "fused_adamw": True},
+             samples_tokens_per_s=samples(15360 * 1.5, seed=3), default_samples_tokens_per_s=samples(15360, seed=4))  # fmt: skip
+    # its evals stay above the target (val_offset), and the cap stopped it
+    ttl = write_run(root, "cpu-best-to-loss", ms=61.0, eval_ms=200.0, compile="on", first_step_ms=200000.0,
+                    val_offset=0.5)  # fmt: skip
+    add_tune(ttl, tip="best-to-loss", variant="best-to-loss", group="best", measure="time_to_loss",
+             changed=["compile on", "fused_adamw on"], knobs={**DEFAULT_KNOBS, "compile": "on", "fused_adamw": True},
+             target_val_loss=target, stopped="time cap")  # fmt: skip
+    results = load_results(root)
+    findings = diagnose(results)
+    (finding,) = [f for f in findings if f.kind == "best_config"]
+    assert finding.evidence["time_to_loss_gain"]["ratio"] is None
+    assert "target not reached" in finding.sentence
+    assert "Fastest configuration measured" in render_tips(results)
+    assert "Tips measured" in render_html(results, findings)
+    assert json.loads(render(results, findings, "json"))["tips"]
+
+    # the real shape: its compile (warm-up steps only) outlasted the cap, so it has no timed step and no
+    # ms_median; it was still timed to the target (its evals say so), never "time to loss not measured"
+    meta = read_json(ttl / "run.json")
+    meta["summary"]["ms_median"] = None
+    atomic_write_json(ttl / "run.json", meta)
+    results = load_results(root)
+    (finding,) = [f for f in diagnose(results) if f.kind == "best_config"]
+    gain = finding.evidence["time_to_loss_gain"]
+    assert gain is not None and gain["ratio"] is None and gain["high"] < 1
+    assert "not measured" not in finding.sentence and "target not reached" in finding.sentence
+    # its 200 s compile alone outlasted the default's time to the target: said, from the two runs
+    default_s = to_loss_sets(results)[0].run(_key(results, "cpu-default")).time_s
+    assert default_s < 200.0 and finding.evidence["compile_payback"]["first_step_s"] == pytest.approx(200.0)
+    assert f"its compile (the first step took 200.0 s) alone outlasted the default's {default_s:.1f} s" in (
+        finding.sentence
+    )

@@ -10,8 +10,11 @@ from bench.tune.verdict import (
     HARMFUL,
     INCONCLUSIVE,
     NO_EFFECT,
+    SMALL_GAIN,
+    SMALL_LOSS,
     WORTH_IT,
     Candidate,
+    Effect,
     choose_best,
     classify,
     throughput_effect,
@@ -62,8 +65,11 @@ def test_the_tips_direction_inverts_ratio_interval_and_verdict():
 
 def test_classify_bands():
     assert classify(1.10, 1.04, 1.16) == WORTH_IT
-    assert classify(1.03, 1.01, 1.05) == NO_EFFECT  # significant, but within the 5% band
-    assert classify(1.04, 1.01, 1.08) == INCONCLUSIVE  # may or may not be worth 5%
+    assert classify(1.03, 1.01, 1.05) == SMALL_GAIN  # wholly above 1, but under the 5% bar
+    assert classify(1.04, 1.01, 1.08) == SMALL_GAIN  # a gain for sure; the ratio under the bar
+    assert classify(0.97, 0.95, 0.99) == SMALL_LOSS
+    assert classify(1.01, 0.98, 1.04) == NO_EFFECT  # within the bar and holding 1
+    assert classify(1.04, 0.99, 1.08) == INCONCLUSIVE  # may or may not be worth 5%
     assert classify(1.10, 1.04, 1.16, faster_significant=False) == INCONCLUSIVE
     assert classify(0.90, 0.85, 0.96) == HARMFUL
     assert classify(None, None, 0.6) == HARMFUL  # only an upper bound, below the band
@@ -162,3 +168,18 @@ def test_pairs_are_matched_by_position_and_an_unfinished_pair_is_dropped():
     from bench.tune.verdict import pair_ratios
 
     assert pair_ratios([2.0, 4.0, 9.0], [1.0, 2.0]) == [2.0, 2.0]
+
+
+def test_a_small_gain_mirrors_into_a_small_loss_and_only_a_settled_interval_stops_the_pairs():
+    e = Effect("throughput", SMALL_GAIN, 1.03, 1.01, 1.045, 12, 12)
+    assert e.inverted().verdict == SMALL_LOSS and e.settled
+    assert not Effect("throughput", WORTH_IT, 1.08, 1.03, 1.12, 12, 12).settled  # holds the bar's edge 1.05
+    assert Effect("throughput", WORTH_IT, 1.08, 1.06, 1.12, 12, 12).settled
+    assert Effect("throughput", NO_EFFECT, 1.0, 0.97, 1.03, 12, 12).settled
+    assert not Effect("throughput", INCONCLUSIVE, 1.0, 0.9, 1.1, 12, 12).settled
+
+
+def test_a_small_gain_goes_into_the_best_configuration():
+    small = Candidate("fused-adamw", "optimizer", {}, Effect("throughput", SMALL_GAIN, 1.03, 1.01, 1.045))
+    none = Candidate("bf16", "dtype", {}, Effect("throughput", NO_EFFECT, 1.01, 0.98, 1.03))
+    assert set(choose_best([small, none])) == {"optimizer"}

@@ -14,10 +14,11 @@ import bisect
 import statistics
 from typing import Any
 
+from bench.profile import roofline as rl
+from bench.profile.categories import CATEGORIES
 from bench.profile.trace import TraceEvent
 from bench.results import PROFILE_SCHEMA as SCHEMA
 
-CATEGORIES = ("matmul", "attention", "elementwise_norm", "optimizer", "communication", "data", "other")
 PHASES = ("data", "forward", "backward", "clip", "optimizer")
 MARK = "devicebench."  # bench.train.MARK: the markers the real train step enters when profiled
 
@@ -445,8 +446,6 @@ def assemble(
     view: "device", "host" or "host_async" (bench.devices.Device.profile_view); roofs: {"compute": [...],
     "memory": [...]} (bench.profile.roofs.RoofMeter), else the compute roof is peak_flops_per_s alone.
     """
-    from bench.profile import roofline as rl
-
     device_view = view == "device"
     n = len(steps)
     ops: dict[tuple[str, str], float] = {}

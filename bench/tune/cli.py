@@ -18,15 +18,18 @@ if TYPE_CHECKING:
 
 _USAGE = (
     "%(prog)s [--devices A,B,...] [--config FILE.toml] [recipe flags] [--iters N] [--tips A,B,...] "
-    "[--repeats N] [--block-seconds S] [--time-cap X] [--out DIR] [--resume] [--dry-run]"
+    "[--repeats N] [--max-seconds S] [--block-seconds S] [--time-cap X] [--out DIR] [--resume] [--dry-run]"
 )
 # tune's own options: (flag, dest, metavar, help); values are checked in options_from_args (one-line errors).
 TUNE_OPTIONS = (
     ("--tips", "tips", "A,B,...", "tips to measure (default: all): {tips}"),
-    ("--repeats", "repeats", "N", "blocks of steps per side for each throughput variant, >= 4 (default 6)"),
-    ("--block-seconds", "block_seconds", "S", "about how long one block of steps runs (default 0.5)"),
+    ("--repeats", "repeats", "N", "the least pairs of blocks for each throughput variant, 4 to 1000 (default 6); "
+     "more follow until the verdict is known or --max-seconds runs out"),
+    ("--block-seconds", "block_seconds", "S", "about how long one block of steps runs, 0.01 to 60 (default 0.5)"),
     ("--time-cap", "time_cap", "X", "a time-to-loss variant stops at X times the default's time to the target "
      "(default 1.1: still short of it then means at least 9%% slower)"),
+    ("--max-seconds", "max_seconds", "S", "per throughput variant: its pairs of blocks stop when the verdict is "
+     "known or after S seconds of them (default 15)"),
 )  # fmt: skip
 _AXES = (("batch_sizes", "--batch-sizes", "tune tries x2 and x4 itself"),
          ("dtypes", "--dtypes", "tune tries the others the device has"),
@@ -57,20 +60,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         g.add_argument(flag, dest=dest, metavar=metavar, default=None, help=text.format(tips=", ".join(TIPS)))
 
 
-def _positive(value: str, flag: str, kind: type, low: float, what: str) -> float:
+# (flag, dest, kind, lowest, highest, what): one bound each way, both stated in the refusal
+BOUNDS = {
+    "repeats": ("--repeats", int, 4, 1000, "a whole number of pairs of blocks from 4 (fewer can never give a "
+                "significant difference) to 1000"),
+    "block_seconds": ("--block-seconds", float, 0.01, 60.0, "seconds from 0.01 to 60"),
+    "time_cap": ("--time-cap", float, 1.0, 10.0, "a factor from 1 to 10"),
+    "max_seconds": ("--max-seconds", float, 1.0, 3600.0, "seconds from 1 to 3600"),
+}  # fmt: skip
+
+
+def _bounded(value: object, key: str) -> float:
+    """value as BOUNDS[key] says, or ConfigError naming both bounds."""
     from bench.config import ConfigError
 
+    flag, kind, low, high, what = BOUNDS[key]
     try:
+        if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
+            raise ValueError
         x = kind(value)
-    except ValueError:
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"{flag} {value}: expected {what}") from None
-    if not (x >= low and x < 1e9):
+    if not (low <= x <= high):  # NaN fails both
         raise ConfigError(f"{flag} {value}: expected {what}")
     return x
 
 
 def options_from_args(args: argparse.Namespace, stored: dict | None = None) -> TuneOptions:
-    """tune's options from the flags, over the stored ones (--resume), over the defaults."""
+    """tune's options from the flags, over the stored ones (--resume, already checked), over the defaults."""
     from bench.config import ConfigError
     from bench.tune.plan import TIPS
     from bench.tune.runner import TuneOptions
@@ -83,20 +100,73 @@ def options_from_args(args: argparse.Namespace, stored: dict | None = None) -> T
             raise ConfigError(f"--tips {args.tips}: {'unknown tip(s) ' + ', '.join(unknown) if unknown else 'empty'}; "
                               f"choose from {', '.join(TIPS)}")  # fmt: skip
         base["tips"] = tips
-    if args.repeats is not None:
-        base["repeats"] = int(_positive(args.repeats, "--repeats", int, 4, "a whole number of blocks >= 4 "
-                                        "(fewer can never give a significant difference)"))  # fmt: skip
-    if args.block_seconds is not None:
-        base["block_seconds"] = _positive(
-            args.block_seconds, "--block-seconds", float, 0.01, "seconds >= 0.01"
-        )
-    if args.time_cap is not None:
-        base["time_cap"] = _positive(args.time_cap, "--time-cap", float, 1.0, "a factor >= 1")
+    for key in BOUNDS:
+        if getattr(args, key, None) is not None:
+            base[key] = _bounded(getattr(args, key), key)
     if args.profile is not None:
-        base["profile_steps"] = int(args.profile)
+        try:
+            steps = int(args.profile)
+        except (TypeError, ValueError):
+            steps = -1
+        if not 0 <= steps <= 1000:
+            raise ConfigError(
+                f"--profile {args.profile}: expected a number of steps from 0 (no profile) to 1000"
+            )
+        base["profile_steps"] = steps
     base["tips"] = tuple(base.get("tips") or TIPS)
     known = set(TuneOptions.__dataclass_fields__)
     return TuneOptions(**{k: v for k, v in base.items() if k in known})
+
+
+def stored_options(out: Path, block: object) -> dict:
+    """sweep.json's "tune" block, checked as the flags are: a damaged block is refused as damaged (never blamed
+    on options the user did not give)."""
+    from bench.results import ResultsError
+    from bench.tune.plan import TIPS
+    from bench.tune.runner import TuneOptions
+
+    def damaged(why: str) -> ResultsError:
+        return ResultsError(f"{out}/sweep.json: its 'tune' block is damaged ({why}): the options its runs were "
+                            f"measured with are unknown; start the tune again with another --out")  # fmt: skip
+
+    if not isinstance(block, dict):
+        raise damaged(f"expected a table, got {type(block).__name__}")
+    known = set(TuneOptions.__dataclass_fields__)
+    unknown = sorted(set(block) - known)
+    if unknown:
+        raise damaged(f"unknown key(s) {', '.join(map(str, unknown))}")
+    out_block = dict(block)
+    tips = block.get("tips")
+    if not isinstance(tips, list) or not tips or not all(isinstance(t, str) and t in TIPS for t in tips):
+        raise damaged(f"tips {tips!r:.60}")
+    for key in BOUNDS:
+        if key in block:
+            try:
+                out_block[key] = _bounded(block[key], key)
+            except Exception:  # noqa: BLE001 - ConfigError words it as a flag; here it is the file
+                raise damaged(f"{key} {block[key]!r:.40}") from None
+    for key in ("warmup_steps", "profile_steps"):
+        v = block.get(key, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 10_000:
+            raise damaged(f"{key} {v!r:.40}")
+    return out_block
+
+
+def stored_recipe(out: Path, spec: object) -> BenchConfig:
+    """sweep.json's "spec" (the tune's recipe), read as it is on disk: a damaged one is refused, never taken
+    for the reference recipe."""
+    from bench.config import ConfigError, config_from_dict
+    from bench.results import ResultsError
+
+    if not (
+        isinstance(spec, dict) and all(isinstance(spec.get(k), dict) for k in ("model", "train", "sweep"))
+    ):
+        raise ResultsError(f"{out}/sweep.json: its 'spec' (the tune's recipe) is damaged ({spec!r:.60}): the recipe "
+                           f"its runs trained is unknown; start the tune again with another --out")  # fmt: skip
+    try:
+        return config_from_dict(spec)
+    except ConfigError as e:
+        raise ResultsError(f"{out}/sweep.json: {e}; start the tune again with another --out") from None
 
 
 def check_one_recipe(cfg: BenchConfig) -> None:
@@ -114,7 +184,6 @@ def check_one_recipe(cfg: BenchConfig) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import hwinfo
-    from bench.config import config_from_dict
     from bench.devices import DeviceUnavailable
     from bench.results import ResultsDir, ResultsError
     from bench.run_cmd import _config_flags_given, _load_data, config_from_args
@@ -134,20 +203,35 @@ def run(args: argparse.Namespace) -> int:
             raise ResultsError(
                 f"{out} already holds results: pass --resume to complete this tune, or choose another --out"
             )
-        old = results.read_sweep()
-        if not isinstance(old.get("tune"), dict):
+        from bench.results import read_json
+
+        old = read_json(results.sweep_path)  # as on disk: read_sweep would read a damaged spec as {}
+        if "tune" not in old:
             raise ResultsError(f"{out} holds a `bench run` sweep, not a tune: choose another --out")
-        stored = old["tune"]
-        old_cfg = config_from_dict(old.get("spec") or {})
+        stored = stored_options(out, old["tune"])
+        old_cfg = stored_recipe(out, old.get("spec"))
         if not _config_flags_given(args):
             cfg = old_cfg  # the tune's own recipe
         elif old_cfg.to_dict() != cfg.to_dict():
             raise ResultsError(f"{out} holds a tune of another recipe: resume it with `bench tune --out {out} --resume` "
                                "alone, or the same flags as its sweep.json 'command'")  # fmt: skip
+    elif args.resume:
+        raise ResultsError(
+            f"{out} holds no tune to resume (no sweep.json): run without --resume to start one there"
+        )
     options = options_from_args(args, stored)
-    if stored is not None and {**options.to_dict(), "profile_steps": 0} != {**stored, "profile_steps": 0}:
-        raise ResultsError(f"{out} holds a tune measured with other options ({_options_text(stored)}): resume it "
-                           f"without --tips/--repeats/--block-seconds/--time-cap, or choose another --out")  # fmt: skip
+    if stored is not None:
+        from bench.tune.runner import TuneOptions
+
+        was = {**TuneOptions(tips=tuple(stored["tips"])).to_dict(), **stored, "profile_steps": 0}
+        now = {**options.to_dict(), "profile_steps": 0}
+        differ = [k for k in now if now[k] != was.get(k)]
+        if differ:
+            given = ", ".join(
+                f"{_flag(k)} {_value(now[k])} (the tune used {_value(was.get(k))})" for k in differ
+            )
+            raise ResultsError(f"{out} holds a tune measured with other options: {given}; resume it without "
+                               f"{', '.join(_flag(k) for k in differ)}, or choose another --out")  # fmt: skip
     check_one_recipe(cfg)
     devices, unavailable = resolve_devices(cfg.sweep.devices)
     if len(unavailable) == len(devices):
@@ -167,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
         if dev is not None
     }
     if args.dry_run:
-        _print_plan(plans, devices, cfg)
+        _print_plan(plans, devices, cfg, options)
         return 0
     sweep = Sweep(cfg, out, hw, ["bench", *getattr(args, "argv", [])], progress=not args.no_progress,
                   dataset=dataset)  # fmt: skip
@@ -185,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"interrupted by {e.signal_name} during {e.run_id}; finished variants are kept; complete them "
                   f"with: bench tune --out {out} --resume", file=sys.stderr)  # fmt: skip
             return 143 if e.signal_name == "SIGTERM" else 130
-    _print_tips(out)
+    args.results_dir = out  # bench.cli prints its tips table (reports/), after this returns
     print(f"report: bench report {out} (--html for the page)", file=sys.stderr)
     failed = [r for r, s in statuses.items() if s == "failed"]
     if failed:
@@ -194,13 +278,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _options_text(stored: dict) -> str:
-    return ", ".join(
-        f"{k} {','.join(v) if isinstance(v, list) else v}" for k, v in stored.items() if k != "profile_steps"
-    )
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
 
 
-def _print_plan(plans: dict, devices: dict, cfg: BenchConfig) -> None:
+def _value(v: object) -> str:
+    return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+
+def _print_plan(plans: dict, devices: dict, cfg: BenchConfig, options: TuneOptions) -> None:
     from bench.tune.plan import recipe_knobs
 
     for name, variants in plans.items():
@@ -213,17 +299,9 @@ def _print_plan(plans: dict, devices: dict, cfg: BenchConfig) -> None:
             what = ", ".join(v.knobs.changed(knobs)) or "the recipe as it is"
             state = f"not available: {v.unavailable}" if v.unavailable else v.measure
             print(f"  {v.run_id(device.label):28s} {v.tip:12s} {what:30s} {state}")
-
-
-def _print_tips(out: Path) -> None:
-    """The tips table of what was measured (the report's words), on stdout."""
-    from reports.load import load_results
-    from reports.tips import render_tips
-
-    try:
-        text = render_tips(load_results(out))
-    except Exception as e:  # noqa: BLE001 - the runs are recorded; the table is a convenience
-        print(f"bench tune: the tips table could not be made ({type(e).__name__}: {e}): see bench report {out}",
-              file=sys.stderr)  # fmt: skip
-        return
-    sys.stdout.write(text)
+        n = sum(1 for v in variants if v.measure == "throughput" and not v.unavailable)
+        if n:
+            print(f"  throughput: {n} variant(s) (and their best combination, when two or more gain), each at least "
+                  f"{options.repeats} pairs of blocks and at most {options.max_seconds:g} s of them: up to "
+                  f"~{(n + 1) * options.max_seconds / 60:.1f} min plus warm-ups (a compile: 10 to 60 s on a small "
+                  "CPU)")  # fmt: skip

@@ -12,6 +12,7 @@ import contextlib
 import math
 import statistics
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -82,7 +83,7 @@ class Side:
 
 @dataclass
 class PairResult:
-    """Per-block tokens/s of each side, and how the blocks were made."""
+    """Per-block tokens/s of each side, and how the blocks were made and why they stopped."""
 
     variant_tokens_per_s: list[float] = field(default_factory=list)
     default_tokens_per_s: list[float] = field(default_factory=list)
@@ -90,6 +91,8 @@ class PairResult:
     default_steps_per_block: int = 0
     variant_warmup_ms: list[float] = field(default_factory=list)
     where: str = "the warm-up"  # what was running (for error messages)
+    stopped: str | None = None  # bench.tune.verdict's STOP_*: why no more pairs were measured
+    pairs_s: float = 0.0  # wall seconds of the pairs (the warm-ups not counted)
 
 
 def block_steps(warmup_ms: list[float], block_s: float) -> int:
@@ -98,6 +101,9 @@ def block_steps(warmup_ms: list[float], block_s: float) -> int:
     if not (math.isfinite(typical) and typical > 0):
         return MIN_BLOCK_STEPS
     return int(min(MAX_BLOCK_STEPS, max(MIN_BLOCK_STEPS, round(block_s * 1e3 / typical))))
+
+
+MAX_PAIRS = 400  # a bound whatever --max-seconds says (a block of 3 steps of a tiny model is milliseconds)
 
 
 def measure_pair(
@@ -109,10 +115,17 @@ def measure_pair(
     desc: str = "pair",
     progress: bool = True,
     result: PairResult | None = None,
+    max_seconds: float = math.inf,
+    clock: Callable[[], float] = time.perf_counter,
+    max_pairs: int = MAX_PAIRS,
 ) -> PairResult:
-    """Warm both sides up, then `repeats` blocks of each, alternating which goes first.
+    """Warm both sides up, then pairs of blocks (one of each, alternating which goes first): at least
+    `repeats`, then more until bench.tune.verdict.stop_reason says the verdict is known, the pairs have taken
+    max_seconds (by `clock`), or max_pairs.
 
     `result` is filled as it goes (so an interrupted pair keeps what it measured)."""
+    from bench.tune.verdict import stop_reason, throughput_effect
+
     out = result if result is not None else PairResult()
     out.where = "the variant's warm-up (a compiled variant compiles here)"
     with variant.active():
@@ -122,10 +135,12 @@ def measure_pair(
         default_warm = default.steps(warmup_steps, "warmup")
     out.variant_steps_per_block = block_steps(out.variant_warmup_ms, block_s)
     out.default_steps_per_block = block_steps(default_warm, block_s)
-    bar = tqdm(total=repeats, desc=desc, unit="block", file=sys.stderr, leave=False,
+    bar = tqdm(total=None, desc=desc, unit="pair", file=sys.stderr, leave=False,
                disable=None if progress else True)  # fmt: skip
+    t0 = clock()
     with bar:
-        for i in range(repeats):
+        i = 0
+        while True:
             order = (
                 ((default, out.default_steps_per_block, out.default_tokens_per_s),
                  (variant, out.variant_steps_per_block, out.variant_tokens_per_s))
@@ -135,7 +150,14 @@ def measure_pair(
                 with side.active():
                     ms = side.steps(n, "timed")
                 samples.append(side.tokens_per_iter / (statistics.median(ms) / 1e3))
-            ratio = statistics.median(out.variant_tokens_per_s) / statistics.median(out.default_tokens_per_s)
-            bar.set_postfix_str(f"variant/default tokens/s {ratio:.3f}", refresh=False)
+            i += 1
+            out.pairs_s = clock() - t0
             bar.update(1)
-    return out
+            if i >= 2:
+                e = throughput_effect(out.variant_tokens_per_s, out.default_tokens_per_s)
+                low = f" [{e.low:.3f}, {e.high:.3f}]" if e.low is not None else ""
+                bar.set_postfix_str(f"variant/default tokens/s {e.ratio:.3f}{low}", refresh=False)
+            out.stopped = stop_reason(out.variant_tokens_per_s, out.default_tokens_per_s, out.pairs_s,
+                                      max_seconds, repeats, max_pairs)  # fmt: skip
+            if out.stopped:
+                return out

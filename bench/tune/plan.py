@@ -1,7 +1,8 @@
 """The variants `bench tune` measures around a recipe on one device, and why others cannot run there.
 
-Each variant changes one group of knobs of the recipe (dtype, compile mode, threads and CPU affinity,
-AdamW implementation, batch size) and names the tip it tests. Whatever differs between devices is asked
+Each variant changes one group of knobs of the recipe (dtype, compile mode, threads and CPU affinity, OpenMP
+affinity, memory allocator, AdamW implementation, batch size) and names the tip it tests. OpenMP affinity and
+the allocator take effect only in a process started with them (bench.tune.child). Whatever differs between devices is asked
 of bench.devices.Device (check_compile_mode, check_dtype, tune_thread_counts, performance_cpus,
 supports_fused_adamw, fused_adamw_default); this module never branches on a device string.
 """
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 
 # Tip ids, in the order the report lists them. Words about each (the claim, the why) live in reports/tips.py.
 TIPS = (
-    "compile", "max_autotune", "cuda_graphs", "threads", "p_cores", "bf16", "fp16", "tf32", "fused_adamw",
-    "batch_x2", "batch_x4", "num_workers", "eval_iters",
+    "compile", "max_autotune", "cuda_graphs", "threads", "p_cores", "omp_affinity", "allocator", "bf16", "fp16",
+    "tf32", "fused_adamw", "batch_x2", "batch_x4", "num_workers", "eval_iters",
 )  # fmt: skip
 # Tips answered from the default run's files (its profile, its evals), with no run of their own.
 ANSWERED_TIPS = ("num_workers", "eval_iters")
@@ -40,6 +41,13 @@ class Knobs:
     cpus: tuple[int, ...] | None
     fused_adamw: bool
     batch_size: int
+    allocator: str = "system"  # or an ALLOCATORS name, preloaded into a process of its own
+    omp_affinity: str | None = None  # or an OMP_AFFINITY name, set when a process of its own starts
+
+    @property
+    def needs_child(self) -> bool:
+        """Whether these knobs take effect only in a process started with them (bench.tune.child)."""
+        return self.allocator != "system" or self.omp_affinity is not None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -50,7 +58,8 @@ class Knobs:
     def from_dict(cls, d: dict) -> Knobs:
         cpus = d.get("cpus")
         return cls(d["dtype"], d["compile"], d.get("threads"), tuple(cpus) if cpus is not None else None,
-                   bool(d["fused_adamw"]), int(d["batch_size"]))  # fmt: skip
+                   bool(d["fused_adamw"]), int(d["batch_size"]), str(d.get("allocator") or "system"),
+                   d.get("omp_affinity"))  # fmt: skip
 
     def changed(self, default: Knobs) -> list[str]:
         """The knobs that differ from the default's, as "dtype bf16", "threads 1", ..."""
@@ -147,7 +156,10 @@ def plan_device(
             why = str(e)
         add(tip, "compile" if mode == "on" else f"compile-{mode}", "compile", unavailable=why, compile=mode)
     if "threads" in tips:
-        counts = device.tune_thread_counts(hw)
+        import os
+
+        # a damaged hwinfo (a cached core count of 10**30) never plans more threads than this machine has CPUs
+        counts = [n for n in device.tune_thread_counts(hw) if 1 <= n <= (os.cpu_count() or 1)]
         current = base.threads if base.threads is not None else default_threads
         if not counts:
             add(
@@ -160,6 +172,18 @@ def plan_device(
                 # with the recipe already there (the default: PyTorch's choice), the variants measure it without
                 toward = physical is not None and abs(n - physical) < abs(current - physical)
                 add("threads", f"threads{n}", "threads", applies=toward, threads=n)
+    if "omp_affinity" in tips:
+        why = None if device.uses_cpu_threads else f"{device.type} work does not run on OpenMP threads"
+        add("omp_affinity", "omp-close-cores", "affinity", unavailable=why, omp_affinity="close-cores")
+    if "allocator" in tips:
+        from bench.tune.child import ALLOCATORS, allocator_unavailable, find_library
+
+        for alloc, (names, _) in ALLOCATORS.items():
+            if not device.uses_cpu_threads:
+                why = f"{device.type} tensors use the device's own caching allocator; LD_PRELOAD changes host malloc only"
+            else:
+                why = allocator_unavailable(alloc, find_library(names))
+            add("allocator", alloc, "allocator", unavailable=why, allocator=alloc)
     if "p_cores" in tips:
         cpus, why = device.performance_cpus(hw)
         if cpus is None:
@@ -199,7 +223,8 @@ def best_knobs(default: Knobs, chosen: dict[str, dict]) -> Knobs:
     """The default with the knobs of each chosen variant ({group: its knobs}) put in."""
     fields = {
         "dtype": ("dtype",), "compile": ("compile",), "threads": ("threads", "cpus"),
-        "optimizer": ("fused_adamw",), "batch": ("batch_size",),
+        "optimizer": ("fused_adamw",), "batch": ("batch_size",), "allocator": ("allocator",),
+        "affinity": ("omp_affinity",),
     }  # fmt: skip
     knobs = default
     for group, k in chosen.items():

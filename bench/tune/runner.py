@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from bench.tune.measure import Side
     from model.dataset import CharDataset
 
+# Per throughput variant, the most seconds of pairs of blocks (warm-ups not counted): on a 2-core CPU the
+# reference recipe's ~14 throughput variants then take under 5 minutes with their warm-ups (compiles excepted).
+MAX_SECONDS = 15.0
 TIME_CAP = 1.1  # a time-to-loss variant stops once its clock passes this many times the default's time:
 # not there by then, its speed is below 1/1.1 = 0.91, which is harmful (at least 5% slower) already
 
@@ -44,8 +47,9 @@ class TuneOptions:
     """How `bench tune` measures (sweep.json "tune"); --resume requires the same."""
 
     tips: tuple[str, ...]
-    repeats: int = 6
+    repeats: int = 6  # the least pairs of blocks per throughput variant
     block_seconds: float = 0.5
+    max_seconds: float = MAX_SECONDS
     warmup_steps: int = 3
     time_cap: float = TIME_CAP
     profile_steps: int = 5
@@ -175,8 +179,20 @@ class Tuner:
     def _trainer(self, knobs: Knobs) -> Any:
         from bench.train import Trainer
 
+        if knobs.needs_child:
+            from bench.tune.child import ALLOCATORS, ChildTrainer, child_env, find_library
+
+            lib = find_library(ALLOCATORS[knobs.allocator][0]) if knobs.allocator in ALLOCATORS else None
+            if knobs.allocator != "system" and lib is None:
+                raise RuntimeError(f"{knobs.allocator} is no longer installed")
+            return ChildTrainer(self.cfg, knobs, self.device, child_env(knobs, lib))
         return Trainer(self.cfg.model, self.cfg.train, self.device, knobs.dtype, knobs.compile, knobs.batch_size,
                        self.dataset, fused_adamw=knobs.fused_adamw)  # fmt: skip
+
+    def _child_default(self) -> Any:
+        from bench.tune.child import ChildTrainer
+
+        return ChildTrainer(self.cfg, self.default, self.device, {})
 
     def _start(self, v: Variant) -> tuple[Any, dict, Any, Any] | None:
         """(trainer, meta, writer, host load) for a variant, or None when it could not be built (recorded)."""
@@ -240,28 +256,44 @@ class Tuner:
         from bench.tune.measure import PairResult, Side, measure_pair
 
         run_id = v.run_id(self.device.label)
-        try:
-            default = self._default()
-        except Exception as e:  # noqa: BLE001
-            reason = _reason(self.device, e, "building the default", self.default.batch_size)
-            self.results.record_failed(run_id, self._meta(v), f"could not start: the default: {reason}")
-            _say(f"{run_id}: failed: could not start the default: {reason}")
-            return "failed"
+        # a variant in a process of its own is compared with the default in another: only the environment differs
+        # (built after the variant's own: a variant whose process cannot start costs no second process)
+        own_default = v.knobs.needs_child
+        if not own_default:
+            try:
+                default = self._default()
+            except Exception as e:  # noqa: BLE001
+                reason = _reason(self.device, e, "building the default", self.default.batch_size)
+                self.results.record_failed(run_id, self._meta(v), f"could not start: the default: {reason}")
+                _say(f"{run_id}: failed: could not start the default: {reason}")
+                return "failed"
         started = self._start(v)
         if started is None:
             return self.results.run_status(run_id) or "failed"
         trainer, meta, writer, load = started
         side = Side(trainer, v.knobs, on_step=writer.step)
+        if own_default:
+            meta["tune"]["process"] = {"env": trainer.env, "preloaded": trainer.loaded,
+                                       "default": "a process of its own, without that environment"}  # fmt: skip
+            try:
+                default = Side(self._child_default(), self.default)
+            except Exception as e:  # noqa: BLE001
+                _close(trainer)
+                reason = f"could not start: the default: {_reason(self.device, e, 'building it', self.default.batch_size)}"
+                self._finish(writer, meta, "failed", reason, self._summary(side, meta, load), {}, load)
+                _say(f"{run_id}: failed: {reason}")
+                return "failed"
         pair = PairResult()
         o = self.options
         status, error = "ok", None
         compiled = trainer.compiled or default.trainer.compiled
-        _say(f"{run_id}: {', '.join(meta['tune']['changed'])} against the default, {o.repeats} blocks each"
+        _say(f"{run_id}: {', '.join(meta['tune']['changed'])} against the default, at least {o.repeats} pairs of "
+             f"blocks, more until the verdict is known or {o.max_seconds:g} s of them"
              + (" (compiling first)" if trainer.compiled else ""))  # fmt: skip
         try:
             with self.device.clean_compiler_state() if compiled else contextlib.nullcontext():
                 measure_pair(default, side, o.repeats, o.block_seconds, o.warmup_steps, desc=run_id,
-                             progress=self.progress, result=pair)  # fmt: skip
+                             progress=self.progress, result=pair, max_seconds=o.max_seconds)  # fmt: skip
         except KeyboardInterrupt as e:
             how = getattr(e, "signal_name", None) or "Ctrl-C"
             self._finish(writer, meta, "interrupted", f"interrupted by {how} during {pair.where}",
@@ -271,6 +303,9 @@ class Tuner:
             status, error = "failed", _reason(self.device, e, pair.where, v.knobs.batch_size)
             self._default_side = None  # its state may be broken too: the next variant builds it afresh
         finally:
+            _close(trainer)
+            if own_default:
+                _close(default.trainer)
             del trainer
             self.device.empty_cache()
         self._finish(
@@ -279,21 +314,22 @@ class Tuner:
         self._default_tokens_per_s += pair.default_tokens_per_s
         line = f"{run_id}: {status}"
         if status == "ok":
-            e = throughput_effect(pair.variant_tokens_per_s, pair.default_tokens_per_s)
-            line += f", tokens/s {e.ratio:.3f}x the default's"
-            if e.low is not None:
-                line += f" [{e.low:.3f}, {e.high:.3f}]"
-            line += f": {e.verdict} (faster is > 1)"
+            line += ": " + progress_words(v, pair)
         _say(line + (f" ({error})" if error else ""))
         return status
 
     def _pair_numbers(self, pair: Any) -> dict:
+        from bench.tune.verdict import spoiled_pairs
+
         o = self.options
         return {
             "samples_tokens_per_s": pair.variant_tokens_per_s,
             "default_samples_tokens_per_s": pair.default_tokens_per_s,
             "steps_per_block": {"variant": pair.variant_steps_per_block, "default": pair.default_steps_per_block},
             "repeats": o.repeats, "block_seconds": o.block_seconds, "warmup_steps": o.warmup_steps,
+            "max_seconds": o.max_seconds, "pairs": min(len(pair.variant_tokens_per_s), len(pair.default_tokens_per_s)),
+            "pairs_s": pair.pairs_s, "stopped": pair.stopped,
+            "spoiled_pairs": spoiled_pairs(pair.variant_tokens_per_s, pair.default_tokens_per_s),
         }  # fmt: skip
 
     def _summary(
@@ -404,6 +440,7 @@ class Tuner:
             how = getattr(e, "signal_name", None) or "Ctrl-C"
             # every run of the phase: they took turns, so --resume runs them again together
             for _v, r, meta, load in runs:
+                _close(r.side.trainer)
                 self._finish(r.writer, meta, "interrupted", f"interrupted by {how} during {r.state.where}",
                              self._summary(r.side, meta, load, r.state.eval_ms_total, r.state.losses),
                              r.state.to_dict(), load)  # fmt: skip
@@ -434,6 +471,8 @@ class Tuner:
             elif status == "ok":
                 line += f", not at the target ({st.stopped}, {st.clock_ms / 1e3:.1f} s)"
             _say(line + (f" ({error})" if error else ""))
+        for _, r, _, _ in runs:
+            _close(r.side.trainer)
         runs.clear()
         self.device.empty_cache()
         return statuses
@@ -464,6 +503,36 @@ class Tuner:
         atomic_write_json(self._profile_path(), prof)
         _say(f"{self.default_run_id}: profiled {self.options.profile_steps} steps of the default into "
              f"{self._profile_path()}")  # fmt: skip
+
+
+def _close(trainer: Any) -> None:
+    """End a variant's own process (bench.tune.child.ChildTrainer); nothing for an in-process Trainer."""
+    close = getattr(trainer, "close", None)
+    if close is not None:
+        close()
+
+
+def progress_words(v: Variant, pair: Any) -> str:
+    """A finished throughput variant's line: how many pairs and why they stopped, then the effect read the way
+    the tips table reads it (the tip's way: a variant that turns off a tip the recipe follows is inverted, so the
+    line and the table never disagree)."""
+    e = throughput_effect(pair.variant_tokens_per_s, pair.default_tokens_per_s)
+    n = min(len(pair.variant_tokens_per_s), len(pair.default_tokens_per_s))
+    dropped = f", {e.n_spoiled} spoiled by load dropped" if e.n_spoiled else ""
+    head = f"{n} pairs ({pair.stopped or 'stopped'}{dropped}), "
+    if v.applies_tip:
+        return head + f"tokens/s {_effect(e)} the default's: {e.verdict}"
+    t = e.inverted()
+    return head + (f"the recipe already follows the tip ({v.tip}), so this variant turns it off: the variant's "
+                   f"tokens/s {_effect(e)} the default's, the tip {_effect(t)}: {t.verdict}")  # fmt: skip
+
+
+def _effect(e: Any) -> str:
+    if e.ratio is None:
+        return "?"
+    return f"{e.ratio:.3g}x" + (
+        f" [{e.low:.3g}-{e.high:.3g}]" if e.low is not None and e.high is not None else ""
+    )
 
 
 def _reason(device: Device, e: BaseException, where: str, batch_size: int) -> str:

@@ -10,24 +10,38 @@ uses these to pick the best configuration; reports/ uses the same functions to w
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from bench.gate.stats import ALPHA, can_be_significant, compare_samples, mann_whitney_greater
+from hwinfo.units import positive
 
 WORTH_IT = "worth it"
+SMALL_GAIN = "small gain"
 NO_EFFECT = "no effect"
+SMALL_LOSS = "small loss"
 HARMFUL = "harmful"
 NOT_AVAILABLE = "not available"
 INCONCLUSIVE = "inconclusive"
 FAILED = "failed"
-VERDICTS = (WORTH_IT, NO_EFFECT, HARMFUL, NOT_AVAILABLE, INCONCLUSIVE, FAILED)
+VERDICTS = (WORTH_IT, SMALL_GAIN, NO_EFFECT, SMALL_LOSS, HARMFUL, NOT_AVAILABLE, INCONCLUSIVE, FAILED)
+GAINS = (WORTH_IT, SMALL_GAIN)  # the verdicts whose variant goes into the best configuration
+_MIRROR = {WORTH_IT: HARMFUL, HARMFUL: WORTH_IT, SMALL_GAIN: SMALL_LOSS, SMALL_LOSS: SMALL_GAIN}
 
-MIN_EFFECT = 0.05  # a change smaller than 5% either way is "no effect": not worth acting on
+MIN_EFFECT = 0.05  # the bar: a change of 5% or more either way is worth acting on ("worth it", "harmful")
+# A pair of blocks is spoiled by a burst of load when BOTH its blocks are more than SPOILED_BY times away from
+# the median of their own side's blocks in the neighbouring pairs (up to NEIGHBOURS on each side, at least 2 in
+# all): the pair's ratio then compares two disturbed blocks, and it is dropped (and counted). At most
+# MAX_SPOILED of the pairs are dropped, the farthest first: a machine loaded throughout is noise to measure,
+# not bursts to remove.
+SPOILED_BY = 1.25
+NEIGHBOURS = 2
+MAX_SPOILED = 0.25
 THROUGHPUT = "throughput"
 TIME_TO_LOSS = "time_to_loss"
 # Groups of knobs: one choice per group goes into the best configuration.
-GROUPS = ("dtype", "compile", "threads", "optimizer", "batch")
+GROUPS = ("dtype", "compile", "threads", "affinity", "allocator", "optimizer", "batch")
 
 
 @dataclass(frozen=True)
@@ -47,9 +61,18 @@ class Effect:
     n_default: int = 0
     p_faster: float | None = None  # one-sided Mann-Whitney U p-value for "faster" (tokens/s)
     p_slower: float | None = None
+    n_spoiled: int = 0  # pairs of blocks dropped as spoiled by a burst of load (tokens/s)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def settled(self) -> bool:
+        """Whether more samples could no longer change the verdict: the interval holds neither edge of the
+        bar (1 - MIN_EFFECT, 1 + MIN_EFFECT), and it holds 1 only when it lies wholly within the bar."""
+        if self.low is None or self.high is None or self.verdict == INCONCLUSIVE:
+            return False
+        return not any(self.low < edge < self.high for edge in (1 - MIN_EFFECT, 1 + MIN_EFFECT))
 
     def inverted(self) -> Effect:
         """The same effect seen from the other side (the default against the variant)."""
@@ -57,9 +80,9 @@ class Effect:
         def inv(x: float | None) -> float | None:
             return 1 / x if x else None
 
-        verdict = {WORTH_IT: HARMFUL, HARMFUL: WORTH_IT}.get(self.verdict, self.verdict)
+        verdict = _MIRROR.get(self.verdict, self.verdict)
         return Effect(self.measure, verdict, inv(self.ratio), inv(self.high), inv(self.low), self.n_variant,
-                      self.n_default, self.p_slower, self.p_faster)  # fmt: skip
+                      self.n_default, self.p_slower, self.p_faster, self.n_spoiled)  # fmt: skip
 
 
 def classify(
@@ -70,16 +93,17 @@ def classify(
     slower_significant: bool = True,
     min_effect: float = MIN_EFFECT,
 ) -> str:
-    """worth it: faster by at least min_effect and the interval wholly above 1; harmful: the mirror image;
-    no effect: the whole interval within +-min_effect; anything else is inconclusive."""
+    """worth it: faster by at least min_effect (the bar) and the interval wholly above 1; small gain: the
+    interval wholly above 1 but the ratio under the bar; harmful and small loss: their mirror images; no effect:
+    the whole interval within +-min_effect (and holding 1); anything else is inconclusive."""
     if ratio is None or low is None or high is None:
         if high is not None and high < 1 - min_effect and slower_significant:
             return HARMFUL  # only an upper bound (a target never reached), and it is below the band
         return INCONCLUSIVE
-    if low > 1 and ratio >= 1 + min_effect and faster_significant:
-        return WORTH_IT
-    if high < 1 and ratio <= 1 - min_effect and slower_significant:
-        return HARMFUL
+    if low > 1 and faster_significant:
+        return WORTH_IT if ratio >= 1 + min_effect else SMALL_GAIN
+    if high < 1 and slower_significant:
+        return HARMFUL if ratio <= 1 - min_effect else SMALL_LOSS
     if low >= 1 - min_effect and high <= 1 + min_effect:
         return NO_EFFECT
     return INCONCLUSIVE
@@ -91,26 +115,82 @@ def pair_ratios(variant: Sequence[float], default: Sequence[float]) -> list[floa
     return [float(v) / float(d) for v, d in zip(variant[:n], default[:n], strict=True)]
 
 
+def spoiled_pairs(variant: Sequence[float], default: Sequence[float]) -> list[int]:
+    """The pairs (indices) spoiled by a burst of load: both blocks more than SPOILED_BY times away from the
+    median of their own side's blocks in the neighbouring pairs (NEIGHBOURS each side; a pair with fewer than
+    two neighbours is never judged); at most MAX_SPOILED of the pairs, the farthest first."""
+    n = min(len(variant), len(default))
+    flagged = []
+    for i in range(n):
+        near = [j for j in range(max(0, i - NEIGHBOURS), min(n, i + NEIGHBOURS + 1)) if j != i]
+        if len(near) < 2:
+            continue
+        far = []
+        for side in (variant, default):
+            med = statistics.median(float(side[j]) for j in near)
+            x = float(side[i])
+            far.append(max(x / med, med / x) if med > 0 and x > 0 else 0.0)
+        if min(far) > SPOILED_BY:
+            flagged.append((-min(far), i))
+    return sorted(i for _, i in sorted(flagged)[: int(n * MAX_SPOILED)])
+
+
 def throughput_effect(variant: Sequence[float], default: Sequence[float]) -> Effect:
     """The variant's tokens/s against the default's, from one sample per block, block i of each side run
     one after the other (a pair).
 
     Paired, as the gate pairs workload and reference in a trial: the ratio of each pair cancels the speed
     the machine had while that pair ran, so load that drifts between pairs (a neighbour's job starting)
-    does not widen the interval. compare_samples then takes the pairs' ratios against 1: the ratio is their
-    median, the interval a bootstrap of it, and Mann-Whitney U says whether they lie above (or below) 1.
+    does not widen the interval. Pairs spoiled by a burst of load (spoiled_pairs) are dropped first and
+    counted. compare_samples then takes the pairs' ratios against 1: the ratio is their median, the interval
+    a bootstrap of it, and Mann-Whitney U says whether they lie above (or below) 1.
     """
-    ratios = pair_ratios(variant, default)
-    ones = [1.0] * len(ratios)
-    if not ratios:
+    n = min(len(variant), len(default))
+    if not n:
         raise ValueError("no pairs of blocks")
+    drop = set(spoiled_pairs(variant, default))
+    ratios = [r for i, r in enumerate(pair_ratios(variant, default)) if i not in drop]
+    ones = [1.0] * len(ratios)
     c = compare_samples(ratios, ones, threshold=MIN_EFFECT, larger_is_better=True, alpha=ALPHA)
     if c.low is None or not can_be_significant(c.n_variant, c.n_baseline):
-        return Effect(THROUGHPUT, INCONCLUSIVE, c.ratio, c.low, c.high, c.n_variant, c.n_baseline)
+        return Effect(THROUGHPUT, INCONCLUSIVE, c.ratio, c.low, c.high, c.n_variant, c.n_baseline,
+                      n_spoiled=len(drop))  # fmt: skip
     p_faster = mann_whitney_greater(ratios, ones)
     p_slower = c.p_value
     verdict = classify(c.ratio, c.low, c.high, p_faster < ALPHA, p_slower is not None and p_slower < ALPHA)
-    return Effect(THROUGHPUT, verdict, c.ratio, c.low, c.high, c.n_variant, c.n_baseline, p_faster, p_slower)
+    return Effect(THROUGHPUT, verdict, c.ratio, c.low, c.high, c.n_variant, c.n_baseline, p_faster, p_slower,
+                  len(drop))  # fmt: skip
+
+
+STOP_SETTLED = "the verdict is known"
+STOP_BUDGET = "--max-seconds ran out"
+STOP_MAX_PAIRS = "the most pairs"
+
+
+def stop_reason(
+    variant: Sequence[float],
+    default: Sequence[float],
+    elapsed_s: float,
+    max_seconds: float,
+    min_pairs: int,
+    max_pairs: int,
+) -> str | None:
+    """Why a throughput variant's pairs of blocks stop now, or None to measure one more pair: never before
+    min_pairs; then once the interval has settled the verdict (Effect.settled), or the pairs have used
+    max_seconds, or max_pairs were measured."""
+    n = min(len(variant), len(default))
+    if n < min_pairs:
+        return None
+    try:
+        if throughput_effect(variant, default).settled:
+            return STOP_SETTLED
+    except ValueError:
+        pass
+    if elapsed_s >= max_seconds:
+        return STOP_BUDGET
+    if n >= max_pairs:
+        return STOP_MAX_PAIRS
+    return None
 
 
 def time_to_loss_effect(
@@ -146,7 +226,7 @@ def time_to_loss_effect(
 
 
 def _pos(x: float | None) -> bool:
-    return x is not None and math.isfinite(x) and x > 0
+    return positive(x) is not None
 
 
 @dataclass(frozen=True)
@@ -161,10 +241,11 @@ class Candidate:
 
 def choose_best(candidates: Sequence[Candidate]) -> dict[str, Candidate]:
     """{group: the variant to take} for the best configuration: per group, of the variants that are faster
-    than the default (worth it), the one with the largest ratio; groups with none keep the default."""
+    than the default (worth it or a small gain), the one with the largest ratio; groups with none keep the
+    default."""
     best: dict[str, Candidate] = {}
     for c in candidates:
-        if c.effect.verdict != WORTH_IT or c.effect.ratio is None:
+        if c.effect.verdict not in GAINS or c.effect.ratio is None:
             continue
         held = best.get(c.group)
         if held is None or c.effect.ratio > (held.effect.ratio or 0):
