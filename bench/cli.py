@@ -8,11 +8,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import signal
+import os
 import sys
-import threading
-from collections.abc import Iterator
 
+from hwinfo import interrupts
 from hwinfo.cliparse import OneLineParser
 
 # subcommand -> (module, help). Each module has add_arguments(parser) and run(args) -> int.
@@ -43,26 +42,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a CI time-out, `timeout`, `docker stop`), handled as Ctrl-C is: runs end interrupted, resumable."""
-
-    signal_name = "SIGTERM"
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+# Commands that hold results open from start to end: a signal is held until the next check point
+# (hwinfo.interrupts.check: a step, an eval batch, a kernel repeat), and the run in progress ends
+# interrupted. The others end at once on a signal, or hold it only inside their own loops (the gate's trials).
+CHECKED = ("run", "tune")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,16 +58,25 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         parser.parse_args(argv)  # prints help or the usage error and exits
         return 2
+    with interrupts.installed(f"bench {command}"):
+        if (
+            os.environ.get("WORLD_SIZE") is not None
+        ):  # a rank under torchrun or --nproc: dies with its launcher
+            interrupts.die_with_parent()
+        return _dispatch(command, argv)
+
+
+def _dispatch(command: str, argv: list[str]) -> int:
     args = build_parser(only=command).parse_args(argv)
     args.argv = argv
-    module = importlib.import_module(SUBCOMMANDS[command][0])
     try:
-        with _sigterm_as_interrupt():
-            return int(module.run(args) or 0)
+        module = importlib.import_module(SUBCOMMANDS[command][0])
+        with interrupts.checked() if command in CHECKED else contextlib.nullcontext():
+            code = int(module.run(args) or 0)
     except KeyboardInterrupt as e:
         name = getattr(e, "signal_name", "Ctrl-C")
-        print(f"interrupted by {name}", file=sys.stderr)
-        return 143 if name == "SIGTERM" else 130
+        print(f"bench {command}: interrupted by {name}", file=sys.stderr)
+        return getattr(e, "exit_code", 130)
     except Exception as e:  # noqa: BLE001 - an error ends as one line; --debug shows the traceback
         if args.debug:
             raise
@@ -93,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         hint = "" if code == 2 else " (run with --debug for the traceback)"
         print(f"bench {command}: error: {e}{hint}", file=sys.stderr)
         return code
+    late = interrupts.pending()
+    if late is not None and code not in (130, 143):
+        # the signal came after the last check point: the work is complete, the exit code still says it came
+        print(f"bench {command}: interrupted by {late.signal_name} after its work was done (results complete)",
+              file=sys.stderr)  # fmt: skip
+        return late.exit_code
+    return code
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ from bench.energy import EnergyRecorder
 from bench.metrics import step_summary
 from bench.results import ResultsDir, ResultsError, RunWriter, atomic_write_json
 from bench.train import Trainer
+from hwinfo import interrupts
 from hwinfo.peaks import peak_for, user_peak
 from model.dataset import CharDataset
 from model.gpt import flops_per_iter, flops_per_token
@@ -652,22 +653,14 @@ class _NoWriter:
 
 @contextlib.contextmanager
 def _signals_deferred(reraise: bool = True, run_id: str = "") -> Iterator[None]:
-    """Ctrl-C and SIGTERM held back while a run's outcome is written (torchrun sends SIGTERM to every rank as
-    soon as one fails); afterwards the sweep ends interrupted (reraise) or the signal is dropped (it is ending
-    anyway)."""
-    if threading.current_thread() is not threading.main_thread():
+    """A run's outcome written whole (hwinfo.interrupts.critical); then a signal recorded meanwhile ends the sweep
+    interrupted (reraise), or is dropped (it is ending anyway: torchrun sends SIGTERM to every rank as soon as
+    one fails)."""
+    with interrupts.critical():
         yield
-        return
-    got: list[int] = []
-    held = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in held}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    if got and reraise:
-        raise Interrupted(run_id, "SIGTERM" if got[0] == signal.SIGTERM else "Ctrl-C")
+    stop = interrupts.pending()
+    if stop is not None and reraise:
+        raise Interrupted(run_id, stop.signal_name)
 
 
 def resume_hint(out: Path, distributed: bool) -> str:

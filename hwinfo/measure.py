@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from hwinfo.interrupts import check
+
 _TORCH_DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 # Device types whose matmuls have a TF32 mode (torch.backends.cuda: NVIDIA and ROCm builds).
@@ -97,6 +99,7 @@ def measure_matmul(
     min_repeat_s = target_s if min_repeat_s is None else min_repeat_s
 
     def timed(a: Any, b: Any, count: int) -> float:
+        check()  # a signal ends the measurement between repeats (hwinfo.interrupts)
         dev.synchronize()
         t0 = time.perf_counter()
         for _ in range(count):
@@ -222,6 +225,7 @@ def _time_kernel(
     """(median seconds of one repeat, kernels per repeat) after one untimed warm-up call."""
 
     def timed(count: int) -> float:
+        check()  # a signal ends the measurement between repeats (hwinfo.interrupts)
         sync()
         t0 = time.perf_counter()
         for _ in range(count):
