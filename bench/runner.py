@@ -339,7 +339,7 @@ class Sweep:
             hint = ""
             if self.world is not None and how == "SIGTERM":
                 hint = " (under torchrun: the launcher stops every rank this way when one rank fails; see its output)"
-            with _signals_deferred():
+            with _signals_deferred(reraise=False):
                 writer.write_meta(status="interrupted", error=f"interrupted by {how} during {loop.where}{hint}",
                                   summary=summarize(loop, meta), finished=_now())  # fmt: skip
             raise Interrupted(spec.run_id, how) from None
@@ -472,6 +472,7 @@ class RunLoop:
         t = self.trainer.train_cfg
         samplers = self.trainer.eval_samplers()
         for it in range(t.max_iters):
+            interrupts.check()  # between steps: `where` still names the step (or eval) the signal came in
             if it % t.eval_interval == 0:
                 self._eval(it, samplers)
             self.where = f"step {it}"
@@ -496,6 +497,7 @@ class RunLoop:
             if it % 10 == 0:
                 self.bar.set_postfix_str(f"{ms:.1f} ms/it, loss {loss:.3f}", refresh=False)
         self.energy.timed_end()
+        interrupts.check()
         self._eval(t.max_iters, samplers, last=True)
         self.where = "the end of the run"
 
