@@ -321,7 +321,10 @@ def run(args: argparse.Namespace) -> int:
             return 2
         raise
     if args.nproc is not None:
-        return _launch(args, cfg, args.nproc)
+        from hwinfo.interrupts import unchecked
+
+        with unchecked():  # the launcher keeps nothing: the ranks end their runs on the signal it passes on
+            return _launch(args, cfg, args.nproc)
     if env is None:
         return _run(args, cfg, None)
     world = World.start(env, args.dist_timeout)

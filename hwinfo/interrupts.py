@@ -152,6 +152,19 @@ def checked() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def unchecked() -> Iterator[None]:
+    """Inside, no loop checks (a launcher waiting on its ranks, which stop on their own): a signal ends the
+    process at once, one already held included."""
+    saved, _state.checked = _state.checked, 0
+    try:
+        if _state.signum is not None and _state.installed and _state.critical == 0:
+            _exit_now(_state.signum)
+        yield
+    finally:
+        _state.checked = saved
+
+
+@contextlib.contextmanager
 def critical() -> Iterator[None]:
     """A write that must finish whole: an exit the handler would make waits for its end."""
     _state.critical += 1

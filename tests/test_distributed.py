@@ -316,3 +316,58 @@ def test_a_dead_rank_fails_its_run_within_bounded_time_and_stops_the_sweep(tmp_p
     assert len(read_csv(out / "runs" / "cpu-fp32-b4-eager-t1-ddp2" / "steps.csv")) == 5
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["cpu-fp32-b4-eager-t1-ddp2"]  # sweep stopped
     assert list((tmp_path / "rank1").iterdir()) == []
+
+
+# ---- no rank outlives its launcher ----------------------------------------------------------------------
+
+
+def _launcher_with_ranks(tmp_path: Path) -> tuple[subprocess.Popen, list, Path]:
+    """`bench run --nproc 2` (gloo, tiny) training; returns (launcher, its rank processes, steps.csv)."""
+    import psutil
+
+    out = tmp_path / "res"
+    cmd = [sys.executable, "-m", "bench", "run", *TINY, *SHORT, "--iters", "100000", "--eval-interval", "50000",
+           "--batch-sizes", "4", "--nproc", "2", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    steps = out / "runs" / "cpu-fp32-b4-eager-t1-ddp2" / "steps.csv"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not (steps.exists() and steps.read_text().count("\n") > 3):
+        if proc.poll() is not None:
+            pytest.fail(f"the launcher ended early: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.2)
+    ranks = [p for p in psutil.Process(proc.pid).children(recursive=True) if "bench" in " ".join(p.cmdline())]
+    assert len(ranks) >= 2, ranks
+    return proc, ranks, steps
+
+
+def _gone(ranks: list, timeout: float) -> list:
+    import psutil
+
+    _, alive = psutil.wait_procs(ranks, timeout=timeout)
+    for p in alive:  # never left behind to load the rest of the suite
+        p.kill()
+    return alive
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_no_rank_outlives_its_launcher(tmp_path, sig):
+    """Issue 25: `timeout 60 bench run --nproc 1000` left 187 ranks running for half an hour. SIGTERM of the launcher
+    ends every rank (the run interrupted, 143); SIGKILL, which the launcher cannot pass on, ends them through their
+    parent-death signal (prctl PR_SET_PDEATHSIG)."""
+    proc, ranks, steps = _launcher_with_ranks(tmp_path)
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout=90)
+        alive = _gone(ranks, timeout=60)
+        assert alive == [], f"ranks left behind after {sig!r}: {[p.pid for p in alive]}"
+        if sig == signal.SIGTERM:
+            err = proc.stderr.read()
+            assert proc.returncode == 143, err
+            assert run_json(steps.parent.parent.parent, steps.parent.name)["status"] == "interrupted"
+        assert steps.read_text().endswith("\n")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        _gone(ranks, timeout=1)
