@@ -390,6 +390,11 @@ class Sweep:
         if cause is None:
             mine.update(loop.rank_figures())
             mine["params_sha256"] = trainer.params_sha256()
+        if mine["comm_error"]:
+            # this rank's own collective failed: a peer is gone or hung, and a gather would only wait out the
+            # control group's timeout (twice --dist-timeout) for it as well
+            why = f"{LOST}: rank {env.rank} lost contact with the others ({error})"
+            return "failed", why, None, why, False
         try:
             ranks = world.gather(mine)
         except Exception as e:  # noqa: BLE001 - a peer that is gone cannot answer

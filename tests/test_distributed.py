@@ -371,3 +371,40 @@ def test_no_rank_outlives_its_launcher(tmp_path, sig):
             proc.kill()
             proc.wait(30)
         _gone(ranks, timeout=1)
+
+
+@pytest.mark.slow
+def test_a_hung_rank_ends_the_launch_within_the_timeout_and_the_grace(tmp_path):
+    """Issue 33: a SIGSTOPped rank with --dist-timeout 5 ended the sweep after 48 s. Now: the collective's
+    timeout, no second wait in the gather (this rank's own collective failed), then the launcher's 10 s grace
+    (torch's agent waited a fixed 30 s for a rank that cannot act on SIGTERM)."""
+    out = tmp_path / "hung"
+    cmd = [sys.executable, "-m", "bench", "run", *TINY, *SHORT, "--iters", "100000", "--eval-interval", "50000",
+           "--batch-sizes", "4", "--nproc", "2", "--dist-timeout", "2", "--out", str(out)]  # fmt: skip
+    import psutil
+
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    ranks = []
+    try:
+        steps = out / "runs" / "cpu-fp32-b4-eager-t1-ddp2" / "steps.csv"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not (steps.exists() and steps.read_text().count("\n") > 3):
+            time.sleep(0.2)
+        ranks = [
+            p for p in psutil.Process(proc.pid).children(recursive=True) if "bench" in " ".join(p.cmdline())
+        ]
+        hung = next(p for p in ranks if p.environ().get("LOCAL_RANK") == "1")
+        t0 = time.monotonic()
+        hung.send_signal(signal.SIGSTOP)
+        proc.wait(timeout=120)
+        took = time.monotonic() - t0
+        err = proc.stderr.read()
+        assert proc.returncode == 1, err
+        assert took < 2 + 10 + 18, (took, err)  # timeout + grace + rank 0's own teardown, wide
+        assert "stopped answering within --dist-timeout" in run_json(out, steps.parent.name)["error"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        _gone(ranks, timeout=1)
