@@ -14,6 +14,7 @@ out of step stops the sweep (RankLost), because the ranks can no longer run coll
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import math
 import os
@@ -104,6 +105,27 @@ class Interrupted(Exception):
         super().__init__(run_id)
         self.run_id = run_id
         self.signal_name = signal_name
+
+
+class DiskFull(RuntimeError):
+    """The results directory's disk is full: the run is failed and the sweep ends (exit 1)."""
+
+    exit_code = 1
+
+
+def _disk_full(e: BaseException | None) -> bool:
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def _cut_to_last_row(path: Path) -> None:
+    """A CSV that a failed write left ending mid-row cut back to its last whole row (truncating needs no space)."""
+    try:
+        with open(path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+    except OSError:
+        pass
 
 
 class Sweep:
@@ -349,11 +371,23 @@ class Sweep:
                 error = _oom_reason(spec, loop.where, e)
             elif self.world is not None and is_comm_error(e):
                 error = f"{comm_reason(e)} during {loop.where}"
+            elif _disk_full(e):
+                error = f"the disk is full ({e.strerror or e}) during {loop.where}"
             else:
                 error = f"{_describe(e)} during {loop.where}"
         finally:
             loop.close()
-            writer.close()
+            try:
+                writer.close()  # flushes what a full disk refused once more
+            except OSError as e:
+                if cause is None:
+                    status, cause, error = (
+                        "failed",
+                        e,
+                        f"the disk is full ({e.strerror or e}) at the end of the run",
+                    )
+        if _disk_full(cause):
+            self._stop_on_full_disk(spec, writer, loop, meta, error)
         ranks, lost, agreed = None, None, False
         if self.world is not None:
             status, error, ranks, lost, agreed = self._agree(trainer, loop, status, error, cause)
@@ -372,6 +406,28 @@ class Sweep:
             _ignore_interrupts()  # the launcher's SIGTERM to every rank would only hide why the sweep ends
             raise RankLost(self._lost_message(spec, lost), agreed=agreed)
         return status
+
+    def _stop_on_full_disk(
+        self, spec: RunSpec, writer: RunWriter, loop: RunLoop, meta: dict, error: str
+    ) -> None:
+        """A full disk fails the run and ends the sweep (no later run could write either): steps.csv and
+        evals.csv cut back to their last whole row, run.json marked failed if it still can be, one line."""
+        resume = resume_hint(self.results.root, self.world is not None)
+        recorded = "run.json says so"
+        if self.writes:
+            for name in ("steps.csv", "evals.csv"):
+                _cut_to_last_row(writer.dir / name)
+            try:
+                with interrupts.critical():
+                    writer.write_meta(
+                        status="failed", error=error, summary=summarize(loop, meta), finished=_now()
+                    )
+            except OSError:
+                recorded = "run.json could not be updated either (it still says running; --resume reruns it)"
+        raise DiskFull(
+            f"{spec.run_id} failed: {error}; the later runs were not started ({recorded}; finished runs and the "
+            f"steps written are kept): free some space, then complete the sweep with: {resume}"
+        )
 
     def _agree(
         self, trainer: Trainer, loop: RunLoop, status: str, error: str | None, cause: BaseException | None

@@ -217,3 +217,43 @@ def test_host_load_counts_the_runs_own_child_processes_as_its_own():
     wall = time.perf_counter() - t0
     # its 0.4 s of CPU are in this process's share (whatever else the machine was doing meanwhile)
     assert figures["this_process_cpu_cores"] * wall >= 0.4
+
+
+def test_a_full_disk_fails_the_run_in_one_line_and_no_row_is_cut(tmp_path, monkeypatch, capsys):
+    """Issue 33: a full disk mid-run left run.json "running" and steps.csv ending mid-row. A write that fails with
+    ENOSPC after half a row reached the file (as a partial write does) is the fault injected here."""
+    import csv
+    import errno
+
+    from bench.results import RunWriter
+
+    real_step = RunWriter.step
+
+    def step(self, it, *args):
+        if it == 5:
+            self._steps.write("5,12.3")
+            self._steps.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_step(self, it, *args)
+
+    monkeypatch.setattr(RunWriter, "step", step)
+    out = tmp_path / "r"
+    assert bench_run(out, "--batch-sizes", "4,8") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len([line for line in err if "error" in line]) == 1, err
+    assert "the disk is full (No space left on device) during step 5" in err[-1]
+    assert f"bench run --out {out} --resume" in err[-1] and "Traceback" not in "\n".join(err)
+    run = run_json(out, "cpu-fp32-b4-eager")
+    assert (
+        run["status"] == "failed"
+        and run["error"] == "the disk is full (No space left on device) during step 5"
+    )
+    text = (out / "runs" / "cpu-fp32-b4-eager" / "steps.csv").read_text()
+    rows = list(csv.reader(text.splitlines()))
+    assert (
+        text.endswith("\n") and all(len(r) == 5 for r in rows) and [r[0] for r in rows[1:]] == list("01234")
+    )
+    assert run["summary"]["iters_done"] == 5
+    assert not (
+        out / "runs" / "cpu-fp32-b8-eager"
+    ).exists()  # the sweep stopped: nothing else could be written
