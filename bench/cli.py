@@ -44,8 +44,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 # Commands that hold results open from start to end: a signal is held until the next check point
 # (hwinfo.interrupts.check: a step, an eval batch, a kernel repeat), and the run in progress ends
-# interrupted. The others end at once on a signal, or hold it only inside their own loops (the gate's trials).
-CHECKED = ("run", "tune")
+# interrupted. The others end at once on a signal, or hold it only inside their own loops (`bench run` from
+# the moment its results directory is prepared, the gate's trials).
+CHECKED = ("tune",)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -508,7 +508,10 @@ def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN
     out = Path(args.out or f"results/{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     sweep = Sweep(cfg, out, hw, ["bench", *getattr(args, "argv", [])], progress=not args.no_progress,
                   profile_steps=args.profile or 0, world=world, dataset=dataset)  # fmt: skip
-    with contextlib.ExitStack() as held:
+    from hwinfo.interrupts import checked
+
+    # until here a signal ends the command at once (nothing is written yet); from here, at the next step
+    with contextlib.ExitStack() as held, checked():
 
         def begin() -> None:
             held.enter_context(sweep.results.lock(" ".join(sweep.argv)))
