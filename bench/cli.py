@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.get("WORLD_SIZE") is not None
         ):  # a rank under torchrun or --nproc: dies with its launcher
             interrupts.die_with_parent()
-        return _dispatch(command, argv)
+        code = _dispatch(command, argv)
+        if interrupts.pending() is not None and code in (130, 143):  # a real signal: everything is written
+            interrupts.end_process(code)
+    return code
 
 
 def _dispatch(command: str, argv: list[str]) -> int:

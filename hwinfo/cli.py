@@ -63,8 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from hwinfo import interrupts
 
-    with interrupts.installed("hwinfo"), interrupts.checked() if args.measure else contextlib.nullcontext():
-        return _main(args)
+    with interrupts.installed("hwinfo"):
+        with interrupts.checked() if args.measure else contextlib.nullcontext():
+            code = _main(args)
+        if interrupts.pending() is not None and code in (
+            130,
+            143,
+        ):  # a real signal: end without torch's teardown
+            interrupts.end_process(code)
+    return code
 
 
 def _main(args: argparse.Namespace) -> int:
