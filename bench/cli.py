@@ -60,9 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.parse_args(argv)  # prints help or the usage error and exits
         return 2
     with interrupts.installed(f"bench {command}"):
-        if (
-            os.environ.get("WORLD_SIZE") is not None
-        ):  # a rank under torchrun or --nproc: dies with its launcher
+        # a rank under torchrun or --nproc: it dies with its launcher
+        if os.environ.get("WORLD_SIZE") is not None:
             interrupts.die_with_parent()
         code = _dispatch(command, argv)
         if interrupts.pending() is not None and code in (130, 143):  # a real signal: everything is written
