@@ -6,7 +6,6 @@ Each subcommand's module is imported only when that subcommand runs, so `bench -
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import os
 import sys
@@ -42,11 +41,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-# Commands that hold results open from start to end: a signal is held until the next check point
-# (hwinfo.interrupts.check: a step, an eval batch, a kernel repeat), and the run in progress ends
-# interrupted. The others end at once on a signal, or hold it only inside their own loops (`bench run` from
-# the moment its results directory is prepared, the gate's trials).
-CHECKED = ("tune",)
+# The signal policy (hwinfo.interrupts): until a command has something to keep, a signal ends it at once;
+# `bench run` and `tune` from the moment their results directory is prepared, and the gate during its trials,
+# hold it until the next check point (a step, an eval batch, a trial) and end the run in progress interrupted.
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,8 +71,7 @@ def _dispatch(command: str, argv: list[str]) -> int:
     args.argv = argv
     try:
         module = importlib.import_module(SUBCOMMANDS[command][0])
-        with interrupts.checked() if command in CHECKED else contextlib.nullcontext():
-            code = int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
     except KeyboardInterrupt as e:
         name = getattr(e, "signal_name", "Ctrl-C")
         print(f"bench {command}: interrupted by {name}", file=sys.stderr)
