@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -63,14 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from hwinfo import interrupts
 
-    with interrupts.installed("hwinfo"):
-        with interrupts.checked() if args.measure else contextlib.nullcontext():
-            code = _main(args)
-        if interrupts.pending() is not None and code in (
-            130,
-            143,
-        ):  # a real signal: end without torch's teardown
-            interrupts.end_process(code)
+    with interrupts.installed("hwinfo"):  # a signal ends it at once, or at the next repeat of a measurement
+        code = _main(args)
+        if interrupts.pending() is not None and code in (130, 143):
+            interrupts.end_process(code)  # a real signal, everything written: without torch's slow teardown
     return code
 
 

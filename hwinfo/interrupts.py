@@ -147,8 +147,8 @@ def checked() -> Iterator[None]:
         yield
     finally:
         _state.checked -= 1
-        # leaving the loops with a signal held and no check left to act on it: the caller's except sees the
-        # Stop raised by check() inside; here the held signal just stays recorded for the dispatcher.
+    if _state.checked == 0:  # leaving the loops normally with a signal held: this is their last check point
+        check()
 
 
 @contextlib.contextmanager

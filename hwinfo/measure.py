@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from hwinfo.interrupts import check
+from hwinfo.interrupts import check, checked
 
 _TORCH_DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -107,7 +107,8 @@ def measure_matmul(
         dev.synchronize()
         return time.perf_counter() - t0
 
-    with _matmul_precision(torch, dev.device, dtype == "tf32"), torch.no_grad():
+    # checked(): a signal is held until the next timed repeat (nothing half-measured is ever reported)
+    with _matmul_precision(torch, dev.device, dtype == "tf32"), torch.no_grad(), checked():
         size = n or start_n
         while True:
             a = torch.randn(size, size, device=dev.device, dtype=torch_dtype)
@@ -189,7 +190,7 @@ def measure_bandwidth(
     if array_bytes is None:
         array_bytes, notes = stream_array_bytes(llc_bytes, _free_bytes(torch, dev), dev.accelerator)
     n = max(int(array_bytes) // 4, 1024)
-    with torch.no_grad():
+    with torch.no_grad(), checked():
         # full/zeros write every element, so every page is touched before timing
         arrays = {
             "a": torch.full((n,), 1.0, device=dev.device, dtype=torch.float32),
