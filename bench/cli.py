@@ -84,12 +84,6 @@ def _dispatch(command: str, argv: list[str]) -> int:
         hint = "" if code == 2 else " (run with --debug for the traceback)"
         print(f"bench {command}: error: {e}{hint}", file=sys.stderr)
         return code
-    late = interrupts.pending()
-    if late is not None and code not in (130, 143):
-        # the signal came after the last check point: the work is complete, the exit code still says it came
-        print(f"bench {command}: interrupted by {late.signal_name} after its work was done (results complete)",
-              file=sys.stderr)  # fmt: skip
-        return late.exit_code
     return code
 
 

@@ -336,3 +336,24 @@ def test_commands_without_loops_end_at_once(tmp_path, command):
     assert code == 143 and took < EXIT_WITHIN_S, err
     assert err.strip().splitlines() == [f"bench {command}: interrupted by SIGTERM"] and stdout == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_handler_only_records_and_a_check_point_raises():
+    """In process: inside checked() a SIGTERM raises nothing where it lands; the next check() raises Stop (143), and
+    leaving the loops is a last check point."""
+    from hwinfo import interrupts
+
+    with interrupts.installed("bench test"):
+        with pytest.raises(interrupts.Stop) as stop, interrupts.checked():
+            signal.raise_signal(signal.SIGTERM)
+            landed = sum(range(1000))  # the handler returned: nothing raised here
+            assert interrupts.pending() is not None and landed == 499500
+            interrupts.check()
+            pytest.fail("check() did not raise")
+        assert stop.value.exit_code == 143 and stop.value.signal_name == "SIGTERM"
+        assert isinstance(stop.value, KeyboardInterrupt)  # never recorded as a failure by `except Exception`
+    with interrupts.installed("bench test"):
+        assert interrupts.pending() is None  # each command starts clean
+        with pytest.raises(interrupts.Stop), interrupts.checked():
+            signal.raise_signal(signal.SIGINT)
+        assert interrupts.exit_code() == 130
