@@ -408,3 +408,54 @@ def test_a_hung_rank_ends_the_launch_within_the_timeout_and_the_grace(tmp_path):
             proc.kill()
             proc.wait(30)
         _gone(ranks, timeout=1)
+
+
+# ---- what --nproc N costs ----------------------------------------------------------------------------------
+
+
+def test_nproc_says_what_it_costs_and_a_dry_run_never_reads_zero(capsys):
+    """Issue 33: `--nproc 64 --dry-run` estimated "~0 s"; issue 25: `--nproc 1000` was accepted without a word."""
+    import psutil
+
+    argv = [
+        "run",
+        "--devices",
+        "cpu",
+        *TINY,
+        "--batch-sizes",
+        "64",
+        "--iters",
+        "10",
+        "--nproc",
+        "64",
+        "--dry-run",
+    ]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "~0 s" not in captured.out and "start-up of 64 ranks" in captured.out
+    assert "--nproc 64: ~" in captured.err and "x ~" in captured.err and "per rank" in captured.err
+    if (psutil.cpu_count(logical=True) or 1) < 64:
+        assert "processes per core" in captured.err
+
+
+def test_nproc_that_cannot_fit_in_memory_is_refused_before_any_rank_starts(tmp_path, monkeypatch, capsys):
+    import psutil
+
+    from bench import distributed
+
+    real = psutil.virtual_memory
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: real()._replace(available=4 * 2**30))
+    monkeypatch.setattr(distributed, "launch_local", lambda *a, **k: pytest.fail("ranks were started"))
+    argv = ["run", "--devices", "cpu", *TINY, "--batch-sizes", "64", "--iters", "10", "--nproc", "64",
+            "--out", str(tmp_path / "r")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--nproc 64: the ranks need ~" in err[0] and "use --nproc " in err[0], err
+    fits = int(err[0].split("use --nproc ")[1].split()[0])
+    assert 1 <= fits < 64
+    assert not (tmp_path / "r").exists()
+
+
+def test_profile_steps_are_bounded(capsys):
+    assert main(["run", "--devices", "cpu", "--profile", "201", "--dry-run"]) == 2
+    assert "--profile 201: expected a number of steps >= 1 and at most 200" in capsys.readouterr().err
