@@ -2,9 +2,10 @@
 
 The handler only records the signal; it never raises. Raising from a handler surfaces wherever the
 interpreter happens to be: inside torch's backward, a lazy import, a `except Exception` that records the
-run as failed, or C code that discards the error (numpy's Cython modules register their types with
-collections.abc at import and clear any error of that; an exception raised there by a handler was lost
-with its signal, and `bench gate` measured on after SIGTERM). Instead:
+run as failed, or compiled code that discards the error: `bench gate` measured on after SIGTERM when the
+handler's exception was raised inside `abc.register`, called by the initialisation of numpy.random's
+compiled module (imported lazily by torch._dynamo, itself imported by the first optimizer), which dropped it
+and the signal with it. Instead:
 
 - `checked()`: a command whose loops call `check()` at known points (between steps, eval batches,
   gate trials, kernel repeats) holds the signal until the next check, which raises `Stop` there; the
