@@ -357,3 +357,18 @@ def test_the_handler_only_records_and_a_check_point_raises():
         with pytest.raises(interrupts.Stop), interrupts.checked():
             signal.raise_signal(signal.SIGINT)
         assert interrupts.exit_code() == 130
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_rank_whose_launcher_is_already_gone_ends_at_once():
+    """The launcher can die between starting a rank and the rank's prctl: the rank then has another parent."""
+    code = "from hwinfo.interrupts import die_with_parent; print(die_with_parent())"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ok = subprocess.run([sys.executable, "-c", code], env={**env, "DEVICEBENCH_LAUNCHER_PID": str(os.getpid())},
+                        capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert ok.returncode == 0 and ok.stdout.strip() == "True", ok.stderr
+    gone = subprocess.Popen(["true"])
+    gone.wait(30)  # a launcher that has exited: its pid is no rank's parent
+    orphan = subprocess.run([sys.executable, "-c", code], env={**env, "DEVICEBENCH_LAUNCHER_PID": str(gone.pid)},
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert orphan.returncode != 0 and orphan.stdout == ""
