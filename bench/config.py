@@ -610,7 +610,7 @@ RUN_OPTIONS: tuple[tuple[str, dict], ...] = (
     ("--resume", {"action": "store_true", "help": "complete the runs of --out that did not finish"}),
     ("--dry-run", {"action": "store_true", "help": "print the plan and an estimated time, run nothing"}),
     ("--profile", {"nargs": "?", "const": 5, "default": 0, "metavar": "N",
-                   "help": "after each run's final eval, profile N extra steps (default 5) into runs/<id>/profile.json"}),
+                   "help": "after each run's final eval, profile N extra steps (default 5, at most 200) into runs/<id>/profile.json"}),
     ("--no-progress", {"action": "store_true", "help": "no progress bars (one line per run still)"}),
     ("--nproc", {"metavar": "N",
                  "help": "train every run data-parallel on N ranks of this machine, started by torch.distributed's "

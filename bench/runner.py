@@ -14,6 +14,7 @@ out of step stops the sweep (RankLost), because the ranks can no longer run coll
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import math
 import os
@@ -57,6 +58,7 @@ from bench.energy import EnergyRecorder
 from bench.metrics import step_summary
 from bench.results import ResultsDir, ResultsError, RunWriter, atomic_write_json
 from bench.train import Trainer
+from hwinfo import interrupts
 from hwinfo.peaks import peak_for, user_peak
 from model.dataset import CharDataset
 from model.gpt import flops_per_iter, flops_per_token
@@ -103,6 +105,27 @@ class Interrupted(Exception):
         super().__init__(run_id)
         self.run_id = run_id
         self.signal_name = signal_name
+
+
+class DiskFull(RuntimeError):
+    """The results directory's disk is full: the run is failed and the sweep ends (exit 1)."""
+
+    exit_code = 1
+
+
+def _disk_full(e: BaseException | None) -> bool:
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def _cut_to_last_row(path: Path) -> None:
+    """A CSV that a failed write left ending mid-row cut back to its last whole row (truncating needs no space)."""
+    try:
+        with open(path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+    except OSError:
+        pass
 
 
 class Sweep:
@@ -338,7 +361,7 @@ class Sweep:
             hint = ""
             if self.world is not None and how == "SIGTERM":
                 hint = " (under torchrun: the launcher stops every rank this way when one rank fails; see its output)"
-            with _signals_deferred():
+            with _signals_deferred(reraise=False):
                 writer.write_meta(status="interrupted", error=f"interrupted by {how} during {loop.where}{hint}",
                                   summary=summarize(loop, meta), finished=_now())  # fmt: skip
             raise Interrupted(spec.run_id, how) from None
@@ -348,11 +371,23 @@ class Sweep:
                 error = _oom_reason(spec, loop.where, e)
             elif self.world is not None and is_comm_error(e):
                 error = f"{comm_reason(e)} during {loop.where}"
+            elif _disk_full(e):
+                error = f"the disk is full ({e.strerror or e}) during {loop.where}"
             else:
                 error = f"{_describe(e)} during {loop.where}"
         finally:
             loop.close()
-            writer.close()
+            try:
+                writer.close()  # flushes what a full disk refused once more
+            except OSError as e:
+                if cause is None:
+                    status, cause, error = (
+                        "failed",
+                        e,
+                        f"the disk is full ({e.strerror or e}) at the end of the run",
+                    )
+        if _disk_full(cause):
+            self._stop_on_full_disk(spec, writer, loop, meta, error)
         ranks, lost, agreed = None, None, False
         if self.world is not None:
             status, error, ranks, lost, agreed = self._agree(trainer, loop, status, error, cause)
@@ -372,6 +407,28 @@ class Sweep:
             raise RankLost(self._lost_message(spec, lost), agreed=agreed)
         return status
 
+    def _stop_on_full_disk(
+        self, spec: RunSpec, writer: RunWriter, loop: RunLoop, meta: dict, error: str
+    ) -> None:
+        """A full disk fails the run and ends the sweep (no later run could write either): steps.csv and
+        evals.csv cut back to their last whole row, run.json marked failed if it still can be, one line."""
+        resume = resume_hint(self.results.root, self.world is not None)
+        recorded = "run.json says so"
+        if self.writes:
+            for name in ("steps.csv", "evals.csv"):
+                _cut_to_last_row(writer.dir / name)
+            try:
+                with interrupts.critical():
+                    writer.write_meta(
+                        status="failed", error=error, summary=summarize(loop, meta), finished=_now()
+                    )
+            except OSError:
+                recorded = "run.json could not be updated either (it still says running; --resume reruns it)"
+        raise DiskFull(
+            f"{spec.run_id} failed: {error}; the later runs were not started ({recorded}; finished runs and the "
+            f"steps written are kept): free some space, then complete the sweep with: {resume}"
+        )
+
     def _agree(
         self, trainer: Trainer, loop: RunLoop, status: str, error: str | None, cause: BaseException | None
     ) -> tuple[str, str | None, list[dict] | None, str | None, bool]:
@@ -389,6 +446,11 @@ class Sweep:
         if cause is None:
             mine.update(loop.rank_figures())
             mine["params_sha256"] = trainer.params_sha256()
+        if mine["comm_error"]:
+            # this rank's own collective failed: a peer is gone or hung, and a gather would only wait out the
+            # control group's timeout (twice --dist-timeout) for it as well
+            why = f"{LOST}: rank {env.rank} lost contact with the others ({error})"
+            return "failed", why, None, why, False
         try:
             ranks = world.gather(mine)
         except Exception as e:  # noqa: BLE001 - a peer that is gone cannot answer
@@ -471,6 +533,7 @@ class RunLoop:
         t = self.trainer.train_cfg
         samplers = self.trainer.eval_samplers()
         for it in range(t.max_iters):
+            interrupts.check()  # between steps: `where` still names the step (or eval) the signal came in
             if it % t.eval_interval == 0:
                 self._eval(it, samplers)
             self.where = f"step {it}"
@@ -495,6 +558,7 @@ class RunLoop:
             if it % 10 == 0:
                 self.bar.set_postfix_str(f"{ms:.1f} ms/it, loss {loss:.3f}", refresh=False)
         self.energy.timed_end()
+        interrupts.check()
         self._eval(t.max_iters, samplers, last=True)
         self.where = "the end of the run"
 
@@ -652,22 +716,14 @@ class _NoWriter:
 
 @contextlib.contextmanager
 def _signals_deferred(reraise: bool = True, run_id: str = "") -> Iterator[None]:
-    """Ctrl-C and SIGTERM held back while a run's outcome is written (torchrun sends SIGTERM to every rank as
-    soon as one fails); afterwards the sweep ends interrupted (reraise) or the signal is dropped (it is ending
-    anyway)."""
-    if threading.current_thread() is not threading.main_thread():
+    """A run's outcome written whole (hwinfo.interrupts.critical); then a signal recorded meanwhile ends the sweep
+    interrupted (reraise), or is dropped (it is ending anyway: torchrun sends SIGTERM to every rank as soon as
+    one fails)."""
+    with interrupts.critical():
         yield
-        return
-    got: list[int] = []
-    held = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in held}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    if got and reraise:
-        raise Interrupted(run_id, "SIGTERM" if got[0] == signal.SIGTERM else "Ctrl-C")
+    stop = interrupts.pending()
+    if stop is not None and reraise:
+        raise Interrupted(run_id, stop.signal_name)
 
 
 def resume_hint(out: Path, distributed: bool) -> str:

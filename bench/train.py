@@ -17,6 +17,7 @@ from torch.profiler import record_function
 
 from bench.config import TrainConfig, lr_at
 from bench.devices import Device, DeviceUnavailable, DtypeUnsupported, parse_device
+from hwinfo.interrupts import check
 from model.dataset import BatchSampler, CharDataset
 from model.gpt import GPT, GPTConfig
 
@@ -163,8 +164,10 @@ class Trainer:
         """One optimizer step (batch, forward, backward, clip, update), timed with the device synchronised.
 
         With `marks` on (the profiler), each phase is inside a record_function marker and the whole step
-        inside "devicebench.step", the final synchronisation included.
+        inside "devicebench.step", the final synchronisation included. A signal (hwinfo.interrupts) recorded
+        since the last step ends the loop here, before the step: every loop that trains checks this way.
         """
+        check()
         lr = lr_at(it, self.train_cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -208,6 +211,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 losses = torch.zeros(self.train_cfg.eval_iters)
                 for k in range(self.train_cfg.eval_iters):
+                    check()
                     x, y = self._batch(sampler)
                     with self.autocast():
                         _, loss = self.model(x, y)

@@ -256,7 +256,10 @@ def run(args: argparse.Namespace) -> int:
     sweep = Sweep(cfg, out, hw, ["bench", *getattr(args, "argv", [])], progress=not args.no_progress,
                   dataset=dataset)  # fmt: skip
     statuses: dict[str, str] = {}
-    with sweep.results.lock(" ".join(sweep.argv)):
+    from hwinfo.interrupts import checked
+
+    # until here a signal ends the tune at once (nothing written); from here at the next step (hwinfo.interrupts)
+    with sweep.results.lock(" ".join(sweep.argv)), checked():
         sweep.prepare(resume=args.resume)
         sweep.results.write_sweep({**sweep.results.read_sweep(), "tune": options.to_dict()})
         print(f"results: {out}", file=sys.stderr)
