@@ -108,9 +108,9 @@ def options_from_args(args: argparse.Namespace, stored: dict | None = None) -> T
             steps = int(args.profile)
         except (TypeError, ValueError):
             steps = -1
-        if not 0 <= steps <= 1000:
+        if not 0 <= steps <= 200:
             raise ConfigError(
-                f"--profile {args.profile}: expected a number of steps from 0 (no profile) to 1000"
+                f"--profile {args.profile}: expected a number of steps from 0 (no profile) to 200"
             )
         base["profile_steps"] = steps
     base["tips"] = tuple(base.get("tips") or TIPS)
