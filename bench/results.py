@@ -30,6 +30,8 @@ from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
 
+from hwinfo import interrupts
+
 SCHEMA_NAME = "devicebench"
 SCHEMA_VERSION = 3  # the one version constant: bump it for new run.json / sweep.json fields
 SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_VERSION}"
@@ -117,16 +119,17 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _temp_beside(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with interrupts.critical():  # a signal that would end the command at once waits for the rename
+        fd, tmp = _temp_beside(path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return path
 
 
