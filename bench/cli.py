@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "report": ("reports.cli", "summarise results directories: terminal table, HTML page, diagnosis"),
     "gate": ("bench.gate.cli", "CI regression gate on ms/iter, machine speed cancelled by a reference step"),
     "import": ("bench.importers.cli", "turn nanoGPT train.py logs into results directories"),
+    "sample": ("bench.sample", "print text from a run's checkpoint or a nanoGPT ckpt.pt"),
 }
 
 

@@ -33,6 +33,13 @@ RUN_OPTIONS: tuple[tuple[str, dict], ...] = (
     ("--dry-run", {"action": "store_true", "help": "print the plan and an estimated time, run nothing"}),
     ("--profile", {"nargs": "?", "const": 5, "default": 0, "metavar": "N",
                    "help": "after each run's final eval, profile N extra steps (default 5) into runs/<id>/profile.json"}),
+    ("--save-checkpoint", {"action": "store_true",
+                           "help": "keep each run's final model, optimizer, data position and RNG in runs/<id>/checkpoint.pt"}),
+    ("--init-from", {"metavar": "RUN_DIR|ckpt.pt",
+                     "help": "continue a run saved with --save-checkpoint (or a nanoGPT ckpt.pt) for --iters N more steps, "
+                     "on the sweep's devices, dtypes and threads (docs/checkpoint.md)"}),
+    ("--trust-checkpoint", {"action": "store_true",
+                            "help": "let --init-from load a checkpoint the safe loader refuses (it can run code from the file)"}),
     ("--no-progress", {"action": "store_true", "help": "no progress bars (one line per run still)"}),
     ("--nproc", {"metavar": "N",
                  "help": "train every run data-parallel on N ranks of this machine, started by torch.distributed's "
@@ -258,8 +265,14 @@ def run(args: argparse.Namespace) -> int:
         if quiet:
             return 2
         raise
+    init = None
+    if getattr(args, "init_from", None) is not None:
+        from bench.checkpoint import continue_from
+
+        cfg, init = continue_from(args, cfg)
     if args.nproc is not None:
         return _launch(args, cfg, args.nproc)
+    args.init = init
     if env is None:
         return _run(args, cfg, None)
     world = World.start(env, args.dist_timeout)
@@ -400,6 +413,8 @@ def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN
             print(f"warning: {reason}; its runs will be recorded as skipped", file=sys.stderr)
     specs = plan(cfg, devices, env.world_size if env else None)
     dataset = _load_data(cfg)
+    if getattr(args, "init", None) is not None:
+        args.init.check(dataset)
     hw = hwinfo.snapshot() if main else {}
     if main:  # warnings only once the command is known to be usable: an error is then the only line
         for warning in [*(cfg.validate() or []), *memory_warnings(cfg, specs, devices)]:
@@ -407,10 +422,15 @@ def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN
     if args.dry_run:
         if main:
             _print_plan(cfg, specs, hw, devices, unavailable)
+            if getattr(args, "save_checkpoint", False):
+                from bench.checkpoint import plan_line
+
+                print(plan_line(cfg, len(specs)))
         return 0
     out = Path(args.out or f"results/{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     sweep = Sweep(cfg, out, hw, ["bench", *getattr(args, "argv", [])], progress=not args.no_progress,
                   profile_steps=args.profile or 0, world=world, dataset=dataset)  # fmt: skip
+    sweep.init, sweep.save_checkpoint = getattr(args, "init", None), getattr(args, "save_checkpoint", False)
     with contextlib.ExitStack() as held:
 
         def begin() -> None:
