@@ -135,6 +135,10 @@ def load_file(path: Path, trust: bool = False) -> dict:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty: not a checkpoint (a save that never finished?)")
     broken = f"{path} is truncated or not a PyTorch checkpoint"
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic != b"PK" and magic[:1] != b"\x80":  # torch.save's zip archive, or its older pickle format
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
