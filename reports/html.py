@@ -11,6 +11,7 @@ import pandas as pd
 
 from bench.results import atomic_write_text
 from reports import fmt
+from reports.continuation import continuation_html, samples_html
 from reports.finding import Finding
 from reports.load import Results
 from reports.plots import all_plots
@@ -21,6 +22,8 @@ SECTIONS = [
     ("tips", "Tips measured"),
     ("diagnosis", "Diagnosis"),
     ("loss", "Loss curves"),
+    ("continued", "Continued runs"),
+    ("samples", "Samples"),
     ("timing", "Timing and utilisation"),
     ("roofline", "Roofline"),
     ("hardware", "Hardware"),
@@ -356,6 +359,8 @@ def render_html(results: Results, findings: list[Finding]) -> str:
         "tips": _tips(results),
         "diagnosis": _diagnosis(findings),
         "loss": _figure(plots["loss"]) if "loss" in plots else "<p>No finished runs to plot.</p>",
+        "continued": continuation_html(results),
+        "samples": samples_html(results),
         "timing": "".join(_figure(plots[k]) for k in ("runs", "tokens", "profile") if k in plots)
         or "<p>No finished runs.</p>",
         "roofline": _roofline(results, findings, plots),

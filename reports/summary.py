@@ -13,6 +13,7 @@ import pandas as pd
 from bench.metrics import mfu_is_possible
 from bench.results import dumps_strict
 from reports import fmt
+from reports.continuation import text_lines
 from reports.finding import Finding
 from reports.load import Results
 from reports.time_to_loss import to_loss_sets
@@ -220,6 +221,11 @@ def render(results: Results, findings: list[Finding], form: str = "text") -> str
         out += [
             f"- {one_line(run)}: {one_line(status)}: {one_line(reason)}" for run, status, reason in problems
         ]
+    continued = text_lines(results)
+    if continued:
+        out.append("")
+        out.append("Continued runs:" if not md else "**Continued runs:**\n")
+        out += [f"- {one_line(line)}" for line in continued]
     if findings:
         out.append("")
         out.append("Diagnosis:" if not md else "**Diagnosis:**\n")

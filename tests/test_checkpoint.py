@@ -292,3 +292,58 @@ def test_not_a_checkpoint(tmp_path, capsys):
     refused(capsys, ["sample", str(tmp_path / "x.pt")], None, "neither", "weights")
     (tmp_path / "y.pt").write_text(json.dumps({"model": 1}))
     refused(capsys, ["sample", str(tmp_path / "y.pt")], None, "not a PyTorch checkpoint")
+
+
+# --- the report: joined curves, the comparison, samples -----------------------------------------------
+
+
+def test_report_joins_and_compares(trio, tmp_path):
+    from reports.continuation import continuations, describe
+    from reports.html import render_html
+    from reports.load import load_results
+    from reports.summary import render
+
+    results = load_results([trio[k].parent.parent for k in ("part1", "part2", "whole")])
+    (c,) = continuations(results)
+    key = {results.runs.loc[k, "run_dir"]: k for k in results.runs.index}
+    assert c.key == key[str(trio["part2"])] and c.parent == key[str(trio["part1"])]
+    assert c.reference == key[str(trio["whole"])]
+    assert [(i, p) for i, _, p in c.curve] == [(0, "before"), (10, "before"), (20, "before"), (30, "after"), (40, "after")]
+    assert c.shared_evals == 2 and c.max_abs_diff <= 1e-4 and c.tolerance == 0.02 and c.reproduces
+    assert c.start_iter == 20 and c.end_iter == 40 and c.end_val < c.start_val
+    text = describe(results, c)
+    assert "from iter 20" in text and "It reproduces the uninterrupted" in text and "1 thread)" in text
+    assert "Continued runs:" in render(results, [], "text")
+    page = render_html(results, [])
+    assert '<section id="continued">' in page and '<section id="samples">' in page
+    sample = (trio["part1"] / "sample.txt").read_text()
+    from html import escape
+
+    assert escape(sample) in page
+
+
+def test_report_says_when_a_continuation_does_not_reproduce(trio, tmp_path):
+    from bench.results import RunWriter
+    from reports.continuation import continuations, describe
+    from reports.load import load_results
+
+    bent = tmp_path / "part2"
+    shutil.copytree(trio["part2"].parent.parent, bent)
+    run = bent / "runs" / trio["part2"].name
+    steps, evals = rows(run / "steps.csv"), rows(run / "evals.csv")
+    with RunWriter(run, read_json(run / "run.json")) as w:  # the real writer, one val loss moved by 0.1
+        for r in steps:
+            w.step(int(r["iter"]), float(r["ms"]), float(r["loss"]), float(r["lr"]), r["phase"])
+        for r in evals:
+            bump = 0.1 if (r["iter"], r["split"]) == ("40", "val") else 0.0
+            w.eval(int(r["iter"]), r["split"], float(r["loss"]) + bump, float(r["ms"]))
+    results = load_results([trio["part1"].parent.parent, bent, trio["whole"].parent.parent])
+    (c,) = continuations(results)
+    assert c.reproduces is False and c.at_iter == 40 and c.max_abs_diff == pytest.approx(0.1, abs=1e-3)
+    assert "does not reproduce" in describe(results, c)
+    alone = load_results([bent])  # neither its start nor an uninterrupted run loaded
+    (c,) = continuations(alone)
+    assert c.parent is None and c.reference is None and c.start_val == pytest.approx(
+        read_json(trio["part1"] / "run.json")["summary"]["final_val_loss"]
+    )
+    assert "No uninterrupted run" in describe(alone, c)
