@@ -54,7 +54,9 @@ def test_continued_run_reproduces_the_uninterrupted_one(trio):
     assert cont["iter_num"] == whole["iter_num"] == 2 * N
     diff = max((cont["model"][k] - whole["model"][k]).abs().max().item() for k in whole["model"])
     assert diff <= 1e-5, diff
-    assert torch.equal(cont["rng"]["train_batches"], whole["rng"]["train_batches"])  # the same batches were drawn
+    assert torch.equal(
+        cont["rng"]["train_batches"], whole["rng"]["train_batches"]
+    )  # the same batches were drawn
     for k in ("train_batches",):
         assert torch.equal(cont["rng"][k], whole["rng"][k])
     steps_c, steps_w = rows(trio["part2"] / "steps.csv"), rows(trio["whole"] / "steps.csv")
@@ -66,7 +68,9 @@ def test_continued_run_reproduces_the_uninterrupted_one(trio):
         assert float(r["loss"]) == pytest.approx(float(w["loss"]), abs=1e-4)
     evals_c = {(int(r["iter"]), r["split"]): float(r["loss"]) for r in rows(trio["part2"] / "evals.csv")}
     evals_w = {(int(r["iter"]), r["split"]): float(r["loss"]) for r in rows(trio["whole"] / "evals.csv")}
-    assert set(evals_c) == {(it, s) for it in (30, 40) for s in ("train", "val")}  # the eval at 20 is part 1's
+    assert set(evals_c) == {
+        (it, s) for it in (30, 40) for s in ("train", "val")
+    }  # the eval at 20 is part 1's
     for key, loss in evals_c.items():
         assert loss == pytest.approx(evals_w[key], abs=1e-4)
 
@@ -139,7 +143,10 @@ def copy_run(src: Path, dest_root: Path) -> Path:
 
 def set_status(run: Path, status: str) -> None:
     meta = read_json(run / "run.json")
-    meta["status"], meta["error"] = status, "loss became nan at iter 3 (diverged)" if status == "failed" else None
+    meta["status"], meta["error"] = (
+        status,
+        "loss became nan at iter 3 (diverged)" if status == "failed" else None,
+    )
     atomic_write_json(run / "run.json", meta)
 
 
@@ -200,7 +207,9 @@ def nanogpt_ckpt(iter_num: int = 100, compiled: bool = True, mask_buffer: bool =
     """What nanoGPT's train.py saves: model (torch.compile's `_orig_mod.` prefixes), optimizer, model_args,
     iter_num, best_val_loss (a 0-d tensor, as estimate_loss returns), config (train.py's globals)."""
     g = torch.Generator().manual_seed(0)
-    params = {n: torch.nn.Parameter(torch.randn(s, generator=g) * 0.02) for n, s in nanogpt_names_and_shapes()}
+    params = {
+        n: torch.nn.Parameter(torch.randn(s, generator=g) * 0.02) for n, s in nanogpt_names_and_shapes()
+    }
     decay = [p for p in params.values() if p.dim() >= 2]
     nodecay = [p for p in params.values() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": nodecay, "weight_decay": 0.0}],
@@ -231,9 +240,18 @@ def test_nanogpt_ckpt_samples_and_continues(tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", str(path), "--tokens", "12"]) == 0
     got = capsys.readouterr()
-    assert len(got.out) == 1 + 12 + 1 and got.out.startswith("\n") and "nanogpt checkpoint at iter 100" in got.err
+    assert (
+        len(got.out) == 1 + 12 + 1
+        and got.out.startswith("\n")
+        and "nanogpt checkpoint at iter 100" in got.err
+    )
     out = tmp_path / "cont"
-    assert main(["run", *COMMON, "--init-from", str(path), "--iters", "3", "--save-checkpoint", "--out", str(out)]) == 0
+    assert (
+        main(
+            ["run", *COMMON, "--init-from", str(path), "--iters", "3", "--save-checkpoint", "--out", str(out)]
+        )
+        == 0
+    )
     run = only_run(out)
     meta = read_json(run / "run.json")
     src = meta["init_from"]
@@ -266,9 +284,18 @@ def test_nanogpt_ckpt_of_another_shape_is_refused(tmp_path, capsys):
     bad = nanogpt_ckpt()
     bad["model"]["_orig_mod.transformer.h.0.mlp.c_fc.weight"] = torch.zeros(3 * C, C)
     torch.save(bad, tmp_path / "shape.pt")
-    refused(capsys, cont(tmp_path / "shape.pt", tmp_path / "o"), tmp_path / "o", "mlp.c_fc.weight", "[96, 32]", "[128, 32]")
+    refused(
+        capsys,
+        cont(tmp_path / "shape.pt", tmp_path / "o"),
+        tmp_path / "o",
+        "mlp.c_fc.weight",
+        "[96, 32]",
+        "[128, 32]",
+    )
     other = nanogpt_ckpt()
-    other["model"]["_orig_mod.transformer.h.0.ln_1.gain"] = other["model"].pop("_orig_mod.transformer.h.0.ln_1.weight")
+    other["model"]["_orig_mod.transformer.h.0.ln_1.gain"] = other["model"].pop(
+        "_orig_mod.transformer.h.0.ln_1.weight"
+    )
     torch.save(other, tmp_path / "rms.pt")
     refused(capsys, ["sample", str(tmp_path / "rms.pt")], None, "ln_1.gain", "another architecture")
     wide = nanogpt_ckpt()
@@ -281,7 +308,9 @@ def test_unsafe_checkpoint_needs_trust(tmp_path, capsys):
     ckpt = nanogpt_ckpt()
     ckpt["config"]["out_dir"] = pathlib.PurePosixPath("out")  # a class the safe loader will not build
     torch.save(ckpt, tmp_path / "ckpt.pt")
-    err = refused(capsys, ["sample", str(tmp_path / "ckpt.pt")], None, "--trust-checkpoint", "weights_only=True")
+    err = refused(
+        capsys, ["sample", str(tmp_path / "ckpt.pt")], None, "--trust-checkpoint", "weights_only=True"
+    )
     assert "Traceback" not in err
     refused(capsys, cont(tmp_path / "ckpt.pt", tmp_path / "o"), tmp_path / "o", "--trust-checkpoint")
     assert main(["sample", str(tmp_path / "ckpt.pt"), "--trust-checkpoint", "--tokens", "5"]) == 0
@@ -308,7 +337,13 @@ def test_report_joins_and_compares(trio, tmp_path):
     key = {results.runs.loc[k, "run_dir"]: k for k in results.runs.index}
     assert c.key == key[str(trio["part2"])] and c.parent == key[str(trio["part1"])]
     assert c.reference == key[str(trio["whole"])]
-    assert [(i, p) for i, _, p in c.curve] == [(0, "before"), (10, "before"), (20, "before"), (30, "after"), (40, "after")]
+    assert [(i, p) for i, _, p in c.curve] == [
+        (0, "before"),
+        (10, "before"),
+        (20, "before"),
+        (30, "after"),
+        (40, "after"),
+    ]
     assert c.shared_evals == 2 and c.max_abs_diff <= 1e-4 and c.tolerance == 0.02 and c.reproduces
     assert c.start_iter == 20 and c.end_iter == 40 and c.end_val < c.start_val
     text = describe(results, c)
@@ -343,7 +378,9 @@ def test_report_says_when_a_continuation_does_not_reproduce(trio, tmp_path):
     assert "does not reproduce" in describe(results, c)
     alone = load_results([bent])  # neither its start nor an uninterrupted run loaded
     (c,) = continuations(alone)
-    assert c.parent is None and c.reference is None and c.start_val == pytest.approx(
-        read_json(trio["part1"] / "run.json")["summary"]["final_val_loss"]
+    assert (
+        c.parent is None
+        and c.reference is None
+        and c.start_val == pytest.approx(read_json(trio["part1"] / "run.json")["summary"]["final_val_loss"])
     )
     assert "No uninterrupted run" in describe(alone, c)
