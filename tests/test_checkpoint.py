@@ -57,8 +57,6 @@ def test_continued_run_reproduces_the_uninterrupted_one(trio):
     assert torch.equal(
         cont["rng"]["train_batches"], whole["rng"]["train_batches"]
     )  # the same batches were drawn
-    for k in ("train_batches",):
-        assert torch.equal(cont["rng"][k], whole["rng"][k])
     steps_c, steps_w = rows(trio["part2"] / "steps.csv"), rows(trio["whole"] / "steps.csv")
     assert [int(r["iter"]) for r in steps_c] == list(range(N, 2 * N))
     by_iter = {int(r["iter"]): r for r in steps_w}
