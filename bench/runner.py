@@ -140,6 +140,14 @@ class Sweep:
                     f"{self.results.root} already holds a sweep: pass --resume to complete it, or choose another --out"
                 )
             old = self.results.read_sweep()
+            # A continued sweep (--init-from) resumes from its own checkpoint only, and a plain one from none.
+            mine = self.init.src.record()["path"] if self.init is not None else None
+            theirs = old.get("init_from") if isinstance(old.get("init_from"), dict) else {}
+            if theirs.get("path") != mine:
+                raise ResultsError(
+                    f"{self.results.root} holds runs continued from another checkpoint (or none): resume it with "
+                    f"the command in its sweep.json ('command') and --resume"
+                )
             try:
                 same = config_from_dict(old.get("spec") or {}).to_dict() == self.cfg.to_dict()
             except ConfigError:
@@ -164,6 +172,7 @@ class Sweep:
                     "sha256": getattr(self.dataset, "sha256", None),
                 },
                 "command": " ".join(self.argv),
+                **({"init_from": self.init.src.record()} if self.init is not None else {}),
             }
         )
 

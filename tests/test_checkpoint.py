@@ -382,3 +382,17 @@ def test_report_says_when_a_continuation_does_not_reproduce(trio, tmp_path):
         and c.start_val == pytest.approx(read_json(trio["part1"] / "run.json")["summary"]["final_val_loss"])
     )
     assert "No uninterrupted run" in describe(alone, c)
+
+
+def test_resume_of_a_continued_sweep_needs_its_checkpoint(trio, tmp_path, capsys):
+    part2 = tmp_path / "part2"
+    shutil.copytree(trio["part2"].parent.parent, part2)
+    assert read_json(part2 / "sweep.json")["init_from"]["iter"] == N
+    # --resume alone would train from step 0: refused, pointing at the command that made it
+    refused(capsys, ["run", "--out", str(part2), "--resume", "--no-progress"], None, "sweep.json ('command')")
+    capsys.readouterr()
+    argv = cont(trio["part1"], part2, "--resume")
+    argv[argv.index("--iters") + 1] = str(N)
+    argv += ["--threads", "2"]
+    assert main(argv) == 0
+    assert "already done (resume)" in capsys.readouterr().err
