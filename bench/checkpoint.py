@@ -138,7 +138,9 @@ def load_file(path: Path, trust: bool = False) -> dict:
     with open(path, "rb") as f:
         magic = f.read(2)
     if magic != b"PK" and magic[:1] != b"\x80":  # torch.save's zip archive, or its older pickle format
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)")
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint (torch.save writes a zip archive or a pickle)"
+        )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -468,9 +470,18 @@ def continue_from(args: argparse.Namespace, cfg: BenchConfig) -> tuple[BenchConf
     return continuation_config(args, cfg, src), Init(src)
 
 
-def plan_line(cfg: BenchConfig, runs: int) -> str:
-    """--dry-run's line for --save-checkpoint: the size each run's checkpoint.pt will take."""
+def plan_lines(cfg: BenchConfig, runs: int, init: Init | None, save_checkpoint: bool) -> list[str]:
+    """--dry-run's lines for --init-from (where the runs start) and --save-checkpoint (its size)."""
     from hwinfo.units import nbytes
 
-    each = estimate_bytes(cfg.model)
-    return f"--save-checkpoint: ~{nbytes(each)} per run (checkpoint.pt), ~{nbytes(each * runs)} in all"
+    out = []
+    if init is not None:
+        start = init.src.iter_num
+        out.append(f"--init-from {init.src.path}: each run starts at iter {start} ({init.src.kind} checkpoint) and "
+                   f"trains {cfg.train.max_iters - start} more steps, to iter {cfg.train.max_iters}")  # fmt: skip
+    if save_checkpoint:
+        each = estimate_bytes(cfg.model)
+        out.append(
+            f"--save-checkpoint: ~{nbytes(each)} per run (checkpoint.pt), ~{nbytes(each * runs)} in all"
+        )
+    return out

@@ -422,10 +422,12 @@ def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN
     if args.dry_run:
         if main:
             _print_plan(cfg, specs, hw, devices, unavailable)
-            if getattr(args, "save_checkpoint", False):
-                from bench.checkpoint import plan_line
+            from bench.checkpoint import plan_lines
 
-                print(plan_line(cfg, len(specs)))
+            for line in plan_lines(
+                cfg, len(specs), getattr(args, "init", None), getattr(args, "save_checkpoint", False)
+            ):
+                print(line)
         return 0
     out = Path(args.out or f"results/{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     sweep = Sweep(cfg, out, hw, ["bench", *getattr(args, "argv", [])], progress=not args.no_progress,

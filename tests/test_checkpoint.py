@@ -396,3 +396,10 @@ def test_resume_of_a_continued_sweep_needs_its_checkpoint(trio, tmp_path, capsys
     argv += ["--threads", "2"]
     assert main(argv) == 0
     assert "already done (resume)" in capsys.readouterr().err
+
+
+def test_dry_run_of_a_continuation_says_where_it_starts(trio, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(cont(trio["part1"], tmp_path / "d", "--dry-run")) == 0
+    assert f"starts at iter {N} (devicebench checkpoint) and trains 2 more steps" in capsys.readouterr().out
+    assert not (tmp_path / "d").exists()
