@@ -48,15 +48,19 @@ def finish_run(trainer: Trainer, writer: RunWriter, loop: RunLoop, save_checkpoi
             trainer, writer.dir, trainer.train_cfg.max_iters, loop.checkpoint_eval_states, run
         )
     loop.where = "writing the sample"
+    chars = trainer.dataset.tokenizer.chars
+    prompt = SAMPLE_PROMPT if SAMPLE_PROMPT in chars else chars[0]  # a text without newlines starts elsewhere
     t0 = time.perf_counter()
-    with trainer.autocast():
-        text = sample_text(
-            trainer.model, trainer.dataset.tokenizer.chars, SAMPLE_PROMPT, SAMPLE_TOKENS, SAMPLE_SEED
-        )
-    atomic_write_text(writer.dir / SAMPLE_NAME, text)
-    updates["sample"] = {"file": SAMPLE_NAME, "prompt": SAMPLE_PROMPT, "tokens": SAMPLE_TOKENS, "seed": SAMPLE_SEED,
-                         "temperature": SAMPLE_TEMPERATURE, "top_k": SAMPLE_TOP_K,
-                         "ms": (time.perf_counter() - t0) * 1e3}  # fmt: skip
+    try:
+        with trainer.autocast():
+            text = sample_text(trainer.model, chars, prompt, SAMPLE_TOKENS, SAMPLE_SEED)
+        atomic_write_text(writer.dir / SAMPLE_NAME, text)
+    except Exception as e:  # noqa: BLE001 - the run's figures stand without its sample; say why it has none
+        updates["sample"] = {"error": f"{type(e).__name__}: {str(e).strip()[:200]}"}
+    else:
+        updates["sample"] = {"file": SAMPLE_NAME, "prompt": prompt, "tokens": SAMPLE_TOKENS, "seed": SAMPLE_SEED,
+                             "temperature": SAMPLE_TEMPERATURE, "top_k": SAMPLE_TOP_K,
+                             "ms": (time.perf_counter() - t0) * 1e3}  # fmt: skip
     writer.write_meta(**updates)
 
 
@@ -132,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
             f"characters: those of {dataset.source} ({len(chars)}), as the checkpoint holds none",
             file=sys.stderr,
         )
+    if args.prompt == "\n" and "\n" not in chars:
+        args.prompt = chars[
+            0
+        ]  # the default prompt, for a text without newlines: as its runs' sample.txt starts
     missing = sorted(set(args.prompt) - set(chars))
     if missing:
         raise ConfigError(f"--prompt: {missing[0]!r} is not one of the model's {len(chars)} characters")

@@ -403,3 +403,21 @@ def test_dry_run_of_a_continuation_says_where_it_starts(trio, tmp_path, capsys):
     assert main(cont(trio["part1"], tmp_path / "d", "--dry-run")) == 0
     assert f"starts at iter {N} (devicebench checkpoint) and trains 2 more steps" in capsys.readouterr().out
     assert not (tmp_path / "d").exists()
+
+
+def test_sample_of_a_text_without_newlines(tmp_path, capsys):
+    data = tmp_path / "t.txt"
+    data.write_text("to be or not to be, that is the question. " * 100)
+    out = tmp_path / "r"
+    assert main(["run", *COMMON, *TINY, *SHORT, "--iters", "4", "--data", str(data), "--save-checkpoint",
+                 "--out", str(out)]) == 0  # fmt: skip
+    run = only_run(out)
+    meta = read_json(run / "run.json")
+    assert (
+        meta["status"] == "ok" and meta["sample"]["prompt"] == " "
+    )  # the text's first character in sort order
+    text = (run / "sample.txt").read_text()
+    assert len(text) == 201 and set(text) <= set(data.read_text())
+    capsys.readouterr()
+    assert main(["sample", str(run), "--tokens", "5"]) == 0
+    assert capsys.readouterr().out.startswith(" ")
