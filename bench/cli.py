@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "gate": ("bench.gate.cli", "CI regression gate on ms/iter, machine speed cancelled by a reference step"),
     "import": ("bench.importers.cli", "turn nanoGPT train.py logs into results directories"),
     "profile": ("bench.profile.cli", "read PyTorch profiler (Kineto) traces: the step breakdown, roofline"),
+    "sample": ("bench.sample", "print text from a run's checkpoint or a nanoGPT ckpt.pt"),
 }
 # subcommand -> "module:function(results_dir) -> exit code" run after it, when it set args.results_dir: the
 # words about what it recorded come from reports/, and bench/ never imports reports/ (only this table names it).

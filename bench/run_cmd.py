@@ -304,11 +304,17 @@ def run(args: argparse.Namespace) -> int:
         if quiet:
             return 2
         raise
+    init = None
+    if getattr(args, "init_from", None) is not None:
+        from bench.checkpoint import continue_from
+
+        cfg, init = continue_from(args, cfg)
     if args.nproc is not None:
         from hwinfo.interrupts import unchecked
 
         with unchecked():  # the launcher keeps nothing: the ranks end their runs on the signal it passes on
             return _launch(args, cfg, args.nproc)
+    args.init = init
     if env is None:
         return _run(args, cfg, None)
     world = World.start(env, args.dist_timeout)
@@ -481,6 +487,8 @@ def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN
             print(f"warning: {reason}; its runs will be recorded as skipped", file=sys.stderr)
     specs = plan(cfg, devices, env.world_size if env else None)
     dataset = _load_data(cfg)
+    if getattr(args, "init", None) is not None:
+        args.init.check(dataset)
     hw = hwinfo.snapshot() if main else {}
     if main:  # warnings only once the command is known to be usable: an error is then the only line
         for warning in [*(cfg.validate() or []), *memory_warnings(cfg, specs, devices)]:
@@ -488,10 +496,17 @@ def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN
     if args.dry_run:
         if main:
             _print_plan(cfg, specs, hw, devices, unavailable)
+            from bench.checkpoint import plan_lines
+
+            for line in plan_lines(
+                cfg, len(specs), getattr(args, "init", None), getattr(args, "save_checkpoint", False)
+            ):
+                print(line)
         return 0
     out = Path(args.out or f"results/{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     sweep = Sweep(cfg, out, hw, ["bench", *getattr(args, "argv", [])], progress=not args.no_progress,
                   profile_steps=args.profile or 0, world=world, dataset=dataset)  # fmt: skip
+    sweep.init, sweep.save_checkpoint = getattr(args, "init", None), getattr(args, "save_checkpoint", False)
     from hwinfo.interrupts import checked
 
     # until here a signal ends the command at once (nothing is written yet); from here, at the next step

@@ -153,6 +153,8 @@ class Sweep:
         self.host = cfg.sweep.host or socket.gethostname()
         self._dataset = dataset
         self._roofs = None  # bench.profile.RoofMeter: the roofline's roofs, measured once per device
+        self.init = None  # bench.checkpoint.Init: --init-from, put into every run's trainer
+        self.save_checkpoint = False  # --save-checkpoint
 
     def prepare(self, resume: bool) -> None:
         if self.results.exists():
@@ -161,6 +163,14 @@ class Sweep:
                     f"{self.results.root} already holds a sweep: pass --resume to complete it, or choose another --out"
                 )
             old = self.results.read_sweep()
+            # A continued sweep (--init-from) resumes from its own checkpoint only, and a plain one from none.
+            mine = self.init.src.record()["path"] if self.init is not None else None
+            theirs = old.get("init_from") if isinstance(old.get("init_from"), dict) else {}
+            if theirs.get("path") != mine:
+                raise ResultsError(
+                    f"{self.results.root} holds runs continued from another checkpoint (or none): resume it with "
+                    f"the command in its sweep.json ('command') and --resume"
+                )
             try:
                 same = config_from_dict(old.get("spec") or {}).to_dict() == self.cfg.to_dict()
             except ConfigError:
@@ -185,6 +195,7 @@ class Sweep:
                     "sha256": getattr(self.dataset, "sha256", None),
                 },
                 "command": " ".join(self.argv),
+                **({"init_from": self.init.src.record()} if self.init is not None else {}),
             }
         )
 
@@ -278,6 +289,7 @@ class Sweep:
             "backend": device.dist_backend if env and device is not None else None,
             "nnodes": env.nnodes if env else 1,
             "nproc_per_node": env.local_world_size if env else 1,
+            **({"init_from": self.init.src.record()} if self.init is not None else {}),
         }
 
     def device_of(self, spec: RunSpec) -> Device:
@@ -299,6 +311,8 @@ class Sweep:
                 device.make_current()
                 trainer = Trainer(self.cfg.model, self.cfg.train, device, spec.dtype, spec.compile,
                                   spec.batch_size, self.dataset)  # fmt: skip
+                if self.init is not None:
+                    self.init.apply(trainer)
             except DtypeUnsupported as e:
                 outcome = ("skipped", str(e))
             except Exception as e:  # noqa: BLE001 - a run that cannot be built fails alone; the sweep goes on
@@ -352,6 +366,10 @@ class Sweep:
             with trainer:
                 loop.run()
                 status, error = loop.status, loop.error
+                if status == "ok" and self.writes:
+                    from bench.sample import finish_run
+
+                    finish_run(trainer, writer, loop, self.save_checkpoint)
                 if self.profile_steps and status == "ok":
                     loop.where = "profiling"
                     self._profile(trainer, spec, writer, meta, loop)
@@ -522,7 +540,8 @@ class RunLoop:
 
     def __post_init__(self) -> None:
         t = self.trainer.train_cfg
-        self.warmup = min(t.timing_warmup_iters, t.max_iters // 2)
+        self.start = self.trainer.start_iter  # 0, or the step a continued run (--init-from) starts at
+        self.warmup = min(t.timing_warmup_iters, (t.max_iters - self.start) // 2)
         self.wall0 = time.perf_counter()
         self.memory: MemoryWatch = self.trainer.device.memory_watch()
         self.energy = EnergyRecorder(self.trainer.device.energy_meter())
@@ -532,18 +551,18 @@ class RunLoop:
     def run(self) -> None:
         t = self.trainer.train_cfg
         samplers = self.trainer.eval_samplers()
-        for it in range(t.max_iters):
+        for it in range(self.start, t.max_iters):
             interrupts.check()  # between steps: `where` still names the step (or eval) the signal came in
-            if it % t.eval_interval == 0:
+            if it % t.eval_interval == 0 and (it > self.start or self.trainer.eval_at_start):
                 self._eval(it, samplers)
             self.where = f"step {it}"
-            if it == self.warmup:
+            if it - self.start == self.warmup:
                 self.energy.timed_begin()
             ms, loss_t, lr = self.trainer.train_step(it)
             loss = loss_t.item()
             if self.first_step_ms is None:
                 self.first_step_ms = ms
-            phase = "warmup" if it < self.warmup else "timed"
+            phase = "warmup" if it - self.start < self.warmup else "timed"
             self.writer.step(it, ms, loss, lr, phase)
             self.steps_done += 1
             if phase == "timed":
@@ -559,13 +578,17 @@ class RunLoop:
                 self.bar.set_postfix_str(f"{ms:.1f} ms/it, loss {loss:.3f}", refresh=False)
         self.energy.timed_end()
         interrupts.check()
+        # A checkpoint's eval generators: as a longer run holds them here (it evaluates at max_iters on schedule only)
+        self.checkpoint_eval_states = {k: s.generator.get_state() for k, s in samplers.items()}
         self._eval(t.max_iters, samplers, last=True)
+        if t.max_iters % t.eval_interval == 0:
+            self.checkpoint_eval_states = {k: s.generator.get_state() for k, s in samplers.items()}
         self.where = "the end of the run"
 
     def _eval(self, it: int, samplers: dict, last: bool = False) -> None:
         """An eval, metered apart: the timed phase's energy pauses around it."""
         self.where = f"the eval at iter {it}"
-        timed = it > self.warmup and not last
+        timed = it - self.start > self.warmup and not last
         if timed:
             self.energy.timed_end()
         self.energy.eval_begin()

@@ -107,6 +107,10 @@ class Trainer:
         self.last_host_ms: float | None = None  # the last step's time until all its work was queued
         self.last_allreduce_ms: float | None = None  # under DDP: the last step's gradient all-reduce time
         self._stack: contextlib.ExitStack | None = None
+        # Where training starts (bench.checkpoint.Init: a continued run), and its eval generators' states.
+        self.start_iter = 0
+        self.eval_at_start = True
+        self.eval_states: dict[str, torch.Tensor] = {}
 
     @property
     def compiled(self) -> bool:
@@ -226,7 +230,10 @@ class Trainer:
     def eval_samplers(self) -> dict[str, BatchSampler]:
         """Eval batches from their own seeded generators, so every device is evaluated on the same data."""
         bs, seed = self.model.config.block_size, self.train_cfg.seed
-        return {
+        samplers = {
             "train": BatchSampler(self.dataset.train, bs, self.batch_size, seed + 1),
             "val": BatchSampler(self.dataset.val, bs, self.batch_size, seed + 2),
         }
+        for split, state in self.eval_states.items():
+            samplers[split].generator.set_state(state)
+        return samplers
