@@ -42,7 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from bench.run_cmd import add_arguments as run_arguments
     from bench.tune.plan import TIPS
 
-    run_arguments(p, leave_out=("--nproc", "--dist-timeout"))  # a tune is one process: never DDP
+    # a tune is one process (never DDP) and starts from step 0 (its variants must share the recipe)
+    run_arguments(
+        p, leave_out=("--nproc", "--dist-timeout", "--save-checkpoint", "--init-from", "--trust-checkpoint")
+    )
     p.usage = _USAGE
     for action in p._actions:
         if "--profile" in action.option_strings:
