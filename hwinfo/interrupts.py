@@ -17,7 +17,7 @@ and the signal with it. Instead:
 - A check point that is never reached (a collective waiting on a hung peer, a deadlock) cannot keep the
   process alive: GRACE_S after the signal a watchdog thread ends it at once (DEVICEBENCH_STOP_GRACE_S).
 
-hwinfo holds this module because hwinfo must not import bench, and bench may import hwinfo.
+hwinfo holds this module because hwinfo never imports bench, and bench may import hwinfo.
 """
 
 from __future__ import annotations
