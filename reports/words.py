@@ -67,11 +67,13 @@ def _speedup(f: Finding, e: dict) -> str:
         )
     else:
         text += "; no peak x utilisation split: a peak is unknown (peak_unknown)"
-    if not e.get("same_model"):
+    if not e.get("same_model") and fmt.is_num(e.get("token_time_ratio")):
         text += (
             f". Different models: per token {fmt.ratio(e['token_time_ratio'])}, per iteration "
             f"{fmt.ratio(e['iter_time_ratio'])} faster"
         )
+    elif not e.get("same_model"):
+        text += ". Different models, tokens per iteration unknown: no per-token figure"
     return text + "."
 
 
@@ -269,7 +271,7 @@ def _step_breakdown(f: Finding, e: dict) -> str:
     if e.get("launch_bound"):
         return (
             f"{run}: the GPU is idle {_pct(e['device_idle_fraction'])} of the step, waiting on the host to launch "
-            f"{fmt.count(e.get('kernel_launches_per_step'))} kernels: launch-bound; {lever('cuda_graphs')}."
+            f"{_kernels(e.get('kernel_launches_per_step'))}: launch-bound; {lever('cuda_graphs')}."
         )
     mm = f" (matmul at {fmt.flops(e['matmul_flops_per_s'])})" if e.get("matmul_flops_per_s") else ""
     slower = (
@@ -278,6 +280,16 @@ def _step_breakdown(f: Finding, e: dict) -> str:
         else ""
     )
     return f"{run}: the step is {top}{mm}{slower}."
+
+
+def _kernels(n: Any) -> str:
+    """'1 kernel', '412 kernels', '1,234 kernels' for a mean over steps, 'its kernels' when unknown."""
+    if not fmt.is_num(n):
+        return "its kernels"
+    n = float(n)
+    if n.is_integer() and abs(n) < 1e15:
+        return f"{int(n):,} kernel{'' if n == 1 else 's'}"
+    return f"{fmt.count(n)} kernels"
 
 
 def _cat(c: str) -> str:
@@ -513,6 +525,8 @@ def headline(f: Finding) -> str:
     if e["case"] == "compare":
         if e.get("same_model"):
             text = f"{e['fast_device']} is {fmt.ratio(e['speedup'])} faster than {e['slow_device']}: "
+        elif not fmt.is_num(e.get("token_time_ratio")):
+            text = f"{e['fast_device']} does {fmt.ratio(e['speedup'])} the FLOP/s of {e['slow_device']} (another model): "
         else:
             text = (
                 f"{e['fast_device']} is {fmt.ratio(e['token_time_ratio'])} faster per token than "

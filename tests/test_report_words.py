@@ -45,6 +45,10 @@ CASES: dict[str, list[tuple[dict, list[str]]]] = {
         ),
         ({**SPEED, "peak_ratio": None, "mfu_ratio": None, "unknown_peak": ["Mystery GPU fp32"]}, ["a", "b"]),
         ({**SPEED, "peak_ratio": None, "impossible": ["12th Gen Intel Core i7-12700H fp32"]}, ["a", "b"]),
+        (
+            {**SPEED, "token_time_ratio": None},
+            ["a", "b"],
+        ),  # another model whose tokens per iteration are unknown
     ],
     "headline": [
         (
@@ -53,6 +57,10 @@ CASES: dict[str, list[tuple[dict, list[str]]]] = {
                 "case": "compare",
                 "recipe_differs": ["batch_size", "dtype", "model.n_layer", "train.max_iters"],
             },
+            ["a", "b"],
+        ),
+        (
+            {**SPEED, "case": "compare", "token_time_ratio": None, "recipe_differs": ["batch_size"]},
             ["a", "b"],
         ),
         (
@@ -379,6 +387,15 @@ CASES: dict[str, list[tuple[dict, list[str]]]] = {
             },
             ["a"],
         ),
+        (
+            {
+                "fraction": {"other": 1.0},
+                "launch_bound": True,
+                "device_idle_fraction": 0.9999,
+                "kernel_launches_per_step": 1,
+            },
+            ["a"],
+        ),  # fmt: skip
         (
             {
                 "fraction": {"matmul": 0.57, "elementwise_norm": 0.33},
