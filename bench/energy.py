@@ -3,13 +3,16 @@
 An idle reading is taken just before the run; then the timed phase (the steps after the timing warm-up)
 and the evals are metered apart. Where the device has no counter this user can read, the run records
 `source: "unavailable"` and the exact reason (hwinfo.energy says which file is missing or unreadable and
-how to grant access): never an estimate.
+how to grant access): never an estimate. Figures outside the device's plausible power band (hwinfo.energy:
+a broken or misread counter) are recorded as no figures, with the reason and what was read.
 """
 
 from __future__ import annotations
 
 import time
 from typing import Any
+
+from hwinfo.energy import check_energy
 
 IDLE_SECONDS = 1.0  # NVML's energy counter updates about every 100 ms: ten updates
 
@@ -52,7 +55,7 @@ class EnergyRecorder:
             return
         time.sleep(self.idle_seconds)
         b = self._read()
-        if b is not None and b[1] > a[1]:
+        if b is not None and b[1] > a[1] and b[0] >= a[0]:
             self.idle_watts = (b[0] - a[0]) / (b[1] - a[1])
 
     def timed_begin(self) -> None:
@@ -90,6 +93,9 @@ class EnergyRecorder:
             "eval_joules": None,
             "timed_joules": None,
         }
+        band = getattr(meter, "band", None)
+        if band is not None:
+            out["band"] = band.as_dict()
         if out["source"] == "unavailable":
             return out
         out["eval_joules"] = self.eval_joules
@@ -98,10 +104,24 @@ class EnergyRecorder:
             out["joules_per_step"] = self.timed_joules / timed_steps
             out["tokens_per_joule"] = tokens_per_step * timed_steps / self.timed_joules
             out["mean_watts"] = self.timed_joules / self.timed_seconds
+        elif timed_steps > 0 and self.timed_joules < 0:
+            out["reason"] = f"the counter went backwards during the timed steps ({self.timed_joules:.3g} J)"
         elif timed_steps > 0:
             out["reason"] = (
                 "the counter did not advance during the timed steps (a run too short for its update period)"
             )
+        if self.eval_joules < 0:
+            out["reason"] = f"the counter went backwards during the evals ({self.eval_joules:.3g} J)"
+            out["mean_watts"] = out["joules_per_step"] = out["tokens_per_joule"] = None
+        if out["mean_watts"] is not None or self.eval_joules < 0:
+            figures, why = check_energy(out, tokens_per_step, band)
+            if figures is None:
+                out["rejected"] = {k: out[k] for k in ("joules_per_step", "tokens_per_joule", "mean_watts",
+                                                       "idle_watts", "eval_joules", "timed_joules")}  # fmt: skip
+                out.update({k: None for k in out["rejected"]})
+                out["reason"] = why
+            else:
+                out["idle_watts"] = figures["idle_watts"]
         return out
 
     def close(self) -> None:

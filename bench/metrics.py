@@ -12,17 +12,13 @@ from typing import Any
 import numpy as np
 
 from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS  # nanoGPT's denominator on every device
+from hwinfo.units import positive  # noqa: F401 - bench reads it from here too
+
+# other processes using this many cores' worth of CPU during a run: the machine was shared (tips, roofline,
+# diagnosis all judge host_load by it)
+BUSY_OTHER_CORES = 0.25
 
 MFU_POSSIBLE_MAX = 1.0  # achieved FLOP/s above the peak: the peak or the FLOP count is wrong
-
-
-def positive(x: Any) -> float | None:
-    """x as a float when it is a finite number above 0, else None (a rate, a peak, a time)."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if v > 0 and v != float("inf") else None
 
 
 def mfu(achieved_flops_per_s: Any, peak_flops_per_s: Any) -> float | None:

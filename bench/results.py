@@ -15,6 +15,7 @@ reads as "warmup" for the first summary.warmup_iters steps and "timed" after.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
 
@@ -522,6 +524,31 @@ def _num(text: str) -> float:
     return v
 
 
+def _floats(cells: tuple[str, ...] | list[str]) -> list[float]:
+    """Cells as floats, NaN where a cell is not a number (the whole column in C when every cell is one)."""
+    try:
+        return list(map(float, cells))
+    except ValueError:
+        return [_num(c) for c in cells]
+
+
+def _plain_columns(body: str, width: int) -> list[list[str]] | None:
+    """The columns of a CSV body whose every line is `width` plain cells (what the writer writes), split in C
+    (no list per row: a 1,500-run report holds three million rows); None when any line is not plain."""
+    if "\r" in body:
+        body = body.replace("\r\n", "\n")  # the csv module's line ending
+    if '"' in body or "\r" in body:
+        return None
+    body = body[:-1] if body.endswith("\n") else body
+    if not body:
+        return [[] for _ in range(width)]
+    lines = body.split("\n")
+    if set(map(str.count, lines, repeat(",", len(lines)))) != {width - 1}:
+        return None
+    cells = body.replace("\n", ",").split(",")
+    return [cells[i::width] for i in range(width)]
+
+
 def _read_rows(path: Path, header: list[str], numeric: tuple[str, ...], required: tuple[str, ...]) -> Rows:
     empty = {c: [] for c in header}
     if path.exists() and not path.is_file():  # a directory or a FIFO (which open() would wait on forever)
@@ -536,36 +563,50 @@ def _read_rows(path: Path, header: list[str], numeric: tuple[str, ...], required
         return Rows(empty, problem=f"{path}: cannot read ({e.strerror or e}): left out")
     with f:
         try:
-            reader = csv.reader(f)
-            head = next(reader, None)
-            if head is None:
-                return Rows(empty)
-            head = [h.strip() for h in head]
-            missing = [c for c in required if c not in head]
-            if missing:
-                return Rows(empty, problem=f"{path}: no {', '.join(missing)} column in its header: left out")
-            index = [head.index(c) if c in head else None for c in header]
-            width = len(head)
-            cols: dict[str, list] = {c: [] for c in header}
-            bad = 0
-            for row in reader:
-                if len(row) != width:
-                    bad += 1 if row else 0
-                    continue
-                it = _num(row[index[0]])
-                if not (0 <= it < _MAX_ITER and it.is_integer()):
-                    bad += 1
-                    continue
-                for c, i in zip(header, index, strict=True):
-                    cell = row[i] if i is not None else ""
-                    cols[c].append(_num(cell) if c in numeric else cell)
-        except (csv.Error, UnicodeDecodeError) as e:
+            text = f.read()
+        except UnicodeDecodeError as e:
             return Rows(empty, problem=f"{path} is corrupt ({type(e).__name__}: {e}): left out")
         except OSError as e:
             return Rows(empty, problem=f"{path}: cannot read ({e.strerror or e}): left out")
+    first, _, body = text.partition("\n")
+    try:
+        head = next(csv.reader([first]), None)
+    except csv.Error as e:
+        return Rows(empty, problem=f"{path} is corrupt ({type(e).__name__}: {e}): left out")
+    if not head:
+        return Rows(empty)
+    head = [h.strip() for h in head]
+    missing = [c for c in required if c not in head]
+    if missing:
+        return Rows(empty, problem=f"{path}: no {', '.join(missing)} column in its header: left out")
+    index = [head.index(c) if c in head else None for c in header]
+    width = len(head)
+    bad = 0
+    by_column = _plain_columns(body, width)
+    if by_column is None:  # quotes, CR, blank or ragged lines: the csv module, row by row
+        try:
+            raw = list(csv.reader(io.StringIO(body, newline="")))
+        except csv.Error as e:
+            return Rows(empty, problem=f"{path} is corrupt ({type(e).__name__}: {e}): left out")
+        good = [row for row in raw if len(row) == width]
+        bad = sum(1 for row in raw if row and len(row) != width)
+        by_column = list(zip(*good, strict=True)) if good else [()] * width
+    n_rows = len(by_column[0]) if by_column else 0
+    iters = _floats(by_column[index[0]])  # type: ignore[index]
+    kept_all = not iters or (
+        min(iters) >= 0 and max(iters) < _MAX_ITER and all(map(float.is_integer, iters))
+    )  # NaN fails is_integer
+    keep = [] if kept_all else [0 <= v < _MAX_ITER and v.is_integer() for v in iters]
+    bad += len(keep) - sum(keep)
+    cols: dict[str, list] = {}
+    for c, i in zip(header, index, strict=True):
+        cells = by_column[i] if i is not None else ("",) * n_rows
+        values = iters if i == index[0] else _floats(cells) if c in numeric else list(cells)
+        cols[c] = values if kept_all else list(compress(values, keep))
     for c in ("ms", "lr"):  # a time or a learning rate below zero, or infinite, is not a measurement
-        if c in cols:
-            cols[c] = [v if 0 <= v < math.inf else math.nan for v in cols[c]]
+        values = cols.get(c)
+        if values and not (math.isfinite(sum(values)) and min(values) >= 0):
+            cols[c] = [v if 0 <= v < math.inf else math.nan for v in values]
     return Rows(cols, bad)
 
 
@@ -622,3 +663,123 @@ def read_profile(path: str | Path) -> dict | None:
         if data.get(k) is not None and not _is_number(data[k]):
             data[k] = None
     return data
+
+
+# --- one results directory as a whole, after asv's Results: load, save, migrate, derived columns -----
+
+# Train keys that change what a run computes (its loss curve); the others only change when it is
+# evaluated or which steps are timed.
+LOSS_NEUTRAL_TRAIN_KEYS = ("eval_interval", "timing_warmup_iters")
+ENERGY_COLUMNS = ("joules_per_step", "tokens_per_joule", "mean_watts", "idle_watts", "eval_joules")
+
+
+def config_key(meta: dict) -> str:
+    """What decides a run's loss curve: model, train (minus timing-only keys), batch, block, seed."""
+    train = {k: v for k, v in (meta.get("train") or {}).items() if k not in LOSS_NEUTRAL_TRAIN_KEYS}
+    cfg = {
+        "model": meta.get("model") or {},
+        "train": train,
+        "batch_size": meta.get("batch_size"),
+        "block_size": meta.get("block_size"),
+    }
+    return json.dumps(cfg, sort_keys=True, default=str)
+
+
+def fused_adamw(meta: dict) -> bool:
+    """The fused AdamW kernel: run.json's `fused_adamw`, else a tune's knobs; unknown (or not a true/false) is
+    the default foreach."""
+    tune = meta.get("tune")
+    knobs = tune.get("knobs") if isinstance(tune, dict) else None
+    for v in (meta.get("fused_adamw"), knobs.get("fused_adamw") if isinstance(knobs, dict) else None):
+        if isinstance(v, bool):
+            return v
+    return False
+
+
+def migrate_run(meta: dict) -> dict:
+    """run.json of any older schema in the current shape (in memory; the file is never rewritten):
+    schema 1's boolean `compile` is "on"/"off"; a summary without `mfu` (before MFU was stored) and
+    without `tokens_per_s` get them computed as a run would (derived_columns)."""
+    if isinstance(meta.get("compile"), bool):
+        meta["compile"] = "on" if meta["compile"] else "off"
+    if meta.get("summary") is not None and not isinstance(meta.get("summary"), dict):
+        meta["summary"] = None
+    return meta
+
+
+def derived_columns(meta: dict, sweep: dict) -> dict[str, Any]:
+    """The figures of a run that are computed rather than read, computed here once for bench and reports:
+    tokens/s, MFU against the run's own peak (for files that did not store it) and whether it is
+    impossible (above 100%: never shown as a result), the energy figures that pass the plausibility checks
+    (else none, and why), the loss-curve key and the optimizer kernel."""
+    from bench.metrics import mfu, mfu_is_possible, positive
+    from hwinfo.energy import band_for_device, check_energy
+
+    summary = meta.get("summary") or {}
+    peak = meta.get("peak_flops") if isinstance(meta.get("peak_flops"), dict) else {}
+    tokens_per_s = positive(summary.get("tokens_per_s"))
+    ms = positive(summary.get("ms_median"))
+    if tokens_per_s is None and ms is not None and positive(meta.get("tokens_per_iter")) is not None:
+        tokens_per_s = float(meta["tokens_per_iter"]) / (ms / 1e3)
+    own_mfu = summary.get("mfu") if _is_number(summary.get("mfu")) else None
+    if own_mfu is None and (peak.get("source") or "unknown") != "unknown":
+        own_mfu = mfu(summary.get("achieved_flops_per_s"), peak.get("value"))
+    out: dict[str, Any] = {
+        "tokens_per_s": tokens_per_s,
+        "mfu": own_mfu,
+        "mfu_impossible": own_mfu is not None and not mfu_is_possible(own_mfu),
+        "config_key": config_key(meta),
+        "fused_adamw": fused_adamw(meta),
+        "world_size": meta.get("world_size") if isinstance(meta.get("world_size"), int) else 1,
+    }
+    energy = summary.get("energy")
+    figures, why = None, None
+    if energy is not None:  # runs from before energy was metered say nothing about it
+        device_type = meta.get("device_type") or str(meta.get("device") or "?").split(":")[0]
+        fallback = band_for_device(device_type, sweep.get("hwinfo"))
+        figures, why = check_energy(energy, meta.get("tokens_per_iter"), fallback)
+    out["energy_source"] = (
+        energy.get("source") if figures is not None else ("unavailable" if energy is not None else None)
+    )
+    out["energy_reason"] = why
+    for k in ENERGY_COLUMNS:
+        out[k] = figures[k] if figures is not None else None
+    return out
+
+
+@dataclass
+class Results:
+    """One results directory, read and written by one class (asv's Results is the model): `load` reads
+    sweep.json and every run.json (checked, migrated to the current shape), `save` writes them back
+    atomically under the current schema, `derived(run)` gives the computed columns of a run. The CSV files
+    (steps, evals) stay streamed by RunWriter and read by read_steps / read_evals."""
+
+    root: Path
+    sweep: dict
+    runs: list[RunRecord] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, root: str | Path) -> Results:
+        """Raises ResultsError for a directory that is not a readable devicebench results directory."""
+        root = Path(root)
+        sweep = read_sweep(root)
+        runs = []
+        for rd in run_dirs(root):
+            record = read_run(rd)
+            record.meta = migrate_run(record.meta)
+            runs.append(record)
+        return cls(root, sweep, runs)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for r in self.runs for w in r.warnings]
+
+    def derived(self, run: RunRecord) -> dict[str, Any]:
+        return derived_columns(run.meta, self.sweep)
+
+    def save(self) -> None:
+        """sweep.json and each run.json, atomically, under the current schema."""
+        results = ResultsDir(self.root)
+        results.write_sweep({k: v for k, v in self.sweep.items() if k != "schema" and not k.startswith("_")})
+        for run in self.runs:
+            atomic_write_json(run.dir / "run.json", {**run.meta, "schema": SCHEMA})

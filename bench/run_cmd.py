@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.config import RUN_OPTIONS
+
 if TYPE_CHECKING:
     from bench.config import BenchConfig
 
@@ -23,24 +25,6 @@ _RETIRED = {
     "learning-rate warm-up; use --timing-warmup-iters N (steps kept out of the ms/iter medians) or "
     "--lr-warmup-iters N (the learning-rate warm-up)",
 }
-
-
-# `bench run`'s own options (not config settings); docs/config.md's table of them is made from this.
-RUN_OPTIONS: tuple[tuple[str, dict], ...] = (
-    ("--config", {"metavar": "FILE.toml", "help": "TOML file with [model], [train], [sweep] tables"}),
-    ("--out", {"metavar": "DIR", "help": "results directory (default results/<date-time>)"}),
-    ("--resume", {"action": "store_true", "help": "complete the runs of --out that did not finish"}),
-    ("--dry-run", {"action": "store_true", "help": "print the plan and an estimated time, run nothing"}),
-    ("--profile", {"nargs": "?", "const": 5, "default": 0, "metavar": "N",
-                   "help": "after each run's final eval, profile N extra steps (default 5) into runs/<id>/profile.json"}),
-    ("--no-progress", {"action": "store_true", "help": "no progress bars (one line per run still)"}),
-    ("--nproc", {"metavar": "N",
-                 "help": "train every run data-parallel on N ranks of this machine, started by torch.distributed's "
-                 "launcher as `torchrun --standalone --nproc-per-node N` does; N must divide each (global) batch size"}),
-    ("--dist-timeout", {"metavar": "S",
-                        "help": "under torchrun or --nproc: seconds a collective waits for the other ranks before the "
-                        "run fails, so a dead or hung rank ends it (default 300)"}),
-)  # fmt: skip
 
 
 def add_arguments(p: argparse.ArgumentParser, leave_out: tuple[str, ...] = ()) -> None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwinfo.units import positive
+
 POWERCAP = "sys/class/powercap"
 RAPL_GRANT = (
     "energy_uj is readable by root only since Linux closed CVE-2020-8694 (the Platypus attack); to let "
@@ -37,12 +39,96 @@ MIG_NO_ENERGY = (
 )
 _NVML_POLL_S = 0.1  # NVIDIA's power readings update about every 100 ms
 _RAPL_POLL_S = 20.0  # well inside the shortest wrap period (a 262 kJ range at ~1 kW is ~4 minutes)
+# The plausibility band of a device's mean power over a phase (the checks the figures pass before they are
+# recorded or shown): above PLAUSIBLE_MULTIPLE x its power limit, or below MIN_LOAD_WATTS (or half of its
+# own idle reading) while it trains, a counter is broken, not a measurement.
+PLAUSIBLE_MULTIPLE = 2.0
+MIN_LOAD_WATTS = 0.5
+FALLBACK_CPU_WATTS_PER_LOGICAL_CPU = 25.0  # no RAPL power limit readable: a generous per-thread allowance
+FALLBACK_GPU_WATTS = 1200.0  # no NVML power limit readable: above the largest GPU board power (B200, 1 kW)
+COUNTER_SOURCES = ("rapl", "nvml_energy", "nvml_power_samples")
 _ZONE_RE = re.compile(r"^intel-rapl(-mmio)?:(\d+)(?::(\d+))?$")
 _DIE_RE = re.compile(r"^package-(\d+)-die-(\d+)$")
 
 
 class EnergyUnavailable(RuntimeError):
-    """read_joules on a meter that has no counter, or a counter that stopped answering."""
+    """read_joules on a meter that has no counter, or a counter that stopped answering or is broken."""
+
+
+@dataclass(frozen=True)
+class PowerBand:
+    """The mean power a device can plausibly draw while it trains: [low_watts, high_watts], and why."""
+
+    low_watts: float
+    high_watts: float
+    basis: str
+
+    def check(self, watts: float, what: str = "mean power") -> str | None:
+        """None when `watts` is inside the band, else why the figure is not a measurement."""
+        if not is_positive(watts):
+            return f"its {what} is {watts!r} W, not a positive figure"
+        if watts > self.high_watts:
+            return (
+                f"its {what} of {watts:,.0f} W is above the plausible ceiling of {self.high_watts:,.0f} W "
+                f"({self.basis}): a broken or misread counter"
+            )
+        if watts < self.low_watts:
+            return (
+                f"its {what} of {watts:.3g} W is below the {self.low_watts:.3g} W floor of a device at work "
+                "(a counter that barely moves is not measuring this device)"
+            )
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"low_watts": self.low_watts, "high_watts": self.high_watts, "basis": self.basis}
+
+
+def is_positive(value: Any) -> bool:
+    """A real number above zero and finite (not a bool, a string, NaN or infinity)."""
+    return positive(value) is not None
+
+
+def cpu_band(power_limit_watts: float | None, logical_cpus: int | None, limit_basis: str = "") -> PowerBand:
+    """The band of a CPU package (RAPL): PLAUSIBLE_MULTIPLE x its power limit, or, without one,
+    FALLBACK_CPU_WATTS_PER_LOGICAL_CPU per logical CPU."""
+    if is_positive(power_limit_watts):
+        limit = float(power_limit_watts)  # type: ignore[arg-type]
+        basis = f"{PLAUSIBLE_MULTIPLE:g}x the {limit:,.0f} W power limit" + (
+            f" ({limit_basis})" if limit_basis else ""
+        )
+    else:
+        cpus = logical_cpus if isinstance(logical_cpus, int) and logical_cpus > 0 else 1
+        limit = FALLBACK_CPU_WATTS_PER_LOGICAL_CPU * cpus
+        basis = (
+            f"{PLAUSIBLE_MULTIPLE:g}x {FALLBACK_CPU_WATTS_PER_LOGICAL_CPU:g} W per logical CPU for {cpus} "
+            "CPUs: no RAPL power limit was readable"
+        )
+    return PowerBand(MIN_LOAD_WATTS, PLAUSIBLE_MULTIPLE * limit, basis)
+
+
+def gpu_band(power_limit_watts: float | None, limit_basis: str = "") -> PowerBand:
+    """The band of a GPU: PLAUSIBLE_MULTIPLE x its enforced power limit, or FALLBACK_GPU_WATTS without one."""
+    if is_positive(power_limit_watts):
+        limit = float(power_limit_watts)  # type: ignore[arg-type]
+        basis = f"{PLAUSIBLE_MULTIPLE:g}x the {limit:,.0f} W power limit" + (
+            f" ({limit_basis})" if limit_basis else ""
+        )
+    else:
+        limit = FALLBACK_GPU_WATTS
+        basis = f"{PLAUSIBLE_MULTIPLE:g}x {FALLBACK_GPU_WATTS:,.0f} W: no GPU power limit was readable"
+    return PowerBand(MIN_LOAD_WATTS, PLAUSIBLE_MULTIPLE * limit, basis)
+
+
+def band_for_device(device_type: str, hwinfo: dict | None) -> PowerBand:
+    """A band for a run that recorded none (older files): from the hwinfo snapshot of its machine."""
+    if device_type == "cpu":
+        cpu = (hwinfo or {}).get("cpu") if isinstance(hwinfo, dict) else None
+        logical = cpu.get("logical_cores") if isinstance(cpu, dict) else None
+        return cpu_band(None, logical if isinstance(logical, int) else None)
+    gpus = (hwinfo or {}).get("gpus") if isinstance(hwinfo, dict) else None
+    limits = [positive(g.get("power_limit_w")) for g in gpus or [] if isinstance(g, dict)]
+    known = [w for w in limits if w is not None]
+    return gpu_band(max(known), "the highest NVML power limit in hwinfo") if known else gpu_band(None)
 
 
 class EnergyMeter:
@@ -59,6 +145,7 @@ class EnergyMeter:
         self.reason = reason
         self.domains = list(domains or [])
         self.detail = detail or (reason or "")
+        self.band: PowerBand | None = None  # what this device can plausibly draw (None: no counter)
         self._closed = False
 
     @property
@@ -115,6 +202,7 @@ class RaplZone:
     name: str
     energy_path: Path
     max_range_uj: int
+    power_limit_uw: int | None = None  # the highest of its RAPL power limits (constraint_N_power_limit_uw)
 
 
 @dataclass
@@ -260,7 +348,31 @@ def _check_zone(name: str, path: Path, root: str) -> tuple[RaplZone | None, str 
         return None, f"RAPL zone {name}: {shown} cannot be read ({exc})"
     if max_range <= 0:
         return None, f"RAPL zone {name}: max_energy_range_uj is {max_range}, so its wrap cannot be corrected"
-    return RaplZone(name, energy, max_range), None
+    return RaplZone(name, energy, max_range, _power_limit_uw(path)), None
+
+
+def _power_limit_uw(path: Path) -> int | None:
+    """The highest readable, positive constraint_N_power_limit_uw of a zone (PL2 where it is set)."""
+    limits = []
+    for f in sorted(path.glob("constraint_*_power_limit_uw")):
+        try:
+            value = _read_uj(f)
+        except (OSError, ValueError):
+            continue
+        if value > 0:
+            limits.append(value)
+    return max(limits) if limits else None
+
+
+def rapl_band(zones: list[RaplZone], logical_cpus: int | None = None) -> PowerBand:
+    """The band of the summed zones: the packages' power limits when every package has one, else per CPU."""
+    packages = [z for z in zones if not z.name.endswith("/dram")]
+    if packages and all(z.power_limit_uw for z in packages):
+        watts = sum(z.power_limit_uw or 0 for z in packages) / 1e6
+        return cpu_band(
+            watts, None, "RAPL constraint_N_power_limit_uw of " + ", ".join(z.name for z in packages)
+        )
+    return cpu_band(None, logical_cpus if logical_cpus is not None else os.cpu_count())
 
 
 def _drop_repeated_dies(zones: list[tuple[str, Path]], skipped: list[str]) -> list[tuple[str, Path]]:
@@ -296,20 +408,55 @@ class RaplMeter(EnergyMeter):
 
     source = "rapl"
 
-    def __init__(self, zones: list[RaplZone], poll_s: float | None = _RAPL_POLL_S) -> None:
+    def __init__(
+        self,
+        zones: list[RaplZone],
+        poll_s: float | None = _RAPL_POLL_S,
+        band: PowerBand | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(
             None,
             [z.name for z in zones],
             "RAPL energy counters (" + ", ".join(z.name for z in zones) + ") through /sys/class/powercap",
         )
         self._zones = zones
+        self.band = band or rapl_band(zones)
+        self._clock = clock
         self._lock = threading.Lock()
         self._last = [_read_uj(z.energy_path) for z in zones]
+        self._last_t = clock()
+        self._last_wrap_t: list[float | None] = [None] * len(zones)
+        self._broken: str | None = None
         self._total_uj = 0
         self._poller = _Poller(self._update, poll_s, "rapl-poll") if poll_s else None
 
+    def _wrap_or_broken(self, i: int, before: int, now: int, t: float) -> str | None:
+        """None when a step backwards can be the counter's wrap, else why the counter is broken: a wrap
+        that would mean more energy than the device can draw in the time since the last read, or a second
+        step backwards sooner than the device could count through its whole range."""
+        zone, ceiling = self._zones[i], self.band.high_watts if self.band else FALLBACK_GPU_WATTS
+        wrapped_j = (now - before + zone.max_range_uj) / 1e6
+        dt = t - self._last_t
+        if wrapped_j > ceiling * max(dt, 1.0):
+            return (
+                f"RAPL counter {zone.name} ran backwards ({before} -> {now} uJ): as a wrap that is "
+                f"{wrapped_j:,.0f} J in {dt:.3g} s, beyond the {ceiling:,.0f} W ceiling, so the counter is broken"
+            )
+        last_wrap = self._last_wrap_t[i]
+        full_range_s = zone.max_range_uj / 1e6 / ceiling
+        if last_wrap is not None and t - last_wrap < full_range_s:
+            return (
+                f"RAPL counter {zone.name} ran backwards twice within {t - last_wrap:.3g} s; even at the "
+                f"{ceiling:,.0f} W ceiling one wrap takes {full_range_s:.3g} s, so the counter is broken"
+            )
+        return None
+
     def _update(self) -> None:
         with self._lock:
+            if self._broken:
+                raise EnergyUnavailable(self._broken)
+            t = self._clock()
             for i, zone in enumerate(self._zones):
                 try:
                     now = _read_uj(zone.energy_path)
@@ -318,10 +465,16 @@ class RaplMeter(EnergyMeter):
                         f"RAPL counter {zone.energy_path} stopped answering: {exc}"
                     ) from exc
                 delta = now - self._last[i]
-                if delta < 0:  # the counter wrapped
+                if delta < 0:
+                    broken = self._wrap_or_broken(i, self._last[i], now, t)
+                    if broken:
+                        self._broken = broken
+                        raise EnergyUnavailable(broken)
                     delta += zone.max_range_uj
+                    self._last_wrap_t[i] = t
                 self._total_uj += delta
                 self._last[i] = now
+            self._last_t = t
 
     def read_joules(self) -> float:
         if self._closed:
@@ -414,6 +567,7 @@ class NvmlEnergyMeter(EnergyMeter):
             "100 ms, so read it over phases well above that)",
         )
         self._nvml, self._handle = nvml, handle
+        self.band = _nvml_band(nvml, handle)
         self._start_mj = int(nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
 
     def read_joules(self) -> float:
@@ -452,6 +606,7 @@ class NvmlPowerSampleMeter(EnergyMeter):
             "integrated over time: no energy counter on this GPU, so an approximation",
         )
         self._nvml, self._handle, self._clock = nvml, handle, clock
+        self.band = _nvml_band(nvml, handle)
         self._lock = threading.Lock()
         self._joules = 0.0
         self._last = (clock(), self._watts())
@@ -483,6 +638,18 @@ class NvmlPowerSampleMeter(EnergyMeter):
         if not self._closed:
             _shutdown(self._nvml)
         super().close()
+
+
+def _nvml_band(nvml: Any, handle: Any) -> PowerBand:
+    """The GPU's band from its enforced power limit (mW), else the fallback."""
+    for call in ("nvmlDeviceGetEnforcedPowerLimit", "nvmlDeviceGetPowerManagementLimit"):
+        try:
+            mw = getattr(nvml, call)(handle)
+        except Exception:
+            continue
+        if is_positive(mw):
+            return gpu_band(float(mw) / 1000, call)
+    return gpu_band(None)
 
 
 def mig_enabled(nvml: Any, handle: Any) -> bool:
@@ -587,3 +754,71 @@ def probe_energy(root: str = "/") -> dict[str, Any]:
         "skipped": found.skipped,
         "reason": found.reason,
     }
+
+
+ENERGY_FIGURES = (
+    "joules_per_step",
+    "tokens_per_joule",
+    "mean_watts",
+    "idle_watts",
+    "eval_joules",
+    "timed_joules",
+)
+
+
+def check_energy(
+    block: Any, tokens_per_iter: Any = None, fallback: PowerBand | None = None
+) -> tuple[dict[str, float | None] | None, str | None]:
+    """(figures, None) when a run's summary.energy holds figures from a real counter that pass the checks,
+    else (None, why there are none). The checks: a counter source, positive finite joules per step, tokens
+    per joule and mean power, the two consistent with the run's tokens per step, the mean power inside the
+    band the run recorded (or `fallback` for files without one), joules never negative. An idle reading
+    outside the band is dropped, not the figures."""
+    if not isinstance(block, dict):
+        return None, "the run recorded no energy block"
+    source = block.get("source")
+    reason = block.get("reason") if isinstance(block.get("reason"), str) and block.get("reason") else None
+    if source not in COUNTER_SOURCES:
+        if reason:
+            return None, reason
+        if source in (None, "", "unavailable"):
+            return None, "no counter was recorded as the source"
+        return (
+            None,
+            f"the source is {str(source)[:40]!r}, not a counter devicebench reads (never an estimate)",
+        )
+    raw = {k: block.get(k) for k in ENERGY_FIGURES}
+    main = ("joules_per_step", "tokens_per_joule", "mean_watts")
+    if all(raw[k] is None for k in main):
+        return None, reason or "the counter recorded no figures for the timed steps"
+    bad = [f"{k} {raw[k]!r}" for k in main if not is_positive(raw[k])]
+    bad += [f"{k} {raw[k]!r}" for k in ("eval_joules", "timed_joules") if raw[k] is not None and not (
+        isinstance(raw[k], (int, float)) and not isinstance(raw[k], bool) and 0 <= raw[k] < float("inf"))]  # fmt: skip
+    if bad:
+        return None, "run.json holds energy figures that are not positive numbers (" + ", ".join(bad) + ")"
+    if is_positive(tokens_per_iter):
+        product = float(raw["joules_per_step"]) * float(raw["tokens_per_joule"])  # type: ignore[arg-type]
+        if abs(product / float(tokens_per_iter) - 1) > 0.01:
+            return None, (
+                f"run.json's joules per step x tokens per joule is {product:,.4g} tokens, not the run's "
+                f"{float(tokens_per_iter):,.0f} tokens per step: edited or damaged figures"
+            )
+    band = _recorded_band(block.get("band")) or fallback
+    if band is not None:
+        why = band.check(float(raw["mean_watts"]))  # type: ignore[arg-type]
+        if why:
+            return None, why
+    figures: dict[str, float | None] = {k: (float(v) if v is not None else None) for k, v in raw.items()}
+    idle = raw["idle_watts"]
+    if idle is not None and not (is_positive(idle) and (band is None or idle <= band.high_watts)):
+        figures["idle_watts"] = None
+    return figures, None
+
+
+def _recorded_band(value: Any) -> PowerBand | None:
+    if not isinstance(value, dict):
+        return None
+    low, high = value.get("low_watts"), value.get("high_watts")
+    if not (is_positive(low) and is_positive(high) and low < high):
+        return None
+    return PowerBand(float(low), float(high), str(value.get("basis") or "recorded with the run"))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hwinfo.energy import MIG_NO_ENERGY, mig_enabled, nvml_energy_support
+from hwinfo.units import positive
 
 
 def _text(value: Any) -> str:
@@ -104,9 +105,7 @@ def probe_nvml(nvml_module: Any = None) -> dict[str, Any]:
 
 def _positive(value: Any, most: float = float("inf")) -> Any:
     """A number NVML returned when it is a positive int or float up to `most`, else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value if 0 < value <= most else None
+    return value if positive(value, most) is not None else None
 
 
 def _capability(value: Any) -> str:

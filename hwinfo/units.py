@@ -7,7 +7,18 @@ use it and a figure prints the same way everywhere.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
+
+
+def positive(value: Any, most: float = math.inf) -> float | None:
+    """value as a float when it is a real number (not a bool, not text that looks like one) that is finite,
+    above zero and at most `most`; else None. The one check behind every rate, time, peak and count read
+    from a file or an API."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    v = float(value)
+    return v if 0 < v <= most and v != math.inf else None
 
 
 def is_num(x: Any) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.metrics import mfu, mfu_is_possible
+from bench.metrics import BUSY_OTHER_CORES, mfu, mfu_is_possible
 from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS
 from reports import fmt
 from reports.energy import energy_findings
@@ -41,7 +41,6 @@ LOW_MFU = 0.3  # "far below its own peak" at the smallest batch
 NEAR_PEAK_MFU = 0.5
 WARMUP_RATIO = 3.0  # a first step this many times the median is worth a sentence
 NOISY_SPREAD = 1.5  # p90/p10 of the timed steps above this: the timings are noisy
-BUSY_OTHER_CORES = 0.25  # other processes using this many cores' worth of CPU during a run
 IDLE_DEVICE = 0.5  # a CUDA step whose device is idle this fraction of the time is launch-bound
 OVERFIT_RISE = 0.03  # val loss this far above its minimum at the last eval (eval noise is ~0.01-0.02)
 

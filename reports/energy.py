@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from hwinfo.energy import COUNTER_SOURCES
 from reports import fmt
 from reports.finding import Finding
 from reports.load import Results
@@ -20,7 +21,8 @@ SOURCES = {
 
 
 def _has_energy(r: pd.Series) -> bool:
-    return fmt.is_num(r.get("tokens_per_joule")) and fmt.is_num(r.get("joules_per_step"))
+    """Figures that passed reports.load's checks (a real counter, inside the device's power band)."""
+    return r.get("energy_source") in COUNTER_SOURCES and fmt.is_num(r.get("tokens_per_joule"))
 
 
 def _describe(r: pd.Series) -> str:
@@ -88,15 +90,23 @@ def energy_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
                 [frugal["key"], costly["key"]],
             )
         )  # fmt: skip
-    missing = ok[(ok["energy_source"] == "unavailable") & ok["energy_reason"].notna()]
-    for _, g in missing.groupby(["host", "device"], sort=False):
+    missing = ok[ok["energy_reason"].notna()]
+    counted = ok[ok["energy_source"].notna()].groupby(["host", "device"], sort=False).size()
+    for (host, device), g in missing.groupby(["host", "device"], sort=False):
         r = g.iloc[0]
+        total = int(counted.get((host, device), len(g)))
+        which = f" in {len(g)} of its {total} runs" if len(g) < total else ""
+        reasons = list(dict.fromkeys(str(x).rstrip(".") for x in g["energy_reason"]))
+        reason = reasons[0] + (
+            f" (and {len(reasons) - 1} other reason{'s' if len(reasons) > 2 else ''} in the details)"
+            if len(reasons) > 1 else ""
+        )  # fmt: skip
         out.append(
             Finding(
                 "energy_unavailable", "info",
-                f"No energy figures for {results.device_label(r['key'])}: {r['energy_reason']}. devicebench never "
+                f"No energy figures for {results.device_label(r['key'])}{which}: {reason}. devicebench never "
                 "estimates energy from a TDP.",
-                {"reason": r["energy_reason"]}, list(g.index),
+                {"reason": r["energy_reason"], "reasons": reasons, "runs": len(g)}, list(g.index),
             )
         )  # fmt: skip
     return out

@@ -77,6 +77,9 @@ KEY_FEATURES = (
 )
 
 
+TABLE_OPEN_ROWS = 50
+
+
 def _table(df: pd.DataFrame, numeric: set[str] = frozenset(), bad_rows: set[int] = frozenset()) -> str:
     head = "".join(f"<th>{escape(str(c))}</th>" for c in df.columns)
     rows = []
@@ -86,9 +89,14 @@ def _table(df: pd.DataFrame, numeric: set[str] = frozenset(), bad_rows: set[int]
             for c, v in zip(df.columns, row, strict=True)
         )
         rows.append(f"<tr{' class=bad' if i in bad_rows else ''}>{cells}</tr>")
-    return (
-        f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
-    )
+    shown, rest = rows[:TABLE_OPEN_ROWS], rows[TABLE_OPEN_ROWS:]  # a long table: the rest collapsed below it
+    html = f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(shown)}</tbody></table></div>'
+    if rest:
+        html += (
+            f'<details><summary>{len(rest)} more rows</summary><div class="wide"><table><thead><tr>{head}</tr>'
+            f"</thead><tbody>{''.join(rest)}</tbody></table></div></details>"
+        )
+    return html
 
 
 def _evidence(f: Finding) -> str:

@@ -7,7 +7,6 @@ the run, steps, evals and profile readers); this module only builds the frames. 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,23 +14,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.metrics import mfu
 from bench.results import (
+    LOSS_NEUTRAL_TRAIN_KEYS,  # noqa: F401 - the reports read it from here
     STEPS_HEADER,
     ResultsError,
+    config_key,  # noqa: F401 - the reports read it from here
+    derived_columns,
     read_evals,
     read_profile,
-    read_run,
     read_steps,
-    read_sweep,
-    run_dirs,
 )
+from bench.results import Results as DirResults
 
 ReportError = ResultsError  # results that cannot be reported on: one line, exit 2
-
-# Train keys that change what a run computes (its loss curve); the others only change when it is
-# evaluated or which steps are timed.
-LOSS_NEUTRAL_TRAIN_KEYS = ("eval_interval", "timing_warmup_iters")
 
 SUMMARY_KEYS = (
     "ms_median", "ms_p10", "ms_p90", "ms_mean", "tokens_per_s", "achieved_flops_per_s", "mfu",
@@ -64,13 +59,21 @@ class Results:
     profiles: dict[str, dict] = field(default_factory=dict)  # key -> profile.json (bench run --profile)
     warnings: list[str] = field(default_factory=list)  # one line each: what was left out or ignored, and why
     _by_key: dict[str, dict[str, pd.DataFrame]] = field(default_factory=dict, repr=False)
+    # name -> key -> (start, stop): each run's rows are contiguous in steps and evals as loaded
+    _spans: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict, repr=False)
+    _spanned: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    _multi_host: tuple[pd.DataFrame, bool] | None = field(default=None, repr=False)
 
     def _group(self, name: str, key: str) -> pd.DataFrame:
+        df = getattr(self, name)
+        spans = self._spans.get(name)
+        if spans is not None and self._spanned.get(name) is df:  # the frame as loaded
+            start, stop = spans.get(key, (0, 0))
+            return df.iloc[start:stop]
         if name not in self._by_key:
-            df = getattr(self, name)
             self._by_key[name] = {k: g for k, g in df.groupby("key", sort=False)} if len(df) else {}
         got = self._by_key[name].get(key)
-        return got if got is not None else getattr(self, name).iloc[0:0]
+        return got if got is not None else df.iloc[0:0]
 
     def steps_of(self, key: str) -> pd.DataFrame:
         """steps.csv rows of one run."""
@@ -87,7 +90,11 @@ class Results:
 
     @property
     def multi_host(self) -> bool:
-        return self.runs["host"].nunique() > 1 if len(self.runs) else False
+        runs = self.runs
+        cached = self._multi_host
+        if cached is None or cached[0] is not runs:  # asked per sentence: counted once per runs frame
+            cached = self._multi_host = (runs, runs["host"].nunique() > 1 if len(runs) else False)
+        return cached[1]
 
     def label(self, key: str) -> str:
         """How a run is named in sentences: its name (run_id), or host/name when several hosts are merged."""
@@ -159,29 +166,6 @@ def newest_results_dir(root: str | Path = "results") -> Path:
     return max(candidates, key=lambda d: (d / "sweep.json").stat().st_mtime)
 
 
-def config_key(meta: dict) -> str:
-    """What decides a run's loss curve: model, train (minus timing-only keys), batch, block, seed."""
-    train = {k: v for k, v in (meta.get("train") or {}).items() if k not in LOSS_NEUTRAL_TRAIN_KEYS}
-    cfg = {
-        "model": meta.get("model") or {},
-        "train": train,
-        "batch_size": meta.get("batch_size"),
-        "block_size": meta.get("block_size"),
-    }
-    return json.dumps(cfg, sort_keys=True, default=str)
-
-
-def _fused_adamw(meta: dict) -> bool:
-    """The fused AdamW kernel: run.json's `fused_adamw`, else a tune's knobs; unknown (or not a true/false) is
-    the default foreach."""
-    tune = meta.get("tune")
-    knobs = tune.get("knobs") if isinstance(tune, dict) else None
-    for v in (meta.get("fused_adamw"), knobs.get("fused_adamw") if isinstance(knobs, dict) else None):
-        if isinstance(v, bool):
-            return v
-    return False
-
-
 def _flatten_run(meta: dict, key: str, name: str, run_dir: Path, results_dir: Path, sweep: dict) -> dict:
     row: dict[str, Any] = {
         "key": key,
@@ -202,8 +186,6 @@ def _flatten_run(meta: dict, key: str, name: str, run_dir: Path, results_dir: Pa
         "block_size": meta.get("block_size"),
         "compile": meta.get("compile"),
         "threads": meta.get("threads"),
-        "fused_adamw": _fused_adamw(meta),
-        "world_size": meta.get("world_size") if isinstance(meta.get("world_size"), int) else 1,
         "backend": meta.get("backend"),
         "seed": meta.get("seed"),
         "flops_per_token": meta.get("flops_per_token"),
@@ -212,7 +194,6 @@ def _flatten_run(meta: dict, key: str, name: str, run_dir: Path, results_dir: Pa
         "started": meta.get("started"),
         "finished": meta.get("finished"),
         "assumed": ", ".join(meta.get("assumed") or []),
-        "config_key": config_key(meta),
     }
     peak = meta.get("peak_flops") or {}
     row["peak_value"] = peak.get("value")
@@ -225,13 +206,7 @@ def _flatten_run(meta: dict, key: str, name: str, run_dir: Path, results_dir: Pa
     summary = meta.get("summary") or {}
     for k in SUMMARY_KEYS:
         row[k] = summary.get(k)
-    energy = summary.get("energy") if isinstance(summary.get("energy"), dict) else {}
-    row["energy_source"] = energy.get("source")
-    row["energy_reason"] = energy.get("reason")
-    for k in ("joules_per_step", "tokens_per_joule", "mean_watts", "idle_watts", "eval_joules"):
-        row[k] = energy.get(k) if isinstance(energy.get(k), (int, float)) else None
-    if row["mfu"] is None and row["peak_source"] != "unknown":  # older files: computed as a run would
-        row["mfu"] = mfu(row["achieved_flops_per_s"], row["peak_value"])
+    row.update(derived_columns(meta, sweep))  # tokens/s, MFU, energy, ...: computed once, in bench.results
     return row
 
 
@@ -276,11 +251,19 @@ def _names(entries: list[tuple[str, str, Path, Path]]) -> list[str]:
 
 
 def _frame(columns: dict[str, list], keys: list[str], order: list[str]) -> pd.DataFrame:
-    df = pd.DataFrame({"key": keys, **columns}, columns=order)
-    for c in order:
-        if c not in ("key", "split", "phase"):
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
-    df["iter"] = df["iter"].astype("int64")  # the readers keep only whole iterations from 0 to 2**53
+    """One frame from the readers' columns (floats already, text as str), built column by column in C."""
+    data: dict[str, Any] = {"key": keys}
+    for c in order[1:]:
+        if c in ("split", "phase"):
+            data[c] = columns[c]
+        elif c == "iter":  # the readers keep only whole iterations from 0 to 2**53
+            data[c] = np.array(columns[c], dtype=float).astype("int64")
+        else:
+            data[c] = np.array(columns[c], dtype=float)
+    df = pd.DataFrame(data, columns=order)
+    for c in ("key", "split", "phase"):
+        if c in df.columns and not len(df):
+            df[c] = df[c].astype(str)
     return df
 
 
@@ -295,16 +278,15 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
     sweeps: list[dict] = []
     found: list[tuple[dict, Path, Path, dict]] = []  # (sweep, results dir, run dir, run.json)
     for d in dirs:
-        sweep = read_sweep(d)
+        loaded = DirResults.load(d)
+        sweep = loaded.sweep
         sweep["_path"] = str(d)
         sweeps.append(sweep)
         host_rows.append(_host_row(sweep, d))
-        listed = run_dirs(d)
-        for rd in listed:
-            record = read_run(rd)
+        for record in loaded.runs:
             warnings.extend(record.warnings)
-            found.append((sweep, d, rd, record.meta))
-        warnings.extend(_runs_without_run_json(d, listed))
+            found.append((sweep, d, record.dir, record.meta))
+        warnings.extend(_runs_without_run_json(d, [r.dir for r in loaded.runs]))
     entries = [
         (str(meta.get("host") or sweep.get("host") or "?"), str(meta.get("run_id") or rd.name), d, rd)
         for sweep, d, rd, meta in found
@@ -315,6 +297,7 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
     profiles: dict[str, dict] = {}
     step_cols: dict[str, list] = {c: [] for c in STEP_COLUMNS}
     eval_cols: dict[str, list] = {c: [] for c in EVAL_COLUMNS}
+    spans: dict[str, dict[str, tuple[int, int]]] = {"steps": {}, "evals": {}}
     for (sweep, d, rd, meta), (host, *_), name in zip(found, entries, names, strict=True):
         key = f"{host}/{name}"
         run_meta[key] = meta
@@ -341,6 +324,8 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
             if rows_read.bad_rows:
                 n = rows_read.bad_rows
                 warnings.append(f"{rd}: {n} unreadable row{'s' if n != 1 else ''} left out of its CSV files")
+            start = len(cols["key"])
+            spans["steps" if cols is step_cols else "evals"][key] = (start, start + len(rows_read))
             cols["key"].extend([key] * len(rows_read))
             for c, values in rows_read.columns.items():
                 cols[c].extend(values)
@@ -354,8 +339,6 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
             runs[col] = pd.to_numeric(runs[col], errors="coerce")
     steps_df = _frame({c: v for c, v in step_cols.items() if c != "key"}, step_cols["key"], STEP_COLUMNS)
     evals_df = _frame({c: v for c, v in eval_cols.items() if c != "key"}, eval_cols["key"], EVAL_COLUMNS)
-    steps_df["phase"] = steps_df["phase"].astype(str)
-    evals_df["split"] = evals_df["split"].astype(str)
     return Results(
         runs=runs,
         steps=steps_df,
@@ -365,6 +348,8 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
         sweeps=sweeps,
         profiles=profiles,
         warnings=warnings,
+        _spans=spans,
+        _spanned={"steps": steps_df, "evals": evals_df},
     )
 
 
@@ -372,7 +357,8 @@ def _runs_without_run_json(results_dir: Path, listed: list[Path]) -> list[str]:
     """A line for each run directory whose steps.csv holds steps but which has no run.json: a run that
     never started has only the CSV headers; one with steps lost its run.json, and is left out."""
     try:
-        others = sorted(p for p in (results_dir / "runs").iterdir() if p.is_dir() and p not in listed)
+        seen = set(listed)
+        others = sorted(p for p in (results_dir / "runs").iterdir() if p.is_dir() and p not in seen)
     except OSError:
         return []
     out = []
@@ -413,30 +399,52 @@ def _host_row(sweep: dict, path: Path) -> dict:
     }
 
 
+def _eval_ms_per_iter(evals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(iterations with an eval, ascending; the ms of all evals at each), NaN ms counted as 0."""
+    e_iter = evals["iter"].to_numpy(dtype=float)
+    if not len(e_iter):
+        return e_iter, e_iter.copy()
+    uniq, inverse = np.unique(e_iter, return_inverse=True)
+    total = np.zeros(len(uniq))
+    np.add.at(total, inverse, np.nan_to_num(evals["ms"].to_numpy(dtype=float), nan=0.0))
+    return uniq, total
+
+
+def _sorted_steps(steps: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(iter, ms, is-after-eval) of a run's steps in iteration order."""
+    it = steps["iter"].to_numpy(dtype=float)
+    ms = steps["ms"].to_numpy(dtype=float)
+    after = np.asarray(steps["phase"].to_numpy() == "after_eval", dtype=bool)
+    if len(it) > 1 and not (np.diff(it) >= 0).all():
+        order = np.argsort(it, kind="stable")
+        it, ms, after = it[order], ms[order], after[order]
+    return it, ms, after
+
+
+def _spanned(it: np.ndarray, ms: np.ndarray, after: np.ndarray) -> np.ndarray:
+    if not len(it):
+        return ms
+    gap = np.diff(it, prepend=it[0] - 1).clip(min=1)
+    median = float(np.nanmedian(ms[~after])) if (~after).any() else 0.0
+    return np.nan_to_num(np.where(after, ms + (gap - 1) * median, ms * gap))
+
+
 def step_ms_spanned(steps: pd.DataFrame) -> np.ndarray:
     """ms of train time each steps.csv row stands for (rows sorted by iter).
 
     A log that prints every N iters has one row per N steps: the row stands for N steps at its time,
     or, for an `after_eval` row, its own (eval-inclusive) time plus N-1 steps at the median.
     """
-    it = steps["iter"].to_numpy(dtype=float)
-    ms = steps["ms"].to_numpy(dtype=float)
-    if not len(it):
-        return ms
-    after = (steps["phase"] == "after_eval").to_numpy()
-    gap = np.diff(it, prepend=it[0] - 1).clip(min=1)
-    median = float(np.nanmedian(ms[~after])) if (~after).any() else 0.0
-    return np.nan_to_num(np.where(after, ms + (gap - 1) * median, ms * gap))
+    return _spanned(*_sorted_steps(steps))
 
 
 def wall_clock(steps: pd.DataFrame, evals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Seconds since the run began at the end of each step and of each eval (steps plus evals)."""
-    s = steps.sort_values("iter")
-    it = s["iter"].to_numpy(dtype=float)
-    after = (s["phase"] == "after_eval").to_numpy()
-    step_cum = np.cumsum(step_ms_spanned(s))
-    e = evals.groupby("iter")["ms"].sum(min_count=1).fillna(0.0).sort_index()
-    e_it, e_ms = e.index.to_numpy(dtype=float), e.to_numpy(dtype=float)
+    """Seconds since the run began at the end of each step (in iteration order) and of each eval iteration
+    (ascending; all the evals at one iteration together): steps plus evals. numpy only: a report of
+    1,500 runs calls this for each."""
+    it, ms, after = _sorted_steps(steps)
+    step_cum = np.cumsum(_spanned(it, ms, after))
+    e_it, e_ms = _eval_ms_per_iter(evals)
     if after.any():
         e_ms = np.zeros_like(e_ms)  # an imported log's step times already include its evals
     e_cum = np.cumsum(e_ms)

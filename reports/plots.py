@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from bench.metrics import mfu_is_possible
 from reports import fmt
@@ -19,6 +20,7 @@ from reports.load import Results, wall_clock
 
 MAX_POINTS = 300
 LEGEND_MAX = 16
+RUNS_MAX = 40  # per-run plots (loss curves, one row per run) draw at most this many: more is unreadable
 DPI = 80
 
 
@@ -433,12 +435,36 @@ def roofline_plots(results: Results, keys: list[str]) -> list[Plot]:
     return plots
 
 
+def plotted_runs(results: Results, keys: list[str], most: int = RUNS_MAX) -> tuple[list[str], str]:
+    """The runs a per-run plot draws (display order kept) and a caption note: every run up to `most`, else
+    the fastest run of each device and dtype and then the fastest others by tokens/s, up to `most`."""
+    if len(keys) <= most:
+        return keys, ""
+    r = results.runs.loc[keys]
+    speed = pd.to_numeric(r["tokens_per_s"], errors="coerce").fillna(-1.0)
+    ranked = r.assign(_speed=speed).sort_values("_speed", ascending=False, kind="stable")
+    best = ranked.groupby(["host", "device", "dtype"], sort=False, dropna=False).head(1).index.tolist()
+    chosen = list(dict.fromkeys(best[:most] + ranked.index.tolist()))[:most]
+    keep = set(chosen)
+    note = (
+        f" Drawn: {most} of the {len(keys)} runs (the fastest of each device and dtype, then the fastest "
+        "others by tokens/s); the table lists every run."
+    )
+    return [k for k in keys if k in keep], note
+
+
 def all_plots(results: Results, keys: list[str]) -> list[Plot]:
-    """Every plot for the ok runs `keys` (in display order)."""
+    """Every plot for the ok runs `keys` (in display order); per-run plots draw at most RUNS_MAX runs."""
     if not keys:
         return []
+    few, note = plotted_runs(results, keys)
     with np.errstate(all="ignore"):  # absurd figures from a damaged file draw badly, never with a warning
-        plots = [loss_curves(results, keys), per_run(results, keys), tokens_vs_batch(results, keys)]
-        breakdown = step_breakdown(results, keys)
-        rooflines = roofline_plots(results, keys)
+        plots = [loss_curves(results, few), per_run(results, few), tokens_vs_batch(results, keys)]
+        for plot in plots[:2]:
+            plot.caption += note
+        profiled, profiled_note = plotted_runs(results, [k for k in keys if k in results.profiles])
+        breakdown = step_breakdown(results, profiled)
+        rooflines = roofline_plots(results, profiled)
+        for plot in ([breakdown] if breakdown else []) + rooflines:
+            plot.caption += profiled_note.replace("runs", "profiled runs", 1)
     return plots + ([breakdown] if breakdown else []) + rooflines

@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from bench.metrics import BUSY_OTHER_CORES
+from hwinfo.dtypes import CPU_NATIVE_FEATURES
 from reports import fmt
 from reports.finding import Finding
 from reports.load import Results
@@ -23,6 +25,8 @@ from reports.profile_text import CATEGORIES, LABELS, PROFILED_SLOWER
 BOUNDS = ("compute", "memory", "overhead")
 MIN_SHARE = 0.02  # a category with less of the step does not give the finding its lever
 OVERHEAD_WARNING = 0.5  # ... and from this much, the finding is a warning
+NEAR_COMPUTE_LEVER = 0.6  # matmuls this close to the compute roof: only a faster matmul moves them
+BUSY_CORES = BUSY_OTHER_CORES  # other processes this busy during the run: waiting counts as overhead
 _NUMBERS = (
     "flops", "flops_floor", "bytes", "ops", "intensity", "flops_per_s", "bytes_per_s",
     "fraction_of_compute_roof", "fraction_of_memory_roof",
@@ -101,7 +105,7 @@ def _share(profile: dict, cat: str) -> float:
 
 
 # Which CPU features run a reduced dtype natively; without them PyTorch emulates it through fp32 (slower).
-NATIVE_CPU_FEATURES = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
+NATIVE_CPU_FEATURES = CPU_NATIVE_FEATURES  # the one definition: hwinfo.dtypes
 
 
 def compute_lever(device_type: Any, dtype: Any, features: Any) -> str:

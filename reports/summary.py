@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from typing import Any
 
 import pandas as pd
@@ -16,6 +15,9 @@ from reports import fmt, words
 from reports.diagnosis import dir_labels, headline
 from reports.finding import Finding
 from reports.load import Results
+from reports.tables import md_table as _md_table
+from reports.tables import one_line
+from reports.tables import text_table as _text_table
 from reports.time_to_loss import to_loss_sets
 from reports.tips import tip_rows, tips_table
 
@@ -153,35 +155,6 @@ def csv_cell(value: Any) -> Any:
         return value
     except ValueError:
         return "'" + value
-
-
-# C0 and C1 controls (newlines, tabs, ESC and CSI sequences) and the bidirectional overrides that reorder text
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
-
-
-def one_line(value: Any) -> str:
-    """Text for a terminal: control characters (newlines, tabs, escape sequences) become a space, so a
-    label from a results file can neither break a table row nor drive the terminal."""
-    return _CONTROL.sub(" ", str(value))
-
-
-def _text_table(df: pd.DataFrame) -> str:
-    cells = [list(map(one_line, df.columns))] + [
-        [one_line(v) for v in row] for row in df.itertuples(index=False)
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(df.columns))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    def esc(v: Any) -> str:
-        return one_line(v).replace("\\", "\\\\").replace("|", "\\|")
-
-    lines = ["| " + " | ".join(map(esc, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(map(esc, row)) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def _finding_lines(f: Finding, details: bool, md: bool) -> list[str]:

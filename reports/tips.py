@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.metrics import BUSY_OTHER_CORES
 from bench.tune.plan import ANSWERED_TIPS, BEST, BEST_TO_LOSS, DEFAULT, TIPS
 from bench.tune.verdict import (
     FAILED,
@@ -34,9 +35,11 @@ from bench.tune.verdict import (
     choose_best,
     throughput_effect,
 )
+from hwinfo.dtypes import CPU_NATIVE_FEATURES
 from reports import fmt
 from reports.finding import Finding
 from reports.load import Results
+from reports.tables import one_line
 from reports.time_to_loss import ToLossSet, to_loss_sets
 
 # (what the tip says to do, the claim as it is usually stated)
@@ -59,7 +62,7 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "num_workers": ("num_workers=4", "parallel data loading speeds training up"),
     "eval_iters": ("--eval_iters=10", "fewer eval batches save time"),
 }  # fmt: skip
-NATIVE_CPU = {"bf16": ("avx512_bf16", "amx_bf16"), "fp16": ("avx512_fp16", "amx_fp16")}
+NATIVE_CPU = CPU_NATIVE_FEATURES
 VERDICT_NOTE = (
     f"Verdicts (the bar: {MIN_EFFECT:.0%}): worth it / harmful: at least {MIN_EFFECT:.0%} faster / slower, the "
     f"interval wholly above / below 1; small gain / small loss: the interval wholly above / below 1, the change "
@@ -68,7 +71,7 @@ VERDICT_NOTE = (
     f"whose two blocks are both more than {SPOILED_BY:g}x from their side's neighbours was spoiled by a burst of "
     "load and is dropped."
 )
-BUSY_CORES = 0.25  # other processes using this many cores' worth of CPU: the machine was shared
+BUSY_CORES = BUSY_OTHER_CORES  # other processes using this many cores' worth of CPU: the machine was shared
 COLUMNS = ["device", "tip", "variant", "claim", "measured here", "verdict", "why"]
 
 
@@ -640,7 +643,9 @@ def tips_table(results: Results, rows: list[TipRow] | None = None) -> pd.DataFra
 
 def render_tips(results: Results, form: str = "text") -> str:
     """The tips table and the best configuration per device, as text or markdown ("" without a tune)."""
-    from reports.summary import _md_table, _text_table, one_line
+    from reports.tables import md_table as _md_table
+    from reports.tables import one_line
+    from reports.tables import text_table as _text_table
 
     rows = tip_rows(results)
     if not rows:
@@ -659,7 +664,6 @@ def print_after_tune(out: str | Path) -> int:
     import sys
 
     from reports.load import load_results
-    from reports.summary import one_line
 
     try:
         results = load_results(Path(out))

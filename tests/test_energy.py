@@ -109,3 +109,35 @@ def test_a_run_with_a_counter_records_joules_per_step(tmp_path, monkeypatch):
     assert e["tokens_per_joule"] == pytest.approx(12 * 8 * 18 / e["timed_joules"])
     # read at boundaries only: idle (2), timed phase around 3 evals (2 each), evals (2 each, 5 of them)
     assert meters[0].reads <= 2 + 2 * 4 + 2 * 5
+
+
+def _run_recorder(meter, clock, seconds: float = 2.0):
+    rec = EnergyRecorder(meter, idle_seconds=0.0, clock=clock)
+    rec.timed_begin()
+    clock.t += seconds
+    rec.timed_end()
+    return rec.summary(timed_steps=100, tokens_per_step=768)
+
+
+def test_a_fast_counter_on_a_small_machine_records_no_figures():
+    """The defect: 2,531 W recorded and shown on a 2-CPU VM."""
+    from hwinfo.energy import cpu_band
+
+    clock = Clock()
+    meter = FakeMeter(2531.0, clock)
+    meter.band = cpu_band(None, 2)
+    s = _run_recorder(meter, clock)
+    assert s["joules_per_step"] is None and s["mean_watts"] is None and s["tokens_per_joule"] is None
+    assert "2,531 W" in s["reason"] and "ceiling" in s["reason"]
+    assert s["rejected"]["mean_watts"] == pytest.approx(2531.0) and s["band"]["high_watts"] == 100.0
+    meter.watts = 30.0  # the same machine at 30 W: kept
+    ok = _run_recorder(FakeMeter(30.0, clock), clock)
+    assert ok["mean_watts"] == pytest.approx(30.0) and ok["reason"] is None
+
+
+def test_a_counter_that_never_moves_or_runs_backwards_records_why():
+    clock = Clock()
+    still = _run_recorder(FakeMeter(0.0, clock), clock)
+    assert still["joules_per_step"] is None and "did not advance" in still["reason"]
+    back = _run_recorder(FakeMeter(-5.0, clock), clock)
+    assert back["joules_per_step"] is None and "backwards" in back["reason"]

@@ -341,3 +341,111 @@ def test_hwinfo_lists_counters_and_readability(tmp_path: Path) -> None:
     assert "Energy counters" in text and "cpu: rapl (package-0, package-0/dram), readable" in text
     bare = snapshot(root=str(tmp_path / "nothing"), use_torch=False, nvml_module=None)
     assert "cpu: unavailable: no RAPL counters" in render_text(bare)
+
+
+# --- plausibility: a broken counter is not a wrap; the power band of a device -----------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _rapl_meter(root: Path, clock: _Clock) -> energy.RaplMeter:
+    found = discover_rapl(str(root))
+    return energy.RaplMeter(found.zones, poll_s=0, clock=clock)
+
+
+def test_a_counter_running_backwards_is_broken_not_a_wrap(tmp_path: Path) -> None:
+    """The defect: every step backwards was taken for a wrap, adding a whole 262 kJ range each time."""
+    _zone(tmp_path, "intel-rapl:0", "package-0", 5_000_000)
+    clock = _Clock()
+    meter = _rapl_meter(tmp_path, clock)
+    clock.t = 1.0
+    _set(tmp_path, "intel-rapl:0", 4_000_000)  # as a wrap: 262 kJ in 1 s, beyond any ceiling
+    with pytest.raises(EnergyUnavailable, match="ran backwards.*broken"):
+        meter.read_joules()
+    clock.t = 2.0
+    _set(tmp_path, "intel-rapl:0", 6_000_000)  # forward again: still broken, never trusted again
+    with pytest.raises(EnergyUnavailable, match="broken"):
+        meter.read_joules()
+
+
+def test_a_second_step_backwards_sooner_than_a_full_range_is_broken(tmp_path: Path) -> None:
+    d = _zone(tmp_path, "intel-rapl:0", "package-0", 90_000_000, max_uj=100_000_000)  # a 100 J range
+    (d / "constraint_0_power_limit_uw").write_text("10000000\n")  # 10 W: a 20 W ceiling, 5 s per range
+    clock = _Clock()
+    meter = _rapl_meter(tmp_path, clock)
+    assert meter.band.high_watts == 20.0 and "10 W power limit" in meter.band.basis
+    for t, uj in ((1.0, 5_000_000), (2.0, 95_000_000)):  # a wrap (15 J in 1 s), then forward
+        clock.t = t
+        _set(tmp_path, "intel-rapl:0", uj)
+        meter.read_joules()
+    assert meter.read_joules() == pytest.approx(105.0)
+    clock.t = 3.0
+    _set(tmp_path, "intel-rapl:0", 3_000_000)  # 8 J in 1 s would fit, but 2 s after the last wrap
+    with pytest.raises(EnergyUnavailable, match="backwards twice"):
+        meter.read_joules()
+
+
+def test_the_band_comes_from_the_power_limits_or_the_cpu_count(tmp_path: Path) -> None:
+    d = _zone(tmp_path, "intel-rapl:0", "package-0", 0)
+    (d / "constraint_0_power_limit_uw").write_text("15000000\n")  # PL1 15 W
+    (d / "constraint_1_power_limit_uw").write_text("28000000\n")  # PL2 28 W: the highest is kept
+    (d / "constraint_2_power_limit_uw").write_text("junk\n")
+    zones = discover_rapl(str(tmp_path)).zones
+    assert energy.rapl_band(zones).high_watts == energy.PLAUSIBLE_MULTIPLE * 28
+    (d / "constraint_0_power_limit_uw").unlink()
+    (d / "constraint_1_power_limit_uw").unlink()
+    band = energy.rapl_band(discover_rapl(str(tmp_path)).zones, logical_cpus=2)
+    assert band.high_watts == energy.PLAUSIBLE_MULTIPLE * 2 * energy.FALLBACK_CPU_WATTS_PER_LOGICAL_CPU
+    assert "no RAPL power limit" in band.basis
+    assert "ceiling" in band.check(2531.0) and band.check(30.0) is None  # 2,531 W on a 2-CPU machine
+    assert "floor" in band.check(0.01) and "not a positive" in band.check(-3.0)
+
+
+def test_nvml_band_from_the_enforced_power_limit() -> None:
+    nvml = FakeNVML(["NVIDIA H100 80GB HBM3"])
+    assert open_energy_meter("cuda", 0, nvml=nvml).band.basis.endswith("no GPU power limit was readable")
+    nvml.nvmlDeviceGetEnforcedPowerLimit = lambda h: 700_000  # type: ignore[attr-defined]
+    meter = open_energy_meter("cuda", 0, nvml=nvml)
+    assert meter.band.high_watts == energy.PLAUSIBLE_MULTIPLE * 700
+
+
+@pytest.mark.parametrize(
+    ("block", "words"),
+    [
+        ({"source": "unavailable", "reason": None}, "no counter was recorded"),
+        ({"source": None}, "no counter was recorded"),
+        ({"source": "tdp_estimate"}, "not a counter"),
+        ({"source": "rapl", "joules_per_step": -3.0, "tokens_per_joule": -1.0, "mean_watts": 5.0}, "not positive"),
+        ({"source": "rapl", "joules_per_step": "2", "tokens_per_joule": 384.0, "mean_watts": 5.0}, "not positive"),
+        ({"source": "rapl", "joules_per_step": 2.0, "tokens_per_joule": 999.0, "mean_watts": 5.0}, "edited"),
+        ({"source": "rapl", "joules_per_step": 2.0, "tokens_per_joule": 384.0, "mean_watts": 526_043.0}, "ceiling"),
+        ({"source": "rapl", "joules_per_step": 2.0, "tokens_per_joule": 384.0, "mean_watts": 40.0,
+          "eval_joules": -1.0}, "not positive"),
+        ({"source": "rapl", "reason": "the counter did not advance"}, "did not advance"),
+    ],
+)  # fmt: skip
+def test_check_energy_refuses_what_is_not_a_measurement(block: dict, words: str) -> None:
+    figures, why = energy.check_energy(block, 768, energy.cpu_band(None, 2))
+    assert figures is None and words in why
+
+
+def test_check_energy_keeps_real_figures_and_drops_an_implausible_idle() -> None:
+    block = {"source": "rapl", "joules_per_step": 2.0, "tokens_per_joule": 384.0, "mean_watts": 40.0,
+             "idle_watts": 9e9, "eval_joules": 0.0, "timed_joules": 200.0}  # fmt: skip
+    figures, why = energy.check_energy(block, 768, energy.cpu_band(None, 2))
+    assert why is None and figures["mean_watts"] == 40.0 and figures["idle_watts"] is None
+
+
+def test_a_band_for_older_runs_comes_from_the_hwinfo_snapshot() -> None:
+    hw = {"cpu": {"logical_cores": 4}, "gpus": [{"name": "A", "power_limit_w": 300.0}, {"name": "B"}]}
+    assert energy.band_for_device("cpu", hw).high_watts == energy.PLAUSIBLE_MULTIPLE * 4 * 25
+    assert energy.band_for_device("cuda", hw).high_watts == energy.PLAUSIBLE_MULTIPLE * 300
+    assert (
+        energy.band_for_device("cuda", {}).high_watts == energy.PLAUSIBLE_MULTIPLE * energy.FALLBACK_GPU_WATTS
+    )

@@ -812,12 +812,19 @@ def test_memory_stays_bounded_on_a_large_log(tmp_path):
                 f.write(f"step {i}: train loss 1.5000, val loss 1.6000\n")
             f.write(f"iter {i}: loss {1.5 + (i % 7) / 100:.4f}, time {120 + (i % 13):.2f}ms, mfu 0.01%\n")
     size = path.stat().st_size
+
+    def pipeline(log_path: Path) -> tuple:
+        log = nanogpt.parse_log(nanogpt.read_lines(log_path), source=str(log_path))
+        cfg = nanogpt.effective_config(log)
+        run = nanogpt.build_run(log, cfg, {"value": None}, step_summary, str(log_path), "h", None)
+        return run, sum(1 for _ in nanogpt.run_rows(nanogpt.read_lines(log_path), cfg))
+
+    small = tmp_path / "small.log"
+    small.write_text(train_py_log(cpu_recipe(cut_after=100))[0])
+    pipeline(small)  # modules imported on first use (numpy's percentile, ...) are not the log's memory
     tracemalloc.start()
     try:
-        log = nanogpt.parse_log(nanogpt.read_lines(path), source=str(path))
-        cfg = nanogpt.effective_config(log)
-        run = nanogpt.build_run(log, cfg, {"value": None}, step_summary, str(path), "h", None)
-        rows = sum(1 for _ in nanogpt.run_rows(nanogpt.read_lines(path), cfg))
+        run, rows = pipeline(path)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -826,8 +833,9 @@ def test_memory_stays_bounded_on_a_large_log(tmp_path):
     assert run.meta["summary"]["ms_median"] == pytest.approx(
         statistics.median([120 + i % 13 for i in range(5, n + 1) if i % 2500])
     )
-    # ~8 bytes per timed iteration line of ~50 (the old reader held the text and its lines: ~9x the size)
-    assert peak < size / 4, (peak, size)
+    # ~8 bytes per timed iteration line of ~50, up to twice that while the array grows (the old reader held the
+    # text and its lines: ~9x the size)
+    assert peak < size / 3, (peak, size)
 
 
 @pytest.mark.parametrize("bad", ["nan", "inf"])

@@ -234,10 +234,10 @@ def test_missing_file_and_directory_are_exit_2(tmp_path, capsys):
 
 
 def test_cpu_only_trace_says_so_and_gives_the_host_view(tmp_path, capsys):
-    """The A100 trace without its device events (what the profiler writes without CUDA activity): the host
-    view, op self times; the only op that computes, aten::mm (58 us), is matmul."""
+    """The A100 trace without its CUDA events, kernel and runtime launch (what the profiler writes without
+    CUDA activity): the host view, op self times; the only op that computes, aten::mm (58 us), is matmul."""
     data = json.loads(A100.read_text())
-    data["traceEvents"] = [e for e in data["traceEvents"] if e["cat"] != "kernel"]
+    data["traceEvents"] = [e for e in data["traceEvents"] if e["cat"] not in ("kernel", "cuda_runtime")]
     cpu = tmp_path / "cpu_only.json"
     cpu.write_text(json.dumps(data))
     assert main(["profile", str(cpu)]) == 0
@@ -337,3 +337,79 @@ def test_bench_run_device_view_takes_the_category_of_the_launching_op():
     assert step["ms"]["matmul"] == pytest.approx(0.1)
     assert step["ms"]["optimizer"] == pytest.approx(0.02)
     assert step["ms"]["elementwise_norm"] == 0
+
+
+PT_A100 = WILD / "particle_transformer_a100_runtime_only.json"
+
+
+def test_a100_trace_of_runtime_calls_only_says_no_kernel_ran_not_cpu_only(capsys):
+    """particle_transformer's A100-PCIE-40GB trace (whole file): the profiler recorded seven CUDA runtime
+    calls (cudaGetDeviceCount ... cudaDeviceSynchronize), no op ("Op count": 0), no kernel, copy or memset.
+    That is no CPU-only trace (CUDA activity was recorded): the line says no kernel ran. No ProfilerStep:
+    exit 2 naming --whole-trace; read whole, one step from cudaGetDeviceCount's start (4884379014449.020)
+    to cudaDeviceSynchronize's end (4884379028972.798 + 29.959): 14553.737 us, all of it `other`."""
+    assert main(["profile", str(PT_A100)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2
+    assert "no kernel, copy or memset ran" in err[0] and "7 CUDA runtime calls" in err[0]
+    assert "CPU-only" not in err[0]
+    assert "--whole-trace" in err[1]
+    p = _profile(PT_A100, fromtrace.WHOLE_TRACE)
+    assert p["view"] == "host"
+    assert p["mean"]["step_ms"] == pytest.approx(14.553737)
+    assert p["mean"]["ms"]["other"] == pytest.approx(14.553737)
+    assert sum(v for k, v in p["mean"]["ms"].items() if k != "other") == 0
+
+
+def test_fbgemm_embedding_ops_and_kernels_are_not_matmuls():
+    """HolisticTraceAnalysis' `trace_diff/test` trace (a V100 recommendation model, read from a snapshot, not
+    committed) launches cub scans and FBGEMM's embedding kernels from `fbgemm::permute_sparse_features`,
+    `fbgemm::bounds_check_indices`, `fbgemm::split_embedding_codegen_lookup_rowwise_adagrad_function`: the
+    `gemm` inside the namespace FBGEMM made all of them matmul (222 kernels). An embedding lookup or a
+    permute is no GEMM; the op's own name decides, and FBGEMM's names say no matmul. Kernel names below are
+    as that trace records them."""
+    from bench.profile.analysis import op_category, stack_category
+
+    for op in (
+        "fbgemm::permute_sparse_features",
+        "fbgemm::bounds_check_indices",
+        "fbgemm::asynchronous_complete_cumsum",
+        "fbgemm::split_embedding_codegen_lookup_rowwise_adagrad_function",
+        # its autograd node, as HTA's trace_diff/control trace records it
+        "torch::autograd::CppNode<fbgemm_gpu::PermutePooledEmbsFunction<&fbgemm_gpu::permute_pooled_embs_gpu> >",
+    ):
+        assert op_category(op) != "matmul", op
+        assert stack_category([(op, "cpu_op")]) != "matmul", op
+    for kernel in (
+        "void fbgemm_gpu::permute_2D_lengths_kernel<int>(int, int, int const*, int const*, int*)",
+        "void fbgemm_gpu::_offsets_range_cuda_kernel<long>(long, long, long const*, long*)",
+    ):
+        assert kernel_category(kernel.lower()) == "elementwise_norm", kernel
+    # a GEMM says so in its own name, whatever its namespace
+    assert op_category("aten::addmm") == "matmul"
+    assert kernel_category("volta_sgemm_128x32_nn") == "matmul"
+
+
+def test_cudnn_convolution_helper_kernels_are_matmul_by_name_too():
+    """On HTA's ns_resolution_trace and nccl_data traces (V100, A100; not committed) the kernels below are
+    launched inside aten::cudnn_convolution, so their op makes them matmul (convolutions are implicit GEMMs);
+    where no launch says (a CUDA-graph replay, a launch before the trace), the name rules must say the same.
+    cuDNN's batch norm kernels stay elementwise/norm. Names as those traces record them (cut at 70 chars)."""
+    for kernel in (
+        "void cudnn::winograd_nonfused::winogradForwardData4x4<float, float>(cudnn::winogr",
+        "void cask_cudnn_infer::computeOffsetsKernel<false, false>(cask_cudnn_infer::Compu",
+        "cask_cudnn_train::computeWgradSplitKOffsetsKernel(cask_cudnn_train::ComputeSplitK",
+        "void cudnn::cnn::reduce_wgrad_nchw_helper<float, float>(void*, void const*, float",
+        "void cudnn::ops::nchwToNhwcKernel<float, float, float, false, true, (cudnnKernelD",
+        "cudnn_infer_volta_scudnn_128x64_relu_medium_nn_v1",
+        "void cudnn::detail::dgrad_engine<float, 512, 6, 5, 3, 3, 3, false>(int",
+        "void wgrad_alg0_engine<float, 128, 6, 8, 3, 3, 5, false, 512>(int, int",
+        "void cudnn::ops::scalePackedTensor_kernel<float, float>(long, float*, ",
+        # cuDNN's FFT convolution, on HTA's critical_path/alexnet trace (inside aten::cudnn_convolution)
+        "void fft2d_r2c_32x32<float, false, 5u, true>(float2*, float const*, int, int, int, int, in",
+        "void fft2d_c2r_32x32<float, false, false, 0u, false, false>(float*, float2 const*, int, in",
+    ):
+        assert kernel_category(kernel.lower()) == "matmul", kernel
+    assert kernel_category("void cudnn::bn_fw_tr_1C11_singleread<float, 512, true, 1, 2, 0>(".lower()) == (
+        "elementwise_norm"
+    )

@@ -67,3 +67,44 @@ def test_runs_from_before_energy_say_nothing(tmp_path):
     d = synthetic.write_sweep(tmp_path / "r")
     synthetic.write_run(d, "old", train=SHORT)
     assert not [f for f in diagnose(load_results(d)) if f.kind.startswith("energy")]
+
+
+def test_figures_without_a_real_counter_or_outside_the_band_are_never_shown(tmp_path):
+    """The defects: edited run.json figures shown under "unavailable", missing or "tdp_estimate" sources,
+    negative joules, and a broken counter's 526,043 W shown as info; a counter that never moved was silent."""
+    d = synthetic.write_sweep(tmp_path / "r", hw=synthetic.hwinfo(physical_cores=1))  # 2 logical CPUs
+    figures = {"joules_per_step": 2.0, "tokens_per_joule": 384.0, "mean_watts": 40.0}
+    cases = {
+        "unavail": dict(figures, source="unavailable"),
+        "nosource": dict(figures, source=None),
+        "tdp": dict(figures, source="tdp_estimate"),
+        "negative": {"source": "rapl", "joules_per_step": -3.0, "tokens_per_joule": -1.0, "mean_watts": 1.0},
+        "wrapped": {"source": "rapl", "joules_per_step": 8886.0, "tokens_per_joule": 768 / 8886.0,
+                    "mean_watts": 526_043.0},
+        "fast": {"source": "rapl", "joules_per_step": 43.0, "tokens_per_joule": 768 / 43.0, "mean_watts": 2531.0},
+        "still": {"source": "rapl", "reason": "the counter did not advance during the timed steps"},
+    }  # fmt: skip
+    for b, (name, energy) in enumerate(cases.items(), start=1):
+        _with_energy(synthetic.write_run(d, name, batch_size=b, model={"block_size": 768 // b}, train=SHORT),
+                     **energy)  # fmt: skip
+    results = load_results(d)
+    assert results.runs["joules_per_step"].isna().all()
+    findings = diagnose(results)
+    assert not [f for f in findings if f.kind in ("energy", "energy_compare")]
+    (missing,) = [f for f in findings if f.kind == "energy_unavailable"]
+    assert missing.sentence.startswith("No energy figures for cpu") and len(missing.runs) == len(cases)
+    reasons = {k: results.runs.loc[f"laptop/{k}", "energy_reason"] for k in cases}
+    assert "no counter was recorded" in reasons["unavail"] and "no counter" in reasons["nosource"]
+    assert "'tdp_estimate', not a counter" in reasons["tdp"] and "not positive" in reasons["negative"]
+    assert "526,043 W" in reasons["wrapped"] and "2,531 W" in reasons["fast"] and "2 CPUs" in reasons["fast"]
+    assert "did not advance" in reasons["still"]
+    text = render(results, findings, "text")
+    assert "energy/step" not in text and "J/step" not in text and "tokens/J" not in text
+
+
+def test_a_counter_that_never_moved_is_said(tmp_path):
+    d = synthetic.write_sweep(tmp_path / "r")
+    _with_energy(synthetic.write_run(d, "cpu", train=SHORT), source="rapl",
+                 reason="the counter did not advance during the timed steps")  # fmt: skip
+    (f,) = [f for f in diagnose(load_results(d)) if f.kind.startswith("energy")]
+    assert f.kind == "energy_unavailable" and "did not advance" in f.sentence

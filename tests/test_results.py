@@ -321,3 +321,64 @@ def test_a_fifo_where_a_file_should_be_never_blocks(tmp_path):
         R.read_profile(tmp_path / "profile.json")
     with pytest.raises(R.ResultsError, match="not a regular file"):
         R.read_json(tmp_path / "run.json")
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize(
+    "tail", ["", '7,"10",2.0,0.001,timed\n', "7,10,2.0,0.001,timed,extra\n8,10,2.0,0.001\n"]
+)
+def test_the_column_reader_reads_as_the_csv_module_does(tmp_path, newline, tail):
+    """The whole-column fast path (plain lines) and the csv module's row-by-row path (quotes, ragged lines)
+    give the same columns: garbage cells NaN, bad rows counted, negative times dropped."""
+    import csv
+
+    body = (
+        "0,10,4.0,0.001,warmup\n1,abc,3.9,0.001,timed\n2,-3,3.8,,timed\nx,1,1,1,timed\n3,11,3.7,0.001,timed\n"
+    )
+    text = ("iter,ms,loss,lr,phase\n" + body + tail).replace("\n", newline)
+    (tmp_path / "steps.csv").write_bytes(text.encode())
+    rows = R.read_steps(tmp_path)
+    expected = [r for r in csv.reader(text.splitlines()[1:]) if len(r) == 5 and r[0].isdigit()]
+    assert rows.columns["iter"] == [float(r[0]) for r in expected]
+    assert rows.columns["phase"] == [r[4] for r in expected]
+    assert rows.bad_rows == 1 + (2 if "extra" in tail else 0)
+    ms = rows.columns["ms"]
+    assert ms[0] == 10.0 and math.isnan(ms[1]) and math.isnan(ms[2]) and ms[3] == 11.0
+    assert math.isnan(rows.columns["lr"][2])
+
+
+def test_results_class_loads_migrates_saves_and_derives(tmp_path):
+    """One class owns a directory: load (checked, migrated), save (current schema, atomic), derived columns."""
+    root = fixtures.write_sweep(tmp_path / "r")
+    run = fixtures.write_run(root, "cpu", train={"max_iters": 20, "lr_decay_iters": 20, "eval_interval": 10})
+    meta = json.loads((run / "run.json").read_text())
+    meta["schema"] = "devicebench/1"
+    meta["compile"] = False  # schema 1 wrote a boolean
+    del meta["summary"]["mfu"], meta["summary"]["tokens_per_s"]  # before MFU and tokens/s were stored
+    (run / "run.json").write_text(json.dumps(meta))
+    loaded = R.Results.load(root)
+    (record,) = loaded.runs
+    assert record.meta["compile"] == "off"
+    d = loaded.derived(record)
+    s = meta["summary"]
+    assert d["tokens_per_s"] == pytest.approx(meta["tokens_per_iter"] / (s["ms_median"] / 1e3))
+    assert d["mfu"] == pytest.approx(s["achieved_flops_per_s"] / meta["peak_flops"]["value"])
+    assert d["mfu_impossible"] is False and d["energy_source"] is None and d["world_size"] == 1
+    record.meta["peak_flops"]["value"] = s["achieved_flops_per_s"] / 2  # a peak below what ran
+    assert loaded.derived(record)["mfu_impossible"] is True
+    loaded.save()
+    again = json.loads((run / "run.json").read_text())
+    assert again["schema"] == R.SCHEMA and again["compile"] == "off"
+    assert R.read_sweep(root)["schema"] == R.SCHEMA and not list(root.rglob("*.tmp"))
+
+
+def test_the_report_derives_through_the_results_class(tmp_path):
+    """reports.load computes no figure itself: its MFU, tokens/s and energy columns are derived_columns'."""
+    from reports.load import load_results
+
+    root = fixtures.write_sweep(tmp_path / "r")
+    run = fixtures.write_run(root, "cpu", train={"max_iters": 20, "lr_decay_iters": 20, "eval_interval": 10})
+    row = load_results(root).runs.loc["laptop/cpu"]
+    derived = R.Results.load(root).derived(R.read_run(run))
+    for k, v in derived.items():
+        assert row[k] == v or (v is None and row[k] is None) or (v != v and row[k] != row[k]), k

@@ -553,7 +553,7 @@ LDCONFIG = """\t3 libs found in cache `/etc/ld.so.cache'
 
 
 def test_an_allocator_is_found_by_ldconfig_or_not_available_with_how_to_install_it():
-    from bench.tune.child import allocator_unavailable, find_library
+    from bench.tune.levers import allocator_unavailable, find_library
 
     assert (
         find_library(("libtcmalloc.so", "libtcmalloc_minimal.so"), LDCONFIG)
@@ -575,9 +575,10 @@ def test_process_wide_levers_run_in_processes_of_their_own(tmp_path, monkeypatch
     alternated as in-process sides are. An allocator that LD_PRELOAD did not load (a path that is not there:
     ld.so only warns and goes on with glibc malloc) fails as such, never measured as if it were jemalloc."""
     import bench.tune.child as child
+    from bench.tune import levers
 
-    real = child.find_library
-    monkeypatch.setattr(child, "find_library", lambda names, text=None: "/nonexistent/libjemalloc.so.2"
+    real = levers.find_library
+    monkeypatch.setattr(levers, "find_library", lambda names, text=None: "/nonexistent/libjemalloc.so.2"
                         if names == ("libjemalloc.so",) else real(names, text))  # fmt: skip
     started = []
     real_init = child.ChildTrainer.__init__

@@ -9,12 +9,12 @@ JSON file is read as a baseline too.
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 from pathlib import Path
 
 from bench.gate.files import BASELINE_SCHEMA_PREFIX, GateError, is_gate_baseline, read_json
+from hwinfo.units import positive
 
 SCHEMA = BASELINE_SCHEMA_PREFIX + "1"
 KINDS = ("train-step", "pytest-benchmark")
@@ -58,8 +58,7 @@ def _diff(now: dict, then: dict, prefix: str = "") -> list[str]:
 
 
 def _positive(value: object) -> bool:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return ok and math.isfinite(value) and value > 0
+    return positive(value) is not None
 
 
 def train_step_ratios(baseline: dict, path: Path, workload: dict) -> list[float]:

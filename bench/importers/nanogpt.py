@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ast
 import codecs
+import copy
 import math
 import re
 import statistics
@@ -61,8 +62,10 @@ MAX_WHOLE = 10**12  # no real run has a size or count above this; bigger ones ar
 MAX_SPIKES_LISTED = 1000  # after-eval iterations listed one by one in run.json (all are counted)
 MAX_CONFIG_FILES = 10
 MAX_ATTEMPTS = 1000  # runs started again in one file (each keeps its own figures while the file is read)
+BLOWUP = 1.5  # a training loss this many times iter 0's (the untrained model's) has diverged
 MFU_AGREE = 0.10  # the recomputed FLOPs may differ from nanoGPT's printed mfu by this much
 MFU_PRINT_STEP = 0.005  # percentage points: train.py prints the mfu with two decimals
+ACCUM_TOL = 0.1  # micro-batches the printed mfu may put gradient_accumulation_steps off a whole number
 
 # train.py's defaults (GPT-2 124M on OpenWebText); `dtype` is machine-dependent and handled apart.
 TRAIN_PY_DEFAULTS: dict[str, Any] = {
@@ -119,13 +122,17 @@ DEVICE_RE = re.compile(r"(cpu|mps|cuda(?::\d{1,3})?|xpu(?::\d{1,3})?)")
 # Numbers as Python prints floats, with no ambiguous split of a digit run (linear time, never quadratic).
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|inf)"
 _INT = r"\d{1,15}"
-ITER_RE = re.compile(rf"\biter ({_INT}): loss ({_NUM}), time (\d+(?:\.\d*)?)ms(?:, mfu (-?\d+(?:\.\d*)?)%)?")
+# A fork may print a unit after a loss (`loss 6.0659 BPC, time ...`): one short word, read past.
+_UNIT = r"(?: [A-Za-z]{1,8})?"
+ITER_RE = re.compile(
+    rf"\biter ({_INT}): loss ({_NUM}){_UNIT}, time (\d+(?:\.\d*)?)ms(?:, mfu (-?\d+(?:\.\d*)?)%)?"
+)
 # An iteration line whose time or mfu cannot be read (nan, inf, negative, cut short): skipped and counted.
-BAD_ITER_RE = re.compile(rf"\biter {_INT}: loss \S+, time ")
-STEP_RE = re.compile(rf"\bstep ({_INT}): train loss ({_NUM}), val loss ({_NUM})")
+BAD_ITER_RE = re.compile(rf"\biter {_INT}: loss \S+{_UNIT}, time ")
+STEP_RE = re.compile(rf"\bstep ({_INT}): train loss ({_NUM}){_UNIT}, val loss ({_NUM})")
 OVERRIDE_RE = re.compile(r"(\w+) = (.*)")
-TOKENS_RE = re.compile(r"tokens per iteration will be: (\d{1,3}(?:,\d{3}){0,5}|\d{1,18})(?:\s|$)")
-VOCAB_RE = re.compile(r"found vocab_size = (\d{1,12}) \(inside ")
+TOKENS_RE = re.compile(r"tokens per iteration(?: will be)?: (\d{1,3}(?:,\d{3}){0,5}|\d{1,18})(?:\s|$)")
+VOCAB_RE = re.compile(r"found vocab_size = (\d{1,12})(?:\s|$)")
 VOCAB_DEFAULT_RE = re.compile(r"defaulting to vocab_size of GPT-2 to (\d{1,12})")
 PARAMS_RE = re.compile(r"number of parameters: (\d{1,12}(?:\.\d*)?)M")
 INIT_RE = re.compile(r"Initializing from OpenAI GPT-2 weights: (gpt2(?:-medium|-large|-xl)?)\b")
@@ -174,13 +181,33 @@ def read_lines(path: str | Path) -> Iterator[str | None]:
             head = f.read(BINARY_SNIFF_BYTES)
         except OSError as e:
             raise NanoGPTLogError(f"{path} cannot be read ({e.strerror or e})") from None
+    # a crash or power loss can leave blocks of NUL bytes in a log being written: padding, not binary content
+    core = re.sub(rb"\0{16,}", b"", head)
+    if not core.strip():
+        what = "holds only NUL bytes (what a crash can leave of a file)" if b"\0" in head else "is empty"
+        raise NanoGPTLogError(f"{path} {what}: pass the file train.py's output was saved to")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
-    elif b"\0" in head:
+    elif (enc := _bomless_utf16(head)) is not None:
+        encoding = enc
+    elif b"\0" in core or len(core) - len(core.translate(None, _CONTROL_BYTES)) > 0.01 * len(core):
         raise NanoGPTLogError(f"{path} is a binary file, not a nanoGPT train.py log")
     else:
         encoding = "utf-8-sig"
     return _stream(Path(path), encoding)
+
+
+# bytes no text log holds more than a few of (tab, newlines, form feed, ESC of colours and backspace are text)
+_CONTROL_BYTES = bytes([*range(0, 8), *range(14, 27), *range(28, 32), 127])
+
+
+def _bomless_utf16(head: bytes) -> str | None:
+    """UTF-16 written without a BOM (some Windows tools): text whose every other byte is (nearly always) NUL."""
+    even, odd = head[0 : len(head) - len(head) % 2 : 2], head[1 : len(head) - len(head) % 2 : 2]
+    for text, zeros, encoding in ((even, odd, "utf-16-le"), (odd, even, "utf-16-be")):
+        if len(text) >= 8 and zeros.count(0) >= 0.9 * len(zeros) and text.count(0) <= 0.01 * len(text):
+            return encoding
+    return None
 
 
 def _stream(path: Path, encoding: str) -> Iterator[str | None]:
@@ -313,7 +340,7 @@ def _scan(lines: Iterable[str | None]) -> Iterator[tuple]:
 
 def _train_py_line(line: str) -> tuple | None:
     """The event of one of train.py's own informational lines, or None."""
-    if (at := line.find("tokens per iteration will be: ")) >= 0 and (m := TOKENS_RE.match(line, at)):
+    if (at := line.find("tokens per iteration")) >= 0 and (m := TOKENS_RE.match(line, at)):
         return ("tokens", int(m.group(1).replace(",", "")))
     if (at := line.find("found vocab_size = ")) >= 0 and (m := VOCAB_RE.match(line, at)):
         return ("vocab", int(m.group(1)))
@@ -348,11 +375,17 @@ class _Attempts:
         self.n = -1
         self._new()
 
-    def _new(self) -> None:
+    def _new(self, same_config: bool = False) -> None:
+        self.same_config = same_config  # a count going back with no new echo: the run's own output goes on
         self.n += 1
         self.progress = self.crashed = False
         self.last_it: int | None = None
         self.last_step: int | None = None
+
+    def repeats(self, ev: tuple) -> bool:
+        """An iteration (or eval) line with the number of the one before: another rank printing the same step."""
+        last = {"iter": self.last_it, "eval": self.last_step}.get(ev[0])
+        return last is not None and ev[1] == last and not self.crashed
 
     def of(self, ev: tuple) -> int:
         kind = ev[0]
@@ -363,7 +396,7 @@ class _Attempts:
         elif kind in ("iter", "eval"):
             last = self.last_it if kind == "iter" else self.last_step
             if last is not None and ev[1] <= last:
-                self._new()
+                self._new(same_config=not self.crashed)
             if kind == "iter":
                 self.last_it = ev[1]
             else:
@@ -428,6 +461,7 @@ class ParsedLog:
     zero_ms: int = 0  # iterations printed with time 0.00ms (impossible; kept out of the medians)
     after_nan: int = 0  # iterations from the first NaN/inf loss on, kept out of the medians
     has_mfu: bool = False  # iteration lines print an mfu (train.py since Feb 2023)
+    mfu_skipped_start: bool = False  # an excerpt's first mfu line followed an eval: not replayed
     printed_mfu_last: float | None = None  # percent
     # nanoGPT's running mfu replayed with a FLOP count of 1: sum of printed values and of replayed values
     mfu_sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])  # printed, replayed, count
@@ -447,6 +481,8 @@ class ParsedLog:
     other_lines: int = 0  # lines that are not train.py's (warnings, tracebacks, progress)
     long_lines: int = 0  # lines over MAX_LINE_CHARS, skipped unread
     bad_iter_lines: int = 0  # iteration lines whose time or mfu is not a number train.py prints
+    inherited_config: bool = False  # the config is the attempt before's (see _inherit_config)
+    repeated_iters: int = 0  # lines repeating the iteration number just printed (several ranks printing)
     first_bad_iter_line: int | None = None
     said: str | None = None  # the last of train.py's own lines seen, for messages
 
@@ -456,7 +492,18 @@ class ParsedLog:
         line of a run without a config file), so a key it does not name is train.py's default."""
         if self.config_files:
             return True
-        return not self.command_files and (self.overridden or (self.command_seen and self.from_start))
+        shown = not self.command_files and (self.overridden or (self.command_seen and self.from_start))
+        return bool(shown) and self._fits_defaults()
+
+    def _fits_defaults(self) -> bool:
+        """Overriding lines with no `Overriding config with` header may be a run without a config file, or
+        one whose header (and the config file's echo) the author cut: the tokens line tells which, when the
+        defaults of the keys not overridden cannot make it (16,384 tokens from a batch of 12 x 1024)."""
+        if self.tokens_per_iter is None:
+            return True
+        value = {**TRAIN_PY_DEFAULTS, **self.config, **self.command}
+        per_micro = value["batch_size"] * value["block_size"]
+        return isinstance(per_micro, int) and per_micro > 0 and self.tokens_per_iter % per_micro == 0
 
     @property
     def from_start(self) -> bool:
@@ -509,7 +556,14 @@ class _Phases:
 def _events(lines: Iterable[str | None]) -> Iterator[tuple[int, tuple]]:
     attempts = _Attempts()
     for ev in _scan(lines):
-        yield attempts.of(ev), ev
+        if attempts.repeats(ev):
+            yield attempts.n, ("repeat_iter", ev[-1])
+            continue
+        n = attempts.n
+        a = attempts.of(ev)
+        if a != n and attempts.same_config:
+            yield a, ("same_config",)
+        yield a, ev
 
 
 def parse_log(lines: Iterable[str | None], source: str = "<log>", attempt: int | None = None) -> ParsedLog:
@@ -527,6 +581,9 @@ def parse_log(lines: Iterable[str | None], source: str = "<log>", attempt: int |
             logs.append(ParsedLog(source=source, attempt=a + 1))
             phases.append(_Phases())
             spans.append([0, 0])
+        if ev[0] == "same_config":
+            _inherit_config(logs[a], logs[a - 1])
+            continue
         if len(ev) > 1 and isinstance(ev[-1], int) and ev[0] in ("iter", "eval", "other"):
             spans[a] = [spans[a][0] or ev[-1], ev[-1]]
         _take(logs[a], phases[a], ev)
@@ -543,6 +600,12 @@ def parse_log(lines: Iterable[str | None], source: str = "<log>", attempt: int |
             raise NanoGPTLogError(f"{source}: attempt {attempt} {_stopped(chosen)}")
     elif trained:
         chosen = trained[-1]
+    elif any(log.last_eval is not None and log.last_eval.it > 0 for log in logs):
+        last = max(log.last_eval.it for log in logs if log.last_eval is not None)
+        raise NanoGPTLogError(
+            f"{source} has eval lines up to step {last:,} but no iteration lines ('iter N: loss X, time Y ms', "
+            "printed every log_interval): the times to import are in the lines left out"
+        )
     elif any(log.said or log.n_evals for log in logs):
         raise NanoGPTLogError(f"{source}: {_stopped(logs[-1])}")
     else:
@@ -552,6 +615,20 @@ def parse_log(lines: Iterable[str | None], source: str = "<log>", attempt: int |
     if len(logs) > 1:
         chosen.attempts = [_describe_attempt(log, span) for log, span in zip(logs, spans, strict=True)]
     return chosen
+
+
+_CONFIG_FIELDS = ("config", "overridden", "command", "command_seen", "nproc", "config_files", "command_files",
+                  "unparsed_config", "tokens_per_iter", "vocab_size", "params_m", "init_from", "forcing", "dropout",
+                  "compiling", "preamble")  # fmt: skip
+
+
+def _inherit_config(log: ParsedLog, before: ParsedLog) -> None:
+    """An attempt that starts by going back (iter 300, then iter 250) with no echo of its own: the same
+    process's output resumed or pasted again, so what the attempt before it said about the config holds."""
+    for name in _CONFIG_FIELDS:
+        value = getattr(before, name)
+        setattr(log, name, copy.copy(value))
+    log.inherited_config = True
 
 
 def _stopped(log: ParsedLog) -> str:
@@ -569,6 +646,8 @@ def _describe_attempt(log: ParsedLog, span: list[int]) -> str:
     else:
         what = f"iters {log.first.it}-{log.last.it}"
     error = f", ended in {log.errors[-1]}" if log.errors else ""
+    if log.inherited_config:
+        what += f" (going back with no echo of its own: attempt {log.attempt - 1}'s config)"
     return f"attempt {log.attempt} ({lines}): {what}{error}"
 
 
@@ -598,8 +677,12 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
             log.after_nan += 1
         if mfu is not None:
             log.has_mfu = True
-            # nanoGPT's running average, replayed with 1 FLOP per iteration and no peak
-            if mfu >= 0 and ms > 0:
+            # nanoGPT's running average, replayed with 1 FLOP per iteration and no peak. An excerpt's replay
+            # does not start on an after-eval line: its printed value is mostly the unseen lines before it.
+            if log._ema is None and phase == "after_eval" and not phases.from_start:
+                log.mfu_skipped_start = True
+                log.printed_mfu_last = mfu if mfu >= 0 else log.printed_mfu_last
+            elif mfu >= 0 and ms > 0:
                 inst = 1e3 / ms  # 1 / dt
                 log._ema = inst if log._ema is None else 0.9 * log._ema + 0.1 * inst
                 log.mfu_sums[0] += mfu
@@ -607,6 +690,9 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
                 log.mfu_sums[2] += 1
                 log.printed_mfu_last = mfu
         if log.diverged is None and not math.isfinite(loss):
+            log.diverged = (it, "training loss", loss)
+        elif log.diverged is None and log.first.it == 0 and loss > BLOWUP * log.first.loss > 0:
+            # worse than the untrained model it started as: a blow-up short of NaN (fp32 runs rarely reach it)
             log.diverged = (it, "training loss", loss)
         log.tail_error = None
     elif kind == "eval":
@@ -652,6 +738,8 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
         log.preamble |= ev[1] and log.first is None
     elif kind == "long":
         log.long_lines += 1
+    elif kind == "repeat_iter":
+        log.repeated_iters += 1
     elif kind == "bad_iter":
         log.bad_iter_lines += 1
         if log.first_bad_iter_line is None:
@@ -872,6 +960,8 @@ def effective_config(
         (log.bad_iter_lines, "iteration line(s) with a time or mfu that is not a number train.py prints skipped "
          f"(the first at line {log.first_bad_iter_line}): those iterations are missing"),
         (log.zero_ms, "iteration(s) printed with time 0.00ms kept out of the medians"),
+        (log.repeated_iters, "iteration or eval line(s) repeating the number of the one before (several ranks "
+         "printing) skipped: the first of each kept"),
         (log.after_nan, "iteration(s) from the first NaN loss on kept out of the medians"),
     ):  # fmt: skip
         if count:
@@ -941,10 +1031,21 @@ def _tokens_from_mfu(log: ParsedLog, values: dict, world: int) -> int:
     fpt = flops_per_token({k: values[k] for k in MODEL_KEYS})
     per_micro = values["batch_size"] * values["block_size"]
     accum = log.mfu_flops_per_iter() / fpt / per_micro
-    if round(accum) < 1 or abs(accum - round(accum)) > MFU_AGREE * accum + log.mfu_resolution() * accum:
+    # The printed digits move the ratio by `spread` steps: they pin a whole number only when that is well
+    # under one step; then it must be within ACCUM_TOL steps of one (a relative bound would let any ratio
+    # above 5 pass: 6.4 from a fork's own FLOP count is no accumulation of 6).
+    spread = accum * log.mfu_resolution()
+    if spread >= 0.5:
         raise NanoGPTLogError(
-            f"{log.source}: the log's mfu gives {accum * per_micro:,.0f} tokens per iteration per process, not a "
-            f"multiple of batch_size x block_size ({per_micro:,}): pass --set gradient_accumulation_steps=N"
+            f"{log.source}: the log's mfu (last printed {log.printed_mfu_last:.2f}%) has too few digits to give "
+            f"gradient_accumulation_steps (about {accum:,.0f}, give or take {spread:,.0f}): "
+            "pass --set gradient_accumulation_steps=N"
+        )
+    if round(accum) < 1 or abs(accum - round(accum)) > max(ACCUM_TOL, spread):
+        raise NanoGPTLogError(
+            f"{log.source}: the log's mfu gives {accum:.2f} x batch_size x block_size ({per_micro:,}) tokens per "
+            "iteration per process, not a whole number: its FLOPs are not those of nanoGPT's GPT with this "
+            "config (a modified model, or a --set value): pass --set gradient_accumulation_steps=N"
         )
     return round(accum) * world * per_micro
 
@@ -1081,7 +1182,11 @@ def eval_spikes(log: ParsedLog, cfg: EffectiveConfig, median: float | None) -> l
         eval_ms = 2 * v["eval_iters"] * median / (3 * v["gradient_accumulation_steps"])
         how = (f"2 x eval_iters ({v['eval_iters']}) forward passes at a third of a train step each "
                "(no later eval to measure it)")  # fmt: skip
-    eval_ms = min(eval_ms, max(0.0, first["ms"] - median))
+    if (
+        eval_ms > first["ms"] - median
+    ):  # the later evals took longer than all of iter 0: start-up not measurable
+        eval_ms = max(0.0, first["ms"] - median)
+        how += ", capped at iter 0's own time (start-up then unknown, shown as 0)"
     startup = "compilation and start-up" if cfg.compile == "on" and log.compiling else "start-up"
     first.update({"first": True, "eval_ms_est": eval_ms, "eval_ms_source": how,
                   "startup_ms_est": max(0.0, first["ms"] - median - eval_ms), "includes": f"eval + {startup}"})  # fmt: skip
@@ -1096,6 +1201,9 @@ def cross_check(log: ParsedLog, cfg: EffectiveConfig, flops_per_iter: float) -> 
     keys that were assumed (train.py defaults the log did not confirm) named as the likely cause."""
     theirs = log.mfu_flops_per_iter()
     if theirs is None:
+        if log.mfu_skipped_start:
+            return {"status": "unchecked: the excerpt's only mfu lines follow an eval (their running average is "
+                              "mostly the iterations before the excerpt)"}  # fmt: skip
         return {"status": "no printed mfu" if not log.has_mfu else "no mfu printed after iter 5"}
     per_process = flops_per_iter / cfg.world_size
     ratio = per_process / theirs
@@ -1191,6 +1299,8 @@ def build_run(
     if log.diverged:
         it, where, value = log.diverged
         summary["diverged"] = {"iter": it, "where": where, "loss": str(value)}
+        if math.isfinite(value):
+            summary["diverged"]["iter0_loss"] = log.first.loss
     figure_inputs = {k: {"value": v[k], "source": cfg.source[k]} for k in ("device", *FLOP_KEYS)}
     figure_inputs |= {
         "tokens_per_iter": {"value": cfg.tokens_per_iter,
@@ -1223,6 +1333,7 @@ def build_run(
             "other_lines": log.other_lines,
             "long_lines_skipped": log.long_lines,
             "bad_iter_lines_skipped": log.bad_iter_lines,
+            "repeated_iter_lines_skipped": log.repeated_iters,
         },
         "summary": summary,
     }  # fmt: skip
@@ -1295,10 +1406,14 @@ def _status(log: ParsedLog, v: dict) -> tuple[str, str | None]:
     last = log.last.it
     if log.diverged:
         it, where, value = log.diverged
-        went_on = f"; train.py went on to iter {last}, training nothing" if last > it else ""
+        finite = math.isfinite(value)
+        went_on = (
+            f"; train.py went on to iter {last}{'' if finite else ', training nothing'}" if last > it else ""
+        )
+        start = f", {log.first.loss:g} at iter 0," if finite else ""  # rose past the untrained model's loss
         return (
             "failed",
-            f"diverged: {where} {'loss ' if where == 'eval' else ''}became {value} at iter {it}{went_on}",
+            f"diverged: {where}{start} {'loss ' if where == 'eval' else ''}became {value} at iter {it}{went_on}",
         )
     if log.tail_error:
         status = "interrupted" if "KeyboardInterrupt" in log.tail_error else "failed"

@@ -14,10 +14,11 @@ import bisect
 import statistics
 from typing import Any
 
+from bench.profile import roofline as rl
+from bench.profile.categories import CATEGORIES
 from bench.profile.trace import TraceEvent
 from bench.results import PROFILE_SCHEMA as SCHEMA
 
-CATEGORIES = ("matmul", "attention", "elementwise_norm", "optimizer", "communication", "data", "other")
 PHASES = ("data", "forward", "backward", "clip", "optimizer")
 MARK = "devicebench."  # bench.train.MARK: the markers the real train step enters when profiled
 
@@ -44,6 +45,11 @@ _MATMUL_KERNEL = (
     "sm100_", "volta_", "turing_", "triton_tem", "_mm_", "bmm",
     # ROCm: Tensile's GEMMs are Cijk_<layout>_..., hipBLASLt's and Composable Kernel's say gemm
     "cijk_", "hipblaslt", "wvsplitk", "skinny_gemm", "ck::device_gemm",
+    # cuDNN's convolutions (implicit GEMMs) and the helpers they launch: winograd transforms, cask offsets,
+    # weight-gradient reductions, layout transforms, FFT convolutions (batch norm's cudnn::bn_ kernels are not among them)
+    "scudnn", "winograd", "cask_cudnn", "cudnn::cnn::", "cudnn::ops::nchwtonhwc", "cudnn::ops::nhwctonchw",
+    "implicit_convolve", "convolve_", "dgrad_engine", "wgrad_alg", "cudnn::ops::scalepackedtensor",
+    "fft2d_r2c", "fft2d_c2r",
 )  # fmt: skip
 _OPTIMIZER_KERNEL = ("adam", "multi_tensor_apply", "lpnorm", "foreach")
 _COMM_KERNEL = ("nccl", "rccl", "all_reduce", "allreduce", "all_gather", "allgather", "reduce_scatter")
@@ -63,7 +69,13 @@ def op_category(name: str) -> str:
         return "other"
     ns, base = name.split("::", 1)
     lname = name.lower()
-    if base in _MATMUL_OPS or "gemm" in lname or ("mkldnn" in lname and ("linear" in lname or "mm" in base)):
+    # "gemm" in the op's own name, not FBGEMM's (fbgemm::, fbgemm_gpu::): its ops are embedding lookups,
+    # permutes and scans
+    if (
+        base in _MATMUL_OPS
+        or "gemm" in base.lower().replace("fbgemm", "")
+        or ("mkldnn" in lname and ("linear" in lname or "mm" in base))
+    ):
         return "matmul"
     if "scaled_dot_product" in lname or "attention" in lname or "flash" in lname:
         return "attention"
@@ -78,7 +90,7 @@ def kernel_category(lname: str) -> str:
         return "communication"
     if any(s in lname for s in _ATTENTION_KERNEL):
         return "attention"
-    if any(s in lname for s in _MATMUL_KERNEL):
+    if any(s in lname.replace("fbgemm", "") for s in _MATMUL_KERNEL):  # fbgemm_gpu:: names no GEMM
         return "matmul"
     return "elementwise_norm"
 
@@ -119,14 +131,20 @@ def stack_category(stack: list[tuple[str, str | None]]) -> str | None:
 
 def launch_categories(host: list[TraceEvent]) -> dict[int, str | None]:
     """correlation id of each runtime launch -> `stack_category` of the host ops and annotations around it
-    on its thread (a stack sweep per thread: ops there nest)."""
+    on its thread (a stack sweep per thread: ops there nest). An id used by several launches: the last's."""
+    return {i: found[-1][1] for i, found in launch_index(host).items()}
+
+
+def launch_index(host: list[TraceEvent]) -> dict[int, list[tuple[float, str | None]]]:
+    """correlation id -> (host start, `stack_category`) of each runtime launch with that id, by start. One
+    launch per id in a trace as the profiler writes it; more where traces were merged or ids reused."""
     by_thread: dict[Any, list[tuple[float, int, float, TraceEvent]]] = {}
     for e in host:
         if _is_launch(e):
             by_thread.setdefault(e.thread, []).append((e.start, 1, 0.0, e))
         elif e.activity in (None, "cpu_op", "user_annotation") and not e.is_async:
             by_thread.setdefault(e.thread, []).append((e.start, 0, -e.us, e))
-    out: dict[int, str | None] = {}
+    out: dict[int, list[tuple[float, str | None]]] = {}
     for items in by_thread.values():
         items.sort(key=lambda x: x[:3])
         stack: list[TraceEvent] = []
@@ -139,11 +157,24 @@ def launch_categories(host: list[TraceEvent]) -> dict[int, str | None]:
                     key = tuple((s.name, s.activity) for s in stack)
                     if key not in memo:
                         memo[key] = stack_category(list(key))
-                    out[e.id] = memo[key]
+                    out.setdefault(e.id, []).append((start, memo[key]))
             else:
                 stack.append(e)
         del items[:]
+    for found in out.values():
+        found.sort(key=lambda x: x[0])
     return out
+
+
+def _launch_for(found: list[tuple[float, str | None]] | None, kernel_start: float) -> tuple | None:
+    """Of the launches that share a kernel's correlation id, the latest that began before the kernel (a
+    kernel cannot start before its launch); the first where none did (clocks that disagree)."""
+    if not found:
+        return None
+    if len(found) == 1:
+        return found[0]
+    i = bisect.bisect_right([a for a, _ in found], kernel_start) - 1
+    return found[max(i, 0)]
 
 
 def _is_launch(e: TraceEvent) -> bool:
@@ -289,14 +320,11 @@ def _device_view(events: list[TraceEvent], host: list[TraceEvent], steps: _Steps
     window, and where several run at once (streams) the instant goes to one category (DEVICE_PRIORITY), so
     the categories and the idle time add up to the window. Launch counts go to the step that launched.
     """
-    launch_at: dict[int, float] = {}  # correlation id -> host time of the runtime call
     op_at: dict[int, float] = {}  # op id -> host start, for kernels linked to their op instead
     for e in host:
-        if _is_launch(e):
-            launch_at[e.id] = e.start
-        elif e.activity in (None, "cpu_op"):
+        if not _is_launch(e) and e.activity in (None, "cpu_op"):
             op_at[e.id] = e.start
-    categories = launch_categories(host)
+    launches = launch_index(host)  # correlation id -> (host time of the runtime call, category), by time
     spans: list[tuple[float, float, str | None]] = []  # every device activity: start, end, category
     for e in events:
         if not e.on_device or e.name.startswith(MARK) or e.is_annotation:
@@ -305,7 +333,8 @@ def _device_view(events: list[TraceEvent], host: list[TraceEvent], steps: _Steps
             e.activity is None and "sync" in e.name.lower()
         ):
             continue
-        t = launch_at.get(e.id) if e.id else None
+        launch = _launch_for(launches.get(e.id), e.start) if e.id else None
+        t = launch[0] if launch is not None else None
         if t is None and e.linked_id:
             t = op_at.get(e.linked_id)
         if t is not None:
@@ -314,7 +343,7 @@ def _device_view(events: list[TraceEvent], host: list[TraceEvent], steps: _Steps
             step, phase = steps.locate(e.start)[0], None
         lname = e.name.lower()
         is_copy = e.activity in ("gpu_memcpy", "gpu_memset") or lname.startswith(("memcpy", "memset"))
-        from_ops = categories.get(e.id) if e.id and t is not None else None
+        from_ops = launch[1] if launch is not None else None
         if phase == "data" or (from_ops == "data" and phase not in ("clip", "optimizer")):
             cat = None  # the data phase is counted by its wall time
         elif phase in ("clip", "optimizer"):
@@ -368,6 +397,8 @@ def _sweep(step: dict, inside: list[tuple[float, float, str | None]]) -> None:
     opens: dict[float, list[str | None]] = {}
     closes: dict[float, list[str | None]] = {}
     for a, b, c in inside:
+        if b <= a:  # a zero-length activity (a kernel of no recorded duration) holds no instant
+            continue
         opens.setdefault(a, []).append(c)
         closes.setdefault(b, []).append(c)
     running: dict[str | None, int] = {}
@@ -415,8 +446,6 @@ def assemble(
     view: "device", "host" or "host_async" (bench.devices.Device.profile_view); roofs: {"compute": [...],
     "memory": [...]} (bench.profile.roofs.RoofMeter), else the compute roof is peak_flops_per_s alone.
     """
-    from bench.profile import roofline as rl
-
     device_view = view == "device"
     n = len(steps)
     ops: dict[tuple[str, str], float] = {}

@@ -46,6 +46,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="a trace of no training loop (a benchmark, one forward): read it whole as one step",
     )
+    p.add_argument(
+        "--device",
+        type=int,
+        metavar="N",
+        help="a trace holding the kernels of several GPUs (one process drove them): read GPU N's (default: "
+        "the lowest index)",
+    )
     p.add_argument("--out", metavar="DIR", help="write a results directory there (must not hold one)")
     p.add_argument(
         "--json", action="store_true", help="print each profile.json to stdout instead of a summary"
@@ -104,6 +111,27 @@ def _peak(
     }
 
 
+def _one_device(trace: Any, path: str, wanted: int | None) -> Any:
+    """The trace with one GPU's device events: the union of two GPUs' busy time is no GPU's idle share."""
+    from bench.profile import fromtrace
+    from bench.profile.kineto import TraceError
+
+    found = fromtrace.device_indices(trace)
+    if wanted is not None and wanted not in found:
+        have = f"the kernels of GPUs {', '.join(map(str, found))}" if found else "no kernels"
+        raise TraceError(f"trace {path} holds {have}, none of GPU {wanted}: pass one of them to --device N")
+    if len(found) < 2:
+        return trace
+    index = wanted if wanted is not None else found[0]
+    if wanted is None:
+        print(
+            f"{path}: kernels of {len(found)} GPUs ({', '.join(map(str, found))}) in one file: GPU {index} is "
+            "read (--device N reads another)",
+            file=sys.stderr,
+        )
+    return fromtrace.on_one_device(trace, index)
+
+
 def run(args: argparse.Namespace) -> int:
     from bench import __version__
     from bench.importers import machine
@@ -130,12 +158,34 @@ def run(args: argparse.Namespace) -> int:
         trace = read_trace(path)
         if trace.truncated:
             print(f"{path}: partial: {trace.truncated}; the steps read are used", file=sys.stderr)
+        for problem in fromtrace.event_problems(trace):
+            print(f"{path}: {problem}", file=sys.stderr)
+        trace = _one_device(trace, path, args.device)
         if not any(e.on_device and e.activity == "kernel" for e in trace.events):
-            why = (
-                "none before the cut (a profiler writes the device's events after the host's)"
-                if trace.truncated
-                else "a CPU-only trace: the profiler did not record CUDA/ROCm activity"
-            )
+            runtime = [
+                e
+                for e in trace.events
+                if not e.on_device and (e.activity or "").endswith(("_runtime", "_driver"))
+            ]
+            ranges = trace.dropped.get("cuda_profiler_range", 0)
+            if trace.truncated:
+                why = "none before the cut (a profiler writes the device's events after the host's)"
+            elif ranges:
+                why = (
+                    f"the trace holds {ranges} CUPTI profiler range{'s' if ranges != 1 else ''} instead: "
+                    "profiler_metrics replays each kernel to count it, so their times are not the run's"
+                )
+            elif runtime:
+                api = "ROCm" if any(e.name.startswith("hip") for e in runtime) else "CUDA"
+                ops = sum(
+                    1 for e in trace.events if not e.on_device and e.activity in ("cpu_op", "user_annotation")
+                )
+                why = (
+                    f"no kernel, copy or memset ran: the trace holds {len(runtime)} {api} runtime calls and "
+                    f"{ops or 'no'} op{'s' if ops != 1 else ''}"
+                )
+            else:
+                why = "a CPU-only trace: the profiler did not record CUDA/ROCm activity"
             print(f"{path}: no device events ({why}): the host view follows", file=sys.stderr)
         dtype = fromtrace._dtype(trace)
         info = fromtrace.device_info(trace)
@@ -150,6 +200,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path}: no MFU against the device's own peak: {peak.get('detail')}", file=sys.stderr)
         profiles.append((path, trace, prof, peak))
 
+    counts = {t.rank if t.rank is not None else p: len(prof["steps"]) for p, t, prof, _ in profiles}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{'rank ' if isinstance(k, int) else ''}{k}: {n}" for k, n in counts.items())
+        print(
+            f"the traces hold different numbers of steps ({listed}): each is read as its own run of its own "
+            "steps; compare them by step number",
+            file=sys.stderr,
+        )
     for path, _trace, prof, _ in profiles:
         if args.json:
             from bench.results import dumps_strict

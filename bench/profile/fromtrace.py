@@ -38,29 +38,82 @@ _COMPILED = (
 WHOLE_TRACE = ""  # step_marker value: the whole trace is one step
 
 
-def find_steps(trace: KinetoTrace, marker: str | None = None) -> list[tuple[float, float, int]]:
+def find_steps(
+    trace: KinetoTrace, marker: str | None = None, dropped: list[str] | None = None
+) -> list[tuple[float, float, int]]:
     """(start, end, number) of each step: ProfilerStep#N, else host events whose name starts with `marker`
-    (numbered 1, 2, ... in time order); marker WHOLE_TRACE: one step from the first event to the last."""
+    (numbered 1, 2, ... in time order); marker WHOLE_TRACE: one step from the first event to the last.
+    A step annotation of no duration, or one that holds other steps, is not a step: `dropped` gets a
+    sentence for each."""
     if marker == WHOLE_TRACE:
         if not trace.events:
             return []
         return [(min(e.start for e in trace.events), max(e.end for e in trace.events), 1)]
     host = [e for e in trace.events if not e.on_device]
     seen: set[tuple[float, float]] = set()
-    out = []
-    if marker is None:
-        for e in host:
-            m = STEP.match(e.name)
-            if m and (e.start, e.end) not in seen:
-                seen.add((e.start, e.end))
-                out.append((e.start, e.end, int(m.group(1))))
-    else:
-        for e in host:
-            if e.name.startswith(marker) and (e.start, e.end) not in seen:
-                seen.add((e.start, e.end))
-                out.append((e.start, e.end, 0))
-        out = [(a, b, i + 1) for i, (a, b, _) in enumerate(sorted(out))]
-    return sorted(out)
+    found: list[tuple[float, float, int, str]] = []
+    for e in host:
+        m = STEP.match(e.name) if marker is None else None
+        if (m or (marker is not None and e.name.startswith(marker))) and (e.start, e.end) not in seen:
+            seen.add((e.start, e.end))
+            found.append((e.start, e.end, int(m.group(1)) if m else 0, e.name))
+    found.sort()
+    notes = dropped if dropped is not None else []
+    # A window holds another iff one starting at or after it ends by its end: from the latest start back,
+    # the smallest end seen so far says (an item starting after this one's end also ends after it).
+    holds: dict[tuple[float, float], str] = {}
+    least: tuple[float, str] | None = None
+    for a, b, _, name in sorted(found, key=lambda x: (-x[0], x[1])):
+        if b <= a:
+            continue
+        if least is not None and least[0] <= b:
+            holds[(a, b)] = least[1]
+        if least is None or b < least[0]:
+            least = (b, name)
+    kept: list[tuple[float, float, int, str]] = []
+    for a, b, n, name in found:
+        if b <= a:
+            notes.append(f"{name} has no duration (no usable `dur`): not a step")
+        elif (a, b) in holds:
+            notes.append(
+                f"{name} holds other steps ({holds[(a, b)]}): not counted as a step, or their kernels would "
+                "count twice"
+            )
+        else:
+            kept.append((a, b, n, name))
+    for i in range(len(kept) - 1):  # an instant in two steps would count twice: cut at the next start
+        a, b, n, name = kept[i]
+        if b > kept[i + 1][0]:
+            notes.append(
+                f"{name} overlaps {kept[i + 1][3]} by {b - kept[i + 1][0]:.0f} us: cut at the next step's start"
+            )
+            kept[i] = (a, kept[i + 1][0], n, name)
+    if marker is not None:
+        return [(a, b, i + 1) for i, (a, b, _, _) in enumerate(kept)]
+    return [(a, b, n) for a, b, n, _ in kept]
+
+
+def device_indices(trace: KinetoTrace) -> list[Any]:
+    """The GPUs (the device events' pid, which the profiler sets to the device index) the trace's kernels,
+    copies and memsets ran on."""
+    pids = {
+        e.thread[0]
+        for e in trace.events
+        if e.on_device
+        and e.activity in ("kernel", "gpu_memcpy", "gpu_memset")
+        and isinstance(e.thread, tuple)
+    }
+    return sorted(pids, key=lambda p: (not isinstance(p, int), str(p) if not isinstance(p, int) else p))
+
+
+def on_one_device(trace: KinetoTrace, index: Any) -> KinetoTrace:
+    """The trace with the device events of GPU `index` only (host events all kept)."""
+    from dataclasses import replace
+
+    events = [
+        e for e in trace.events if not e.on_device or not isinstance(e.thread, tuple) or e.thread[0] == index
+    ]
+    return replace(trace, events=events)
 
 
 def _phases(trace: KinetoTrace) -> list[tuple[float, float, str]]:
@@ -158,11 +211,14 @@ def profile_trace(
 ) -> dict:
     """profile.json (docs/profile-schema.md, `source: trace`) of one trace file. `peak`: {"value",
     "source", "detail"} for `dtype` (the caller picks it: --peak-flops, --hwinfo, the trace's device)."""
-    steps_found = find_steps(trace, step_marker)
+    not_steps: list[str] = []
+    steps_found = find_steps(trace, step_marker, not_steps)
     if not steps_found:
         if step_marker == WHOLE_TRACE:
             raise TraceError(f"trace {trace.path} holds no events this reads (no ops, launches or kernels)")
         what = f"no host event named {step_marker}*" if step_marker else "no ProfilerStep#N annotations"
+        if not_steps:
+            what = f"no step to read ({not_steps[0]})"
         raise TraceError(
             f"trace {trace.path} has {what}, so its steps are unknown: "
             + (
@@ -228,9 +284,29 @@ def profile_trace(
         "kernels_categorised_by_name": by_name,
         "hta_idle_fraction": hta_idle_fraction(trace, steps_found) if device_view else None,
         "device": info,
+        "events_without_time": trace.without_time,
+        "events_without_duration": trace.without_duration,
+        "reused_correlation_ids": reused_correlation_ids(trace),
+        "not_steps": not_steps,
     }
-    prof["notes"] = trace_notes(trace, view, compiled, bool(peak_value)) + (
-        [n for n in prof["notes"] if n.startswith("clip_grad_norm")]
+    launch_only: list[str] = []
+    gpu_listed = view == "host" and bool(
+        trace.meta.get("deviceProperties") or trace.meta.get("computeProperties")
+    )
+    if gpu_listed:  # the ops ran on the GPU: their host time is the launch's, no FLOP/s of it
+        for row in (prof.get("roofline") or {}).get("categories", {}).values():
+            row["flops_per_s"] = None
+            row["fraction_of_compute_roof"] = None
+        prof["matmul_flops_per_s"] = None
+        launch_only = [
+            "the trace lists a GPU (deviceProperties) but holds no device events: its ops' host times are "
+            "their launches' (the work ran on the GPU), so no FLOP/s are shown",
+        ]
+    prof["notes"] = (
+        trace_notes(trace, view, compiled, bool(peak_value))
+        + not_steps
+        + launch_only
+        + ([n for n in prof["notes"] if n.startswith("clip_grad_norm")])
     )
     return prof
 
@@ -306,7 +382,38 @@ def trace_notes(trace: KinetoTrace, view: str, compiled: bool, has_peak: bool) -
         )
     if trace.truncated:
         out.append(f"partial: {trace.truncated}; steps whose window ends after the cut are left out")
+    out += event_problems(trace)
+    reused = reused_correlation_ids(trace)
+    if reused:
+        out.append(
+            f"{reused} correlation id{'s' if reused > 1 else ''} name two or more runtime launches (traces merged "
+            "or ids reused): each kernel is linked to the latest launch with its id that began before it"
+        )
     return out
+
+
+def event_problems(trace: KinetoTrace) -> list[str]:
+    """Sentences for the events the reader could not take as written (each counted, none raised)."""
+    out = []
+    if trace.without_time:
+        n = trace.without_time
+        out.append(
+            f"{n} event{'s have' if n > 1 else ' has'} no usable start time (`ts` missing, not a number or not "
+            "finite): left out"
+        )
+    if trace.without_duration:
+        n = trace.without_duration
+        out.append(
+            f"{n} event{'s have' if n > 1 else ' has'} no usable duration (`dur` missing, negative or not "
+            "finite): read as 0 us"
+        )
+    return out
+
+
+def reused_correlation_ids(trace: KinetoTrace) -> int:
+    """How many correlation ids more than one runtime launch carries."""
+    seen: Counter[int] = Counter(e.id for e in trace.events if not e.on_device and e.id and _is_launch(e))
+    return sum(1 for n in seen.values() if n > 1)
 
 
 def ms_summary(prof: dict) -> dict:

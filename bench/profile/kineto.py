@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import re
 import sys
 import zlib
@@ -72,6 +73,8 @@ class KinetoTrace:
     truncated: str | None = None  # why the file ended early (the events before it are kept)
     n_events: int = 0  # every event in the file, kept or not
     dropped: dict[str, int] = field(default_factory=dict)  # category -> events not kept
+    without_time: int = 0  # kept-kind events left out: no finite numeric `ts`
+    without_duration: int = 0  # kept events whose `dur` is missing, negative or not finite: read as 0 us
 
     @property
     def device_events(self) -> list[TraceEvent]:
@@ -194,7 +197,7 @@ def read_trace(path: str | Path) -> KinetoTrace:
     events: list[TraceEvent] = []
     dropped: dict[str, int] = defaultdict(int)
     flows: dict[tuple, int] = {}  # (phase, pid, tid, ts) of an ac2g arrow end -> its id (the correlation)
-    counts = {"n": 0}
+    counts = {"n": 0, "no_ts": 0, "no_dur": 0}
     truncated = None
     first = ""
     hint = "it is not a PyTorch profiler trace (export_chrome_trace / tensorboard_trace_handler writes one)"
@@ -256,7 +259,9 @@ def read_trace(path: str | Path) -> KinetoTrace:
     if not any(e.on_device for e in events):  # self times serve the host view only (a CPU-only trace)
         events = with_self_times(events)
     events.sort(key=lambda e: e.start)
-    return KinetoTrace(path, events, meta, truncated, counts["n"], dict(dropped))
+    return KinetoTrace(
+        path, events, meta, truncated, counts["n"], dict(dropped), counts["no_ts"], counts["no_dur"]
+    )
 
 
 def _read_events(s: _Stream, events: list, dropped: dict, flows: dict, counts: dict) -> None:
@@ -268,7 +273,7 @@ def _read_events(s: _Stream, events: list, dropped: dict, flows: dict, counts: d
         ev = s.value()
         counts["n"] += 1
         if isinstance(ev, dict):
-            kept = _event(ev, flows)
+            kept = _event(ev, flows, counts)
             if kept is not None:
                 events.append(kept)
             else:
@@ -284,7 +289,19 @@ def _read_events(s: _Stream, events: list, dropped: dict, flows: dict, counts: d
 
 
 def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    """A finite JSON number (Python's json also reads NaN and Infinity), else None."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
+def _key(v: Any) -> Any:
+    """A pid or tid as a dict key: a list or object (no profiler writes one) as its JSON text."""
+    try:
+        hash(v)
+        return v
+    except TypeError:
+        return json.dumps(v, sort_keys=True, default=str)
 
 
 def _int(v: Any) -> int:
@@ -294,19 +311,26 @@ def _int(v: Any) -> int:
 _THREADS: dict[tuple, tuple] = {}
 
 
-def _event(ev: dict, flows: dict) -> TraceEvent | None:
+def _thread(pid: Any, tid: Any) -> tuple:
+    return _THREADS.setdefault((pid, tid), (pid, tid))
+
+
+def _event(ev: dict, flows: dict, counts: dict) -> TraceEvent | None:
     ph = ev.get("ph")
     cat = str(ev.get("cat") or "").lower()
     if ph in ("s", "f") and cat == "ac2g":
         ts = _num(ev.get("ts"))
         if ts is not None:
-            flows[(ph, ev.get("pid"), ev.get("tid"), ts)] = _int(ev.get("id"))
+            flows[(ph, _key(ev.get("pid")), _key(ev.get("tid")), ts)] = _int(ev.get("id"))
         return None
     if ph != "X" or cat not in _CATEGORIES:
         return None
     ts, dur = _num(ev.get("ts")), _num(ev.get("dur"))
     if ts is None:
+        counts["no_ts"] += 1
         return None
+    if dur is None or dur < 0:
+        counts["no_dur"] += 1
     activity, on_device = _CATEGORIES[cat]
     name = sys.intern(str(ev.get("name") or ""))  # a trace repeats a few thousand names millions of times
     args = ev.get("args") if isinstance(ev.get("args"), dict) else {}
@@ -324,7 +348,7 @@ def _event(ev: dict, flows: dict) -> TraceEvent | None:
         input_shapes=dims if isinstance(dims, list) else [],
         input_types=types if isinstance(types, list) else [],
         is_annotation=activity in ("user_annotation", "gpu_user_annotation"),
-        thread=_THREADS.setdefault((ev.get("pid"), ev.get("tid")), (ev.get("pid"), ev.get("tid"))),
+        thread=_thread(_key(ev.get("pid")), _key(ev.get("tid"))),
         external_id=_int(args.get("External id")),
     )
 

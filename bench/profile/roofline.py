@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.metrics import positive
-from bench.profile.analysis import CATEGORIES
+from bench.profile.categories import CATEGORIES
 
 NEAR_ROOF = 0.3  # fraction of a roof from which a category counts as bound by it
 ROOF_PREFERENCE = ("measured", "spec", "derived", "user")  # the roof a category is classified against

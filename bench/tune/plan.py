@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
+from bench.tune import levers
 from bench.tune.verdict import THROUGHPUT, TIME_TO_LOSS
 
 if TYPE_CHECKING:
@@ -176,13 +177,11 @@ def plan_device(
         why = None if device.uses_cpu_threads else f"{device.type} work does not run on OpenMP threads"
         add("omp_affinity", "omp-close-cores", "affinity", unavailable=why, omp_affinity="close-cores")
     if "allocator" in tips:
-        from bench.tune.child import ALLOCATORS, allocator_unavailable, find_library
-
-        for alloc, (names, _) in ALLOCATORS.items():
+        for alloc, (names, _) in levers.ALLOCATORS.items():
             if not device.uses_cpu_threads:
                 why = f"{device.type} tensors use the device's own caching allocator; LD_PRELOAD changes host malloc only"
             else:
-                why = allocator_unavailable(alloc, find_library(names))
+                why = levers.allocator_unavailable(alloc, levers.find_library(names))
             add("allocator", alloc, "allocator", unavailable=why, allocator=alloc)
     if "p_cores" in tips:
         cpus, why = device.performance_cpus(hw)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from bench.results import ResultsError, atomic_write_json, read_json
+from bench.tune import levers
 from bench.tune.plan import BEST, BEST_TO_LOSS, DEFAULT, Knobs, Variant, best_knobs
 from bench.tune.verdict import (
     THROUGHPUT,
@@ -180,9 +181,13 @@ class Tuner:
         from bench.train import Trainer
 
         if knobs.needs_child:
-            from bench.tune.child import ALLOCATORS, ChildTrainer, child_env, find_library
+            from bench.tune.child import ChildTrainer, child_env
 
-            lib = find_library(ALLOCATORS[knobs.allocator][0]) if knobs.allocator in ALLOCATORS else None
+            lib = (
+                levers.find_library(levers.ALLOCATORS[knobs.allocator][0])
+                if knobs.allocator in levers.ALLOCATORS
+                else None
+            )
             if knobs.allocator != "system" and lib is None:
                 raise RuntimeError(f"{knobs.allocator} is no longer installed")
             return ChildTrainer(self.cfg, knobs, self.device, child_env(knobs, lib))

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from bench.gate.stats import ALPHA, can_be_significant, compare_samples, mann_whitney_greater
+from hwinfo.units import positive
 
 WORTH_IT = "worth it"
 SMALL_GAIN = "small gain"
@@ -225,7 +226,7 @@ def time_to_loss_effect(
 
 
 def _pos(x: float | None) -> bool:
-    return x is not None and math.isfinite(x) and x > 0
+    return positive(x) is not None
 
 
 @dataclass(frozen=True)
