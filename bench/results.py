@@ -444,6 +444,18 @@ class RunRecord:
     warnings: list[str] = field(default_factory=list)
 
 
+def _opens(path: Path) -> bool:
+    """Whether a file can be opened for reading (never a FIFO, which would wait): what is wrong with it is then
+    its content, not the machine (a permission)."""
+    if not path.is_file():
+        return True
+    try:
+        open(path, "rb").close()  # noqa: SIM115 - opened to be closed at once
+    except OSError:
+        return False
+    return True
+
+
 def read_run(run_dir: str | Path) -> RunRecord:
     """runs/<id>/run.json, schema checked, every field a reader relies on checked for its type.
 
@@ -757,22 +769,31 @@ class Results:
     root: Path
     sweep: dict
     runs: list[RunRecord] = field(default_factory=list)
+    left_out: dict[Path, str] = field(default_factory=dict)  # run dir -> why its run.json was not read
 
     @classmethod
-    def load(cls, root: str | Path) -> Results:
-        """Raises ResultsError for a directory that is not a readable devicebench results directory."""
+    def load(cls, root: str | Path, *, leave_out_corrupt: bool = False) -> Results:
+        """Raises ResultsError for a directory that is not a readable devicebench results directory. With
+        leave_out_corrupt (a report), a run.json that opens but is not a devicebench run (corrupt JSON, a list,
+        an unknown schema) leaves that run out, said in `warnings`; a file the machine cannot read still raises."""
         root = Path(root)
         sweep = read_sweep(root)
-        runs = []
+        runs, left_out = [], {}
         for rd in run_dirs(root):
-            record = read_run(rd)
+            try:
+                record = read_run(rd)
+            except ResultsError as e:
+                if not leave_out_corrupt or not _opens(rd / "run.json"):
+                    raise
+                left_out[rd] = f"{e}: this run is left out"
+                continue
             record.meta = migrate_run(record.meta)
             runs.append(record)
-        return cls(root, sweep, runs)
+        return cls(root, sweep, runs, left_out)
 
     @property
     def warnings(self) -> list[str]:
-        return [w for r in self.runs for w in r.warnings]
+        return [w for r in self.runs for w in r.warnings] + list(self.left_out.values())
 
     def derived(self, run: RunRecord) -> dict[str, Any]:
         return derived_columns(run.meta, self.sweep)

@@ -194,7 +194,10 @@ def headline(results: Results, findings: list[Finding]) -> Finding:
         return Finding("headline", "info", evidence=ev, runs=list(top.runs), labels=dict(top.labels))
     ok = results.ok_runs()
     if ok.empty:
-        return Finding("headline", "info", evidence={"case": "none"})
+        runs = results.runs
+        finished = int((runs["status"] == "ok").sum()) if len(runs) else 0
+        ev0 = {"case": "none", "runs": len(runs), "finished": finished, "warnings": len(results.warnings)}
+        return Finding("headline", "info", evidence=ev0)
     best = ok.loc[ok["tokens_per_s"].idxmax()] if ok["tokens_per_s"].notna().any() else ok.iloc[0]
     key = best["key"]
     ev: dict[str, Any] = {

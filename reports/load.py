@@ -278,7 +278,7 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
     sweeps: list[dict] = []
     found: list[tuple[dict, Path, Path, dict]] = []  # (sweep, results dir, run dir, run.json)
     for d in dirs:
-        loaded = DirResults.load(d)
+        loaded = DirResults.load(d, leave_out_corrupt=True)  # one bad run.json: a warning, not the report
         sweep = loaded.sweep
         sweep["_path"] = str(d)
         sweeps.append(sweep)
@@ -286,7 +286,8 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
         for record in loaded.runs:
             warnings.extend(record.warnings)
             found.append((sweep, d, record.dir, record.meta))
-        warnings.extend(_runs_without_run_json(d, [r.dir for r in loaded.runs]))
+        warnings.extend(loaded.left_out.values())
+        warnings.extend(_runs_without_run_json(d, [r.dir for r in loaded.runs] + list(loaded.left_out)))
     entries = [
         (str(meta.get("host") or sweep.get("host") or "?"), str(meta.get("run_id") or rd.name), d, rd)
         for sweep, d, rd, meta in found

@@ -618,6 +618,15 @@ def headline(f: Finding) -> str:
     """The answer first (kind "headline", from reports.diagnosis.headline)."""
     e = f.evidence
     if e["case"] == "none":
+        if not e.get("runs"):
+            return (
+                "No run could be read: see the warnings."
+                if e.get("warnings")
+                else "No runs here: nothing to report."
+            )
+        if e.get("finished"):
+            n = e["finished"]
+            return f"{n} run{'s' if n != 1 else ''} finished, but none has step times that can be used: see the warnings."
         return "No run finished: see the runs that did not finish."
     if e["case"] == "compare":
         if e.get("same_model"):

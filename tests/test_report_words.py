@@ -111,7 +111,10 @@ CASES: dict[str, list[tuple[dict, list[str]]]] = {
             },
             ["b"],
         ),
-        ({"case": "none"}, []),
+        ({"case": "none", "runs": 2, "finished": 0, "warnings": 0}, []),
+        ({"case": "none", "runs": 0, "warnings": 0}, []),
+        ({"case": "none", "runs": 0, "warnings": 2}, []),
+        ({"case": "none", "runs": 3, "finished": 1, "warnings": 1}, []),
     ],  # fmt: skip
     "impossible_mfu": [({"mfu": 79.1, "peak_flops_per_s": 1e9, "peak_source": "user"}, ["b"])],
     "config_mismatch": [
