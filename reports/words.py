@@ -297,7 +297,7 @@ def _cat(c: str) -> str:
 
 
 def _noisy_timing(f: Finding, e: dict) -> str:
-    head = f"{f.label(f.runs[0])}: p90 step {e['p90_over_p10']:.1f}x the p10 ({fmt.ms(e['p10'])} to {fmt.ms(e['p90'])} ms)"
+    head = f"{f.label(f.runs[0])}: p90 step {fmt.ratio(e['p90_over_p10'])} the p10 ({fmt.ms(e['p10'])} to {fmt.ms(e['p90'])} ms)"
     if not e.get("busy"):
         return f"{head} with nothing else measured running: the device's own jitter."
     other = e.get("other_processes_cpu_cores")

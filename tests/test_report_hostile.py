@@ -6,6 +6,7 @@ impossible figure in what is shown."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def warning_lines(err: str) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize("payload", [[1, 2, 3], "hello", 1e308, None, {"schema": "devicebench/99"}])
+@pytest.mark.parametrize("payload", [[1, 2, 3], "hello", 1e308, None, {"schema": "someone-elses/1"}])
 def test_a_run_json_of_the_wrong_shape_leaves_that_run_out_with_one_warning(tmp_path, capsys, payload):
     good = one_dir(tmp_path, "good")
     bad = one_dir(tmp_path, "bad")
@@ -80,3 +81,69 @@ def test_a_finished_run_with_no_usable_step_time_is_not_said_to_have_not_finishe
     lines = warning_lines(err)
     assert len(lines) == 2 and all(str(path) in w and "ms_" in w for w in lines)
     assert "-50" not in out.split("\n\n", 1)[1]  # the negative time is never shown
+
+
+def test_huge_and_contradicting_figures_are_left_out_with_a_warning_each(tmp_path, capsys):
+    """Valid JSON, every field of the right type, and yet impossible: 1e20 threads, a 1e300 ms first step, a
+    p90 of 1e308 ms, tokens/s of 1e300 beside a 50 ms step, a negative iteration count. Each is one warning
+    naming the run; none is shown, and no figure derived from one is either."""
+    d = one_dir(tmp_path, "huge")
+    fixtures.write_run(d, "b24", host="huge", train=SHORT, batch_size=24)
+    path = d / "runs/cpu/run.json"
+    meta = json.loads(path.read_text())
+    meta["summary"].update(ms_p90=1e308, first_step_ms=1e300, iters_done=-3, tokens_per_s=1e300, wall_s=1e308)
+    meta.update(threads=1e20, flops_per_token=1e308)
+    path.write_text(json.dumps(meta))
+    rc, out, err = report(capsys, d, "--all", "--details")
+    assert rc == 0, err
+    lines = warning_lines(err)
+    named = {w.split(": ")[3].split(" = ")[0] for w in lines}
+    assert named == {"threads", "flops_per_token", "summary.ms_p90", "summary.first_step_ms",
+                     "summary.iters_done", "summary.tokens_per_s", "summary.wall_s"}  # fmt: skip
+    assert all(str(path) in w for w in lines)
+    assert not re.search(r"e\+(\d{3}|[2-9]\d)|\d{13}", out), out  # nothing near 1e20 or past it is shown
+    rc, out, _ = report(capsys, d, "--format", "json")
+    (row,) = [r for r in json.loads(out)["runs"] if r["key"] == "huge/cpu"]
+    assert row["threads"] is None and row["ms_p90"] is None and row["first_step_ms"] is None
+    # the rate was recomputed from what is left: tokens per iteration over the median step
+    tokens_per_iter = meta["tokens_per_iter"]  # 12 x 64, untouched
+    assert row["tokens_per_s"] == pytest.approx(tokens_per_iter / (row["ms_median"] / 1e3))
+
+
+def test_a_p10_above_the_median_is_left_out_not_shown(tmp_path, capsys):
+    d = one_dir(tmp_path, "order")
+    path = d / "runs/cpu/run.json"
+    meta = json.loads(path.read_text())
+    meta["summary"].update(ms_p10=80.0, ms_p90=90.0)  # the median is about 50
+    path.write_text(json.dumps(meta))
+    rc, out, err = report(capsys, d)
+    assert rc == 0 and "[80" not in out and "-90" not in out
+    assert len(warning_lines(err)) == 2 and "does not bracket the median" in err
+
+
+def test_garbage_csv_rows_are_one_warning_per_file_naming_the_run(tmp_path, capsys):
+    d = one_dir(tmp_path, "garbage")
+    with open(d / "runs/cpu/steps.csv", "a") as f:
+        f.write("garbage,row\n40,-1e308,1e308,0.001,timed\n41,1e999,nan,x,timed\nzz,1,1,1,timed\n\x00\x00\n")
+        f.write("a," * 50 + "\n")
+    with open(d / "runs/cpu/evals.csv", "a") as f:
+        f.write("x,y,z\n50,val,-1e300,-5\n")
+    rc, out, err = report(capsys, d, "--all")
+    assert rc == 0, err
+    lines = warning_lines(err)
+    assert lines and all(str(d / "runs/cpu") in w for w in lines)
+    assert not re.search(r"e\+(\d{3}|[2-9]\d)|\d{13}", out), out
+
+
+def test_two_directories_with_one_sweep_id_are_said_to_be_one_sweep_read_twice(tmp_path, capsys):
+    """A copy of a results directory beside the original: its runs would count twice. One warning names both."""
+    import shutil
+
+    a = one_dir(tmp_path, "a")
+    b = tmp_path / "copy-of-a"
+    shutil.copytree(a, b)
+    rc, out, err = report(capsys, a, b, "--format", "json")
+    assert rc == 0, err
+    (line,) = [w for w in warning_lines(err) if "sweep_id" in w]
+    assert str(a) in line and str(b) in line
+    assert json.loads(out)["warnings"] and len(json.loads(out)["runs"]) == 2  # both kept, told apart
