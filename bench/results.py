@@ -671,6 +671,11 @@ def _read_rows(path: Path, header: list[str], numeric: tuple[str, ...], required
         values = cols.get(c)
         if values and not (math.isfinite(sum(values)) and min(values) >= 0):
             cols[c] = [v if 0 <= v < math.inf else math.nan for v in values]
+    values = cols.get(
+        "loss"
+    )  # a cross-entropy below zero is not a measurement (infinite: a diverged run, kept)
+    if values and any(v < 0 for v in values):
+        cols["loss"] = [math.nan if v < 0 else v for v in values]
     return Rows(cols, bad)
 
 

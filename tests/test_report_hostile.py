@@ -147,3 +147,19 @@ def test_two_directories_with_one_sweep_id_are_said_to_be_one_sweep_read_twice(t
     (line,) = [w for w in warning_lines(err) if "sweep_id" in w]
     assert str(a) in line and str(b) in line
     assert json.loads(out)["warnings"] and len(json.loads(out)["runs"]) == 2  # both kept, told apart
+
+
+def test_a_negative_or_huge_loss_in_evals_csv_is_never_a_figure(tmp_path, capsys):
+    """A val loss of -1e300 (no cross-entropy is below zero) once became "Val 1.6684 vs -1000...000" in the
+    config_mismatch sentence; it is left out. A huge positive one (a damaged file) is shown in 3 digits."""
+    a = one_dir(tmp_path, "a")
+    b = one_dir(tmp_path, "b", batch_size=24)
+    with open(b / "runs/cpu/evals.csv", "a") as f:
+        f.write("50,val,-1e300,5\n")
+    rc, out, err = report(capsys, a, b, "--all")
+    assert rc == 0, err
+    assert not re.search(r"e\+(\d{3}|[2-9]\d)|\d{13}", out), out
+    assert "-1" not in out.split("Findings")[-1]
+    from reports import fmt
+
+    assert fmt.loss(1e300) == "1.00e+300" and fmt.loss(1.66844) == "1.6684"
