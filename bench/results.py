@@ -520,7 +520,7 @@ YEAR_MS = 365 * 24 * 3600 * 1e3
 _AT_MOST = {"threads": 100_000, "batch_size": 10**9, "block_size": 10**9, "tokens_per_iter": 1e12,
             "flops_per_token": 1e16, "ms_median": YEAR_MS, "ms_p10": YEAR_MS, "ms_p90": YEAR_MS,
             "ms_mean": YEAR_MS, "first_step_ms": YEAR_MS, "eval_ms_total": YEAR_MS, "wall_s": YEAR_MS / 1e3,
-            "tokens_per_s": 1e12, "achieved_flops_per_s": 1e21}  # fmt: skip
+            "tokens_per_s": 1e12, "achieved_flops_per_s": 1e21, "peak_mem_bytes": 1e15}  # fmt: skip
 _AT_LEAST_ZERO = ("iters_done", "warmup_iters", "first_step_ms", "eval_ms_total", "wall_s", "peak_mem_bytes")
 
 

@@ -542,6 +542,8 @@ def _value(name: str, v: Any, path: str = "") -> str:
             return fmt.flops(v)
         if path.endswith("memory_roof.value"):
             return fmt.bytes_per_s(v)
+        if n in ("peak", "peak_flops"):
+            return fmt.flops(v)
         if n.endswith("flops_per_s") or n.endswith("flops") and "per" not in n:
             return fmt.flops(v) if n.endswith("per_s") else fmt.count(v)
         if n.endswith("bytes_per_s"):

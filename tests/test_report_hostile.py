@@ -91,7 +91,8 @@ def test_huge_and_contradicting_figures_are_left_out_with_a_warning_each(tmp_pat
     fixtures.write_run(d, "b24", host="huge", train=SHORT, batch_size=24)
     path = d / "runs/cpu/run.json"
     meta = json.loads(path.read_text())
-    meta["summary"].update(ms_p90=1e308, first_step_ms=1e300, iters_done=-3, tokens_per_s=1e300, wall_s=1e308)
+    meta["summary"].update(ms_p90=1e308, first_step_ms=1e300, iters_done=-3, tokens_per_s=1e300, wall_s=1e308,
+                           peak_mem_bytes=1e308)  # fmt: skip
     meta.update(threads=1e20, flops_per_token=1e308)
     path.write_text(json.dumps(meta))
     rc, out, err = report(capsys, d, "--all", "--details")
@@ -99,9 +100,14 @@ def test_huge_and_contradicting_figures_are_left_out_with_a_warning_each(tmp_pat
     lines = warning_lines(err)
     named = {w.split(": ")[3].split(" = ")[0] for w in lines}
     assert named == {"threads", "flops_per_token", "summary.ms_p90", "summary.first_step_ms",
-                     "summary.iters_done", "summary.tokens_per_s", "summary.wall_s"}  # fmt: skip
+                     "summary.iters_done", "summary.tokens_per_s", "summary.wall_s", "summary.peak_mem_bytes"}  # fmt: skip
     assert all(str(path) in w for w in lines)
     assert not re.search(r"e\+(\d{3}|[2-9]\d)|\d{13}", out), out  # nothing near 1e20 or past it is shown
+    assert report(capsys, d, "--html", tmp_path / "r.html")[0] == 0
+    page = re.sub(r"data:image[^\"]*", "", (tmp_path / "r.html").read_text())
+    assert not re.search(
+        r"e\+(\d{3}|[2-9]\d)</td>|\d{13}", page.split("Left out or ignored while reading")[0]
+    )
     rc, out, _ = report(capsys, d, "--format", "json")
     (row,) = [r for r in json.loads(out)["runs"] if r["key"] == "huge/cpu"]
     assert row["threads"] is None and row["ms_p90"] is None and row["first_step_ms"] is None
