@@ -6,13 +6,11 @@ Each subcommand's module is imported only when that subcommand runs, so `bench -
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import signal
+import os
 import sys
-import threading
-from collections.abc import Iterator
 
+from hwinfo import interrupts
 from hwinfo.cliparse import OneLineParser
 
 # subcommand -> (module, help). Each module has add_arguments(parser) and run(args) -> int.
@@ -23,6 +21,7 @@ SUBCOMMANDS = {
     "gate": ("bench.gate.cli", "CI regression gate on ms/iter, machine speed cancelled by a reference step"),
     "import": ("bench.importers.cli", "turn nanoGPT train.py logs into results directories"),
     "profile": ("bench.profile.cli", "read PyTorch profiler (Kineto) traces: the step breakdown, roofline"),
+    "sample": ("bench.sample", "print text from a run's checkpoint or a nanoGPT ckpt.pt"),
 }
 # subcommand -> "module:function(results_dir) -> exit code" run after it, when it set args.results_dir: the
 # words about what it recorded come from reports/, and bench/ never imports reports/ (only this table names it).
@@ -47,26 +46,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a CI time-out, `timeout`, `docker stop`), handled as Ctrl-C is: runs end interrupted, resumable."""
-
-    signal_name = "SIGTERM"
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+# The signal policy (hwinfo.interrupts): until a command has something to keep, a signal ends it at once;
+# `bench run` and `tune` from the moment their results directory is prepared, and the gate during its trials,
+# hold it until the next check point (a step, an eval batch, a trial) and end the run in progress interrupted.
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,21 +61,30 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         parser.parse_args(argv)  # prints help or the usage error and exits
         return 2
+    with interrupts.installed(f"bench {command}"):
+        # a rank under torchrun or --nproc: it dies with its launcher
+        if os.environ.get("WORLD_SIZE") is not None:
+            interrupts.die_with_parent()
+        code = _dispatch(command, argv)
+        if interrupts.pending() is not None and code in (130, 143):  # a real signal: everything is written
+            interrupts.end_process(code)
+    return code
+
+
+def _dispatch(command: str, argv: list[str]) -> int:
     args = build_parser(only=command).parse_args(argv)
     args.argv = argv
-    module = importlib.import_module(SUBCOMMANDS[command][0])
     try:
-        with _sigterm_as_interrupt():
-            code = int(module.run(args) or 0)
-            after = AFTERWARDS.get(command)
-            if after and code in (0, 1) and getattr(args, "results_dir", None) is not None:
-                name, func = after.split(":")
-                code = max(code, int(getattr(importlib.import_module(name), func)(args.results_dir)))
-            return code
+        module = importlib.import_module(SUBCOMMANDS[command][0])
+        code = int(module.run(args) or 0)
+        after = AFTERWARDS.get(command)
+        if after and code in (0, 1) and getattr(args, "results_dir", None) is not None:
+            name, func = after.split(":")
+            code = max(code, int(getattr(importlib.import_module(name), func)(args.results_dir)))
     except KeyboardInterrupt as e:
         name = getattr(e, "signal_name", "Ctrl-C")
-        print(f"interrupted by {name}", file=sys.stderr)
-        return 143 if name == "SIGTERM" else 130
+        print(f"bench {command}: interrupted by {name}", file=sys.stderr)
+        return getattr(e, "exit_code", 130)
     except Exception as e:  # noqa: BLE001 - an error ends as one line; --debug shows the traceback
         if args.debug:
             raise
@@ -102,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         hint = "" if code == 2 else " (run with --debug for the traceback)"
         print(f"bench {command}: error: {e}{hint}", file=sys.stderr)
         return code
+    return code
 
 
 if __name__ == "__main__":

@@ -610,7 +610,14 @@ RUN_OPTIONS: tuple[tuple[str, dict], ...] = (
     ("--resume", {"action": "store_true", "help": "complete the runs of --out that did not finish"}),
     ("--dry-run", {"action": "store_true", "help": "print the plan and an estimated time, run nothing"}),
     ("--profile", {"nargs": "?", "const": 5, "default": 0, "metavar": "N",
-                   "help": "after each run's final eval, profile N extra steps (default 5) into runs/<id>/profile.json"}),
+                   "help": "after each run's final eval, profile N extra steps (default 5, at most 200) into runs/<id>/profile.json"}),
+    ("--save-checkpoint", {"action": "store_true",
+                           "help": "keep each run's final model, optimizer, data position and RNG in runs/<id>/checkpoint.pt"}),
+    ("--init-from", {"metavar": "RUN_DIR|ckpt.pt",
+                     "help": "continue a run saved with --save-checkpoint (or a nanoGPT ckpt.pt) for --iters N more steps, "
+                     "on the sweep's devices, dtypes and threads (docs/checkpoint.md)"}),
+    ("--trust-checkpoint", {"action": "store_true",
+                            "help": "let --init-from load a checkpoint the safe loader refuses (it can run code from the file)"}),
     ("--no-progress", {"action": "store_true", "help": "no progress bars (one line per run still)"}),
     ("--nproc", {"metavar": "N",
                  "help": "train every run data-parallel on N ranks of this machine, started by torch.distributed's "

@@ -13,10 +13,11 @@ Torch is imported inside the functions that need it, so `bench run` checks its f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 # The variables torchrun sets for every rank (GROUP_* are the node's rank and the number of nodes).
 ENV_INTS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE")
 DEFAULT_TIMEOUT_S = 300.0
+LAUNCH_SHUTDOWN_S = 10  # bench run --nproc: the ranks' grace after one failed or a signal, then SIGKILL
 # Words in the errors gloo, NCCL and XCCL raise when a peer is gone or a collective timed out.
 _COMM_WORDS = ("gloo", "nccl", "xccl", "connection closed", "connection reset", "timed out", "timeout",
                "processgroup", "broken pipe")  # fmt: skip
@@ -378,13 +380,21 @@ def launch_local(nproc: int, argv: list[str], omp_threads: int | None) -> int:
 
     if omp_threads is not None and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(omp_threads)
+    # Once a rank has failed (or on Ctrl-C/SIGTERM) the agent signals the others and waits this long before
+    # SIGKILL: enough for a rank to finish its step and write run.json; a hung (stopped) rank cannot use it.
+    extra = (
+        {"shutdown_timeout": LAUNCH_SHUTDOWN_S}
+        if "shutdown_timeout" in LaunchConfig.__dataclass_fields__
+        else {}
+    )
     config = LaunchConfig(
         min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()), rdzv_backend="c10d",
-        rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
+        rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1, **extra,
     )  # fmt: skip
     logging.disable(logging.ERROR)  # the ranks say what went wrong; the agent's log lines would repeat it
     try:
-        elastic_launch(config, sys.executable)("-u", "-m", "bench", *argv)
+        with _shutdown_within(LAUNCH_SHUTDOWN_S):
+            elastic_launch(config, sys.executable)("-u", "-m", "bench", *argv)
     except ChildFailedError as e:
         return _exit_code(e)
     except SignalException as e:
@@ -392,6 +402,29 @@ def launch_local(nproc: int, argv: list[str], omp_threads: int | None) -> int:
     finally:
         logging.disable(logging.NOTSET)
     return 0
+
+
+@contextlib.contextmanager
+def _shutdown_within(seconds: int) -> Iterator[None]:
+    """The launcher's grace for the other ranks once one has failed: `seconds` instead of a fixed 30. torch's
+    SubprocessContext._poll closes the ranks with PContext.close()'s default timeout, whatever shutdown_timeout
+    says, so a hung (stopped) rank, which cannot act on SIGTERM, kept `bench run --nproc` alive 30 s after its
+    peer had given up on it."""
+    from torch.distributed.elastic.multiprocessing.api import PContext
+
+    real = PContext.__dict__.get("close")
+    if real is None:
+        yield
+        return
+
+    def close(self, death_sig=None, timeout=30):  # noqa: ANN001, ANN202
+        return real(self, death_sig, min(timeout, seconds))
+
+    PContext.close = close
+    try:
+        yield
+    finally:
+        PContext.close = real
 
 
 def _exit_code(e: Any) -> int:

@@ -2,7 +2,7 @@
 writes, the writer lock, the CSV writers and the readers. bench writes through it, reports and the
 tests' fixture writer read and write through it. No torch, no pandas.
 
-Layout (docs/results-schema.md, schema devicebench/3; a reader accepts every older version):
+Layout (docs/results-schema.md, schema devicebench/4; a reader accepts every older version):
   RESULTS/sweep.json
   RESULTS/runs/<run_id>/run.json, steps.csv (iter,ms,loss,lr,phase), evals.csv (iter,split,loss,ms)
   RESULTS/runs/<run_id>/profile.json  (optional; docs/profile-schema.md, devicebench-profile/2)
@@ -30,8 +30,10 @@ from itertools import compress, repeat
 from pathlib import Path
 from typing import Any
 
+from hwinfo import interrupts
+
 SCHEMA_NAME = "devicebench"
-SCHEMA_VERSION = 3  # the one version constant: bump it for new run.json / sweep.json fields
+SCHEMA_VERSION = 4  # the one version constant: bump it for new run.json / sweep.json fields
 SCHEMA = f"{SCHEMA_NAME}/{SCHEMA_VERSION}"
 PROFILE_SCHEMA_NAME = "devicebench-profile"
 PROFILE_SCHEMA_VERSION = 2  # 2: the roofline (bytes, FLOPs and bound per category)
@@ -43,7 +45,8 @@ STATUSES = ("ok", "failed", "interrupted", "running", "skipped")
 PHASES = ("warmup", "timed", "after_eval")
 LOCK_NAME = ".lock"
 # Every file name devicebench writes inside a results directory (a report may never overwrite one).
-WRITTEN_NAMES = ("sweep.json", "run.json", "profile.json", "steps.csv", "evals.csv", LOCK_NAME)
+WRITTEN_NAMES = ("sweep.json", "run.json", "profile.json", "steps.csv", "evals.csv", "checkpoint.pt", "sample.txt",
+                 LOCK_NAME)  # fmt: skip
 
 
 class ResultsError(RuntimeError):
@@ -117,16 +120,17 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _temp_beside(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with interrupts.critical():  # a signal that would end the command at once waits for the rename
+        fd, tmp = _temp_beside(path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return path
 
 

@@ -80,8 +80,13 @@ def _positive(
     return number
 
 
+# --profile N's ceiling: the profiler keeps every event of every profiled step in memory until the trace is read
+# (a few MB per step of the reference model); 5 to 20 steps give stable medians.
+PROFILE_MAX_STEPS = 200
+
+
 def _profile_steps(value: int | str) -> int:
-    """--profile's N: absent 0, bare 5, else an integer >= 1."""
+    """--profile's N: absent 0, bare 5, else an integer from 1 to PROFILE_MAX_STEPS."""
     from bench.config import ConfigError
 
     if isinstance(value, int):
@@ -90,8 +95,11 @@ def _profile_steps(value: int | str) -> int:
         steps = int(value)
     except ValueError:
         steps = 0
-    if steps < 1:
-        raise ConfigError(f"--profile {value}: expected a number of steps >= 1 (bare --profile: 5)")
+    if not 1 <= steps <= PROFILE_MAX_STEPS:
+        raise ConfigError(
+            f"--profile {value}: expected a number of steps >= 1 and at most {PROFILE_MAX_STEPS} (bare --profile: 5; "
+            "the profiler holds every step's events in memory, and 5 to 20 steps are enough)"
+        )
     return steps
 
 
@@ -149,6 +157,60 @@ def estimate_seconds(cfg, spec, hw: dict, device) -> float | None:
     evals = t.max_iters // t.eval_interval + 1
     eval_s = evals * 2 * t.eval_iters * step_s / 3
     return t.max_iters * step_s + eval_s + (60.0 if spec.compile != "off" else 0.0)
+
+
+# What one rank costs before its model: a Python process with torch, torch.distributed and bench imported and a
+# gloo group joined (resident memory measured ~230-300 MB on torch 2.13 CPU builds), and the CPU seconds of
+# that start-up (imports, rendezvous: ~3 s of one core, measured on a 2-core machine).
+RANK_BASE_BYTES = 300 * 2**20
+RANK_START_CPU_S = 3.0
+
+
+def nproc_cost(cfg, nproc: int, devices: dict) -> tuple[list[str], str | None]:  # noqa: ANN001
+    """What --nproc N costs on this machine: (lines to say, a refusal or None). Memory is estimated per rank
+    (RANK_BASE_BYTES plus the model, gradients, AdamW state and the activations of its slice of the largest
+    batch) times N, and refused beyond 90% of the memory available now."""
+    import psutil
+
+    from hwinfo.units import nbytes
+    from model.memory import estimate_train_bytes
+
+    cores = psutil.cpu_count(logical=True) or 1
+    shared = [d for d in devices.values() if d is not None and d.ranks_share_device]
+    per_rank = RANK_BASE_BYTES + max(
+        estimate_train_bytes(cfg.model, max(b // nproc, 1), dtype)["total"]
+        for b in cfg.sweep.batch_sizes
+        for dtype in cfg.sweep.dtypes
+    )
+    need = nproc * per_rank
+    available = psutil.virtual_memory().available
+    lines = [
+        f"--nproc {nproc}: ~{nbytes(need)} of memory ({nproc} x ~{nbytes(per_rank)} per rank: a Python process with "
+        f"torch, and the model, gradients, AdamW state and activations of its batch slice; an estimate), "
+        f"{nbytes(available)} available"
+    ]
+    if shared and nproc > cores:
+        lines.append(
+            f"--nproc {nproc} on {cores} logical core(s): {nproc / cores:.3g} processes per core; the ranks take turns "
+            f"on the cores, so ms/iter measures that contention, and starting them takes ~"
+            f"{_seconds(nproc * RANK_START_CPU_S / cores)}"
+        )
+    refusal = None
+    if need > 0.9 * available:
+        fits = int(0.9 * available // per_rank)
+        refusal = (
+            f"--nproc {nproc}: the ranks need ~{nbytes(need)} of memory ({nproc} x ~{nbytes(per_rank)}) but "
+            f"{nbytes(available)} is available: use --nproc {max(fits, 1)} or fewer"
+            + ("" if fits >= 1 else " (even one rank may not fit)")
+        )
+    return lines, refusal
+
+
+def _seconds(s: float) -> str:
+    """A rough duration that never reads as zero: '<1 s', '~12 s', '~3.5 min'."""
+    if s < 1:
+        return "<1 s"
+    return f"~{s:.0f} s" if s < 120 else f"~{s / 60:.1f} min"
 
 
 def memory_warnings(cfg, specs, devices: dict) -> list[str]:
@@ -242,8 +304,17 @@ def run(args: argparse.Namespace) -> int:
         if quiet:
             return 2
         raise
+    init = None
+    if getattr(args, "init_from", None) is not None:
+        from bench.checkpoint import continue_from
+
+        cfg, init = continue_from(args, cfg)
     if args.nproc is not None:
-        return _launch(args, cfg, args.nproc)
+        from hwinfo.interrupts import unchecked
+
+        with unchecked():  # the launcher keeps nothing: the ranks end their runs on the signal it passes on
+            return _launch(args, cfg, args.nproc)
+    args.init = init
     if env is None:
         return _run(args, cfg, None)
     world = World.start(env, args.dist_timeout)
@@ -292,17 +363,35 @@ def _resolve(cfg: BenchConfig, env) -> tuple[dict, dict]:  # noqa: ANN001
     return devices, unavailable
 
 
-def _print_plan(cfg: BenchConfig, specs: list, hw: dict, devices: dict, unavailable: dict) -> None:
+def _print_plan(
+    cfg: BenchConfig, specs: list, hw: dict, devices: dict, unavailable: dict, nproc: int | None = None
+) -> None:
+    """The runs and a rough time for each. With --nproc N on a shared CPU the ranks take turns on its cores (a
+    run takes N / cores times as long, at least) and their start-up is counted."""
+    import psutil
+
     total = 0.0
     print(f"{len(specs)} run(s), {cfg.train.max_iters} iters each, model {cfg.model}")
+    cores = psutil.cpu_count(logical=True) or 1
     for s in specs:
         dev = devices.get(s.device)
         est = None if dev is None else estimate_seconds(cfg, s, hw, dev)
+        if est is not None and nproc and dev.ranks_share_device:
+            # the same total work split over the ranks, but each rank's step has its own floor (launches, the
+            # all-reduce), and the ranks take turns on the cores
+            from dataclasses import replace
+
+            one = estimate_seconds(cfg, replace(s, batch_size=max(s.batch_size // nproc, 1)), hw, dev) or 0.0
+            est = max(est, one * nproc / cores)
         total += est or 0.0
         note = unavailable.get(s.device, "")
-        est_txt = "skipped" if note else (f"~{est:.0f} s" if est is not None else "unknown (peak unknown)")
+        est_txt = "skipped" if note else (_seconds(est) if est is not None else "unknown (peak unknown)")
         print(f"  {s.run_id:40s} {est_txt} {note}")
-    print(f"estimated total: ~{total / 60:.1f} min (rough: from spec peaks, no measurement)")
+    if nproc:
+        start = nproc * RANK_START_CPU_S / cores
+        total += start
+        print(f"  {'start-up of ' + str(nproc) + ' ranks':40s} {_seconds(start)}")
+    print(f"estimated total: {_seconds(total)} (rough: from spec peaks, no measurement)")
 
 
 def _stored_config(args: argparse.Namespace, cfg: BenchConfig) -> BenchConfig:
@@ -329,6 +418,7 @@ def _launch(args: argparse.Namespace, cfg: BenchConfig, nproc: int) -> int:
     import psutil
 
     import hwinfo
+    from bench.config import ConfigError
     from bench.distributed import DistEnv, launch_local, worker_argv
     from bench.results import ResultsError
     from bench.runner import plan
@@ -342,13 +432,20 @@ def _launch(args: argparse.Namespace, cfg: BenchConfig, nproc: int) -> int:
     if args.dry_run:
         for reason in unavailable.values():
             print(f"warning: {reason}; its runs will be recorded as skipped", file=sys.stderr)
-        _print_plan(cfg, plan(cfg, devices, nproc), hwinfo.snapshot(), devices, unavailable)
+        for line in nproc_cost(cfg, nproc, devices)[0]:
+            print(line, file=sys.stderr)
+        _print_plan(cfg, plan(cfg, devices, nproc), hwinfo.snapshot(), devices, unavailable, nproc)
         return 0
     out = Path(args.out or f"results/{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     if (out / "sweep.json").exists() and not args.resume:
         raise ResultsError(
             f"{out} already holds a sweep: pass --resume to complete it, or choose another --out"
         )
+    lines, refusal = nproc_cost(cfg, nproc, devices)
+    if refusal is not None:
+        raise ConfigError(refusal)
+    for line in lines:
+        print(line, file=sys.stderr)
     omp = None
     if any(d is not None and d.ranks_share_device for d in devices.values()):
         omp = max(1, (psutil.cpu_count(logical=False) or 1) // nproc)
@@ -359,11 +456,17 @@ def _launch(args: argparse.Namespace, cfg: BenchConfig, nproc: int) -> int:
         f"starting {ranks} of `bench run` with torch.distributed's launcher (standalone){note}",
         file=sys.stderr,
     )
+    from hwinfo.interrupts import LAUNCHER_PID_ENV
+
     os.environ["DEVICEBENCH_NPROC"] = str(nproc)
+    os.environ[LAUNCHER_PID_ENV] = str(
+        os.getpid()
+    )  # each rank dies with this process (interrupts.die_with_parent)
     try:
         return launch_local(nproc, worker_argv(list(getattr(args, "argv", [])), str(out)), omp)
     finally:
         os.environ.pop("DEVICEBENCH_NPROC", None)
+        os.environ.pop(LAUNCHER_PID_ENV, None)
 
 
 def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN001
@@ -384,6 +487,8 @@ def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN
             print(f"warning: {reason}; its runs will be recorded as skipped", file=sys.stderr)
     specs = plan(cfg, devices, env.world_size if env else None)
     dataset = _load_data(cfg)
+    if getattr(args, "init", None) is not None:
+        args.init.check(dataset)
     hw = hwinfo.snapshot() if main else {}
     if main:  # warnings only once the command is known to be usable: an error is then the only line
         for warning in [*(cfg.validate() or []), *memory_warnings(cfg, specs, devices)]:
@@ -391,11 +496,21 @@ def _run(args: argparse.Namespace, cfg: BenchConfig, world) -> int:  # noqa: ANN
     if args.dry_run:
         if main:
             _print_plan(cfg, specs, hw, devices, unavailable)
+            from bench.checkpoint import plan_lines
+
+            for line in plan_lines(
+                cfg, len(specs), getattr(args, "init", None), getattr(args, "save_checkpoint", False)
+            ):
+                print(line)
         return 0
     out = Path(args.out or f"results/{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     sweep = Sweep(cfg, out, hw, ["bench", *getattr(args, "argv", [])], progress=not args.no_progress,
                   profile_steps=args.profile or 0, world=world, dataset=dataset)  # fmt: skip
-    with contextlib.ExitStack() as held:
+    sweep.init, sweep.save_checkpoint = getattr(args, "init", None), getattr(args, "save_checkpoint", False)
+    from hwinfo.interrupts import checked
+
+    # until here a signal ends the command at once (nothing is written yet); from here, at the next step
+    with contextlib.ExitStack() as held, checked():
 
         def begin() -> None:
             held.enter_context(sweep.results.lock(" ".join(sweep.argv)))

@@ -14,6 +14,7 @@ out of step stops the sweep (RankLost), because the ranks can no longer run coll
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import math
 import os
@@ -57,6 +58,7 @@ from bench.energy import EnergyRecorder
 from bench.metrics import step_summary
 from bench.results import ResultsDir, ResultsError, RunWriter, atomic_write_json
 from bench.train import Trainer
+from hwinfo import interrupts
 from hwinfo.peaks import peak_for, user_peak
 from model.dataset import CharDataset
 from model.gpt import flops_per_iter, flops_per_token
@@ -105,6 +107,27 @@ class Interrupted(Exception):
         self.signal_name = signal_name
 
 
+class DiskFull(RuntimeError):
+    """The results directory's disk is full: the run is failed and the sweep ends (exit 1)."""
+
+    exit_code = 1
+
+
+def _disk_full(e: BaseException | None) -> bool:
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def _cut_to_last_row(path: Path) -> None:
+    """A CSV that a failed write left ending mid-row cut back to its last whole row (truncating needs no space)."""
+    try:
+        with open(path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+    except OSError:
+        pass
+
+
 class Sweep:
     """Runs a plan into a results directory, one failing run never losing the others."""
 
@@ -130,6 +153,8 @@ class Sweep:
         self.host = cfg.sweep.host or socket.gethostname()
         self._dataset = dataset
         self._roofs = None  # bench.profile.RoofMeter: the roofline's roofs, measured once per device
+        self.init = None  # bench.checkpoint.Init: --init-from, put into every run's trainer
+        self.save_checkpoint = False  # --save-checkpoint
 
     def prepare(self, resume: bool) -> None:
         if self.results.exists():
@@ -138,6 +163,14 @@ class Sweep:
                     f"{self.results.root} already holds a sweep: pass --resume to complete it, or choose another --out"
                 )
             old = self.results.read_sweep()
+            # A continued sweep (--init-from) resumes from its own checkpoint only, and a plain one from none.
+            mine = self.init.src.record()["path"] if self.init is not None else None
+            theirs = old.get("init_from") if isinstance(old.get("init_from"), dict) else {}
+            if theirs.get("path") != mine:
+                raise ResultsError(
+                    f"{self.results.root} holds runs continued from another checkpoint (or none): resume it with "
+                    f"the command in its sweep.json ('command') and --resume"
+                )
             try:
                 same = config_from_dict(old.get("spec") or {}).to_dict() == self.cfg.to_dict()
             except ConfigError:
@@ -162,6 +195,7 @@ class Sweep:
                     "sha256": getattr(self.dataset, "sha256", None),
                 },
                 "command": " ".join(self.argv),
+                **({"init_from": self.init.src.record()} if self.init is not None else {}),
             }
         )
 
@@ -255,6 +289,7 @@ class Sweep:
             "backend": device.dist_backend if env and device is not None else None,
             "nnodes": env.nnodes if env else 1,
             "nproc_per_node": env.local_world_size if env else 1,
+            **({"init_from": self.init.src.record()} if self.init is not None else {}),
         }
 
     def device_of(self, spec: RunSpec) -> Device:
@@ -276,6 +311,8 @@ class Sweep:
                 device.make_current()
                 trainer = Trainer(self.cfg.model, self.cfg.train, device, spec.dtype, spec.compile,
                                   spec.batch_size, self.dataset)  # fmt: skip
+                if self.init is not None:
+                    self.init.apply(trainer)
             except DtypeUnsupported as e:
                 outcome = ("skipped", str(e))
             except Exception as e:  # noqa: BLE001 - a run that cannot be built fails alone; the sweep goes on
@@ -329,6 +366,10 @@ class Sweep:
             with trainer:
                 loop.run()
                 status, error = loop.status, loop.error
+                if status == "ok" and self.writes:
+                    from bench.sample import finish_run
+
+                    finish_run(trainer, writer, loop, self.save_checkpoint)
                 if self.profile_steps and status == "ok":
                     loop.where = "profiling"
                     self._profile(trainer, spec, writer, meta, loop)
@@ -338,7 +379,7 @@ class Sweep:
             hint = ""
             if self.world is not None and how == "SIGTERM":
                 hint = " (under torchrun: the launcher stops every rank this way when one rank fails; see its output)"
-            with _signals_deferred():
+            with _signals_deferred(reraise=False):
                 writer.write_meta(status="interrupted", error=f"interrupted by {how} during {loop.where}{hint}",
                                   summary=summarize(loop, meta), finished=_now())  # fmt: skip
             raise Interrupted(spec.run_id, how) from None
@@ -348,11 +389,23 @@ class Sweep:
                 error = _oom_reason(spec, loop.where, e)
             elif self.world is not None and is_comm_error(e):
                 error = f"{comm_reason(e)} during {loop.where}"
+            elif _disk_full(e):
+                error = f"the disk is full ({e.strerror or e}) during {loop.where}"
             else:
                 error = f"{_describe(e)} during {loop.where}"
         finally:
             loop.close()
-            writer.close()
+            try:
+                writer.close()  # flushes what a full disk refused once more
+            except OSError as e:
+                if cause is None:
+                    status, cause, error = (
+                        "failed",
+                        e,
+                        f"the disk is full ({e.strerror or e}) at the end of the run",
+                    )
+        if _disk_full(cause):
+            self._stop_on_full_disk(spec, writer, loop, meta, error)
         ranks, lost, agreed = None, None, False
         if self.world is not None:
             status, error, ranks, lost, agreed = self._agree(trainer, loop, status, error, cause)
@@ -372,6 +425,28 @@ class Sweep:
             raise RankLost(self._lost_message(spec, lost), agreed=agreed)
         return status
 
+    def _stop_on_full_disk(
+        self, spec: RunSpec, writer: RunWriter, loop: RunLoop, meta: dict, error: str
+    ) -> None:
+        """A full disk fails the run and ends the sweep (no later run could write either): steps.csv and
+        evals.csv cut back to their last whole row, run.json marked failed if it still can be, one line."""
+        resume = resume_hint(self.results.root, self.world is not None)
+        recorded = "run.json says so"
+        if self.writes:
+            for name in ("steps.csv", "evals.csv"):
+                _cut_to_last_row(writer.dir / name)
+            try:
+                with interrupts.critical():
+                    writer.write_meta(
+                        status="failed", error=error, summary=summarize(loop, meta), finished=_now()
+                    )
+            except OSError:
+                recorded = "run.json could not be updated either (it still says running; --resume reruns it)"
+        raise DiskFull(
+            f"{spec.run_id} failed: {error}; the later runs were not started ({recorded}; finished runs and the "
+            f"steps written are kept): free some space, then complete the sweep with: {resume}"
+        )
+
     def _agree(
         self, trainer: Trainer, loop: RunLoop, status: str, error: str | None, cause: BaseException | None
     ) -> tuple[str, str | None, list[dict] | None, str | None, bool]:
@@ -389,6 +464,11 @@ class Sweep:
         if cause is None:
             mine.update(loop.rank_figures())
             mine["params_sha256"] = trainer.params_sha256()
+        if mine["comm_error"]:
+            # this rank's own collective failed: a peer is gone or hung, and a gather would only wait out the
+            # control group's timeout (twice --dist-timeout) for it as well
+            why = f"{LOST}: rank {env.rank} lost contact with the others ({error})"
+            return "failed", why, None, why, False
         try:
             ranks = world.gather(mine)
         except Exception as e:  # noqa: BLE001 - a peer that is gone cannot answer
@@ -460,7 +540,8 @@ class RunLoop:
 
     def __post_init__(self) -> None:
         t = self.trainer.train_cfg
-        self.warmup = min(t.timing_warmup_iters, t.max_iters // 2)
+        self.start = self.trainer.start_iter  # 0, or the step a continued run (--init-from) starts at
+        self.warmup = min(t.timing_warmup_iters, (t.max_iters - self.start) // 2)
         self.wall0 = time.perf_counter()
         self.memory: MemoryWatch = self.trainer.device.memory_watch()
         self.energy = EnergyRecorder(self.trainer.device.energy_meter())
@@ -470,17 +551,18 @@ class RunLoop:
     def run(self) -> None:
         t = self.trainer.train_cfg
         samplers = self.trainer.eval_samplers()
-        for it in range(t.max_iters):
-            if it % t.eval_interval == 0:
+        for it in range(self.start, t.max_iters):
+            interrupts.check()  # between steps: `where` still names the step (or eval) the signal came in
+            if it % t.eval_interval == 0 and (it > self.start or self.trainer.eval_at_start):
                 self._eval(it, samplers)
             self.where = f"step {it}"
-            if it == self.warmup:
+            if it - self.start == self.warmup:
                 self.energy.timed_begin()
             ms, loss_t, lr = self.trainer.train_step(it)
             loss = loss_t.item()
             if self.first_step_ms is None:
                 self.first_step_ms = ms
-            phase = "warmup" if it < self.warmup else "timed"
+            phase = "warmup" if it - self.start < self.warmup else "timed"
             self.writer.step(it, ms, loss, lr, phase)
             self.steps_done += 1
             if phase == "timed":
@@ -495,13 +577,18 @@ class RunLoop:
             if it % 10 == 0:
                 self.bar.set_postfix_str(f"{ms:.1f} ms/it, loss {loss:.3f}", refresh=False)
         self.energy.timed_end()
+        interrupts.check()
+        # A checkpoint's eval generators: as a longer run holds them here (it evaluates at max_iters on schedule only)
+        self.checkpoint_eval_states = {k: s.generator.get_state() for k, s in samplers.items()}
         self._eval(t.max_iters, samplers, last=True)
+        if t.max_iters % t.eval_interval == 0:
+            self.checkpoint_eval_states = {k: s.generator.get_state() for k, s in samplers.items()}
         self.where = "the end of the run"
 
     def _eval(self, it: int, samplers: dict, last: bool = False) -> None:
         """An eval, metered apart: the timed phase's energy pauses around it."""
         self.where = f"the eval at iter {it}"
-        timed = it > self.warmup and not last
+        timed = it - self.start > self.warmup and not last
         if timed:
             self.energy.timed_end()
         self.energy.eval_begin()
@@ -652,22 +739,14 @@ class _NoWriter:
 
 @contextlib.contextmanager
 def _signals_deferred(reraise: bool = True, run_id: str = "") -> Iterator[None]:
-    """Ctrl-C and SIGTERM held back while a run's outcome is written (torchrun sends SIGTERM to every rank as
-    soon as one fails); afterwards the sweep ends interrupted (reraise) or the signal is dropped (it is ending
-    anyway)."""
-    if threading.current_thread() is not threading.main_thread():
+    """A run's outcome written whole (hwinfo.interrupts.critical); then a signal recorded meanwhile ends the sweep
+    interrupted (reraise), or is dropped (it is ending anyway: torchrun sends SIGTERM to every rank as soon as
+    one fails)."""
+    with interrupts.critical():
         yield
-        return
-    got: list[int] = []
-    held = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in held}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    if got and reraise:
-        raise Interrupted(run_id, "SIGTERM" if got[0] == signal.SIGTERM else "Ctrl-C")
+    stop = interrupts.pending()
+    if stop is not None and reraise:
+        raise Interrupted(run_id, stop.signal_name)
 
 
 def resume_hint(out: Path, distributed: bool) -> str:

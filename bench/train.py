@@ -17,6 +17,7 @@ from torch.profiler import record_function
 
 from bench.config import TrainConfig, lr_at
 from bench.devices import Device, DeviceUnavailable, DtypeUnsupported, parse_device
+from hwinfo.interrupts import check
 from model.dataset import BatchSampler, CharDataset
 from model.gpt import GPT, GPTConfig
 
@@ -106,6 +107,10 @@ class Trainer:
         self.last_host_ms: float | None = None  # the last step's time until all its work was queued
         self.last_allreduce_ms: float | None = None  # under DDP: the last step's gradient all-reduce time
         self._stack: contextlib.ExitStack | None = None
+        # Where training starts (bench.checkpoint.Init: a continued run), and its eval generators' states.
+        self.start_iter = 0
+        self.eval_at_start = True
+        self.eval_states: dict[str, torch.Tensor] = {}
 
     @property
     def compiled(self) -> bool:
@@ -163,8 +168,10 @@ class Trainer:
         """One optimizer step (batch, forward, backward, clip, update), timed with the device synchronised.
 
         With `marks` on (the profiler), each phase is inside a record_function marker and the whole step
-        inside "devicebench.step", the final synchronisation included.
+        inside "devicebench.step", the final synchronisation included. A signal (hwinfo.interrupts) recorded
+        since the last step ends the loop here, before the step: every loop that trains checks this way.
         """
+        check()
         lr = lr_at(it, self.train_cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -208,6 +215,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 losses = torch.zeros(self.train_cfg.eval_iters)
                 for k in range(self.train_cfg.eval_iters):
+                    check()
                     x, y = self._batch(sampler)
                     with self.autocast():
                         _, loss = self.model(x, y)
@@ -222,7 +230,10 @@ class Trainer:
     def eval_samplers(self) -> dict[str, BatchSampler]:
         """Eval batches from their own seeded generators, so every device is evaluated on the same data."""
         bs, seed = self.model.config.block_size, self.train_cfg.seed
-        return {
+        samplers = {
             "train": BatchSampler(self.dataset.train, bs, self.batch_size, seed + 1),
             "val": BatchSampler(self.dataset.val, bs, self.batch_size, seed + 2),
         }
+        for split, state in self.eval_states.items():
+            samplers[split].generator.set_state(state)
+        return samplers

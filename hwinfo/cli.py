@@ -60,6 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run hwinfo; results on stdout, progress and errors on stderr. Returns the exit status."""
     args = build_parser().parse_args(argv)
+    from hwinfo import interrupts
+
+    with interrupts.installed("hwinfo"):  # a signal ends it at once, or at the next repeat of a measurement
+        code = _main(args)
+        if interrupts.pending() is not None and code in (130, 143):
+            interrupts.end_process(code)  # a real signal, everything written: without torch's slow teardown
+    return code
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         from hwinfo.probe import build_snapshot
         from hwinfo.render import render_text
@@ -79,9 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(render_text(snap), end="")
         sys.stdout.flush()  # a closed pipe shows here, inside the try
-    except KeyboardInterrupt:
-        print("hwinfo: interrupted", file=sys.stderr)
-        return 130
+    except (
+        KeyboardInterrupt
+    ) as e:  # hwinfo.interrupts.Stop: SIGTERM 143, Ctrl-C 130, nothing printed on stdout
+        print(f"hwinfo: interrupted by {getattr(e, 'signal_name', 'Ctrl-C')}", file=sys.stderr)
+        return getattr(e, "exit_code", 130)
     except BrokenPipeError:  # `hwinfo --json | head`: the reader left, nothing to say
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

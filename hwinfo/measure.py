@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from hwinfo.interrupts import check, checked
+
 _TORCH_DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 # Device types whose matmuls have a TF32 mode (torch.backends.cuda: NVIDIA and ROCm builds).
@@ -97,6 +99,7 @@ def measure_matmul(
     min_repeat_s = target_s if min_repeat_s is None else min_repeat_s
 
     def timed(a: Any, b: Any, count: int) -> float:
+        check()  # a signal ends the measurement between repeats (hwinfo.interrupts)
         dev.synchronize()
         t0 = time.perf_counter()
         for _ in range(count):
@@ -104,7 +107,8 @@ def measure_matmul(
         dev.synchronize()
         return time.perf_counter() - t0
 
-    with _matmul_precision(torch, dev.device, dtype == "tf32"), torch.no_grad():
+    # checked(): a signal is held until the next timed repeat (nothing half-measured is ever reported)
+    with _matmul_precision(torch, dev.device, dtype == "tf32"), torch.no_grad(), checked():
         size = n or start_n
         while True:
             a = torch.randn(size, size, device=dev.device, dtype=torch_dtype)
@@ -186,7 +190,7 @@ def measure_bandwidth(
     if array_bytes is None:
         array_bytes, notes = stream_array_bytes(llc_bytes, _free_bytes(torch, dev), dev.accelerator)
     n = max(int(array_bytes) // 4, 1024)
-    with torch.no_grad():
+    with torch.no_grad(), checked():
         # full/zeros write every element, so every page is touched before timing
         arrays = {
             "a": torch.full((n,), 1.0, device=dev.device, dtype=torch.float32),
@@ -222,6 +226,7 @@ def _time_kernel(
     """(median seconds of one repeat, kernels per repeat) after one untimed warm-up call."""
 
     def timed(count: int) -> float:
+        check()  # a signal ends the measurement between repeats (hwinfo.interrupts)
         sync()
         t0 = time.perf_counter()
         for _ in range(count):

@@ -236,13 +236,14 @@ def valid_probe(part: Any) -> bool:
 
 
 _CPU_KEYS = {"torch_capability", "torch_threads", "mkl", "mkldnn"}
+MAX_THREADS = 1 << 16  # more threads than any machine has CPUs: a cache that says so is damaged
 
 
 def _valid_cpu(cpu: dict) -> bool:
     """The types probe_torch gives each CPU field (each may be None when PyTorch could not say)."""
     threads = cpu["torch_threads"]
     return (
-        (threads is None or (type(threads) is int and threads >= 1))
+        (threads is None or (type(threads) is int and 1 <= threads <= MAX_THREADS))
         and (cpu["torch_capability"] is None or isinstance(cpu["torch_capability"], str))
         and all(cpu[k] is None or isinstance(cpu[k], bool) for k in ("mkl", "mkldnn"))
     )

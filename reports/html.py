@@ -12,6 +12,7 @@ import pandas as pd
 
 from bench.results import atomic_write_text
 from reports import fmt, words
+from reports.continuation import continuation_html, samples_html
 from reports.diagnosis import headline
 from reports.finding import Finding
 from reports.load import Results
@@ -24,6 +25,8 @@ SECTIONS = [
     ("tips", "Tips measured"),
     ("diagnosis", "Diagnosis"),
     ("loss", "Loss curves"),
+    ("continued", "Continued runs"),
+    ("samples", "Samples"),
     ("timing", "Timing and utilisation"),
     ("roofline", "Roofline"),
     ("hardware", "Hardware"),
@@ -363,6 +366,8 @@ def render_html(results: Results, findings: list[Finding]) -> str:
             "".join(_figure(plots[k]) for k in ("runs", "tokens", "profile") if k in plots)
             or "<p>No finished runs.</p>"
         ),
+        "continued": lambda: continuation_html(results),
+        "samples": lambda: samples_html(results),
         "roofline": lambda: _roofline(results, findings, plots),
         "hardware": lambda: _hardware(results),
         "metadata": lambda: _metadata(results),

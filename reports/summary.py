@@ -12,6 +12,7 @@ import pandas as pd
 from bench.metrics import mfu_is_possible
 from bench.results import dumps_strict
 from reports import fmt, words
+from reports.continuation import text_lines
 from reports.diagnosis import dir_labels, headline
 from reports.finding import Finding
 from reports.load import Results
@@ -225,6 +226,11 @@ def render(
         out += [
             f"- {one_line(run)}: {one_line(status)}: {one_line(reason)}" for run, status, reason in problems
         ]
+    continued = text_lines(results)
+    if continued:
+        out.append("")
+        out.append("Continued runs:" if not md else "**Continued runs:**\n")
+        out += [f"- {one_line(line)}" for line in continued]
     if tips:  # the tips section holds these: each tip is a row of its table, best_config its last lines
         shown = [f for f in shown if f.kind not in ("tip", "best_config")]
     if shown:

@@ -321,3 +321,146 @@ def test_a_dead_rank_fails_its_run_within_bounded_time_and_stops_the_sweep(tmp_p
     assert len(read_csv(out / "runs" / "cpu-fp32-b4-eager-t1-ddp2" / "steps.csv")) == 5
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["cpu-fp32-b4-eager-t1-ddp2"]  # sweep stopped
     assert list((tmp_path / "rank1").iterdir()) == []
+
+
+# ---- no rank outlives its launcher ----------------------------------------------------------------------
+
+
+def _launcher_with_ranks(tmp_path: Path) -> tuple[subprocess.Popen, list, Path]:
+    """`bench run --nproc 2` (gloo, tiny) training; returns (launcher, its rank processes, steps.csv)."""
+    import psutil
+
+    out = tmp_path / "res"
+    cmd = [sys.executable, "-m", "bench", "run", *TINY, *SHORT, "--iters", "100000", "--eval-interval", "50000",
+           "--batch-sizes", "4", "--nproc", "2", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    steps = out / "runs" / "cpu-fp32-b4-eager-t1-ddp2" / "steps.csv"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not (steps.exists() and steps.read_text().count("\n") > 3):
+        if proc.poll() is not None:
+            pytest.fail(f"the launcher ended early: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.2)
+    ranks = [p for p in psutil.Process(proc.pid).children(recursive=True) if "bench" in " ".join(p.cmdline())]
+    assert len(ranks) >= 2, ranks
+    return proc, ranks, steps
+
+
+def _gone(ranks: list, timeout: float) -> list:
+    import psutil
+
+    _, alive = psutil.wait_procs(ranks, timeout=timeout)
+    for p in alive:  # never left behind to load the rest of the suite
+        p.kill()
+    return alive
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_no_rank_outlives_its_launcher(tmp_path, sig):
+    """Issue 25: `timeout 60 bench run --nproc 1000` left 187 ranks running for half an hour. SIGTERM of the launcher
+    ends every rank (the run interrupted, 143); SIGKILL, which the launcher cannot pass on, ends them through their
+    parent-death signal (prctl PR_SET_PDEATHSIG)."""
+    proc, ranks, steps = _launcher_with_ranks(tmp_path)
+    try:
+        proc.send_signal(sig)
+        proc.wait(timeout=90)
+        alive = _gone(ranks, timeout=60)
+        assert alive == [], f"ranks left behind after {sig!r}: {[p.pid for p in alive]}"
+        if sig == signal.SIGTERM:
+            err = proc.stderr.read()
+            assert proc.returncode == 143, err
+            assert run_json(steps.parent.parent.parent, steps.parent.name)["status"] == "interrupted"
+        assert steps.read_text().endswith("\n")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        _gone(ranks, timeout=1)
+
+
+@pytest.mark.slow
+def test_a_hung_rank_ends_the_launch_within_the_timeout_and_the_grace(tmp_path):
+    """Issue 33: a SIGSTOPped rank with --dist-timeout 5 ended the sweep after 48 s. Now: the collective's
+    timeout, no second wait in the gather (this rank's own collective failed), then the launcher's 10 s grace
+    (torch's agent waited a fixed 30 s for a rank that cannot act on SIGTERM)."""
+    out = tmp_path / "hung"
+    cmd = [sys.executable, "-m", "bench", "run", *TINY, *SHORT, "--iters", "100000", "--eval-interval", "50000",
+           "--batch-sizes", "4", "--nproc", "2", "--dist-timeout", "2", "--out", str(out)]  # fmt: skip
+    import psutil
+
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    ranks = []
+    try:
+        steps = out / "runs" / "cpu-fp32-b4-eager-t1-ddp2" / "steps.csv"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not (steps.exists() and steps.read_text().count("\n") > 3):
+            time.sleep(0.2)
+        ranks = [
+            p for p in psutil.Process(proc.pid).children(recursive=True) if "bench" in " ".join(p.cmdline())
+        ]
+        hung = next(p for p in ranks if p.environ().get("LOCAL_RANK") == "1")
+        t0 = time.monotonic()
+        hung.send_signal(signal.SIGSTOP)
+        proc.wait(timeout=120)
+        took = time.monotonic() - t0
+        err = proc.stderr.read()
+        assert proc.returncode == 1, err
+        assert took < 2 + 10 + 18, (took, err)  # timeout + grace + rank 0's own teardown, wide
+        assert "stopped answering within --dist-timeout" in run_json(out, steps.parent.name)["error"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        _gone(ranks, timeout=1)
+
+
+# ---- what --nproc N costs ----------------------------------------------------------------------------------
+
+
+def test_nproc_says_what_it_costs_and_a_dry_run_never_reads_zero(capsys):
+    """Issue 33: `--nproc 64 --dry-run` estimated "~0 s"; issue 25: `--nproc 1000` was accepted without a word."""
+    import psutil
+
+    argv = [
+        "run",
+        "--devices",
+        "cpu",
+        *TINY,
+        "--batch-sizes",
+        "64",
+        "--iters",
+        "10",
+        "--nproc",
+        "64",
+        "--dry-run",
+    ]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "~0 s" not in captured.out and "start-up of 64 ranks" in captured.out
+    assert "--nproc 64: ~" in captured.err and "x ~" in captured.err and "per rank" in captured.err
+    if (psutil.cpu_count(logical=True) or 1) < 64:
+        assert "processes per core" in captured.err
+
+
+def test_nproc_that_cannot_fit_in_memory_is_refused_before_any_rank_starts(tmp_path, monkeypatch, capsys):
+    import psutil
+
+    from bench import distributed
+
+    real = psutil.virtual_memory
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: real()._replace(available=4 * 2**30))
+    monkeypatch.setattr(distributed, "launch_local", lambda *a, **k: pytest.fail("ranks were started"))
+    argv = ["run", "--devices", "cpu", *TINY, "--batch-sizes", "64", "--iters", "10", "--nproc", "64",
+            "--out", str(tmp_path / "r")]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--nproc 64: the ranks need ~" in err[0] and "use --nproc " in err[0], err
+    fits = int(err[0].split("use --nproc ")[1].split()[0])
+    assert 1 <= fits < 64
+    assert not (tmp_path / "r").exists()
+
+
+def test_profile_steps_are_bounded(capsys):
+    assert main(["run", "--devices", "cpu", "--profile", "201", "--dry-run"]) == 2
+    assert "--profile 201: expected a number of steps >= 1 and at most 200" in capsys.readouterr().err

@@ -110,6 +110,9 @@ def test_a_process_that_already_imported_torch_does_not_write_the_cache(tmp_path
         '"torch_threads": -5, "mkl": true, "mkldnn": true}, "accelerators": [], "notes": []}}',
         '{"cache_version": 2, "created": "x", "probe": {"torch": TORCH, "cpu": {"torch_capability": 7, '
         '"torch_threads": "abc", "mkl": "yes", "mkldnn": true}, "accelerators": [], "notes": []}}',
+        '{"cache_version": 2, "created": "x", "probe": {"torch": TORCH, "cpu": {"torch_capability": "AVX2", '
+        '"torch_threads": 1000000000000000000000000000000, "mkl": true, "mkldnn": true}, "accelerators": [], '
+        '"notes": []}}',
         "\xff\xfe garbage",
     ],
 )

@@ -15,6 +15,7 @@ import torch
 from bench import train as train_mod
 from bench.cli import main
 from bench.config import TrainConfig
+from bench.results import SCHEMA
 from bench.train import lr_at
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--n-embd", "32", "--block-size", "16"]
@@ -53,7 +54,7 @@ def sweep_dir(tmp_path_factory) -> Path:
 
 def test_sweep_writes_schema_1_directory(sweep_dir):
     sweep = json.loads((sweep_dir / "sweep.json").read_text())
-    assert sweep["schema"] == "devicebench/3"
+    assert sweep["schema"] == SCHEMA
     assert sweep["software"]["torch"] == torch.__version__
     assert sweep["hwinfo"]["schema"].startswith("devicebench-hwinfo/")
     assert sweep["spec"]["train"]["max_iters"] == 30

@@ -15,12 +15,9 @@ input or setup problem (found before measuring wherever it can be), or a crash o
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import statistics
 import sys
 import traceback
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -425,14 +422,12 @@ def run(args: argparse.Namespace) -> int:
     regression; Ctrl-C is 130 and SIGTERM 143, both with no verdict (a baseline is replaced whole)."""
     debug = getattr(args, "debug", False)
     try:
-        with _sigterm_raises():
-            return _run(args)
-    except KeyboardInterrupt:
-        print("bench gate: interrupted: no verdict", file=sys.stderr)
-        return 130
-    except _Terminated:
-        print("bench gate: terminated (SIGTERM): no verdict", file=sys.stderr)
-        return 143
+        return _run(args)
+    except KeyboardInterrupt as e:  # hwinfo.interrupts.Stop, raised at a check point between steps
+        print(
+            f"bench gate: interrupted by {getattr(e, 'signal_name', 'Ctrl-C')}: no verdict", file=sys.stderr
+        )
+        return getattr(e, "exit_code", 130)
     except Exception as e:  # noqa: BLE001 - whatever happens, a crash must not read as a regression
         if debug:
             traceback.print_exc()
@@ -446,26 +441,6 @@ def _error_line(e: Exception, debug: bool) -> str:
     first = str(e).strip().splitlines()[0] if str(e).strip() else ""
     hint = "" if debug else "; --debug shows the traceback"
     return f"internal error ({type(e).__name__}: {first}), not a regression: a bug in devicebench{hint}"
-
-
-class _Terminated(BaseException):
-    """SIGTERM (a CI time-out, `docker stop`), raised in the main thread so the gate stops cleanly."""
-
-
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    def handler(signum: int, frame: object) -> None:
-        raise _Terminated
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: signals stay as they are
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 from bench.gate.files import GateError
+from hwinfo.interrupts import check, checked
 
 if TYPE_CHECKING:
     from bench.train import Trainer
@@ -86,9 +87,12 @@ def run_trials(
 
     Interleaving single steps (not blocks) means a burst of load from a neighbour hits both sides
     alike; the per-trial medians drop the steps it spoiled. Progress is a bar on stderr, on a TTY only.
+    A signal (hwinfo.interrupts) ends the trials before the next step.
     """
     for _ in range(warmup_steps):
+        check()
         workload()
+        check()
         reference()
     out = []
     bar = tqdm(total=trials, desc="gate", unit="trial", file=sys.stderr, disable=None if progress else True)
@@ -96,6 +100,7 @@ def run_trials(
         for i in range(trials):
             a_ms, b_ms = [], []
             for j in range(steps):
+                check()
                 if (i * steps + j) % 2 == 0:
                     a_ms.append(workload())
                     b_ms.append(reference())
@@ -118,7 +123,8 @@ def run_trials(
 def measure(
     workload_cfg: dict, trials: int, steps: int, warmup_steps: int = 3, progress: bool = True
 ) -> list[Trial]:
-    """Build both workloads at the configured thread count and run the interleaved trials.
+    """Build both workloads at the configured thread count and run the interleaved trials. Until the trials
+    begin a signal ends the gate at once (nothing to keep); during them, at the next step (hwinfo.interrupts).
 
     PyTorch's thread count is restored afterwards.
     """
@@ -128,7 +134,7 @@ def measure(
     try:
         if workload_cfg.get("threads"):
             torch.set_num_threads(int(workload_cfg["threads"]))
-        with make_trainer(workload_cfg) as trainer:
+        with make_trainer(workload_cfg) as trainer, checked():
             reference = make_reference(workload_cfg)
             return run_trials(trainer_step_fn(trainer), reference, trials, steps, warmup_steps, progress)
     finally:

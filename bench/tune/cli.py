@@ -42,7 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from bench.run_cmd import add_arguments as run_arguments
     from bench.tune.plan import TIPS
 
-    run_arguments(p, leave_out=("--nproc", "--dist-timeout"))  # a tune is one process: never DDP
+    # a tune is one process (never DDP) and starts from step 0 (its variants must share the recipe)
+    run_arguments(
+        p, leave_out=("--nproc", "--dist-timeout", "--save-checkpoint", "--init-from", "--trust-checkpoint")
+    )
     p.usage = _USAGE
     for action in p._actions:
         if "--profile" in action.option_strings:
@@ -108,9 +111,9 @@ def options_from_args(args: argparse.Namespace, stored: dict | None = None) -> T
             steps = int(args.profile)
         except (TypeError, ValueError):
             steps = -1
-        if not 0 <= steps <= 1000:
+        if not 0 <= steps <= 200:
             raise ConfigError(
-                f"--profile {args.profile}: expected a number of steps from 0 (no profile) to 1000"
+                f"--profile {args.profile}: expected a number of steps from 0 (no profile) to 200"
             )
         base["profile_steps"] = steps
     base["tips"] = tuple(base.get("tips") or TIPS)
@@ -256,7 +259,10 @@ def run(args: argparse.Namespace) -> int:
     sweep = Sweep(cfg, out, hw, ["bench", *getattr(args, "argv", [])], progress=not args.no_progress,
                   dataset=dataset)  # fmt: skip
     statuses: dict[str, str] = {}
-    with sweep.results.lock(" ".join(sweep.argv)):
+    from hwinfo.interrupts import checked
+
+    # until here a signal ends the tune at once (nothing written); from here at the next step (hwinfo.interrupts)
+    with sweep.results.lock(" ".join(sweep.argv)), checked():
         sweep.prepare(resume=args.resume)
         sweep.results.write_sweep({**sweep.results.read_sweep(), "tune": options.to_dict()})
         print(f"results: {out}", file=sys.stderr)
