@@ -142,6 +142,10 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
 # --- schema checks and JSON reading ---------------------------------------------------------------
 
 
+class NewerSchemaError(ResultsError):
+    """A file from a newer devicebench: the reader, not the file, is what to change (never left out quietly)."""
+
+
 def check_schema(
     value: Any, where: Path | str, name: str = SCHEMA_NAME, version: int = SCHEMA_VERSION
 ) -> int:
@@ -154,7 +158,7 @@ def check_schema(
     if not tail.isdigit():
         raise ResultsError(f"{where}: unreadable schema {value!r}")
     if int(tail) > version:
-        raise ResultsError(
+        raise NewerSchemaError(
             f"{where} was written with schema {value}, newer than this devicebench reads "
             f"({name}/{version}): upgrade devicebench"
         )
@@ -448,6 +452,18 @@ class RunRecord:
     warnings: list[str] = field(default_factory=list)
 
 
+def _opens(path: Path) -> bool:
+    """Whether a file can be opened for reading (never a FIFO, which would wait): what is wrong with it is then
+    its content, not the machine (a permission)."""
+    if not path.is_file():
+        return True
+    try:
+        open(path, "rb").close()  # noqa: SIM115 - opened to be closed at once
+    except OSError:
+        return False
+    return True
+
+
 def read_run(run_dir: str | Path) -> RunRecord:
     """runs/<id>/run.json, schema checked, every field a reader relies on checked for its type.
 
@@ -498,7 +514,55 @@ def read_run(run_dir: str | Path) -> RunRecord:
         summary["host_load"] = {k: v if _is_number(v) else None for k, v in load.items()}
     if meta.get("assumed") is not None:
         meta["assumed"] = [str(a) for a in meta["assumed"]]
+    for name, value, why in _impossible(meta, summary):
+        warnings.append(f"{path}: {name} = {_describe(value)} {why}: ignored")
     return RunRecord(run_dir, meta, warnings)
+
+
+# Beyond these no real run goes: a figure past one is damage, never a measurement.
+YEAR_MS = 365 * 24 * 3600 * 1e3
+_AT_MOST = {"threads": 100_000, "batch_size": 10**9, "block_size": 10**9, "tokens_per_iter": 1e12,
+            "flops_per_token": 1e16, "ms_median": YEAR_MS, "ms_p10": YEAR_MS, "ms_p90": YEAR_MS,
+            "ms_mean": YEAR_MS, "first_step_ms": YEAR_MS, "eval_ms_total": YEAR_MS, "wall_s": YEAR_MS / 1e3,
+            "tokens_per_s": 1e12, "achieved_flops_per_s": 1e21, "peak_mem_bytes": 1e15}  # fmt: skip
+_AT_LEAST_ZERO = ("iters_done", "warmup_iters", "first_step_ms", "eval_ms_total", "wall_s", "peak_mem_bytes")
+
+
+def _impossible(meta: dict, summary: dict) -> list[tuple[str, Any, str]]:
+    """Figures that cannot be true (past a bound no run reaches, below zero, or contradicting the run's other
+    figures), each set to None and returned as (name, value, why)."""
+    out: list[tuple[str, Any, str]] = []
+
+    def drop(where: dict, name: str, why: str, prefix: str = "") -> None:
+        if where.get(name) is not None:
+            out.append((prefix + name, where[name], why))
+            where[name] = None
+
+    for where, prefix in ((meta, ""), (summary, "summary.")):
+        for name, most in _AT_MOST.items():
+            if _is_number(where.get(name)) and where[name] > most:
+                drop(where, name, f"is past {most:g}, more than any run", prefix)
+    for name in _AT_LEAST_ZERO:
+        if _is_number(summary.get(name)) and summary[name] < 0:
+            drop(summary, name, "is below zero", "summary.")
+    p10, med, p90 = (summary.get(k) for k in ("ms_p10", "ms_median", "ms_p90"))
+    if med is not None and ((p10 is not None and p10 > med) or (p90 is not None and p90 < med)):
+        for k in ("ms_p10", "ms_p90"):
+            drop(summary, k, f"does not bracket the median {med:g} ms", "summary.")
+    if med is not None:  # a rate recorded beside the step time it was computed from: within 2x of it
+        for rate, per_iter in (
+            ("tokens_per_s", "tokens_per_iter"),
+            ("achieved_flops_per_s", "flops_per_iter"),
+        ):
+            v, n = summary.get(rate), meta.get(per_iter)
+            if _is_number(v) and _is_number(n) and n > 0 and not 0.5 <= v / (n / (med / 1e3)) <= 2:
+                drop(summary, rate, f"contradicts {per_iter} / ms_median ({n / (med / 1e3):.4g})", "summary.")
+                if rate == "achieved_flops_per_s":
+                    summary["mfu"] = summary["mfu_vs_a100"] = None
+    first, wall = summary.get("first_step_ms"), summary.get("wall_s")
+    if _is_number(first) and _is_number(wall) and first > wall * 1e3 * 1.01 + 1:
+        drop(summary, "first_step_ms", f"is longer than the whole run ({wall:g} s)", "summary.")
+    return out
 
 
 @dataclass
@@ -611,6 +675,11 @@ def _read_rows(path: Path, header: list[str], numeric: tuple[str, ...], required
         values = cols.get(c)
         if values and not (math.isfinite(sum(values)) and min(values) >= 0):
             cols[c] = [v if 0 <= v < math.inf else math.nan for v in values]
+    values = cols.get(
+        "loss"
+    )  # a cross-entropy below zero is not a measurement (infinite: a diverged run, kept)
+    if values and any(v < 0 for v in values):
+        cols["loss"] = [math.nan if v < 0 else v for v in values]
     return Rows(cols, bad)
 
 
@@ -761,22 +830,32 @@ class Results:
     root: Path
     sweep: dict
     runs: list[RunRecord] = field(default_factory=list)
+    left_out: dict[Path, str] = field(default_factory=dict)  # run dir -> why its run.json was not read
 
     @classmethod
-    def load(cls, root: str | Path) -> Results:
-        """Raises ResultsError for a directory that is not a readable devicebench results directory."""
+    def load(cls, root: str | Path, *, leave_out_corrupt: bool = False) -> Results:
+        """Raises ResultsError for a directory that is not a readable devicebench results directory. With
+        leave_out_corrupt (a report), a run.json that opens but is not a devicebench run (corrupt JSON, a list,
+        an unknown schema) leaves that run out, said in `warnings`; a file the machine cannot read, or one from a newer
+        devicebench, still raises."""
         root = Path(root)
         sweep = read_sweep(root)
-        runs = []
+        runs, left_out = [], {}
         for rd in run_dirs(root):
-            record = read_run(rd)
+            try:
+                record = read_run(rd)
+            except ResultsError as e:
+                if not leave_out_corrupt or isinstance(e, NewerSchemaError) or not _opens(rd / "run.json"):
+                    raise
+                left_out[rd] = f"{e}: this run is left out"
+                continue
             record.meta = migrate_run(record.meta)
             runs.append(record)
-        return cls(root, sweep, runs)
+        return cls(root, sweep, runs, left_out)
 
     @property
     def warnings(self) -> list[str]:
-        return [w for r in self.runs for w in r.warnings]
+        return [w for r in self.runs for w in r.warnings] + list(self.left_out.values())
 
     def derived(self, run: RunRecord) -> dict[str, Any]:
         return derived_columns(run.meta, self.sweep)

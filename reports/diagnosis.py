@@ -53,6 +53,10 @@ EXPLAINS = {
 }  # fmt: skip
 
 SINGLE_PROCESS_ONLY = {"speedup", "batch_scaling", "thread"}  # data-parallel runs have reports.scaling
+# Rules that compare losses, recipes or work per token: they see only runs with a training recipe. A trace read
+# by `bench profile` has no model, no training config and no loss (and counts only its matmuls' FLOPs); it is
+# compared on what it has: ms/step, where its step goes, its MFU against a known peak.
+RECIPE_ONLY = {"speedup", "config", "overfit", "eval_timer", "mfu", "time_to_loss"}
 
 
 def _rules() -> tuple:
@@ -62,6 +66,13 @@ def _rules() -> tuple:
         warmup_findings, profile_findings, roofline_findings, noise_findings, energy_findings,
         scaling_findings, time_to_loss_findings, tip_findings, best_config_findings,
     )  # fmt: skip
+
+
+def has_recipe(results: Results, key: str) -> bool:
+    """Whether the run was trained from a recipe it recorded (a model and a training config): a trace read by
+    `bench profile` has neither."""
+    meta = results.run_meta.get(key) or {}
+    return bool(isinstance(meta.get("model"), dict) and meta["model"] and isinstance(meta.get("train"), dict))
 
 
 def _rule_name(rule: Any) -> str:
@@ -128,9 +139,12 @@ def diagnose(results: Results) -> list[Finding]:
     single = ok[ok["world_size"].fillna(1) <= 1] if "world_size" in ok.columns else ok
     if len(ok):
         for rule in _rules():
-            findings.extend(
-                _run_rule(results, rule, single if _rule_name(rule) in SINGLE_PROCESS_ONLY else ok)
-            )
+            name = _rule_name(rule)
+            runs = single if name in SINGLE_PROCESS_ONLY else ok
+            if name in RECIPE_ONLY:
+                runs = runs[[has_recipe(results, k) for k in runs.index]]
+            if len(runs):
+                findings.extend(_run_rule(results, rule, runs))
     _name_directories(results, findings)
     counts: dict[str, int] = {}
     for f in findings:
@@ -180,7 +194,10 @@ def headline(results: Results, findings: list[Finding]) -> Finding:
         return Finding("headline", "info", evidence=ev, runs=list(top.runs), labels=dict(top.labels))
     ok = results.ok_runs()
     if ok.empty:
-        return Finding("headline", "info", evidence={"case": "none"})
+        runs = results.runs
+        finished = int((runs["status"] == "ok").sum()) if len(runs) else 0
+        ev0 = {"case": "none", "runs": len(runs), "finished": finished, "warnings": len(results.warnings)}
+        return Finding("headline", "info", evidence=ev0)
     best = ok.loc[ok["tokens_per_s"].idxmax()] if ok["tokens_per_s"].notna().any() else ok.iloc[0]
     key = best["key"]
     ev: dict[str, Any] = {

@@ -33,7 +33,10 @@ def count(x: Any) -> str:
 
 
 def loss(x: Any) -> str:
-    return f"{float(x):.4f}" if is_num(x) else "-"
+    """4 decimals ("1.6684"); a damaged, huge figure in 3 significant digits, never hundreds of them."""
+    if not is_num(x):
+        return "-"
+    return f"{float(x):.4f}" if abs(float(x)) < 1e6 else sig(x)
 
 
 def names(items: list[str], limit: int = 3) -> str:

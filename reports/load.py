@@ -278,7 +278,7 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
     sweeps: list[dict] = []
     found: list[tuple[dict, Path, Path, dict]] = []  # (sweep, results dir, run dir, run.json)
     for d in dirs:
-        loaded = DirResults.load(d)
+        loaded = DirResults.load(d, leave_out_corrupt=True)  # one bad run.json: a warning, not the report
         sweep = loaded.sweep
         sweep["_path"] = str(d)
         sweeps.append(sweep)
@@ -286,7 +286,9 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
         for record in loaded.runs:
             warnings.extend(record.warnings)
             found.append((sweep, d, record.dir, record.meta))
-        warnings.extend(_runs_without_run_json(d, [r.dir for r in loaded.runs]))
+        warnings.extend(loaded.left_out.values())
+        warnings.extend(_runs_without_run_json(d, [r.dir for r in loaded.runs] + list(loaded.left_out)))
+    warnings.extend(_one_sweep_twice(sweeps))
     entries = [
         (str(meta.get("host") or sweep.get("host") or "?"), str(meta.get("run_id") or rd.name), d, rd)
         for sweep, d, rd, meta in found
@@ -351,6 +353,20 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
         _spans=spans,
         _spanned={"steps": steps_df, "evals": evals_df},
     )
+
+
+def _one_sweep_twice(sweeps: list[dict]) -> list[str]:
+    """A line for each sweep_id that several directories share: one sweep read twice (a copy beside its
+    original), whose runs would count twice; both are kept, told apart by their directory."""
+    by_id: dict[str, list[str]] = {}
+    for s in sweeps:
+        if isinstance(s.get("sweep_id"), str) and s["sweep_id"]:
+            by_id.setdefault(s["sweep_id"], []).append(str(s["_path"]))
+    return [
+        f"{', '.join(paths)} share sweep_id {sweep_id!r}: one sweep read twice (a copy?); its runs count twice here"
+        for sweep_id, paths in by_id.items()
+        if len(paths) > 1
+    ]
 
 
 def _runs_without_run_json(results_dir: Path, listed: list[Path]) -> list[str]:

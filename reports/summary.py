@@ -84,7 +84,8 @@ def table_notes(results: Results) -> list[str]:
 def _ms_cell(r: pd.Series) -> str:
     if not fmt.is_num(r.get("ms_median")):
         return "-"
-    return f"{fmt.ms(r['ms_median'])} [{fmt.ms(r.get('ms_p10'))}-{fmt.ms(r.get('ms_p90'))}]"
+    p10, p90 = (fmt.ms(r.get(k)) if fmt.is_num(r.get(k)) else "?" for k in ("ms_p10", "ms_p90"))
+    return f"{fmt.ms(r['ms_median'])}" + (f" [{p10}-{p90}]" if (p10, p90) != ("?", "?") else "")
 
 
 def _device_cell(r: pd.Series) -> str:

@@ -22,9 +22,8 @@ import numpy as np
 from bench.tune.to_loss import TARGET_TOLERANCE
 from bench.tune.verdict import NO_EFFECT, TIME_TO_LOSS, Effect, time_to_loss_effect
 from reports import fmt
+from reports.finding import Finding
 from reports.load import Results, wall_clock
-
-MAX_NAMED = 6  # runs a finding names; the evidence holds every one
 
 
 @dataclass
@@ -169,54 +168,14 @@ def _sets(results: Results) -> list[ToLossSet]:
     return out
 
 
-def _effect_text(e: Effect | None) -> str:
-    if e is None:
-        return "-"
-    if e.ratio is None:
-        return f"< {fmt.ratio(e.high)}" if fmt.is_num(e.high) else "-"
-    hi = f"-{fmt.ratio(e.high)}" if fmt.is_num(e.high) else "+"
-    return f"{fmt.ratio(e.ratio)} [{fmt.ratio(e.low)}{hi}]"
-
-
-def time_to_loss_findings(results: Results, ok: Any) -> list:
-    """One `time_to_loss` finding per set: each run's time to the shared target, fastest first."""
-    from reports.finding import Finding
-
+def time_to_loss_findings(results: Results, ok: Any) -> list[Finding]:
+    """One `time_to_loss` finding per set: each run's time to the shared target (the words: reports.words)."""
     out = []
     for s in to_loss_sets(results):
         ref = s.run(s.reference)
-        parts = []
-        order = sorted(s.runs, key=lambda r: (not r.reached, r.time_s or r.end_s))
-        shown = order if len(order) <= MAX_NAMED else order[: MAX_NAMED - 1] + [s.run(s.reference)]
-        for r in shown:
-            label = results.label(r.key)
-            vs = f"the speed of {results.label(s.reference)}"
-            if r.reached:
-                after = f", crossed after {fmt.sig(r.prev_eval_s)} s" if fmt.is_num(r.prev_eval_s) else ""
-                text = f"{label} {fmt.sig(r.time_s)} s (iter {r.reached_iter}{after})"
-                if r.key != s.reference:
-                    text += f", {_effect_text(s.effect(r.key))} {vs}"
-            else:
-                at = f", its last eval, at {fmt.sig(r.last_eval_s)} s" if fmt.is_num(r.last_eval_s) else ""
-                text = f"{label} not within its {fmt.sig(r.end_s)} s (val {fmt.loss(r.last_val)} at iter {r.last_iter}{at})"
-                if ref is not None and ref.reached and (bound := _effect_text(s.effect(r.key))) != "-":
-                    text += f", {bound} {vs}"
-            parts.append(text)
-        if len(order) > len(shown):
-            parts.insert(-1, f"... {len(order) - len(shown)} more (every run in the evidence)")
-        what = (
-            f"the final val loss of {results.label(s.reference)}"
-            if s.source == "tune"
-            else "the highest final val loss among these runs, which each reached by its end"
-        )
-        sentence = (
-            f"Time to val loss {fmt.loss(s.target)} ({what}), train and eval time counted, known at evals only "
-            f"(each run crossed it after its eval before; a ratio's bracket spans both runs' crossings, and a run "
-            f"that never reached it is bounded by its last eval): {'; '.join(parts)}."
-        )
         evidence = s.to_dict()
         evidence["speedups"] = {r.key: (e.to_dict() if (e := s.effect(r.key)) else None) for r in s.runs}
         if ref is not None:
             evidence["reference_time_s"] = ref.time_s
-        out.append(Finding("time_to_loss", "info", sentence, evidence, [r.key for r in s.runs]))
+        out.append(Finding("time_to_loss", "info", evidence=evidence, runs=[r.key for r in s.runs]))
     return out

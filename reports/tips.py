@@ -37,6 +37,7 @@ from bench.tune.verdict import (
 )
 from hwinfo.dtypes import CPU_NATIVE_FEATURES
 from reports import fmt
+from reports.finding import Finding
 from reports.load import Results
 from reports.tables import one_line
 from reports.time_to_loss import ToLossSet, to_loss_sets
@@ -546,9 +547,7 @@ def compile_payback(d: DeviceTune) -> dict | None:
     ref = d.to_loss.run(d.default) if d.to_loss is not None else None
     if fmt.is_num(first) and ref is not None and fmt.is_num(ref.time_s) and first / 1e3 >= ref.time_s:
         # the compile alone outlasted the default's whole time to the target (a small recipe, a loaded machine)
-        return {"first_step_s": first / 1e3, "default_time_s": ref.time_s,
-                "text": f"its compile (the first step took {first / 1e3:.1f} s) alone outlasted the default's "
-                        f"{ref.time_s:.1f} s to the target"}  # fmt: skip
+        return {"first_step_s": first / 1e3, "default_time_s": ref.time_s}
     if not all(fmt.is_num(x) and x > 0 for x in (first, ms, base, steps)):
         return None
     overhead_s = (first - ms) / 1e3
@@ -557,16 +556,6 @@ def compile_payback(d: DeviceTune) -> dict | None:
            "break_even_steps": overhead_s * 1e3 / saved_ms if saved_ms > 0 else None}  # fmt: skip
     if out["break_even_steps"] is not None and out["break_even_steps"] <= steps:
         return None  # repaid within the recipe: the compile does not explain the slower time to the target
-    head = f"its compile (the first step took {first / 1e3:.1f} s) counts in its time"
-    if saved_ms <= 0:
-        out["text"] = (
-            f"{head}, and in that run its steps were no faster ({ms:.1f} against {base:.1f} ms/iter)"
-        )
-    else:
-        about = fmt.count(float(f"{out['break_even_steps']:.2g}"))  # two digits: the steps are a rough figure
-        out["text"] = (f"{head}, and saving {saved_ms:.1f} ms on each step ({ms:.1f} against {base:.1f} ms/iter) "
-                       f"repays it only after about {about} steps, "
-                       f"against the recipe's {int(steps):,}")  # fmt: skip
     return out
 
 
@@ -588,28 +577,20 @@ def _variant_key(d: DeviceTune, name: str) -> str:
 
 
 def tip_findings(results: Results, ok: Any) -> list:
-    """One `tip` finding per tip per tuned device: the claim, what was measured, the verdict, why."""
-    from reports.finding import Finding
-
+    """One `tip` finding per tip per tuned device: the claim, what was measured, the verdict, why (the words:
+    reports.words)."""
     out = []
     rows = tip_rows(results)
     groups: dict[tuple[str, str, str], list[TipRow]] = {}
     for row in rows:
         groups.setdefault((row.host, row.device, row.tip), []).append(row)
     for (_, device, tip), items in groups.items():
-        parts = []
-        for row in items:
-            head = f"{row.variant}: " if row.variant and len(items) > 1 else ""
-            if row.verdict == NOT_AVAILABLE and row.effect is None and row.measure != "answer":
-                parts.append(f"{head}not available on this device: {row.why}")
-            else:
-                parts.append(f"{head}{row.effect_text()}, {row.verdict}: {row.why}")
         worst = [r.verdict for r in items]
         severity = "warning" if HARMFUL in worst or FAILED in worst else "info"
-        title, claim = CLAIMS.get(tip, (tip, ""))
-        sentence = f'{device}: {title} ("{claim}"): {"; ".join(parts)}.'
-        evidence = {"tip": tip, "rows": [r.to_dict() for r in items]}
-        out.append(Finding("tip", severity, sentence, evidence, sorted({k for r in items for k in r.runs})))
+        evidence = {"tip": tip, "device": device, "rows": [r.to_dict() for r in items]}
+        out.append(
+            Finding("tip", severity, evidence=evidence, runs=sorted({k for r in items for k in r.runs}))
+        )
     return out
 
 
@@ -628,40 +609,27 @@ def best_config_findings(results: Results, ok: Any) -> list:
     return out
 
 
-def _best_config_finding(results: Results, d: DeviceTune) -> Any:
-    from reports.finding import Finding
-
+def _best_config_finding(results: Results, d: DeviceTune) -> Finding:
     b = best_config(d)
-    label = results.device_label(d.keys[0])
     gain, ttl = b["gain_over_default"], b["time_to_loss_gain"]
-    if gain is None and ttl is None:
-        single = b["best_single"]
-        tail = (f" (the best single variant, {single.name}: {effect_text(single.effect, THROUGHPUT if single.group != 'batch' else TIME_TO_LOSS)}, {single.effect.verdict})"
-                if single is not None else "")  # fmt: skip
-        sentence = f"{label}: no variant was worth it or a small gain, so the recipe as it is stays the fastest configuration measured here{tail}."
-    else:
-        what = ", ".join(b["changed"]) or "the recipe"
-        bits = []
-        if gain is not None:
-            bits.append(f"{effect_text(gain, THROUGHPUT)} over the default")
-        if ttl is not None:
-            bits.append(f"{effect_text(ttl, TIME_TO_LOSS)} of the default's")
-        else:
-            bits.append("time to loss not measured for it")
-        sentence = (
-            f"Fastest configuration measured on {label}: {what} (the rest as the recipe): {'; '.join(bits)}."
-        )
+    single = b["best_single"]
     payback = compile_payback(d) if gain is not None and _slower(ttl) else None
-    if payback is not None:
-        sentence = sentence[:-1] + f": {payback['text']}."
     evidence = {
+        "device": results.device_label(d.keys[0]),
         "changed": b["changed"],
+        "none_better": gain is None and ttl is None,
+        "gain_measured": gain is not None,
         "gain_over_default": gain.to_dict() if gain else {"ratio": 1.0, "low": None, "high": None},
         "time_to_loss_gain": ttl.to_dict() if ttl else None,
-    }
+        "best_single": {"name": single.name, "effect": single.effect.to_dict(),
+                        "measure": THROUGHPUT if single.group != "batch" else TIME_TO_LOSS}
+        if single is not None else None,
+    }  # fmt: skip
     if payback is not None:
-        evidence["compile_payback"] = {k: v for k, v in payback.items() if k != "text"}
-    return Finding("best_config", "info", sentence, evidence, b["runs"] or ([d.default] if d.default else []))
+        evidence["compile_payback"] = payback
+    return Finding(
+        "best_config", "info", evidence=evidence, runs=b["runs"] or ([d.default] if d.default else [])
+    )
 
 
 # ---- rendering ---------------------------------------------------------------------------------------

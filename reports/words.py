@@ -67,11 +67,13 @@ def _speedup(f: Finding, e: dict) -> str:
         )
     else:
         text += "; no peak x utilisation split: a peak is unknown (peak_unknown)"
-    if not e.get("same_model"):
+    if not e.get("same_model") and fmt.is_num(e.get("token_time_ratio")):
         text += (
             f". Different models: per token {fmt.ratio(e['token_time_ratio'])}, per iteration "
             f"{fmt.ratio(e['iter_time_ratio'])} faster"
         )
+    elif not e.get("same_model"):
+        text += ". Different models, tokens per iteration unknown: no per-token figure"
     return text + "."
 
 
@@ -269,7 +271,7 @@ def _step_breakdown(f: Finding, e: dict) -> str:
     if e.get("launch_bound"):
         return (
             f"{run}: the GPU is idle {_pct(e['device_idle_fraction'])} of the step, waiting on the host to launch "
-            f"{fmt.count(e.get('kernel_launches_per_step'))} kernels: launch-bound; {lever('cuda_graphs')}."
+            f"{_kernels(e.get('kernel_launches_per_step'))}: launch-bound; {lever('cuda_graphs')}."
         )
     mm = f" (matmul at {fmt.flops(e['matmul_flops_per_s'])})" if e.get("matmul_flops_per_s") else ""
     slower = (
@@ -280,12 +282,22 @@ def _step_breakdown(f: Finding, e: dict) -> str:
     return f"{run}: the step is {top}{mm}{slower}."
 
 
+def _kernels(n: Any) -> str:
+    """'1 kernel', '412 kernels', '1,234 kernels' for a mean over steps, 'its kernels' when unknown."""
+    if not fmt.is_num(n):
+        return "its kernels"
+    n = float(n)
+    if n.is_integer() and abs(n) < 1e15:
+        return f"{int(n):,} kernel{'' if n == 1 else 's'}"
+    return f"{fmt.count(n)} kernels"
+
+
 def _cat(c: str) -> str:
     return LABELS.get(c, c)
 
 
 def _noisy_timing(f: Finding, e: dict) -> str:
-    head = f"{f.label(f.runs[0])}: p90 step {e['p90_over_p10']:.1f}x the p10 ({fmt.ms(e['p10'])} to {fmt.ms(e['p90'])} ms)"
+    head = f"{f.label(f.runs[0])}: p90 step {fmt.ratio(e['p90_over_p10'])} the p10 ({fmt.ms(e['p10'])} to {fmt.ms(e['p90'])} ms)"
     if not e.get("busy"):
         return f"{head} with nothing else measured running: the device's own jitter."
     other = e.get("other_processes_cpu_cores")
@@ -401,6 +413,102 @@ def _time_to_loss(f: Finding, e: dict) -> str:
     return text + ". Each run's time and bracket: details."
 
 
+def _bracket(e: dict | None) -> str:
+    """A tune's measured ratio with its interval: "1.51x [1.49x-1.52x]", "< 0.67x (target not reached)"; "-"."""
+    if not e:
+        return "-"
+    if e.get("ratio") is None:
+        return f"< {_x3(e['high'])} (target not reached)" if fmt.is_num(e.get("high")) else "-"
+    if not fmt.is_num(e.get("low")):
+        return f"{_x3(e['ratio'])} (too few samples for an interval)"
+    high = _x3(e["high"]) if fmt.is_num(e.get("high")) else "?"
+    return f"{_x3(e['ratio'])} [{_x3(e['low'])}-{high}]"
+
+
+def _x3(x: float) -> str:
+    """A tune's ratio to 3 digits, as its table has it: the bar is 5%, so 1.49x and 1.52x must read apart."""
+    return f"{float(x):.3g}x"
+
+
+def _effect(e: dict | None, measure: str = "throughput") -> str:
+    """Number first: "1.51x tokens/s [1.49x-1.52x]", "< 0.67x speed to the target loss (target not reached)"."""
+    text = _bracket(e)
+    if text == "-":
+        return text
+    what = "tokens/s" if measure == "throughput" else "speed to the target loss"
+    lt = "< " if text.startswith("< ") else ""
+    ratio, _, rest = text.removeprefix(lt).partition(" ")
+    return f"{lt}{ratio} {what} {rest}".rstrip()
+
+
+def _device(name: str) -> str:
+    """A device label without trademark signs: "cpu (12th Gen Intel Core i7-12700H)"."""
+    for junk in ("(R)", "(TM)", "(tm)", "(r)"):
+        name = name.replace(junk, "")
+    return " ".join(name.split())
+
+
+def _clip(text: str, n: int) -> str:
+    """A reason read from a file (an error message) cut to n characters: the whole of it is in the evidence."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 6].rstrip() + " [...]"
+
+
+def _tip(f: Finding, e: dict) -> str:
+    rows = e["rows"]
+    measured = [r for r in rows if (r.get("effect") or {}).get("ratio") is not None]
+    r = max(measured, key=lambda r: r["effect"]["ratio"]) if measured else rows[0]
+    title, device, verdict = r.get("title") or e["tip"], _device(e["device"]), r["verdict"]
+    head = f"{r['variant']}: " if r.get("variant") and len(rows) > 1 else ""
+    more = f"; {len(rows) - 1} other variant{'s' if len(rows) > 2 else ''}: details" if len(rows) > 1 else ""
+    if r["measure"] == "answer":
+        return f"{title} on {device}: {verdict} ({_clip(r.get('effect_text') or '-', 80)}){more}."
+    if r.get("effect") is None:
+        text = f"{head}{title} on {device}: {verdict}: "
+        return text + _clip(r.get("why") or verdict, MAX_CHARS - len(text + more) - 1) + more + "."
+    text = f"{head}{_effect(r['effect'], r['measure'])} with {title} on {device}: {verdict}"
+    claimed = f' (claimed: "{r["claim"]}")' if r.get("claim") else ""
+    return text + (claimed if len(text + claimed + more) < MAX_CHARS else "") + more + "."
+
+
+def _payback(p: dict) -> str:
+    compile_s = f"its {p['first_step_s']:.1f} s compile"
+    if fmt.is_num(p.get("default_time_s")):
+        return f": {compile_s} alone outlasted the default's {p['default_time_s']:.1f} s"
+    ms, base = p["ms_median"], p["default_ms_median"]
+    if not fmt.is_num(p.get("break_even_steps")):
+        return f": {compile_s} counts, and its steps were no faster ({ms:.1f} vs {base:.1f} ms/iter)"
+    about = fmt.count(float(f"{p['break_even_steps']:.2g}"))  # two digits: the steps are a rough figure
+    return f": {compile_s} is repaid after ~{about} steps, not in the recipe's {int(p['recipe_steps']):,}"
+
+
+def _best_config(f: Finding, e: dict) -> str:
+    device, gain, ttl = _device(e["device"]), e.get("gain_over_default"), e.get("time_to_loss_gain")
+    if e.get("none_better"):
+        single = e.get("best_single")
+        tail = (
+            f" (best single variant: {single['name']}, {_effect(single['effect'], single['measure'])})"
+            if single
+            else ""
+        )
+        return f"{device}: no variant was worth it or a small gain; the recipe as it is stays the fastest measured{tail}."
+    what = " + ".join(e.get("changed") or []) or "the recipe"
+    if e.get("gain_measured"):
+        text = f"{_effect(gain)} with {what}, the fastest measured on {device}"
+    else:
+        text = f"Fastest configuration measured on {device}: {what}"
+    text += f"; to the target loss {_bracket(ttl)}" if ttl else "; time to loss not measured for it"
+    if e.get("compile_payback"):
+        payback = _payback(e["compile_payback"])
+        fits = len(text + payback) < MAX_CHARS
+        text += (
+            payback
+            if fits
+            else f": its {e['compile_payback']['first_step_s']:.1f} s compile is not repaid (details)"
+        )
+    return text + "."
+
+
 TEMPLATES: dict[str, Callable[[Finding, dict], str]] = {
     "speedup": _speedup, "impossible_mfu": _impossible_mfu, "config_mismatch": _config_mismatch,
     "loss_agree": _loss_agree, "loss_disagree": _loss_disagree, "assumed_config": _assumed_config,
@@ -409,7 +517,8 @@ TEMPLATES: dict[str, Callable[[Finding, dict], str]] = {
     "peak_unknown": _peak_unknown, "cpu_threads": _cpu_threads, "cpu_dtype": _cpu_dtype,
     "warmup_cost": _warmup_cost, "step_breakdown": _step_breakdown, "noisy_timing": _noisy_timing,
     "roofline": _roofline, "scaling": _scaling, "shared_cores": _shared_cores, "scaling_limit": _scaling_limit,
-    "ranks_differ": _ranks_differ, "time_to_loss": _time_to_loss, "headline": lambda f, e: headline(f),
+    "ranks_differ": _ranks_differ, "time_to_loss": _time_to_loss, "tip": _tip, "best_config": _best_config,
+    "headline": lambda f, e: headline(f),
 }  # fmt: skip
 
 
@@ -433,6 +542,8 @@ def _value(name: str, v: Any, path: str = "") -> str:
             return fmt.flops(v)
         if path.endswith("memory_roof.value"):
             return fmt.bytes_per_s(v)
+        if n in ("peak", "peak_flops"):
+            return fmt.flops(v)
         if n.endswith("flops_per_s") or n.endswith("flops") and "per" not in n:
             return fmt.flops(v) if n.endswith("per_s") else fmt.count(v)
         if n.endswith("bytes_per_s"):
@@ -509,10 +620,21 @@ def headline(f: Finding) -> str:
     """The answer first (kind "headline", from reports.diagnosis.headline)."""
     e = f.evidence
     if e["case"] == "none":
+        if not e.get("runs"):
+            return (
+                "No run could be read: see the warnings."
+                if e.get("warnings")
+                else "No runs here: nothing to report."
+            )
+        if e.get("finished"):
+            n = e["finished"]
+            return f"{n} run{'s' if n != 1 else ''} finished, but none has step times that can be used: see the warnings."
         return "No run finished: see the runs that did not finish."
     if e["case"] == "compare":
         if e.get("same_model"):
             text = f"{e['fast_device']} is {fmt.ratio(e['speedup'])} faster than {e['slow_device']}: "
+        elif not fmt.is_num(e.get("token_time_ratio")):
+            text = f"{e['fast_device']} does {fmt.ratio(e['speedup'])} the FLOP/s of {e['slow_device']} (another model): "
         else:
             text = (
                 f"{e['fast_device']} is {fmt.ratio(e['token_time_ratio'])} faster per token than "

@@ -29,6 +29,19 @@ SPEED = {
 SCALE = {"what": "cuda (GPU) fp32 eager", "shared": False, "weak": None, "same": None, "alone": None}
 ROOF_CATS = {"matmul": {"share": 0.59}, "elementwise_norm": {"share": 0.12}}
 LIMIT = {"ms_median": 80.2, "allreduce_share": 0.2, "limit": "compute", "shares_device": False}
+DEV = "cpu (12th Gen Intel(R) Core(TM) i7-12700H)"
+LONG_DEV = "cuda:0 (NVIDIA GeForce RTX 4070 Ti SUPER 16GB) on a-long-host-name"
+EFF = {"measure": "throughput", "verdict": "worth it", "ratio": 1.51, "low": 1.42, "high": 1.6}
+TIP_ROW = {
+    "variant": "", "measure": "throughput", "verdict": "worth it", "effect": EFF, "title": "threads = physical cores",
+    "claim": "use every core: torch.set_num_threads / OMP_NUM_THREADS", "why": "1 thread against the default's 4",
+}  # fmt: skip
+OMP = ("OpenMP affinity (OMP_PROC_BIND=close, OMP_PLACES=cores)",
+       "PyTorch's CPU tuning guide: threads that stay on their core keep their caches warm")  # fmt: skip
+BEST = {
+    "device": DEV, "changed": ["compile on", "fused_adamw on"], "none_better": False, "gain_measured": True,
+    "gain_over_default": {**EFF, "ratio": 1.31, "low": 1.25, "high": 1.37}, "time_to_loss_gain": None,
+}  # fmt: skip
 CASES: dict[str, list[tuple[dict, list[str]]]] = {
     "speedup": [
         (SPEED, ["a", "b"]),
@@ -45,6 +58,10 @@ CASES: dict[str, list[tuple[dict, list[str]]]] = {
         ),
         ({**SPEED, "peak_ratio": None, "mfu_ratio": None, "unknown_peak": ["Mystery GPU fp32"]}, ["a", "b"]),
         ({**SPEED, "peak_ratio": None, "impossible": ["12th Gen Intel Core i7-12700H fp32"]}, ["a", "b"]),
+        (
+            {**SPEED, "token_time_ratio": None},
+            ["a", "b"],
+        ),  # another model whose tokens per iteration are unknown
     ],
     "headline": [
         (
@@ -53,6 +70,10 @@ CASES: dict[str, list[tuple[dict, list[str]]]] = {
                 "case": "compare",
                 "recipe_differs": ["batch_size", "dtype", "model.n_layer", "train.max_iters"],
             },
+            ["a", "b"],
+        ),
+        (
+            {**SPEED, "case": "compare", "token_time_ratio": None, "recipe_differs": ["batch_size"]},
             ["a", "b"],
         ),
         (
@@ -90,7 +111,10 @@ CASES: dict[str, list[tuple[dict, list[str]]]] = {
             },
             ["b"],
         ),
-        ({"case": "none"}, []),
+        ({"case": "none", "runs": 2, "finished": 0, "warnings": 0}, []),
+        ({"case": "none", "runs": 0, "warnings": 0}, []),
+        ({"case": "none", "runs": 0, "warnings": 2}, []),
+        ({"case": "none", "runs": 3, "finished": 1, "warnings": 1}, []),
     ],  # fmt: skip
     "impossible_mfu": [({"mfu": 79.1, "peak_flops_per_s": 1e9, "peak_source": "user"}, ["b"])],
     "config_mismatch": [
@@ -381,6 +405,15 @@ CASES: dict[str, list[tuple[dict, list[str]]]] = {
         ),
         (
             {
+                "fraction": {"other": 1.0},
+                "launch_bound": True,
+                "device_idle_fraction": 0.9999,
+                "kernel_launches_per_step": 1,
+            },
+            ["a"],
+        ),  # fmt: skip
+        (
+            {
                 "fraction": {"matmul": 0.57, "elementwise_norm": 0.33},
                 "profiler_overhead": 5.6,
                 "launch_bound": False,
@@ -485,6 +518,145 @@ CASES: dict[str, list[tuple[dict, list[str]]]] = {
                 "target_val_loss": 1.7184,
                 "reference": "b",
                 "runs": [{"key": "b", "reached": False, "time_s": None}],
+            },
+            ["b"],
+        ),
+    ],  # fmt: skip
+    "tip": [
+        ({"tip": "threads", "device": DEV, "rows": [TIP_ROW]}, ["b"]),
+        (
+            {
+                "tip": "omp_affinity",
+                "device": "cuda:0 (NVIDIA GeForce RTX 4070 Ti SUPER 16GB) on a-long-host-name",
+                "rows": [{**TIP_ROW, "title": OMP[0], "claim": OMP[1]}],
+            },
+            ["b"],
+        ),  # the claim left to the details where it would not fit
+        (
+            {
+                "tip": "threads",
+                "device": DEV,
+                "rows": [
+                    {**TIP_ROW, "variant": "threads 1"},
+                    {
+                        **TIP_ROW,
+                        "variant": "threads 2",
+                        "verdict": "small gain",
+                        "effect": {**EFF, "ratio": 1.03, "low": 1.01},
+                    },
+                ],
+            },
+            ["b"],
+        ),
+        (
+            {
+                "tip": "tf32",
+                "device": LONG_DEV,
+                "rows": [
+                    {
+                        **TIP_ROW,
+                        "title": "TF32 matmuls",
+                        "effect": None,
+                        "verdict": "not available",
+                        "why": "tf32 is CUDA only " * 12,
+                    }
+                ],
+            },
+            ["b"],
+        ),
+        (
+            {
+                "tip": "num_workers",
+                "device": DEV,
+                "rows": [
+                    {
+                        **TIP_ROW,
+                        "title": "num_workers=4",
+                        "measure": "answer",
+                        "effect": None,
+                        "verdict": "no effect",
+                        "effect_text": "data is 1.00% of the step",
+                    }
+                ],
+            },
+            ["b"],
+        ),
+        (
+            {
+                "tip": "batch_x2",
+                "device": DEV,
+                "rows": [
+                    {
+                        **TIP_ROW,
+                        "title": "batch x2",
+                        "measure": "time_to_loss",
+                        "claim": "batch 24-48 if you have the RAM: trains faster",
+                        "verdict": "harmful",
+                        "effect": {"ratio": None, "low": None, "high": 0.67},
+                    }
+                ],
+            },
+            ["b"],
+        ),
+    ],  # fmt: skip
+    "best_config": [
+        ({**BEST, "changed": ["threads 1"]}, ["b"]),
+        (
+            {
+                **BEST,
+                "time_to_loss_gain": {"ratio": 0.81, "low": 0.78, "high": 0.86},
+                "compile_payback": {
+                    "first_step_s": 21.0,
+                    "ms_median": 61.0,
+                    "default_ms_median": 64.0,
+                    "recipe_steps": 2000,
+                    "break_even_steps": 6980.0,
+                },
+            },
+            ["b"],
+        ),
+        (
+            {
+                **BEST,
+                "time_to_loss_gain": {"ratio": None, "low": None, "high": 0.15},
+                "compile_payback": {"first_step_s": 200.0, "default_time_s": 31.4},
+            },
+            ["b"],
+        ),
+        (
+            {
+                **BEST,
+                "device": LONG_DEV,
+                "time_to_loss_gain": {"ratio": 0.81, "low": 0.78, "high": 0.86},
+                "compile_payback": {
+                    "first_step_s": 21.0,
+                    "ms_median": 61.0,
+                    "default_ms_median": 64.0,
+                    "recipe_steps": 2000,
+                    "break_even_steps": 6980.0,
+                },
+            },
+            ["b"],
+        ),  # the payback's figures left to the details where they would not fit
+        (
+            {
+                **BEST,
+                "gain_measured": False,
+                "changed": ["batch_size 24"],
+                "time_to_loss_gain": {"ratio": 1.2, "low": 1.1, "high": 1.3},
+            },
+            ["b"],
+        ),
+        (
+            {
+                **BEST,
+                "none_better": True,
+                "gain_measured": False,
+                "best_single": {
+                    "name": "fused-adamw",
+                    "effect": {**EFF, "ratio": 1.01, "low": 0.99, "high": 1.03},
+                    "measure": "throughput",
+                },
             },
             ["b"],
         ),
