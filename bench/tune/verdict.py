@@ -162,6 +162,35 @@ def throughput_effect(variant: Sequence[float], default: Sequence[float]) -> Eff
                   len(drop))  # fmt: skip
 
 
+# The median's standard error is about sqrt(pi / 2) = 1.2533 times the mean's (normal samples), and the interval
+# is about 1.96 standard errors each way: the pairs a settled verdict needs follow from the spread of the ratios.
+_MEDIAN_SE = 1.2533
+_Z = 1.96
+
+
+def ratio_spread(ratios: Sequence[float]) -> float | None:
+    """The spread of pairs' ratios as a standard deviation of their logarithms, robust to a few outliers
+    (1.4826 x the median absolute deviation); None with fewer than 3 usable ratios."""
+    logs = [math.log(r) for r in ratios if r > 0 and math.isfinite(r)]
+    if len(logs) < 3:
+        return None
+    mid = statistics.median(logs)
+    return 1.4826 * statistics.median(abs(x - mid) for x in logs)
+
+
+def pairs_needed(ratio: float, spread: float, min_effect: float = MIN_EFFECT) -> float:
+    """About how many pairs settle the verdict of an effect `ratio` measured with pairs' ratios of this
+    `spread` (ratio_spread): enough that the interval (about 1.96 x 1.2533 x spread / sqrt(n) each way, in
+    logarithms) no longer holds the nearer edge of the bar (1 - min_effect, 1 + min_effect). math.inf for an
+    effect on an edge: no number of pairs settles it."""
+    if not (ratio > 0 and math.isfinite(ratio) and spread >= 0 and math.isfinite(spread)):
+        return math.inf
+    room = min(abs(math.log(ratio) - math.log(edge)) for edge in (1 - min_effect, 1 + min_effect))
+    if room == 0:
+        return math.inf
+    return (_Z * _MEDIAN_SE * spread / room) ** 2
+
+
 STOP_SETTLED = "the verdict is known"
 STOP_BUDGET = "--max-seconds ran out"
 STOP_MAX_PAIRS = "the most pairs"
