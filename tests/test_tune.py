@@ -617,3 +617,40 @@ def test_process_wide_levers_run_in_processes_of_their_own(tmp_path, monkeypatch
     assert not [
         p for p in psutil.Process().children(recursive=True) if "bench.tune.child" in " ".join(p.cmdline())
     ]
+
+
+def test_a_low_noise_no_effect_settles_in_few_pairs():
+    """Equal speeds under a 1% wobble: 'no effect' is known at the least pairs (or within a few more), long
+    before the budget."""
+    from bench.tune.verdict import NO_EFFECT, STOP_SETTLED
+
+    r, e = scripted_pair(
+        lambda i: 10.0 * jitter(i), lambda i: 10.0 * jitter(i + 5), repeats=6, max_seconds=1e9
+    )
+    assert r.stopped == STOP_SETTLED and len(r.variant_tokens_per_s) <= 8
+    assert e.verdict == NO_EFFECT and 0.95 <= e.low <= 1 <= e.high <= 1.05
+
+
+def test_a_high_noise_tune_runs_to_the_budget_and_says_what_would_settle_it():
+    """Equal speeds under a 30% wobble: the interval stays wider than the bar, so the pairs run until
+    --max-seconds (the fake clock) and the line says so, with about how many pairs (and seconds) would settle
+    it at the spread measured."""
+    from bench.tune.plan import Variant
+    from bench.tune.runner import progress_words
+    from bench.tune.verdict import INCONCLUSIVE, STOP_BUDGET, pairs_needed, what_would_settle
+
+    r, e = scripted_pair(lambda i: 10.0 * jitter(i, 0.3), lambda i: 10.0 * jitter(i * 3 + 1, 0.3), repeats=6,
+                         max_seconds=2.0)  # fmt: skip
+    n = len(r.variant_tokens_per_s)
+    assert r.stopped == STOP_BUDGET and r.pairs_s >= 2.0 and n > 6
+    assert e.verdict == INCONCLUSIVE and not e.settled
+    w = what_would_settle(r.variant_tokens_per_s, r.default_tokens_per_s, r.pairs_s)
+    assert w["pairs_needed"] > n and w["pairs_needed"] >= pairs_needed(e.ratio, w["spread"])
+    assert w["seconds_needed"] == pytest.approx(w["pairs_needed"] * r.pairs_s / n)
+    knobs = Knobs("fp32", "off", None, None, False, 4)
+    line = progress_words(Variant("cpu", "bf16", "bf16", "dtype", knobs, "throughput"), r)
+    assert (
+        "--max-seconds ran out" in line
+        and f"about {w['pairs_needed']} pairs" in line
+        and "inconclusive" in line
+    )

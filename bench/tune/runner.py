@@ -22,11 +22,14 @@ from bench.results import ResultsError, atomic_write_json, read_json
 from bench.tune import levers
 from bench.tune.plan import BEST, BEST_TO_LOSS, DEFAULT, Knobs, Variant, best_knobs
 from bench.tune.verdict import (
+    STOP_BUDGET,
+    STOP_MAX_PAIRS,
     THROUGHPUT,
     TIME_TO_LOSS,
     Candidate,
     choose_best,
     throughput_effect,
+    what_would_settle,
 )
 
 if TYPE_CHECKING:
@@ -335,6 +338,7 @@ class Tuner:
             "max_seconds": o.max_seconds, "pairs": min(len(pair.variant_tokens_per_s), len(pair.default_tokens_per_s)),
             "pairs_s": pair.pairs_s, "stopped": pair.stopped,
             "spoiled_pairs": spoiled_pairs(pair.variant_tokens_per_s, pair.default_tokens_per_s),
+            "would_settle": what_would_settle(pair.variant_tokens_per_s, pair.default_tokens_per_s, pair.pairs_s),
         }  # fmt: skip
 
     def _summary(
@@ -524,12 +528,25 @@ def progress_words(v: Variant, pair: Any) -> str:
     e = throughput_effect(pair.variant_tokens_per_s, pair.default_tokens_per_s)
     n = min(len(pair.variant_tokens_per_s), len(pair.default_tokens_per_s))
     dropped = f", {e.n_spoiled} spoiled by load dropped" if e.n_spoiled else ""
-    head = f"{n} pairs ({pair.stopped or 'stopped'}{dropped}), "
+    head = f"{n} pairs ({pair.stopped or 'stopped'}{dropped}{_would_settle(pair)}), "
     if v.applies_tip:
         return head + f"tokens/s {_effect(e)} the default's: {e.verdict}"
     t = e.inverted()
     return head + (f"the recipe already follows the tip ({v.tip}), so this variant turns it off: the variant's "
                    f"tokens/s {_effect(e)} the default's, the tip {_effect(t)}: {t.verdict}")  # fmt: skip
+
+
+def _would_settle(pair: Any) -> str:
+    """What more measuring would take, for pairs that stopped before their verdict was known."""
+    if pair.stopped not in (STOP_BUDGET, STOP_MAX_PAIRS):
+        return ""
+    w = what_would_settle(pair.variant_tokens_per_s, pair.default_tokens_per_s, pair.pairs_s)
+    if w is None:
+        return ""
+    if w["pairs_needed"] is None:
+        return "; the effect sits on an edge of the bar: no number of pairs settles it"
+    secs = f", ~{w['seconds_needed']:.0f} s of them" if w["seconds_needed"] is not None else ""
+    return f"; at this spread ({w['spread']:.3f}) about {w['pairs_needed']} pairs{secs} would settle it"
 
 
 def _effect(e: Any) -> str:

@@ -191,6 +191,25 @@ def pairs_needed(ratio: float, spread: float, min_effect: float = MIN_EFFECT) ->
     return (_Z * _MEDIAN_SE * spread / room) ** 2
 
 
+def what_would_settle(variant: Sequence[float], default: Sequence[float], pairs_s: float) -> dict | None:
+    """For pairs that stopped unsettled: the spread of their ratios (spoiled pairs dropped), about how many pairs
+    would settle the verdict at that spread (pairs_needed; None when the effect sits on an edge of the bar) and
+    the seconds of pairs that is at the rate these ran; None when they settled or are too few to say."""
+    n = min(len(variant), len(default))
+    if not n:
+        return None
+    drop = set(spoiled_pairs(variant, default))
+    ratios = [r for i, r in enumerate(pair_ratios(variant, default)) if i not in drop]
+    spread = ratio_spread(ratios)
+    e = throughput_effect(variant, default)
+    if spread is None or e.settled or e.ratio is None:
+        return None
+    need = pairs_needed(e.ratio, spread)
+    pairs = None if not math.isfinite(need) else max(n + 1, math.ceil(need))
+    seconds = None if pairs is None or pairs_s <= 0 else pairs * pairs_s / n
+    return {"spread": spread, "pairs_needed": pairs, "seconds_needed": seconds}
+
+
 STOP_SETTLED = "the verdict is known"
 STOP_BUDGET = "--max-seconds ran out"
 STOP_MAX_PAIRS = "the most pairs"
