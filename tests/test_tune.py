@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -78,10 +79,48 @@ def test_throughput_variant_holds_its_samples_and_the_defaults(tuned):
     assert all(0 <= i < n for i in t["spoiled_pairs"])
     assert all(x > 0 for x in t["samples_tokens_per_s"] + t["default_samples_tokens_per_s"])
     assert t["knobs"]["fused_adamw"] is True and t["default_knobs"]["fused_adamw"] is False
+    assert "would_settle" in t  # None once settled; what more pairs would take when the budget ran out
+    said = (tuned.parent / "stderr.txt").read_text()
+    assert re.search(
+        r"cpu: \d throughput variant\(s\) measured, \d conclusive: ", said
+    )  # the verdicts counted
     assert t["changed"] == ["fused_adamw on"]
     steps = (tuned / "runs" / "cpu-fused-adamw" / "steps.csv").read_text().splitlines()
     n_timed = sum(1 for line in steps if line.endswith(",timed"))
     assert n_timed == n * t["steps_per_block"]["variant"] and run["summary"]["ms_median"] > 0
+
+
+def test_a_tune_whose_tips_all_had_no_effect_says_so_plainly():
+    """The line after a device's throughput variants counts the verdicts the table's way, and says plainly when
+    every tip measured had no effect; one variant that turns a tip off counts in the tip's direction."""
+    from bench.tune.plan import Variant
+    from bench.tune.runner import verdict_summary
+    from bench.tune.verdict import Candidate, Effect
+
+    knobs = Knobs("fp32", "off", None, None, False, 4)
+    vs = [Variant("cpu", "fused_adamw", "fused-adamw", "optimizer", knobs, "throughput"),
+          Variant("cpu", "threads", "threads1", "threads", knobs, "throughput", applies_tip=False)]  # fmt: skip
+    none = [
+        Candidate(v.name, v.group, {}, Effect("throughput", "no effect", 1.0, 0.98, 1.02, 8, 8)) for v in vs
+    ]
+    line = verdict_summary("cpu", vs, none)
+    assert "2 throughput variant(s) measured, 2 conclusive: no effect 2" in line
+    assert "Every tip measured had no effect here" in line and "no best configuration" in line
+    mixed = [
+        none[0],
+        Candidate("threads1", "threads", {}, Effect("throughput", "worth it", 1.5, 1.3, 1.7, 8, 8)),
+    ]
+    line = verdict_summary("cpu", vs, mixed)
+    assert (
+        "harmful 1" in line and "no effect 1" in line and "Every tip" not in line
+    )  # threads 1 turns the tip off
+    odd = [
+        none[0],
+        Candidate("threads1", "threads", {}, Effect("throughput", "inconclusive", 1.0, 0.7, 1.4, 6, 6)),
+    ]
+    assert "1 conclusive" in verdict_summary("cpu", vs, odd) and "Every tip" not in verdict_summary(
+        "cpu", vs, odd
+    )
 
 
 def test_the_default_sets_the_target_and_the_batch_variant_is_timed_to_it(tuned):

@@ -22,10 +22,14 @@ from bench.results import ResultsError, atomic_write_json, read_json
 from bench.tune import levers
 from bench.tune.plan import BEST, BEST_TO_LOSS, DEFAULT, Knobs, Variant, best_knobs
 from bench.tune.verdict import (
+    INCONCLUSIVE,
+    MIN_EFFECT,
+    NO_EFFECT,
     STOP_BUDGET,
     STOP_MAX_PAIRS,
     THROUGHPUT,
     TIME_TO_LOSS,
+    VERDICTS,
     Candidate,
     choose_best,
     throughput_effect,
@@ -105,7 +109,11 @@ class Tuner:
                 self._profile_default_side()
             for v in throughput:
                 statuses[v.run_id(label)] = self._once(v, resume, self._throughput)
-            chosen = choose_best(self._candidates(variants))
+            candidates = self._candidates(variants)
+            if throughput:
+                _say(verdict_summary(device.label, [v for v in throughput if v.name in {c.name for c in candidates}],
+                                     candidates))  # fmt: skip
+            chosen = choose_best(candidates)
             best = self._combined(BEST, THROUGHPUT, chosen)
             if best is not None:
                 statuses[best.run_id(label)] = self._once(best, resume, self._throughput)
@@ -519,6 +527,26 @@ def _close(trainer: Any) -> None:
     close = getattr(trainer, "close", None)
     if close is not None:
         close()
+
+
+def verdict_summary(label: str, variants: list[Variant], candidates: list[Candidate]) -> str:
+    """One line after a device's throughput variants: their verdicts counted the tips table's way (a variant
+    that turns a tip off read the other way round), and, when every one had no effect, that said plainly."""
+    effects = {c.name: c.effect for c in candidates}
+    verdicts = []
+    for v in variants:
+        e = effects[v.name]
+        verdicts.append((e if v.applies_tip else e.inverted()).verdict)
+    if not verdicts:
+        return f"{label}: no throughput variant finished"
+    counts = ", ".join(f"{k} {verdicts.count(k)}" for k in VERDICTS if k in verdicts)
+    conclusive = sum(1 for x in verdicts if x != INCONCLUSIVE)
+    line = f"{label}: {len(verdicts)} throughput variant(s) measured, {conclusive} conclusive: {counts}"
+    if all(x == NO_EFFECT for x in verdicts):
+        line += (f". Every tip measured had no effect here (each within +-{MIN_EFFECT:.0%} of the default, the "
+                 "interval settled): the recipe as it is is as fast as any of them, and there is no best "
+                 "configuration to measure")  # fmt: skip
+    return line
 
 
 def progress_words(v: Variant, pair: Any) -> str:
