@@ -43,9 +43,13 @@ if TYPE_CHECKING:
     from bench.tune.measure import Side
     from model.dataset import CharDataset
 
-# Per throughput variant, the most seconds of pairs of blocks (warm-ups not counted): on a 2-core CPU the
-# reference recipe's ~14 throughput variants then take under 5 minutes with their warm-ups (compiles excepted).
-MAX_SECONDS = 15.0
+# Per throughput variant, the most seconds of pairs of blocks (warm-ups not counted). Sized from pairs measured on
+# a 2-core CPU (docs/tune.md): in a quiet minute the log of a pair's ratio spreads by 0.03 to 0.045 with 3-step
+# blocks, so "no effect" settles in about 6 pairs and an effect 2% from the bar's edge in about 30 (0.25-s blocks:
+# ~0.5 s a pair); 20 s holds 40 such pairs, and the reference recipe's 7 CPU throughput variants and their best
+# combination then take under 3 minutes of pairs, under 5 with warm-ups and compiles.
+MAX_SECONDS = 20.0
+BLOCK_SECONDS = 0.25
 TIME_CAP = 1.1  # a time-to-loss variant stops once its clock passes this many times the default's time:
 # not there by then, its speed is below 1/1.1 = 0.91, which is harmful (at least 5% slower) already
 
@@ -56,7 +60,7 @@ class TuneOptions:
 
     tips: tuple[str, ...]
     repeats: int = 6  # the least pairs of blocks per throughput variant
-    block_seconds: float = 0.5
+    block_seconds: float = BLOCK_SECONDS
     max_seconds: float = MAX_SECONDS
     warmup_steps: int = 3
     time_cap: float = TIME_CAP
