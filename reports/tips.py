@@ -319,7 +319,7 @@ def _why(d: DeviceTune, row: TipRow, key: str) -> str:
     prof = d.profile or {}
     peak_frac = prof.get("matmul_fraction_of_peak")
     load_text, other = _load_text(results, key)
-    if tip in ("compile", "max_autotune", "cuda_graphs"):
+    if tip in ("compile", "max_autotune", "max_autotune_no_cudagraphs", "cuda_graphs"):
         first = r.get("first_step_ms")
         compile_cost = (
             f"; the first step (compiling) took {fmt.sig(float(first) / 1e3)} s" if fmt.is_num(first) else ""
@@ -358,16 +358,19 @@ def _why(d: DeviceTune, row: TipRow, key: str) -> str:
                     ": each parallel op waits for its slowest thread, and a shared core deschedules threads"
                 )
         return applies_note + text
-    if tip in ("omp_affinity", "allocator"):
+    if tip in ("omp_affinity", "kmp_affinity", "numactl", "allocator"):
         proc = _tune(results, key).get("process") or {}
         env = proc.get("env") or {}
-        what = " ".join(f"{k}={v}" for k, v in env.items()) or "its environment"
-        text = f"{applies_note}{what}, in a process of its own against the default in another (only the environment differs)"
+        what = (
+            " ".join([*(proc.get("launcher") or []), *(f"{k}={v}" for k, v in env.items())])
+            or "its environment"
+        )
+        text = f"{applies_note}{what}, in a process of its own against the default in another (only that differs)"
         if tip == "allocator" and proc.get("preloaded"):
             text += f"; the library mapped: {proc['preloaded']}"
         if load_text:
             text += f"; {load_text}"
-            if tip == "omp_affinity" and other is not None and other > BUSY_CORES:
+            if tip in ("omp_affinity", "kmp_affinity") and other is not None and other > BUSY_CORES:
                 text += ": a thread bound to a core that a neighbour holds waits for it instead of moving"
         return text
     if tip in ("bf16", "fp16", "tf32"):

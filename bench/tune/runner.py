@@ -294,6 +294,7 @@ class Tuner:
         side = Side(trainer, v.knobs, on_step=writer.step)
         if own_default:
             meta["tune"]["process"] = {"env": trainer.env, "preloaded": trainer.loaded,
+                                       "launcher": list(levers.LAUNCHERS.get(v.knobs.omp_affinity or "", ())),
                                        "default": "a process of its own, without that environment"}  # fmt: skip
             try:
                 default = Side(self._child_default(), self.default)
