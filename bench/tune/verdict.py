@@ -193,8 +193,9 @@ def pairs_needed(ratio: float, spread: float, min_effect: float = MIN_EFFECT) ->
 
 def what_would_settle(variant: Sequence[float], default: Sequence[float], pairs_s: float) -> dict | None:
     """For pairs that stopped unsettled: the spread of their ratios (spoiled pairs dropped), about how many pairs
-    would settle the verdict at that spread (pairs_needed; None when the effect sits on an edge of the bar) and
-    the seconds of pairs that is at the rate these ran; None when they settled or are too few to say."""
+    would settle the verdict at that spread (pairs_needed; for an effect outside the bar, more where its
+    measured interval, scaled by 1 / sqrt(n), says so; None when the effect sits on an edge of the bar) and the seconds of pairs that is at
+    the rate these ran; None when they settled or are too few to say."""
     n = min(len(variant), len(default))
     if not n:
         return None
@@ -205,6 +206,15 @@ def what_would_settle(variant: Sequence[float], default: Sequence[float], pairs_
     if spread is None or e.settled or e.ratio is None:
         return None
     need = pairs_needed(e.ratio, spread)
+    outside = e.ratio > 1 + MIN_EFFECT or e.ratio < 1 - MIN_EFFECT
+    if math.isfinite(need) and outside and e.low is not None and e.high is not None and e.low > 0:
+        # a clear effect with few pairs: the bootstrap interval is wider than the formula's (about the range of the
+        # ratios), so scale its side toward the one edge it holds, which narrows as 1 / sqrt(n). (Within the
+        # bar both edges matter, and one outlying pair would make that side, not the spread, decide.)
+        edge = 1 + MIN_EFFECT if e.ratio > 1 else 1 - MIN_EFFECT
+        if e.low < edge < e.high:
+            side = math.log(e.ratio / (e.low if edge < e.ratio else e.high))
+            need = max(need, n * (side / math.log(e.ratio / edge)) ** 2)
     pairs = None if not math.isfinite(need) else max(n + 1, math.ceil(need))
     seconds = None if pairs is None or pairs_s <= 0 else pairs * pairs_s / n
     return {"spread": spread, "pairs_needed": pairs, "seconds_needed": seconds}
