@@ -46,11 +46,17 @@ from reports.time_to_loss import ToLossSet, to_loss_sets
 CLAIMS: dict[str, tuple[str, str]] = {
     "compile": ("torch.compile (--compile=True)", "+20-30% speed"),
     "max_autotune": ("compile mode max-autotune", "autotuned kernels: faster than plain compile"),
+    "max_autotune_no_cudagraphs": ("compile mode max-autotune-no-cudagraphs",
+                                   "autotuned kernels without CUDA graphs' memory and recompiles"),
     "cuda_graphs": ("CUDA graphs (compile mode reduce-overhead)", "removes launch overhead: several x at small batch"),
     "threads": ("threads = physical cores", "use every core: torch.set_num_threads / OMP_NUM_THREADS"),
     "p_cores": ("pin to the P-cores (taskset)", "E-cores slow the whole step down on a hybrid CPU"),
     "omp_affinity": ("OpenMP affinity (OMP_PROC_BIND=close, OMP_PLACES=cores)",
                      "PyTorch's CPU tuning guide: threads that stay on their core keep their caches warm"),
+    "kmp_affinity": ("KMP_AFFINITY=granularity=fine,compact,1,0 (Intel OpenMP)",
+                     "Intel's CPU tuning guide: compact thread affinity, KMP_BLOCKTIME=1"),
+    "numactl": ("numactl --cpunodebind=0 --membind=0",
+                "PyTorch's CPU tuning guide: keep threads and memory on one NUMA node"),
     "allocator": ("jemalloc / tcmalloc (LD_PRELOAD)",
                   "PyTorch's CPU tuning guide: a faster allocator reuses memory better than glibc malloc"),
     "bf16": ("bf16 autocast", "mixed precision: up to 2x, half the memory"),
@@ -314,7 +320,7 @@ def _why(d: DeviceTune, row: TipRow, key: str) -> str:
     prof = d.profile or {}
     peak_frac = prof.get("matmul_fraction_of_peak")
     load_text, other = _load_text(results, key)
-    if tip in ("compile", "max_autotune", "cuda_graphs"):
+    if tip in ("compile", "max_autotune", "max_autotune_no_cudagraphs", "cuda_graphs"):
         first = r.get("first_step_ms")
         compile_cost = (
             f"; the first step (compiling) took {fmt.sig(float(first) / 1e3)} s" if fmt.is_num(first) else ""
@@ -353,16 +359,19 @@ def _why(d: DeviceTune, row: TipRow, key: str) -> str:
                     ": each parallel op waits for its slowest thread, and a shared core deschedules threads"
                 )
         return applies_note + text
-    if tip in ("omp_affinity", "allocator"):
+    if tip in ("omp_affinity", "kmp_affinity", "numactl", "allocator"):
         proc = _tune(results, key).get("process") or {}
         env = proc.get("env") or {}
-        what = " ".join(f"{k}={v}" for k, v in env.items()) or "its environment"
-        text = f"{applies_note}{what}, in a process of its own against the default in another (only the environment differs)"
+        what = (
+            " ".join([*(proc.get("launcher") or []), *(f"{k}={v}" for k, v in env.items())])
+            or "its environment"
+        )
+        text = f"{applies_note}{what}, in a process of its own against the default in another (only that differs)"
         if tip == "allocator" and proc.get("preloaded"):
             text += f"; the library mapped: {proc['preloaded']}"
         if load_text:
             text += f"; {load_text}"
-            if tip == "omp_affinity" and other is not None and other > BUSY_CORES:
+            if tip in ("omp_affinity", "kmp_affinity") and other is not None and other > BUSY_CORES:
                 text += ": a thread bound to a core that a neighbour holds waits for it instead of moving"
         return text
     if tip in ("bf16", "fp16", "tf32"):

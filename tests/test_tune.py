@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -78,10 +79,48 @@ def test_throughput_variant_holds_its_samples_and_the_defaults(tuned):
     assert all(0 <= i < n for i in t["spoiled_pairs"])
     assert all(x > 0 for x in t["samples_tokens_per_s"] + t["default_samples_tokens_per_s"])
     assert t["knobs"]["fused_adamw"] is True and t["default_knobs"]["fused_adamw"] is False
+    assert "would_settle" in t  # None once settled; what more pairs would take when the budget ran out
+    said = (tuned.parent / "stderr.txt").read_text()
+    assert re.search(
+        r"cpu: \d throughput variant\(s\) measured, \d conclusive: ", said
+    )  # the verdicts counted
     assert t["changed"] == ["fused_adamw on"]
     steps = (tuned / "runs" / "cpu-fused-adamw" / "steps.csv").read_text().splitlines()
     n_timed = sum(1 for line in steps if line.endswith(",timed"))
     assert n_timed == n * t["steps_per_block"]["variant"] and run["summary"]["ms_median"] > 0
+
+
+def test_a_tune_whose_tips_all_had_no_effect_says_so_plainly():
+    """The line after a device's throughput variants counts the verdicts the table's way, and says plainly when
+    every tip measured had no effect; one variant that turns a tip off counts in the tip's direction."""
+    from bench.tune.plan import Variant
+    from bench.tune.runner import verdict_summary
+    from bench.tune.verdict import Candidate, Effect
+
+    knobs = Knobs("fp32", "off", None, None, False, 4)
+    vs = [Variant("cpu", "fused_adamw", "fused-adamw", "optimizer", knobs, "throughput"),
+          Variant("cpu", "threads", "threads1", "threads", knobs, "throughput", applies_tip=False)]  # fmt: skip
+    none = [
+        Candidate(v.name, v.group, {}, Effect("throughput", "no effect", 1.0, 0.98, 1.02, 8, 8)) for v in vs
+    ]
+    line = verdict_summary("cpu", vs, none)
+    assert "2 throughput variant(s) measured, 2 conclusive: no effect 2" in line
+    assert "Every tip measured had no effect here" in line and "no best configuration" in line
+    mixed = [
+        none[0],
+        Candidate("threads1", "threads", {}, Effect("throughput", "worth it", 1.5, 1.3, 1.7, 8, 8)),
+    ]
+    line = verdict_summary("cpu", vs, mixed)
+    assert (
+        "harmful 1" in line and "no effect 1" in line and "Every tip" not in line
+    )  # threads 1 turns the tip off
+    odd = [
+        none[0],
+        Candidate("threads1", "threads", {}, Effect("throughput", "inconclusive", 1.0, 0.7, 1.4, 6, 6)),
+    ]
+    assert "1 conclusive" in verdict_summary("cpu", vs, odd) and "Every tip" not in verdict_summary(
+        "cpu", vs, odd
+    )
 
 
 def test_the_default_sets_the_target_and_the_batch_variant_is_timed_to_it(tuned):
@@ -157,7 +196,9 @@ def test_resume_skips_what_finished_and_prints_the_tips_table(tuned, capsys):
     assert "cpu-fused-adamw: already done (resume)" in err and "cpu-default: already done (resume)" in err
     assert "fused AdamW" in captured.out and "not available" in captured.out  # the table, on stdout
     assert (
-        "Fastest configuration measured on cpu" in captured.out or "no variant was worth it" in captured.out
+        "Fastest configuration measured on cpu" in captured.out
+        or "the fastest measured on cpu" in captured.out
+        or "no variant was worth it" in captured.out
     )
 
 
@@ -617,3 +658,40 @@ def test_process_wide_levers_run_in_processes_of_their_own(tmp_path, monkeypatch
     assert not [
         p for p in psutil.Process().children(recursive=True) if "bench.tune.child" in " ".join(p.cmdline())
     ]
+
+
+def test_a_low_noise_no_effect_settles_in_few_pairs():
+    """Equal speeds under a 1% wobble: 'no effect' is known at the least pairs (or within a few more), long
+    before the budget."""
+    from bench.tune.verdict import NO_EFFECT, STOP_SETTLED
+
+    r, e = scripted_pair(
+        lambda i: 10.0 * jitter(i), lambda i: 10.0 * jitter(i + 5), repeats=6, max_seconds=1e9
+    )
+    assert r.stopped == STOP_SETTLED and len(r.variant_tokens_per_s) <= 8
+    assert e.verdict == NO_EFFECT and 0.95 <= e.low <= 1 <= e.high <= 1.05
+
+
+def test_a_high_noise_tune_runs_to_the_budget_and_says_what_would_settle_it():
+    """Equal speeds under a 30% wobble: the interval stays wider than the bar, so the pairs run until
+    --max-seconds (the fake clock) and the line says so, with about how many pairs (and seconds) would settle
+    it at the spread measured."""
+    from bench.tune.plan import Variant
+    from bench.tune.runner import progress_words
+    from bench.tune.verdict import INCONCLUSIVE, STOP_BUDGET, pairs_needed, what_would_settle
+
+    r, e = scripted_pair(lambda i: 10.0 * jitter(i, 0.3), lambda i: 10.0 * jitter(i * 3 + 1, 0.3), repeats=6,
+                         max_seconds=2.0)  # fmt: skip
+    n = len(r.variant_tokens_per_s)
+    assert r.stopped == STOP_BUDGET and r.pairs_s >= 2.0 and n > 6
+    assert e.verdict == INCONCLUSIVE and not e.settled
+    w = what_would_settle(r.variant_tokens_per_s, r.default_tokens_per_s, r.pairs_s)
+    assert w["pairs_needed"] > n and w["pairs_needed"] >= pairs_needed(e.ratio, w["spread"])
+    assert w["seconds_needed"] == pytest.approx(w["pairs_needed"] * r.pairs_s / n)
+    knobs = Knobs("fp32", "off", None, None, False, 4)
+    line = progress_words(Variant("cpu", "bf16", "bf16", "dtype", knobs, "throughput"), r)
+    assert (
+        "--max-seconds ran out" in line
+        and f"about {w['pairs_needed']} pairs" in line
+        and "inconclusive" in line
+    )

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -205,3 +207,89 @@ def test_tune_help_and_the_report_side_do_not_import_torch():
         "assert 'torch' not in sys.modules, 'imported torch'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_compile_modes_that_only_help_gpus_are_not_available_on_cpu_and_planned_on_cuda(monkeypatch):
+    """max-autotune-no-cudagraphs is max-autotune less CUDA graphs: on the CPU it is max-autotune itself (said,
+    not measured twice); on CUDA it is a variant of its own, beside reduce-overhead."""
+    cpu_plan = by_name(plan_device("cpu", parse_device("cpu"), cfg(), hw(2), TIPS, 2))
+    why = cpu_plan["compile-max-autotune-no-cudagraphs"].unavailable
+    assert "only in leaving out CUDA graphs" in why and "max_autotune tip measures" in why
+    assert cpu_plan["compile-max-autotune"].unavailable is None
+    cuda_plan = by_name(plan_device("cuda", _fake_cuda(monkeypatch), cfg(), hw(8), TIPS))
+    v = cuda_plan["compile-max-autotune-no-cudagraphs"]
+    assert v.unavailable is None and v.knobs.compile == "max-autotune-no-cudagraphs" and v.group == "compile"
+    assert "max-autotune-no-cudagraphs" in torch._inductor.list_mode_options()  # a mode torch.compile knows
+
+
+GNU_MAPS = "7f00-7f01 r-xp 0 08:01 1 /venv/lib/python3.11/site-packages/torch/lib/libgomp.so.1\n"
+INTEL_MAPS = (
+    "7f00-7f01 r-xp 0 08:01 1 /opt/intel/lib/libiomp5.so\n7f02-7f03 r-xp 0 08:01 2 /usr/lib/libc.so.6\n"
+)
+
+
+def test_kmp_affinity_only_where_intel_openmp_is_the_runtime(monkeypatch):
+    from bench.tune import levers
+
+    assert levers.openmp_runtime(GNU_MAPS) == "GNU OpenMP (libgomp)"
+    assert levers.openmp_runtime(INTEL_MAPS) == "Intel OpenMP (libiomp5)"
+    assert levers.openmp_runtime("7f00-7f01 r-xp 0 08:01 1 /usr/lib/libc.so.6\n") is None
+    assert "GNU OpenMP (libgomp), which ignores it" in levers.kmp_affinity_unavailable("GNU OpenMP (libgomp)")
+    assert levers.kmp_affinity_unavailable("Intel OpenMP (libiomp5)") is None
+    cpu = parse_device("cpu")
+    monkeypatch.setattr(levers, "openmp_runtime", lambda maps_text=None: "Intel OpenMP (libiomp5)")
+    v = by_name(plan_device("cpu", cpu, cfg(), hw(2), ["kmp_affinity"], 2))["kmp-compact"]
+    assert v.unavailable is None and v.knobs.needs_child and v.group == "affinity"
+    from bench.tune.child import child_env
+
+    assert child_env(v.knobs, None) == {"KMP_AFFINITY": "granularity=fine,compact,1,0", "KMP_BLOCKTIME": "1"}
+    monkeypatch.setattr(levers, "openmp_runtime", lambda maps_text=None: "GNU OpenMP (libgomp)")
+    v = by_name(plan_device("cpu", cpu, cfg(), hw(2), ["kmp_affinity"], 2))["kmp-compact"]
+    assert "read by Intel's OpenMP (libiomp5) only" in v.unavailable
+
+
+def test_numactl_only_with_two_numa_nodes_and_numactl_installed(tmp_path, monkeypatch):
+    from bench.tune import levers
+
+    for n in (0, 1):
+        (tmp_path / f"node{n}").mkdir()
+    (tmp_path / "online").write_text("0-1\n")
+    assert levers.numa_nodes(str(tmp_path)) == 2 and levers.numa_nodes(str(tmp_path / "none")) is None
+    assert "one NUMA node" in levers.numactl_unavailable("/usr/bin/numactl", 1)
+    assert "one NUMA node" in levers.numactl_unavailable(
+        None, 1
+    )  # nothing to install for: it changes nothing
+    assert "apt install numactl" in levers.numactl_unavailable(None, 2)
+    assert levers.numactl_unavailable("/usr/bin/numactl", 2) is None
+    monkeypatch.setattr(levers, "numa_nodes", lambda root="": 2)
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    v = by_name(plan_device("cpu", parse_device("cpu"), cfg(), hw(2), ["numactl"], 2))["numa-node0"]
+    assert v.unavailable is None and v.knobs.needs_child
+
+
+def test_a_numactl_variant_starts_its_process_under_numactl(monkeypatch):
+    """The child's command line begins with numactl's binding; the environment variants add no launcher."""
+    from bench.tune import child
+
+    started = []
+
+    class Refused(Exception):
+        pass
+
+    def popen(cmd, **kw):
+        started.append((cmd, kw["env"]))
+        raise Refused
+
+    monkeypatch.setattr(child.subprocess, "Popen", popen)
+    for aff in ("numa-node0", "close-cores"):
+        knobs = Knobs("fp32", "off", None, None, False, 4, omp_affinity=aff)
+        with pytest.raises(Refused):
+            child.ChildTrainer(BenchConfig(), knobs, parse_device("cpu"), child.child_env(knobs, None))
+    (numa, numa_env), (close, close_env) = started
+    assert numa[:3] == ["numactl", "--cpunodebind=0", "--membind=0"] and numa[-2:] == [
+        "-m",
+        "bench.tune.child",
+    ]
+    assert close[-2:] == ["-m", "bench.tune.child"] and "numactl" not in close
+    assert close_env["OMP_PROC_BIND"] == "close"
+    assert numa_env.get("OMP_PROC_BIND") == os.environ.get("OMP_PROC_BIND")  # numactl's variant sets none

@@ -309,3 +309,29 @@ def test_a_best_that_never_reached_the_target_leaves_every_report_whole(tmp_path
     default_s = to_loss_sets(results)[0].run(_key(results, "cpu-default")).time_s
     assert default_s < 200.0 and finding.evidence["compile_payback"]["first_step_s"] == pytest.approx(200.0)
     assert finding.evidence["compile_payback"]["default_time_s"] == pytest.approx(default_s)
+
+
+def test_a_numactl_and_a_kmp_variant_say_how_their_process_was_started(tmp_path):
+    """The affinity levers measured in a process of their own: the why names numactl's command line or the
+    KMP variables, whichever the variant's process was started with."""
+    root = write_sweep(tmp_path / "res", hw=hwinfo(physical_cores=2, features=("avx2", "fma")))
+    d = write_run(root, "cpu-default", ms=50.0)
+    add_tune(
+        d, tip="default", variant="default", group="", measure="default", changed=[], knobs=DEFAULT_KNOBS
+    )
+    for name, tip, process in (
+        ("numa-node0", "numactl", {"env": {}, "launcher": ["numactl", "--cpunodebind=0", "--membind=0"]}),
+        (
+            "kmp-compact",
+            "kmp_affinity",
+            {"env": {"KMP_AFFINITY": "granularity=fine,compact,1,0"}, "launcher": []},
+        ),
+    ):
+        v = write_run(root, f"cpu-{name}", ms=50.0)
+        add_tune(v, tip=tip, variant=name, group="affinity", measure="throughput", changed=[f"omp_affinity {name}"],
+                 knobs={**DEFAULT_KNOBS, "omp_affinity": name}, samples_tokens_per_s=samples(15360, seed=3),
+                 default_samples_tokens_per_s=samples(15360, seed=4), process=process)  # fmt: skip
+    rows = rows_by_tip(load_results(root))
+    assert rows["numactl"].why.startswith("numactl --cpunodebind=0 --membind=0, in a process of its own")
+    assert rows["kmp_affinity"].why.startswith("KMP_AFFINITY=granularity=fine,compact,1,0, in a process")
+    assert rows["numactl"].title.startswith("numactl") and rows["kmp_affinity"].claim.startswith("Intel's")

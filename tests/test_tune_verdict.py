@@ -183,3 +183,47 @@ def test_a_small_gain_goes_into_the_best_configuration():
     small = Candidate("fused-adamw", "optimizer", {}, Effect("throughput", SMALL_GAIN, 1.03, 1.01, 1.045))
     none = Candidate("bf16", "dtype", {}, Effect("throughput", NO_EFFECT, 1.01, 0.98, 1.03))
     assert set(choose_best([small, none])) == {"optimizer"}
+
+
+def test_pairs_needed_grows_with_the_spread_and_near_the_bar():
+    """The arithmetic of the stopping rule: n ~ (1.96 x 1.2533 x spread / room)^2, room the distance (in logs)
+    from the ratio to the nearer edge of the bar."""
+    import math
+
+    from bench.tune.verdict import pairs_needed, ratio_spread
+
+    assert pairs_needed(1.0, 0.044) == pytest.approx((1.96 * 1.2533 * 0.044 / math.log(1.05)) ** 2)
+    assert pairs_needed(1.0, 0.044) < 6 < pairs_needed(1.0, 0.1) < pairs_needed(1.0, 0.2)
+    assert (
+        pairs_needed(1.3, 0.1) < 2 < pairs_needed(1.03, 0.1)
+    )  # a clear effect needs few, one near the bar many
+    assert pairs_needed(1.05, 0.1) == math.inf and pairs_needed(0.95, 0.01) == math.inf
+    assert pairs_needed(0.0, 0.1) == math.inf
+    # the spread is robust: one pair out of ten spoiled does not move it much
+    calm = [1.0, 1.02, 0.98, 1.01, 0.99, 1.03, 0.97, 1.0, 1.01, 0.99]
+    assert ratio_spread(calm) == pytest.approx(ratio_spread(calm[:9] + [8.0]), rel=0.5)
+    assert ratio_spread([1.0, 2.0]) is None
+
+
+def test_what_would_settle_is_said_only_while_unsettled():
+    from bench.tune.verdict import what_would_settle
+
+    v, d = samples(1.2, 0.01, 8, 1), samples(1.0, 0.01, 8, 2)
+    assert throughput_effect(v, d).settled and what_would_settle(v, d, 8.0) is None
+    v, d = samples(1.0, 0.3, 8, 3), samples(1.0, 0.3, 8, 4)
+    w = what_would_settle(v, d, 8.0)
+    assert w is not None and w["spread"] > 0.1 and (w["pairs_needed"] is None or w["pairs_needed"] > 8)
+
+
+def test_a_clear_effect_with_few_noisy_pairs_is_not_promised_settling_in_one_more():
+    """With 6 pairs the bootstrap interval is about the ratios' range, wider than the spread's formula: for an
+    effect outside the bar the estimate scales the measured interval, so it asks for more than the formula."""
+    from bench.tune.verdict import pair_ratios, pairs_needed, ratio_spread, what_would_settle
+
+    d = [1000.0] * 6
+    v = [2000.0, 2100.0, 1900.0, 2050.0, 600.0, 500.0]  # mostly 2x; two pairs far below
+    e = throughput_effect(v, d)
+    assert not e.settled
+    w = what_would_settle(v, d, 6.0)
+    formula = pairs_needed(e.ratio, ratio_spread(pair_ratios(v, d)))
+    assert w["pairs_needed"] > max(7, formula)

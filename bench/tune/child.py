@@ -24,7 +24,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from bench.tune.levers import OMP_AFFINITY
+from bench.tune.levers import LAUNCHERS, OMP_AFFINITY
 
 if TYPE_CHECKING:
     from bench.config import BenchConfig
@@ -51,7 +51,7 @@ class ChildTrainer:
         self.env = env
         self._err = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty child never blocks on it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.tune.child"],
+            [*LAUNCHERS.get(knobs.omp_affinity or "", ()), sys.executable, "-m", "bench.tune.child"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, text=True, bufsize=1,
             env={**os.environ, **env},
         )  # fmt: skip

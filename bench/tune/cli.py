@@ -25,11 +25,11 @@ TUNE_OPTIONS = (
     ("--tips", "tips", "A,B,...", "tips to measure (default: all): {tips}"),
     ("--repeats", "repeats", "N", "the least pairs of blocks for each throughput variant, 4 to 1000 (default 6); "
      "more follow until the verdict is known or --max-seconds runs out"),
-    ("--block-seconds", "block_seconds", "S", "about how long one block of steps runs, 0.01 to 60 (default 0.5)"),
+    ("--block-seconds", "block_seconds", "S", "about how long one block of steps runs, 0.01 to 60 (default 0.25)"),
     ("--time-cap", "time_cap", "X", "a time-to-loss variant stops at X times the default's time to the target "
      "(default 1.1: still short of it then means at least 9%% slower)"),
     ("--max-seconds", "max_seconds", "S", "per throughput variant: its pairs of blocks stop when the verdict is "
-     "known or after S seconds of them (default 15)"),
+     "known or after S seconds of them (default 20)"),
 )  # fmt: skip
 _AXES = (("batch_sizes", "--batch-sizes", "tune tries x2 and x4 itself"),
          ("dtypes", "--dtypes", "tune tries the others the device has"),

@@ -18,8 +18,61 @@ ALLOCATORS = {
     "tcmalloc": (("libtcmalloc.so", "libtcmalloc_minimal.so"), "apt install libgoogle-perftools4 (Debian/Ubuntu), "
                  "dnf install gperftools-libs (Fedora), or conda install -c conda-forge gperftools"),
 }  # fmt: skip
-# the OpenMP 4.0 affinity the PyTorch CPU tuning guide sets: each thread bound close to the master, one per core
-OMP_AFFINITY = {"close-cores": {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}}
+# Thread affinity, set when a process starts: the OpenMP 4.0 affinity the PyTorch CPU tuning guide sets (each
+# thread bound close to the master, one per core); Intel's guide's KMP_AFFINITY (read by Intel's OpenMP only);
+# numactl binding the process's CPUs and memory to NUMA node 0 (a launcher, not an environment).
+OMP_AFFINITY = {
+    "close-cores": {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"},
+    "kmp-compact": {"KMP_AFFINITY": "granularity=fine,compact,1,0", "KMP_BLOCKTIME": "1"},
+    "numa-node0": {},
+}
+LAUNCHERS = {"numa-node0": ("numactl", "--cpunodebind=0", "--membind=0")}
+# the OpenMP runtime a process has mapped, by its library's name
+OPENMP_RUNTIMES = (("libiomp5", "Intel OpenMP (libiomp5)"), ("libgomp", "GNU OpenMP (libgomp)"),
+                   ("libomp", "LLVM OpenMP (libomp)"))  # fmt: skip
+
+
+def openmp_runtime(maps_text: str | None = None) -> str | None:
+    """The OpenMP runtime this process has mapped (/proc/self/maps, or maps_text), in words; None when none is
+    (or the maps cannot be read: not Linux)."""
+    if maps_text is None:
+        try:
+            maps_text = Path("/proc/self/maps").read_text()
+        except OSError:
+            return None
+    names = {Path(line.split()[-1]).name for line in maps_text.splitlines() if "/" in line}
+    for lib, words in OPENMP_RUNTIMES:
+        if any(n.startswith(lib + ".so") or n.startswith(lib + "-") for n in names):
+            return words
+    return None
+
+
+def kmp_affinity_unavailable(runtime: str | None) -> str | None:
+    """Why KMP_AFFINITY cannot be tried here, or None (Intel's OpenMP reads it; GNU and LLVM OpenMP differ)."""
+    if runtime is not None and runtime.startswith("Intel"):
+        return None
+    uses = f"PyTorch here uses {runtime}" if runtime else "no OpenMP runtime was found in this process"
+    return (f"KMP_AFFINITY is read by Intel's OpenMP (libiomp5) only: {uses}, which ignores it (the omp_affinity "
+            "tip sets the standard OMP_PROC_BIND and OMP_PLACES it reads)")  # fmt: skip
+
+
+def numa_nodes(root: str = "/sys/devices/system/node") -> int | None:
+    """How many NUMA nodes Linux lists (None when it lists none: not Linux)."""
+    try:
+        return sum(1 for p in Path(root).iterdir() if re.fullmatch(r"node\d+", p.name)) or None
+    except OSError:
+        return None
+
+
+def numactl_unavailable(path: str | None, nodes: int | None) -> str | None:
+    """Why `numactl --cpunodebind=0 --membind=0` cannot be tried here (or would change nothing), or None."""
+    if not nodes or nodes < 2:
+        return (f"this machine has {'one NUMA node' if nodes == 1 else 'no NUMA nodes listed'}: binding to node 0 "
+                "is binding to every CPU and all memory, which changes nothing")  # fmt: skip
+    if path is None:
+        return (f"numactl is not installed (this machine has {nodes} NUMA nodes): install it with apt install "
+                "numactl (Debian/Ubuntu) or dnf install numactl (Fedora)")  # fmt: skip
+    return None
 
 
 def find_library(names: tuple[str, ...], ldconfig_text: str | None = None) -> str | None:

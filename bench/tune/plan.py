@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 # Tip ids, in the order the report lists them. Words about each (the claim, the why) live in reports/tips.py.
 TIPS = (
-    "compile", "max_autotune", "cuda_graphs", "threads", "p_cores", "omp_affinity", "allocator", "bf16", "fp16",
-    "tf32", "fused_adamw", "batch_x2", "batch_x4", "num_workers", "eval_iters",
+    "compile", "max_autotune", "max_autotune_no_cudagraphs", "cuda_graphs", "threads", "p_cores", "omp_affinity",
+    "kmp_affinity", "numactl", "allocator", "bf16", "fp16", "tf32", "fused_adamw", "batch_x2", "batch_x4",
+    "num_workers", "eval_iters",
 )  # fmt: skip
 # Tips answered from the default run's files (its profile, its evals), with no run of their own.
 ANSWERED_TIPS = ("num_workers", "eval_iters")
@@ -143,6 +144,7 @@ def plan_device(
     for tip, mode in (
         ("compile", "on"),
         ("max_autotune", "max-autotune"),
+        ("max_autotune_no_cudagraphs", "max-autotune-no-cudagraphs"),
         ("cuda_graphs", "reduce-overhead"),
     ):
         if tip not in tips:
@@ -153,8 +155,15 @@ def plan_device(
         try:
             device.check_compile_mode(mode)
             why = None
+            if mode == "max-autotune-no-cudagraphs":
+                # it is max-autotune less CUDA graphs: where a device has none, it is max-autotune itself
+                device.check_compile_mode("reduce-overhead")
         except DtypeUnsupported as e:
             why = str(e)
+            if mode == "max-autotune-no-cudagraphs":
+                why = (f"max-autotune-no-cudagraphs differs from max-autotune only in leaving out CUDA graphs, "
+                       f"which {device.type} has none of ({e}): here it is max-autotune, which the max_autotune "
+                       "tip measures")  # fmt: skip
         add(tip, "compile" if mode == "on" else f"compile-{mode}", "compile", unavailable=why, compile=mode)
     if "threads" in tips:
         import os
@@ -176,6 +185,16 @@ def plan_device(
     if "omp_affinity" in tips:
         why = None if device.uses_cpu_threads else f"{device.type} work does not run on OpenMP threads"
         add("omp_affinity", "omp-close-cores", "affinity", unavailable=why, omp_affinity="close-cores")
+    if "kmp_affinity" in tips:
+        why = (levers.kmp_affinity_unavailable(levers.openmp_runtime()) if device.uses_cpu_threads
+               else f"{device.type} work does not run on OpenMP threads")  # fmt: skip
+        add("kmp_affinity", "kmp-compact", "affinity", unavailable=why, omp_affinity="kmp-compact")
+    if "numactl" in tips:
+        import shutil
+
+        why = (levers.numactl_unavailable(shutil.which("numactl"), levers.numa_nodes()) if device.uses_cpu_threads
+               else f"{device.type} work does not run on CPU threads: the host's NUMA binding is not its speed")  # fmt: skip
+        add("numactl", "numa-node0", "affinity", unavailable=why, omp_affinity="numa-node0")
     if "allocator" in tips:
         for alloc, (names, _) in levers.ALLOCATORS.items():
             if not device.uses_cpu_threads:

@@ -22,11 +22,18 @@ from bench.results import ResultsError, atomic_write_json, read_json
 from bench.tune import levers
 from bench.tune.plan import BEST, BEST_TO_LOSS, DEFAULT, Knobs, Variant, best_knobs
 from bench.tune.verdict import (
+    INCONCLUSIVE,
+    MIN_EFFECT,
+    NO_EFFECT,
+    STOP_BUDGET,
+    STOP_MAX_PAIRS,
     THROUGHPUT,
     TIME_TO_LOSS,
+    VERDICTS,
     Candidate,
     choose_best,
     throughput_effect,
+    what_would_settle,
 )
 
 if TYPE_CHECKING:
@@ -36,9 +43,13 @@ if TYPE_CHECKING:
     from bench.tune.measure import Side
     from model.dataset import CharDataset
 
-# Per throughput variant, the most seconds of pairs of blocks (warm-ups not counted): on a 2-core CPU the
-# reference recipe's ~14 throughput variants then take under 5 minutes with their warm-ups (compiles excepted).
-MAX_SECONDS = 15.0
+# Per throughput variant, the most seconds of pairs of blocks (warm-ups not counted). Sized from pairs measured on
+# a 2-core CPU (docs/tune.md): in a quiet minute the log of a pair's ratio spreads by 0.03 to 0.045 with 3-step
+# blocks, so "no effect" settles in about 6 pairs and an effect 2% from the bar's edge in about 30 (0.25-s blocks:
+# ~0.5 s a pair); 20 s holds 40 such pairs, and the reference recipe's 7 CPU throughput variants and their best
+# combination then take under 3 minutes of pairs, under 5 with warm-ups and compiles.
+MAX_SECONDS = 20.0
+BLOCK_SECONDS = 0.25
 TIME_CAP = 1.1  # a time-to-loss variant stops once its clock passes this many times the default's time:
 # not there by then, its speed is below 1/1.1 = 0.91, which is harmful (at least 5% slower) already
 
@@ -49,7 +60,7 @@ class TuneOptions:
 
     tips: tuple[str, ...]
     repeats: int = 6  # the least pairs of blocks per throughput variant
-    block_seconds: float = 0.5
+    block_seconds: float = BLOCK_SECONDS
     max_seconds: float = MAX_SECONDS
     warmup_steps: int = 3
     time_cap: float = TIME_CAP
@@ -102,7 +113,11 @@ class Tuner:
                 self._profile_default_side()
             for v in throughput:
                 statuses[v.run_id(label)] = self._once(v, resume, self._throughput)
-            chosen = choose_best(self._candidates(variants))
+            candidates = self._candidates(variants)
+            if throughput:
+                _say(verdict_summary(device.label, [v for v in throughput if v.name in {c.name for c in candidates}],
+                                     candidates))  # fmt: skip
+            chosen = choose_best(candidates)
             best = self._combined(BEST, THROUGHPUT, chosen)
             if best is not None:
                 statuses[best.run_id(label)] = self._once(best, resume, self._throughput)
@@ -279,6 +294,7 @@ class Tuner:
         side = Side(trainer, v.knobs, on_step=writer.step)
         if own_default:
             meta["tune"]["process"] = {"env": trainer.env, "preloaded": trainer.loaded,
+                                       "launcher": list(levers.LAUNCHERS.get(v.knobs.omp_affinity or "", ())),
                                        "default": "a process of its own, without that environment"}  # fmt: skip
             try:
                 default = Side(self._child_default(), self.default)
@@ -335,6 +351,7 @@ class Tuner:
             "max_seconds": o.max_seconds, "pairs": min(len(pair.variant_tokens_per_s), len(pair.default_tokens_per_s)),
             "pairs_s": pair.pairs_s, "stopped": pair.stopped,
             "spoiled_pairs": spoiled_pairs(pair.variant_tokens_per_s, pair.default_tokens_per_s),
+            "would_settle": what_would_settle(pair.variant_tokens_per_s, pair.default_tokens_per_s, pair.pairs_s),
         }  # fmt: skip
 
     def _summary(
@@ -517,6 +534,26 @@ def _close(trainer: Any) -> None:
         close()
 
 
+def verdict_summary(label: str, variants: list[Variant], candidates: list[Candidate]) -> str:
+    """One line after a device's throughput variants: their verdicts counted the tips table's way (a variant
+    that turns a tip off read the other way round), and, when every one had no effect, that said plainly."""
+    effects = {c.name: c.effect for c in candidates}
+    verdicts = []
+    for v in variants:
+        e = effects[v.name]
+        verdicts.append((e if v.applies_tip else e.inverted()).verdict)
+    if not verdicts:
+        return f"{label}: no throughput variant finished"
+    counts = ", ".join(f"{k} {verdicts.count(k)}" for k in VERDICTS if k in verdicts)
+    conclusive = sum(1 for x in verdicts if x != INCONCLUSIVE)
+    line = f"{label}: {len(verdicts)} throughput variant(s) measured, {conclusive} conclusive: {counts}"
+    if all(x == NO_EFFECT for x in verdicts):
+        line += (f". Every tip measured had no effect here (each within +-{MIN_EFFECT:.0%} of the default, the "
+                 "interval settled): the recipe as it is is as fast as any of them, and there is no best "
+                 "configuration to measure")  # fmt: skip
+    return line
+
+
 def progress_words(v: Variant, pair: Any) -> str:
     """A finished throughput variant's line: how many pairs and why they stopped, then the effect read the way
     the tips table reads it (the tip's way: a variant that turns off a tip the recipe follows is inverted, so the
@@ -524,12 +561,25 @@ def progress_words(v: Variant, pair: Any) -> str:
     e = throughput_effect(pair.variant_tokens_per_s, pair.default_tokens_per_s)
     n = min(len(pair.variant_tokens_per_s), len(pair.default_tokens_per_s))
     dropped = f", {e.n_spoiled} spoiled by load dropped" if e.n_spoiled else ""
-    head = f"{n} pairs ({pair.stopped or 'stopped'}{dropped}), "
+    head = f"{n} pairs ({pair.stopped or 'stopped'}{dropped}{_would_settle(pair)}), "
     if v.applies_tip:
         return head + f"tokens/s {_effect(e)} the default's: {e.verdict}"
     t = e.inverted()
     return head + (f"the recipe already follows the tip ({v.tip}), so this variant turns it off: the variant's "
                    f"tokens/s {_effect(e)} the default's, the tip {_effect(t)}: {t.verdict}")  # fmt: skip
+
+
+def _would_settle(pair: Any) -> str:
+    """What more measuring would take, for pairs that stopped before their verdict was known."""
+    if pair.stopped not in (STOP_BUDGET, STOP_MAX_PAIRS):
+        return ""
+    w = what_would_settle(pair.variant_tokens_per_s, pair.default_tokens_per_s, pair.pairs_s)
+    if w is None:
+        return ""
+    if w["pairs_needed"] is None:
+        return "; the effect sits on an edge of the bar: no number of pairs settles it"
+    secs = f", ~{w['seconds_needed']:.0f} s of them" if w["seconds_needed"] is not None else ""
+    return f"; at this spread ({w['spread']:.3f}) about {w['pairs_needed']} pairs{secs} would settle it"
 
 
 def _effect(e: Any) -> str:

@@ -162,6 +162,64 @@ def throughput_effect(variant: Sequence[float], default: Sequence[float]) -> Eff
                   len(drop))  # fmt: skip
 
 
+# The median's standard error is about sqrt(pi / 2) = 1.2533 times the mean's (normal samples), and the interval
+# is about 1.96 standard errors each way: the pairs a settled verdict needs follow from the spread of the ratios.
+_MEDIAN_SE = 1.2533
+_Z = 1.96
+
+
+def ratio_spread(ratios: Sequence[float]) -> float | None:
+    """The spread of pairs' ratios as a standard deviation of their logarithms, robust to a few outliers
+    (1.4826 x the median absolute deviation); None with fewer than 3 usable ratios."""
+    logs = [math.log(r) for r in ratios if r > 0 and math.isfinite(r)]
+    if len(logs) < 3:
+        return None
+    mid = statistics.median(logs)
+    return 1.4826 * statistics.median(abs(x - mid) for x in logs)
+
+
+def pairs_needed(ratio: float, spread: float, min_effect: float = MIN_EFFECT) -> float:
+    """About how many pairs settle the verdict of an effect `ratio` measured with pairs' ratios of this
+    `spread` (ratio_spread): enough that the interval (about 1.96 x 1.2533 x spread / sqrt(n) each way, in
+    logarithms) no longer holds the nearer edge of the bar (1 - min_effect, 1 + min_effect). math.inf for an
+    effect on an edge: no number of pairs settles it."""
+    if not (ratio > 0 and math.isfinite(ratio) and spread >= 0 and math.isfinite(spread)):
+        return math.inf
+    room = min(abs(math.log(ratio) - math.log(edge)) for edge in (1 - min_effect, 1 + min_effect))
+    if room == 0:
+        return math.inf
+    return (_Z * _MEDIAN_SE * spread / room) ** 2
+
+
+def what_would_settle(variant: Sequence[float], default: Sequence[float], pairs_s: float) -> dict | None:
+    """For pairs that stopped unsettled: the spread of their ratios (spoiled pairs dropped), about how many pairs
+    would settle the verdict at that spread (pairs_needed; for an effect outside the bar, more where its
+    measured interval, scaled by 1 / sqrt(n), says so; None when the effect sits on an edge of the bar) and the seconds of pairs that is at
+    the rate these ran; None when they settled or are too few to say."""
+    n = min(len(variant), len(default))
+    if not n:
+        return None
+    drop = set(spoiled_pairs(variant, default))
+    ratios = [r for i, r in enumerate(pair_ratios(variant, default)) if i not in drop]
+    spread = ratio_spread(ratios)
+    e = throughput_effect(variant, default)
+    if spread is None or e.settled or e.ratio is None:
+        return None
+    need = pairs_needed(e.ratio, spread)
+    outside = e.ratio > 1 + MIN_EFFECT or e.ratio < 1 - MIN_EFFECT
+    if math.isfinite(need) and outside and e.low is not None and e.high is not None and e.low > 0:
+        # a clear effect with few pairs: the bootstrap interval is wider than the formula's (about the range of the
+        # ratios), so scale its side toward the one edge it holds, which narrows as 1 / sqrt(n). (Within the
+        # bar both edges matter, and one outlying pair would make that side, not the spread, decide.)
+        edge = 1 + MIN_EFFECT if e.ratio > 1 else 1 - MIN_EFFECT
+        if e.low < edge < e.high:
+            side = math.log(e.ratio / (e.low if edge < e.ratio else e.high))
+            need = max(need, n * (side / math.log(e.ratio / edge)) ** 2)
+    pairs = None if not math.isfinite(need) else max(n + 1, math.ceil(need))
+    seconds = None if pairs is None or pairs_s <= 0 else pairs * pairs_s / n
+    return {"spread": spread, "pairs_needed": pairs, "seconds_needed": seconds}
+
+
 STOP_SETTLED = "the verdict is known"
 STOP_BUDGET = "--max-seconds ran out"
 STOP_MAX_PAIRS = "the most pairs"
