@@ -123,11 +123,12 @@ class Results:
 
     def device_label(self, key: str, dtype: str | None = None) -> str:
         """'cuda:0 (NVIDIA H100 80GB HBM3) bf16', with ' on HOST' when several hosts are merged."""
-        r = self.runs.loc[key]
-        name = r.get("device_name")
-        text = str(r["device"]) + (f" ({name})" if name and name != r["device"] else "")
+        runs = self.runs  # single cells, not the row: asked for every run of a 1,500-run report
+        device = runs.at[key, "device"]
+        name = runs.at[key, "device_name"] if "device_name" in runs.columns else None
+        text = str(device) + (f" ({name})" if name and name != device else "")
         text += f" {dtype}" if dtype else ""
-        return text + (f" on {r['host']}" if self.multi_host else "")
+        return text + (f" on {runs.at[key, 'host']}" if self.multi_host else "")
 
     def hwinfo_for(self, key: str) -> dict:
         """The hwinfo snapshot of the directory a run came from."""
