@@ -562,10 +562,12 @@ def eval_timer_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     """What nanoGPT's timer (which spans the eval before a step) prints for eval iterations: the worst run
     per device, with the eval's share of that printed time."""
     per_device: dict[tuple, list[dict]] = {}
-    for key, r in ok.iterrows():
-        s = results.steps_of(key)
-        median = float(r["ms_median"])
-        imported = _imported_spikes(results, key, s, median) if (s["phase"] == "after_eval").any() else None
+    columns = (ok.index, ok["ms_median"], ok["host"], ok["device"], ok["source"])
+    for key, ms_median, host, device, source in zip(*columns, strict=True):
+        median = float(ms_median)
+        imported = None
+        if (results.arrays_of("steps", key)["phase"] == "after_eval").any():
+            imported = _imported_spikes(results, key, results.steps_of(key), median)
         if imported:
             worst, first = imported["worst"] or imported["first"], imported["first"]
             only_first = imported["worst"] is None
@@ -576,24 +578,12 @@ def eval_timer_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
                 "n": int(imported["n"]), "imported": True, "first_iter": first,
             }  # fmt: skip
         else:
-            e = results.evals_of(key)
-            e = e[e["iter"] > 0].groupby("iter")["ms"].sum(min_count=1).dropna()
-            if e.empty:
+            item = _timer_spike(results, key)
+            if item is None:
                 continue
-            step_ms = s.set_index("iter")["ms"]
-            e = e[e.index.isin(step_ms.index)]
-            if e.empty:
-                continue
-            printed = step_ms.loc[e.index] + e
-            i = int(printed.idxmax())
-            item = {
-                "key": key, "iter": i, "printed_ms": float(printed.loc[i]), "step_ms": float(step_ms.loc[i]),
-                "eval_ms": float(e.loc[i]), "n": len(e), "imported": False,
-                "printed_by_iter": {int(k): float(v) for k, v in printed.items()},
-            }  # fmt: skip
         item["median_ms"] = median
         item["ratio"] = item["printed_ms"] / median if median > 0 else math.nan
-        per_device.setdefault((r["host"], r["device"], r["source"]), []).append(item)
+        per_device.setdefault((host, device, source), []).append(item)
     out = []
     for items in per_device.values():
         worst = max(items, key=lambda it: it["ratio"] if fmt.is_num(it["ratio"]) else 0)
@@ -612,38 +602,99 @@ def eval_timer_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     return out
 
 
+def _timer_spike(results: Results, key: str) -> dict | None:
+    """The run's worst step as nanoGPT's timer prints it (the step plus the evals just before it), None when
+    no eval iteration after 0 has a step. numpy over the run's rows; the pandas form (the same answer) where
+    rows are unusual: a step iteration twice, three or more evals at one iteration (which pandas sums with
+    compensation), or no printed time that is a number."""
+    steps, evals = results.arrays_of("steps", key), results.arrays_of("evals", key)
+    after_0 = evals["iter"] > 0
+    iters, inverse, counts = np.unique(evals["iter"][after_0], return_inverse=True, return_counts=True)
+    step_iters = np.sort(steps["iter"])
+    if (counts > 2).any() or (np.diff(step_iters) == 0).any():
+        return _timer_spike_frames(results, key)
+    ms = evals["ms"][after_0]
+    eval_ms = np.zeros(len(iters))
+    np.add.at(eval_ms, inverse, np.nan_to_num(ms, nan=0.0))
+    known = np.zeros(len(iters), dtype=bool)
+    np.logical_or.at(known, inverse, ~np.isnan(ms))  # sum(min_count=1): an iteration of NaNs only is left out
+    iters, eval_ms = iters[known], eval_ms[known]
+    order = np.argsort(steps["iter"], kind="stable")
+    at = np.searchsorted(step_iters, iters).clip(max=max(len(step_iters) - 1, 0))
+    has_step = (step_iters[at] == iters) if len(step_iters) else np.zeros(len(iters), dtype=bool)
+    if not has_step.any():
+        return None
+    iters, eval_ms = iters[has_step], eval_ms[has_step]
+    step_ms = steps["ms"][order][at[has_step]]
+    printed = step_ms + eval_ms
+    if np.isnan(printed).all():
+        return _timer_spike_frames(results, key)
+    j = int(np.nanargmax(printed))  # the first of the largest, as idxmax
+    return {
+        "key": key, "iter": int(iters[j]), "printed_ms": float(printed[j]), "step_ms": float(step_ms[j]),
+        "eval_ms": float(eval_ms[j]), "n": len(iters), "imported": False,
+        "printed_by_iter": dict(zip(iters.tolist(), printed.tolist(), strict=True)),
+    }  # fmt: skip
+
+
+def _timer_spike_frames(results: Results, key: str) -> dict | None:
+    """_timer_spike in pandas, for the rows numpy is not given."""
+    e = results.evals_of(key)
+    e = e[e["iter"] > 0].groupby("iter")["ms"].sum(min_count=1).dropna()
+    if e.empty:
+        return None
+    step_ms = results.steps_of(key).set_index("iter")["ms"]
+    e = e[e.index.isin(step_ms.index)]
+    if e.empty:
+        return None
+    printed = step_ms.loc[e.index] + e
+    i = int(printed.idxmax())
+    return {
+        "key": key, "iter": i, "printed_ms": float(printed.loc[i]), "step_ms": float(step_ms.loc[i]),
+        "eval_ms": float(e.loc[i]), "n": len(e), "imported": False,
+        "printed_by_iter": {int(k): float(v) for k, v in printed.items()},
+    }  # fmt: skip
+
+
 def overfit_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     """A run whose val loss rose after its minimum while its train loss kept falling: where, and by how much."""
     out = []
     for key in ok.index:
-        e = results.evals_of(key)
-        e = e[np.isfinite(e["loss"].astype(float))]
-        val = e[e["split"] == "val"].sort_values("iter")
-        train = e[e["split"] == "train"].set_index("iter")["loss"]
-        if len(val) < 3:
+        e = results.arrays_of("evals", key)
+        finite = np.isfinite(e["loss"])
+        it, split, loss = e["iter"][finite], e["split"][finite], e["loss"][finite]
+        is_val = split == "val"
+        if is_val.sum() < 3:
             continue
-        low = val.loc[val["loss"].idxmin()]
-        last = val.iloc[-1]
-        min_iter, last_iter = int(low["iter"]), int(last["iter"])
-        rise = float(last["loss"]) - float(low["loss"])
+        order = np.argsort(it[is_val], kind="quicksort")  # the order sort_values("iter") gives
+        val_iters, val_losses = it[is_val][order], loss[is_val][order]
+        low = int(np.argmin(val_losses))  # the first of the lowest, as idxmin
+        min_iter, last_iter = int(val_iters[low]), int(val_iters[-1])
+        low_loss, last_loss = float(val_losses[low]), float(val_losses[-1])
+        rise = last_loss - low_loss
         if min_iter >= last_iter or rise <= OVERFIT_RISE:
             continue
-        t_min, t_last = train.get(min_iter), train.get(last_iter)
+        is_train = split == "train"
+        t_min, t_last = _only(loss[is_train & (it == min_iter)]), _only(loss[is_train & (it == last_iter)])
         if not (fmt.is_num(t_min) and fmt.is_num(t_last) and t_last < t_min):
             continue  # train loss rose too: unstable training, not overfitting
         meta = results.run_meta.get(key) or {}
         saved_best = (meta.get("nanogpt") or {}).get("config", {}).get("always_save_checkpoint") is False
         evidence = {
-            "min_val_loss": float(low["loss"]), "min_iter": min_iter, "final_val_loss": float(last["loss"]),
+            "min_val_loss": low_loss, "min_iter": min_iter, "final_val_loss": last_loss,
             "final_iter": last_iter, "rise": rise, "train_loss_at_min": float(t_min),
             "final_train_loss": float(t_last), "checkpoint_iter": min_iter if saved_best else None,
         }  # fmt: skip
         out.append(
-            Finding(
-                "overfitting", "warning", evidence=evidence, runs=[key], explains=rise / float(last["loss"])
-            )
+            Finding("overfitting", "warning", evidence=evidence, runs=[key], explains=rise / last_loss)
         )
     return out
+
+
+def _only(values: np.ndarray) -> float | None:
+    """The one value there is (None for none or several: what Series.get gives a label that is missing or
+    repeated is not a number)."""
+    return float(values[0]) if len(values) == 1 else None
 
 
 def impossible_mfu_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
@@ -813,18 +864,14 @@ def cpu_dtype_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     """A reduced dtype on a CPU without native support for it (bf16 without avx512_bf16/AMX)."""
     out = []
     cpu = ok[(ok["device_type"] == "cpu") & ok["dtype"].isin(list(NATIVE_CPU_FEATURES))]
+    twins = _fp32_twins(ok)
     for key, r in cpu.iterrows():
         info = _host_cpu(results, key)
         features = {str(f).lower() for f in info.get("features") or []}
         need = NATIVE_CPU_FEATURES[r["dtype"]]
         have = [f for f in need if f in features]
         # the fp32 run that differs in dtype alone: same batch, compile, threads and optimizer
-        twin = ok[
-            (ok["results_dir"] == r["results_dir"]) & (ok["device"] == r["device"]) & (ok["dtype"] == "fp32")
-            & (ok["batch_size"] == r["batch_size"]) & (ok["compile"] == r["compile"])
-            & ((ok["threads"] == r["threads"]) | (ok["threads"].isna() & pd.isna(r["threads"])))
-            & (ok["fused_adamw"] == r["fused_adamw"])
-        ]  # fmt: skip
+        twin = _fp32_twin(ok, r, twins)
         evidence: dict[str, Any] = {
             "dtype": r["dtype"], "cpu": info.get("model_name") or r.get("device_name"), "needs": list(need),
             "has": have, "ms_median": float(r["ms_median"]), "fp32_ms_median": None, "slower": False,
@@ -832,12 +879,57 @@ def cpu_dtype_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
         }  # fmt: skip
         explains = None
         if len(twin):
-            t = float(twin["ms_median"].median())
+            t = float(np.median(twin))
             evidence.update(fp32_ms_median=t, slower=bool(r["ms_median"] > 1.1 * t))
             explains = max(0.0, 1 - t / float(r["ms_median"])) if r["ms_median"] > 0 else None
         severity = "warning" if evidence["support"] == "emulated" else "info"
         out.append(Finding("cpu_dtype", severity, evidence=evidence, runs=[key], explains=explains))
     return out
+
+
+_TWIN_AXES = ("results_dir", "device", "batch_size", "compile", "threads", "fused_adamw")
+_MISSING = object()  # threads not set: equal to another run's threads not set
+
+
+def _twin_key(values: tuple) -> tuple | None:
+    """A run's twin axes as a key two runs share when pandas' == says every axis is equal (threads: or both
+    missing); None when one is missing (it equals nothing) or is not a plain value."""
+    if not all(v is None or isinstance(v, (str, int, float, bool, np.generic)) for v in values):
+        raise TypeError("not a plain value")
+    missing = [bool(pd.isna(v)) for v in values]
+    if any(m for axis, m in zip(_TWIN_AXES, missing, strict=True) if axis != "threads"):
+        return None
+    return tuple(_MISSING if m else v for v, m in zip(values, missing, strict=True))
+
+
+def _fp32_twins(ok: pd.DataFrame) -> dict[tuple, list[float]] | None:
+    """The ms_median of the fp32 runs by their twin key (None: a value that only pandas compares right)."""
+    fp32 = ok[ok["dtype"] == "fp32"]
+    twins: dict[tuple, list[float]] = {}
+    try:
+        for *values, ms in zip(*(fp32[c] for c in _TWIN_AXES), fp32["ms_median"], strict=True):
+            if (k := _twin_key(tuple(values))) is not None:
+                twins.setdefault(k, []).append(float(ms))
+    except (TypeError, KeyError):
+        return None
+    return twins
+
+
+def _fp32_twin(ok: pd.DataFrame, r: pd.Series, twins: dict[tuple, list[float]] | None) -> list[float]:
+    """The ms_median of the fp32 runs that differ from r in dtype alone."""
+    if twins is not None:
+        try:
+            k = _twin_key(tuple(r[c] for c in _TWIN_AXES))
+            return twins.get(k, []) if k is not None else []
+        except TypeError:
+            pass
+    twin = ok[
+        (ok["results_dir"] == r["results_dir"]) & (ok["device"] == r["device"]) & (ok["dtype"] == "fp32")
+        & (ok["batch_size"] == r["batch_size"]) & (ok["compile"] == r["compile"])
+        & ((ok["threads"] == r["threads"]) | (ok["threads"].isna() & pd.isna(r["threads"])))
+        & (ok["fused_adamw"] == r["fused_adamw"])
+    ]  # fmt: skip
+    return [float(v) for v in twin["ms_median"]]
 
 
 def warmup_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:

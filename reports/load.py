@@ -7,6 +7,7 @@ the run, steps, evals and profile readers); this module only builds the frames. 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ class Results:
     _spans: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict, repr=False)
     _spanned: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     _multi_host: tuple[pd.DataFrame, bool] | None = field(default=None, repr=False)
+    # name -> (the frame, its columns as numpy arrays): made once per frame for arrays_of
+    _arrays: dict[str, tuple[pd.DataFrame, dict[str, np.ndarray]]] = field(default_factory=dict, repr=False)
 
     def _group(self, name: str, key: str) -> pd.DataFrame:
         df = getattr(self, name)
@@ -74,6 +77,24 @@ class Results:
             self._by_key[name] = {k: g for k, g in df.groupby("key", sort=False)} if len(df) else {}
         got = self._by_key[name].get(key)
         return got if got is not None else df.iloc[0:0]
+
+    def arrays_of(self, name: str, key: str) -> dict[str, np.ndarray]:
+        """One run's "steps" or "evals" rows as numpy columns (not "key"), in the order steps_of/evals_of give;
+        read-only views. Each column becomes an array once per frame, so a rule over 1,500 runs does no
+        pandas work per run."""
+        df = getattr(self, name)
+        spans = self._spans.get(name)
+        if spans is None or self._spanned.get(name) is not df:  # a frame changed after loading
+            g = self._group(name, key)
+            return {c: g[c].to_numpy() for c in g.columns if c != "key"}
+        cached = self._arrays.get(name)
+        if cached is None or cached[0] is not df:
+            columns = {c: df[c].to_numpy() for c in df.columns if c != "key"}
+            for a in columns.values():
+                a.flags.writeable = False  # views of the frame's data: a rule must not change them
+            cached = self._arrays[name] = (df, columns)
+        start, stop = spans.get(key, (0, 0))
+        return {c: a[start:stop] for c, a in cached[1].items()}
 
     def steps_of(self, key: str) -> pd.DataFrame:
         """steps.csv rows of one run."""
@@ -102,11 +123,12 @@ class Results:
 
     def device_label(self, key: str, dtype: str | None = None) -> str:
         """'cuda:0 (NVIDIA H100 80GB HBM3) bf16', with ' on HOST' when several hosts are merged."""
-        r = self.runs.loc[key]
-        name = r.get("device_name")
-        text = str(r["device"]) + (f" ({name})" if name and name != r["device"] else "")
+        runs = self.runs  # single cells, not the row: asked for every run of a 1,500-run report
+        device = runs.at[key, "device"]
+        name = runs.at[key, "device_name"] if "device_name" in runs.columns else None
+        text = str(device) + (f" ({name})" if name and name != device else "")
         text += f" {dtype}" if dtype else ""
-        return text + (f" on {r['host']}" if self.multi_host else "")
+        return text + (f" on {runs.at[key, 'host']}" if self.multi_host else "")
 
     def hwinfo_for(self, key: str) -> dict:
         """The hwinfo snapshot of the directory a run came from."""
@@ -415,22 +437,25 @@ def _host_row(sweep: dict, path: Path) -> dict:
     }
 
 
-def _eval_ms_per_iter(evals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+Columns = pd.DataFrame | Mapping[str, np.ndarray]  # a run's rows: its frame, or Results.arrays_of
+
+
+def _eval_ms_per_iter(evals: Columns) -> tuple[np.ndarray, np.ndarray]:
     """(iterations with an eval, ascending; the ms of all evals at each), NaN ms counted as 0."""
-    e_iter = evals["iter"].to_numpy(dtype=float)
+    e_iter = np.asarray(evals["iter"], dtype=float)
     if not len(e_iter):
         return e_iter, e_iter.copy()
     uniq, inverse = np.unique(e_iter, return_inverse=True)
     total = np.zeros(len(uniq))
-    np.add.at(total, inverse, np.nan_to_num(evals["ms"].to_numpy(dtype=float), nan=0.0))
+    np.add.at(total, inverse, np.nan_to_num(np.asarray(evals["ms"], dtype=float), nan=0.0))
     return uniq, total
 
 
-def _sorted_steps(steps: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _sorted_steps(steps: Columns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(iter, ms, is-after-eval) of a run's steps in iteration order."""
-    it = steps["iter"].to_numpy(dtype=float)
-    ms = steps["ms"].to_numpy(dtype=float)
-    after = np.asarray(steps["phase"].to_numpy() == "after_eval", dtype=bool)
+    it = np.asarray(steps["iter"], dtype=float)
+    ms = np.asarray(steps["ms"], dtype=float)
+    after = np.asarray(np.asarray(steps["phase"]) == "after_eval", dtype=bool)
     if len(it) > 1 and not (np.diff(it) >= 0).all():
         order = np.argsort(it, kind="stable")
         it, ms, after = it[order], ms[order], after[order]
@@ -445,7 +470,7 @@ def _spanned(it: np.ndarray, ms: np.ndarray, after: np.ndarray) -> np.ndarray:
     return np.nan_to_num(np.where(after, ms + (gap - 1) * median, ms * gap))
 
 
-def step_ms_spanned(steps: pd.DataFrame) -> np.ndarray:
+def step_ms_spanned(steps: Columns) -> np.ndarray:
     """ms of train time each steps.csv row stands for (rows sorted by iter).
 
     A log that prints every N iters has one row per N steps: the row stands for N steps at its time,
@@ -454,7 +479,7 @@ def step_ms_spanned(steps: pd.DataFrame) -> np.ndarray:
     return _spanned(*_sorted_steps(steps))
 
 
-def wall_clock(steps: pd.DataFrame, evals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def wall_clock(steps: Columns, evals: Columns) -> tuple[np.ndarray, np.ndarray]:
     """Seconds since the run began at the end of each step (in iteration order) and of each eval iteration
     (ascending; all the evals at one iteration together): steps plus evals. numpy only: a report of
     1,500 runs calls this for each."""
