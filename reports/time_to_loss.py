@@ -56,8 +56,12 @@ class ToLossSet:
     reference: str
     runs: list[ToLossRun] = field(default_factory=list)
 
+    _by_key: dict[str, ToLossRun] = field(default_factory=dict, init=False, repr=False, compare=False)
+
     def run(self, key: str) -> ToLossRun | None:
-        return next((r for r in self.runs if r.key == key), None)
+        if len(self._by_key) != len(self.runs):  # built once the runs are in (a findings pass asks per run)
+            self._by_key = {r.key: r for r in reversed(self.runs)}  # the first run of a key wins, as before
+        return self._by_key.get(key)
 
     def effect(self, key: str) -> Effect | None:
         """The run's speed-up to the target over the reference (interval: both runs' eval resolution)."""
