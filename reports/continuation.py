@@ -18,6 +18,12 @@ from typing import Any
 
 from reports.load import Results
 
+# The val-loss noise allowed between two runs of one recipe (devices, thread counts): continuation and the loss
+# rules of reports.diagnosis use the same bounds.
+LOSS_TOLERANCE_FP32 = 0.02
+LOSS_TOLERANCE_REDUCED = 0.05  # when a run uses tf32, bf16 or fp16
+OVERFIT_RISE = 0.03  # val loss this far above its minimum at the last eval (eval noise is ~0.01-0.02)
+
 SAMPLE_NAME = "sample.txt"
 SAMPLE_MAX_CHARS = 2000  # a sample.txt is ~200 characters; a bigger file is cut, never shown whole
 
@@ -91,6 +97,19 @@ def _same_path(a: Any, b: Any) -> bool:
         return False
 
 
+def linked_pairs(results: Results) -> set[frozenset[str]]:
+    """{continued run, the run it started from} for each continuation whose first part is in these results:
+    one training run in two parts, which the loss and recipe rules must not compare as two recipes."""
+    out = set()
+    for key in results.runs.index:
+        src = (results.run_meta.get(key) or {}).get("init_from")
+        if isinstance(src, dict) and str(src.get("kind") or "devicebench") == "devicebench":
+            parent = _find_parent(results, src)
+            if parent is not None:
+                out.add(frozenset((key, parent)))
+    return out
+
+
 def _reference(results: Results, key: str) -> str | None:
     """An uninterrupted ok run of the same recipe: same device and dtype first, then the same dtype, then any."""
     runs = results.runs
@@ -111,8 +130,6 @@ def _reference(results: Results, key: str) -> str | None:
 
 def continuations(results: Results) -> list[Continuation]:
     """Every continued ok run of these results, joined and compared."""
-    from reports.diagnosis import LOSS_TOLERANCE_FP32, LOSS_TOLERANCE_REDUCED
-
     out = []
     for key in results.runs.index:
         src = (results.run_meta.get(key) or {}).get("init_from")
@@ -164,7 +181,6 @@ def _where(results: Results, key: str) -> str:
 
 def describe(results: Results, c: Continuation) -> str:
     """The sentences for one continued run: where it started, how val loss moved, whether it reproduces."""
-    from reports.diagnosis import OVERFIT_RISE
 
     name = results.label(c.key)
     start = f"{c.parent_text} ({_where(results, c.parent)})" if c.parent else (

@@ -22,6 +22,7 @@ import pandas as pd
 from bench.metrics import BUSY_OTHER_CORES, mfu, mfu_is_possible
 from hwinfo.peaks import A100_BF16_PEAK_FLOPS as A100_PEAK_FLOPS
 from reports import fmt
+from reports.continuation import LOSS_TOLERANCE_FP32, LOSS_TOLERANCE_REDUCED, OVERFIT_RISE, linked_pairs
 from reports.energy import energy_findings
 from reports.finding import Finding
 from reports.load import LOSS_NEUTRAL_TRAIN_KEYS, Results, step_ms_spanned
@@ -32,8 +33,6 @@ from reports.time_to_loss import time_to_loss_findings
 from reports.tips import best_config_findings, tip_findings
 
 # Same config and seed give the same batches on every device, so val curves differ only by numerics.
-LOSS_TOLERANCE_FP32 = 0.02
-LOSS_TOLERANCE_REDUCED = 0.05  # when a run uses tf32, bf16 or fp16
 # Batch scaling: ms ~ batch**exponent across a device's batch sweep.
 OVERHEAD_EXPONENT = 0.5  # below: time barely grows with batch
 COMPUTE_EXPONENT = 0.8  # above: time grows nearly in proportion
@@ -42,7 +41,6 @@ NEAR_PEAK_MFU = 0.5
 WARMUP_RATIO = 3.0  # a first step this many times the median is worth a sentence
 NOISY_SPREAD = 1.5  # p90/p10 of the timed steps above this: the timings are noisy
 IDLE_DEVICE = 0.5  # a CUDA step whose device is idle this fraction of the time is launch-bound
-OVERFIT_RISE = 0.03  # val loss this far above its minimum at the last eval (eval noise is ~0.01-0.02)
 
 # How much of the step or the gap a kind explains when its rule has no figure for it (ordering only).
 EXPLAINS = {
@@ -430,9 +428,14 @@ def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     groups = [list(g.index) for _, g in ok.groupby("config_key", sort=False)]
     groups.sort(key=len, reverse=True)
     out: list[Finding] = []
-    ref = groups[0]
-    ref_fields = _config_fields(results.run_meta[ref[0]])
+    linked = linked_pairs(
+        results
+    )  # a run and its continuation: one training run in two parts, not two recipes
     for g in groups[1:]:
+        ref = [r for r in groups[0] if frozenset((g[0], r)) not in linked]
+        if not ref:
+            continue
+        ref_fields = _config_fields(results.run_meta[ref[0]])
         fields = _config_fields(results.run_meta[g[0]])
         diff = {k: (fields.get(k), ref_fields.get(k)) for k in sorted(set(fields) | set(ref_fields))}
         diff = {k: v for k, v in diff.items() if v[0] != v[1]}

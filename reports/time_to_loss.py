@@ -163,9 +163,11 @@ def _sets(results: Results) -> list[ToLossSet]:
             out.append(s)
     shared: dict[str, list[str]] = {}
     for k in ok.index:
-        if k in used or _tune(results, k):
-            continue
         meta = results.run_meta.get(k) or {}
+        if (
+            k in used or _tune(results, k) or meta.get("init_from")
+        ):  # a continued run's clock starts mid-recipe
+            continue
         train = meta.get("train") or {}
         task = json.dumps({"model": meta.get("model") or {}, "data": train.get("data"), "seed": train.get("seed")},
                           sort_keys=True, default=str)  # fmt: skip

@@ -355,6 +355,22 @@ def test_report_joins_and_compares(trio, tmp_path):
     assert escape(sample) in page
 
 
+def test_a_run_and_its_continuation_are_not_compared_as_two_recipes(trio):
+    """Part 1 and its continuation are one training run in two parts: no loss gap "through its recipe" between
+    them, and the continued run's clock (which starts mid-recipe) is not raced to a target loss."""
+    from reports.diagnosis import config_findings
+    from reports.load import load_results
+    from reports.time_to_loss import to_loss_sets
+
+    results = load_results([trio[k].parent.parent for k in ("part1", "part2", "whole")])
+    key = {results.runs.loc[k, "run_dir"]: k for k in results.runs.index}
+    part1, part2, whole = (key[str(trio[k])] for k in ("part1", "part2", "whole"))
+    found = config_findings(results, results.ok_runs())
+    pairs = [{f.evidence["run"], f.evidence["reference"]} for f in found if f.kind == "config_mismatch"]
+    assert {part1, part2} not in pairs and {part1, whole} in pairs  # part 1 against the real 2N run only
+    assert all(part2 not in [r.key for r in s.runs] for s in to_loss_sets(results))
+
+
 def test_report_says_when_a_continuation_does_not_reproduce(trio, tmp_path):
     from bench.results import RunWriter
     from reports.continuation import continuations, describe
