@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import compress, repeat
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -610,11 +610,15 @@ def _plain_columns(body: str, width: int) -> list[list[str]] | None:
     body = body[:-1] if body.endswith("\n") else body
     if not body:
         return [[] for _ in range(width)]
-    lines = body.split("\n")
-    if set(map(str.count, lines, repeat(",", len(lines)))) != {width - 1}:
+    # One split: each line ends in a "\n" cell of its own, so every line holds `width` cells exactly when
+    # the n "\n" cells fall every width + 1 cells (a line cannot hold one: lines end at them).
+    n = body.count("\n") + 1
+    cells = (body + "\n").replace("\n", ",\n,").split(",")
+    ends = cells[width :: width + 1]
+    if len(cells) != n * (width + 1) + 1 or ends.count("\n") != n:
         return None
-    cells = body.replace("\n", ",").split(",")
-    return [cells[i::width] for i in range(width)]
+    del cells[-1]
+    return [cells[i :: width + 1] for i in range(width)]
 
 
 def _read_rows(path: Path, header: list[str], numeric: tuple[str, ...], required: tuple[str, ...]) -> Rows:
@@ -678,7 +682,8 @@ def _read_rows(path: Path, header: list[str], numeric: tuple[str, ...], required
     values = cols.get(
         "loss"
     )  # a cross-entropy below zero is not a measurement (infinite: a diverged run, kept)
-    if values and any(v < 0 for v in values):
+    # min (in C) is the least number unless NaN comes first (then NaN): ">= 0" there rules out any below zero
+    if values and not min(values) >= 0 and any(v < 0 for v in values):
         cols["loss"] = [math.nan if v < 0 else v for v in values]
     return Rows(cols, bad)
 

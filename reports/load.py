@@ -272,9 +272,17 @@ def _names(entries: list[tuple[str, str, Path, Path]]) -> list[str]:
     return names
 
 
-def _frame(columns: dict[str, list], keys: list[str], order: list[str]) -> pd.DataFrame:
-    """One frame from the readers' columns (floats already, text as str), built column by column in C."""
-    data: dict[str, Any] = {"key": keys}
+def _frame(columns: dict[str, list], keys: list[tuple[str, int]], order: list[str]) -> pd.DataFrame:
+    """One frame from the readers' columns (floats already, text as str), built column by column in C; keys:
+    each run's key and its number of rows, in order."""
+    n_rows = sum(n for _, n in keys)
+    # each run's key made a string once and repeated (not three million strings checked one by one)
+    if n_rows:
+        names = pd.Series([k for k, _ in keys]).array
+        key_column: Any = names.take(np.repeat(np.arange(len(keys)), [n for _, n in keys]))
+    else:
+        key_column = []
+    data: dict[str, Any] = {"key": key_column}
     for c in order[1:]:
         if c in ("split", "phase"):
             data[c] = columns[c]
@@ -322,6 +330,8 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
     step_cols: dict[str, list] = {c: [] for c in STEP_COLUMNS}
     eval_cols: dict[str, list] = {c: [] for c in EVAL_COLUMNS}
     spans: dict[str, dict[str, tuple[int, int]]] = {"steps": {}, "evals": {}}
+    step_keys: list[tuple[str, int]] = []  # (key, rows) per run, in the order its rows are in the columns
+    eval_keys: list[tuple[str, int]] = []
     for (sweep, d, rd, meta), (host, *_), name in zip(found, entries, names, strict=True):
         key = f"{host}/{name}"
         run_meta[key] = meta
@@ -348,9 +358,9 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
             if rows_read.bad_rows:
                 n = rows_read.bad_rows
                 warnings.append(f"{rd}: {n} unreadable row{'s' if n != 1 else ''} left out of its CSV files")
-            start = len(cols["key"])
+            start = len(cols["iter"])
             spans["steps" if cols is step_cols else "evals"][key] = (start, start + len(rows_read))
-            cols["key"].extend([key] * len(rows_read))
+            (step_keys if cols is step_cols else eval_keys).append((key, len(rows_read)))
             for c, values in rows_read.columns.items():
                 cols[c].extend(values)
     runs = pd.DataFrame(rows)
@@ -361,8 +371,8 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
                 "first_step_ms", "final_train_loss", "final_val_loss", "achieved_flops_per_s"):  # fmt: skip
         if col in runs.columns:
             runs[col] = pd.to_numeric(runs[col], errors="coerce")
-    steps_df = _frame({c: v for c, v in step_cols.items() if c != "key"}, step_cols["key"], STEP_COLUMNS)
-    evals_df = _frame({c: v for c, v in eval_cols.items() if c != "key"}, eval_cols["key"], EVAL_COLUMNS)
+    steps_df = _frame({c: v for c, v in step_cols.items() if c != "key"}, step_keys, STEP_COLUMNS)
+    evals_df = _frame({c: v for c, v in eval_cols.items() if c != "key"}, eval_keys, EVAL_COLUMNS)
     return Results(
         runs=runs,
         steps=steps_df,
