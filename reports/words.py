@@ -223,7 +223,7 @@ def _cpu_threads(f: Finding, e: dict) -> str:
     cores = f"{phys} physical cores" if phys else "an unknown number of physical cores"
     verdict = {
         "over": ": threads beyond the cores add contention, not speed",
-        "idle": f": {e.get('idle_cores')} cores idle",
+        "idle": f": {e.get('idle_cores')} {'core' if e.get('idle_cores') == 1 else 'cores'} idle",
         "mixed": "",
         "one_per_core": ": one per core, as it should be",
         "unknown": "",
