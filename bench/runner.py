@@ -345,6 +345,9 @@ class Sweep:
         try:
             trainer.distribute(self.world.for_run(trainer.device))
         except Exception as e:  # noqa: BLE001
+            stop = interrupts.pending()
+            if stop is not None:  # the peers left on the signal this rank holds too (see _run_built)
+                raise Interrupted(spec.run_id, stop.signal_name) from None
             reason = f"rank {self.world.rank}: could not start data-parallel training: {_describe(e)}"
             if self.writes:
                 self.results.record_failed(spec.run_id, meta, reason)
@@ -409,6 +412,15 @@ class Sweep:
         ranks, lost, agreed = None, None, False
         if self.world is not None:
             status, error, ranks, lost, agreed = self._agree(trainer, loop, status, error, cause)
+            stop = interrupts.pending() if lost is not None else None
+            if stop is not None:
+                # A peer gone while this rank holds a signal: the launcher passed the same Ctrl-C/SIGTERM to every
+                # rank and the peer acted on it first. The sweep was interrupted, not broken.
+                how = stop.signal_name
+                with _signals_deferred(reraise=False):
+                    writer.write_meta(status="interrupted", error=f"interrupted by {how} during {loop.where}",
+                                      summary=summarize(loop, meta), finished=_now())  # fmt: skip
+                raise Interrupted(spec.run_id, how)
         with _signals_deferred(reraise=lost is None, run_id=spec.run_id):
             extra = {"ranks": rank_records(ranks)} if ranks is not None else {}
             writer.write_meta(status=status, error=error, summary=summarize(loop, meta, ranks), finished=_now(),

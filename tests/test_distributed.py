@@ -167,6 +167,28 @@ if die_at >= 0 and rank == 0:
     from bench import cli
     cli._sigterm_as_interrupt = contextlib.nullcontext
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+race_at = int(os.environ.get("RACE_AT", "-1"))
+if race_at >= 0:
+    # Ctrl-C passed to both ranks, rank 1 acting on it first: rank 0 holds the signal (recorded during the step,
+    # after its check) and is in the step's all-reduce when rank 1 leaves.
+    from bench import train
+    real = train.Trainer.train_step
+    flag = os.path.join(workdir, "signalled")
+    def signal_me():
+        os.kill(os.getpid(), signal.SIGINT)
+        open(flag, "w").close()
+    def step(self, it):
+        if it == race_at:
+            if rank == 1:
+                deadline = time.monotonic() + 60
+                while not os.path.exists(flag) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                time.sleep(0.2)
+                os._exit(130)
+            import threading
+            threading.Timer(0.2, signal_me).start()  # after the check before the step, in its all-reduce
+        return real(self, it)
+    train.Trainer.train_step = step
 from bench.cli import main
 sys.exit(main(argv))
 """
@@ -321,6 +343,27 @@ def test_a_dead_rank_fails_its_run_within_bounded_time_and_stops_the_sweep(tmp_p
     assert len(read_csv(out / "runs" / "cpu-fp32-b4-eager-t1-ddp2" / "steps.csv")) == 5
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["cpu-fp32-b4-eager-t1-ddp2"]  # sweep stopped
     assert list((tmp_path / "rank1").iterdir()) == []
+
+
+def test_a_peer_gone_on_the_same_ctrl_c_ends_the_sweep_interrupted_not_lost(tmp_path, monkeypatch, capfd):
+    """The launcher passes Ctrl-C to every rank; the rank that acts on it first leaves the all-reduce the other
+    is in. That rank holds the same signal: it ends interrupted (130, resumable), never 'cannot go on together'."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    monkeypatch.setenv("RACE_AT", "5")
+    monkeypatch.setenv("DEVICEBENCH_NPROC", "2")
+    argv = ["run", *TINY, *SHORT, "--batch-sizes", "4,8", "--out", "res", "--dist-timeout", "20"]
+    with pytest.raises(ChildFailedError) as failed:
+        _launch(tmp_path, argv)
+    codes = {rank: f.exitcode for rank, f in failed.value.failures.items()}
+    assert codes[1] == 130 and codes.get(0, 130) == 130, codes
+    err = capfd.readouterr().err
+    assert "interrupted by Ctrl-C during cpu-fp32-b4-eager-t1-ddp2" in err, err[-3000:]
+    assert "cannot go on together" not in err
+    run = run_json(tmp_path / "rank0" / "res", "cpu-fp32-b4-eager-t1-ddp2")
+    assert run["status"] == "interrupted" and run["error"] == "interrupted by Ctrl-C during step 5", run[
+        "error"
+    ]
 
 
 # ---- no rank outlives its launcher ----------------------------------------------------------------------
