@@ -202,8 +202,12 @@ def headline(results: Results, findings: list[Finding]) -> Finding:
         "case": "one", "device": short_device(results, key, best["dtype"]), "tokens_per_s": _num(best["tokens_per_s"]),
         "mfu": _possible_mfu(best), "impossible_mfu": _impossible_mfu(best), "run": key, "where": None, "where_share": None, "lever": None,
     }  # fmt: skip
+    # the best run's device in its dtype: an fp32 batch sweep's lever ("bf16, native here") is not a bf16 run's
     device = {
-        k for k in ok.index if ok.loc[k, "host"] == best["host"] and ok.loc[k, "device"] == best["device"]
+        k
+        for k in ok.index
+        if (ok.loc[k, "host"], ok.loc[k, "device"], ok.loc[k, "dtype"])
+        == (best["host"], best["device"], best["dtype"])
     }
     for f in findings:  # ordered: the first that says where this device's step goes, and its lever
         if not set(f.runs) & device:
