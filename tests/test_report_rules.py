@@ -130,7 +130,9 @@ def test_compute_bound_series_near_peak(tmp_path, features, lever):
 def test_headline_lever_is_the_best_runs_own_not_an_fp32_sweeps(tmp_path):
     """A tune's fp32 batch sweep is compute-bound with "bf16, native here" as its lever; when the fastest run is
     already bf16, the headline must not send the user to bf16."""
-    d = synthetic.write_sweep(tmp_path / "r", hw=synthetic.hwinfo(features=("avx2", "avx512f", "avx512_bf16")))
+    d = synthetic.write_sweep(
+        tmp_path / "r", hw=synthetic.hwinfo(features=("avx2", "avx512f", "avx512_bf16"))
+    )
     peak = _peak_for_mfu(4, 10.0, 0.6)
     for b in (4, 8, 16):
         synthetic.write_run(d, f"cpu-b{b}", batch_size=b, ms=10.0 * b / 4, peak=peak, train=SHORT, seed=b)
