@@ -509,6 +509,96 @@ def _best_config(f: Finding, e: dict) -> str:
     return text + "."
 
 
+ENERGY_SOURCES = {
+    "rapl": "RAPL package+DRAM counters",
+    "nvml_energy": "NVML energy counter",
+    "nvml_power_samples": "NVML power samples integrated over time",
+}
+
+
+def _energy(f: Finding, e: dict) -> str:
+    idle = f", idle {fmt.sig(e['idle_watts'])} W" if fmt.is_num(e.get("idle_watts")) else ""
+    source = ENERGY_SOURCES.get(str(e["energy_source"]), str(e["energy_source"]))
+    igpu = f", which include {e['igpu']}'s draw" if e.get("igpu") else ""  # an iGPU shares the CPU package
+    return (
+        f"{e['device']} in its fastest run ({f.label(f.runs[0])}): {fmt.sig(e['joules_per_step'])} J/step, "
+        f"{fmt.count(e['tokens_per_joule'])} tokens/J at {fmt.sig(e['mean_watts'])} W mean{idle} ({source}{igpu})."
+    )
+
+
+def _energy_compare(f: Finding, e: dict) -> str:
+    time_ratio = e["time_ratio"]
+    speed = f"{fmt.ratio(time_ratio)} faster" if time_ratio >= 1 else f"{fmt.ratio(1 / time_ratio)} slower"
+    verdict = "cheaper and faster." if time_ratio >= 1 else "cheaper but slower."
+    (frugal, costly), (tpj_frugal, tpj_costly) = e["devices"], e["tokens_per_joule"]
+    return (
+        f"Per token, {frugal} uses {fmt.ratio(e['energy_ratio'])} less energy than {costly} "
+        f"({fmt.count(tpj_frugal)} vs {fmt.count(tpj_costly)} tokens/J) and is {speed} in tokens/s: {verdict} "
+        "Each counter covers its own device only (a GPU's excludes the host CPU)."
+    )
+
+
+def _energy_unavailable(f: Finding, e: dict) -> str:
+    which = f" in {e['runs']} of its {e['of_runs']} runs" if e["runs"] < e["of_runs"] else ""
+    reasons = e["reasons"]
+    more = len(reasons) - 1
+    others = f" (and {more} other reason{'s' if more > 1 else ''} in the details)" if more else ""
+    return (
+        f"No energy figures for {e['device']}{which}: {reasons[0]}{others}. devicebench never estimates energy "
+        "from a TDP."
+    )
+
+
+def _continued(f: Finding, e: dict) -> str:
+    """A line of the report's "Continued runs" section (reports.continuation), not a finding: where the run
+    started, how val loss moved, whether it reproduces the uninterrupted run."""
+    start_iter = e["start_iter"]
+    if e.get("parent"):
+        start = f"{e['parent_text']} ({e['start_device']})"
+    else:
+        start = f"the nanoGPT checkpoint {e['parent_text']}" if e["kind"] == "nanogpt" else e["parent_text"]
+    head = f"{f.label(e['key'])} continued {start} from iter {start_iter} on {e['device']}"
+    words = [head]
+    end_val, start_val, end_iter = e.get("end_val"), e.get("start_val"), e.get("end_iter")
+    if end_val is not None and start_val is not None and end_iter is not None:
+        best = (
+            f"; best {e['best_val']:.4f} at iter {e['best_iter']}"
+            if e.get("best_iter") is not None and e.get("best_val") is not None and e["best_iter"] != end_iter
+            else ""
+        )
+        words[0] += (
+            f": val loss {start_val:.4f} at iter {start_iter} -> {end_val:.4f} at iter {end_iter} "
+            f"({end_val - start_val:+.4f} in {end_iter - start_iter} more steps{best})"
+        )
+        if e.get("overfit"):
+            words.append(
+                f"Val loss rose {end_val - e['best_val']:.4f} above its best in the extra steps: more steps overfit here"
+            )
+    ref = e.get("reference")
+    if ref is None:
+        words.append("No uninterrupted run of the same recipe is in these results to compare with")
+    elif e.get("max_abs_diff") is None:
+        words.append(
+            f"{f.label(ref)} is the same recipe uninterrupted, but no eval iteration after iter {start_iter} is shared"
+        )
+    else:
+        n = e["shared_evals"]
+        diff = (
+            f"identical val loss at all {n} shared eval(s) after iter {start_iter}"
+            if e["max_abs_diff"] == 0
+            else f"max |val diff| {e['max_abs_diff']:.4f} over {n} shared eval(s) (worst at iter {e['at_iter']})"
+        )
+        verdict = "reproduces" if e["reproduces"] else "does not reproduce"
+        words.append(
+            f"It {verdict} the uninterrupted {f.label(ref)}: {diff}, tolerance {e['tolerance']} "
+            "(the loss noise allowed between devices)"
+        )
+    return ". ".join(words) + "."
+
+
+UNCAPPED = {"continued"}  # a section's line, not a finding: its comparison needs every figure it names
+
+
 TEMPLATES: dict[str, Callable[[Finding, dict], str]] = {
     "speedup": _speedup, "impossible_mfu": _impossible_mfu, "config_mismatch": _config_mismatch,
     "loss_agree": _loss_agree, "loss_disagree": _loss_disagree, "assumed_config": _assumed_config,
@@ -518,15 +608,15 @@ TEMPLATES: dict[str, Callable[[Finding, dict], str]] = {
     "warmup_cost": _warmup_cost, "step_breakdown": _step_breakdown, "noisy_timing": _noisy_timing,
     "roofline": _roofline, "scaling": _scaling, "shared_cores": _shared_cores, "scaling_limit": _scaling_limit,
     "ranks_differ": _ranks_differ, "time_to_loss": _time_to_loss, "tip": _tip, "best_config": _best_config,
-    "headline": lambda f, e: headline(f),
+    "energy": _energy, "energy_compare": _energy_compare, "energy_unavailable": _energy_unavailable,
+    "continued": _continued, "headline": lambda f, e: headline(f),
 }  # fmt: skip
 
 
 def sentence(f: Finding) -> str:
-    """The finding in words: its kind's template over its evidence (a kind without one: the rule's own text),
-    prefixed with its results directory where merged directories would otherwise read the same."""
-    template = TEMPLATES.get(f.kind)
-    text = template(f, f.evidence) if template else f.text
+    """The finding in words: its kind's template over its evidence, prefixed with its results directory where
+    merged directories would otherwise read the same."""
+    text = TEMPLATES[f.kind](f, f.evidence)
     return f"{f.where}: {text}" if f.where else text
 
 
