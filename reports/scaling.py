@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pandas as pd
 
 from reports import fmt
 from reports.finding import Finding
-from reports.load import LOSS_NEUTRAL_TRAIN_KEYS
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from reports.load import Results
+from reports.load import LOSS_NEUTRAL_TRAIN_KEYS, Results
 
 COMM_LIMITED_SHARE = 0.3  # a gradient all-reduce in flight this share of a step or more: communication limits
 STRAGGLER_RATIO = 1.2  # one rank this much slower outside the all-reduce than the median rank
