@@ -65,19 +65,8 @@ pre { background: #f6f6f8; padding: 8px; overflow-x: auto; font-size: 11.5px; wh
 """
 
 # CPU features that decide what a CPU run can do; shown first and in bold.
-KEY_FEATURES = (
-    "avx2",
-    "fma",
-    "avx512f",
-    "avx512_bf16",
-    "avx512_fp16",
-    "avx512_vnni",
-    "amx_tile",
-    "amx_bf16",
-    "amx_fp16",
-    "neon",
-    "sve",
-)
+KEY_FEATURES = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_tile", "amx_bf16",
+                "amx_fp16", "neon", "sve")  # fmt: skip
 
 
 TABLE_OPEN_ROWS = 50
@@ -116,28 +105,15 @@ def _headline(results: Results, findings: list[Finding]) -> str:
     body = f"<p>{escape(top.sentence)}</p>" + _evidence(top)
     busy = {k for f in findings if f.kind == "noisy_timing" and f.evidence.get("busy") for k in f.runs}
     if busy:
-        n, total = len(busy), len(results.ok_runs())
-        whose = "its" if n == 1 else "their"
-        body += (
-            f"<p>{n} of {total} run{'s' if total != 1 else ''} ran while the machine was busy with other work: "
-            f"{whose} times are slower and noisier than the device can do (see <code>noisy_timing</code> "
-            "below).</p>"
-        )
+        note = escape(words.busy_runs(len(busy), len(results.ok_runs())))
+        body += f"<p>{note.replace('noisy_timing', '<code>noisy_timing</code>')}</p>"
     return f'<div class="headline">{body}</div>'
 
 
 def _summary(results: Results) -> str:
     table = summary_table(results)
-    numeric = {
-        "ms/iter median [p10-p90]",
-        "tokens/s",
-        "MFU (own peak)",
-        "MFU vs A100 (nanoGPT)",
-        "train loss",
-        "val loss",
-        "batch",
-        "threads",
-    }
+    numeric = {"ms/iter median [p10-p90]", "tokens/s", "MFU (own peak)", "MFU vs A100 (nanoGPT)", "train loss",
+               "val loss", "batch", "threads"}  # fmt: skip
     bad = {i for i, s in enumerate(table["status"]) if s != "ok"}
     out = [_table(table, numeric, bad)]
     out.append(

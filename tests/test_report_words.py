@@ -724,6 +724,14 @@ def test_words_match_the_golden_file(kind):
     assert path.read_text() == got, f"words of {kind} changed: UPDATE_GOLDEN=1 and read the diff"
 
 
+def test_the_busy_machine_note_under_the_headline():
+    got = "".join(words.busy_runs(n, total) + "\n" for n, total in ((1, 1), (1, 3), (2, 5)))
+    path = GOLDEN / "busy_runs.txt"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(got)
+    assert path.read_text() == got, "words of busy_runs changed: UPDATE_GOLDEN=1 and read the diff"
+
+
 def test_a_directory_prefix_names_where_a_finding_comes_from():
     f = Finding("ranks_differ", "info", evidence={"params_identical": False}, runs=["b"])
     plain = f.sentence
