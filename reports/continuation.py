@@ -10,12 +10,12 @@ Each run's sample.txt is shown beside the val loss of the model that wrote it. N
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from reports import fmt
 from reports.finding import Finding
 from reports.load import Results
 
@@ -70,7 +70,7 @@ def _val_curve(results: Results, key: str) -> list[tuple[int, float]]:
     val = ev[ev["split"] == "val"]
     out = {}
     for it, loss in zip(val["iter"], val["loss"], strict=True):
-        if _num(loss) is not None:
+        if fmt.num(loss) is not None:
             out[int(it)] = float(loss)
     return sorted(out.items())
 
@@ -148,7 +148,7 @@ def continuations(results: Results) -> list[Continuation]:
         ]
         starts = [v for i, v, _ in c.curve if i == start]
         fallback = src.get("final_val_loss") if kind == "devicebench" else src.get("best_val_loss")
-        c.start_val = starts[0] if starts else _num(fallback)
+        c.start_val = starts[0] if starts else fmt.num(fallback)
         if after:
             c.end_iter, c.end_val = after[-1]
             c.best_iter, c.best_val = min(after, key=lambda p: p[1])
@@ -166,16 +166,9 @@ def continuations(results: Results) -> list[Continuation]:
     return out
 
 
-def _num(value: Any) -> float | None:
-    """A finite number from a results cell (int, float, numpy scalar), else None."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value)):
-        return float(value)
-    return None
-
-
 def _where(results: Results, key: str) -> str:
     r = results.runs.loc[key]
-    threads = _num(r.get("threads"))
+    threads = fmt.num(r.get("threads"))
     th = f", {int(threads)} thread{'s' if threads != 1 else ''}" if threads is not None else ""
     return f"{results.device_label(key, r.get('dtype'))}{th}"
 
@@ -253,8 +246,8 @@ def samples_html(results: Results) -> str | None:
             continue
         loss = runs.loc[key, "final_val_loss"]
         it = runs.loc[key, "train.max_iters"] if "train.max_iters" in runs.columns else None
-        loss_text = f"{_num(loss):.4f}" if _num(loss) is not None else "-"
-        at = f" at iter {int(_num(it))}" if _num(it) is not None else ""
+        loss_text = f"{fmt.num(loss):.4f}" if fmt.num(loss) is not None else "-"
+        at = f" at iter {int(fmt.num(it))}" if fmt.num(it) is not None else ""
         rows.append(f"<tr><td>{escape(results.label(key))}</td><td class=num>{loss_text}{escape(at)}</td>"
                     f"<td><pre>{escape(text)}</pre></td></tr>")  # fmt: skip
     if not rows:
