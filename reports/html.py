@@ -208,6 +208,11 @@ def _roofline(results: Results, findings: list[Finding], plots: dict) -> str:
     )
 
 
+def _pairs(rows: list[tuple[str, object]], missing: str) -> str:
+    """A name/value table; `missing` stands where a value is None."""
+    return _table(pd.DataFrame([(k, missing if v is None else v) for k, v in rows], columns=["", "value"]))
+
+
 def _plain(value: object) -> object:
     """A nested value (hwinfo's os, torch) as one line."""
     if isinstance(value, dict):
@@ -237,11 +242,7 @@ def _hardware(results: Results) -> str:
                     f"{k} {v}" for k, v in g.items() if k != "name" and not isinstance(v, (dict, list))
                 )
                 rows.append(("GPU", f"{g.get('name', '?')}" + (f" ({extra})" if extra else "")))
-        out.append(
-            _table(
-                pd.DataFrame([(k, v if v is not None else "unknown") for k, v in rows], columns=["", "value"])
-            )
-        )
+        out.append(_pairs(rows, "unknown"))
         feats = [str(f) for f in cpu.get("features") or []]
         if feats:
             key = [f for f in KEY_FEATURES if f in feats]
@@ -262,13 +263,8 @@ def _hardware(results: Results) -> str:
                               p.get("detail") or ""))  # fmt: skip
         if peaks:
             out.append("<p>Peaks used for MFU, and where each comes from:</p>")
-            out.append(
-                _table(
-                    pd.DataFrame(
-                        peaks, columns=["device", "name", "dtype", "peak", "source", "measured", "detail"]
-                    )
-                )
-            )
+            columns = ["device", "name", "dtype", "peak", "source", "measured", "detail"]
+            out.append(_table(pd.DataFrame(peaks, columns=columns)))
         for note in hw.get("notes") or []:
             out.append(f"<p class=sub>note: {escape(str(note))}</p>")
         if not hw:
@@ -286,9 +282,7 @@ def _metadata(results: Results) -> str:
             ("devicebench", sweep.get("project_version")), ("command", sweep.get("command")),
             *[(k, v) for k, v in sw.items()],
         ]  # fmt: skip
-        out.append(
-            _table(pd.DataFrame([(k, "-" if v is None else v) for k, v in rows], columns=["", "value"]))
-        )
+        out.append(_pairs(rows, "-"))
         spec = sweep.get("spec")
         if spec:
             out.append(
