@@ -157,13 +157,8 @@ def _legend(fig, handles: list) -> None:
     if n <= LEGEND_MAX:
         fig.legend(handles=handles, loc="lower center", ncol=min(n, 3), fontsize=8, frameon=False)
     else:
-        fig.text(
-            0.5,
-            0.01,
-            f"{n} runs: legend omitted; colours follow the summary table's order",
-            ha="center",
-            fontsize=8,
-        )
+        fig.text(0.5, 0.01, f"{n} runs: legend omitted; colours follow the summary table's order", ha="center",
+                 fontsize=8)  # fmt: skip
 
 
 def per_run(results: Results, keys: list[str]) -> Plot:
@@ -377,15 +372,8 @@ def roofline_plots(results: Results, keys: list[str]) -> list[Plot]:
             # each slope ends at the compute roof of its own source (measured meets measured), else the top
             cap = next((r["value"] for r in dev.compute if r["source"] == roof["source"]), top)
             ax.plot(x, np.minimum(roof["value"] * x, cap), color=color, lw=1.4, ls=ls)
-            roof_handles.append(
-                Line2D(
-                    [],
-                    [],
-                    color=color,
-                    ls=ls,
-                    label=f"{text(roof['label'])}: {fmt.bytes_per_s(roof['value'])}",
-                )
-            )
+            label = f"{text(roof['label'])}: {fmt.bytes_per_s(roof['value'])}"
+            roof_handles.append(Line2D([], [], color=color, ls=ls, label=label))
         markers = {run: _RUN_MARKERS[j % len(_RUN_MARKERS)] for j, run in enumerate(dev.runs)}
         row = {run: j for j, run in enumerate(dev.runs)}
         for p in dev.points:
