@@ -616,6 +616,15 @@ def sentence(f: Finding) -> str:
     return f"{f.where}: {text}" if f.where else text
 
 
+def impossible_mfu_note(run: str, mfu: float, peak_flops_per_s: Any, peak_source: Any) -> str:
+    """Under the summary table, for a run whose MFU cell says "impossible"."""
+    return (
+        f"{run}: MFU impossible ({fmt.pct(mfu)} of a {fmt.flops(peak_flops_per_s)} peak, source {peak_source}): no "
+        "device runs above its peak, so the peak (another chip's, or another dtype's) or the run's config (FLOPs "
+        "per iteration) is wrong; not shown as a result."
+    )
+
+
 def busy_runs(n: int, total: int) -> str:
     """Under the headline: how many runs ran on a busy machine (their noisy_timing findings say how busy)."""
     return (

@@ -724,12 +724,19 @@ def test_words_match_the_golden_file(kind):
     assert path.read_text() == got, f"words of {kind} changed: UPDATE_GOLDEN=1 and read the diff"
 
 
-def test_the_busy_machine_note_under_the_headline():
-    got = "".join(words.busy_runs(n, total) + "\n" for n, total in ((1, 1), (1, 3), (2, 5)))
-    path = GOLDEN / "busy_runs.txt"
+NOTES = {  # the words of the report outside findings: notes under the headline and the summary table
+    "busy_runs": [(1, 1), (1, 3), (2, 5)],
+    "impossible_mfu_note": [(LAB["b"], 79.1, 1e9, "user"), (LAB["a"], 1.3, 165e12, "spec")],
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOTES))
+def test_notes_match_the_golden_file(name):
+    got = "".join(getattr(words, name)(*args) + "\n" for args in NOTES[name])
+    path = GOLDEN / f"{name}.txt"
     if os.environ.get("UPDATE_GOLDEN"):
         path.write_text(got)
-    assert path.read_text() == got, "words of busy_runs changed: UPDATE_GOLDEN=1 and read the diff"
+    assert path.read_text() == got, f"words of {name} changed: UPDATE_GOLDEN=1 and read the diff"
 
 
 def test_a_directory_prefix_names_where_a_finding_comes_from():
