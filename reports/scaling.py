@@ -146,13 +146,9 @@ def _tokens_finding(results: Results, members: list[_Run], ddp: list[_Run]) -> F
     return Finding("scaling", "info", evidence=evidence, runs=keys)
 
 
-def _cpu_info(results: Results, key: str) -> dict:
-    return results.hwinfo_for(key).get("cpu") or {}
-
-
 def _shared_finding(results: Results, shared: list[_Run]) -> Finding:
     r = max(shared, key=lambda r: r.nproc_per_node)
-    phys = _cpu_info(results, r.key).get("physical_cores")
+    phys = (results.hwinfo_for(r.key).get("cpu") or {}).get("physical_cores")
     threads = r.meta.get("threads")
     used = r.nproc_per_node * int(threads) if fmt.is_num(threads) else None
     evidence = {
