@@ -10,12 +10,13 @@ Each run's sample.txt is shown beside the val loss of the model that wrote it. N
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from reports import fmt
+from reports.finding import Finding
 from reports.load import Results
 
 # The val-loss noise allowed between two runs of one recipe (devices, thread counts): continuation and the loss
@@ -69,7 +70,7 @@ def _val_curve(results: Results, key: str) -> list[tuple[int, float]]:
     val = ev[ev["split"] == "val"]
     out = {}
     for it, loss in zip(val["iter"], val["loss"], strict=True):
-        if _num(loss) is not None:
+        if fmt.num(loss) is not None:
             out[int(it)] = float(loss)
     return sorted(out.items())
 
@@ -147,7 +148,7 @@ def continuations(results: Results) -> list[Continuation]:
         ]
         starts = [v for i, v, _ in c.curve if i == start]
         fallback = src.get("final_val_loss") if kind == "devicebench" else src.get("best_val_loss")
-        c.start_val = starts[0] if starts else _num(fallback)
+        c.start_val = starts[0] if starts else fmt.num(fallback)
         if after:
             c.end_iter, c.end_val = after[-1]
             c.best_iter, c.best_val = min(after, key=lambda p: p[1])
@@ -165,54 +166,30 @@ def continuations(results: Results) -> list[Continuation]:
     return out
 
 
-def _num(value: Any) -> float | None:
-    """A finite number from a results cell (int, float, numpy scalar), else None."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value)):
-        return float(value)
-    return None
-
-
 def _where(results: Results, key: str) -> str:
     r = results.runs.loc[key]
-    threads = _num(r.get("threads"))
+    threads = fmt.num(r.get("threads"))
     th = f", {int(threads)} thread{'s' if threads != 1 else ''}" if threads is not None else ""
     return f"{results.device_label(key, r.get('dtype'))}{th}"
 
 
-def describe(results: Results, c: Continuation) -> str:
-    """The sentences for one continued run: where it started, how val loss moved, whether it reproduces."""
+def finding(results: Results, c: Continuation) -> Finding:
+    """One continued run as evidence for its line (reports.words): every figure and name the line states."""
+    evidence = c.to_dict() | {
+        "device": _where(results, c.key),
+        "start_device": _where(results, c.parent) if c.parent else None,
+        "overfit": c.best_val is not None and c.end_val is not None and c.end_val - c.best_val > OVERFIT_RISE,
+    }
+    del evidence["curve"]
+    keys = [k for k in (c.key, c.parent, c.reference) if k is not None]
+    return Finding(
+        "continued", "info", evidence=evidence, runs=keys, labels={k: results.label(k) for k in keys}
+    )
 
-    name = results.label(c.key)
-    start = f"{c.parent_text} ({_where(results, c.parent)})" if c.parent else (
-        f"the nanoGPT checkpoint {c.parent_text}" if c.kind == "nanogpt" else c.parent_text)  # fmt: skip
-    words = [f"{name} continued {start} from iter {c.start_iter} on {_where(results, c.key)}"]
-    if c.end_val is not None and c.start_val is not None and c.end_iter is not None:
-        steps = c.end_iter - c.start_iter
-        words[0] += (f": val loss {c.start_val:.4f} at iter {c.start_iter} -> {c.end_val:.4f} at iter {c.end_iter} "
-                     f"({c.end_val - c.start_val:+.4f} in {steps} more steps")  # fmt: skip
-        if c.best_iter is not None and c.best_val is not None and c.best_iter != c.end_iter:
-            words[0] += f"; best {c.best_val:.4f} at iter {c.best_iter}"
-        words[0] += ")"
-        if c.best_val is not None and c.end_val - c.best_val > OVERFIT_RISE:
-            words.append(f"Val loss rose {c.end_val - c.best_val:.4f} above its best in the extra steps: more steps "
-                         "overfit here")  # fmt: skip
-    if c.reference is None:
-        words.append("No uninterrupted run of the same recipe is in these results to compare with")
-    elif c.max_abs_diff is None:
-        words.append(f"{results.label(c.reference)} is the same recipe uninterrupted, but no eval iteration after "
-                     f"iter {c.start_iter} is shared")  # fmt: skip
-    else:
-        verdict = "reproduces" if c.reproduces else "does not reproduce"
-        diff = (
-            f"identical val loss at all {c.shared_evals} shared eval(s) after iter {c.start_iter}"
-            if c.max_abs_diff == 0
-            else f"max |val diff| {c.max_abs_diff:.4f} over {c.shared_evals} shared eval(s) (worst at iter {c.at_iter})"
-        )
-        words.append(
-            f"It {verdict} the uninterrupted {results.label(c.reference)}: {diff}, tolerance {c.tolerance} "
-            "(the loss noise allowed between devices)"
-        )
-    return ". ".join(words) + "."
+
+def describe(results: Results, c: Continuation) -> str:
+    """The words for one continued run: where it started, how val loss moved, whether it reproduces."""
+    return finding(results, c).sentence
 
 
 def text_lines(results: Results) -> list[str]:
@@ -269,8 +246,8 @@ def samples_html(results: Results) -> str | None:
             continue
         loss = runs.loc[key, "final_val_loss"]
         it = runs.loc[key, "train.max_iters"] if "train.max_iters" in runs.columns else None
-        loss_text = f"{_num(loss):.4f}" if _num(loss) is not None else "-"
-        at = f" at iter {int(_num(it))}" if _num(it) is not None else ""
+        loss_text = f"{fmt.num(loss):.4f}" if fmt.num(loss) is not None else "-"
+        at = f" at iter {int(fmt.num(it))}" if fmt.num(it) is not None else ""
         rows.append(f"<tr><td>{escape(results.label(key))}</td><td class=num>{loss_text}{escape(at)}</td>"
                     f"<td><pre>{escape(text)}</pre></td></tr>")  # fmt: skip
     if not rows:

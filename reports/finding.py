@@ -1,8 +1,7 @@
 """A Finding: one thing the report says, as data. Rules make them; reports/words.py words them.
 
 A rule fills `kind`, `severity`, `runs` and `evidence` (every figure and name its sentence states);
-`labels` (run key -> how the run is named) is filled by diagnose(). `sentence` is the rendered words
-(reports.words); `text` is kept only for kinds whose module still words its own findings.
+`labels` (run key -> how the run is named) is filled by diagnose().
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ class Finding:
 
     kind: str
     severity: str  # "info" or "warning"
-    text: str = ""  # words made by the rule itself (kinds without a template in reports.words)
     evidence: dict[str, Any] = field(default_factory=dict)
     runs: list[str] = field(default_factory=list)
     id: str = ""
@@ -38,10 +36,7 @@ class Finding:
 
     def to_dict(self) -> dict:
         """Plain, strict-JSON-ready data (numpy scalars unwrapped, NaN as None), with the rendered sentence."""
-        d = asdict(self)
-        d.pop("text")
-        d["sentence"] = self.sentence
-        return strict(_plain(d))
+        return strict(_plain(asdict(self) | {"sentence": self.sentence}))
 
 
 def _plain(o: Any) -> Any:

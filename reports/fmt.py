@@ -7,6 +7,11 @@ from typing import Any
 from hwinfo.units import bytes_per_s, flops, is_num, nbytes, sig  # noqa: F401 - one formatter everywhere
 
 
+def num(x: Any) -> float | None:
+    """A finite number from a results cell (int, float, numpy scalar) as float; a string or bool is None."""
+    return float(x) if is_num(x) and not isinstance(x, (str, bytes)) else None
+
+
 def ms(x: Any) -> str:
     return sig(x) if is_num(x) else "-"
 

@@ -65,19 +65,8 @@ pre { background: #f6f6f8; padding: 8px; overflow-x: auto; font-size: 11.5px; wh
 """
 
 # CPU features that decide what a CPU run can do; shown first and in bold.
-KEY_FEATURES = (
-    "avx2",
-    "fma",
-    "avx512f",
-    "avx512_bf16",
-    "avx512_fp16",
-    "avx512_vnni",
-    "amx_tile",
-    "amx_bf16",
-    "amx_fp16",
-    "neon",
-    "sve",
-)
+KEY_FEATURES = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_tile", "amx_bf16",
+                "amx_fp16", "neon", "sve")  # fmt: skip
 
 
 TABLE_OPEN_ROWS = 50
@@ -116,28 +105,15 @@ def _headline(results: Results, findings: list[Finding]) -> str:
     body = f"<p>{escape(top.sentence)}</p>" + _evidence(top)
     busy = {k for f in findings if f.kind == "noisy_timing" and f.evidence.get("busy") for k in f.runs}
     if busy:
-        n, total = len(busy), len(results.ok_runs())
-        whose = "its" if n == 1 else "their"
-        body += (
-            f"<p>{n} of {total} run{'s' if total != 1 else ''} ran while the machine was busy with other work: "
-            f"{whose} times are slower and noisier than the device can do (see <code>noisy_timing</code> "
-            "below).</p>"
-        )
+        note = escape(words.busy_runs(len(busy), len(results.ok_runs())))
+        body += f"<p>{note.replace('noisy_timing', '<code>noisy_timing</code>')}</p>"
     return f'<div class="headline">{body}</div>'
 
 
 def _summary(results: Results) -> str:
     table = summary_table(results)
-    numeric = {
-        "ms/iter median [p10-p90]",
-        "tokens/s",
-        "MFU (own peak)",
-        "MFU vs A100 (nanoGPT)",
-        "train loss",
-        "val loss",
-        "batch",
-        "threads",
-    }
+    numeric = {"ms/iter median [p10-p90]", "tokens/s", "MFU (own peak)", "MFU vs A100 (nanoGPT)", "train loss",
+               "val loss", "batch", "threads"}  # fmt: skip
     bad = {i for i, s in enumerate(table["status"]) if s != "ok"}
     out = [_table(table, numeric, bad)]
     out.append(
@@ -232,6 +208,11 @@ def _roofline(results: Results, findings: list[Finding], plots: dict) -> str:
     )
 
 
+def _pairs(rows: list[tuple[str, object]], missing: str) -> str:
+    """A name/value table; `missing` stands where a value is None."""
+    return _table(pd.DataFrame([(k, missing if v is None else v) for k, v in rows], columns=["", "value"]))
+
+
 def _plain(value: object) -> object:
     """A nested value (hwinfo's os, torch) as one line."""
     if isinstance(value, dict):
@@ -261,11 +242,7 @@ def _hardware(results: Results) -> str:
                     f"{k} {v}" for k, v in g.items() if k != "name" and not isinstance(v, (dict, list))
                 )
                 rows.append(("GPU", f"{g.get('name', '?')}" + (f" ({extra})" if extra else "")))
-        out.append(
-            _table(
-                pd.DataFrame([(k, v if v is not None else "unknown") for k, v in rows], columns=["", "value"])
-            )
-        )
+        out.append(_pairs(rows, "unknown"))
         feats = [str(f) for f in cpu.get("features") or []]
         if feats:
             key = [f for f in KEY_FEATURES if f in feats]
@@ -286,13 +263,8 @@ def _hardware(results: Results) -> str:
                               p.get("detail") or ""))  # fmt: skip
         if peaks:
             out.append("<p>Peaks used for MFU, and where each comes from:</p>")
-            out.append(
-                _table(
-                    pd.DataFrame(
-                        peaks, columns=["device", "name", "dtype", "peak", "source", "measured", "detail"]
-                    )
-                )
-            )
+            columns = ["device", "name", "dtype", "peak", "source", "measured", "detail"]
+            out.append(_table(pd.DataFrame(peaks, columns=columns)))
         for note in hw.get("notes") or []:
             out.append(f"<p class=sub>note: {escape(str(note))}</p>")
         if not hw:
@@ -310,9 +282,7 @@ def _metadata(results: Results) -> str:
             ("devicebench", sweep.get("project_version")), ("command", sweep.get("command")),
             *[(k, v) for k, v in sw.items()],
         ]  # fmt: skip
-        out.append(
-            _table(pd.DataFrame([(k, "-" if v is None else v) for k, v in rows], columns=["", "value"]))
-        )
+        out.append(_pairs(rows, "-"))
         spec = sweep.get("spec")
         if spec:
             out.append(

@@ -13,10 +13,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from bench.metrics import mfu_is_possible
 from reports import fmt
 from reports.load import Results, wall_clock
+from reports.profile_text import LABELS
+from reports.roofline import device_rooflines
 
 MAX_POINTS = 300
 LEGEND_MAX = 16
@@ -34,9 +41,6 @@ class Plot:
 
 def _figure(width: float, height: float, left_in: float = 0.8, bottom_in: float = 0.7, top_in: float = 0.45):
     """A figure with fixed margins in inches (constrained layout costs a second draw)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(fig)
     fig.subplots_adjust(
@@ -57,8 +61,6 @@ def _png(fig) -> str:
 
 
 def _colors(n: int) -> list:
-    from matplotlib import colormaps
-
     cmap = colormaps["tab10" if n <= 10 else "tab20"]
     return [cmap(i % cmap.N) for i in range(n)]
 
@@ -90,9 +92,6 @@ def _finite(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def loss_curves(results: Results, keys: list[str]) -> Plot:
-    from matplotlib.collections import LineCollection
-    from matplotlib.lines import Line2D
-
     rows = math.ceil(min(len(keys), LEGEND_MAX) / 3) if len(keys) <= LEGEND_MAX else 1
     fig = _figure(11, 7.5 + 0.2 * rows, bottom_in=0.8 + 0.2 * rows)
     axes = fig.subplots(2, 2, sharey="row", gridspec_kw={"hspace": 0.3, "wspace": 0.08})
@@ -158,13 +157,8 @@ def _legend(fig, handles: list) -> None:
     if n <= LEGEND_MAX:
         fig.legend(handles=handles, loc="lower center", ncol=min(n, 3), fontsize=8, frameon=False)
     else:
-        fig.text(
-            0.5,
-            0.01,
-            f"{n} runs: legend omitted; colours follow the summary table's order",
-            ha="center",
-            fontsize=8,
-        )
+        fig.text(0.5, 0.01, f"{n} runs: legend omitted; colours follow the summary table's order", ha="center",
+                 fontsize=8)  # fmt: skip
 
 
 def per_run(results: Results, keys: list[str]) -> Plot:
@@ -188,8 +182,6 @@ def per_run(results: Results, keys: list[str]) -> Plot:
 
 
 def _ms_panel(results: Results, keys: list[str], ax, y: np.ndarray) -> None:
-    from matplotlib.collections import LineCollection
-
     n = len(keys)
     steps = results.steps[results.steps["key"].isin(keys)]
     timed = steps[steps["phase"] == "timed"]
@@ -308,7 +300,7 @@ PROFILE_COLORS = {
     "matmul": "#1f77b4", "attention": "#9467bd", "elementwise_norm": "#2ca02c", "optimizer": "#ff7f0e",
     "data": "#8c564b", "other": "#7f7f7f",
 }  # fmt: skip
-PROFILE_LABELS = {"elementwise_norm": "elementwise/norm", "other": "other (Python, launches, idle)"}
+PROFILE_LABELS = {**LABELS, "other": "other (Python, launches, idle)"}
 
 
 def step_breakdown(results: Results, keys: list[str]) -> Plot | None:
@@ -354,11 +346,6 @@ _ROOF_STYLE = {"measured": "-", "spec": "--", "derived": "-.", "user": ":"}
 def roofline_plots(results: Results, keys: list[str]) -> list[Plot]:
     """One log-log roofline per device: the compute roofs (flat) and bandwidth roofs (slopes), measured and
     spec where both exist, and each profiled run's categories as points sized by their share of the step."""
-    from matplotlib.lines import Line2D
-
-    from reports.roofline import LABELS as CATEGORY_LABELS
-    from reports.roofline import device_rooflines
-
     plots = []
     for i, dev in enumerate(device_rooflines(results, [k for k in keys if k in results.profiles])):
         fig = _figure(9, 6.2, left_in=0.95, bottom_in=1.6)
@@ -385,15 +372,8 @@ def roofline_plots(results: Results, keys: list[str]) -> list[Plot]:
             # each slope ends at the compute roof of its own source (measured meets measured), else the top
             cap = next((r["value"] for r in dev.compute if r["source"] == roof["source"]), top)
             ax.plot(x, np.minimum(roof["value"] * x, cap), color=color, lw=1.4, ls=ls)
-            roof_handles.append(
-                Line2D(
-                    [],
-                    [],
-                    color=color,
-                    ls=ls,
-                    label=f"{text(roof['label'])}: {fmt.bytes_per_s(roof['value'])}",
-                )
-            )
+            label = f"{text(roof['label'])}: {fmt.bytes_per_s(roof['value'])}"
+            roof_handles.append(Line2D([], [], color=color, ls=ls, label=label))
         markers = {run: _RUN_MARKERS[j % len(_RUN_MARKERS)] for j, run in enumerate(dev.runs)}
         row = {run: j for j, run in enumerate(dev.runs)}
         for p in dev.points:
@@ -413,7 +393,7 @@ def roofline_plots(results: Results, keys: list[str]) -> list[Plot]:
         ax.set_title(f"roofline: {text(dev.title)}")
         ax.grid(alpha=0.3, which="both")
         cats = sorted({p.category for p in dev.points}, key=list(PROFILE_COLORS).index)
-        handles = [Line2D([], [], ls="", marker="o", color=PROFILE_COLORS[c], label=CATEGORY_LABELS.get(c, c))
+        handles = [Line2D([], [], ls="", marker="o", color=PROFILE_COLORS[c], label=LABELS.get(c, c))
                    for c in cats]  # fmt: skip
         handles += [Line2D([], [], ls="", marker=markers[r], color="0.4", label=text(r)) for r in dev.runs]
         handles += roof_handles

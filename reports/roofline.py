@@ -15,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-from bench.metrics import BUSY_OTHER_CORES
 from hwinfo.dtypes import CPU_NATIVE_FEATURES
 from reports import fmt
 from reports.finding import Finding
@@ -25,8 +24,6 @@ from reports.profile_text import CATEGORIES, LABELS, PROFILED_SLOWER
 BOUNDS = ("compute", "memory", "overhead")
 MIN_SHARE = 0.02  # a category with less of the step does not give the finding its lever
 OVERHEAD_WARNING = 0.5  # ... and from this much, the finding is a warning
-NEAR_COMPUTE_LEVER = 0.6  # matmuls this close to the compute roof: only a faster matmul moves them
-BUSY_CORES = BUSY_OTHER_CORES  # other processes this busy during the run: waiting counts as overhead
 _NUMBERS = (
     "flops", "flops_floor", "bytes", "ops", "intensity", "flops_per_s", "bytes_per_s",
     "fraction_of_compute_roof", "fraction_of_memory_roof",

@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pandas as pd
 
 from reports import fmt
 from reports.finding import Finding
-from reports.load import LOSS_NEUTRAL_TRAIN_KEYS
-
-if TYPE_CHECKING:
-    import pandas as pd
-
-    from reports.load import Results
+from reports.load import LOSS_NEUTRAL_TRAIN_KEYS, Results
 
 COMM_LIMITED_SHARE = 0.3  # a gradient all-reduce in flight this share of a step or more: communication limits
 STRAGGLER_RATIO = 1.2  # one rank this much slower outside the all-reduce than the median rank
@@ -149,13 +146,9 @@ def _tokens_finding(results: Results, members: list[_Run], ddp: list[_Run]) -> F
     return Finding("scaling", "info", evidence=evidence, runs=keys)
 
 
-def _cpu_info(results: Results, key: str) -> dict:
-    return results.hwinfo_for(key).get("cpu") or {}
-
-
 def _shared_finding(results: Results, shared: list[_Run]) -> Finding:
     r = max(shared, key=lambda r: r.nproc_per_node)
-    phys = _cpu_info(results, r.key).get("physical_cores")
+    phys = (results.hwinfo_for(r.key).get("cpu") or {}).get("physical_cores")
     threads = r.meta.get("threads")
     used = r.nproc_per_node * int(threads) if fmt.is_num(threads) else None
     evidence = {

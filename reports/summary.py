@@ -74,9 +74,9 @@ def table_notes(results: Results) -> list[str]:
     for key, r in sorted_runs(results).iterrows():
         if impossible_mfu(r):
             notes.append(
-                f"{results.label(key)}: MFU impossible ({fmt.pct(r['mfu'])} of a {fmt.flops(r.get('peak_value'))} "
-                f"peak, source {r.get('peak_source')}): no device runs above its peak, so the peak (another "
-                "chip's, or another dtype's) or the run's config (FLOPs per iteration) is wrong; not shown as a result."
+                words.impossible_mfu_note(
+                    results.label(key), r["mfu"], r.get("peak_value"), r.get("peak_source")
+                )
             )
     return notes
 

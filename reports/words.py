@@ -48,10 +48,6 @@ def _names(f: Finding, keys: list[str], limit: int = 2) -> str:
     return fmt.names([f.label(k) for k in keys], limit)
 
 
-def _pct(x: Any) -> str:
-    return fmt.pct(x)
-
-
 # --- one template per kind --------------------------------------------------------------------------------
 
 
@@ -63,7 +59,7 @@ def _speedup(f: Finding, e: dict) -> str:
         mf, ms = e["mfu"]
         text += (
             f": {fmt.ratio(e['peak_ratio'])} the peak x {fmt.ratio(e['mfu_ratio'])} the utilisation "
-            f"({_pct(mf)} vs {_pct(ms)} of own peak)"
+            f"({fmt.pct(mf)} vs {fmt.pct(ms)} of own peak)"
         )
     else:
         text += "; no peak x utilisation split: a peak is unknown (peak_unknown)"
@@ -79,7 +75,7 @@ def _speedup(f: Finding, e: dict) -> str:
 
 def _impossible_mfu(f: Finding, e: dict) -> str:
     return (
-        f"{f.label(f.runs[0])}: MFU would be {_pct(e['mfu'])} of the {fmt.flops(e['peak_flops_per_s'])} "
+        f"{f.label(f.runs[0])}: MFU would be {fmt.pct(e['mfu'])} of the {fmt.flops(e['peak_flops_per_s'])} "
         f"{e.get('peak_source')} peak, which is impossible: the peak or the FLOP count is wrong; no MFU shown."
     )
 
@@ -177,7 +173,7 @@ def _grow(e: dict) -> str:
 
 def _overhead_bound(f: Finding, e: dict) -> str:
     return (
-        f"{e['device']} is overhead-bound: {_grow(e)}, at {_pct(e['mfu_small']) if e.get('mfu_small') is not None else 'an unknown share'} "
+        f"{e['device']} is overhead-bound: {_grow(e)}, at {fmt.pct(e['mfu_small']) if e.get('mfu_small') is not None else 'an unknown share'} "
         f"of its own peak. A larger batch is nearly free; {lever(e['lever'])}."
     )
 
@@ -185,10 +181,10 @@ def _overhead_bound(f: Finding, e: dict) -> str:
 def _compute_bound(f: Finding, e: dict) -> str:
     if "batch_ratio" in e:
         return (
-            f"{e['device']} is compute-bound at {_pct(e['mfu'])} of its own peak: {_grow(e)}. The lever is "
+            f"{e['device']} is compute-bound at {fmt.pct(e['mfu'])} of its own peak: {_grow(e)}. The lever is "
             f"{lever(e['lever'])}."
         )
-    return f"{f.label(f.runs[0])} is compute-bound at {_pct(e['mfu'])} of its own peak. The lever is {lever(e['lever'])}."
+    return f"{f.label(f.runs[0])} is compute-bound at {fmt.pct(e['mfu'])} of its own peak. The lever is {lever(e['lever'])}."
 
 
 def _batch_scaling(f: Finding, e: dict) -> str:
@@ -197,7 +193,7 @@ def _batch_scaling(f: Finding, e: dict) -> str:
         "mixed": "partly fixed per-step overhead, partly work below peak",
         "noise": "less time for more work: noise or warm-up dominates",
     }[e["why"]]
-    mfu = _pct(e["mfu_large"]) if e.get("mfu_large") is not None else "an unknown share"
+    mfu = fmt.pct(e["mfu_large"]) if e.get("mfu_large") is not None else "an unknown share"
     return f"{e['device']}: {_grow(e)} (exponent {e['exponent']:.2f}), at {mfu} of its own peak: {why}."
 
 
@@ -206,7 +202,7 @@ def _mfu_vs_a100(f: Finding, e: dict) -> str:
     if e.get("mfu") is None:
         return f"{e['device']}: own peak unknown; nanoGPT's A100-based mfu {printed} says nothing about this device."
     return (
-        f"{e['device']} uses {_pct(e['mfu'])} of its own peak ({fmt.flops(e['peak'])}, {e['peak_source']}); "
+        f"{e['device']} uses {fmt.pct(e['mfu'])} of its own peak ({fmt.flops(e['peak'])}, {e['peak_source']}); "
         f"nanoGPT would print mfu {printed}, dividing by an A100's 312 TFLOP/s."
     )
 
@@ -257,7 +253,7 @@ def _warmup_cost(f: Finding, e: dict) -> str:
     why = "compilation" if e["compiled"] else "warm-up (allocator, kernel selection, caches)"
     text = (
         f"The first step of {f.label(e['key'])} took {fmt.ms(e['first_step_ms'])} ms, {fmt.ratio(e['ratio'])} its "
-        f"median: {why}, {_pct(e['share_of_train_time'])} of its train time, kept out of the medians"
+        f"median: {why}, {fmt.pct(e['share_of_train_time'])} of its train time, kept out of the medians"
     )
     if e["compiled"] and (e["share_of_train_time"] or 0) > 0.2:
         text += "; compiling pays off only on longer runs"
@@ -267,10 +263,10 @@ def _warmup_cost(f: Finding, e: dict) -> str:
 def _step_breakdown(f: Finding, e: dict) -> str:
     run = f.label(f.runs[0])
     shares = sorted((e.get("fraction") or {}).items(), key=lambda kv: -(kv[1] or 0))
-    top = ", ".join(f"{_pct(v)} {_cat(k)}" for k, v in shares[:3] if v)
+    top = ", ".join(f"{fmt.pct(v)} {_cat(k)}" for k, v in shares[:3] if v)
     if e.get("launch_bound"):
         return (
-            f"{run}: the GPU is idle {_pct(e['device_idle_fraction'])} of the step, waiting on the host to launch "
+            f"{run}: the GPU is idle {fmt.pct(e['device_idle_fraction'])} of the step, waiting on the host to launch "
             f"{_kernels(e.get('kernel_launches_per_step'))}: launch-bound; {lever('cuda_graphs')}."
         )
     mm = f" (matmul at {fmt.flops(e['matmul_flops_per_s'])})" if e.get("matmul_flops_per_s") else ""
@@ -312,14 +308,14 @@ def _roofline(f: Finding, e: dict) -> str:
         return f"{run}: the profile sees host launch times only (the device runs asynchronously): no category placed."
     shares = e.get("bound_fraction") or {}
     split = ", ".join(
-        f"{_pct(v)} {b}-bound"
+        f"{fmt.pct(v)} {b}-bound"
         for b, v in sorted(shares.items(), key=lambda kv: -kv[1])
         if v >= 0.005 and b != "unknown"
     )
     text = f"{run}: {split or 'no category placed'}"
     if e.get("top_category"):
         c = e["top_category"]
-        text += f"; {_cat(c['name'])} is {_pct(c['share'])} of the step"
+        text += f"; {_cat(c['name'])} is {fmt.pct(c['share'])} of the step"
     if e.get("lever"):
         text += f". Lever: {lever(e['lever'])}"
     return text + "."
@@ -332,11 +328,11 @@ def _scaling(f: Finding, e: dict) -> str:
         run = f.label(w["run"])
         if e.get("shared"):
             return (
-                f"{what}: {run} gets {_pct(w['efficiency'])} of {w['world_size']} x one rank's tokens/s, but its ranks "
+                f"{what}: {run} gets {fmt.pct(w['efficiency'])} of {w['world_size']} x one rank's tokens/s, but its ranks "
                 "share one CPU, so that ideal assumes hardware that is not there."
             )
         return (
-            f"{what}: {run} reaches {_pct(w['efficiency'])} weak-scaling efficiency ({fmt.count(w['tokens_per_s'])} "
+            f"{what}: {run} reaches {fmt.pct(w['efficiency'])} weak-scaling efficiency ({fmt.count(w['tokens_per_s'])} "
             f"vs an ideal {fmt.count(w['ideal'])} tokens/s on {w['world_size']} ranks)."
         )
     if e.get("same"):
@@ -367,7 +363,7 @@ def _scaling_limit(f: Finding, e: dict) -> str:
         return (
             f"{run}: its all-reduce time was not measured, so communication and compute cannot be told apart."
         )
-    head = f"{run}: {_pct(e['allreduce_share'])} of the {fmt.ms(e['ms_median'])} ms step has an all-reduce in flight"
+    head = f"{run}: {fmt.pct(e['allreduce_share'])} of the {fmt.ms(e['ms_median'])} ms step has an all-reduce in flight"
     if e["limit"] == "straggler":
         at = f" ({e['slowest_rank_at']})" if e.get("slowest_rank_at") else ""
         return f"{head}; rank {e['slowest_rank']}{at} is a straggler, {fmt.ratio(e['straggler_ratio'])} the median rank, and the others wait for it."
@@ -509,6 +505,96 @@ def _best_config(f: Finding, e: dict) -> str:
     return text + "."
 
 
+ENERGY_SOURCES = {
+    "rapl": "RAPL package+DRAM counters",
+    "nvml_energy": "NVML energy counter",
+    "nvml_power_samples": "NVML power samples integrated over time",
+}
+
+
+def _energy(f: Finding, e: dict) -> str:
+    idle = f", idle {fmt.sig(e['idle_watts'])} W" if fmt.is_num(e.get("idle_watts")) else ""
+    source = ENERGY_SOURCES.get(str(e["energy_source"]), str(e["energy_source"]))
+    igpu = f", which include {e['igpu']}'s draw" if e.get("igpu") else ""  # an iGPU shares the CPU package
+    return (
+        f"{e['device']} in its fastest run ({f.label(f.runs[0])}): {fmt.sig(e['joules_per_step'])} J/step, "
+        f"{fmt.count(e['tokens_per_joule'])} tokens/J at {fmt.sig(e['mean_watts'])} W mean{idle} ({source}{igpu})."
+    )
+
+
+def _energy_compare(f: Finding, e: dict) -> str:
+    time_ratio = e["time_ratio"]
+    speed = f"{fmt.ratio(time_ratio)} faster" if time_ratio >= 1 else f"{fmt.ratio(1 / time_ratio)} slower"
+    verdict = "cheaper and faster." if time_ratio >= 1 else "cheaper but slower."
+    (frugal, costly), (tpj_frugal, tpj_costly) = e["devices"], e["tokens_per_joule"]
+    return (
+        f"Per token, {frugal} uses {fmt.ratio(e['energy_ratio'])} less energy than {costly} "
+        f"({fmt.count(tpj_frugal)} vs {fmt.count(tpj_costly)} tokens/J) and is {speed} in tokens/s: {verdict} "
+        "Each counter covers its own device only (a GPU's excludes the host CPU)."
+    )
+
+
+def _energy_unavailable(f: Finding, e: dict) -> str:
+    which = f" in {e['runs']} of its {e['of_runs']} runs" if e["runs"] < e["of_runs"] else ""
+    reasons = e["reasons"]
+    more = len(reasons) - 1
+    others = f" (and {more} other reason{'s' if more > 1 else ''} in the details)" if more else ""
+    return (
+        f"No energy figures for {e['device']}{which}: {reasons[0]}{others}. devicebench never estimates energy "
+        "from a TDP."
+    )
+
+
+def _continued(f: Finding, e: dict) -> str:
+    """A line of the report's "Continued runs" section (reports.continuation), not a finding: where the run
+    started, how val loss moved, whether it reproduces the uninterrupted run."""
+    start_iter = e["start_iter"]
+    if e.get("parent"):
+        start = f"{e['parent_text']} ({e['start_device']})"
+    else:
+        start = f"the nanoGPT checkpoint {e['parent_text']}" if e["kind"] == "nanogpt" else e["parent_text"]
+    head = f"{f.label(e['key'])} continued {start} from iter {start_iter} on {e['device']}"
+    words = [head]
+    end_val, start_val, end_iter = e.get("end_val"), e.get("start_val"), e.get("end_iter")
+    if end_val is not None and start_val is not None and end_iter is not None:
+        best = (
+            f"; best {e['best_val']:.4f} at iter {e['best_iter']}"
+            if e.get("best_iter") is not None and e.get("best_val") is not None and e["best_iter"] != end_iter
+            else ""
+        )
+        words[0] += (
+            f": val loss {start_val:.4f} at iter {start_iter} -> {end_val:.4f} at iter {end_iter} "
+            f"({end_val - start_val:+.4f} in {end_iter - start_iter} more steps{best})"
+        )
+        if e.get("overfit"):
+            words.append(
+                f"Val loss rose {end_val - e['best_val']:.4f} above its best in the extra steps: more steps overfit here"
+            )
+    ref = e.get("reference")
+    if ref is None:
+        words.append("No uninterrupted run of the same recipe is in these results to compare with")
+    elif e.get("max_abs_diff") is None:
+        words.append(
+            f"{f.label(ref)} is the same recipe uninterrupted, but no eval iteration after iter {start_iter} is shared"
+        )
+    else:
+        n = e["shared_evals"]
+        diff = (
+            f"identical val loss at all {n} shared eval(s) after iter {start_iter}"
+            if e["max_abs_diff"] == 0
+            else f"max |val diff| {e['max_abs_diff']:.4f} over {n} shared eval(s) (worst at iter {e['at_iter']})"
+        )
+        verdict = "reproduces" if e["reproduces"] else "does not reproduce"
+        words.append(
+            f"It {verdict} the uninterrupted {f.label(ref)}: {diff}, tolerance {e['tolerance']} "
+            "(the loss noise allowed between devices)"
+        )
+    return ". ".join(words) + "."
+
+
+UNCAPPED = {"continued"}  # a section's line, not a finding: its comparison needs every figure it names
+
+
 TEMPLATES: dict[str, Callable[[Finding, dict], str]] = {
     "speedup": _speedup, "impossible_mfu": _impossible_mfu, "config_mismatch": _config_mismatch,
     "loss_agree": _loss_agree, "loss_disagree": _loss_disagree, "assumed_config": _assumed_config,
@@ -518,16 +604,33 @@ TEMPLATES: dict[str, Callable[[Finding, dict], str]] = {
     "warmup_cost": _warmup_cost, "step_breakdown": _step_breakdown, "noisy_timing": _noisy_timing,
     "roofline": _roofline, "scaling": _scaling, "shared_cores": _shared_cores, "scaling_limit": _scaling_limit,
     "ranks_differ": _ranks_differ, "time_to_loss": _time_to_loss, "tip": _tip, "best_config": _best_config,
-    "headline": lambda f, e: headline(f),
+    "energy": _energy, "energy_compare": _energy_compare, "energy_unavailable": _energy_unavailable,
+    "continued": _continued, "headline": lambda f, e: headline(f),
 }  # fmt: skip
 
 
 def sentence(f: Finding) -> str:
-    """The finding in words: its kind's template over its evidence (a kind without one: the rule's own text),
-    prefixed with its results directory where merged directories would otherwise read the same."""
-    template = TEMPLATES.get(f.kind)
-    text = template(f, f.evidence) if template else f.text
+    """The finding in words: its kind's template over its evidence, prefixed with its results directory where
+    merged directories would otherwise read the same."""
+    text = TEMPLATES[f.kind](f, f.evidence)
     return f"{f.where}: {text}" if f.where else text
+
+
+def impossible_mfu_note(run: str, mfu: float, peak_flops_per_s: Any, peak_source: Any) -> str:
+    """Under the summary table, for a run whose MFU cell says "impossible"."""
+    return (
+        f"{run}: MFU impossible ({fmt.pct(mfu)} of a {fmt.flops(peak_flops_per_s)} peak, source {peak_source}): no "
+        "device runs above its peak, so the peak (another chip's, or another dtype's) or the run's config (FLOPs "
+        "per iteration) is wrong; not shown as a result."
+    )
+
+
+def busy_runs(n: int, total: int) -> str:
+    """Under the headline: how many runs ran on a busy machine (their noisy_timing findings say how busy)."""
+    return (
+        f"{n} of {total} run{'s' if total != 1 else ''} ran while the machine was busy with other work: "
+        f"{'its' if n == 1 else 'their'} times are slower and noisier than the device can do (see noisy_timing below)."
+    )
 
 
 # --- the evidence table -------------------------------------------------------------------------------------
@@ -589,7 +692,7 @@ def details(f: Finding, limit: int = 80) -> list[tuple[str, str]]:
     walk("", {k: v for k, v in f.evidence.items() if not (f.kind == "roofline" and k == "categories")})
     if len(rows) > limit:
         rows = rows[: limit - 1] + [("...", f"{len(rows) - limit + 1} more rows in --format json")]
-    return [(k, _label(f, v) if k.endswith(("key", "run", "reference", "baseline")) else v) for k, v in rows]
+    return [(k, f.label(v) if k.endswith(("key", "run", "reference", "baseline")) else v) for k, v in rows]
 
 
 ROOFLINE_COLUMNS = ["category", "share of step", "FLOP/byte", "achieved", "% of its roof", "bound", "lever"]
@@ -604,13 +707,9 @@ def roofline_rows(f: Finding) -> list[tuple[str, ...]]:
             achieved = fmt.flops(c["flops_per_s"])
         else:
             achieved = fmt.bytes_per_s(c["bytes_per_s"]) if c.get("bytes_per_s") else "-"
-        rows.append((_cat(cat), _pct(c.get("share")), fmt.sig(c.get("intensity"), 2), achieved,
-                     _pct(c.get("of_roof")), str(c.get("bound") or "-"), lever(c["lever"]) if c.get("lever") else "-"))  # fmt: skip
+        rows.append((_cat(cat), fmt.pct(c.get("share")), fmt.sig(c.get("intensity"), 2), achieved,
+                     fmt.pct(c.get("of_roof")), str(c.get("bound") or "-"), lever(c["lever"]) if c.get("lever") else "-"))  # fmt: skip
     return rows
-
-
-def _label(f: Finding, v: str) -> str:
-    return f.labels.get(v, v)
 
 
 # --- the headline -------------------------------------------------------------------------------------------
@@ -643,7 +742,7 @@ def headline(f: Finding) -> str:
         if e.get("peak_ratio") and e.get("mfu_ratio"):
             text += (
                 f"{fmt.ratio(e['peak_ratio'])} the peak x {fmt.ratio(e['mfu_ratio'])} the utilisation "
-                f"({_pct(e['mfu'][0])} vs {_pct(e['mfu'][1])})"
+                f"({fmt.pct(e['mfu'][0])} vs {fmt.pct(e['mfu'][1])})"
             )
         else:
             text += "peak x utilisation, not split (a peak unknown or an MFU impossible)"
@@ -652,13 +751,13 @@ def headline(f: Finding) -> str:
         return text + "."
     text = f"{e['device']}: {fmt.count(e['tokens_per_s'])} tokens/s"
     if e.get("impossible_mfu") is not None:
-        text += f"; its MFU is impossible ({_pct(e['impossible_mfu'])} of its peak: the peak or the config is wrong)"
+        text += f"; its MFU is impossible ({fmt.pct(e['impossible_mfu'])} of its peak: the peak or the config is wrong)"
     elif e.get("mfu") is not None:
-        text += f" at {_pct(e['mfu'])} of its own peak"
+        text += f" at {fmt.pct(e['mfu'])} of its own peak"
     else:
         text += " (its own peak is unknown)"
     if e.get("where"):
-        text += f"; {_pct(e['where_share'])} of its step is {_cat(e['where'])}"
+        text += f"; {fmt.pct(e['where_share'])} of its step is {_cat(e['where'])}"
     if e.get("lever"):
         text += f". The lever worth pulling: {lever(e['lever'])}"
     return text + "."

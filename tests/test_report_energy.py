@@ -43,7 +43,8 @@ def test_two_devices_with_counters_are_compared_per_token(tmp_path):
     assert "uses 2.0x less energy" in compare[0].sentence and "cheaper and faster" in compare[0].sentence
     cpu_finding = next(f for f in findings if f.kind == "energy" and "cpu" in f.sentence)
     assert "2.00 J/step" in cpu_finding.sentence and "idle 8.00 W" in cpu_finding.sentence
-    assert "shares the CPU package's power budget" in cpu_finding.sentence
+    assert cpu_finding.evidence["igpu"] == "Intel UHD Graphics 770"  # the RAPL package counter includes it
+    assert "which include Intel UHD Graphics 770's draw" in cpu_finding.sentence
     text = render(results, findings, "text")
     assert "energy/step" in text and "2.00 J, 384 tok/J" in text
     csv_text = render(results, findings, "csv")
