@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from bench.config import BenchConfig, ConfigError, TrainConfig, apply_values, config_from_dict, settings
+from bench.results import ResultsError, read_json
+from hwinfo.units import nbytes
 from model.config import GPTConfig
 from model.flops import count_params
 from model.gpt import GPT
@@ -192,8 +194,6 @@ def _lock_holder(root: Path) -> dict | None:
 
 def _check_run_dir(run_dir: Path) -> dict:
     """run.json of a run that may be continued: finished ok, not being written, with a checkpoint.pt."""
-    from bench.results import ResultsError, read_json
-
     if not (run_dir / "run.json").is_file():
         if (run_dir / "runs").is_dir():
             raise CheckpointError(
@@ -230,8 +230,6 @@ def _check_run_dir(run_dir: Path) -> dict:
 
 
 def _sweep_id(results_dir: Path) -> str | None:
-    from bench.results import ResultsError, read_json
-
     try:
         return read_json(results_dir / "sweep.json").get("sweep_id")
     except (ResultsError, OSError):
@@ -253,10 +251,6 @@ class Source:
     vocab: str | None  # the characters the model's ids stand for (devicebench checkpoints)
     ckpt: dict = field(repr=False)
     run_meta: dict | None = None  # run.json of a run directory
-
-    @property
-    def data_source(self) -> str | None:
-        return (self.ckpt.get("data") or {}).get("source") if self.kind == "devicebench" else None
 
     def record(self) -> dict[str, Any]:
         """run.json's `init_from`."""
@@ -472,8 +466,6 @@ def continue_from(args: argparse.Namespace, cfg: BenchConfig) -> tuple[BenchConf
 
 def plan_lines(cfg: BenchConfig, runs: int, init: Init | None, save_checkpoint: bool) -> list[str]:
     """--dry-run's lines for --init-from (where the runs start) and --save-checkpoint (its size)."""
-    from hwinfo.units import nbytes
-
     out = []
     if init is not None:
         start = init.src.iter_num

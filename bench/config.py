@@ -23,7 +23,9 @@ Metadata keys:
 from __future__ import annotations
 
 import datetime
+import difflib
 import functools
+import json
 import math
 import re
 import tomllib
@@ -33,7 +35,9 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from hwinfo.peaks import DTYPES
+from bench.results import safe_label
+from bench.userfiles import read_user_text
+from hwinfo.peaks import DTYPES, parse_peak_flops
 from model.config import GPTConfig
 
 COMPILE_MODES = ("off", "on", "reduce-overhead", "max-autotune")
@@ -56,8 +60,6 @@ def _setting(default: Any = MISSING, *, help: str, default_factory: Any = MISSIN
 
 
 def _host_label(value: str) -> str:
-    from bench.results import safe_label
-
     if safe_label(value) != value:
         raise ValueError(
             f"expected a label of letters, digits, '.', '_' and '-' (at most 100), e.g. {safe_label(value)!r}"
@@ -89,8 +91,6 @@ def _sha256(value: str) -> str:
 
 def _peak_flops(value: Mapping[str, Any] | list[str]) -> dict[str, float]:
     """{dtype: FLOP/s} from a TOML table / stored dict or from --peak-flops DTYPE=VALUE items."""
-    from hwinfo.peaks import parse_peak_flops
-
     if isinstance(value, Mapping):
         value = [f"{k}={v if isinstance(v, str) else repr(v)}" for k, v in value.items()]
     return parse_peak_flops(list(value))
@@ -292,8 +292,6 @@ def _show(value: Any) -> str:
 
 
 def _toml(value: Any) -> str:
-    import json
-
     return ("true" if value else "false") if isinstance(value, bool) else json.dumps(value)
 
 
@@ -554,8 +552,6 @@ def apply_values(base: BenchConfig, tables: Mapping[str, Any], where: str = "") 
 
 
 def _unknown_keys(section: str, unknown: list[str], known: list[str]) -> str:
-    import difflib
-
     hints = []
     for k in unknown:
         close = difflib.get_close_matches(k.replace("-", "_"), known, n=1)
@@ -570,8 +566,6 @@ def _unknown_keys(section: str, unknown: list[str], known: list[str]) -> str:
 def load_toml(path: str | Path, base: BenchConfig | None = None) -> BenchConfig:
     """Read a TOML file with [model], [train] and [sweep] tables over the defaults (each value checked)."""
     base = base or BenchConfig()
-    from bench.userfiles import read_user_text
-
     text = read_user_text(
         path, what="config file", error=ConfigError, max_bytes=CONFIG_MAX_BYTES, hint="give a .toml file"
     )  # a cap: /dev/zero or a pipe never ends
