@@ -1,15 +1,7 @@
-"""Checkpoints: save a run's final state, and continue a run (or a nanoGPT ckpt.pt) from it.
+"""Checkpoints: save a run's final state, and continue a run (or a nanoGPT ckpt.pt) from it (docs/checkpoint.md).
 
-`bench run --save-checkpoint` writes runs/<run_id>/checkpoint.pt after the final eval: the model, the AdamW
-state, the GradScaler state, the data position (the seeded CPU generators of the train batches and of the two
-eval splits) and the CPU RNG state, with the configuration they belong to. `bench run --init-from RUN_DIR|ckpt.pt
---iters N` builds each run of the sweep as usual and then puts that state into it (`Init.apply`), so the run
-goes on from the checkpoint's step with the same learning-rate schedule, optimizer moments and batches as an
-uninterrupted run would have had.
-
-Everything a user can get wrong is checked before anything is written (`open_source`): a run that failed or is
-still being written, a file that is truncated or needs the unsafe pickle path, a model of another shape. Each
-is one line (CheckpointError, exit 2).
+Everything a user can get wrong is checked before anything is written (`open_source`), each as one line
+(CheckpointError, exit 2).
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
-"""`bench gate`: a CI regression gate on ms/iter that cancels the machine's speed.
+"""`bench gate`: a CI regression gate on ms/iter that cancels the machine's speed (docs/gate.md).
 
-devicebench's training step (the workload, A) and a frozen plain-PyTorch step of the same shape (the
-reference, B, bench/gate/reference.py) run interleaved in one process, A B / B A, several short
-trials. The per-trial ratio A/B does not depend on how fast today's runner is; its median is compared
-with the stored baseline's. The gate fails only when the slowdown is significant (bootstrap interval
-of the ratio of medians above 1, and a one-sided Mann-Whitney U test) AND larger than the threshold.
-
-It also gates pytest-benchmark JSON (`--pytest-benchmark FILE`), where nothing was interleaved.
-Exit 0: pass, inconclusive, or baseline written; 1: a regression, and nothing else; 2: any usage,
-input or setup problem (found before measuring wherever it can be), or a crash of the gate itself;
-130: Ctrl-C; 143: SIGTERM.
+The train step (A) and a frozen reference step (B) run interleaved; the median ratio A/B is compared with
+the baseline's, and only a significant slowdown above the threshold fails. Exit 0: pass, inconclusive or
+baseline written; 1: a regression and nothing else; 2: any usage, input or setup problem; 130/143: signals.
 """
 
 from __future__ import annotations

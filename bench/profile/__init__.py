@@ -1,14 +1,8 @@
 """Where a train step's time goes: a few extra steps under torch.profiler, split into categories.
 
-Laid out like HolisticTraceAnalysis: `capture` runs the steps (the real `Trainer.train_step`, its
-phases marked) under the profiler and hands back the trace; `trace` turns the profiler's events into
-plain records; `analysis` is pure functions over those records (categories per step, the device
-view, the figures profile.json holds); `traffic` counts the bytes and FLOPs of each op in one more
-step, `roofs` measures the roofs they are placed under, `roofline` (pure) places each category and says
-what bounds it. Words about a profile are made in reports/, not here.
-
-`profile_steps(trainer)` is the facade; the result is a JSON-serialisable dict, schema
-"devicebench-profile/2" (docs/profile-schema.md). Importing this package does not import torch.
+Laid out like HolisticTraceAnalysis: `capture` (the profiled steps), `trace` (plain records), `analysis`
+(pure), `traffic` (bytes and FLOPs), `roofs` and `roofline`. `profile_steps(trainer)` is the facade (schema
+in docs/profile-schema.md). Importing this package does not import torch.
 """
 
 from __future__ import annotations

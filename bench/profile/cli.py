@@ -1,11 +1,6 @@
-"""`bench profile TRACE [TRACE ...] [--hwinfo FILE] [--peak-flops DTYPE=VALUE] [--step-marker NAME] [--out DIR]`.
-
-Reads PyTorch profiler (Kineto) traces a user already has (`*.pt.trace.json`, plain or .gz, one file per
-rank) into the breakdown `bench run --profile` gives: per step, time per category, kernel launches, GPU
-idle share, and where the trace recorded shapes, the matmuls' FLOP/s against the device's peak. Prints one
-summary per trace; with --out, writes a results directory (`source: trace`) that `bench report` reads
-beside any other. Every trace is read and checked before anything is written. No torch. Reference:
-docs/profile.md.
+"""`bench profile TRACE [TRACE ...]`: PyTorch profiler (Kineto) traces a user already has, read into the
+breakdown `bench run --profile` gives; with --out, a results directory (`source: trace`) for `bench report`.
+Every trace is read and checked before anything is written. No torch. Reference: docs/profile.md.
 """
 
 from __future__ import annotations

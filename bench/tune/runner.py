@@ -1,11 +1,8 @@
 """`bench tune`'s runs on one device, recorded as ordinary runs of a results directory.
 
-Order: the throughput variants (each alternated with the default in blocks, in one process), the best
-combination of the ones that were worth it (when there are two or more), then the time-to-loss phase: the
-default's full run (its final val loss is the target; a short profile after it), the variants that change
-the recipe (batch) and the best configuration, all taking turns, each stopped at the target or at a time
-cap. Each variant is a run with its own run.json ("tune" block: the tip, the knobs, the samples or the
-time to the target), steps.csv and evals.csv; one that cannot run here is recorded as skipped, with why.
+Order: the throughput variants (alternated with the default), their best combination, then the time-to-loss
+phase (the default's full run sets the target; the batch variants and the best configuration take turns to
+it). A variant that cannot run here is recorded as skipped, with why. docs/tune.md has the details.
 """
 
 from __future__ import annotations
