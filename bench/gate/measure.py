@@ -71,12 +71,7 @@ def make_reference(workload: dict) -> StepFn:
 
 
 def run_trials(
-    workload: StepFn,
-    reference: StepFn,
-    trials: int,
-    steps: int,
-    warmup_steps: int = 3,
-    progress: bool = True,
+    workload: StepFn, reference: StepFn, trials: int, steps: int, warmup_steps: int = 3, progress: bool = True
 ) -> list[Trial]:
     """trials x steps pairs of steps, A B then B A alternating; per trial the median of each side.
 

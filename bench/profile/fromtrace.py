@@ -295,7 +295,7 @@ def profile_trace(
         prof["matmul_flops_per_s"] = None
         launch_only = [
             "the trace lists a GPU (deviceProperties) but holds no device events: its ops' host times are "
-            "their launches' (the work ran on the GPU), so no FLOP/s are shown",
+            "their launches' (the work ran on the GPU), so no FLOP/s are shown"
         ]
     prof["notes"] = (
         trace_notes(trace, view, compiled, bool(peak_value))
@@ -348,7 +348,7 @@ def trace_notes(trace: KinetoTrace, view: str, compiled: bool, has_peak: bool) -
     """What the figures of a profile read from a trace mean."""
     out = [
         "source: a profiler trace read from a file (bench profile); steps are the trace's own "
-        "(ProfilerStep#N or --step-marker), each step's time its annotation on the host",
+        "(ProfilerStep#N or --step-marker), each step's time its annotation on the host"
     ]
     if view == "device":
         out += [

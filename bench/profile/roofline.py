@@ -60,12 +60,7 @@ def classify(
 
 
 def roofline(
-    mean_ms: dict[str, float],
-    step_ms: float,
-    counts: dict,
-    roofs: dict,
-    view: str,
-    compiled: bool,
+    mean_ms: dict[str, float], step_ms: float, counts: dict, roofs: dict, view: str, compiled: bool
 ) -> dict:
     """profile.json's "roofline": per category figures and bound, the roofs, the ridge, the share of the
     step under each bound (docs/profile-schema.md).
