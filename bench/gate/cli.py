@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from bench.config import BenchConfig, ConfigError, load_toml
 from bench.gate import measure as gate_measure
 from bench.gate import pytest_input as gate_pytest
+from bench.gate import stats as gate_stats
 from bench.gate.baseline import (
     MIN_TRIALS,
     SCHEMA,
@@ -171,8 +172,6 @@ def _measure(workload: dict, trials: int, steps: int, warmup: int, progress: boo
 
 
 def run_train_step(args: argparse.Namespace) -> int:
-    from bench.gate import stats as gate_stats
-
     path = Path(args.baseline)
     workload = workload_config(args)
     trials, steps, warmup = _counts(args)
@@ -277,8 +276,6 @@ NO_REFERENCE_NOTE = (
 
 
 def run_pytest_benchmark(args: argparse.Namespace) -> int:
-    from bench.gate import stats as gate_stats
-
     path = Path(args.baseline)
     if args.update_baseline:
         check_baseline_target(path)

@@ -17,6 +17,7 @@ from bench.config import ConfigError, config_from_dict
 from bench.results import ResultsDir, ResultsError, read_json
 from bench.run_cmd import _config_flags_given, _load_data, config_from_args
 from bench.run_cmd import add_arguments as run_arguments
+from bench.tune.plan import TIPS, plan_device, recipe_knobs
 from hwinfo.interrupts import checked
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ _AXES = (("batch_sizes", "--batch-sizes", "tune tries x2 and x4 itself"),
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """`bench run`'s flags (the recipe, --config, --out, --resume, --dry-run, --profile), then tune's own."""
-    from bench.tune.plan import TIPS
-
     # a tune is one process (never DDP) and starts from step 0 (its variants must share the recipe)
     run_arguments(
         p, leave_out=("--nproc", "--dist-timeout", "--save-checkpoint", "--init-from", "--trust-checkpoint")
@@ -95,7 +94,6 @@ def _bounded(value: object, key: str) -> float:
 
 def options_from_args(args: argparse.Namespace, stored: dict | None = None) -> TuneOptions:
     """tune's options from the flags, over the stored ones (--resume, already checked), over the defaults."""
-    from bench.tune.plan import TIPS
     from bench.tune.runner import TuneOptions
 
     base = dict(stored or {})
@@ -127,7 +125,6 @@ def options_from_args(args: argparse.Namespace, stored: dict | None = None) -> T
 def stored_options(out: Path, block: object) -> dict:
     """sweep.json's "tune" block, checked as the flags are: a damaged block is refused as damaged (never blamed
     on options the user did not give)."""
-    from bench.tune.plan import TIPS
     from bench.tune.runner import TuneOptions
 
     def damaged(why: str) -> ResultsError:
@@ -187,7 +184,6 @@ def run(args: argparse.Namespace) -> int:
 
     from bench.devices import DeviceUnavailable
     from bench.runner import Interrupted, Sweep, resolve_devices
-    from bench.tune.plan import plan_device, recipe_knobs
     from bench.tune.runner import TuneOptions, Tuner
 
     profile_given = args.profile
@@ -281,8 +277,6 @@ def _value(v: object) -> str:
 
 
 def _print_plan(plans: dict, devices: dict, cfg: BenchConfig, options: TuneOptions) -> None:
-    from bench.tune.plan import recipe_knobs
-
     for name, variants in plans.items():
         device = devices[name]
         knobs = recipe_knobs(cfg, device)
