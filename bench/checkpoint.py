@@ -52,9 +52,6 @@ def estimate_bytes(model: GPTConfig) -> int:
     return 12 * params + 65536
 
 
-# --- saving ---------------------------------------------------------------------------------------
-
-
 def _to_cpu(obj: Any) -> Any:
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu()
@@ -111,9 +108,6 @@ def save(trainer: Trainer, run_dir: Path, iter_num: int, eval_states: dict[str, 
     size = atomic_torch_save(ckpt, run_dir / CHECKPOINT_NAME)
     return {"file": CHECKPOINT_NAME, "bytes": size, "iter": iter_num, "format": FORMAT,
             "save_ms": (time.perf_counter() - t0) * 1e3}  # fmt: skip
-
-
-# --- loading --------------------------------------------------------------------------------------
 
 
 def _first_line(e: BaseException) -> str:
@@ -362,9 +356,6 @@ def open_source(text: str, trust: bool = False) -> Source:
     return Source(
         kind, path, model_cfg, state, optimizer_state, iter_num, train_values, batch, vocab, ckpt, run_meta
     )
-
-
-# --- continuing -----------------------------------------------------------------------------------
 
 
 def continuation_config(args: argparse.Namespace, cfg: BenchConfig, src: Source) -> BenchConfig:

@@ -66,9 +66,6 @@ def finish_run(trainer: Trainer, writer: RunWriter, loop: RunLoop, save_checkpoi
     writer.write_meta(**updates)
 
 
-# --- `bench sample` -------------------------------------------------------------------------------
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from model.generate import SAMPLE_SEED, SAMPLE_TEMPERATURE, SAMPLE_TOKENS, SAMPLE_TOP_K
 

@@ -105,9 +105,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="divide every benchmark by this one from the same file (cancels machine speed)")  # fmt: skip
 
 
-# --- the workload -------------------------------------------------------------------------------
-
-
 def workload_config(args: argparse.Namespace) -> dict:
     """The workload's identity: what a baseline must have been made with. Defaults, TOML, flags."""
     try:
@@ -139,9 +136,6 @@ def workload_config(args: argparse.Namespace) -> dict:
         raise GateError("--batch-size and --threads must be >= 1")
     return {"device": "cpu", "dtype": "fp32", "model": model.to_dict(), "train": cfg.train.to_dict(),
             "batch_size": batch_size, "threads": n_threads, "reference_version": REFERENCE_VERSION}  # fmt: skip
-
-
-# --- the train-step gate -------------------------------------------------------------------------
 
 
 def _counts(args: argparse.Namespace) -> tuple[int, int, int]:
@@ -233,9 +227,6 @@ def run_train_step(args: argparse.Namespace) -> int:
         print(f"  this run: workload {current['workload_ms_median']:.1f} ms/iter, reference "
               f"{current['reference_ms_median']:.1f} ms/iter (medians; absolute times are not compared)")  # fmt: skip
     return code
-
-
-# --- the verdict ---------------------------------------------------------------------------------
 
 
 def comparison_json(cmp: Comparison) -> dict:
@@ -354,9 +345,6 @@ def run_pytest_benchmark(args: argparse.Namespace) -> int:
             print(format_verdict(cmp, what, label=name))
         print(f"gate: {decision.upper()} ({len(results)} benchmark(s), threshold +{args.threshold:.0%})")
     return code
-
-
-# --- errors, signals, dispatch --------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace) -> int:
