@@ -95,6 +95,11 @@ class Device:
     def _module(self) -> Any:
         return getattr(torch, self.type)
 
+    def _runtime(self) -> Any:
+        """torch.accelerator where this torch has it and it is usable, else the backend's own module."""
+        acc = _accelerator()
+        return acc if acc is not None and acc.is_available() else self._module()
+
     def display_name(self, hw: dict) -> str:
         """The marketing name: the GPU's, or the CPU's model name from the hwinfo snapshot."""
         if self.type in ("cuda", "xpu"):
@@ -142,12 +147,8 @@ class Device:
         gc.collect()
         if self.is_cpu:
             return
-        acc = _accelerator()
         with contextlib.suppress(Exception):
-            if acc is not None and acc.is_available():
-                acc.empty_cache()
-            else:
-                self._module().empty_cache()
+            self._runtime().empty_cache()
 
     @staticmethod
     def is_oom(exc: BaseException) -> bool:
@@ -513,7 +514,6 @@ class MemoryWatch:
         self.device = device
         self.peak_bytes: int | None = None
         self._sampler: Callable[[], int] | None = None
-        acc = _accelerator()
         if device.is_cpu:
             proc = psutil.Process()
             self._sampler = lambda: int(proc.memory_info().rss)
@@ -524,10 +524,7 @@ class MemoryWatch:
         else:
             self.kind = f"{device.type}_max_memory_allocated"
             with contextlib.suppress(Exception):
-                if acc is not None and acc.is_available():
-                    acc.reset_peak_memory_stats(device.torch_device)
-                else:
-                    device._module().reset_peak_memory_stats(device.torch_device)
+                device._runtime().reset_peak_memory_stats(device.torch_device)
         self.sample()
 
     def sample(self) -> None:
@@ -541,10 +538,7 @@ class MemoryWatch:
             self.sample()
             return self.peak_bytes
         with contextlib.suppress(Exception):
-            acc = _accelerator()
-            if acc is not None and acc.is_available():
-                return int(acc.max_memory_allocated(self.device.torch_device))
-            return int(self.device._module().max_memory_allocated(self.device.torch_device))
+            return int(self.device._runtime().max_memory_allocated(self.device.torch_device))
         return None
 
 
