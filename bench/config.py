@@ -27,6 +27,7 @@ import difflib
 import functools
 import json
 import math
+import operator
 import re
 import tomllib
 import types
@@ -270,6 +271,9 @@ def _split_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+_BOUND_OPS = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
+
+
 def _num(x: float) -> str:
     return str(x) if isinstance(x, int) else f"{x:g}"
 
@@ -502,13 +506,7 @@ class Setting:
             raise _Invalid(str(e)) from None
 
     def _in_range(self, x: float) -> bool:
-        m = self.meta
-        return (
-            (m.get("ge") is None or x >= m["ge"])
-            and (m.get("gt") is None or x > m["gt"])
-            and (m.get("le") is None or x <= m["le"])
-            and (m.get("lt") is None or x < m["lt"])
-        )
+        return all(op(x, self.meta[k]) for k, op in _BOUND_OPS.items() if self.meta.get(k) is not None)
 
 
 @functools.cache
