@@ -1,15 +1,7 @@
-"""Checkpoints: save a run's final state, and continue a run (or a nanoGPT ckpt.pt) from it.
+"""Checkpoints: save a run's final state, and continue a run (or a nanoGPT ckpt.pt) from it (docs/checkpoint.md).
 
-`bench run --save-checkpoint` writes runs/<run_id>/checkpoint.pt after the final eval: the model, the AdamW
-state, the GradScaler state, the data position (the seeded CPU generators of the train batches and of the two
-eval splits) and the CPU RNG state, with the configuration they belong to. `bench run --init-from RUN_DIR|ckpt.pt
---iters N` builds each run of the sweep as usual and then puts that state into it (`Init.apply`), so the run
-goes on from the checkpoint's step with the same learning-rate schedule, optimizer moments and batches as an
-uninterrupted run would have had.
-
-Everything a user can get wrong is checked before anything is written (`open_source`): a run that failed or is
-still being written, a file that is truncated or needs the unsafe pickle path, a model of another shape. Each
-is one line (CheckpointError, exit 2).
+Everything a user can get wrong is checked before anything is written (`open_source`), each as one line
+(CheckpointError, exit 2).
 """
 
 from __future__ import annotations
@@ -27,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from bench.config import BenchConfig, ConfigError, TrainConfig, apply_values, config_from_dict, settings
+from bench.results import ResultsError, read_json
+from hwinfo.units import nbytes
 from model.config import GPTConfig
 from model.flops import count_params
 from model.gpt import GPT
@@ -56,9 +50,6 @@ def estimate_bytes(model: GPTConfig) -> int:
     """checkpoint.pt's size: fp32 weights and AdamW's two moments (12 bytes per parameter) plus ~64 KiB."""
     params = count_params(model) + model.block_size * model.n_embd  # count_params leaves out wpe
     return 12 * params + 65536
-
-
-# --- saving ---------------------------------------------------------------------------------------
 
 
 def _to_cpu(obj: Any) -> Any:
@@ -117,9 +108,6 @@ def save(trainer: Trainer, run_dir: Path, iter_num: int, eval_states: dict[str, 
     size = atomic_torch_save(ckpt, run_dir / CHECKPOINT_NAME)
     return {"file": CHECKPOINT_NAME, "bytes": size, "iter": iter_num, "format": FORMAT,
             "save_ms": (time.perf_counter() - t0) * 1e3}  # fmt: skip
-
-
-# --- loading --------------------------------------------------------------------------------------
 
 
 def _first_line(e: BaseException) -> str:
@@ -192,8 +180,6 @@ def _lock_holder(root: Path) -> dict | None:
 
 def _check_run_dir(run_dir: Path) -> dict:
     """run.json of a run that may be continued: finished ok, not being written, with a checkpoint.pt."""
-    from bench.results import ResultsError, read_json
-
     if not (run_dir / "run.json").is_file():
         if (run_dir / "runs").is_dir():
             raise CheckpointError(
@@ -230,8 +216,6 @@ def _check_run_dir(run_dir: Path) -> dict:
 
 
 def _sweep_id(results_dir: Path) -> str | None:
-    from bench.results import ResultsError, read_json
-
     try:
         return read_json(results_dir / "sweep.json").get("sweep_id")
     except (ResultsError, OSError):
@@ -253,10 +237,6 @@ class Source:
     vocab: str | None  # the characters the model's ids stand for (devicebench checkpoints)
     ckpt: dict = field(repr=False)
     run_meta: dict | None = None  # run.json of a run directory
-
-    @property
-    def data_source(self) -> str | None:
-        return (self.ckpt.get("data") or {}).get("source") if self.kind == "devicebench" else None
 
     def record(self) -> dict[str, Any]:
         """run.json's `init_from`."""
@@ -378,9 +358,6 @@ def open_source(text: str, trust: bool = False) -> Source:
     )
 
 
-# --- continuing -----------------------------------------------------------------------------------
-
-
 def continuation_config(args: argparse.Namespace, cfg: BenchConfig, src: Source) -> BenchConfig:
     """The sweep's config for `--init-from`: the checkpoint's model and [train], the flags' sweep axes; --iters
     is the number of steps to train on from the checkpoint's step. [train] flags given override the
@@ -472,8 +449,6 @@ def continue_from(args: argparse.Namespace, cfg: BenchConfig) -> tuple[BenchConf
 
 def plan_lines(cfg: BenchConfig, runs: int, init: Init | None, save_checkpoint: bool) -> list[str]:
     """--dry-run's lines for --init-from (where the runs start) and --save-checkpoint (its size)."""
-    from hwinfo.units import nbytes
-
     out = []
     if init is not None:
         start = init.src.iter_num

@@ -23,8 +23,11 @@ Metadata keys:
 from __future__ import annotations
 
 import datetime
+import difflib
 import functools
+import json
 import math
+import operator
 import re
 import tomllib
 import types
@@ -33,7 +36,9 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from hwinfo.peaks import DTYPES
+from bench.results import safe_label
+from bench.userfiles import read_user_text
+from hwinfo.peaks import DTYPES, parse_peak_flops
 from model.config import GPTConfig
 
 COMPILE_MODES = ("off", "on", "reduce-overhead", "max-autotune")
@@ -56,8 +61,6 @@ def _setting(default: Any = MISSING, *, help: str, default_factory: Any = MISSIN
 
 
 def _host_label(value: str) -> str:
-    from bench.results import safe_label
-
     if safe_label(value) != value:
         raise ValueError(
             f"expected a label of letters, digits, '.', '_' and '-' (at most 100), e.g. {safe_label(value)!r}"
@@ -89,8 +92,6 @@ def _sha256(value: str) -> str:
 
 def _peak_flops(value: Mapping[str, Any] | list[str]) -> dict[str, float]:
     """{dtype: FLOP/s} from a TOML table / stored dict or from --peak-flops DTYPE=VALUE items."""
-    from hwinfo.peaks import parse_peak_flops
-
     if isinstance(value, Mapping):
         value = [f"{k}={v if isinstance(v, str) else repr(v)}" for k, v in value.items()]
     return parse_peak_flops(list(value))
@@ -270,6 +271,9 @@ def _split_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+_BOUND_OPS = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
+
+
 def _num(x: float) -> str:
     return str(x) if isinstance(x, int) else f"{x:g}"
 
@@ -292,8 +296,6 @@ def _show(value: Any) -> str:
 
 
 def _toml(value: Any) -> str:
-    import json
-
     return ("true" if value else "false") if isinstance(value, bool) else json.dumps(value)
 
 
@@ -504,13 +506,7 @@ class Setting:
             raise _Invalid(str(e)) from None
 
     def _in_range(self, x: float) -> bool:
-        m = self.meta
-        return (
-            (m.get("ge") is None or x >= m["ge"])
-            and (m.get("gt") is None or x > m["gt"])
-            and (m.get("le") is None or x <= m["le"])
-            and (m.get("lt") is None or x < m["lt"])
-        )
+        return all(op(x, self.meta[k]) for k, op in _BOUND_OPS.items() if self.meta.get(k) is not None)
 
 
 @functools.cache
@@ -554,8 +550,6 @@ def apply_values(base: BenchConfig, tables: Mapping[str, Any], where: str = "") 
 
 
 def _unknown_keys(section: str, unknown: list[str], known: list[str]) -> str:
-    import difflib
-
     hints = []
     for k in unknown:
         close = difflib.get_close_matches(k.replace("-", "_"), known, n=1)
@@ -570,8 +564,6 @@ def _unknown_keys(section: str, unknown: list[str], known: list[str]) -> str:
 def load_toml(path: str | Path, base: BenchConfig | None = None) -> BenchConfig:
     """Read a TOML file with [model], [train] and [sweep] tables over the defaults (each value checked)."""
     base = base or BenchConfig()
-    from bench.userfiles import read_user_text
-
     text = read_user_text(
         path, what="config file", error=ConfigError, max_bytes=CONFIG_MAX_BYTES, hint="give a .toml file"
     )  # a cap: /dev/zero or a pipe never ends

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy
+import psutil
 import torch
+import torch.distributed as dist
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity
+
+from hwinfo.cpu import parse_cpulist
+from hwinfo.energy import open_energy_meter
 
 KINDS = ("cpu", "cuda", "mps", "xpu")
 USAGE = "use cpu, cuda, cuda:N, mps, xpu or xpu:N"
@@ -87,6 +95,11 @@ class Device:
     def _module(self) -> Any:
         return getattr(torch, self.type)
 
+    def _runtime(self) -> Any:
+        """torch.accelerator where this torch has it and it is usable, else the backend's own module."""
+        acc = _accelerator()
+        return acc if acc is not None and acc.is_available() else self._module()
+
     def display_name(self, hw: dict) -> str:
         """The marketing name: the GPU's, or the CPU's model name from the hwinfo snapshot."""
         if self.type in ("cuda", "xpu"):
@@ -119,8 +132,6 @@ class Device:
         """Memory a new run can still use: the device's free memory, or the host's available RAM."""
         try:
             if self.is_cpu:
-                import psutil
-
                 return int(psutil.virtual_memory().available)
             if self.type == "mps":
                 return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
@@ -136,12 +147,8 @@ class Device:
         gc.collect()
         if self.is_cpu:
             return
-        acc = _accelerator()
         with contextlib.suppress(Exception):
-            if acc is not None and acc.is_available():
-                acc.empty_cache()
-            else:
-                self._module().empty_cache()
+            self._runtime().empty_cache()
 
     @staticmethod
     def is_oom(exc: BaseException) -> bool:
@@ -339,8 +346,6 @@ class Device:
         p_count = sum(int(g.get("count") or 0) for g in groups if g.get("type") == "performance")
         if not hasattr(os, "sched_setaffinity"):
             return None, f"{platform.system()} offers no CPU affinity to pin threads to the P-cores"
-        from hwinfo.cpu import parse_cpulist
-
         try:
             text = (Path(root) / "sys/devices/cpu_core/cpus").read_text()
         except OSError:
@@ -374,8 +379,6 @@ class Device:
 
     # ---- profiler ---------------------------------------------------------------------------------
     def profiler_activities(self) -> list:
-        from torch.profiler import ProfilerActivity
-
         extra = {"cuda": "CUDA", "xpu": "XPU"}.get(self.type)
         activities = [ProfilerActivity.CPU]
         if extra and hasattr(ProfilerActivity, extra):
@@ -393,8 +396,6 @@ class Device:
     @property
     def trace_device_type(self) -> Any:
         """The autograd DeviceType of this device's kernels in a profiler trace; None: host view only."""
-        from torch.autograd import DeviceType
-
         return {"cuda": DeviceType.CUDA, "xpu": DeviceType.XPU}.get(self.type)
 
     # ---- RNG ----------------------------------------------------------------------------------------
@@ -417,8 +418,6 @@ class Device:
     def energy_meter(self) -> Any:
         """This device's energy counter (hwinfo.energy): RAPL package+DRAM for the CPU, NVML for an NVIDIA GPU;
         elsewhere a meter that says it is unavailable and why."""
-        from hwinfo.energy import open_energy_meter
-
         return open_energy_meter(self.type, self.index)
 
     # ---- distributed --------------------------------------------------------------------------------
@@ -429,8 +428,6 @@ class Device:
 
     def check_distributed(self) -> None:
         """Raise DeviceUnavailable when this PyTorch cannot train data-parallel on this device."""
-        import torch.distributed as dist
-
         if self.type == "mps":
             raise DeviceUnavailable(
                 "mps: torch.distributed has no MPS backend; run mps without torchrun or --nproc"
@@ -517,10 +514,7 @@ class MemoryWatch:
         self.device = device
         self.peak_bytes: int | None = None
         self._sampler: Callable[[], int] | None = None
-        acc = _accelerator()
         if device.is_cpu:
-            import psutil
-
             proc = psutil.Process()
             self._sampler = lambda: int(proc.memory_info().rss)
             self.kind = "process_rss"
@@ -530,10 +524,7 @@ class MemoryWatch:
         else:
             self.kind = f"{device.type}_max_memory_allocated"
             with contextlib.suppress(Exception):
-                if acc is not None and acc.is_available():
-                    acc.reset_peak_memory_stats(device.torch_device)
-                else:
-                    device._module().reset_peak_memory_stats(device.torch_device)
+                device._runtime().reset_peak_memory_stats(device.torch_device)
         self.sample()
 
     def sample(self) -> None:
@@ -547,10 +538,7 @@ class MemoryWatch:
             self.sample()
             return self.peak_bytes
         with contextlib.suppress(Exception):
-            acc = _accelerator()
-            if acc is not None and acc.is_available():
-                return int(acc.max_memory_allocated(self.device.torch_device))
-            return int(self.device._module().max_memory_allocated(self.device.torch_device))
+            return int(self.device._runtime().max_memory_allocated(self.device.torch_device))
         return None
 
 
@@ -574,11 +562,8 @@ def parse_device(name: str) -> Device:
         return Device(torch.device("cpu"))
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            build = (
-                "; it is a CPU-only build"
-                if torch.version.cuda is None and getattr(torch.version, "hip", None) is None
-                else ""
-            )
+            cpu_only = torch.version.cuda is None and getattr(torch.version, "hip", None) is None
+            build = "; it is a CPU-only build" if cpu_only else ""
             raise DeviceUnavailable(f"{name}: this PyTorch ({torch.__version__}) sees no CUDA GPU{build}")
         count = torch.cuda.device_count()
         if (dev.index or 0) >= count:
@@ -600,8 +585,6 @@ def parse_device(name: str) -> Device:
 
 def software_versions() -> dict:
     """The software stack a run used: Python, torch, its CUDA/ROCm/cuDNN builds, NumPy, the OS."""
-    import numpy
-
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -61,22 +61,24 @@ class EnergyRecorder:
     def timed_begin(self) -> None:
         self._timed_from = self._read()
 
+    def _since(self, start: tuple[float, float] | None) -> tuple[float, float]:
+        """(joules, seconds) from `start` to now; (0, 0) where either reading is missing."""
+        end = self._read() if start is not None else None
+        return (end[0] - start[0], end[1] - start[1]) if start is not None and end is not None else (0.0, 0.0)
+
     def timed_end(self) -> None:
         """End of a stretch of timed steps (before an eval, or at the end of the steps)."""
-        start, self._timed_from = self._timed_from, None
-        end = self._read() if start is not None else None
-        if start is not None and end is not None:
-            self.timed_joules += end[0] - start[0]
-            self.timed_seconds += end[1] - start[1]
+        joules, seconds = self._since(self._timed_from)
+        self._timed_from = None
+        self.timed_joules += joules
+        self.timed_seconds += seconds
 
     def eval_begin(self) -> None:
         self._eval_from = self._read()
 
     def eval_end(self) -> None:
-        start, self._eval_from = self._eval_from, None
-        end = self._read() if start is not None else None
-        if start is not None and end is not None:
-            self.eval_joules += end[0] - start[0]
+        self.eval_joules += self._since(self._eval_from)[0]
+        self._eval_from = None
 
     def summary(self, timed_steps: int, tokens_per_step: int) -> dict:
         """run.json's summary.energy."""
@@ -86,12 +88,9 @@ class EnergyRecorder:
             "reason": self.error or getattr(meter, "reason", None),
             "domains": list(getattr(meter, "domains", []) or []),
             "detail": getattr(meter, "detail", None),
-            "joules_per_step": None,
-            "tokens_per_joule": None,
-            "mean_watts": None,
+            **dict.fromkeys(("joules_per_step", "tokens_per_joule", "mean_watts")),
             "idle_watts": self.idle_watts,
-            "eval_joules": None,
-            "timed_joules": None,
+            **dict.fromkeys(("eval_joules", "timed_joules")),
         }
         band = getattr(meter, "band", None)
         if band is not None:

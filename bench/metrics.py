@@ -38,10 +38,7 @@ def mfu_is_possible(value: Any) -> bool:
 
 
 def step_summary(
-    timed_ms: list[float],
-    tokens_per_iter: int,
-    flops_per_iter: float,
-    peak_flops_per_s: float | None,
+    timed_ms: list[float], tokens_per_iter: int, flops_per_iter: float, peak_flops_per_s: float | None
 ) -> dict:
     """ms median/p10/p90, tokens/s, achieved FLOP/s, MFU vs own peak (None if unknown) and vs an A100."""
     if not timed_ms:

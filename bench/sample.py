@@ -12,6 +12,9 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from bench.config import ConfigError
+from bench.results import atomic_write_text
+
 if TYPE_CHECKING:
     from bench.results import RunWriter
     from bench.runner import RunLoop
@@ -36,7 +39,6 @@ def sample_text(model: GPT, chars: list[str] | str, prompt: str, tokens: int, se
 def finish_run(trainer: Trainer, writer: RunWriter, loop: RunLoop, save_checkpoint: bool) -> None:
     """After a run's final eval: checkpoint.pt (with --save-checkpoint) and sample.txt, recorded in run.json."""
     from bench.checkpoint import save
-    from bench.results import atomic_write_text
     from model.generate import SAMPLE_PROMPT, SAMPLE_SEED, SAMPLE_TEMPERATURE, SAMPLE_TOKENS, SAMPLE_TOP_K
 
     updates: dict[str, Any] = {}
@@ -62,9 +64,6 @@ def finish_run(trainer: Trainer, writer: RunWriter, loop: RunLoop, save_checkpoi
                              "temperature": SAMPLE_TEMPERATURE, "top_k": SAMPLE_TOP_K,
                              "ms": (time.perf_counter() - t0) * 1e3}  # fmt: skip
     writer.write_meta(**updates)
-
-
-# --- `bench sample` -------------------------------------------------------------------------------
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -95,8 +94,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _number(value: str, flag: str, kind: type, low: float) -> Any:
-    from bench.config import ConfigError
-
     try:
         n = kind(value)
     except ValueError:
@@ -113,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from bench.checkpoint import check_data, open_source
-    from bench.config import ConfigError
     from bench.devices import parse_device
     from model.dataset import CharDataset
     from model.gpt import GPT
@@ -136,10 +132,8 @@ def run(args: argparse.Namespace) -> int:
             f"characters: those of {dataset.source} ({len(chars)}), as the checkpoint holds none",
             file=sys.stderr,
         )
-    if args.prompt == "\n" and "\n" not in chars:
-        args.prompt = chars[
-            0
-        ]  # the default prompt, for a text without newlines: as its runs' sample.txt starts
+    if args.prompt == "\n" and "\n" not in chars:  # the default prompt: as a run's sample.txt starts
+        args.prompt = chars[0]
     missing = sorted(set(args.prompt) - set(chars))
     if missing:
         raise ConfigError(f"--prompt: {missing[0]!r} is not one of the model's {len(chars)} characters")

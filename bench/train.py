@@ -88,11 +88,9 @@ class Trainer:
         torch.manual_seed(train_cfg.seed)
         self.model = GPT(model_cfg).to(self.device.torch_device)
         self.fused_adamw = self.device.fused_adamw_default if fused_adamw is None else fused_adamw
+        betas = (train_cfg.beta1, train_cfg.beta2)
         self.optimizer = self.model.configure_optimizer(
-            train_cfg.weight_decay,
-            train_cfg.learning_rate,
-            (train_cfg.beta1, train_cfg.beta2),
-            fused=self.fused_adamw,
+            train_cfg.weight_decay, train_cfg.learning_rate, betas, fused=self.fused_adamw
         )
         self.forward: Callable = self.model
         self._compiled = compile_mode != "off"

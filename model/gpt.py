@@ -130,11 +130,7 @@ class GPT(nn.Module):
         return logits, loss
 
     def configure_optimizer(
-        self,
-        weight_decay: float,
-        learning_rate: float,
-        betas: tuple[float, float],
-        fused: bool = False,
+        self, weight_decay: float, learning_rate: float, betas: tuple[float, float], fused: bool = False
     ) -> torch.optim.AdamW:
         """AdamW with nanoGPT's groups: decay on 2-D weights (matmuls, embeddings), none on the rest.
 
@@ -143,10 +139,7 @@ class GPT(nn.Module):
         params = [p for p in self.parameters() if p.requires_grad]
         decay = [p for p in params if p.dim() >= 2]
         no_decay = [p for p in params if p.dim() < 2]
-        groups = [
-            {"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
+        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         kwargs = {"fused": True} if fused else {}
         return torch.optim.AdamW(groups, lr=learning_rate, betas=betas, **kwargs)
 

@@ -1,10 +1,5 @@
-"""The gate's baseline file: reading and checking it whole before anything is measured, and the
-machine it was made on.
-
-A train-step baseline ("schema": "devicebench-gate/1", "kind": "train-step") holds the workload it
-was made for, the per-trial ratios, the measurement settings and the machine; a pytest-benchmark
-baseline ("kind": "pytest-benchmark") the benchmarks' samples and summaries. A raw pytest-benchmark
-JSON file is read as a baseline too.
+"""The gate's baseline file (train-step, pytest-benchmark or raw pytest-benchmark JSON), checked whole
+before anything is measured, and the machine it was made on.
 """
 
 from __future__ import annotations
@@ -13,7 +8,10 @@ import os
 import platform
 from pathlib import Path
 
+import psutil
+
 from bench.gate.files import BASELINE_SCHEMA_PREFIX, GateError, is_gate_baseline, read_json
+from bench.gate.pytest_input import is_pytest_benchmark
 from hwinfo.units import positive
 
 SCHEMA = BASELINE_SCHEMA_PREFIX + "1"
@@ -28,8 +26,6 @@ RECREATE = "recreate it with --update-baseline"
 def read_baseline(path: Path) -> dict:
     """The baseline in `path`, its schema and kind checked; a raw pytest-benchmark file is kind
     "pytest-benchmark-json" with the file under "raw"."""
-    from bench.gate.pytest_input import is_pytest_benchmark
-
     data = read_json(path, "baseline", ": create it with --update-baseline")
     if is_pytest_benchmark(data):
         return {"schema": SCHEMA, "kind": "pytest-benchmark-json", "raw": data}
@@ -105,12 +101,7 @@ def machine_info() -> dict:
                 break
     except OSError:
         pass
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False)
-    except ImportError:  # pragma: no cover - psutil is a dependency
-        physical = None
+    physical = psutil.cpu_count(logical=False)
     return {
         "cpu_model": model,
         "logical_cores": os.cpu_count(),

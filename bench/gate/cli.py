@@ -1,15 +1,8 @@
-"""`bench gate`: a CI regression gate on ms/iter that cancels the machine's speed.
+"""`bench gate`: a CI regression gate on ms/iter that cancels the machine's speed (docs/gate.md).
 
-devicebench's training step (the workload, A) and a frozen plain-PyTorch step of the same shape (the
-reference, B, bench/gate/reference.py) run interleaved in one process, A B / B A, several short
-trials. The per-trial ratio A/B does not depend on how fast today's runner is; its median is compared
-with the stored baseline's. The gate fails only when the slowdown is significant (bootstrap interval
-of the ratio of medians above 1, and a one-sided Mann-Whitney U test) AND larger than the threshold.
-
-It also gates pytest-benchmark JSON (`--pytest-benchmark FILE`), where nothing was interleaved.
-Exit 0: pass, inconclusive, or baseline written; 1: a regression, and nothing else; 2: any usage,
-input or setup problem (found before measuring wherever it can be), or a crash of the gate itself;
-130: Ctrl-C; 143: SIGTERM.
+The train step (A) and a frozen reference step (B) run interleaved; the median ratio A/B is compared with
+the baseline's, and only a significant slowdown above the threshold fails. Exit 0: pass, inconclusive or
+baseline written; 1: a regression and nothing else; 2: any usage, input or setup problem; 130/143: signals.
 """
 
 from __future__ import annotations
@@ -23,6 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.config import BenchConfig, ConfigError, load_toml
+from bench.gate import measure as gate_measure
+from bench.gate import pytest_input as gate_pytest
+from bench.gate import stats as gate_stats
 from bench.gate.baseline import (
     MIN_TRIALS,
     SCHEMA,
@@ -32,6 +29,8 @@ from bench.gate.baseline import (
     train_step_ratios,
 )
 from bench.gate.files import GateError, check_baseline_target, write_baseline
+from bench.gate.reference import REFERENCE_VERSION
+from bench.results import dumps_strict
 
 if TYPE_CHECKING:
     from bench.gate.measure import Trial
@@ -72,30 +71,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--threshold", type=_threshold, default=0.10, metavar="PCT",
                    help="fail only above this slowdown, in percent (default 10)")  # fmt: skip
-    p.add_argument(
-        "--trials",
-        type=int,
-        metavar="N",
-        help=f"interleaved trials (default {FULL['trials']}, --quick {QUICK['trials']}; twice that with --update-baseline)",
-    )
-    p.add_argument(
-        "--steps",
-        type=int,
-        metavar="N",
-        help=f"step pairs (A B) per trial (default {FULL['steps']}, --quick {QUICK['steps']})",
-    )
-    p.add_argument(
-        "--warmup-steps",
-        type=int,
-        metavar="N",
-        help=f"untimed steps of each workload first (default {WARMUP_STEPS})",
-    )
-    p.add_argument(
-        "--quick",
-        action="store_true",
-        help="CI mode: fewer trials, and 1 thread unless --threads (2 threads on a busy 2-core runner "
-        "stall on each other; 1 thread degrades smoothly)",
-    )
+    p.add_argument("--trials", type=int, metavar="N", help=f"interleaved trials (default {FULL['trials']}, "
+                   f"--quick {QUICK['trials']}; twice that with --update-baseline)")  # fmt: skip
+    p.add_argument("--steps", type=int, metavar="N",
+                   help=f"step pairs (A B) per trial (default {FULL['steps']}, --quick {QUICK['steps']})")  # fmt: skip
+    p.add_argument("--warmup-steps", type=int, metavar="N",
+                   help=f"untimed steps of each workload first (default {WARMUP_STEPS})")  # fmt: skip
+    p.add_argument("--quick", action="store_true", help="CI mode: fewer trials, and 1 thread unless --threads "
+                   "(2 threads on a busy 2-core runner stall on each other; 1 thread degrades smoothly)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the verdict as JSON on stdout")
     p.add_argument("--confidence", type=float, default=0.95, metavar="C",
                    help="confidence of the interval, in [0.5, 1) (default 0.95)")  # fmt: skip
@@ -108,13 +91,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--config", metavar="FILE.toml", help="devicebench TOML config ([model], [train], [sweep])"
     )
     for name in ("n-layer", "n-head", "n-embd", "block-size"):
+        shapes = "model shape overrides: --n-layer, --n-head, --n-embd, --block-size"
         w.add_argument(
-            f"--{name}",
-            type=int,
-            metavar="N",
-            help="model shape overrides: --n-layer, --n-head, --n-embd, --block-size"
-            if name == "n-layer"
-            else argparse.SUPPRESS,
+            f"--{name}", type=int, metavar="N", help=shapes if name == "n-layer" else argparse.SUPPRESS
         )
     w.add_argument("--batch-size", type=int, metavar="N", help="batch size (default: the config's, 12)")
     w.add_argument("--threads", type=int, metavar="N",
@@ -126,13 +105,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="divide every benchmark by this one from the same file (cancels machine speed)")  # fmt: skip
 
 
-# --- the workload -------------------------------------------------------------------------------
-
-
 def workload_config(args: argparse.Namespace) -> dict:
     """The workload's identity: what a baseline must have been made with. Defaults, TOML, flags."""
-    from bench.config import BenchConfig, ConfigError, load_toml
-
     try:
         cfg = load_toml(args.config) if args.config is not None else BenchConfig()
     except (OSError, UnicodeDecodeError) as e:  # load_toml reports a missing file; this is the rest
@@ -160,20 +134,8 @@ def workload_config(args: argparse.Namespace) -> dict:
         n_threads = QUICK["threads"]  # the config left it to PyTorch: CI mode picks the robust setting
     if batch_size < 1 or (n_threads is not None and n_threads < 1):
         raise GateError("--batch-size and --threads must be >= 1")
-    from bench.gate.reference import REFERENCE_VERSION
-
-    return {
-        "device": "cpu",
-        "dtype": "fp32",
-        "model": model.to_dict(),
-        "train": cfg.train.to_dict(),
-        "batch_size": batch_size,
-        "threads": n_threads,
-        "reference_version": REFERENCE_VERSION,
-    }
-
-
-# --- the train-step gate -------------------------------------------------------------------------
+    return {"device": "cpu", "dtype": "fp32", "model": model.to_dict(), "train": cfg.train.to_dict(),
+            "batch_size": batch_size, "threads": n_threads, "reference_version": REFERENCE_VERSION}  # fmt: skip
 
 
 def _counts(args: argparse.Namespace) -> tuple[int, int, int]:
@@ -193,8 +155,6 @@ def _counts(args: argparse.Namespace) -> tuple[int, int, int]:
 
 def _measure(workload: dict, trials: int, steps: int, warmup: int, progress: bool) -> list[Trial]:
     """The interleaved trials; a workload that cannot be built or run is a setup problem (exit 2)."""
-    from bench.gate import measure as gate_measure
-
     try:
         return gate_measure.measure(workload, trials, steps, warmup, progress=progress)
     except GateError:
@@ -206,9 +166,6 @@ def _measure(workload: dict, trials: int, steps: int, warmup: int, progress: boo
 
 
 def run_train_step(args: argparse.Namespace) -> int:
-    from bench.gate import stats as gate_stats
-    from bench.results import dumps_strict
-
     path = Path(args.baseline)
     workload = workload_config(args)
     trials, steps, warmup = _counts(args)
@@ -255,20 +212,12 @@ def run_train_step(args: argparse.Namespace) -> int:
     warnings = machine_warnings(machine, baseline.get("machine", {}))
     code = 1 if cmp.verdict == gate_stats.REGRESSION else 0
     verdict = {
-        "schema": VERDICT_SCHEMA,
-        "mode": "train-step",
-        "decision": cmp.verdict,
-        "exit_code": code,
+        "schema": VERDICT_SCHEMA, "mode": "train-step", "decision": cmp.verdict, "exit_code": code,
         "comparison": comparison_json(cmp),
-        "baseline": {
-            "path": str(path),
-            "ratio_median": statistics.median(base_ratios),
-            "created": baseline.get("created"),
-            "trials": len(base_ratios),
-        },  # fmt: skip
-        "current": current,
-        "warnings": warnings,
-    }
+        "baseline": {"path": str(path), "ratio_median": statistics.median(base_ratios),
+                     "created": baseline.get("created"), "trials": len(base_ratios)},
+        "current": current, "warnings": warnings,
+    }  # fmt: skip
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     if args.json:
@@ -280,26 +229,14 @@ def run_train_step(args: argparse.Namespace) -> int:
     return code
 
 
-# --- the verdict ---------------------------------------------------------------------------------
-
-
 def comparison_json(cmp: Comparison) -> dict:
     """A Comparison under the verdict JSON's names (devicebench-gate-verdict/1: stable for CI scripts)."""
     return {
-        "decision": cmp.verdict,
-        "reason": cmp.reason,
-        "current_median": cmp.variant_median,
-        "baseline_median": cmp.baseline_median,
-        "slowdown": cmp.ratio,
-        "ci_low": cmp.low,
-        "ci_high": cmp.high,
-        "confidence": cmp.confidence,
-        "threshold": cmp.threshold,
-        "mann_whitney_p": cmp.p_value,
-        "n_current": cmp.n_variant,
-        "n_baseline": cmp.n_baseline,
-        "method": cmp.method,
-    }
+        "decision": cmp.verdict, "reason": cmp.reason, "current_median": cmp.variant_median,
+        "baseline_median": cmp.baseline_median, "slowdown": cmp.ratio, "ci_low": cmp.low, "ci_high": cmp.high,
+        "confidence": cmp.confidence, "threshold": cmp.threshold, "mann_whitney_p": cmp.p_value,
+        "n_current": cmp.n_variant, "n_baseline": cmp.n_baseline, "method": cmp.method,
+    }  # fmt: skip
 
 
 def _pct(x: float) -> str:
@@ -330,10 +267,6 @@ NO_REFERENCE_NOTE = (
 
 
 def run_pytest_benchmark(args: argparse.Namespace) -> int:
-    from bench.gate import pytest_input as gate_pytest
-    from bench.gate import stats as gate_stats
-    from bench.results import dumps_strict
-
     path = Path(args.baseline)
     if args.update_baseline:
         check_baseline_target(path)
@@ -412,9 +345,6 @@ def run_pytest_benchmark(args: argparse.Namespace) -> int:
             print(format_verdict(cmp, what, label=name))
         print(f"gate: {decision.upper()} ({len(results)} benchmark(s), threshold +{args.threshold:.0%})")
     return code
-
-
-# --- errors, signals, dispatch --------------------------------------------------------------------
 
 
 def run(args: argparse.Namespace) -> int:

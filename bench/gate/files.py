@@ -7,6 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bench.results import atomic_write_json
+from bench.userfiles import read_user_text
+
 BASELINE_SCHEMA_PREFIX = "devicebench-gate/"
 
 
@@ -18,8 +21,6 @@ class GateError(RuntimeError):
 
 def read_json(path: str | Path, what: str, missing_hint: str = "") -> Any:
     """The JSON in `path`; every way of failing to read it is a GateError naming `what` and the file."""
-    from bench.userfiles import read_user_text
-
     p = Path(path)
     if not p.exists() and not p.is_symlink():
         raise GateError(f"{what} {p} not found{missing_hint}")
@@ -66,8 +67,6 @@ def check_baseline_target(path: Path) -> None:
 
 def write_baseline(path: Path, data: dict) -> None:
     """Atomically (temp file beside it, then rename): an interrupted write leaves the old baseline whole."""
-    from bench.results import atomic_write_json
-
     try:
         atomic_write_json(path, data)
     except OSError as e:

@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from bench.config import TrainConfig
 from bench.gate.files import GateError
+from bench.gate.reference import ReferenceShape, ReferenceStep
 from hwinfo.interrupts import check, checked
+from model.config import GPTConfig
 
 if TYPE_CHECKING:
     from bench.train import Trainer
@@ -39,18 +42,12 @@ class Trial:
 
 def make_trainer(workload: dict) -> Trainer:
     """devicebench's own Trainer on the CPU for the gate's workload config (see cli.workload_config)."""
-    import torch
-
-    from bench.config import TrainConfig
     from bench.train import Trainer
-    from model.gpt import GPTConfig
 
     train = TrainConfig(
         **{k: v for k, v in workload["train"].items() if k in TrainConfig.__dataclass_fields__}
     )
-    return Trainer(
-        GPTConfig(**workload["model"]), train, torch.device("cpu"), "fp32", "off", workload["batch_size"]
-    )
+    return Trainer(GPTConfig(**workload["model"]), train, "cpu", "fp32", "off", workload["batch_size"])
 
 
 def trainer_step_fn(trainer: Trainer) -> StepFn:
@@ -65,8 +62,6 @@ def trainer_step_fn(trainer: Trainer) -> StepFn:
 
 
 def make_reference(workload: dict) -> StepFn:
-    from bench.gate.reference import ReferenceShape, ReferenceStep
-
     m = workload["model"]
     shape = ReferenceShape(
         n_layer=m["n_layer"], n_head=m["n_head"], n_embd=m["n_embd"], block_size=m["block_size"],
@@ -76,12 +71,7 @@ def make_reference(workload: dict) -> StepFn:
 
 
 def run_trials(
-    workload: StepFn,
-    reference: StepFn,
-    trials: int,
-    steps: int,
-    warmup_steps: int = 3,
-    progress: bool = True,
+    workload: StepFn, reference: StepFn, trials: int, steps: int, warmup_steps: int = 3, progress: bool = True
 ) -> list[Trial]:
     """trials x steps pairs of steps, A B then B A alternating; per trial the median of each side.
 

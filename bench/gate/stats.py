@@ -1,10 +1,7 @@
-"""Statistics of a "variant against baseline" comparison: ratio of medians, bootstrap interval,
-Mann-Whitney U, verdict. Pure numpy, no torch.
+"""Variant against baseline: ratio of medians, bootstrap interval, Mann-Whitney U, verdict. Pure numpy.
 
-`compare_samples` is the entry point: the gate uses it, and so can any command that measures a
-variant and a baseline interleaved (`bench tune`). Samples are per-repeat values (per-trial medians,
-per-trial ratios, ms or tokens/s of one repeat), not per-iteration times, which are autocorrelated.
-`compare_summaries` does the same from pytest-benchmark summaries (median, IQR, rounds) alone.
+Samples are per-repeat values (per-trial medians or ratios), never per-iteration times, which are
+autocorrelated. `compare_summaries` does the same from pytest-benchmark summaries alone.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
 """Where a train step's time goes: a few extra steps under torch.profiler, split into categories.
 
-Laid out like HolisticTraceAnalysis: `capture` runs the steps (the real `Trainer.train_step`, its
-phases marked) under the profiler and hands back the trace; `trace` turns the profiler's events into
-plain records; `analysis` is pure functions over those records (categories per step, the device
-view, the figures profile.json holds); `traffic` counts the bytes and FLOPs of each op in one more
-step, `roofs` measures the roofs they are placed under, `roofline` (pure) places each category and says
-what bounds it. Words about a profile are made in reports/, not here.
-
-`profile_steps(trainer)` is the facade; the result is a JSON-serialisable dict, schema
-"devicebench-profile/2" (docs/profile-schema.md). Importing this package does not import torch.
+Laid out like HolisticTraceAnalysis: `capture` (the profiled steps), `trace` (plain records), `analysis`
+(pure), `traffic` (bytes and FLOPs), `roofs` and `roofline`. `profile_steps(trainer)` is the facade (schema
+in docs/profile-schema.md). Importing this package does not import torch.
 """
 
 from __future__ import annotations
@@ -21,14 +15,8 @@ from bench.profile.roofs import RoofMeter
 __all__ = ["CATEGORIES", "PHASES", "SCHEMA", "RoofMeter", "profile_steps"]
 
 
-def profile_steps(
-    trainer: Any,
-    n_steps: int = 5,
-    start_iter: int = 0,
-    unprofiled_ms_median: float | None = None,
-    peak_flops_per_s: float | None = None,
-    roofs: dict | None = None,
-) -> dict:
+def profile_steps(trainer: Any, n_steps: int = 5, start_iter: int = 0, unprofiled_ms_median: float | None = None,
+                  peak_flops_per_s: float | None = None, roofs: dict | None = None) -> dict:  # fmt: skip
     """Profile n_steps extra train steps of a warmed-up Trainer and break each step's time into categories.
 
     One more step runs first as the profiler's own warm-up and is not recorded. The Trainer's weights,
@@ -64,16 +52,11 @@ def profile_steps(
         s["host_ms"] = host
     device = trainer.device
     meta = {
-        "device": device.name,
-        "device_type": device.type,
-        "dtype": trainer.dtype,
-        "batch_size": trainer.batch_size,
-        "block_size": trainer.model.config.block_size,
-        "compiled": trainer.compiled,
+        "device": device.name, "device_type": device.type, "dtype": trainer.dtype, "batch_size": trainer.batch_size,
+        "block_size": trainer.model.config.block_size, "compiled": trainer.compiled,
         "fused_adamw": bool(getattr(trainer, "fused_adamw", False)),
-        "threads": torch.get_num_threads() if device.uses_cpu_threads else None,
-        "torch": torch.__version__,
-    }
+        "threads": torch.get_num_threads() if device.uses_cpu_threads else None, "torch": torch.__version__,
+    }  # fmt: skip
     prof = assemble(
         meta, steps, start_iter, device.profile_view, unprofiled_ms_median, peak_flops_per_s, counts, roofs
     )

@@ -129,12 +129,6 @@ def stack_category(stack: list[tuple[str, str | None]]) -> str | None:
     return None
 
 
-def launch_categories(host: list[TraceEvent]) -> dict[int, str | None]:
-    """correlation id of each runtime launch -> `stack_category` of the host ops and annotations around it
-    on its thread (a stack sweep per thread: ops there nest). An id used by several launches: the last's."""
-    return {i: found[-1][1] for i, found in launch_index(host).items()}
-
-
 def launch_index(host: list[TraceEvent]) -> dict[int, list[tuple[float, str | None]]]:
     """correlation id -> (host start, `stack_category`) of each runtime launch with that id, by start. One
     launch per id in a trace as the profiler writes it; more where traces were merged or ids reused."""

@@ -1,11 +1,6 @@
-"""`bench profile TRACE [TRACE ...] [--hwinfo FILE] [--peak-flops DTYPE=VALUE] [--step-marker NAME] [--out DIR]`.
-
-Reads PyTorch profiler (Kineto) traces a user already has (`*.pt.trace.json`, plain or .gz, one file per
-rank) into the breakdown `bench run --profile` gives: per step, time per category, kernel launches, GPU
-idle share, and where the trace recorded shapes, the matmuls' FLOP/s against the device's peak. Prints one
-summary per trace; with --out, writes a results directory (`source: trace`) that `bench report` reads
-beside any other. Every trace is read and checked before anything is written. No torch. Reference:
-docs/profile.md.
+"""`bench profile TRACE [TRACE ...]`: PyTorch profiler (Kineto) traces a user already has, read into the
+breakdown `bench run --profile` gives; with --out, a results directory (`source: trace`) for `bench report`.
+Every trace is read and checked before anything is written. No torch. Reference: docs/profile.md.
 """
 
 from __future__ import annotations
@@ -16,55 +11,45 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import __version__
+from bench.importers import machine
+from bench.importers.nanogpt import NanoGPTLogError
+from bench.metrics import mfu
+from bench.profile import fromtrace
+from bench.profile.kineto import TraceError, read_trace
+from bench.results import ResultsDir, ResultsError, atomic_write_json, dumps_strict, safe_label
+from hwinfo.peaks import gpu_peaks, parse_peak_flops, user_peak
+from hwinfo.units import flops as fmt_flops
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "traces", nargs="+", metavar="TRACE", help="*.pt.trace.json or .json.gz, one file per rank"
     )
-    machine = p.add_mutually_exclusive_group()
-    machine.add_argument(
-        "--hwinfo",
-        metavar="FILE",
-        help="what `hwinfo --json` printed on the machine that made the traces: the GPU's peak FLOP/s come from it",
-    )
-    p.add_argument(
-        "--peak-flops",
-        action="append",
-        default=[],
-        metavar="DTYPE=VALUE",
-        help="the GPU's peak FLOP/s for the traces' dtype, e.g. bf16=989T; overrides --hwinfo and the trace's "
-        "device name, labelled `user`",
-    )
-    p.add_argument(
-        "--step-marker",
-        metavar="NAME",
-        help="a trace without ProfilerStep#N annotations: the steps are the host events whose name starts with "
-        "NAME (a record_function around each step)",
-    )
-    p.add_argument(
-        "--whole-trace",
-        action="store_true",
-        help="a trace of no training loop (a benchmark, one forward): read it whole as one step",
-    )
-    p.add_argument(
-        "--device",
-        type=int,
-        metavar="N",
-        help="a trace holding the kernels of several GPUs (one process drove them): read GPU N's (default: "
-        "the lowest index)",
-    )
+    p.add_mutually_exclusive_group().add_argument("--hwinfo", metavar="FILE", help="what `hwinfo --json` printed "
+        "on the machine that made the traces: the GPU's peak FLOP/s come from it")  # fmt: skip
+    p.add_argument("--peak-flops", action="append", default=[], metavar="DTYPE=VALUE",
+                   help="the GPU's peak FLOP/s for the traces' dtype, e.g. bf16=989T; overrides --hwinfo and the "
+                   "trace's device name, labelled `user`")  # fmt: skip
+    p.add_argument("--step-marker", metavar="NAME", help="a trace without ProfilerStep#N annotations: the steps "
+                   "are the host events whose name starts with NAME (a record_function around each step)")  # fmt: skip
+    p.add_argument("--whole-trace", action="store_true",
+                   help="a trace of no training loop (a benchmark, one forward): read it whole as one step")  # fmt: skip
+    p.add_argument("--device", type=int, metavar="N", help="a trace holding the kernels of several GPUs (one "
+                   "process drove them): read GPU N's (default: the lowest index)")  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="write a results directory there (must not hold one)")
     p.add_argument(
         "--json", action="store_true", help="print each profile.json to stdout instead of a summary"
     )
 
 
+def _unknown(detail: str, dtype: str | None) -> dict:
+    return {"value": None, "source": "unknown", "detail": detail, "dtype": dtype}
+
+
 def _peak(
     trace: Any, info: dict, dtype: str | None, args: argparse.Namespace, user: dict, snapshot: Any
 ) -> dict:
-    from bench.importers import machine
-    from hwinfo.peaks import gpu_peaks, user_peak
-
     name = info.get("name") or "this GPU"
     host_only = not any(e.on_device and e.activity == "kernel" for e in trace.events)
     if user:
@@ -72,27 +57,14 @@ def _peak(
             dtype = next(iter(user))
         if dtype in user:
             return {**user_peak(user[dtype], dtype, name), "dtype": dtype}
-        return {
-            "value": None,
-            "source": "unknown",
-            "detail": f"--peak-flops gives {', '.join(user)} but the trace's matmuls ran in {dtype}",
-            "dtype": dtype,
-        }
+        return _unknown(f"--peak-flops gives {', '.join(user)} but the trace's matmuls ran in {dtype}", dtype)
     if dtype is None:
-        return {
-            "value": None,
-            "source": "unknown",
-            "detail": "the trace records no element type of a matmul or attention op (none ran, or "
-            "record_shapes=False): pass --peak-flops DTYPE=VALUE",
-            "dtype": None,
-        }
+        return _unknown("the trace records no element type of a matmul or attention op (none ran, or "
+                        "record_shapes=False): pass --peak-flops DTYPE=VALUE", None)  # fmt: skip
     if host_only:
-        return {
-            "value": None,
-            "source": "unknown",
-            "detail": f"a CPU-only trace: a CPU's peak is not in a trace; pass --peak-flops {dtype}=VALUE",
-            "dtype": dtype,
-        }
+        return _unknown(
+            f"a CPU-only trace: a CPU's peak is not in a trace; pass --peak-flops {dtype}=VALUE", dtype
+        )
     if snapshot is not None:
         device = f"cuda:{info.get('index') or 0}"
         peak, _ = machine.peak_from_hwinfo(snapshot, args.hwinfo, device, "cuda", dtype, trace.path)
@@ -102,20 +74,12 @@ def _peak(
         peak = dict(gpu_peaks(info["name"], sm_count=sm, capability=info.get("capability"))[dtype])
         peak["detail"] = f"{peak.get('detail') or ''} (device name from the trace's deviceProperties)".strip()
         return {**peak, "dtype": dtype}
-    return {
-        "value": None,
-        "source": "unknown",
-        "detail": "the trace does not name its GPU (no deviceProperties): pass --hwinfo FILE or --peak-flops "
-        f"{dtype}=VALUE",
-        "dtype": dtype,
-    }
+    return _unknown(f"the trace does not name its GPU (no deviceProperties): pass --hwinfo FILE or --peak-flops "
+                    f"{dtype}=VALUE", dtype)  # fmt: skip
 
 
 def _one_device(trace: Any, path: str, wanted: int | None) -> Any:
     """The trace with one GPU's device events: the union of two GPUs' busy time is no GPU's idle share."""
-    from bench.profile import fromtrace
-    from bench.profile.kineto import TraceError
-
     found = fromtrace.device_indices(trace)
     if wanted is not None and wanted not in found:
         have = f"the kernels of GPUs {', '.join(map(str, found))}" if found else "no kernels"
@@ -124,23 +88,12 @@ def _one_device(trace: Any, path: str, wanted: int | None) -> Any:
         return trace
     index = wanted if wanted is not None else found[0]
     if wanted is None:
-        print(
-            f"{path}: kernels of {len(found)} GPUs ({', '.join(map(str, found))}) in one file: GPU {index} is "
-            "read (--device N reads another)",
-            file=sys.stderr,
-        )
+        print(f"{path}: kernels of {len(found)} GPUs ({', '.join(map(str, found))}) in one file: GPU {index} is "
+              "read (--device N reads another)", file=sys.stderr)  # fmt: skip
     return fromtrace.on_one_device(trace, index)
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench import __version__
-    from bench.importers import machine
-    from bench.importers.nanogpt import NanoGPTLogError
-    from bench.profile import fromtrace
-    from bench.profile.kineto import TraceError, read_trace
-    from bench.results import ResultsDir, ResultsError, atomic_write_json, safe_label
-    from hwinfo.peaks import parse_peak_flops
-
     out = ResultsDir(Path(args.out)) if args.out else None
     if out is not None and out.exists():
         raise ResultsError(f"{args.out} already holds a results directory: choose another --out")
@@ -162,11 +115,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path}: {problem}", file=sys.stderr)
         trace = _one_device(trace, path, args.device)
         if not any(e.on_device and e.activity == "kernel" for e in trace.events):
-            runtime = [
-                e
-                for e in trace.events
-                if not e.on_device and (e.activity or "").endswith(("_runtime", "_driver"))
-            ]
+            runtime = [e for e in trace.events if not e.on_device and (e.activity or "").endswith(("_runtime", "_driver"))]  # fmt: skip
             ranges = trace.dropped.get("cuda_profiler_range", 0)
             if trace.truncated:
                 why = "none before the cut (a profiler writes the device's events after the host's)"
@@ -177,9 +126,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             elif runtime:
                 api = "ROCm" if any(e.name.startswith("hip") for e in runtime) else "CUDA"
-                ops = sum(
-                    1 for e in trace.events if not e.on_device and e.activity in ("cpu_op", "user_annotation")
-                )
+                ops = sum(1 for e in trace.events if not e.on_device and e.activity in ("cpu_op", "user_annotation"))  # fmt: skip
                 why = (
                     f"no kernel, copy or memset ran: the trace holds {len(runtime)} {api} runtime calls and "
                     f"{ops or 'no'} op{'s' if ops != 1 else ''}"
@@ -203,18 +150,10 @@ def run(args: argparse.Namespace) -> int:
     counts = {t.rank if t.rank is not None else p: len(prof["steps"]) for p, t, prof, _ in profiles}
     if len(set(counts.values())) > 1:
         listed = ", ".join(f"{'rank ' if isinstance(k, int) else ''}{k}: {n}" for k, n in counts.items())
-        print(
-            f"the traces hold different numbers of steps ({listed}): each is read as its own run of its own "
-            "steps; compare them by step number",
-            file=sys.stderr,
-        )
+        print(f"the traces hold different numbers of steps ({listed}): each is read as its own run of its own "
+              "steps; compare them by step number", file=sys.stderr)  # fmt: skip
     for path, _trace, prof, _ in profiles:
-        if args.json:
-            from bench.results import dumps_strict
-
-            print(dumps_strict(prof))
-        else:
-            print(describe(path, prof))
+        print(dumps_strict(prof) if args.json else describe(path, prof))
     if out is None:
         return 0
 
@@ -272,9 +211,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_meta(path: str, prof: dict, peak: dict, host: str) -> dict:
     """run.json of a trace: what the trace says, nothing it does not (no loss, model, batch or tokens)."""
-    from bench.metrics import mfu
-
-    summary = fromtrace_summary(prof)
+    summary = fromtrace.ms_summary(prof)
     flops = prof["mean"].get("matmul_flops") or 0
     step_ms = summary.get("ms_median")
     achieved = flops / (step_ms / 1e3) if flops and step_ms else None
@@ -283,41 +220,17 @@ def run_meta(path: str, prof: dict, peak: dict, host: str) -> dict:
     summary["mfu"] = mfu(achieved, peak.get("value")) if achieved else None
     summary["mfu_vs_a100"] = None
     return {
-        "status": "ok",
-        "error": None,
-        "source": "trace",
-        "source_file": str(Path(path).resolve()),
-        "host": host,
-        "device": prof["device"],
-        "device_type": prof["device_type"],
-        "device_name": prof.get("device_name") or prof["device"],
-        "dtype": prof.get("dtype"),
-        "batch_size": None,
-        "block_size": None,
-        "compile": "on" if prof.get("compiled") else "off",
-        "threads": None,
-        "seed": None,
-        "model": None,
-        "train": None,
-        "flops_per_iter": flops or None,
-        "tokens_per_iter": None,
-        "peak_flops": peak,
-        "started": None,
-        "finished": None,
-        "summary": summary,
-    }
-
-
-def fromtrace_summary(prof: dict) -> dict:
-    from bench.profile.fromtrace import ms_summary
-
-    return ms_summary(prof)
+        "status": "ok", "error": None, "source": "trace", "source_file": str(Path(path).resolve()), "host": host,
+        "device": prof["device"], "device_type": prof["device_type"],
+        "device_name": prof.get("device_name") or prof["device"], "dtype": prof.get("dtype"), "batch_size": None,
+        "block_size": None, "compile": "on" if prof.get("compiled") else "off", "threads": None, "seed": None,
+        "model": None, "train": None, "flops_per_iter": flops or None, "tokens_per_iter": None, "peak_flops": peak,
+        "started": None, "finished": None, "summary": summary,
+    }  # fmt: skip
 
 
 def describe(path: str, prof: dict) -> str:
     """A few lines per trace for stdout: the mean step, its categories, launches, idle share."""
-    from hwinfo.units import flops as fmt_flops
-
     avg = prof["mean"]
     step = avg["step_ms"]
     name = prof.get("device_name") or prof["device"]

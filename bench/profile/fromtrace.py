@@ -1,17 +1,14 @@
-"""A profiler trace a user already has (bench.profile.kineto) as profile.json: the same breakdown as
-`bench run --profile` (bench.profile.analysis.breakdown / assemble), on the trace's own steps. Pure, no torch.
-
-Steps are the profiler's `ProfilerStep#N` annotations (torch.profiler's schedule writes one per
-`prof.step()`), else the annotations or ops whose name starts with a marker the user names. Phases come
-from the annotations torch writes by itself: `enumerate(DataLoader)#...` (data) and `Optimizer.step#...`,
-`Optimizer.zero_grad#...` (optimizer). A trace with no device events is a CPU-only trace: its host view.
+"""A profiler trace a user already has (bench.profile.kineto) as profile.json: `bench run --profile`'s
+breakdown on the trace's own steps (`ProfilerStep#N`, else a user-named marker). Pure, no torch.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 import statistics
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 from bench.profile.analysis import CATEGORIES, _is_launch, assemble, breakdown, matmul_flops, op_category
@@ -108,8 +105,6 @@ def device_indices(trace: KinetoTrace) -> list[Any]:
 
 def on_one_device(trace: KinetoTrace, index: Any) -> KinetoTrace:
     """The trace with the device events of GPU `index` only (host events all kept)."""
-    from dataclasses import replace
-
     events = [
         e for e in trace.events if not e.on_device or not isinstance(e.thread, tuple) or e.thread[0] == index
     ]
@@ -300,7 +295,7 @@ def profile_trace(
         prof["matmul_flops_per_s"] = None
         launch_only = [
             "the trace lists a GPU (deviceProperties) but holds no device events: its ops' host times are "
-            "their launches' (the work ran on the GPU), so no FLOP/s are shown",
+            "their launches' (the work ran on the GPU), so no FLOP/s are shown"
         ]
     prof["notes"] = (
         trace_notes(trace, view, compiled, bool(peak_value))
@@ -330,8 +325,6 @@ def attention_flops(e: TraceEvent) -> int:
 def _counts(trace: KinetoTrace, steps_found: list[tuple[float, float, int]]) -> dict:
     """FLOPs per step of the recorded matmul and attention ops (the profiler's count, else from the
     shapes), for the roofline; bytes are not in a trace, so none are counted."""
-    import bisect
-
     starts = [a for a, _, _ in steps_found]
     flops = {c: 0 for c in CATEGORIES}
     ops = {c: 0 for c in CATEGORIES}
@@ -355,7 +348,7 @@ def trace_notes(trace: KinetoTrace, view: str, compiled: bool, has_peak: bool) -
     """What the figures of a profile read from a trace mean."""
     out = [
         "source: a profiler trace read from a file (bench profile); steps are the trace's own "
-        "(ProfilerStep#N or --step-marker), each step's time its annotation on the host",
+        "(ProfilerStep#N or --step-marker), each step's time its annotation on the host"
     ]
     if view == "device":
         out += [

@@ -1,15 +1,8 @@
 """A PyTorch profiler (Kineto) Chrome-trace JSON file, plain or gzipped, read as TraceEvents. No torch.
 
-The file is streamed: the `traceEvents` array is decoded one event at a time from a buffer of about a MiB,
-and each event is kept only as the few fields the analyses read (host ops, annotations, runtime launches,
-kernels, copies); Python-function events, flow arrows and metadata are counted and dropped. So memory grows
-with the number of kept events (a few hundred bytes each), never with the file's size in text.
-
-Both layouts the profiler has written are read: today's categories (`cpu_op`, `user_annotation`,
-`cuda_runtime`, `kernel`, `gpu_memcpy`, ...) and the 2021 ones (`Operator`, `Runtime`, `Kernel`, `Memcpy`).
-CUDA and ROCm traces look the same here: ROCm's `hipLaunchKernel` sits in `cuda_runtime` (or `hip_runtime`).
-A kernel names its launch by `args.correlation`; where it does not (some ROCm traces), the `ac2g` flow
-arrow between the two gives the link.
+Streamed one event at a time (memory grows with the kept events, not the file); both the current and the
+2021 layouts, CUDA and ROCm alike; a kernel's launch by `args.correlation`, else the `ac2g` flow arrow.
+docs/profile.md has the details.
 """
 
 from __future__ import annotations
@@ -75,10 +68,6 @@ class KinetoTrace:
     dropped: dict[str, int] = field(default_factory=dict)  # category -> events not kept
     without_time: int = 0  # kept-kind events left out: no finite numeric `ts`
     without_duration: int = 0  # kept events whose `dur` is missing, negative or not finite: read as 0 us
-
-    @property
-    def device_events(self) -> list[TraceEvent]:
-        return [e for e in self.events if e.on_device]
 
     @property
     def rank(self) -> int | None:

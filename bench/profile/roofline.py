@@ -1,24 +1,6 @@
-"""Each category of a profiled step on a roofline: its FLOP/byte, its achieved FLOP/s and bytes/s, and
-what bounds it. Pure: numbers in (the time breakdown, the counted step, the roofs), numbers out.
-
-A roofline has two roofs: the compute roof (peak FLOP/s) and the bandwidth slope (bytes/s x FLOP/byte);
-they meet at the ridge point (peak / bandwidth). A category doing `flops` and moving `bytes` in `s`
-seconds reaches `flops/s` of the compute roof and `bytes/s` of the bandwidth roof. The higher of the two
-fractions is its fraction of the roof that binds at its intensity (the roofline's attainable
-min(peak, intensity x bandwidth)); the roof it is closest to bounds it:
-
-- `compute`: at least NEAR_ROOF of the compute roof and closer to it than to the bandwidth roof;
-- `memory`: at least NEAR_ROOF of the bandwidth roof and closer to it;
-- `overhead`: below NEAR_ROOF of both: the time goes to neither arithmetic nor memory traffic but to
-  launches, Python, dispatch, synchronisation (and, on a GPU, kernels too small to fill it).
-  `other` (the step's remainder) is overhead by definition, and so is a category with time but no
-  counted work.
-
-NEAR_ROOF is well below 1 because the bytes counted are a lower bound (bench.profile.traffic), so a
-category's real bandwidth is above the figure here, and because achievable roofs sit below the spec.
-The roofs used are the measured ones (a timed matmul, STREAM triad) where there are, else the spec or
-derived figures: what the device can reach, not what its datasheet promises. A measured compute roof
-that a category of the step exceeds was measured low (a busy machine) and gives way to the spec.
+"""Each category of a profiled step on a roofline: its FLOP/byte, achieved FLOP/s and bytes/s, and what
+bounds it (compute, memory or overhead, by NEAR_ROOF). Pure: numbers in, numbers out. docs/roofline.md says
+why NEAR_ROOF sits well below 1 and which roofs (measured, else spec) are used.
 """
 
 from __future__ import annotations
@@ -78,12 +60,7 @@ def classify(
 
 
 def roofline(
-    mean_ms: dict[str, float],
-    step_ms: float,
-    counts: dict,
-    roofs: dict,
-    view: str,
-    compiled: bool,
+    mean_ms: dict[str, float], step_ms: float, counts: dict, roofs: dict, view: str, compiled: bool
 ) -> dict:
     """profile.json's "roofline": per category figures and bound, the roofs, the ridge, the share of the
     step under each bound (docs/profile-schema.md).

@@ -1,10 +1,6 @@
-"""The roofs a profile's categories are placed under, per device: compute (the run's peak and a timed
-matmul) and memory bandwidth (the datasheet's and STREAM copy and triad), each with its source.
-
-`RoofMeter` measures what the hwinfo snapshot lacks once per device (bandwidth) and per device and dtype
-(matmul), so a sweep pays a few seconds per device, not per run. `bench run` takes its snapshot without
-`hwinfo --measure`, so a CPU's bandwidth is unknown there until measured here. The measurements run
-between runs (after a run's timed steps), never during a timed step.
+"""The roofs a profile's categories are placed under: compute (the run's peak, a timed matmul) and memory
+(datasheet, STREAM copy and triad), each with its source. `RoofMeter` measures once per device (and dtype),
+between runs, never during a timed step.
 """
 
 from __future__ import annotations
@@ -13,6 +9,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from hwinfo import measure as hw_measure
+from hwinfo.measure import NotMeasurable
 from hwinfo.peaks import bandwidth_for
 from hwinfo.units import bytes_per_s, flops, is_num
 
@@ -133,9 +131,7 @@ class RoofMeter:
         return roofs
 
     def _stream(self, device: str, llc_bytes: Any) -> dict | None:
-        measure = self._measure_bandwidth
-        if measure is None:
-            from hwinfo.measure import measure_bandwidth as measure
+        measure = self._measure_bandwidth or hw_measure.measure_bandwidth
         self._progress(f"{device}: measuring memory bandwidth (STREAM copy and triad) for the roofline ...")
         load = _loadavg()
         try:
@@ -166,11 +162,7 @@ class RoofMeter:
         return roof
 
     def _time_matmul(self, device: str, dtype: str, threads: int | None) -> dict | None:
-        from hwinfo.measure import NotMeasurable
-
-        measure = self._measure_matmul
-        if measure is None:
-            from hwinfo.measure import measure_matmul as measure
+        measure = self._measure_matmul or hw_measure.measure_matmul
         self._progress(f"{device}: timing a {dtype} matmul for the roofline ...")
         load = _loadavg()
         try:

@@ -1,22 +1,9 @@
 """Bytes and FLOPs of every aten op of one train step, per category: what the roofline places.
 
-`OpCounter` is a TorchDispatchMode: it sees each aten op below autograd (so `linear` arrives as `mm`
-/`addmm`, `layer_norm` as `native_layer_norm`, and nothing is counted twice) and adds up, per category:
-- bytes: each tensor input read once plus each output written once (unique elements of each operand,
-  so an expanded tensor counts its storage, not its broadcast; an indexing op reads only the elements it
-  gathers). Views, allocations and metadata ops move nothing. A lower bound of the traffic: caches missed twice, re-reads inside a kernel (a matmul's tiles)
-  and write-allocate traffic are not counted;
-- FLOPs: torch.utils.flop_counter's formulas (matmul, attention, convolution), plus the formula it
-  lacks for the CPU's fused attention kernel (`_scaled_dot_product_flash_attention_for_cpu` and its
-  backward: the same shapes, the same count as the CUDA kernels); every other computing op counts one
-  FLOP per element of its largest operand (`flops_floor`: a floor, as layer norm, GELU or softmax do
-  several); ops that only move data count none.
-
-`count_step(trainer, it)` runs one more real `Trainer.train_step` under the counter, its phases marked
-(the phase a marker names decides data and optimizer, as in the time breakdown), and restores the
-Trainer afterwards. The step is never timed: a dispatch mode costs time. A compiled model is counted
-as its eager ops (torch.compile skips its graphs under a dispatch mode anyway): the FLOPs are the same,
-but Inductor's fused kernels move fewer bytes than the eager ops they replace.
+`OpCounter` (a TorchDispatchMode, below autograd: nothing counted twice) adds each op's unique bytes read and
+written (a lower bound of the traffic) and its FLOPs (torch's formulas, the CPU flash-attention one it lacks,
+else one per element: `flops_floor`). `count_step` runs one untimed, marked train step under it and restores
+the Trainer; a compiled model is counted as its eager ops. docs/roofline.md has the details.
 """
 
 from __future__ import annotations
@@ -29,8 +16,10 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import flop_registry, sdpa_backward_flop_count, sdpa_flop_count
 
 from bench.profile.analysis import CATEGORIES, MARK, op_category
+from bench.profile.capture import Snapshot
 
 # Ops that only allocate or read metadata: no bytes, no FLOPs.
 _NO_TRAFFIC = {
@@ -109,8 +98,6 @@ def op_bytes(func: Any, args: tuple, kwargs: dict, out: Any) -> int:
 
 def _sdpa_cpu_flops(func: Any, args: tuple, kwargs: dict) -> int | None:
     """FLOPs of the CPU's fused attention (forward and backward), which flop_counter's registry lacks."""
-    from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
-
     base = func._schema.name.split("::", 1)[-1]
     if base == "_scaled_dot_product_flash_attention_for_cpu":
         q, k, v = args[:3]
@@ -124,8 +111,6 @@ def _sdpa_cpu_flops(func: Any, args: tuple, kwargs: dict) -> int | None:
 def op_flops(func: Any, args: tuple, kwargs: dict, out: Any) -> tuple[int, bool]:
     """(FLOPs, floored): flop_counter's formula when it has one (or the CPU attention's), else one per
     element of the largest operand (floored=True); 0 for views, allocations and data movement."""
-    from torch.utils.flop_counter import flop_registry
-
     formula = flop_registry.get(func._overloadpacket)
     if formula is not None:
         return int(formula(*args, **kwargs, out_val=out)), False
@@ -233,8 +218,6 @@ def count_step(trainer: Any, it: int) -> dict:
 
     Returns Counts.to_dict() with "iter": it. The step runs with its phase markers on and is not timed.
     """
-    from bench.profile.capture import Snapshot
-
     snapshot = Snapshot(trainer)
     forward = trainer.forward
     # a compiled model is counted as the eager module it wraps, whatever the torch version does under a mode

@@ -15,8 +15,10 @@ answers {"ok", "compiled", "loaded"} or {"error"}; then {"op": "step", "it"} -> 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,12 +26,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from bench.config import config_from_dict
+from bench.run_cmd import _load_data
 from bench.tune.levers import LAUNCHERS, OMP_AFFINITY
+from bench.tune.plan import Knobs
 
 if TYPE_CHECKING:
     from bench.config import BenchConfig
     from bench.devices import Device
-    from bench.tune.plan import Knobs
 
 
 def child_env(knobs: Knobs, library: str | None) -> dict[str, str]:
@@ -121,9 +125,6 @@ class ChildTrainer:
 
 def _die_with_parent() -> None:
     if sys.platform == "linux":
-        import ctypes
-        import signal
-
         try:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
@@ -164,12 +165,9 @@ def main() -> int:
         if preload and loaded is None:  # checked before torch is imported: a failure costs no time
             say({"error": f"LD_PRELOAD={preload} was not loaded into the variant's process"})
             return 1
-        from bench.config import config_from_dict
-        from bench.run_cmd import _load_data
         from bench.runner import resolve_devices
         from bench.train import Trainer
         from bench.tune.measure import Side
-        from bench.tune.plan import Knobs
 
         cfg = config_from_dict(first["config"])
         knobs = Knobs.from_dict(first["knobs"])

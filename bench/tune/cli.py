@@ -12,6 +12,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import hwinfo
+from bench.config import ConfigError, config_from_dict
+from bench.results import ResultsDir, ResultsError, read_json
+from bench.run_cmd import _config_flags_given, _load_data, config_from_args
+from bench.run_cmd import add_arguments as run_arguments
+from bench.tune.plan import TIPS, plan_device, recipe_knobs
+from hwinfo.interrupts import checked
+
 if TYPE_CHECKING:
     from bench.config import BenchConfig
     from bench.tune.runner import TuneOptions
@@ -39,9 +47,6 @@ _AXES = (("batch_sizes", "--batch-sizes", "tune tries x2 and x4 itself"),
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """`bench run`'s flags (the recipe, --config, --out, --resume, --dry-run, --profile), then tune's own."""
-    from bench.run_cmd import add_arguments as run_arguments
-    from bench.tune.plan import TIPS
-
     # a tune is one process (never DDP) and starts from step 0 (its variants must share the recipe)
     run_arguments(
         p, leave_out=("--nproc", "--dist-timeout", "--save-checkpoint", "--init-from", "--trust-checkpoint")
@@ -75,8 +80,6 @@ BOUNDS = {
 
 def _bounded(value: object, key: str) -> float:
     """value as BOUNDS[key] says, or ConfigError naming both bounds."""
-    from bench.config import ConfigError
-
     flag, kind, low, high, what = BOUNDS[key]
     try:
         if isinstance(value, bool) or (kind is int and isinstance(value, float) and not value.is_integer()):
@@ -91,8 +94,6 @@ def _bounded(value: object, key: str) -> float:
 
 def options_from_args(args: argparse.Namespace, stored: dict | None = None) -> TuneOptions:
     """tune's options from the flags, over the stored ones (--resume, already checked), over the defaults."""
-    from bench.config import ConfigError
-    from bench.tune.plan import TIPS
     from bench.tune.runner import TuneOptions
 
     base = dict(stored or {})
@@ -124,8 +125,6 @@ def options_from_args(args: argparse.Namespace, stored: dict | None = None) -> T
 def stored_options(out: Path, block: object) -> dict:
     """sweep.json's "tune" block, checked as the flags are: a damaged block is refused as damaged (never blamed
     on options the user did not give)."""
-    from bench.results import ResultsError
-    from bench.tune.plan import TIPS
     from bench.tune.runner import TuneOptions
 
     def damaged(why: str) -> ResultsError:
@@ -158,9 +157,6 @@ def stored_options(out: Path, block: object) -> dict:
 def stored_recipe(out: Path, spec: object) -> BenchConfig:
     """sweep.json's "spec" (the tune's recipe), read as it is on disk: a damaged one is refused, never taken
     for the reference recipe."""
-    from bench.config import ConfigError, config_from_dict
-    from bench.results import ResultsError
-
     if not (
         isinstance(spec, dict) and all(isinstance(spec.get(k), dict) for k in ("model", "train", "sweep"))
     ):
@@ -174,8 +170,6 @@ def stored_recipe(out: Path, spec: object) -> BenchConfig:
 
 def check_one_recipe(cfg: BenchConfig) -> None:
     """tune measures around one recipe: one value per sweep axis (the devices excepted)."""
-    from bench.config import ConfigError
-
     for name, flag, hint in _AXES:
         values = getattr(cfg.sweep, name)
         if len(values) != 1:
@@ -186,13 +180,11 @@ def check_one_recipe(cfg: BenchConfig) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import hwinfo
+    import torch
+
     from bench.devices import DeviceUnavailable
-    from bench.results import ResultsDir, ResultsError
-    from bench.run_cmd import _config_flags_given, _load_data, config_from_args
     from bench.runner import Interrupted, Sweep, resolve_devices
-    from bench.tune.plan import plan_device, recipe_knobs
-    from bench.tune.runner import Tuner
+    from bench.tune.runner import TuneOptions, Tuner
 
     profile_given = args.profile
     args.profile = 0 if args.profile is None else args.profile
@@ -206,8 +198,6 @@ def run(args: argparse.Namespace) -> int:
             raise ResultsError(
                 f"{out} already holds results: pass --resume to complete this tune, or choose another --out"
             )
-        from bench.results import read_json
-
         old = read_json(results.sweep_path)  # as on disk: read_sweep would read a damaged spec as {}
         if "tune" not in old:
             raise ResultsError(f"{out} holds a `bench run` sweep, not a tune: choose another --out")
@@ -224,8 +214,6 @@ def run(args: argparse.Namespace) -> int:
         )
     options = options_from_args(args, stored)
     if stored is not None:
-        from bench.tune.runner import TuneOptions
-
         was = {**TuneOptions(tips=tuple(stored["tips"])).to_dict(), **stored, "profile_steps": 0}
         now = {**options.to_dict(), "profile_steps": 0}
         differ = [k for k in now if now[k] != was.get(k)]
@@ -246,8 +234,6 @@ def run(args: argparse.Namespace) -> int:
     for reason in unavailable.values():
         print(f"warning: {reason}; it is left out", file=sys.stderr)
     hw = hwinfo.snapshot()
-    import torch
-
     plans = {
         name: plan_device(name, dev, cfg, hw, options.tips, torch.get_num_threads())
         for name, dev in devices.items()
@@ -259,8 +245,6 @@ def run(args: argparse.Namespace) -> int:
     sweep = Sweep(cfg, out, hw, ["bench", *getattr(args, "argv", [])], progress=not args.no_progress,
                   dataset=dataset)  # fmt: skip
     statuses: dict[str, str] = {}
-    from hwinfo.interrupts import checked
-
     # until here a signal ends the tune at once (nothing written); from here at the next step (hwinfo.interrupts)
     with sweep.results.lock(" ".join(sweep.argv)), checked():
         sweep.prepare(resume=args.resume)
@@ -293,8 +277,6 @@ def _value(v: object) -> str:
 
 
 def _print_plan(plans: dict, devices: dict, cfg: BenchConfig, options: TuneOptions) -> None:
-    from bench.tune.plan import recipe_knobs
-
     for name, variants in plans.items():
         device = devices[name]
         knobs = recipe_knobs(cfg, device)

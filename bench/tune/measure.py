@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from bench.tune.verdict import stop_reason, throughput_effect
+
 if TYPE_CHECKING:
     from bench.train import Trainer
     from bench.tune.plan import Knobs
@@ -124,8 +126,6 @@ def measure_pair(
     max_seconds (by `clock`), or max_pairs.
 
     `result` is filled as it goes (so an interrupted pair keeps what it measured)."""
-    from bench.tune.verdict import stop_reason, throughput_effect
-
     out = result if result is not None else PairResult()
     out.where = "the variant's warm-up (a compiled variant compiles here)"
     with variant.active():

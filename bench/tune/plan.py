@@ -1,14 +1,11 @@
 """The variants `bench tune` measures around a recipe on one device, and why others cannot run there.
-
-Each variant changes one group of knobs of the recipe (dtype, compile mode, threads and CPU affinity, OpenMP
-affinity, memory allocator, AdamW implementation, batch size) and names the tip it tests. OpenMP affinity and
-the allocator take effect only in a process started with them (bench.tune.child). Whatever differs between devices is asked
-of bench.devices.Device (check_compile_mode, check_dtype, tune_thread_counts, performance_cpus,
-supports_fused_adamw, fused_adamw_default); this module never branches on a device string.
+Device differences are asked of bench.devices.Device; this module never branches on a device string.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
@@ -118,14 +115,8 @@ def recipe_knobs(cfg: BenchConfig, device: Device) -> Knobs:
     return Knobs(s.dtypes[0], s.compile[0], threads, None, device.fused_adamw_default, s.batch_sizes[0])
 
 
-def plan_device(
-    name: str,
-    device: Device,
-    cfg: BenchConfig,
-    hw: dict,
-    tips: Iterable[str] = TIPS,
-    default_threads: int = 1,
-) -> list[Variant]:
+def plan_device(name: str, device: Device, cfg: BenchConfig, hw: dict, tips: Iterable[str] = TIPS,
+                default_threads: int = 1) -> list[Variant]:  # fmt: skip
     """Every variant of the requested tips on this device, the unavailable ones included with their reason;
     first the default's full run (when a time-to-loss tip or an answered tip needs it), then the throughput
     variants, then the time-to-loss ones. default_threads: the thread count "PyTorch's choice" means here."""
@@ -141,12 +132,8 @@ def plan_device(
 
     if any(t.startswith("batch_") or t in ANSWERED_TIPS for t in tips):
         out.append(Variant(name, DEFAULT, DEFAULT, "", base, DEFAULT))
-    for tip, mode in (
-        ("compile", "on"),
-        ("max_autotune", "max-autotune"),
-        ("max_autotune_no_cudagraphs", "max-autotune-no-cudagraphs"),
-        ("cuda_graphs", "reduce-overhead"),
-    ):
+    for tip, mode in (("compile", "on"), ("max_autotune", "max-autotune"),
+                      ("max_autotune_no_cudagraphs", "max-autotune-no-cudagraphs"), ("cuda_graphs", "reduce-overhead")):  # fmt: skip
         if tip not in tips:
             continue
         if base.compile == mode:  # the recipe already follows the tip: measure it without
@@ -166,8 +153,6 @@ def plan_device(
                        "tip measures")  # fmt: skip
         add(tip, "compile" if mode == "on" else f"compile-{mode}", "compile", unavailable=why, compile=mode)
     if "threads" in tips:
-        import os
-
         # a damaged hwinfo (a cached core count of 10**30) never plans more threads than this machine has CPUs
         counts = [n for n in device.tune_thread_counts(hw) if 1 <= n <= (os.cpu_count() or 1)]
         current = base.threads if base.threads is not None else default_threads
@@ -190,8 +175,6 @@ def plan_device(
                else f"{device.type} work does not run on OpenMP threads")  # fmt: skip
         add("kmp_affinity", "kmp-compact", "affinity", unavailable=why, omp_affinity="kmp-compact")
     if "numactl" in tips:
-        import shutil
-
         why = (levers.numactl_unavailable(shutil.which("numactl"), levers.numa_nodes()) if device.uses_cpu_threads
                else f"{device.type} work does not run on CPU threads: the host's NUMA binding is not its speed")  # fmt: skip
         add("numactl", "numa-node0", "affinity", unavailable=why, omp_affinity="numa-node0")

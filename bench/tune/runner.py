@@ -1,26 +1,37 @@
 """`bench tune`'s runs on one device, recorded as ordinary runs of a results directory.
 
-Order: the throughput variants (each alternated with the default in blocks, in one process), the best
-combination of the ones that were worth it (when there are two or more), then the time-to-loss phase: the
-default's full run (its final val loss is the target; a short profile after it), the variants that change
-the recipe (batch) and the best configuration, all taking turns, each stopped at the target or at a time
-cap. Each variant is a run with its own run.json ("tune" block: the tip, the knobs, the samples or the
-time to the target), steps.csv and evals.csv; one that cannot run here is recorded as skipped, with why.
+Order: the throughput variants (alternated with the default), their best combination, then the time-to-loss
+phase (the default's full run sets the target; the batch variants and the best configuration take turns to
+it). A variant that cannot run here is recorded as skipped, with why. docs/tune.md has the details.
 """
 
 from __future__ import annotations
 
 import contextlib
+import statistics
 import sys
+import time
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import psutil
+import torch
 from tqdm import tqdm
 
+from bench import profile as bench_profile
+from bench.devices import DtypeUnsupported
+from bench.metrics import step_summary
 from bench.results import ResultsError, atomic_write_json, read_json
+from bench.runner import HostLoad, Interrupted, RunSpec
+from bench.train import Trainer
 from bench.tune import levers
+from bench.tune import measure as tune_measure
+from bench.tune import to_loss as tune_to_loss
+from bench.tune.child import ChildTrainer, child_env
+from bench.tune.measure import PairResult, Side
 from bench.tune.plan import BEST, BEST_TO_LOSS, DEFAULT, Knobs, Variant, best_knobs
+from bench.tune.to_loss import ToLoss, ToLossRun
 from bench.tune.verdict import (
     INCONCLUSIVE,
     MIN_EFFECT,
@@ -32,6 +43,7 @@ from bench.tune.verdict import (
     VERDICTS,
     Candidate,
     choose_best,
+    spoiled_pairs,
     throughput_effect,
     what_would_settle,
 )
@@ -40,7 +52,6 @@ if TYPE_CHECKING:
     from bench.config import BenchConfig
     from bench.devices import Device
     from bench.runner import Sweep
-    from bench.tune.measure import Side
     from model.dataset import CharDataset
 
 # Per throughput variant, the most seconds of pairs of blocks (warm-ups not counted). Sized from pairs measured on
@@ -177,15 +188,11 @@ class Tuner:
 
     # ---- one run's metadata and lifecycle ----------------------------------------------------------------
     def _threads(self, knobs: Knobs) -> int | None:
-        import torch
-
         if not self.device.uses_cpu_threads:
             return None
         return knobs.threads if knobs.threads is not None else torch.get_num_threads()
 
     def _meta(self, v: Variant) -> dict:
-        from bench.runner import RunSpec
-
         spec = RunSpec(v.device, v.knobs.dtype, v.knobs.batch_size, v.knobs.compile, v.knobs.threads)
         meta = self.sweep._meta(spec, self.device)
         meta["threads"] = self._threads(v.knobs)
@@ -193,11 +200,7 @@ class Tuner:
         return meta
 
     def _trainer(self, knobs: Knobs) -> Any:
-        from bench.train import Trainer
-
         if knobs.needs_child:
-            from bench.tune.child import ChildTrainer, child_env
-
             lib = (
                 levers.find_library(levers.ALLOCATORS[knobs.allocator][0])
                 if knobs.allocator in levers.ALLOCATORS
@@ -209,16 +212,8 @@ class Tuner:
         return Trainer(self.cfg.model, self.cfg.train, self.device, knobs.dtype, knobs.compile, knobs.batch_size,
                        self.dataset, fused_adamw=knobs.fused_adamw)  # fmt: skip
 
-    def _child_default(self) -> Any:
-        from bench.tune.child import ChildTrainer
-
-        return ChildTrainer(self.cfg, self.default, self.device, {})
-
     def _start(self, v: Variant) -> tuple[Any, dict, Any, Any] | None:
         """(trainer, meta, writer, host load) for a variant, or None when it could not be built (recorded)."""
-        from bench.devices import DtypeUnsupported
-        from bench.runner import HostLoad
-
         run_id = v.run_id(self.device.label)
         meta = self._meta(v)
         try:
@@ -233,8 +228,6 @@ class Tuner:
             _say(f"{run_id}: failed: could not start: {reason}")
             self.device.empty_cache()
             return None
-        import psutil
-
         writer = self.results.new_run(run_id, {**meta, "status": "running", "started": _now()})
         writer.write_meta()
         return trainer, meta, writer, HostLoad(psutil.Process())
@@ -249,17 +242,12 @@ class Tuner:
 
     # ---- throughput: alternated with the default ----------------------------------------------------------
     def _default(self) -> Side:
-        from bench.tune.measure import Side
-
         if self._default_side is None:
             self._default_side = Side(self._trainer(self.default), self.default)
         return self._default_side
 
     def _profile_default_side(self) -> None:
-        """Profile the default before the throughput variants, so their why has its evidence even if the
-        full runs never finish."""
-        from bench.runner import Interrupted
-
+        """Before the throughput variants, so their why has its evidence even if the full runs never finish."""
         try:
             side = self._default()
             with side.active():
@@ -272,9 +260,6 @@ class Tuner:
             self._default_side = None
 
     def _throughput(self, v: Variant) -> str:
-        from bench.runner import Interrupted
-        from bench.tune.measure import PairResult, Side, measure_pair
-
         run_id = v.run_id(self.device.label)
         # a variant in a process of its own is compared with the default in another: only the environment differs
         # (built after the variant's own: a variant whose process cannot start costs no second process)
@@ -297,7 +282,7 @@ class Tuner:
                                        "launcher": list(levers.LAUNCHERS.get(v.knobs.omp_affinity or "", ())),
                                        "default": "a process of its own, without that environment"}  # fmt: skip
             try:
-                default = Side(self._child_default(), self.default)
+                default = Side(ChildTrainer(self.cfg, self.default, self.device, {}), self.default)
             except Exception as e:  # noqa: BLE001
                 _close(trainer)
                 reason = f"could not start: the default: {_reason(self.device, e, 'building it', self.default.batch_size)}"
@@ -313,7 +298,7 @@ class Tuner:
              + (" (compiling first)" if trainer.compiled else ""))  # fmt: skip
         try:
             with self.device.clean_compiler_state() if compiled else contextlib.nullcontext():
-                measure_pair(default, side, o.repeats, o.block_seconds, o.warmup_steps, desc=run_id,
+                tune_measure.measure_pair(default, side, o.repeats, o.block_seconds, o.warmup_steps, desc=run_id,
                              progress=self.progress, result=pair, max_seconds=o.max_seconds)  # fmt: skip
         except KeyboardInterrupt as e:
             how = getattr(e, "signal_name", None) or "Ctrl-C"
@@ -340,8 +325,6 @@ class Tuner:
         return status
 
     def _pair_numbers(self, pair: Any) -> dict:
-        from bench.tune.verdict import spoiled_pairs
-
         o = self.options
         return {
             "samples_tokens_per_s": pair.variant_tokens_per_s,
@@ -358,10 +341,6 @@ class Tuner:
         self, side: Side, meta: dict, load: Any, eval_ms_total: float = 0.0, losses: dict | None = None
     ) -> dict:
         """run.json's summary, with the keys `bench run` writes (the ms/iter figures over this run's timed steps)."""
-        import time
-
-        from bench.metrics import step_summary
-
         summary = step_summary(side.timed_ms, meta["tokens_per_iter"], meta["flops_per_iter"],
                                meta["peak_flops"].get("value"))  # fmt: skip
         summary.update({
@@ -379,8 +358,6 @@ class Tuner:
         default = next((meta for v, meta in runs if v.measure == DEFAULT), None)
         if default is None or not self._default_tokens_per_s or not default.get("tokens_per_iter"):
             return None
-        import statistics
-
         tokens_per_s = statistics.median(self._default_tokens_per_s)
         recipe_s = self.cfg.train.max_iters * default["tokens_per_iter"] / tokens_per_s
         n_variants = len(runs) - 1
@@ -394,10 +371,6 @@ class Tuner:
                 "(the batch tips: leave batch_x2,batch_x4 out of --tips to skip this phase)")  # fmt: skip
 
     def _to_loss_phase(self, variants: list[Variant], resume: bool) -> dict[str, str]:
-        from bench.runner import Interrupted
-        from bench.tune.measure import Side
-        from bench.tune.to_loss import ToLoss, ToLossRun, run_interleaved
-
         label = self.device.label
         statuses: dict[str, str] = {}
         todo = []
@@ -428,16 +401,10 @@ class Tuner:
                 continue
             trainer, meta, writer, load = started
             state = ToLoss(None if v.measure == DEFAULT else target, None if v.measure == DEFAULT else cap)
-            runs.append(
-                (
-                    v,
-                    ToLossRun(
-                        Side(trainer, v.knobs), writer, state, v.measure == DEFAULT, lambda: bar.update(1)
-                    ),
-                    meta,
-                    load,
-                )
+            run = ToLossRun(
+                Side(trainer, v.knobs), writer, state, v.measure == DEFAULT, lambda: bar.update(1)
             )
+            runs.append((v, run, meta, load))
             if v.measure == DEFAULT:
                 _say(f"{v.run_id(label)}: the recipe to its end (its final val loss is the target)")
             else:
@@ -450,7 +417,7 @@ class Tuner:
         compiled = any(r.side.trainer.compiled for _, r, _, _ in runs)
         try:
             with self.device.clean_compiler_state() if compiled else contextlib.nullcontext():
-                run_interleaved(
+                tune_to_loss.run_interleaved(
                     [r for _, r, _, _ in runs], self.options.block_seconds, self.options.time_cap, target, cap
                 )
                 for v, r, _, _ in runs:
@@ -505,15 +472,11 @@ class Tuner:
     def _profile(self, side: Side, warm_ms: list[float]) -> None:
         """A few extra steps of the default under the profiler: where its step goes, into the default run's
         profile.json (the evidence behind the tips' why). warm_ms: its unprofiled steps (the overhead)."""
-        import statistics
-
-        from bench.profile import profile_steps
-
         trainer = side.trainer
         meta = self._meta(Variant(self.device.name, DEFAULT, DEFAULT, "", self.default, DEFAULT))
         try:
             with side.active():
-                prof = profile_steps(
+                prof = bench_profile.profile_steps(
                     trainer, n_steps=self.options.profile_steps, start_iter=side.it,
                     unprofiled_ms_median=statistics.median(warm_ms[1:] or warm_ms) if warm_ms else None,
                     peak_flops_per_s=meta["peak_flops"].get("value"),

@@ -1,10 +1,8 @@
 """Verdicts of tips from measured numbers: pure (numpy through bench.gate.stats), no torch.
 
-Two measures, never mixed: a throughput variant (same recipe) is judged on tokens/s samples taken in
-alternating blocks with the default (each pair's ratio; their median, its bootstrap interval and a
-Mann-Whitney U test through bench.gate.stats.compare_samples); a time-to-loss variant (another batch size) on the time it takes to reach the val loss
-the default reaches at its end, known only at evals, so its interval is both runs' eval resolution. `bench tune`
-uses these to pick the best configuration; reports/ uses the same functions to write the tips table.
+Two measures, never mixed: throughput (tokens/s pairs of blocks against the default, through
+bench.gate.stats.compare_samples) and time to loss (time to the default's final val loss, whose interval
+is the eval resolution of both runs). reports/ writes the tips table with the same functions.
 """
 
 from __future__ import annotations
