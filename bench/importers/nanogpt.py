@@ -16,18 +16,12 @@ What train.py prints (karpathy/nanoGPT: train.py, configurator.py, model.py), in
     iter 250: loss 1.9927, time 479.12ms, mfu 9.98%                   every log_interval iters
     iter 1631: loss 3.1, time 563.21ms                                before Feb 2023: no mfu
 
-Lines pasted into issues and posts may carry quote markers (`> `) and timestamps: they are taken off first.
-The time of `iter N` runs from the end of iter N-1 to the end of iter N, so it includes the eval and the
-checkpoint printed just before it; the first iteration of a process also holds start-up and any compilation.
-
-The printed mfu is nanoGPT's own FLOPs per iteration of one process (its estimate_mfu: batch_size x
-gradient_accumulation_steps per process) over an A100's 312 TFLOP/s, as a 0.9/0.1 running average that starts
-at the process's 5th iteration (-100.00% before). `mfu_flops` inverts that average over the log's own lines, so
-the config the import works out is checked against what train.py itself counted (`cross_check`).
-
-A file may hold several attempts (a run that crashed, started again): each new config echo, tokens line or
-iteration count going back starts one. A log is read twice, streamed: `parse_log` gathers the figures of the
-chosen attempt, `run_rows` replays its lines into steps.csv and evals.csv rows. Every pattern is linear in the line.
+Quote markers and timestamps pasted before lines are taken off first. The time of `iter N` includes the
+eval and checkpoint printed just before it; a process's first iteration also holds start-up and compilation.
+The printed mfu is nanoGPT's FLOPs per iteration of one process over an A100's 312 TFLOP/s, a 0.9/0.1 running
+average from the 5th iteration: inverted over the log's lines, it checks the config worked out (`cross_check`).
+A file may hold several attempts (a run started again). A log is read twice, streamed: `parse_log` gathers the
+chosen attempt's figures, `run_rows` replays its lines into rows. Every pattern is linear in the line.
 """
 
 from __future__ import annotations
@@ -48,6 +42,7 @@ import numpy as np
 
 from bench.config import TrainConfig
 from bench.config import lr_at as schedule_lr_at
+from bench.userfiles import open_user_file
 from hwinfo.peaks import A100_BF16_PEAK_FLOPS as NANOGPT_PEAK_FLOPS  # estimate_mfu's denominator
 from model import flops
 from model.config import GPTConfig
@@ -91,29 +86,15 @@ RECORDED_KEYS = MODEL_KEYS + TRAIN_KEYS + RUN_KEYS  # `assumed` lists those of t
 SETTABLE_KEYS = tuple(sorted(set(TRAIN_PY_DEFAULTS) | {"vocab_size"}))
 DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 # Keys every FLOP figure rests on; without a full config echo each must be in the log, derived, or --set.
-FLOP_KEYS = (
-    "n_layer",
-    "n_head",
-    "n_embd",
-    "block_size",
-    "vocab_size",
-    "batch_size",
-    "gradient_accumulation_steps",
-)
+FLOP_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size",
+             "gradient_accumulation_steps")  # fmt: skip
 REQUIRED_WITHOUT_ECHO = ("device",) + FLOP_KEYS
 
 # Where a value came from, in the order of trust (the user's word first).
-SET, LOG, DERIVED, FROM_MFU, HWINFO, DEFAULT = (
-    "set",
-    "log",
-    "derived",
-    "derived from the log's mfu",
-    "hwinfo",
-    "default",
-)
+SET, LOG, DERIVED, FROM_MFU, HWINFO, DEFAULT = ("set", "log", "derived", "derived from the log's mfu", "hwinfo",
+                                                "default")  # fmt: skip
 
-_WHOLE = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size", "gradient_accumulation_steps",
-          "eval_interval", "log_interval", "eval_iters")  # fmt: skip
+_WHOLE = (*FLOP_KEYS, "eval_interval", "log_interval", "eval_iters")
 _FRACTION = ("dropout", "beta1", "beta2")  # in [0, 1)
 
 # A device train.py can run on: model.to(device) takes nothing else.
@@ -144,9 +125,7 @@ EXCEPTION_RE = re.compile(r"(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|
 COMMAND_RE = re.compile(r"(?:^|[\s/\\])train\.py(?:\s|$)")
 ARG_RE = re.compile(r"--(\w+)=(\S+)")
 NPROC_RE = re.compile(r"--nproc[_-]per[_-]node[= ](\d{1,4})\b")
-TIME_REPORT_RE = re.compile(
-    r"\d[\d.:]*s user\b"
-)  # the shell's `time` after the run: `... train.py ... 12.3s user`
+TIME_REPORT_RE = re.compile(r"\d[\d.:]*s user\b")  # the shell's `time` after the run: `... 12.3s user`
 # What comes before a line pasted into an issue or a post: quote markers, then a timestamp.
 QUOTE_RE = re.compile(r"(?:[ \t]*>[ \t]?)+")
 STAMP_RE = re.compile(
@@ -174,8 +153,6 @@ def read_lines(path: str | Path) -> Iterator[str | None]:
     Checks the file first, so a missing, unreadable or binary file fails here with one clear line.
     UTF-8 (with or without BOM) and UTF-16 with a BOM (PowerShell's `>`) are read; CR, LF and CRLF end lines.
     """
-    from bench.userfiles import open_user_file
-
     with open_user_file(path, what="", error=NanoGPTLogError, hint="pass a nanoGPT train.py log") as f:
         try:
             head = f.read(BINARY_SNIFF_BYTES)
@@ -338,22 +315,23 @@ def _scan(lines: Iterable[str | None]) -> Iterator[tuple]:
             yield ("other", line, n)
 
 
+# (event, text to find first ("": the line's start), pattern matched there, its value)
+_TRAIN_PY_LINES = (
+    ("tokens", "tokens per iteration", TOKENS_RE, lambda m: int(m[1].replace(",", ""))),
+    ("vocab", "found vocab_size = ", VOCAB_RE, lambda m: int(m[1])),
+    ("vocab", "defaulting to vocab_size", VOCAB_DEFAULT_RE, lambda m: int(m[1])),
+    ("params", "number of parameters: ", PARAMS_RE, lambda m: float(m[1])),
+    ("init_from", "", INIT_RE, lambda m: m[1]),
+    ("forcing", "", FORCING_RE, lambda m: (int(m[1]), int(m[2]), m[3] == "True")),
+    ("dropout", "", DROPOUT_RE, lambda m: float(m[1])),
+)
+
+
 def _train_py_line(line: str) -> tuple | None:
     """The event of one of train.py's own informational lines, or None."""
-    if (at := line.find("tokens per iteration")) >= 0 and (m := TOKENS_RE.match(line, at)):
-        return ("tokens", int(m.group(1).replace(",", "")))
-    if (at := line.find("found vocab_size = ")) >= 0 and (m := VOCAB_RE.match(line, at)):
-        return ("vocab", int(m.group(1)))
-    if (at := line.find("defaulting to vocab_size")) >= 0 and (m := VOCAB_DEFAULT_RE.match(line, at)):
-        return ("vocab", int(m.group(1)))
-    if (at := line.find("number of parameters: ")) >= 0 and (m := PARAMS_RE.match(line, at)):
-        return ("params", float(m.group(1)))
-    if m := INIT_RE.match(line):
-        return ("init_from", m.group(1))
-    if m := FORCING_RE.match(line):
-        return ("forcing", int(m.group(1)), int(m.group(2)), m.group(3) == "True")
-    if m := DROPOUT_RE.match(line):
-        return ("dropout", float(m.group(1)))
+    for kind, needle, pattern, value in _TRAIN_PY_LINES:
+        if (at := line.find(needle)) >= 0 and (m := pattern.match(line, at)):
+            return (kind, value(m))
     if line.startswith("Resuming training from"):
         return ("resume",)
     if line.startswith("compiling the model"):
@@ -729,7 +707,7 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
         log.nproc = ev[2] or log.nproc
         log.command_files = ev[3]
     elif kind in _FIELD:  # a value train.py prints once
-        setattr(log, _FIELD[kind], ev[1] if len(ev) == 2 else ev[1:])
+        setattr(log, _FIELD[kind], ev[1])
     elif kind == "resume":
         log.resumed = phases.resumed = True
     elif kind == "compiling":
@@ -807,10 +785,8 @@ def _check_value(key: str, value: Any, where: str) -> Any:
     elif key in _FRACTION:
         hi, what = 1 - 1e-12, "between 0 and 1"
     elif isinstance(default, float):
-        hi, what = (
-            (1e12 if key == "grad_clip" else 1e6),
-            f"between 0 and {1e12 if key == 'grad_clip' else 1e6:g}",
-        )
+        hi = 1e12 if key == "grad_clip" else 1e6
+        what = f"between 0 and {hi:g}"
     if not lo <= value <= hi:
         raise NanoGPTLogError(f"{where}: {key} = {_short(value)} is impossible: it must be {what}")
     return float(value) if isinstance(default, float) else value
@@ -903,7 +879,7 @@ def effective_config(
     if source["max_iters"] == DEFAULT and not log.full_echo:
         values["max_iters"], source["max_iters"] = log.last.it, DERIVED
         notes.append(f"max_iters not in the log: taken as the last iteration logged ({log.last.it})")
-    if log.tokens_per_iter is not None and source["gradient_accumulation_steps"] not in (SET,):
+    if log.tokens_per_iter is not None and source["gradient_accumulation_steps"] != SET:
         source["gradient_accumulation_steps"] = DERIVED  # from the tokens line, checked below
     _refuse_if_unknown(log, source, values, device_name)
 
@@ -933,9 +909,7 @@ def effective_config(
                 "pass the log's values with --set batch_size=N --set block_size=N"
             )
         if source["gradient_accumulation_steps"] != SET:
-            values["gradient_accumulation_steps"] = (
-                log.tokens_per_iter // per_micro
-            )  # DDP world size folded in
+            values["gradient_accumulation_steps"] = log.tokens_per_iter // per_micro  # DDP world folded in
         tokens_per_iter = log.tokens_per_iter
     elif source["gradient_accumulation_steps"] == DEFAULT and not log.full_echo:
         tokens_per_iter = _tokens_from_mfu(log, values, world)
@@ -971,11 +945,7 @@ def effective_config(
             f"the log starts at iter {log.first.it}: an excerpt, so its first line is not the run's first step"
         )
     if log.attempts:
-        picked = (
-            "--attempt"
-            if log.attempts and log.attempt != len(log.attempts)
-            else "the last with iteration lines"
-        )
+        picked = "--attempt" if log.attempt != len(log.attempts) else "the last with iteration lines"
         notes.append(
             f"{len(log.attempts)} attempts in one file, {sum(1 for a in log.attempts if 'ended in' in a)} ended in a "
             f"traceback; importing attempt {log.attempt} ({picked}; --attempt N for another): "
@@ -1182,9 +1152,7 @@ def eval_spikes(log: ParsedLog, cfg: EffectiveConfig, median: float | None) -> l
         eval_ms = 2 * v["eval_iters"] * median / (3 * v["gradient_accumulation_steps"])
         how = (f"2 x eval_iters ({v['eval_iters']}) forward passes at a third of a train step each "
                "(no later eval to measure it)")  # fmt: skip
-    if (
-        eval_ms > first["ms"] - median
-    ):  # the later evals took longer than all of iter 0: start-up not measurable
+    if eval_ms > first["ms"] - median:  # the later evals took longer than all of iter 0: start-up unknown
         eval_ms = max(0.0, first["ms"] - median)
         how += ", capped at iter 0's own time (start-up then unknown, shown as 0)"
     startup = "compilation and start-up" if cfg.compile == "on" and log.compiling else "start-up"
@@ -1317,22 +1285,13 @@ def build_run(
         "flops_per_token": fpt, "flops_per_iter": fpi, "tokens_per_iter": cfg.tokens_per_iter,
         "peak_flops": peak_flops, "started": None, "finished": None, "assumed": cfg.assumed,
         "nanogpt": {
-            "attempt": log.attempt,
-            "attempts": log.attempts,
-            "tracebacks": log.tracebacks,
-            "errors": log.errors,
-            "excerpt": not log.from_start,
-            "config_files": log.config_files or log.command_files,
+            "attempt": log.attempt, "attempts": log.attempts, "tracebacks": log.tracebacks, "errors": log.errors,
+            "excerpt": not log.from_start, "config_files": log.config_files or log.command_files,
             "config": {k: v[k] for k in TRAIN_PY_DEFAULTS} | {"vocab_size": v["vocab_size"]},
-            "config_source": dict(cfg.source),
-            "figure_inputs": figure_inputs,
-            "gradient_accumulation_steps": v["gradient_accumulation_steps"],
-            "log_interval": v["log_interval"],
-            "params_printed_m": log.params_m,
-            "notes": cfg.notes,
-            "other_lines": log.other_lines,
-            "long_lines_skipped": log.long_lines,
-            "bad_iter_lines_skipped": log.bad_iter_lines,
+            "config_source": dict(cfg.source), "figure_inputs": figure_inputs,
+            "gradient_accumulation_steps": v["gradient_accumulation_steps"], "log_interval": v["log_interval"],
+            "params_printed_m": log.params_m, "notes": cfg.notes, "other_lines": log.other_lines,
+            "long_lines_skipped": log.long_lines, "bad_iter_lines_skipped": log.bad_iter_lines,
             "repeated_iter_lines_skipped": log.repeated_iters,
         },
         "summary": summary,
