@@ -506,21 +506,22 @@ class _Phases:
 
     def __init__(self) -> None:
         self.first: int | None = None
-        self.from_start = False
-        self.resumed = False
         self.eval_at: int | None = None
-        self.checkpoint = False
-        self.diverged = False
+        self.from_start = self.resumed = self.checkpoint = self.diverged = False
 
-    def eval(self, it: int, train: float, val: float) -> None:
-        self.eval_at, self.checkpoint = it, False
-        self.diverged |= not (math.isfinite(train) and math.isfinite(val))
-
-    def saved(self) -> None:
-        if self.eval_at is not None:
-            self.checkpoint = True
-
-    def of(self, it: int, loss: float) -> str:
+    def take(self, ev: tuple) -> str | None:
+        """An iteration's phase; None for other events (an eval, checkpoint or resume moves the state)."""
+        kind = ev[0]
+        if kind == "eval":
+            self.eval_at, self.checkpoint = ev[1], False
+            self.diverged |= not (math.isfinite(ev[2]) and math.isfinite(ev[3]))
+        elif kind == "checkpoint":
+            self.checkpoint = self.eval_at is not None
+        elif kind == "resume":
+            self.resumed = True
+        if kind != "iter":
+            return None
+        it, loss = ev[1], ev[2]
         if self.first is None:
             self.first, self.from_start = it, it == 0 or self.resumed
         self.diverged |= not math.isfinite(loss)
@@ -631,7 +632,7 @@ def _describe_attempt(log: ParsedLog, span: list[int]) -> str:
 
 def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
     """One event into the attempt's figures."""
-    kind = ev[0]
+    kind, phase = ev[0], phases.take(ev)
     if kind == "iter":
         _, it, loss, ms, mfu, n = ev
         if log.last is not None:
@@ -639,7 +640,6 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
         else:
             log.first = IterLine(it, loss, ms, mfu if mfu is not None and mfu >= 0 else None, n)
         log.last = (it, loss, ms, mfu, n)
-        phase = phases.of(it, loss)
         log.n_iters += 1
         log.ms_sum += ms
         if phase == "after_eval":
@@ -676,7 +676,6 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
     elif kind == "eval":
         _, it, train, val, n = ev
         line = EvalLine(it, train, val, n)
-        phases.eval(it, train, val)
         if log.last_eval is not None:
             log.eval_step = math.gcd(log.eval_step, it - log.last_eval.it)
         log.last_eval = line
@@ -685,8 +684,6 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
             log.best_val = line
         if log.diverged is None and not (math.isfinite(train) and math.isfinite(val)):
             log.diverged = (it, "eval", train if not math.isfinite(train) else val)
-    elif kind == "checkpoint":
-        phases.saved()
     elif kind == "config_file":
         if len(log.config_files) < MAX_CONFIG_FILES:
             log.config_files.append(ev[1])
@@ -709,7 +706,7 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
     elif kind in _FIELD:  # a value train.py prints once
         setattr(log, _FIELD[kind], ev[1])
     elif kind == "resume":
-        log.resumed = phases.resumed = True
+        log.resumed = True
     elif kind == "compiling":
         log.compiling = True
     elif kind == "train_py":
@@ -1346,19 +1343,14 @@ def run_rows(
     for a, ev in _events(lines):
         if a != attempt - 1:
             continue
+        phase = phases.take(ev)
         if ev[0] == "iter":
             _, it, loss, ms, _mfu, _n = ev
-            lr = lr_at(it, v) if v["decay_lr"] else v["learning_rate"]
-            yield "step", (it, ms, loss, lr, phases.of(it, loss))
+            yield "step", (it, ms, loss, lr_at(it, v) if v["decay_lr"] else v["learning_rate"], phase)
         elif ev[0] == "eval":
             _, it, train, val, _n = ev
-            phases.eval(it, train, val)
             yield "eval", (it, "train", train, math.nan)
             yield "eval", (it, "val", val, math.nan)
-        elif ev[0] == "checkpoint":
-            phases.saved()
-        elif ev[0] == "resume":
-            phases.resumed = True
 
 
 def _status(log: ParsedLog, v: dict) -> tuple[str, str | None]:
