@@ -64,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise nanogpt.NanoGPTLogError(str(e)) from None
     snapshot = machine.load_hwinfo(args.hwinfo) if args.hwinfo else None
-    wanted_host = args.host or (snapshot or {}).get("host") or Path(args.logs[0]).stem
-    host = safe_label(wanted_host)
+    host = safe_label(args.host or (snapshot or {}).get("host") or Path(args.logs[0]).stem)
     if args.host and host != args.host:
         print(
             f"--host {args.host!r} is used as {host!r} (letters, digits, '.', '_' and '-' only)",

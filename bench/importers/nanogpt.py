@@ -620,10 +620,7 @@ def _stopped(log: ParsedLog) -> str:
 
 def _describe_attempt(log: ParsedLog, span: list[int]) -> str:
     lines = f"lines {span[0]}-{span[1]}" if span[0] else "no step lines"
-    if not log.n_iters:
-        what = "stopped before iter 0"
-    else:
-        what = f"iters {log.first.it}-{log.last.it}"
+    what = f"iters {log.first.it}-{log.last.it}" if log.n_iters else "stopped before iter 0"
     error = f", ended in {log.errors[-1]}" if log.errors else ""
     if log.inherited_config:
         what += f" (going back with no echo of its own: attempt {log.attempt - 1}'s config)"
@@ -1054,9 +1051,7 @@ def _compile(log: ParsedLog, values: dict, source: dict, notes: list) -> str:
             notes.append("compile = True, but the log has no 'compiling the model' line: taken as off")
         values["compile"], source["compile"] = False, DERIVED
         return "off"
-    if source["compile"] == LOG:
-        return "on"
-    return "unknown"
+    return "on" if source["compile"] == LOG else "unknown"
 
 
 def _check_params(log: ParsedLog, values: dict, source: dict, notes: list) -> None:
