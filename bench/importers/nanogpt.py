@@ -333,9 +333,9 @@ def _train_py_line(line: str) -> tuple | None:
         if (at := line.find(needle)) >= 0 and (m := pattern.match(line, at)):
             return (kind, value(m))
     if line.startswith("Resuming training from"):
-        return ("resume",)
+        return ("resume", True)
     if line.startswith("compiling the model"):
-        return ("compiling",)
+        return ("compiling", True)
     if line.startswith(OTHER_TRAIN_PY):
         return ("train_py", line.startswith(PREAMBLE))
     return None
@@ -357,12 +357,11 @@ class _Attempts:
         self.same_config = same_config  # a count going back with no new echo: the run's own output goes on
         self.n += 1
         self.progress = self.crashed = False
-        self.last_it: int | None = None
-        self.last_step: int | None = None
+        self.last: dict[str, int | None] = {"iter": None, "eval": None}  # the last iteration and eval numbers
 
     def repeats(self, ev: tuple) -> bool:
         """An iteration (or eval) line with the number of the one before: another rank printing the same step."""
-        last = {"iter": self.last_it, "eval": self.last_step}.get(ev[0])
+        last = self.last.get(ev[0])
         return last is not None and ev[1] == last and not self.crashed
 
     def of(self, ev: tuple) -> int:
@@ -371,14 +370,10 @@ class _Attempts:
             return self.n  # the shell's `time` report of the run just printed, not a new run
         if kind in self.STARTS and (self.progress or self.crashed):
             self._new()
-        elif kind in ("iter", "eval"):
-            last = self.last_it if kind == "iter" else self.last_step
-            if last is not None and ev[1] <= last:
+        elif kind in self.last:
+            if self.last[kind] is not None and ev[1] <= self.last[kind]:
                 self._new(same_config=not self.crashed)
-            if kind == "iter":
-                self.last_it = ev[1]
-            else:
-                self.last_step = ev[1]
+            self.last[kind] = ev[1]
             self.progress = True
         elif kind == "traceback":
             self.crashed = True
@@ -702,36 +697,25 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
         log.command_files = ev[3]
     elif kind in _FIELD:  # a value train.py prints once
         setattr(log, _FIELD[kind], ev[1])
-    elif kind == "resume":
-        log.resumed = True
-    elif kind == "compiling":
-        log.compiling = True
     elif kind == "train_py":
         log.preamble |= ev[1] and log.first is None
-    elif kind == "long":
-        log.long_lines += 1
-    elif kind == "repeat_iter":
-        log.repeated_iters += 1
-    elif kind == "bad_iter":
-        log.bad_iter_lines += 1
-        if log.first_bad_iter_line is None:
-            log.first_bad_iter_line = ev[1]
-    elif kind == "traceback":
-        log.tracebacks += 1
-        log.other_lines += 1
+    elif kind == "bad_iter" and log.first_bad_iter_line is None:
+        log.first_bad_iter_line = ev[1]
     elif kind == "exception":
-        log.other_lines += 1
         if len(log.errors) < 5:
             log.errors.append(ev[1])
         if log.last is not None:
             log.tail_error = ev[1]
-    elif kind == "other":
-        log.other_lines += 1
+    for name in _COUNTED.get(kind, ()):
+        setattr(log, name, getattr(log, name) + 1)
     log.said = _SAID.get(kind, log.said)
 
 
 _FIELD = {"tokens": "tokens_per_iter", "vocab": "vocab_size", "params": "params_m", "init_from": "init_from",
-          "forcing": "forcing", "dropout": "dropout"}  # fmt: skip
+          "forcing": "forcing", "dropout": "dropout", "resume": "resumed", "compiling": "compiling"}  # fmt: skip
+_COUNTED = {"long": ("long_lines",), "repeat_iter": ("repeated_iters",), "bad_iter": ("bad_iter_lines",),
+            "traceback": ("tracebacks", "other_lines"), "exception": ("other_lines",),
+            "other": ("other_lines",)}  # fmt: skip
 _SAID = {"tokens": "tokens per iteration", "vocab": "found vocab_size", "params": "number of parameters",
          "init_from": "Initializing from OpenAI GPT-2 weights", "compiling": "compiling the model",
          "train_py": "train.py's model and optimizer lines", "eval": "step N: train loss",
@@ -866,10 +850,9 @@ def effective_config(
         values[key], source[key] = value, SET
 
     # Read off the log itself where the config is silent.
-    if source["eval_interval"] == DEFAULT and log.eval_step:
-        values["eval_interval"], source["eval_interval"] = log.eval_step, DERIVED
-    if source["log_interval"] == DEFAULT and log.iter_step:
-        values["log_interval"], source["log_interval"] = log.iter_step, DERIVED
+    for key, step in (("eval_interval", log.eval_step), ("log_interval", log.iter_step)):
+        if source[key] == DEFAULT and step:
+            values[key], source[key] = step, DERIVED
     if source["max_iters"] == DEFAULT and not log.full_echo:
         values["max_iters"], source["max_iters"] = log.last.it, DERIVED
         notes.append(f"max_iters not in the log: taken as the last iteration logged ({log.last.it})")
@@ -967,11 +950,8 @@ def _refuse_if_unknown(log: ParsedLog, source: dict, values: dict, device_name: 
     if log.full_echo:
         return
     missing = [k for k in REQUIRED_WITHOUT_ECHO if source[k] == DEFAULT]
-    shape_known = not any(k in missing for k in FLOP_KEYS if k != "gradient_accumulation_steps")
-    if missing == ["gradient_accumulation_steps"] and shape_known and log.mfu_flops_per_iter():
-        return  # the printed mfu gives the tokens per iteration
-    if not missing:
-        return
+    if not missing or (missing == ["gradient_accumulation_steps"] and log.mfu_flops_per_iter()):
+        return  # (the printed mfu gives the tokens per iteration)
     hint = device_hint(log, device_name)
     example = {"device": hint or "cuda|mps|cpu", "vocab_size": "N (65 for shakespeare_char)"}
     said = [f"'{s}'" for s in (
@@ -1197,7 +1177,6 @@ def build_run(
     train = {k: v[k] for k in TRAIN_KEYS} | {"seed": 1337, "timing_warmup_iters": TIMING_WARMUP_ITERS}
     fpt = flops_per_token(model)
     fpi = fpt * cfg.tokens_per_iter
-    warnings: list[str] = []
     check = cross_check(log, cfg, fpi)
     if check.get("world_size"):
         cfg.world_size, cfg.world_source = check["world_size"], FROM_MFU
@@ -1215,8 +1194,6 @@ def build_run(
     if summary.get("mfu_vs_a100") is not None:
         summary["mfu_vs_a100"] /= cfg.world_size
     withheld = _withheld(log, cfg, check, summary)
-    if withheld:
-        warnings.append(f"{log.source}: {withheld['reason']}")
     spikes = eval_spikes(log, cfg, median)
     first = spikes[0] if spikes and spikes[0].get("first") else None
     status, error = _status(log, v)
@@ -1288,7 +1265,7 @@ def build_run(
         },
         "summary": summary,
     }  # fmt: skip
-    return ImportedRun(meta=meta, warnings=warnings)
+    return ImportedRun(meta=meta, warnings=[f"{log.source}: {withheld['reason']}"] if withheld else [])
 
 
 DEPENDENT = ("tokens_per_s", "achieved_flops_per_s", "mfu", "mfu_vs_a100")
