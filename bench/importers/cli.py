@@ -13,66 +13,48 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import __version__
+from bench.importers import machine, nanogpt
+from bench.metrics import step_summary
+from bench.results import ResultsDir, ResultsError, safe_label
+from hwinfo.peaks import parse_peak_flops, user_peak
+
 FORMATS = ("nanogpt",)
 
 
+# (flags, argparse keywords) in --help's order; --hwinfo and --device-name exclude each other
+_OPTIONS = (
+    (("format",), dict(choices=FORMATS, help="what wrote the logs: nanogpt (karpathy/nanoGPT train.py)")),
+    (("logs",), dict(nargs="+", metavar="LOGFILE", help="train.py output saved to a file, one run per file")),
+    (("--out",), dict(metavar="DIR", required=True, help="results directory to write (must not hold one)")),
+    (("--hwinfo",), dict(metavar="FILE", help="what `hwinfo --json` printed on the machine that made the logs: "
+     "the device's name and its peak FLOP/s per dtype come from it, so MFU is against that device's own peak")),
+    (("--device-name",), dict(metavar="NAME", help='without --hwinfo: the device the logs ran on, e.g. "RTX 4070 '
+     'Ti" or "Apple M2"; its peak comes from hwinfo\'s tables (an x86 CPU needs --hwinfo). Import one device\'s '
+     "logs per command")),
+    (("--peak-flops",), dict(action="append", default=[], metavar="DTYPE=VALUE", help="the device's peak FLOP/s "
+     "for the log's dtype, e.g. fp32=1.35e12 or bf16=80T; overrides --hwinfo and --device-name, labelled `user`")),
+    (("--host",), dict(help="label for the machine in reports (default: the host in --hwinfo, else the first "
+     "log's file name)")),
+    (("--attempt",), dict(type=int, metavar="N", help="a log holding several attempts (a run started again in one "
+     "file): import attempt N (1 is the first) instead of the last one with iteration lines")),
+    (("--set",), dict(action="append", default=[], metavar="KEY=VALUE", help="a train.py config value the log "
+     "does not show (a refusal names each one it needs), e.g. --set batch_size=12; it outranks the log's own "
+     "lines and is reported as assumed")),
+)  # fmt: skip
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("format", choices=FORMATS, help="what wrote the logs: nanogpt (karpathy/nanoGPT train.py)")
-    p.add_argument(
-        "logs", nargs="+", metavar="LOGFILE", help="train.py output saved to a file, one run per file"
-    )
-    p.add_argument(
-        "--out", metavar="DIR", required=True, help="results directory to write (must not hold one)"
-    )
-    machine = p.add_mutually_exclusive_group()
-    machine.add_argument(
-        "--hwinfo",
-        metavar="FILE",
-        help="what `hwinfo --json` printed on the machine that made the logs: the device's name and its peak "
-        "FLOP/s per dtype come from it, so MFU is against that device's own peak",
-    )
-    machine.add_argument(
-        "--device-name",
-        metavar="NAME",
-        help='without --hwinfo: the device the logs ran on, e.g. "RTX 4070 Ti" or "Apple M2"; its peak comes '
-        "from hwinfo's tables (an x86 CPU needs --hwinfo). Import one device's logs per command",
-    )
-    p.add_argument(
-        "--peak-flops",
-        action="append",
-        default=[],
-        metavar="DTYPE=VALUE",
-        help="the device's peak FLOP/s for the log's dtype, e.g. fp32=1.35e12 or bf16=80T; overrides --hwinfo "
-        "and --device-name, labelled `user`",
-    )
-    p.add_argument(
-        "--host",
-        help="label for the machine in reports (default: the host in --hwinfo, else the first log's file name)",
-    )
-    p.add_argument(
-        "--attempt",
-        type=int,
-        metavar="N",
-        help="a log holding several attempts (a run started again in one file): import attempt N (1 is the "
-        "first) instead of the last one with iteration lines",
-    )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a train.py config value the log does not show (a refusal names each one it needs), e.g. --set "
-        "batch_size=12; it outranks the log's own lines and is reported as assumed",
-    )
+    machine_group = None
+    for flags, kwargs in _OPTIONS:
+        if flags[0] in ("--hwinfo", "--device-name"):
+            machine_group = machine_group or p.add_mutually_exclusive_group()
+            machine_group.add_argument(*flags, **kwargs)
+        else:
+            p.add_argument(*flags, **kwargs)
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench import __version__
-    from bench.importers import machine, nanogpt
-    from bench.metrics import step_summary
-    from bench.results import ResultsDir, ResultsError, safe_label
-    from hwinfo.peaks import parse_peak_flops, user_peak
-
     out = ResultsDir(Path(args.out))
     if out.exists():
         raise ResultsError(f"{args.out} already holds a results directory: choose another --out")
@@ -82,8 +64,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise nanogpt.NanoGPTLogError(str(e)) from None
     snapshot = machine.load_hwinfo(args.hwinfo) if args.hwinfo else None
-    wanted_host = args.host or (snapshot or {}).get("host") or Path(args.logs[0]).stem
-    host = safe_label(wanted_host)
+    host = safe_label(args.host or (snapshot or {}).get("host") or Path(args.logs[0]).stem)
     if args.host and host != args.host:
         print(
             f"--host {args.host!r} is used as {host!r} (letters, digits, '.', '_' and '-' only)",
@@ -122,14 +103,8 @@ def run(args: argparse.Namespace) -> int:
         elif peak.get("value") is None:
             detail = str(peak.get("detail") or "")
             if "--peak-flops" not in detail:
-                detail += (
-                    f"; pass --peak-flops {cfg.dtype}=VALUE"
-                    if snapshot is not None
-                    else (
-                        "; pass --hwinfo FILE (what `hwinfo --json` printed on the machine that made the log) or "
-                        f"--peak-flops {cfg.dtype}=VALUE"
-                    )
-                )
+                hwinfo = "" if snapshot is not None else f"{machine.HWINFO_HINT} or "
+                detail += f"; pass {hwinfo}--peak-flops {cfg.dtype}=VALUE"
             messages.append(f"{path}: no MFU against the own peak of {name or device} {cfg.dtype}: {detail}")
         run = nanogpt.build_run(log, cfg, peak, step_summary, str(Path(path).resolve()), host, name)
         messages += [f"{path}: {note}" for note in cfg.notes] + run.warnings
@@ -165,15 +140,7 @@ def run(args: argparse.Namespace) -> int:
         "hwinfo": machine.imported_hwinfo(snapshot, args.hwinfo)
         if snapshot is not None
         else machine.minimal_hwinfo(host, device_name, [run.meta for *_, run in imported]),
-        "software": {
-            "python": None,
-            "torch": None,
-            "cuda": None,
-            "hip": None,
-            "cudnn": None,
-            "numpy": None,
-            "platform": None,
-        },  # fmt: skip
+        "software": dict.fromkeys(("python", "torch", "cuda", "hip", "cudnn", "numpy", "platform")),
         "project_version": __version__,
         "spec": {
             "source": "nanogpt-log",

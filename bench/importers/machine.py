@@ -11,10 +11,12 @@ from typing import Any
 
 from bench.importers.nanogpt import NanoGPTLogError
 from bench.userfiles import read_user_bytes
+from hwinfo import peaks
 
 HWINFO_SCHEMA = "devicebench-hwinfo/"
 HWINFO_SCHEMA_VERSION = 1
 MAX_HWINFO_BYTES = 20 * 2**20  # `hwinfo --json` writes a few kB; anything this large is another file
+HWINFO_HINT = "--hwinfo FILE (what `hwinfo --json` printed on the machine that made the log)"
 
 
 def load_hwinfo(path: str | Path) -> dict[str, Any]:
@@ -74,16 +76,6 @@ def _unknown(detail: str) -> dict[str, Any]:
     return {"value": None, "source": "unknown", "detail": detail}
 
 
-def _nvidia_gpu_names(snapshot: dict[str, Any]) -> list[str]:
-    names = []
-    for g in snapshot.get("gpus") or []:
-        if isinstance(g, dict) and g.get("vendor") == "NVIDIA":
-            name = (g.get("nvml") or {}).get("name") or g.get("name")
-            if name:
-                names.append(str(name))
-    return names
-
-
 def peak_from_hwinfo(
     snapshot: dict[str, Any], path: str, device: str, device_type: str, dtype: str, log: str
 ) -> tuple[dict[str, Any], str | None]:
@@ -92,20 +84,19 @@ def peak_from_hwinfo(
     A device the snapshot does not list is refused (the JSON of another machine), except a CUDA GPU that
     hwinfo saw on the PCI bus without a CUDA build of PyTorch: its name still gives the spec peak.
     """
-    from hwinfo.peaks import gpu_peaks, peak_for
-
     host = snapshot.get("host") or "the machine"
     where = f"hwinfo of {host}, {Path(path).name}"
     entry = device_entry(snapshot, device)
     if entry is not None:
-        peak = dict(peak_for(snapshot, entry["device"], dtype))
+        peak = dict(peaks.peak_for(snapshot, entry["device"], dtype))
         peak["detail"] = f"{peak.get('detail') or ''} (from {where})".strip()
         return peak, str(entry.get("name") or device)
-    gpus = _nvidia_gpu_names(snapshot)
+    gpus = [str(n) for g in snapshot.get("gpus") or [] if isinstance(g, dict) and g.get("vendor") == "NVIDIA"
+            if (n := (g.get("nvml") or {}).get("name") or g.get("name"))]  # fmt: skip
     index = int(device.split(":")[1]) if ":" in device else 0
     if device_type == "cuda" and index < len(gpus):
         name = gpus[index]
-        peak = dict(gpu_peaks(name)[dtype])
+        peak = dict(peaks.gpu_peaks(name)[dtype])
         peak["detail"] = f"{peak['detail']} (from the GPU list of {where}; PyTorch was not probed there)"
         return peak, name
     listed = [str(d.get("device")) for d in snapshot.get("devices") or []]
@@ -119,11 +110,8 @@ def peak_from_name(device_type: str, dtype: str, device_name: str | None) -> dic
     """{"value", "source", "detail"} for a named device from hwinfo's tables; unknown said plainly."""
     if not device_name:
         return _unknown(
-            f"the log does not name its {device_type} device: pass --hwinfo FILE (what `hwinfo --json` printed "
-            f"on the machine that made the log) or --peak-flops {dtype}=VALUE"
+            f"the log does not name its {device_type} device: pass {HWINFO_HINT} or --peak-flops {dtype}=VALUE"
         )
-    from hwinfo import peaks
-
     if device_type != "cpu":
         return dict(peaks.gpu_peaks(device_name)[dtype])
     chip = peaks.apple_chip(device_name)
@@ -161,16 +149,11 @@ def imported_hwinfo(snapshot: dict[str, Any], path: str) -> dict[str, Any]:
 
 def minimal_hwinfo(host: str, device_name: str | None, metas: list[dict]) -> dict[str, Any]:
     """What is known of a machine without its hwinfo JSON: its label and the named device. Nothing probed."""
-    devices = []
-    seen = set()
+    first: dict[tuple, dict] = {}  # the first run of each device and dtype
     for m in metas:
-        if (m["device"], m["dtype"]) in seen:
-            continue
-        seen.add((m["device"], m["dtype"]))
-        devices.append(
-            {"device": m["device"], "kind": m["device_type"], "name": m["device_name"],
-             "peaks": {m["dtype"]: m["peak_flops"]}}
-        )  # fmt: skip
+        first.setdefault((m["device"], m["dtype"]), m)
+    devices = [{"device": m["device"], "kind": m["device_type"], "name": m["device_name"],
+                "peaks": {m["dtype"]: m["peak_flops"]}} for m in first.values()]  # fmt: skip
     kinds = {m["device_type"] for m in metas}
     return {
         "schema": "devicebench-hwinfo/1",

@@ -16,18 +16,12 @@ What train.py prints (karpathy/nanoGPT: train.py, configurator.py, model.py), in
     iter 250: loss 1.9927, time 479.12ms, mfu 9.98%                   every log_interval iters
     iter 1631: loss 3.1, time 563.21ms                                before Feb 2023: no mfu
 
-Lines pasted into issues and posts may carry quote markers (`> `) and timestamps: they are taken off first.
-The time of `iter N` runs from the end of iter N-1 to the end of iter N, so it includes the eval and the
-checkpoint printed just before it; the first iteration of a process also holds start-up and any compilation.
-
-The printed mfu is nanoGPT's own FLOPs per iteration of one process (its estimate_mfu: batch_size x
-gradient_accumulation_steps per process) over an A100's 312 TFLOP/s, as a 0.9/0.1 running average that starts
-at the process's 5th iteration (-100.00% before). `mfu_flops` inverts that average over the log's own lines, so
-the config the import works out is checked against what train.py itself counted (`cross_check`).
-
-A file may hold several attempts (a run that crashed, started again): each new config echo, tokens line or
-iteration count going back starts one. A log is read twice, streamed: `parse_log` gathers the figures of the
-chosen attempt, `run_rows` replays its lines into steps.csv and evals.csv rows. Every pattern is linear in the line.
+Quote markers and timestamps pasted before lines are taken off first. The time of `iter N` includes the
+eval and checkpoint printed just before it; a process's first iteration also holds start-up and compilation.
+The printed mfu is nanoGPT's FLOPs per iteration of one process over an A100's 312 TFLOP/s, a 0.9/0.1 running
+average from the 5th iteration: inverted over the log's lines, it checks the config worked out (`cross_check`).
+A file may hold several attempts (a run started again). A log is read twice, streamed: `parse_log` gathers the
+chosen attempt's figures, `run_rows` replays its lines into rows. Every pattern is linear in the line.
 """
 
 from __future__ import annotations
@@ -48,6 +42,7 @@ import numpy as np
 
 from bench.config import TrainConfig
 from bench.config import lr_at as schedule_lr_at
+from bench.userfiles import open_user_file
 from hwinfo.peaks import A100_BF16_PEAK_FLOPS as NANOGPT_PEAK_FLOPS  # estimate_mfu's denominator
 from model import flops
 from model.config import GPTConfig
@@ -91,29 +86,15 @@ RECORDED_KEYS = MODEL_KEYS + TRAIN_KEYS + RUN_KEYS  # `assumed` lists those of t
 SETTABLE_KEYS = tuple(sorted(set(TRAIN_PY_DEFAULTS) | {"vocab_size"}))
 DTYPE_NAMES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 # Keys every FLOP figure rests on; without a full config echo each must be in the log, derived, or --set.
-FLOP_KEYS = (
-    "n_layer",
-    "n_head",
-    "n_embd",
-    "block_size",
-    "vocab_size",
-    "batch_size",
-    "gradient_accumulation_steps",
-)
+FLOP_KEYS = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size",
+             "gradient_accumulation_steps")  # fmt: skip
 REQUIRED_WITHOUT_ECHO = ("device",) + FLOP_KEYS
 
 # Where a value came from, in the order of trust (the user's word first).
-SET, LOG, DERIVED, FROM_MFU, HWINFO, DEFAULT = (
-    "set",
-    "log",
-    "derived",
-    "derived from the log's mfu",
-    "hwinfo",
-    "default",
-)
+SET, LOG, DERIVED, FROM_MFU, HWINFO, DEFAULT = ("set", "log", "derived", "derived from the log's mfu", "hwinfo",
+                                                "default")  # fmt: skip
 
-_WHOLE = ("n_layer", "n_head", "n_embd", "block_size", "vocab_size", "batch_size", "gradient_accumulation_steps",
-          "eval_interval", "log_interval", "eval_iters")  # fmt: skip
+_WHOLE = (*FLOP_KEYS, "eval_interval", "log_interval", "eval_iters")
 _FRACTION = ("dropout", "beta1", "beta2")  # in [0, 1)
 
 # A device train.py can run on: model.to(device) takes nothing else.
@@ -144,9 +125,7 @@ EXCEPTION_RE = re.compile(r"(?:[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|
 COMMAND_RE = re.compile(r"(?:^|[\s/\\])train\.py(?:\s|$)")
 ARG_RE = re.compile(r"--(\w+)=(\S+)")
 NPROC_RE = re.compile(r"--nproc[_-]per[_-]node[= ](\d{1,4})\b")
-TIME_REPORT_RE = re.compile(
-    r"\d[\d.:]*s user\b"
-)  # the shell's `time` after the run: `... train.py ... 12.3s user`
+TIME_REPORT_RE = re.compile(r"\d[\d.:]*s user\b")  # the shell's `time` after the run: `... 12.3s user`
 # What comes before a line pasted into an issue or a post: quote markers, then a timestamp.
 QUOTE_RE = re.compile(r"(?:[ \t]*>[ \t]?)+")
 STAMP_RE = re.compile(
@@ -174,8 +153,6 @@ def read_lines(path: str | Path) -> Iterator[str | None]:
     Checks the file first, so a missing, unreadable or binary file fails here with one clear line.
     UTF-8 (with or without BOM) and UTF-16 with a BOM (PowerShell's `>`) are read; CR, LF and CRLF end lines.
     """
-    from bench.userfiles import open_user_file
-
     with open_user_file(path, what="", error=NanoGPTLogError, hint="pass a nanoGPT train.py log") as f:
         try:
             head = f.read(BINARY_SNIFF_BYTES)
@@ -338,26 +315,27 @@ def _scan(lines: Iterable[str | None]) -> Iterator[tuple]:
             yield ("other", line, n)
 
 
+# (event, text to find first ("": the line's start), pattern matched there, its value)
+_TRAIN_PY_LINES = (
+    ("tokens", "tokens per iteration", TOKENS_RE, lambda m: int(m[1].replace(",", ""))),
+    ("vocab", "found vocab_size = ", VOCAB_RE, lambda m: int(m[1])),
+    ("vocab", "defaulting to vocab_size", VOCAB_DEFAULT_RE, lambda m: int(m[1])),
+    ("params", "number of parameters: ", PARAMS_RE, lambda m: float(m[1])),
+    ("init_from", "", INIT_RE, lambda m: m[1]),
+    ("forcing", "", FORCING_RE, lambda m: (int(m[1]), int(m[2]), m[3] == "True")),
+    ("dropout", "", DROPOUT_RE, lambda m: float(m[1])),
+)
+
+
 def _train_py_line(line: str) -> tuple | None:
     """The event of one of train.py's own informational lines, or None."""
-    if (at := line.find("tokens per iteration")) >= 0 and (m := TOKENS_RE.match(line, at)):
-        return ("tokens", int(m.group(1).replace(",", "")))
-    if (at := line.find("found vocab_size = ")) >= 0 and (m := VOCAB_RE.match(line, at)):
-        return ("vocab", int(m.group(1)))
-    if (at := line.find("defaulting to vocab_size")) >= 0 and (m := VOCAB_DEFAULT_RE.match(line, at)):
-        return ("vocab", int(m.group(1)))
-    if (at := line.find("number of parameters: ")) >= 0 and (m := PARAMS_RE.match(line, at)):
-        return ("params", float(m.group(1)))
-    if m := INIT_RE.match(line):
-        return ("init_from", m.group(1))
-    if m := FORCING_RE.match(line):
-        return ("forcing", int(m.group(1)), int(m.group(2)), m.group(3) == "True")
-    if m := DROPOUT_RE.match(line):
-        return ("dropout", float(m.group(1)))
+    for kind, needle, pattern, value in _TRAIN_PY_LINES:
+        if (at := line.find(needle)) >= 0 and (m := pattern.match(line, at)):
+            return (kind, value(m))
     if line.startswith("Resuming training from"):
-        return ("resume",)
+        return ("resume", True)
     if line.startswith("compiling the model"):
-        return ("compiling",)
+        return ("compiling", True)
     if line.startswith(OTHER_TRAIN_PY):
         return ("train_py", line.startswith(PREAMBLE))
     return None
@@ -379,12 +357,11 @@ class _Attempts:
         self.same_config = same_config  # a count going back with no new echo: the run's own output goes on
         self.n += 1
         self.progress = self.crashed = False
-        self.last_it: int | None = None
-        self.last_step: int | None = None
+        self.last: dict[str, int | None] = {"iter": None, "eval": None}  # the last iteration and eval numbers
 
     def repeats(self, ev: tuple) -> bool:
         """An iteration (or eval) line with the number of the one before: another rank printing the same step."""
-        last = {"iter": self.last_it, "eval": self.last_step}.get(ev[0])
+        last = self.last.get(ev[0])
         return last is not None and ev[1] == last and not self.crashed
 
     def of(self, ev: tuple) -> int:
@@ -393,14 +370,10 @@ class _Attempts:
             return self.n  # the shell's `time` report of the run just printed, not a new run
         if kind in self.STARTS and (self.progress or self.crashed):
             self._new()
-        elif kind in ("iter", "eval"):
-            last = self.last_it if kind == "iter" else self.last_step
-            if last is not None and ev[1] <= last:
+        elif kind in self.last:
+            if self.last[kind] is not None and ev[1] <= self.last[kind]:
                 self._new(same_config=not self.crashed)
-            if kind == "iter":
-                self.last_it = ev[1]
-            else:
-                self.last_step = ev[1]
+            self.last[kind] = ev[1]
             self.progress = True
         elif kind == "traceback":
             self.crashed = True
@@ -528,21 +501,22 @@ class _Phases:
 
     def __init__(self) -> None:
         self.first: int | None = None
-        self.from_start = False
-        self.resumed = False
         self.eval_at: int | None = None
-        self.checkpoint = False
-        self.diverged = False
+        self.from_start = self.resumed = self.checkpoint = self.diverged = False
 
-    def eval(self, it: int, train: float, val: float) -> None:
-        self.eval_at, self.checkpoint = it, False
-        self.diverged |= not (math.isfinite(train) and math.isfinite(val))
-
-    def saved(self) -> None:
-        if self.eval_at is not None:
-            self.checkpoint = True
-
-    def of(self, it: int, loss: float) -> str:
+    def take(self, ev: tuple) -> str | None:
+        """An iteration's phase; None for other events (an eval, checkpoint or resume moves the state)."""
+        kind = ev[0]
+        if kind == "eval":
+            self.eval_at, self.checkpoint = ev[1], False
+            self.diverged |= not (math.isfinite(ev[2]) and math.isfinite(ev[3]))
+        elif kind == "checkpoint":
+            self.checkpoint = self.eval_at is not None
+        elif kind == "resume":
+            self.resumed = True
+        if kind != "iter":
+            return None
+        it, loss = ev[1], ev[2]
         if self.first is None:
             self.first, self.from_start = it, it == 0 or self.resumed
         self.diverged |= not math.isfinite(loss)
@@ -641,10 +615,7 @@ def _stopped(log: ParsedLog) -> str:
 
 def _describe_attempt(log: ParsedLog, span: list[int]) -> str:
     lines = f"lines {span[0]}-{span[1]}" if span[0] else "no step lines"
-    if not log.n_iters:
-        what = "stopped before iter 0"
-    else:
-        what = f"iters {log.first.it}-{log.last.it}"
+    what = f"iters {log.first.it}-{log.last.it}" if log.n_iters else "stopped before iter 0"
     error = f", ended in {log.errors[-1]}" if log.errors else ""
     if log.inherited_config:
         what += f" (going back with no echo of its own: attempt {log.attempt - 1}'s config)"
@@ -653,7 +624,7 @@ def _describe_attempt(log: ParsedLog, span: list[int]) -> str:
 
 def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
     """One event into the attempt's figures."""
-    kind = ev[0]
+    kind, phase = ev[0], phases.take(ev)
     if kind == "iter":
         _, it, loss, ms, mfu, n = ev
         if log.last is not None:
@@ -661,7 +632,6 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
         else:
             log.first = IterLine(it, loss, ms, mfu if mfu is not None and mfu >= 0 else None, n)
         log.last = (it, loss, ms, mfu, n)
-        phase = phases.of(it, loss)
         log.n_iters += 1
         log.ms_sum += ms
         if phase == "after_eval":
@@ -698,7 +668,6 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
     elif kind == "eval":
         _, it, train, val, n = ev
         line = EvalLine(it, train, val, n)
-        phases.eval(it, train, val)
         if log.last_eval is not None:
             log.eval_step = math.gcd(log.eval_step, it - log.last_eval.it)
         log.last_eval = line
@@ -707,8 +676,6 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
             log.best_val = line
         if log.diverged is None and not (math.isfinite(train) and math.isfinite(val)):
             log.diverged = (it, "eval", train if not math.isfinite(train) else val)
-    elif kind == "checkpoint":
-        phases.saved()
     elif kind == "config_file":
         if len(log.config_files) < MAX_CONFIG_FILES:
             log.config_files.append(ev[1])
@@ -729,37 +696,26 @@ def _take(log: ParsedLog, phases: _Phases, ev: tuple) -> None:
         log.nproc = ev[2] or log.nproc
         log.command_files = ev[3]
     elif kind in _FIELD:  # a value train.py prints once
-        setattr(log, _FIELD[kind], ev[1] if len(ev) == 2 else ev[1:])
-    elif kind == "resume":
-        log.resumed = phases.resumed = True
-    elif kind == "compiling":
-        log.compiling = True
+        setattr(log, _FIELD[kind], ev[1])
     elif kind == "train_py":
         log.preamble |= ev[1] and log.first is None
-    elif kind == "long":
-        log.long_lines += 1
-    elif kind == "repeat_iter":
-        log.repeated_iters += 1
-    elif kind == "bad_iter":
-        log.bad_iter_lines += 1
-        if log.first_bad_iter_line is None:
-            log.first_bad_iter_line = ev[1]
-    elif kind == "traceback":
-        log.tracebacks += 1
-        log.other_lines += 1
+    elif kind == "bad_iter" and log.first_bad_iter_line is None:
+        log.first_bad_iter_line = ev[1]
     elif kind == "exception":
-        log.other_lines += 1
         if len(log.errors) < 5:
             log.errors.append(ev[1])
         if log.last is not None:
             log.tail_error = ev[1]
-    elif kind == "other":
-        log.other_lines += 1
+    for name in _COUNTED.get(kind, ()):
+        setattr(log, name, getattr(log, name) + 1)
     log.said = _SAID.get(kind, log.said)
 
 
 _FIELD = {"tokens": "tokens_per_iter", "vocab": "vocab_size", "params": "params_m", "init_from": "init_from",
-          "forcing": "forcing", "dropout": "dropout"}  # fmt: skip
+          "forcing": "forcing", "dropout": "dropout", "resume": "resumed", "compiling": "compiling"}  # fmt: skip
+_COUNTED = {"long": ("long_lines",), "repeat_iter": ("repeated_iters",), "bad_iter": ("bad_iter_lines",),
+            "traceback": ("tracebacks", "other_lines"), "exception": ("other_lines",),
+            "other": ("other_lines",)}  # fmt: skip
 _SAID = {"tokens": "tokens per iteration", "vocab": "found vocab_size", "params": "number of parameters",
          "init_from": "Initializing from OpenAI GPT-2 weights", "compiling": "compiling the model",
          "train_py": "train.py's model and optimizer lines", "eval": "step N: train loss",
@@ -807,10 +763,8 @@ def _check_value(key: str, value: Any, where: str) -> Any:
     elif key in _FRACTION:
         hi, what = 1 - 1e-12, "between 0 and 1"
     elif isinstance(default, float):
-        hi, what = (
-            (1e12 if key == "grad_clip" else 1e6),
-            f"between 0 and {1e12 if key == 'grad_clip' else 1e6:g}",
-        )
+        hi = 1e12 if key == "grad_clip" else 1e6
+        what = f"between 0 and {hi:g}"
     if not lo <= value <= hi:
         raise NanoGPTLogError(f"{where}: {key} = {_short(value)} is impossible: it must be {what}")
     return float(value) if isinstance(default, float) else value
@@ -896,14 +850,13 @@ def effective_config(
         values[key], source[key] = value, SET
 
     # Read off the log itself where the config is silent.
-    if source["eval_interval"] == DEFAULT and log.eval_step:
-        values["eval_interval"], source["eval_interval"] = log.eval_step, DERIVED
-    if source["log_interval"] == DEFAULT and log.iter_step:
-        values["log_interval"], source["log_interval"] = log.iter_step, DERIVED
+    for key, step in (("eval_interval", log.eval_step), ("log_interval", log.iter_step)):
+        if source[key] == DEFAULT and step:
+            values[key], source[key] = step, DERIVED
     if source["max_iters"] == DEFAULT and not log.full_echo:
         values["max_iters"], source["max_iters"] = log.last.it, DERIVED
         notes.append(f"max_iters not in the log: taken as the last iteration logged ({log.last.it})")
-    if log.tokens_per_iter is not None and source["gradient_accumulation_steps"] not in (SET,):
+    if log.tokens_per_iter is not None and source["gradient_accumulation_steps"] != SET:
         source["gradient_accumulation_steps"] = DERIVED  # from the tokens line, checked below
     _refuse_if_unknown(log, source, values, device_name)
 
@@ -933,9 +886,7 @@ def effective_config(
                 "pass the log's values with --set batch_size=N --set block_size=N"
             )
         if source["gradient_accumulation_steps"] != SET:
-            values["gradient_accumulation_steps"] = (
-                log.tokens_per_iter // per_micro
-            )  # DDP world size folded in
+            values["gradient_accumulation_steps"] = log.tokens_per_iter // per_micro  # DDP world folded in
         tokens_per_iter = log.tokens_per_iter
     elif source["gradient_accumulation_steps"] == DEFAULT and not log.full_echo:
         tokens_per_iter = _tokens_from_mfu(log, values, world)
@@ -971,11 +922,7 @@ def effective_config(
             f"the log starts at iter {log.first.it}: an excerpt, so its first line is not the run's first step"
         )
     if log.attempts:
-        picked = (
-            "--attempt"
-            if log.attempts and log.attempt != len(log.attempts)
-            else "the last with iteration lines"
-        )
+        picked = "--attempt" if log.attempt != len(log.attempts) else "the last with iteration lines"
         notes.append(
             f"{len(log.attempts)} attempts in one file, {sum(1 for a in log.attempts if 'ended in' in a)} ended in a "
             f"traceback; importing attempt {log.attempt} ({picked}; --attempt N for another): "
@@ -1003,11 +950,8 @@ def _refuse_if_unknown(log: ParsedLog, source: dict, values: dict, device_name: 
     if log.full_echo:
         return
     missing = [k for k in REQUIRED_WITHOUT_ECHO if source[k] == DEFAULT]
-    shape_known = not any(k in missing for k in FLOP_KEYS if k != "gradient_accumulation_steps")
-    if missing == ["gradient_accumulation_steps"] and shape_known and log.mfu_flops_per_iter():
-        return  # the printed mfu gives the tokens per iteration
-    if not missing:
-        return
+    if not missing or (missing == ["gradient_accumulation_steps"] and log.mfu_flops_per_iter()):
+        return  # (the printed mfu gives the tokens per iteration)
     hint = device_hint(log, device_name)
     example = {"device": hint or "cuda|mps|cpu", "vocab_size": "N (65 for shakespeare_char)"}
     said = [f"'{s}'" for s in (
@@ -1087,9 +1031,7 @@ def _compile(log: ParsedLog, values: dict, source: dict, notes: list) -> str:
             notes.append("compile = True, but the log has no 'compiling the model' line: taken as off")
         values["compile"], source["compile"] = False, DERIVED
         return "off"
-    if source["compile"] == LOG:
-        return "on"
-    return "unknown"
+    return "on" if source["compile"] == LOG else "unknown"
 
 
 def _check_params(log: ParsedLog, values: dict, source: dict, notes: list) -> None:
@@ -1182,9 +1124,7 @@ def eval_spikes(log: ParsedLog, cfg: EffectiveConfig, median: float | None) -> l
         eval_ms = 2 * v["eval_iters"] * median / (3 * v["gradient_accumulation_steps"])
         how = (f"2 x eval_iters ({v['eval_iters']}) forward passes at a third of a train step each "
                "(no later eval to measure it)")  # fmt: skip
-    if (
-        eval_ms > first["ms"] - median
-    ):  # the later evals took longer than all of iter 0: start-up not measurable
+    if eval_ms > first["ms"] - median:  # the later evals took longer than all of iter 0: start-up unknown
         eval_ms = max(0.0, first["ms"] - median)
         how += ", capped at iter 0's own time (start-up then unknown, shown as 0)"
     startup = "compilation and start-up" if cfg.compile == "on" and log.compiling else "start-up"
@@ -1237,7 +1177,6 @@ def build_run(
     train = {k: v[k] for k in TRAIN_KEYS} | {"seed": 1337, "timing_warmup_iters": TIMING_WARMUP_ITERS}
     fpt = flops_per_token(model)
     fpi = fpt * cfg.tokens_per_iter
-    warnings: list[str] = []
     check = cross_check(log, cfg, fpi)
     if check.get("world_size"):
         cfg.world_size, cfg.world_source = check["world_size"], FROM_MFU
@@ -1255,8 +1194,6 @@ def build_run(
     if summary.get("mfu_vs_a100") is not None:
         summary["mfu_vs_a100"] /= cfg.world_size
     withheld = _withheld(log, cfg, check, summary)
-    if withheld:
-        warnings.append(f"{log.source}: {withheld['reason']}")
     spikes = eval_spikes(log, cfg, median)
     first = spikes[0] if spikes and spikes[0].get("first") else None
     status, error = _status(log, v)
@@ -1317,27 +1254,18 @@ def build_run(
         "flops_per_token": fpt, "flops_per_iter": fpi, "tokens_per_iter": cfg.tokens_per_iter,
         "peak_flops": peak_flops, "started": None, "finished": None, "assumed": cfg.assumed,
         "nanogpt": {
-            "attempt": log.attempt,
-            "attempts": log.attempts,
-            "tracebacks": log.tracebacks,
-            "errors": log.errors,
-            "excerpt": not log.from_start,
-            "config_files": log.config_files or log.command_files,
+            "attempt": log.attempt, "attempts": log.attempts, "tracebacks": log.tracebacks, "errors": log.errors,
+            "excerpt": not log.from_start, "config_files": log.config_files or log.command_files,
             "config": {k: v[k] for k in TRAIN_PY_DEFAULTS} | {"vocab_size": v["vocab_size"]},
-            "config_source": dict(cfg.source),
-            "figure_inputs": figure_inputs,
-            "gradient_accumulation_steps": v["gradient_accumulation_steps"],
-            "log_interval": v["log_interval"],
-            "params_printed_m": log.params_m,
-            "notes": cfg.notes,
-            "other_lines": log.other_lines,
-            "long_lines_skipped": log.long_lines,
-            "bad_iter_lines_skipped": log.bad_iter_lines,
+            "config_source": dict(cfg.source), "figure_inputs": figure_inputs,
+            "gradient_accumulation_steps": v["gradient_accumulation_steps"], "log_interval": v["log_interval"],
+            "params_printed_m": log.params_m, "notes": cfg.notes, "other_lines": log.other_lines,
+            "long_lines_skipped": log.long_lines, "bad_iter_lines_skipped": log.bad_iter_lines,
             "repeated_iter_lines_skipped": log.repeated_iters,
         },
         "summary": summary,
     }  # fmt: skip
-    return ImportedRun(meta=meta, warnings=warnings)
+    return ImportedRun(meta=meta, warnings=[f"{log.source}: {withheld['reason']}"] if withheld else [])
 
 
 DEPENDENT = ("tokens_per_s", "achieved_flops_per_s", "mfu", "mfu_vs_a100")
@@ -1387,19 +1315,14 @@ def run_rows(
     for a, ev in _events(lines):
         if a != attempt - 1:
             continue
+        phase = phases.take(ev)
         if ev[0] == "iter":
             _, it, loss, ms, _mfu, _n = ev
-            lr = lr_at(it, v) if v["decay_lr"] else v["learning_rate"]
-            yield "step", (it, ms, loss, lr, phases.of(it, loss))
+            yield "step", (it, ms, loss, lr_at(it, v) if v["decay_lr"] else v["learning_rate"], phase)
         elif ev[0] == "eval":
             _, it, train, val, _n = ev
-            phases.eval(it, train, val)
             yield "eval", (it, "train", train, math.nan)
             yield "eval", (it, "val", val, math.nan)
-        elif ev[0] == "checkpoint":
-            phases.saved()
-        elif ev[0] == "resume":
-            phases.resumed = True
 
 
 def _status(log: ParsedLog, v: dict) -> tuple[str, str | None]:
