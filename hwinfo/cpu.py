@@ -34,6 +34,19 @@ ARM_FEATURES: tuple[str, ...] = ("asimd", "asimdhp", "bf16", "sve", "sve2", "sme
 FEATURE_FLAGS: tuple[str, ...] = X86_FEATURES + ARM_FEATURES
 
 
+_CPU_KEYS = (
+    "vendor vendor_id model_name family model stepping arm_part microarchitecture sockets physical_cores "
+    "logical_cores core_groups base_mhz max_mhz max_mhz_is_spec current_mhz clock_sources clock_notes caches "
+    "llc_bytes features flags_read virtual_machine probe"
+).split()
+_OPTIONAL_KEYS = {"max_mhz_is_spec", "clock_notes"}
+
+
+def cpu_section(**fields: Any) -> dict[str, Any]:
+    """The snapshot's `cpu` section, in the one key order every probe writes (a missing required key raises)."""
+    return {k: fields[k] for k in _CPU_KEYS if k in fields or k not in _OPTIONAL_KEYS}
+
+
 def features_of(flags: set[str], arch: str) -> list[str]:
     """The tracked features among `flags`, read in the namespace of `arch` ("x86" or "arm")."""
     names = X86_FEATURES if arch == "x86" else ARM_FEATURES if arch == "arm" else ()
@@ -477,31 +490,31 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
     if groups is None:
         groups = [{"type": "core", "count": physical, "max_mhz": max_mhz}]
 
-    return {
-        "vendor": vendor,
-        "vendor_id": vendor_raw or (f"0x{implementer:02x}" if implementer is not None else None),
-        "model_name": model_name or trailer.get("Model") or trailer.get("Hardware"),
-        "family": family,
-        "model": model,
-        "stepping": stepping,
-        "arm_part": f"0x{part:03x}" if part is not None else None,
-        "microarchitecture": uarch,
-        "sockets": sockets,
-        "physical_cores": physical,
-        "logical_cores": logical,
-        "core_groups": groups,
-        "base_mhz": base_mhz,
-        "max_mhz": max_mhz,
-        "current_mhz": current_mhz,
-        "clock_sources": clock_sources,
-        "clock_notes": clock_notes,
-        "caches": _caches(cpu_dir),
-        "llc_bytes": llc_bytes(cpu_dir, ids),
-        "features": features,
-        "flags_read": bool(flags),
-        "virtual_machine": vm,
-        "probe": "linux /proc/cpuinfo + sysfs",
-    }
+    return cpu_section(
+        vendor=vendor,
+        vendor_id=vendor_raw or (f"0x{implementer:02x}" if implementer is not None else None),
+        model_name=model_name or trailer.get("Model") or trailer.get("Hardware"),
+        family=family,
+        model=model,
+        stepping=stepping,
+        arm_part=f"0x{part:03x}" if part is not None else None,
+        microarchitecture=uarch,
+        sockets=sockets,
+        physical_cores=physical,
+        logical_cores=logical,
+        core_groups=groups,
+        base_mhz=base_mhz,
+        max_mhz=max_mhz,
+        current_mhz=current_mhz,
+        clock_sources=clock_sources,
+        clock_notes=clock_notes,
+        caches=_caches(cpu_dir),
+        llc_bytes=llc_bytes(cpu_dir, ids),
+        features=features,
+        flags_read=bool(flags),
+        virtual_machine=vm,
+        probe="linux /proc/cpuinfo + sysfs",
+    )
 
 
 def _arm_topology(
@@ -660,30 +673,30 @@ def probe_cpu_generic(
         max_mhz = float(APPLE_CHIPS[chip]["p_mhz"])
     if groups is None:
         groups = [{"type": "core", "count": physical, "max_mhz": max_mhz}]
-    return {
-        "vendor": vendor,
-        "vendor_id": vendor_raw,
-        "model_name": model_name,
-        "family": family,
-        "model": model,
-        "stepping": stepping,
-        "arm_part": None,
-        "microarchitecture": microarchitecture(vendor, family, model, stepping, model_name),
-        "sockets": 1,
-        "physical_cores": physical,
-        "logical_cores": logical,
-        "core_groups": groups,
-        "base_mhz": base_mhz,
-        "max_mhz": max_mhz,
-        "current_mhz": None,
-        "clock_sources": clock_sources,
-        "caches": caches,
-        "llc_bytes": max(caches.values()) * 1024 if caches else None,
-        "features": features,
-        "flags_read": bool(flags),
-        "virtual_machine": "hypervisor" in flags,
-        "probe": f"py-cpuinfo + psutil ({system})",
-    }
+    return cpu_section(
+        vendor=vendor,
+        vendor_id=vendor_raw,
+        model_name=model_name,
+        family=family,
+        model=model,
+        stepping=stepping,
+        arm_part=None,
+        microarchitecture=microarchitecture(vendor, family, model, stepping, model_name),
+        sockets=1,
+        physical_cores=physical,
+        logical_cores=logical,
+        core_groups=groups,
+        base_mhz=base_mhz,
+        max_mhz=max_mhz,
+        current_mhz=None,
+        clock_sources=clock_sources,
+        caches=caches,
+        llc_bytes=max(caches.values()) * 1024 if caches else None,
+        features=features,
+        flags_read=bool(flags),
+        virtual_machine="hypervisor" in flags,
+        probe=f"py-cpuinfo + psutil ({system})",
+    )
 
 
 def _apple_groups(
