@@ -14,6 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cpuinfo
+import psutil
+
 from hwinfo.cpu_clocks import model_name_base_mhz, resolve_max_clock
 from hwinfo.peaks import APPLE_CHIPS, CPU_UARCHS, apple_chip
 
@@ -609,8 +612,6 @@ def _first_hz(value: Any) -> float | None:
 def py_cpuinfo_dict() -> dict[str, Any]:
     """py-cpuinfo's get_cpu_info(), or {} when it is missing or fails (it may take a second)."""
     try:
-        import cpuinfo
-
         return dict(cpuinfo.get_cpu_info())
     except Exception:
         return {}
@@ -730,8 +731,6 @@ def probe_cpu(root: str = "/", system: str | None = None) -> dict[str, Any]:
     physical = logical = None
     max_mhz = None
     try:
-        import psutil
-
         physical, logical = psutil.cpu_count(logical=False), psutil.cpu_count(logical=True)
         freq = psutil.cpu_freq()
         max_mhz = float(freq.max) if freq and freq.max else None

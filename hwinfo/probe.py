@@ -9,10 +9,11 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from hwinfo import SCHEMA
+from hwinfo import SCHEMA, torch_probe
 from hwinfo.apple import Runner, apple_gpu_cores
 from hwinfo.cpu import probe_cpu
 from hwinfo.energy import probe_energy, unsupported_reason
+from hwinfo.measure import NotMeasurable, measure_bandwidth, measure_matmul
 from hwinfo.nvml import normalise_bus_id, probe_nvml
 from hwinfo.pci import probe_display
 from hwinfo.peaks import (
@@ -264,8 +265,6 @@ def _measure_into(
     progress: Callable[[str], None],
     notes: list[str],
 ) -> None:
-    from hwinfo.measure import NotMeasurable, measure_matmul
-
     if hasattr(os, "getloadavg") and any(e["kind"] == "cpu" for e in devices):
         load, cpus = os.getloadavg()[0], os.cpu_count() or 1
         if load >= 0.75 * cpus:
@@ -299,8 +298,6 @@ def _measure_into(
 
 
 def _measure_bandwidth_into(entry: dict[str, Any], progress: Callable[[str], None]) -> None:
-    from hwinfo.measure import measure_bandwidth
-
     bw = entry["memory_bandwidth"]
     progress(f"measuring {entry['device']} memory bandwidth (STREAM copy and triad) ...")
     try:
@@ -369,9 +366,8 @@ def build_snapshot(
         "notes": ["PyTorch not probed (use_torch=False)"],
     }
     if torch_part is None and use_torch:
-        from hwinfo.torch_probe import probe_torch, probe_torch_cached
-
-        torch_part = probe_torch_cached(refresh=refresh) if torch_cache and not measure else probe_torch()
+        cached = torch_cache and not measure
+        torch_part = torch_probe.probe_torch_cached(refresh=refresh) if cached else torch_probe.probe_torch()
     torch_part = torch_part or no_torch
     notes.extend(torch_part["notes"])
     cpu.update(torch_part["cpu"])
