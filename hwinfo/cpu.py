@@ -439,7 +439,7 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
     driver = _read(cpu_dir / f"cpu{ids[0]}/cpufreq/scaling_driver") if ids else None
     boost_text = _read(cpu_dir / "cpufreq/boost")
     boost_on = None if boost_text is None else boost_text == "1"
-    current = [m for m in (plausible_mhz(_float(b.get("cpu MHz"))) for b in procs) if m]
+    current = [m for m in (plausible_mhz(b.get("cpu MHz")) for b in procs) if m]
     current_mhz = round(max(current), 1) if current else None
     if current_mhz:
         clock_sources["current_mhz"] = "/proc/cpuinfo 'cpu MHz'"
@@ -590,13 +590,6 @@ def _hybrid_groups(
         clocks = [max_by_cpu.get(c) for c in cpus if max_by_cpu.get(c)]
         groups.append({"type": kind, "count": len(cores), "max_mhz": max(clocks) if clocks else None})
     return groups
-
-
-def _float(text: str | None) -> float | None:
-    try:
-        return float(text or "")
-    except ValueError:
-        return None
 
 
 def _first_hz(value: Any) -> float | None:
