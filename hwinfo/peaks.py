@@ -7,6 +7,7 @@ Never imports torch: reports/ calls `peak_for` on machines without it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -554,38 +555,41 @@ def gpu_peaks(
             "the whole GPU's peak would overstate it"
         )
         return {d: _unknown(why) for d in DTYPES}
-    out: dict[str, dict[str, Any]] = {}
-    for dtype in DTYPES:
-        value = entry["peaks"][dtype]
-        note = entry["notes"].get(dtype)
-        if value is None:
-            out[dtype] = _unknown(f"{entry['key']}: {note or 'no spec figure'}")
-            continue
-        detail = f"{entry['key']} ({entry['source']})"
-        if note:
-            detail += f"; {note}"
-        out[dtype] = {"value": value, "source": "spec", "detail": detail}
-    return out
+    return _row_peaks(
+        entry,
+        lambda spec, note: {
+            "value": spec,
+            "source": "spec",
+            "detail": f"{entry['key']} ({entry['source']})" + (f"; {note}" if note else ""),
+        },
+    )
+
+
+def _row_peaks(entry: dict[str, Any], known: Callable[[float, str | None], dict[str, Any]]) -> dict[str, Any]:
+    """Per dtype: `known(spec figure, note)` where the row has a figure, else unknown with the row's note."""
+    return {
+        d: _unknown(f"{entry['key']}: {entry['notes'].get(d) or 'no spec figure'}")
+        if entry["peaks"][d] is None
+        else known(entry["peaks"][d], entry["notes"].get(d))
+        for d in DTYPES
+    }
 
 
 def _sm_share(entry: dict[str, Any], name: str, sm_count: int) -> dict[str, dict[str, Any]]:
     """The row's figures scaled to this device's SM count: a MIG slice, a partition, or another SKU."""
     what = "a MIG slice" if _is_mig(name) else "a partition or a variant of the chip"
-    out: dict[str, dict[str, Any]] = {}
-    for dtype in DTYPES:
-        spec = entry["peaks"][dtype]
-        if spec is None:
-            out[dtype] = _unknown(f"{entry['key']}: {entry['notes'].get(dtype) or 'no spec figure'}")
-            continue
+
+    def share(spec: float, _note: str | None) -> dict[str, Any]:
         value = spec * sm_count / entry["sms"]
-        out[dtype] = {
+        return {
             "value": value,
             "source": "derived",
             "detail": f"derived: {entry['key']} spec {flops(spec)} x {sm_count}/{entry['sms']} SMs = "
             f"{flops(value)}: this device reports {sm_count} SMs ({what}), the row's chip has "
             f"{entry['sms']} ({entry['source']})",
         }
-    return out
+
+    return _row_peaks(entry, share)
 
 
 def _positive_int(value: Any) -> int | None:
