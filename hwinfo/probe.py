@@ -229,15 +229,9 @@ def _energy_section(
         else:
             kind = "rocm" if acc.get("rocm") else acc["kind"]
             energy = {"source": "unavailable", "reason": unsupported_reason(kind)}
+        available = energy["source"] != "unavailable"
         counters.append(
-            {
-                "device": acc["device"],
-                "source": energy["source"],
-                "available": energy["source"] != "unavailable",
-                "domains": [acc["device"]] if energy["source"] != "unavailable" else [],
-                "skipped": [],
-                "reason": energy["reason"],
-            }
+            _counter(acc["device"], energy, [acc["device"]] if available else [], energy["reason"])
         )
     listed = {
         g["pci_address"] for g in gpus if any(a.get("pci_address") == g["pci_address"] for a in accelerators)
@@ -246,17 +240,21 @@ def _energy_section(
         nvml = g.get("nvml")
         if nvml and g["pci_address"] not in listed:
             energy = nvml.get("energy") or {"source": "unavailable", "reason": "NVML did not answer"}
-            counters.append(
-                {
-                    "device": f"nvml:{nvml.get('index')}",
-                    "source": energy["source"],
-                    "available": energy["source"] != "unavailable",
-                    "domains": [],
-                    "skipped": [],
-                    "reason": (energy["reason"] or "") + " (a GPU PyTorch does not use here)",
-                }
-            )
+            why = (energy["reason"] or "") + " (a GPU PyTorch does not use here)"
+            counters.append(_counter(f"nvml:{nvml.get('index')}", energy, [], why))
     return {"counters": counters}
+
+
+def _counter(device: str, energy: dict[str, Any], domains: list[str], reason: str | None) -> dict[str, Any]:
+    source = energy["source"]
+    return {
+        "device": device,
+        "source": source,
+        "available": source != "unavailable",
+        "domains": domains,
+        "skipped": [],
+        "reason": reason,
+    }
 
 
 def _measure_into(
