@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hwinfo.units import positive
+from hwinfo.units import is_positive, positive
 
 POWERCAP = "sys/class/powercap"
 RAPL_GRANT = (
@@ -81,11 +81,6 @@ class PowerBand:
 
     def as_dict(self) -> dict[str, Any]:
         return {"low_watts": self.low_watts, "high_watts": self.high_watts, "basis": self.basis}
-
-
-def is_positive(value: Any) -> bool:
-    """A real number above zero and finite (not a bool, a string, NaN or infinity)."""
-    return positive(value) is not None
 
 
 def _band(

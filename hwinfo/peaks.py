@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hwinfo.gpu_table import gpu_table
-from hwinfo.units import bytes_per_s, flops, is_num
+from hwinfo.units import bytes_per_s, flops, is_num, is_positive
 
 DTYPES: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
 
@@ -767,12 +767,6 @@ def _derive_from_entry(entry: dict[str, Any]) -> dict[str, dict[str, Any]] | Non
     )
 
 
-def _rate(x: Any) -> bool:
-    """A stored peak or bandwidth that can be divided by: a finite number above 0 (a snapshot read from a
-    file may hold 0, a negative number or text)."""
-    return is_num(x) and not isinstance(x, str) and float(x) > 0
-
-
 def peak_for(snapshot: dict[str, Any], device: str, dtype: str) -> dict[str, Any]:
     """The peak to divide by: spec when known, else derived, else the measured one, else unknown.
 
@@ -785,12 +779,12 @@ def peak_for(snapshot: dict[str, Any], device: str, dtype: str) -> dict[str, Any
     peak = peaks.get(dtype)
     if not isinstance(peak, dict):
         return _unknown(f"no {dtype} peak recorded for {device}")
-    if _rate(peak.get("value")) and peak.get("source") in ("spec", "derived"):
+    if is_positive(peak.get("value")) and peak.get("source") in ("spec", "derived"):
         return {"value": float(peak["value"]), "source": peak["source"], "detail": peak.get("detail", "")}
     derived = (_derive_from_entry(entry) or {}).get(dtype)
     if derived and derived["value"] is not None:
         return derived
-    if _rate(peak.get("measured")):
+    if is_positive(peak.get("measured")):
         return {
             "value": float(peak["measured"]),
             "source": "measured",
@@ -813,9 +807,9 @@ def bandwidth_for(snapshot: dict[str, Any], device: str) -> dict[str, Any]:
         return _unknown(
             f"no memory bandwidth recorded for {device} (snapshot made before hwinfo recorded it)"
         )
-    if _rate(bw.get("value")) and bw.get("source") in ("spec", "derived", "measured"):
+    if is_positive(bw.get("value")) and bw.get("source") in ("spec", "derived", "measured"):
         return {"value": float(bw["value"]), "source": bw["source"], "detail": str(bw.get("detail") or "")}
-    if _rate(bw.get("measured")):
+    if is_positive(bw.get("measured")):
         return {
             "value": float(bw["measured"]),
             "source": "measured",
