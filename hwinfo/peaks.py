@@ -262,7 +262,7 @@ def _core_groups(cpu: dict[str, Any]) -> list[dict[str, Any]]:
 def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Peak FLOP/s of a CPU per dtype from cores x clock x FLOP/cycle (see CPU_UARCHS for sources)."""
     out: dict[str, dict[str, Any]] = {
-        "tf32": _unknown("tf32 is a CUDA tensor-core matmul mode, not a CPU dtype"),
+        "tf32": _unknown("tf32 is a CUDA tensor-core matmul mode, not a CPU dtype")
     }
     uarch_name = cpu.get("microarchitecture")
     uarch = CPU_UARCHS.get(uarch_name or "")
@@ -690,10 +690,7 @@ def derived_gpu_peaks(  # the same keywords as gpu_peaks on purpose: it passes t
 
 
 def gpu_bandwidth(
-    name: str,
-    *,
-    memory_clock_mhz: float | None = None,
-    memory_bus_width_bits: int | None = None,
+    name: str, *, memory_clock_mhz: float | None = None, memory_bus_width_bits: int | None = None
 ) -> dict[str, Any]:
     """{"value" (bytes/s), "source", "detail"}: the datasheet figure ("spec"), else the memory interface's
     raw rate from the CUDA device properties ("derived": 2 x memory clock x bus width / 8), else unknown."""

@@ -16,15 +16,7 @@ from hwinfo.energy import probe_energy, unsupported_reason
 from hwinfo.measure import NotMeasurable, measure_bandwidth, measure_matmul
 from hwinfo.nvml import normalise_bus_id, probe_nvml
 from hwinfo.pci import probe_display
-from hwinfo.peaks import (
-    DTYPES,
-    bandwidth_for,
-    cpu_peaks,
-    gpu_bandwidth,
-    gpu_peaks,
-    peak_for,
-    ridge_point,
-)
+from hwinfo.peaks import DTYPES, bandwidth_for, cpu_peaks, gpu_bandwidth, gpu_peaks, peak_for, ridge_point
 from hwinfo.units import bytes_per_s, is_num
 
 _NVML_UNSET: Any = object()
@@ -258,10 +250,7 @@ def _counter(device: str, energy: dict[str, Any], domains: list[str], reason: st
 
 
 def _measure_into(
-    devices: list[dict[str, Any]],
-    dtypes: list[str],
-    progress: Callable[[str], None],
-    notes: list[str],
+    devices: list[dict[str, Any]], dtypes: list[str], progress: Callable[[str], None], notes: list[str]
 ) -> None:
     if hasattr(os, "getloadavg") and any(e["kind"] == "cpu" for e in devices):
         load, cpus = os.getloadavg()[0], os.cpu_count() or 1
