@@ -215,11 +215,6 @@ def user_peak(value: float, dtype: str, what: str = "") -> dict[str, Any]:
     }
 
 
-def fmt_flops(value: float | None) -> str:
-    """166150400000.0 -> "166 GFLOP/s"; None -> "unknown" (hwinfo.units.flops, the one formatter)."""
-    return flops(value)
-
-
 def _avx512_fma_units(model_name: str) -> int:
     """Skylake-SP/Cascade Lake: Bronze, Silver and most Gold 5xxx have one AVX-512 FMA unit."""
     if re.search(r"\b(Bronze|Silver)\b", model_name):
@@ -342,11 +337,11 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out["fp32"] = {
         "value": fp32,
         "source": provenance,
-        "detail": f"{label}{_terms_text(fp32_terms, 1, 'FP32')} = {fmt_flops(fp32)}; {clock_note}; "
+        "detail": f"{label}{_terms_text(fp32_terms, 1, 'FP32')} = {flops(fp32)}; {clock_note}; "
         f"{'' if len({g.get('microarchitecture') for g in groups}) > 1 else uarch.name + ': '}{fma_why} "
         f"({uarch.source})",
     }
-    emulated = f"at most the fp32 peak ({fmt_flops(fp32)}); PyTorch's CPU kernels for it may be far slower"
+    emulated = f"at most the fp32 peak ({flops(fp32)}); PyTorch's CPU kernels for it may be far slower"
     is_arm = bool(features & {"asimd", "sve"}) or uarch.name.startswith(("Apple", "Cortex", "Neoverse"))
 
     # (AMX flag, native x86 flag, native Arm flag, how it is native on each, why the rate doubles)
@@ -365,7 +360,7 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
             out[dtype] = {
                 "value": value,
                 "source": provenance,
-                "detail": f"{label}{_terms_text(fp32_terms, 2, dtype.upper())} = {fmt_flops(value)} ({how}: {why}); "
+                "detail": f"{label}{_terms_text(fp32_terms, 2, dtype.upper())} = {flops(value)} ({how}: {why}); "
                 f"{clock_note}",
             }
         else:
@@ -410,7 +405,7 @@ def _amx(
     return {
         "value": value,
         "source": provenance,
-        "detail": f"{label}{_terms_text(amx_terms, 1, 'AMX')} = {fmt_flops(value)}; {clock_note} (AMX runs "
+        "detail": f"{label}{_terms_text(amx_terms, 1, 'AMX')} = {flops(value)}; {clock_note} (AMX runs "
         f"at a lower licence clock under load); {_AMX_SRC}",
     }
 
