@@ -254,11 +254,16 @@ def _core_groups(cpu: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"type": "core", "count": cpu.get("physical_cores"), "max_mhz": None}]
 
 
+_NO_CPU_TF32 = "tf32 is a CUDA tensor-core matmul mode, not a CPU dtype"
+
+
+def _cpu_unknown(why: str) -> dict[str, dict[str, Any]]:
+    return {d: _unknown(_NO_CPU_TF32 if d == "tf32" else why) for d in DTYPES}
+
+
 def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Peak FLOP/s of a CPU per dtype from cores x clock x FLOP/cycle (see CPU_UARCHS for sources)."""
-    out: dict[str, dict[str, Any]] = {
-        "tf32": _unknown("tf32 is a CUDA tensor-core matmul mode, not a CPU dtype")
-    }
+    out: dict[str, dict[str, Any]] = {"tf32": _unknown(_NO_CPU_TF32)}
     uarch_name = cpu.get("microarchitecture")
     uarch = CPU_UARCHS.get(uarch_name or "")
     ident = cpu.get("model_name") or "this CPU"
@@ -268,18 +273,14 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
             if uarch_name is None
             else f"no FLOP/cycle entry for {uarch_name}"
         )
-        for dtype in ("fp32", "bf16", "fp16"):
-            out[dtype] = _unknown(why + "; run hwinfo --measure for a measured figure")
-        return _ordered(out)
+        return _cpu_unknown(why + "; run hwinfo --measure for a measured figure")
     mhz, clock_desc, provenance = _clock(cpu)
     groups = _core_groups(cpu)
     if groups and all(g.get("max_mhz") for g in groups):  # each core type's own max clock (sysfs, table)
         provenance, mhz = "spec", mhz or max(float(g["max_mhz"]) for g in groups)
     if mhz is None or any(not g.get("count") for g in groups):
         why = "clock unknown" if mhz is None else "core count unknown"
-        for dtype in ("fp32", "bf16", "fp16"):
-            out[dtype] = _unknown(f"{why} for {ident}")
-        return _ordered(out)
+        return _cpu_unknown(f"{why} for {ident}")
     rates_of = {id(g): _group_rate(uarch, g) for g in groups}
     missing = [
         g.get("part") or g.get("microarchitecture") or g["type"] for g in groups if rates_of[id(g)] is None
@@ -289,9 +290,7 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
             f"no FLOP/cycle entry for {', '.join(str(m) for m in missing)} (a core group of {ident}); the peak "
             "of the other groups alone would understate the chip; run hwinfo --measure for a measured figure"
         )
-        for dtype in ("fp32", "bf16", "fp16"):
-            out[dtype] = _unknown(why)
-        return _ordered(out)
+        return _cpu_unknown(why)
     features = set(cpu.get("features") or [])
     caveats: list[str] = []
     isa_cap, halve = _isa_limits(cpu, features, uarch, caveats)
