@@ -346,16 +346,10 @@ def build_snapshot(
     notes.extend(not_gpus)
     notes.extend(cpu.get("clock_notes") or [])
 
-    no_torch: dict[str, Any] = {
-        "torch": None,
-        "cpu": {"torch_capability": None, "torch_threads": None, "mkl": None, "mkldnn": None},
-        "accelerators": [],
-        "notes": ["PyTorch not probed (use_torch=False)"],
-    }
     if torch_part is None and use_torch:
         cached = torch_cache and not measure
         torch_part = torch_probe.probe_torch_cached(refresh=refresh) if cached else torch_probe.probe_torch()
-    torch_part = torch_part or no_torch
+    torch_part = torch_part or torch_probe.no_torch(["PyTorch not probed (use_torch=False)"])
     notes.extend(torch_part["notes"])
     cpu.update(torch_part["cpu"])
     notes.extend(_cross_check(cpu))
