@@ -11,7 +11,9 @@ import sys
 import traceback
 from typing import Any
 
+from hwinfo import interrupts, probe
 from hwinfo.cliparse import OneLineParser
+from hwinfo.render import render_text
 
 _DTYPES = ("fp32", "tf32", "bf16", "fp16")
 
@@ -60,8 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run hwinfo; results on stdout, progress and errors on stderr. Returns the exit status."""
     args = build_parser().parse_args(argv)
-    from hwinfo import interrupts
-
     with interrupts.installed("hwinfo"):  # a signal ends it at once, or at the next repeat of a measurement
         code = _main(args)
         if interrupts.pending() is not None and code in (130, 143):
@@ -71,13 +71,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     try:
-        from hwinfo.probe import build_snapshot
-        from hwinfo.render import render_text
 
         def progress(message: str) -> None:
             print(message, file=sys.stderr, flush=True)
 
-        snap = build_snapshot(
+        snap = probe.build_snapshot(
             measure=args.measure,
             dtypes=args.dtypes,
             progress=progress,

@@ -14,6 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cpuinfo
+import psutil
+
 from hwinfo.cpu_clocks import model_name_base_mhz, resolve_max_clock
 from hwinfo.peaks import APPLE_CHIPS, CPU_UARCHS, apple_chip
 
@@ -32,6 +35,19 @@ X86_FEATURES: tuple[str, ...] = (
 )
 ARM_FEATURES: tuple[str, ...] = ("asimd", "asimdhp", "bf16", "sve", "sve2", "sme")
 FEATURE_FLAGS: tuple[str, ...] = X86_FEATURES + ARM_FEATURES
+
+
+_CPU_KEYS = (
+    "vendor vendor_id model_name family model stepping arm_part microarchitecture sockets physical_cores "
+    "logical_cores core_groups base_mhz max_mhz max_mhz_is_spec current_mhz clock_sources clock_notes caches "
+    "llc_bytes features flags_read virtual_machine probe"
+).split()
+_OPTIONAL_KEYS = {"max_mhz_is_spec", "clock_notes"}
+
+
+def cpu_section(**fields: Any) -> dict[str, Any]:
+    """The snapshot's `cpu` section, in the one key order every probe writes (a missing required key raises)."""
+    return {k: fields[k] for k in _CPU_KEYS if k in fields or k not in _OPTIONAL_KEYS}
 
 
 def features_of(flags: set[str], arch: str) -> list[str]:
@@ -423,7 +439,7 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
     driver = _read(cpu_dir / f"cpu{ids[0]}/cpufreq/scaling_driver") if ids else None
     boost_text = _read(cpu_dir / "cpufreq/boost")
     boost_on = None if boost_text is None else boost_text == "1"
-    current = [m for m in (plausible_mhz(_float(b.get("cpu MHz"))) for b in procs) if m]
+    current = [m for m in (plausible_mhz(b.get("cpu MHz")) for b in procs) if m]
     current_mhz = round(max(current), 1) if current else None
     if current_mhz:
         clock_sources["current_mhz"] = "/proc/cpuinfo 'cpu MHz'"
@@ -477,31 +493,31 @@ def probe_linux_cpu(root: str = "/") -> dict[str, Any]:
     if groups is None:
         groups = [{"type": "core", "count": physical, "max_mhz": max_mhz}]
 
-    return {
-        "vendor": vendor,
-        "vendor_id": vendor_raw or (f"0x{implementer:02x}" if implementer is not None else None),
-        "model_name": model_name or trailer.get("Model") or trailer.get("Hardware"),
-        "family": family,
-        "model": model,
-        "stepping": stepping,
-        "arm_part": f"0x{part:03x}" if part is not None else None,
-        "microarchitecture": uarch,
-        "sockets": sockets,
-        "physical_cores": physical,
-        "logical_cores": logical,
-        "core_groups": groups,
-        "base_mhz": base_mhz,
-        "max_mhz": max_mhz,
-        "current_mhz": current_mhz,
-        "clock_sources": clock_sources,
-        "clock_notes": clock_notes,
-        "caches": _caches(cpu_dir),
-        "llc_bytes": llc_bytes(cpu_dir, ids),
-        "features": features,
-        "flags_read": bool(flags),
-        "virtual_machine": vm,
-        "probe": "linux /proc/cpuinfo + sysfs",
-    }
+    return cpu_section(
+        vendor=vendor,
+        vendor_id=vendor_raw or (f"0x{implementer:02x}" if implementer is not None else None),
+        model_name=model_name or trailer.get("Model") or trailer.get("Hardware"),
+        family=family,
+        model=model,
+        stepping=stepping,
+        arm_part=f"0x{part:03x}" if part is not None else None,
+        microarchitecture=uarch,
+        sockets=sockets,
+        physical_cores=physical,
+        logical_cores=logical,
+        core_groups=groups,
+        base_mhz=base_mhz,
+        max_mhz=max_mhz,
+        current_mhz=current_mhz,
+        clock_sources=clock_sources,
+        clock_notes=clock_notes,
+        caches=_caches(cpu_dir),
+        llc_bytes=llc_bytes(cpu_dir, ids),
+        features=features,
+        flags_read=bool(flags),
+        virtual_machine=vm,
+        probe="linux /proc/cpuinfo + sysfs",
+    )
 
 
 def _arm_topology(
@@ -576,13 +592,6 @@ def _hybrid_groups(
     return groups
 
 
-def _float(text: str | None) -> float | None:
-    try:
-        return float(text or "")
-    except ValueError:
-        return None
-
-
 def _first_hz(value: Any) -> float | None:
     if isinstance(value, (list, tuple)) and value and isinstance(value[0], (int, float)) and value[0] > 0:
         return float(value[0]) * (10 ** value[1] if len(value) > 1 and value[1] else 1)
@@ -596,8 +605,6 @@ def _first_hz(value: Any) -> float | None:
 def py_cpuinfo_dict() -> dict[str, Any]:
     """py-cpuinfo's get_cpu_info(), or {} when it is missing or fails (it may take a second)."""
     try:
-        import cpuinfo
-
         return dict(cpuinfo.get_cpu_info())
     except Exception:
         return {}
@@ -660,30 +667,30 @@ def probe_cpu_generic(
         max_mhz = float(APPLE_CHIPS[chip]["p_mhz"])
     if groups is None:
         groups = [{"type": "core", "count": physical, "max_mhz": max_mhz}]
-    return {
-        "vendor": vendor,
-        "vendor_id": vendor_raw,
-        "model_name": model_name,
-        "family": family,
-        "model": model,
-        "stepping": stepping,
-        "arm_part": None,
-        "microarchitecture": microarchitecture(vendor, family, model, stepping, model_name),
-        "sockets": 1,
-        "physical_cores": physical,
-        "logical_cores": logical,
-        "core_groups": groups,
-        "base_mhz": base_mhz,
-        "max_mhz": max_mhz,
-        "current_mhz": None,
-        "clock_sources": clock_sources,
-        "caches": caches,
-        "llc_bytes": max(caches.values()) * 1024 if caches else None,
-        "features": features,
-        "flags_read": bool(flags),
-        "virtual_machine": "hypervisor" in flags,
-        "probe": f"py-cpuinfo + psutil ({system})",
-    }
+    return cpu_section(
+        vendor=vendor,
+        vendor_id=vendor_raw,
+        model_name=model_name,
+        family=family,
+        model=model,
+        stepping=stepping,
+        arm_part=None,
+        microarchitecture=microarchitecture(vendor, family, model, stepping, model_name),
+        sockets=1,
+        physical_cores=physical,
+        logical_cores=logical,
+        core_groups=groups,
+        base_mhz=base_mhz,
+        max_mhz=max_mhz,
+        current_mhz=None,
+        clock_sources=clock_sources,
+        caches=caches,
+        llc_bytes=max(caches.values()) * 1024 if caches else None,
+        features=features,
+        flags_read=bool(flags),
+        virtual_machine="hypervisor" in flags,
+        probe=f"py-cpuinfo + psutil ({system})",
+    )
 
 
 def _apple_groups(
@@ -717,8 +724,6 @@ def probe_cpu(root: str = "/", system: str | None = None) -> dict[str, Any]:
     physical = logical = None
     max_mhz = None
     try:
-        import psutil
-
         physical, logical = psutil.cpu_count(logical=False), psutil.cpu_count(logical=True)
         freq = psutil.cpu_freq()
         max_mhz = float(freq.max) if freq and freq.max else None

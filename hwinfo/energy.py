@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hwinfo.units import positive
+from hwinfo.units import is_positive, positive
 
 POWERCAP = "sys/class/powercap"
 RAPL_GRANT = (
@@ -83,40 +83,30 @@ class PowerBand:
         return {"low_watts": self.low_watts, "high_watts": self.high_watts, "basis": self.basis}
 
 
-def is_positive(value: Any) -> bool:
-    """A real number above zero and finite (not a bool, a string, NaN or infinity)."""
-    return positive(value) is not None
+def _band(
+    limit_watts: float | None, limit_basis: str, fallback_watts: float, fallback_basis: str
+) -> PowerBand:
+    """PLAUSIBLE_MULTIPLE x the power limit when one is known, else x the fallback allowance."""
+    if is_positive(limit_watts):
+        limit = float(limit_watts)  # type: ignore[arg-type]
+        basis = f"the {limit:,.0f} W power limit" + (f" ({limit_basis})" if limit_basis else "")
+    else:
+        limit, basis = fallback_watts, fallback_basis
+    return PowerBand(MIN_LOAD_WATTS, PLAUSIBLE_MULTIPLE * limit, f"{PLAUSIBLE_MULTIPLE:g}x {basis}")
 
 
 def cpu_band(power_limit_watts: float | None, logical_cpus: int | None, limit_basis: str = "") -> PowerBand:
-    """The band of a CPU package (RAPL): PLAUSIBLE_MULTIPLE x its power limit, or, without one,
-    FALLBACK_CPU_WATTS_PER_LOGICAL_CPU per logical CPU."""
-    if is_positive(power_limit_watts):
-        limit = float(power_limit_watts)  # type: ignore[arg-type]
-        basis = f"{PLAUSIBLE_MULTIPLE:g}x the {limit:,.0f} W power limit" + (
-            f" ({limit_basis})" if limit_basis else ""
-        )
-    else:
-        cpus = logical_cpus if isinstance(logical_cpus, int) and logical_cpus > 0 else 1
-        limit = FALLBACK_CPU_WATTS_PER_LOGICAL_CPU * cpus
-        basis = (
-            f"{PLAUSIBLE_MULTIPLE:g}x {FALLBACK_CPU_WATTS_PER_LOGICAL_CPU:g} W per logical CPU for {cpus} "
-            "CPUs: no RAPL power limit was readable"
-        )
-    return PowerBand(MIN_LOAD_WATTS, PLAUSIBLE_MULTIPLE * limit, basis)
+    """The band of a CPU package (RAPL); without a power limit, FALLBACK_CPU_WATTS_PER_LOGICAL_CPU per CPU."""
+    cpus = logical_cpus if isinstance(logical_cpus, int) and logical_cpus > 0 else 1
+    per_cpu = FALLBACK_CPU_WATTS_PER_LOGICAL_CPU
+    why = f"{per_cpu:g} W per logical CPU for {cpus} CPUs: no RAPL power limit was readable"
+    return _band(power_limit_watts, limit_basis, per_cpu * cpus, why)
 
 
 def gpu_band(power_limit_watts: float | None, limit_basis: str = "") -> PowerBand:
-    """The band of a GPU: PLAUSIBLE_MULTIPLE x its enforced power limit, or FALLBACK_GPU_WATTS without one."""
-    if is_positive(power_limit_watts):
-        limit = float(power_limit_watts)  # type: ignore[arg-type]
-        basis = f"{PLAUSIBLE_MULTIPLE:g}x the {limit:,.0f} W power limit" + (
-            f" ({limit_basis})" if limit_basis else ""
-        )
-    else:
-        limit = FALLBACK_GPU_WATTS
-        basis = f"{PLAUSIBLE_MULTIPLE:g}x {FALLBACK_GPU_WATTS:,.0f} W: no GPU power limit was readable"
-    return PowerBand(MIN_LOAD_WATTS, PLAUSIBLE_MULTIPLE * limit, basis)
+    """The band of a GPU: its enforced power limit, or FALLBACK_GPU_WATTS without one."""
+    why = f"{FALLBACK_GPU_WATTS:,.0f} W: no GPU power limit was readable"
+    return _band(power_limit_watts, limit_basis, FALLBACK_GPU_WATTS, why)
 
 
 def band_for_device(device_type: str, hwinfo: dict | None) -> PowerBand:

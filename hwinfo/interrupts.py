@@ -22,11 +22,14 @@ hwinfo holds this module because hwinfo never imports bench, and bench may impor
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import ctypes
 import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 GRACE_S = 60.0  # the longest a signal may wait for a check point (a compile of a big model is one step)
@@ -121,8 +124,6 @@ def grace_s() -> float:
 def _watch(grace: float) -> None:
     """Polls (the handler takes no lock, so it cannot deadlock with the thread it interrupted): a signal held
     longer than `grace` ends the process, once any file being written is whole."""
-    import time
-
     since = None
     while True:
         time.sleep(0.25)
@@ -185,8 +186,6 @@ def exit_code() -> int | None:
 def end_process(code: int) -> None:
     """After a signal, once everything is written: end now, skipping the interpreter's finalisation (torch's
     teardown takes seconds on a loaded machine). atexit handlers run and stdio is flushed first."""
-    import atexit
-
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
@@ -205,8 +204,6 @@ def die_with_parent(sig: int = signal.SIGKILL) -> bool:
     parent is already gone (re-parented), it ends now. Returns whether the death signal could be set."""
     if not sys.platform.startswith("linux"):
         return False
-    import ctypes
-
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:

@@ -18,11 +18,13 @@ from hwinfo.cpu import (
     ARM_PARTS_BY_LSCPU_NAME,
     ARM_SERVER_UARCHS,
     P_ONLY_NOTE,
+    _int,
     _size_kib,
     arm_brand_part,
     arm_groups,
     arm_model_name,
     arm_uarch,
+    cpu_section,
     features_of,
     microarchitecture,
     plausible_mhz,
@@ -148,20 +150,6 @@ def _rejoin(value: str, column: int) -> str:
     return re.sub(f" {{{column},}}", lambda m: "" if len(m.group()) == column else " ", value)
 
 
-def _int(text: str | None) -> int | None:
-    try:
-        return int(str(text).strip())
-    except (TypeError, ValueError):
-        return None
-
-
-def _mhz(text: str | None) -> float | None:
-    try:
-        return plausible_mhz(float(str(text).strip()))
-    except (TypeError, ValueError):
-        return None
-
-
 def _first_int(*texts: str | None) -> int | None:
     """The first of `texts` that is a number: lscpu prints "Socket(s): -" on Arm SoCs, where the
     cluster count is the one to use."""
@@ -229,7 +217,7 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
     vm = "hypervisor" in flags or bool(top.get("Hypervisor vendor"))
     arch = "x86" if x86 else "arm" if implementer is not None or "asimd" in flags else "unknown"
     logical = _int(top.get("CPU(s)"))
-    current_mhz = _mhz(top.get("CPU MHz"))
+    current_mhz = plausible_mhz(top.get("CPU MHz"))
     clock_sources: dict[str, str] = {}
     if current_mhz:
         clock_sources["current_mhz"] = "lscpu 'CPU MHz'"
@@ -238,7 +226,13 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
     model_name = first.get("Model name")
     sockets = _first_int(first.get("Socket(s)"), top.get("Socket(s)")) or 1
     reported = max(
-        (m for m in (_mhz(s.get("CPU max MHz") or top.get("CPU max MHz")) for s in sections or [top]) if m),
+        (
+            m
+            for m in (
+                plausible_mhz(s.get("CPU max MHz") or top.get("CPU max MHz")) for s in sections or [top]
+            )
+            if m
+        ),
         default=None,
     )
     groups: list[dict[str, Any]]
@@ -267,7 +261,7 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
                     if s.get("Model name") not in (None, "", "-")
                     else "unknown part",
                     "count": _count(s, top) or 0,
-                    "max_mhz": _mhz(s.get("CPU max MHz")),
+                    "max_mhz": plausible_mhz(s.get("CPU max MHz")),
                 }
             )
         groups, _names = arm_groups(clusters)
@@ -323,29 +317,29 @@ def cpu_from_lscpu(text: str) -> dict[str, Any]:
     if base_mhz:
         clock_sources["base_mhz"] = str(base_source)
     caches, llc = _caches(top)
-    return {
-        "vendor": vendor,
-        "vendor_id": vendor_raw,
-        "model_name": model_name,
-        "family": family,
-        "model": model,
-        "stepping": stepping,
-        "arm_part": None,
-        "microarchitecture": uarch,
-        "sockets": sockets,
-        "physical_cores": physical,
-        "logical_cores": logical,
-        "core_groups": groups,
-        "base_mhz": base_mhz,
-        "max_mhz": max_mhz,
-        "max_mhz_is_spec": bool(max_mhz) and max_is_spec,
-        "current_mhz": current_mhz,
-        "clock_sources": clock_sources,
-        "clock_notes": notes,
-        "caches": caches,
-        "llc_bytes": llc,
-        "features": features_of(flags, arch),
-        "flags_read": bool(flags),
-        "virtual_machine": vm,
-        "probe": "lscpu text",
-    }
+    return cpu_section(
+        vendor=vendor,
+        vendor_id=vendor_raw,
+        model_name=model_name,
+        family=family,
+        model=model,
+        stepping=stepping,
+        arm_part=None,
+        microarchitecture=uarch,
+        sockets=sockets,
+        physical_cores=physical,
+        logical_cores=logical,
+        core_groups=groups,
+        base_mhz=base_mhz,
+        max_mhz=max_mhz,
+        max_mhz_is_spec=bool(max_mhz) and max_is_spec,
+        current_mhz=current_mhz,
+        clock_sources=clock_sources,
+        clock_notes=notes,
+        caches=caches,
+        llc_bytes=llc,
+        features=features_of(flags, arch),
+        flags_read=bool(flags),
+        virtual_machine=vm,
+        probe="lscpu text",
+    )

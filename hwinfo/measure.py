@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
+
 from hwinfo.interrupts import check, checked
 
 _TORCH_DTYPES = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
@@ -139,8 +141,6 @@ def _free_bytes(torch: Any, dev: _Device) -> int | None:
     try:
         if dev.accelerator:
             return int(torch.accelerator.get_memory_info(dev.device)[0])
-        import psutil
-
         return int(psutil.virtual_memory().available)
     except Exception:
         return None

@@ -21,6 +21,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from hwinfo.cpu import _read
+
 VENDORS: dict[str, str] = {"0x8086": "Intel", "0x10de": "NVIDIA", "0x1002": "AMD"}
 
 # Graphics device ids of AMD APUs (Raven, Picasso, Renoir, Cezanne, Lucienne, Barcelo, Rembrandt,
@@ -73,13 +75,6 @@ def non_gpu_display(vendor_id: str, device_id: str | None) -> str | None:
 
 
 PCI_IDS_PATHS: tuple[str, ...] = ("usr/share/misc/pci.ids", "usr/share/hwdata/pci.ids", "usr/share/pci.ids")
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(errors="replace").strip()
-    except OSError:
-        return None
 
 
 def _hex_id(text: str | None) -> str | None:

@@ -7,11 +7,12 @@ Never imports torch: reports/ calls `peak_for` on machines without it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from hwinfo.gpu_table import gpu_table
-from hwinfo.units import bytes_per_s, flops, is_num
+from hwinfo.units import bytes_per_s, flops, is_num, is_positive
 
 DTYPES: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16")
 
@@ -214,11 +215,6 @@ def user_peak(value: float, dtype: str, what: str = "") -> dict[str, Any]:
     }
 
 
-def fmt_flops(value: float | None) -> str:
-    """166150400000.0 -> "166 GFLOP/s"; None -> "unknown" (hwinfo.units.flops, the one formatter)."""
-    return flops(value)
-
-
 def _avx512_fma_units(model_name: str) -> int:
     """Skylake-SP/Cascade Lake: Bronze, Silver and most Gold 5xxx have one AVX-512 FMA unit."""
     if re.search(r"\b(Bronze|Silver)\b", model_name):
@@ -258,11 +254,16 @@ def _core_groups(cpu: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"type": "core", "count": cpu.get("physical_cores"), "max_mhz": None}]
 
 
+_NO_CPU_TF32 = "tf32 is a CUDA tensor-core matmul mode, not a CPU dtype"
+
+
+def _cpu_unknown(why: str) -> dict[str, dict[str, Any]]:
+    return {d: _unknown(_NO_CPU_TF32 if d == "tf32" else why) for d in DTYPES}
+
+
 def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Peak FLOP/s of a CPU per dtype from cores x clock x FLOP/cycle (see CPU_UARCHS for sources)."""
-    out: dict[str, dict[str, Any]] = {
-        "tf32": _unknown("tf32 is a CUDA tensor-core matmul mode, not a CPU dtype"),
-    }
+    out: dict[str, dict[str, Any]] = {"tf32": _unknown(_NO_CPU_TF32)}
     uarch_name = cpu.get("microarchitecture")
     uarch = CPU_UARCHS.get(uarch_name or "")
     ident = cpu.get("model_name") or "this CPU"
@@ -272,18 +273,14 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
             if uarch_name is None
             else f"no FLOP/cycle entry for {uarch_name}"
         )
-        for dtype in ("fp32", "bf16", "fp16"):
-            out[dtype] = _unknown(why + "; run hwinfo --measure for a measured figure")
-        return _ordered(out)
+        return _cpu_unknown(why + "; run hwinfo --measure for a measured figure")
     mhz, clock_desc, provenance = _clock(cpu)
     groups = _core_groups(cpu)
     if groups and all(g.get("max_mhz") for g in groups):  # each core type's own max clock (sysfs, table)
         provenance, mhz = "spec", mhz or max(float(g["max_mhz"]) for g in groups)
     if mhz is None or any(not g.get("count") for g in groups):
         why = "clock unknown" if mhz is None else "core count unknown"
-        for dtype in ("fp32", "bf16", "fp16"):
-            out[dtype] = _unknown(f"{why} for {ident}")
-        return _ordered(out)
+        return _cpu_unknown(f"{why} for {ident}")
     rates_of = {id(g): _group_rate(uarch, g) for g in groups}
     missing = [
         g.get("part") or g.get("microarchitecture") or g["type"] for g in groups if rates_of[id(g)] is None
@@ -293,9 +290,7 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
             f"no FLOP/cycle entry for {', '.join(str(m) for m in missing)} (a core group of {ident}); the peak "
             "of the other groups alone would understate the chip; run hwinfo --measure for a measured figure"
         )
-        for dtype in ("fp32", "bf16", "fp16"):
-            out[dtype] = _unknown(why)
-        return _ordered(out)
+        return _cpu_unknown(why)
     features = set(cpu.get("features") or [])
     caveats: list[str] = []
     isa_cap, halve = _isa_limits(cpu, features, uarch, caveats)
@@ -341,11 +336,11 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out["fp32"] = {
         "value": fp32,
         "source": provenance,
-        "detail": f"{label}{_terms_text(fp32_terms, 1, 'FP32')} = {fmt_flops(fp32)}; {clock_note}; "
+        "detail": f"{label}{_terms_text(fp32_terms, 1, 'FP32')} = {flops(fp32)}; {clock_note}; "
         f"{'' if len({g.get('microarchitecture') for g in groups}) > 1 else uarch.name + ': '}{fma_why} "
         f"({uarch.source})",
     }
-    emulated = f"at most the fp32 peak ({fmt_flops(fp32)}); PyTorch's CPU kernels for it may be far slower"
+    emulated = f"at most the fp32 peak ({flops(fp32)}); PyTorch's CPU kernels for it may be far slower"
     is_arm = bool(features & {"asimd", "sve"}) or uarch.name.startswith(("Apple", "Cortex", "Neoverse"))
 
     # (AMX flag, native x86 flag, native Arm flag, how it is native on each, why the rate doubles)
@@ -364,7 +359,7 @@ def cpu_peaks(cpu: dict[str, Any]) -> dict[str, dict[str, Any]]:
             out[dtype] = {
                 "value": value,
                 "source": provenance,
-                "detail": f"{label}{_terms_text(fp32_terms, 2, dtype.upper())} = {fmt_flops(value)} ({how}: {why}); "
+                "detail": f"{label}{_terms_text(fp32_terms, 2, dtype.upper())} = {flops(value)} ({how}: {why}); "
                 f"{clock_note}",
             }
         else:
@@ -409,7 +404,7 @@ def _amx(
     return {
         "value": value,
         "source": provenance,
-        "detail": f"{label}{_terms_text(amx_terms, 1, 'AMX')} = {fmt_flops(value)}; {clock_note} (AMX runs "
+        "detail": f"{label}{_terms_text(amx_terms, 1, 'AMX')} = {flops(value)}; {clock_note} (AMX runs "
         f"at a lower licence clock under load); {_AMX_SRC}",
     }
 
@@ -554,38 +549,41 @@ def gpu_peaks(
             "the whole GPU's peak would overstate it"
         )
         return {d: _unknown(why) for d in DTYPES}
-    out: dict[str, dict[str, Any]] = {}
-    for dtype in DTYPES:
-        value = entry["peaks"][dtype]
-        note = entry["notes"].get(dtype)
-        if value is None:
-            out[dtype] = _unknown(f"{entry['key']}: {note or 'no spec figure'}")
-            continue
-        detail = f"{entry['key']} ({entry['source']})"
-        if note:
-            detail += f"; {note}"
-        out[dtype] = {"value": value, "source": "spec", "detail": detail}
-    return out
+    return _row_peaks(
+        entry,
+        lambda spec, note: {
+            "value": spec,
+            "source": "spec",
+            "detail": f"{entry['key']} ({entry['source']})" + (f"; {note}" if note else ""),
+        },
+    )
+
+
+def _row_peaks(entry: dict[str, Any], known: Callable[[float, str | None], dict[str, Any]]) -> dict[str, Any]:
+    """Per dtype: `known(spec figure, note)` where the row has a figure, else unknown with the row's note."""
+    return {
+        d: _unknown(f"{entry['key']}: {entry['notes'].get(d) or 'no spec figure'}")
+        if entry["peaks"][d] is None
+        else known(entry["peaks"][d], entry["notes"].get(d))
+        for d in DTYPES
+    }
 
 
 def _sm_share(entry: dict[str, Any], name: str, sm_count: int) -> dict[str, dict[str, Any]]:
     """The row's figures scaled to this device's SM count: a MIG slice, a partition, or another SKU."""
     what = "a MIG slice" if _is_mig(name) else "a partition or a variant of the chip"
-    out: dict[str, dict[str, Any]] = {}
-    for dtype in DTYPES:
-        spec = entry["peaks"][dtype]
-        if spec is None:
-            out[dtype] = _unknown(f"{entry['key']}: {entry['notes'].get(dtype) or 'no spec figure'}")
-            continue
+
+    def share(spec: float, _note: str | None) -> dict[str, Any]:
         value = spec * sm_count / entry["sms"]
-        out[dtype] = {
+        return {
             "value": value,
             "source": "derived",
             "detail": f"derived: {entry['key']} spec {flops(spec)} x {sm_count}/{entry['sms']} SMs = "
             f"{flops(value)}: this device reports {sm_count} SMs ({what}), the row's chip has "
             f"{entry['sms']} ({entry['source']})",
         }
-    return out
+
+    return _row_peaks(entry, share)
 
 
 def _positive_int(value: Any) -> int | None:
@@ -686,10 +684,7 @@ def derived_gpu_peaks(  # the same keywords as gpu_peaks on purpose: it passes t
 
 
 def gpu_bandwidth(
-    name: str,
-    *,
-    memory_clock_mhz: float | None = None,
-    memory_bus_width_bits: int | None = None,
+    name: str, *, memory_clock_mhz: float | None = None, memory_bus_width_bits: int | None = None
 ) -> dict[str, Any]:
     """{"value" (bytes/s), "source", "detail"}: the datasheet figure ("spec"), else the memory interface's
     raw rate from the CUDA device properties ("derived": 2 x memory clock x bus width / 8), else unknown."""
@@ -763,12 +758,6 @@ def _derive_from_entry(entry: dict[str, Any]) -> dict[str, dict[str, Any]] | Non
     )
 
 
-def _rate(x: Any) -> bool:
-    """A stored peak or bandwidth that can be divided by: a finite number above 0 (a snapshot read from a
-    file may hold 0, a negative number or text)."""
-    return is_num(x) and not isinstance(x, str) and float(x) > 0
-
-
 def peak_for(snapshot: dict[str, Any], device: str, dtype: str) -> dict[str, Any]:
     """The peak to divide by: spec when known, else derived, else the measured one, else unknown.
 
@@ -781,12 +770,12 @@ def peak_for(snapshot: dict[str, Any], device: str, dtype: str) -> dict[str, Any
     peak = peaks.get(dtype)
     if not isinstance(peak, dict):
         return _unknown(f"no {dtype} peak recorded for {device}")
-    if _rate(peak.get("value")) and peak.get("source") in ("spec", "derived"):
+    if is_positive(peak.get("value")) and peak.get("source") in ("spec", "derived"):
         return {"value": float(peak["value"]), "source": peak["source"], "detail": peak.get("detail", "")}
     derived = (_derive_from_entry(entry) or {}).get(dtype)
     if derived and derived["value"] is not None:
         return derived
-    if _rate(peak.get("measured")):
+    if is_positive(peak.get("measured")):
         return {
             "value": float(peak["measured"]),
             "source": "measured",
@@ -809,9 +798,9 @@ def bandwidth_for(snapshot: dict[str, Any], device: str) -> dict[str, Any]:
         return _unknown(
             f"no memory bandwidth recorded for {device} (snapshot made before hwinfo recorded it)"
         )
-    if _rate(bw.get("value")) and bw.get("source") in ("spec", "derived", "measured"):
+    if is_positive(bw.get("value")) and bw.get("source") in ("spec", "derived", "measured"):
         return {"value": float(bw["value"]), "source": bw["source"], "detail": str(bw.get("detail") or "")}
-    if _rate(bw.get("measured")):
+    if is_positive(bw.get("measured")):
         return {
             "value": float(bw["measured"]),
             "source": "measured",

@@ -9,21 +9,14 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from hwinfo import SCHEMA
+from hwinfo import SCHEMA, torch_probe
 from hwinfo.apple import Runner, apple_gpu_cores
 from hwinfo.cpu import probe_cpu
 from hwinfo.energy import probe_energy, unsupported_reason
+from hwinfo.measure import NotMeasurable, measure_bandwidth, measure_matmul
 from hwinfo.nvml import normalise_bus_id, probe_nvml
 from hwinfo.pci import probe_display
-from hwinfo.peaks import (
-    DTYPES,
-    bandwidth_for,
-    cpu_peaks,
-    gpu_bandwidth,
-    gpu_peaks,
-    peak_for,
-    ridge_point,
-)
+from hwinfo.peaks import DTYPES, bandwidth_for, cpu_peaks, gpu_bandwidth, gpu_peaks, peak_for, ridge_point
 from hwinfo.units import bytes_per_s, is_num
 
 _NVML_UNSET: Any = object()
@@ -228,15 +221,9 @@ def _energy_section(
         else:
             kind = "rocm" if acc.get("rocm") else acc["kind"]
             energy = {"source": "unavailable", "reason": unsupported_reason(kind)}
+        available = energy["source"] != "unavailable"
         counters.append(
-            {
-                "device": acc["device"],
-                "source": energy["source"],
-                "available": energy["source"] != "unavailable",
-                "domains": [acc["device"]] if energy["source"] != "unavailable" else [],
-                "skipped": [],
-                "reason": energy["reason"],
-            }
+            _counter(acc["device"], energy, [acc["device"]] if available else [], energy["reason"])
         )
     listed = {
         g["pci_address"] for g in gpus if any(a.get("pci_address") == g["pci_address"] for a in accelerators)
@@ -245,27 +232,26 @@ def _energy_section(
         nvml = g.get("nvml")
         if nvml and g["pci_address"] not in listed:
             energy = nvml.get("energy") or {"source": "unavailable", "reason": "NVML did not answer"}
-            counters.append(
-                {
-                    "device": f"nvml:{nvml.get('index')}",
-                    "source": energy["source"],
-                    "available": energy["source"] != "unavailable",
-                    "domains": [],
-                    "skipped": [],
-                    "reason": (energy["reason"] or "") + " (a GPU PyTorch does not use here)",
-                }
-            )
+            why = (energy["reason"] or "") + " (a GPU PyTorch does not use here)"
+            counters.append(_counter(f"nvml:{nvml.get('index')}", energy, [], why))
     return {"counters": counters}
 
 
-def _measure_into(
-    devices: list[dict[str, Any]],
-    dtypes: list[str],
-    progress: Callable[[str], None],
-    notes: list[str],
-) -> None:
-    from hwinfo.measure import NotMeasurable, measure_matmul
+def _counter(device: str, energy: dict[str, Any], domains: list[str], reason: str | None) -> dict[str, Any]:
+    source = energy["source"]
+    return {
+        "device": device,
+        "source": source,
+        "available": source != "unavailable",
+        "domains": domains,
+        "skipped": [],
+        "reason": reason,
+    }
 
+
+def _measure_into(
+    devices: list[dict[str, Any]], dtypes: list[str], progress: Callable[[str], None], notes: list[str]
+) -> None:
     if hasattr(os, "getloadavg") and any(e["kind"] == "cpu" for e in devices):
         load, cpus = os.getloadavg()[0], os.cpu_count() or 1
         if load >= 0.75 * cpus:
@@ -299,8 +285,6 @@ def _measure_into(
 
 
 def _measure_bandwidth_into(entry: dict[str, Any], progress: Callable[[str], None]) -> None:
-    from hwinfo.measure import measure_bandwidth
-
     bw = entry["memory_bandwidth"]
     progress(f"measuring {entry['device']} memory bandwidth (STREAM copy and triad) ...")
     try:
@@ -362,17 +346,10 @@ def build_snapshot(
     notes.extend(not_gpus)
     notes.extend(cpu.get("clock_notes") or [])
 
-    no_torch: dict[str, Any] = {
-        "torch": None,
-        "cpu": {"torch_capability": None, "torch_threads": None, "mkl": None, "mkldnn": None},
-        "accelerators": [],
-        "notes": ["PyTorch not probed (use_torch=False)"],
-    }
     if torch_part is None and use_torch:
-        from hwinfo.torch_probe import probe_torch, probe_torch_cached
-
-        torch_part = probe_torch_cached(refresh=refresh) if torch_cache and not measure else probe_torch()
-    torch_part = torch_part or no_torch
+        cached = torch_cache and not measure
+        torch_part = torch_probe.probe_torch_cached(refresh=refresh) if cached else torch_probe.probe_torch()
+    torch_part = torch_part or torch_probe.no_torch(["PyTorch not probed (use_torch=False)"])
     notes.extend(torch_part["notes"])
     cpu.update(torch_part["cpu"])
     notes.extend(_cross_check(cpu))

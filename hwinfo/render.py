@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hwinfo.peaks import fmt_flops
-from hwinfo.units import bytes_per_s, sig
+from hwinfo.units import bytes_per_s, flops, sig
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -121,10 +120,10 @@ def render_text(snap: dict[str, Any]) -> str:
     for dev in snap["devices"]:
         for dtype in snap.get("dtypes") or dev["peaks"]:
             peak = dev["peaks"][dtype]
-            value = fmt_flops(peak.get("value"))
+            value = flops(peak.get("value"))
             if peak.get("emulated"):
                 value += " (emulated)"
-            measured = fmt_flops(peak.get("measured")) if peak.get("measured") is not None else "-"
+            measured = flops(peak.get("measured")) if peak.get("measured") is not None else "-"
             ratio = peak.get("measured_over_spec")
             rows.append(
                 [

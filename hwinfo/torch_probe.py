@@ -19,12 +19,7 @@ def probe_torch() -> dict[str, Any]:
 
     Imports torch (about a second); torch missing gives torch None and a note.
     """
-    out: dict[str, Any] = {
-        "torch": None,
-        "cpu": {"torch_capability": None, "torch_threads": None, "mkl": None, "mkldnn": None},
-        "accelerators": [],
-        "notes": [],
-    }
+    out = no_torch([])
     try:
         import torch
     except ImportError as exc:
@@ -90,6 +85,12 @@ def probe_torch() -> dict[str, Any]:
     except Exception as exc:
         out["notes"].append(f"torch.xpu failed: {type(exc).__name__}: {exc}")
     return out
+
+
+def no_torch(notes: list[str]) -> dict[str, Any]:
+    """The torch part of a snapshot without PyTorch: no torch, no devices, the CPU's torch fields None."""
+    cpu = {"torch_capability": None, "torch_threads": None, "mkl": None, "mkldnn": None}
+    return {"torch": None, "cpu": cpu, "accelerators": [], "notes": notes}
 
 
 def _torch_bus_id(props: Any) -> str | None:

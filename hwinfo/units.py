@@ -21,6 +21,11 @@ def positive(value: Any, most: float = math.inf) -> float | None:
     return v if 0 < v <= most and v != math.inf else None
 
 
+def is_positive(value: Any) -> bool:
+    """A real number above zero and finite (not a bool, a string, NaN or infinity)."""
+    return positive(value) is not None
+
+
 def is_num(x: Any) -> bool:
     """A finite number (not None, not NaN, not a bool)."""
     if isinstance(x, bool):
