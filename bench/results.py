@@ -611,12 +611,13 @@ def _typed_columns(body: str, width: int, numbers: list[int]) -> list[Any] | Non
     if width < 2 or '"' in body or "\0" in body:
         return None
     eol = "\r\n" if "\r" in body else "\n"  # the csv module's line ending, or a bare one throughout
-    if eol == "\r\n" and not body.count("\r") == body.count("\n") == body.count("\r\n"):
-        return None
-    text = body[: -len(eol)] if body.endswith(eol) else body
+    ended = body.endswith(eol)
+    text = body[: -len(eol)] if ended else body
     if not text:
         return None
     lines = text.split(eol)
+    if eol == "\r\n" and not body.count("\r") == body.count("\n") == len(lines) - 1 + ended:
+        return None  # a CR or LF outside a CRLF pair
     if set(map(str.count, lines, repeat(","))) != {width - 1}:  # every line `width` cells, none blank
         return None
     try:
@@ -625,7 +626,7 @@ def _typed_columns(body: str, width: int, numbers: list[int]) -> list[Any] | Non
         return None
     out: list[Any] = [None] * width
     for j, i in enumerate(numbers):
-        out[i] = values[:, j].copy()
+        out[i] = values[:, j]
     for i in range(width):
         if out[i] is None:
             if i == width - 1:
