@@ -225,7 +225,7 @@ def headline(results: Results, findings: list[Finding]) -> Finding:
     return Finding("headline", "info", evidence=ev, runs=[key], labels={key: results.label(key)})
 
 
-def _achieved(r: pd.Series) -> float | None:
+def _achieved(r: pd.Series | dict) -> float | None:  # a row, or a dict of one (no Series per run)
     v = r.get("achieved_flops_per_s")
     if fmt.is_num(v):
         return float(v)
@@ -234,7 +234,7 @@ def _achieved(r: pd.Series) -> float | None:
     return None
 
 
-def _peak(r: pd.Series) -> float | None:
+def _peak(r: pd.Series | dict) -> float | None:
     v = r.get("peak_value")
     return float(v) if fmt.is_num(v) and float(v) > 0 and r.get("peak_source") != "unknown" else None
 
@@ -327,7 +327,7 @@ def short_device(results: Results, key: str, dtype: str | None = None) -> str:
 def speedup_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     """The fastest run of each device against the slowest device's: the FLOP/s ratio split into peak x MFU,
     with the per-iteration and per-token time ratios beside it."""
-    ok = ok.assign(_achieved=[_achieved(r) for _, r in ok.iterrows()]).dropna(subset=["_achieved"])
+    ok = ok.assign(_achieved=[_achieved(r) for r in ok.to_dict("records")]).dropna(subset=["_achieved"])
     if ok.empty:
         return []
     best = ok.sort_values("_achieved", ascending=False).groupby(["host", "device"], sort=False).head(1)
@@ -799,7 +799,7 @@ def batch_scaling_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
 def mfu_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     """MFU against the device's own peak next to the A100-based figure nanoGPT prints."""
     out = []
-    ok = ok.assign(_achieved=[_achieved(r) for _, r in ok.iterrows()]).dropna(subset=["_achieved"])
+    ok = ok.assign(_achieved=[_achieved(r) for r in ok.to_dict("records")]).dropna(subset=["_achieved"])
     for _, g in ok.groupby(["host", "device", "dtype"], sort=False):
         r = g.loc[g["_achieved"].idxmax()]
         if _impossible_mfu(r) is not None:
@@ -819,7 +819,7 @@ def mfu_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
 
 def peak_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     out = []
-    unknown = ok[[_peak(r) is None for _, r in ok.iterrows()]]
+    unknown = ok[[_peak(r) is None for r in ok.to_dict("records")]]
     for _, g in unknown.groupby(["host", "device", "dtype"], sort=False):
         r = g.iloc[0]
         evidence = {"device": short_device(results, r["key"], r["dtype"]), "detail": r.get("peak_detail")}
