@@ -325,7 +325,13 @@ def test_a_fifo_where_a_file_should_be_never_blocks(tmp_path):
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 @pytest.mark.parametrize(
-    "tail", ["", '7,"10",2.0,0.001,timed\n', "7,10,2.0,0.001,timed,extra\n8,10,2.0,0.001\n"]
+    "tail",
+    [
+        "",
+        '7,"10",2.0,0.001,timed\n',
+        "7,10,2.0,0.001,timed,extra\n8,10,2.0,0.001\n",
+        "7,10,2.0,0.001,timed\r\n",
+    ],
 )
 def test_the_column_reader_reads_as_the_csv_module_does(tmp_path, newline, tail):
     """The whole-column fast path (plain lines) and the csv module's row-by-row path (quotes, ragged lines)
