@@ -26,9 +26,12 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import compress
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from hwinfo import interrupts
 
@@ -573,7 +576,7 @@ class Rows:
     from 0 up); problem says why the whole file was left out (unreadable, no header), else None.
     """
 
-    columns: dict[str, list]
+    columns: dict[str, Any]  # lists, or (read with arrays=True) float64 arrays for the number columns
     bad_rows: int = 0
     problem: str | None = None
 
@@ -600,6 +603,46 @@ def _floats(cells: tuple[str, ...] | list[str]) -> list[float]:
         return [_num(c) for c in cells]
 
 
+def _typed_columns(body: str, width: int, numbers: list[int]) -> list[Any] | None:
+    """The columns of a CSV body whose every line is `width` plain cells (what the writer writes), made in C: the
+    number columns (positions `numbers`) as float64 arrays by numpy's reader, which parses a cell as float() does
+    or refuses it; the others as lists of str. None for anything else (quotes, CR, NUL, blank or ragged lines,
+    a cell numpy refuses), which _plain_columns and the csv module read as before."""
+    if width < 2 or '"' in body or "\0" in body:
+        return None
+    eol = "\r\n" if "\r" in body else "\n"  # the csv module's line ending, or a bare one throughout
+    ended = body.endswith(eol)
+    text = body[: -len(eol)] if ended else body
+    if not text:
+        return None
+    lines = text.split(eol)
+    if eol == "\r\n" and not body.count("\r") == body.count("\n") == len(lines) - 1 + ended:
+        return None  # a CR or LF outside a CRLF pair
+    if set(map(str.count, lines, repeat(","))) != {width - 1}:  # every line `width` cells, none blank
+        return None
+    try:
+        values = np.loadtxt(lines, delimiter=",", usecols=numbers, dtype=float, comments=None, ndmin=2)
+    except ValueError:
+        return None
+    out: list[Any] = [None] * width
+    for j, i in enumerate(numbers):
+        out[i] = values[:, j]
+    for i in range(width):
+        if out[i] is None:
+            if i == width - 1:
+                out[i] = list(map(itemgetter(2), map(str.rpartition, lines, repeat(","))))
+            elif i == 0:
+                out[i] = list(map(itemgetter(0), map(str.partition, lines, repeat(","))))
+            else:
+                out[i] = [line.split(",")[i] for line in lines]
+    return out
+
+
+def _float_array(cells: Any) -> np.ndarray:
+    """_floats as a float64 array (cells already parsed by _typed_columns: as they are)."""
+    return cells if isinstance(cells, np.ndarray) else np.array(_floats(cells), dtype=float)
+
+
 def _plain_columns(body: str, width: int) -> list[list[str]] | None:
     """The columns of a CSV body whose every line is `width` plain cells (what the writer writes), split in C
     (no list per row: a 1,500-run report holds three million rows); None when any line is not plain."""
@@ -621,7 +664,9 @@ def _plain_columns(body: str, width: int) -> list[list[str]] | None:
     return [cells[i :: width + 1] for i in range(width)]
 
 
-def _read_rows(path: Path, header: list[str], numeric: tuple[str, ...], required: tuple[str, ...]) -> Rows:
+def _read_rows(
+    path: Path, header: list[str], numeric: tuple[str, ...], required: tuple[str, ...], arrays: bool = False
+) -> Rows:
     empty = {c: [] for c in header}
     if path.exists() and not path.is_file():  # a directory or a FIFO (which open() would wait on forever)
         return Rows(empty, problem=f"{path} is not a regular file: left out")
@@ -654,7 +699,10 @@ def _read_rows(path: Path, header: list[str], numeric: tuple[str, ...], required
     index = [head.index(c) if c in head else None for c in header]
     width = len(head)
     bad = 0
-    by_column = _plain_columns(body, width)
+    numbers = sorted({i for c, i in zip(header, index, strict=True) if c in numeric and i is not None})
+    by_column = _typed_columns(body, width, numbers) if numbers else None
+    if by_column is None:
+        by_column = _plain_columns(body, width)
     if by_column is None:  # quotes, CR, blank or ragged lines: the csv module, row by row
         try:
             raw = list(csv.reader(io.StringIO(body, newline="")))
@@ -664,44 +712,48 @@ def _read_rows(path: Path, header: list[str], numeric: tuple[str, ...], required
         bad = sum(1 for row in raw if row and len(row) != width)
         by_column = list(zip(*good, strict=True)) if good else [()] * width
     n_rows = len(by_column[0]) if by_column else 0
-    iters = _floats(by_column[index[0]])  # type: ignore[index]
-    kept_all = not iters or (
-        min(iters) >= 0 and max(iters) < _MAX_ITER and all(map(float.is_integer, iters))
-    )  # NaN fails is_integer
-    keep = [] if kept_all else [0 <= v < _MAX_ITER and v.is_integer() for v in iters]
-    bad += len(keep) - sum(keep)
-    cols: dict[str, list] = {}
+    iters = _float_array(by_column[index[0]])  # type: ignore[index]
+    keep = (iters >= 0) & (iters < _MAX_ITER) & (iters == np.floor(iters))  # NaN fails each
+    kept_all = bool(keep.all())
+    bad += len(keep) - int(keep.sum())
+    cols: dict[str, Any] = {}
     for c, i in zip(header, index, strict=True):
         cells = by_column[i] if i is not None else ("",) * n_rows
-        values = iters if i == index[0] else _floats(cells) if c in numeric else list(cells)
-        cols[c] = values if kept_all else list(compress(values, keep))
+        if c in numeric:
+            if i is None:
+                values = np.full(n_rows, math.nan)
+            else:
+                values = iters if i == index[0] else _float_array(cells)
+            cols[c] = values if kept_all else values[keep]
+        else:
+            cols[c] = list(cells) if kept_all else [v for v, k in zip(cells, keep.tolist(), strict=True) if k]
     for c in ("ms", "lr"):  # a time or a learning rate below zero, or infinite, is not a measurement
-        values = cols.get(c)
-        if values and not (math.isfinite(sum(values)) and min(values) >= 0):
-            cols[c] = [v if 0 <= v < math.inf else math.nan for v in values]
-    values = cols.get(
-        "loss"
-    )  # a cross-entropy below zero is not a measurement (infinite: a diverged run, kept)
-    # min (in C) is the least number unless NaN comes first (then NaN): ">= 0" there rules out any below zero
-    if values and not min(values) >= 0 and any(v < 0 for v in values):
-        cols["loss"] = [math.nan if v < 0 else v for v in values]
+        if c in cols:
+            v = cols[c]
+            cols[c] = np.where((v >= 0) & (v < math.inf), v, math.nan)
+    if "loss" in cols:  # a cross-entropy below zero is not a measurement (infinite: a diverged run, kept)
+        v = cols["loss"]
+        cols["loss"] = np.where(v < 0, math.nan, v)
+    if not arrays:
+        cols = {c: v.tolist() if isinstance(v, np.ndarray) else v for c, v in cols.items()}
     return Rows(cols, bad)
 
 
-def read_steps(run_dir: str | Path, warmup_iters: int = 0) -> Rows:
-    """runs/<id>/steps.csv; without a phase column (schema 1) the first warmup_iters rows are "warmup"."""
+def read_steps(run_dir: str | Path, warmup_iters: int = 0, arrays: bool = False) -> Rows:
+    """runs/<id>/steps.csv; without a phase column (schema 1) the first warmup_iters rows are "warmup". With
+    arrays, the number columns are float64 numpy arrays rather than lists (a report's frames are built from them)."""
     path = Path(run_dir) / "steps.csv"
-    rows = _read_rows(path, STEPS_HEADER, ("iter", "ms", "loss", "lr"), ("iter", "ms"))
+    rows = _read_rows(path, STEPS_HEADER, ("iter", "ms", "loss", "lr"), ("iter", "ms"), arrays)
     phases = rows.columns["phase"]
     if phases and not any(phases):
         rows.columns["phase"] = ["warmup" if i < warmup_iters else "timed" for i in range(len(phases))]
     return rows
 
 
-def read_evals(run_dir: str | Path) -> Rows:
-    """runs/<id>/evals.csv."""
+def read_evals(run_dir: str | Path, arrays: bool = False) -> Rows:
+    """runs/<id>/evals.csv (arrays: as in read_steps)."""
     return _read_rows(
-        Path(run_dir) / "evals.csv", EVALS_HEADER, ("iter", "loss", "ms"), ("iter", "split", "loss")
+        Path(run_dir) / "evals.csv", EVALS_HEADER, ("iter", "loss", "ms"), ("iter", "split", "loss"), arrays
     )
 
 

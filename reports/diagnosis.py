@@ -229,7 +229,7 @@ def headline(results: Results, findings: list[Finding]) -> Finding:
     return Finding("headline", "info", evidence=ev, runs=[key], labels={key: results.label(key)})
 
 
-def _achieved(r: pd.Series) -> float | None:
+def _achieved(r: pd.Series | dict) -> float | None:  # a row, or a dict of one (no Series per run)
     v = r.get("achieved_flops_per_s")
     if fmt.is_num(v):
         return float(v)
@@ -238,7 +238,7 @@ def _achieved(r: pd.Series) -> float | None:
     return None
 
 
-def _peak(r: pd.Series) -> float | None:
+def _peak(r: pd.Series | dict) -> float | None:
     v = r.get("peak_value")
     return float(v) if fmt.is_num(v) and float(v) > 0 and r.get("peak_source") != "unknown" else None
 
@@ -285,20 +285,22 @@ def _tokens_seen(r: pd.Series, iters: Any = None) -> float | None:
     return float(iters) * float(tpi) if fmt.is_num(iters) and fmt.is_num(tpi) else None
 
 
-def _val_evals(results: Results, key: str) -> pd.DataFrame:
-    """The run's val evals with a finite loss (evals.csv rows)."""
-    e = results.evals_of(key)
-    val = e[e["split"] == "val"].dropna(subset=["loss"])
-    return val[np.isfinite(val["loss"].astype(float))]
+def _val_arrays(results: Results, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(iteration, loss) of the run's val evals (evals.csv rows) with a finite loss, in numpy: asked per run by
+    rules over 1,500 runs."""
+    e = results.arrays_of("evals", key)
+    loss = e["loss"].astype(float)
+    keep = (e["split"] == "val") & np.isfinite(loss)
+    return e["iter"][keep].astype(int), loss[keep]
 
 
 def _final_val(results: Results, key: str) -> tuple[float, int] | None:
     """(val loss, iteration) of the run's last finite val eval: the final val loss a sentence quotes."""
-    val = _val_evals(results, key)
-    if val.empty:
+    it, loss = _val_arrays(results, key)
+    if not len(it):
         return None
-    row = val.loc[val["iter"].astype(int).idxmax()]
-    return float(row["loss"]), int(row["iter"])
+    j = int(np.argmax(it))  # the first row of the last iteration, as idxmax gives
+    return float(loss[j]), int(it[j])
 
 
 def _possible_mfu(r: pd.Series) -> float | None:
@@ -329,7 +331,7 @@ def short_device(results: Results, key: str, dtype: str | None = None) -> str:
 def speedup_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     """The fastest run of each device against the slowest device's: the FLOP/s ratio split into peak x MFU,
     with the per-iteration and per-token time ratios beside it."""
-    ok = ok.assign(_achieved=[_achieved(r) for _, r in ok.iterrows()]).dropna(subset=["_achieved"])
+    ok = ok.assign(_achieved=[_achieved(r) for r in ok.to_dict("records")]).dropna(subset=["_achieved"])
     if ok.empty:
         return []
     best = ok.sort_values("_achieved", ascending=False).groupby(["host", "device"], sort=False).head(1)
@@ -388,11 +390,11 @@ def _config_fields(meta: dict) -> dict[str, Any]:
 
 def _best_val(results: Results, key: str) -> tuple[float, int] | None:
     """(lowest val loss, its iteration) from evals.csv."""
-    val = _val_evals(results, key)
-    if val.empty:
+    it, loss = _val_arrays(results, key)
+    if not len(it):
         return None
-    row = val.loc[val["loss"].idxmin()]
-    return float(row["loss"]), int(row["iter"])
+    j = int(np.argmin(loss))  # the first of equal losses, as idxmin gives
+    return float(loss[j]), int(it[j])
 
 
 def _ratio(a: Any, b: Any) -> float | None:
@@ -475,8 +477,11 @@ def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
                     evidence=evidence, runs=g + ref,
                     explains=0.9 if evidence["more"] and not only_batch else 0.05)
         )  # fmt: skip
+    ev = results.evals
+    all_val = ev[ev["split"] == "val"]
+    with_val = set(all_val["key"].tolist())
     for g in groups:
-        if len(g) >= 2 and (agreement := _loss_agreement(results, ok, g)) is not None:
+        if len(g) >= 2 and (agreement := _loss_agreement(results, ok, g, all_val, with_val)) is not None:
             out.append(agreement)
     for key in ok.index:
         assumed = ok.loc[key, "assumed"] if "assumed" in ok.columns else ""
@@ -489,13 +494,14 @@ def config_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
 
 def _differ_in(results: Results, ok: pd.DataFrame, keys: list[str]) -> dict[str, list]:
     """The run settings in which runs of one config_key differ (their model, batch, training and seed match)."""
+    sub = ok.loc[keys]  # whole columns, not 1,500 cells one by one
     settings = {
-        "dtype": [ok.loc[k, "dtype"] for k in keys],
+        "dtype": sub["dtype"].tolist(),
         "device": [results.device_label(k) for k in keys],
-        "compile": [ok.loc[k, "compile"] for k in keys],
-        "threads": [ok.loc[k, "threads"] if fmt.is_num(ok.loc[k, "threads"]) else None for k in keys],
-        "AdamW": ["fused" if ok.loc[k, "fused_adamw"] else "foreach" for k in keys],
-        "world size": [ok.loc[k, "world_size"] if "world_size" in ok.columns else 1 for k in keys],
+        "compile": sub["compile"].tolist(),
+        "threads": [v if fmt.is_num(v) else None for v in sub["threads"].tolist()],
+        "AdamW": ["fused" if v else "foreach" for v in sub["fused_adamw"].tolist()],
+        "world size": sub["world_size"].tolist() if "world_size" in ok.columns else [1] * len(keys),
     }
     differ: dict[str, list] = {}
     for name, values in settings.items():
@@ -505,23 +511,24 @@ def _differ_in(results: Results, ok: pd.DataFrame, keys: list[str]) -> dict[str,
     return differ
 
 
-def _loss_agreement(results: Results, ok: pd.DataFrame, keys: list[str]) -> Finding | None:
+def _loss_agreement(
+    results: Results, ok: pd.DataFrame, keys: list[str], all_val: pd.DataFrame, with_val: set[str]
+) -> Finding | None:
     """Whether the val curves of one config's runs agree. Only runs with val losses are named; fewer than two:
-    no finding."""
-    ev = results.evals
-    with_val = set(ev.loc[ev["split"] == "val", "key"])
+    no finding. all_val: the val rows of results.evals; with_val: their keys (made once for every config)."""
     keys = [k for k in keys if k in with_val]
     if len(keys) < 2:
         return None
     dtypes = set(ok.loc[keys, "dtype"])
     tol = LOSS_TOLERANCE_FP32 if dtypes <= {"fp32"} else LOSS_TOLERANCE_REDUCED
-    val = ev[(ev["key"].isin(keys)) & (ev["split"] == "val")]
+    val = all_val[all_val["key"].isin(keys)]
     evidence: dict[str, Any] = {
         "tolerance": tol, "dtypes": sorted(map(str, dtypes)), "runs": keys,
         "differ_in": _differ_in(results, ok, keys), "at_iter": None,
     }  # fmt: skip
     finite = np.isfinite(val["loss"].astype(float))
-    bad = [k for k in keys if k in set(val.loc[~finite, "key"])]
+    non_finite = set(val.loc[~finite, "key"])
+    bad = [k for k in keys if k in non_finite]
     if bad:  # a NaN or inf val loss is never dropped to make curves agree
         return Finding("loss_disagree", "warning", evidence={**evidence, "non_finite": bad}, runs=keys)
     table = val[finite].pivot_table(index="iter", columns="key", values="loss", aggfunc="last").dropna()
@@ -796,7 +803,7 @@ def batch_scaling_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
 def mfu_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     """MFU against the device's own peak next to the A100-based figure nanoGPT prints."""
     out = []
-    ok = ok.assign(_achieved=[_achieved(r) for _, r in ok.iterrows()]).dropna(subset=["_achieved"])
+    ok = ok.assign(_achieved=[_achieved(r) for r in ok.to_dict("records")]).dropna(subset=["_achieved"])
     for _, g in ok.groupby(["host", "device", "dtype"], sort=False):
         r = g.loc[g["_achieved"].idxmax()]
         if _impossible_mfu(r) is not None:
@@ -816,7 +823,7 @@ def mfu_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
 
 def peak_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     out = []
-    unknown = ok[[_peak(r) is None for _, r in ok.iterrows()]]
+    unknown = ok[[_peak(r) is None for r in ok.to_dict("records")]]
     for _, g in unknown.groupby(["host", "device", "dtype"], sort=False):
         r = g.iloc[0]
         evidence = {"device": short_device(results, r["key"], r["dtype"]), "detail": r.get("peak_detail")}

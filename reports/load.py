@@ -273,8 +273,8 @@ def _names(entries: list[tuple[str, str, Path, Path]]) -> list[str]:
 
 
 def _frame(columns: dict[str, list], keys: list[tuple[str, int]], order: list[str]) -> pd.DataFrame:
-    """One frame from the readers' columns (floats already, text as str), built column by column in C; keys:
-    each run's key and its number of rows, in order."""
+    """One frame from the readers' columns, one chunk per run (float arrays, text as lists of str), built column
+    by column in C; keys: each run's key and its number of rows, in order."""
     n_rows = sum(n for _, n in keys)
     # each run's key made a string once and repeated (not three million strings checked one by one)
     if n_rows:
@@ -285,11 +285,11 @@ def _frame(columns: dict[str, list], keys: list[tuple[str, int]], order: list[st
     data: dict[str, Any] = {"key": key_column}
     for c in order[1:]:
         if c in ("split", "phase"):
-            data[c] = columns[c]
-        elif c == "iter":  # the readers keep only whole iterations from 0 to 2**53
-            data[c] = np.array(columns[c], dtype=float).astype("int64")
+            data[c] = [v for chunk in columns[c] for v in chunk]
         else:
-            data[c] = np.array(columns[c], dtype=float)
+            joined = np.concatenate(columns[c]) if columns[c] else np.empty(0)
+            # the readers keep only whole iterations from 0 to 2**53
+            data[c] = joined.astype("int64") if c == "iter" else joined.astype(float, copy=False)
     df = pd.DataFrame(data, columns=order)
     for c in ("key", "split", "phase"):
         if c in df.columns and not len(df):
@@ -330,6 +330,7 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
     step_cols: dict[str, list] = {c: [] for c in STEP_COLUMNS}
     eval_cols: dict[str, list] = {c: [] for c in EVAL_COLUMNS}
     spans: dict[str, dict[str, tuple[int, int]]] = {"steps": {}, "evals": {}}
+    ends = {"steps": 0, "evals": 0}  # rows read so far
     step_keys: list[tuple[str, int]] = []  # (key, rows) per run, in the order its rows are in the columns
     eval_keys: list[tuple[str, int]] = []
     for (sweep, d, rd, meta), (host, *_), name in zip(found, entries, names, strict=True):
@@ -345,8 +346,8 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
             profiles[key] = prof
         warm = (meta.get("summary") or {}).get("warmup_iters")
         for cols, rows_read in (
-            (step_cols, read_steps(rd, int(warm) if isinstance(warm, (int, float)) else 0)),
-            (eval_cols, read_evals(rd)),
+            (step_cols, read_steps(rd, int(warm) if isinstance(warm, (int, float)) else 0, arrays=True)),
+            (eval_cols, read_evals(rd, arrays=True)),
         ):
             if rows_read.problem:
                 warnings.append(rows_read.problem)
@@ -358,11 +359,13 @@ def load_results(paths: list[str | Path] | str | Path) -> Results:
             if rows_read.bad_rows:
                 n = rows_read.bad_rows
                 warnings.append(f"{rd}: {n} unreadable row{'s' if n != 1 else ''} left out of its CSV files")
-            start = len(cols["iter"])
-            spans["steps" if cols is step_cols else "evals"][key] = (start, start + len(rows_read))
+            which = "steps" if cols is step_cols else "evals"
+            start = ends[which]
+            ends[which] = start + len(rows_read)
+            spans[which][key] = (start, ends[which])
             (step_keys if cols is step_cols else eval_keys).append((key, len(rows_read)))
             for c, values in rows_read.columns.items():
-                cols[c].extend(values)
+                cols[c].append(values)  # one chunk per run, joined once in _frame
     runs = pd.DataFrame(rows)
     if runs.empty:
         runs = pd.DataFrame(columns=["key", "name", "status", "ms_median", "host", "run_id", "results_dir"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -49,12 +50,12 @@ def sorted_runs(results: Results) -> pd.DataFrame:
     return r.sort_values(keys, na_position="first").drop(columns="_s")
 
 
-def impossible_mfu(r: pd.Series) -> bool:
+def impossible_mfu(r: pd.Series | dict) -> bool:
     """An MFU above 100% of the run's own peak: the peak or the config is wrong, never a result."""
     return fmt.is_num(r.get("mfu")) and not mfu_is_possible(r["mfu"])
 
 
-def _mfu_cell(r: pd.Series) -> str:
+def _mfu_cell(r: pd.Series | dict) -> str:
     if impossible_mfu(r):
         return f"impossible ({fmt.pct(r['mfu'])})"
     if fmt.is_num(r.get("mfu")):
@@ -68,10 +69,16 @@ def _mfu_cell(r: pd.Series) -> str:
     return "-"
 
 
+def _rows(runs: pd.DataFrame) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """(key, row as a dict) per run: the Python values iterrows gives, without a Series per row (1,500 rows
+    three times a report)."""
+    return zip(runs.index, runs.to_dict("records"), strict=True)
+
+
 def table_notes(results: Results) -> list[str]:
     """What a reader of the table must know about its cells: impossible MFUs, with the reason."""
     notes = []
-    for key, r in sorted_runs(results).iterrows():
+    for key, r in _rows(sorted_runs(results)):
         if impossible_mfu(r):
             notes.append(
                 words.impossible_mfu_note(
@@ -81,14 +88,14 @@ def table_notes(results: Results) -> list[str]:
     return notes
 
 
-def _ms_cell(r: pd.Series) -> str:
+def _ms_cell(r: pd.Series | dict) -> str:
     if not fmt.is_num(r.get("ms_median")):
         return "-"
     p10, p90 = (fmt.ms(r.get(k)) if fmt.is_num(r.get(k)) else "?" for k in ("ms_p10", "ms_p90"))
     return f"{fmt.ms(r['ms_median'])}" + (f" [{p10}-{p90}]" if (p10, p90) != ("?", "?") else "")
 
 
-def _device_cell(r: pd.Series) -> str:
+def _device_cell(r: pd.Series | dict) -> str:
     name = r.get("device_name")
     return f"{r['device']} ({name})" if name and name != r.get("device") else str(r.get("device"))
 
@@ -96,7 +103,7 @@ def _device_cell(r: pd.Series) -> str:
 def summary_table(results: Results) -> pd.DataFrame:
     """The summary as display strings, one row per run."""
     rows = []
-    for _, r in sorted_runs(results).iterrows():
+    for _, r in _rows(sorted_runs(results)):
         threads = r.get("threads")
         rows.append(
             [
@@ -115,7 +122,7 @@ def summary_table(results: Results) -> pd.DataFrame:
             f"{fmt.sig(r['joules_per_step'])} J, {fmt.count(r['tokens_per_joule'])} tok/J"
             if fmt.is_num(r.get("tokens_per_joule"))
             else "-"
-            for _, r in runs.iterrows()
+            for _, r in _rows(runs)
         ]
         table.insert(COLUMNS.index("train loss"), "energy/step", cells)
     return table
@@ -124,7 +131,7 @@ def summary_table(results: Results) -> pd.DataFrame:
 def problem_runs(results: Results) -> list[tuple[str, str, str]]:
     """(run, status, reason) for runs that did not finish ok."""
     out = []
-    for key, r in sorted_runs(results).iterrows():
+    for key, r in _rows(sorted_runs(results)):
         if r["status"] != "ok":
             reason = r.get("error") or (
                 "the process died or is still running" if r["status"] == "running" else ""

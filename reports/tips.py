@@ -153,9 +153,10 @@ def _tune(results: Results, key: str) -> dict:
 def tune_groups(results: Results) -> dict[tuple[str, str], list[str]]:
     """{(results_dir, device): run keys} of every tuned device, in the order the runs are listed."""
     groups: dict[tuple[str, str], list[str]] = {}
-    for key, r in results.runs.iterrows():
+    runs = results.runs
+    for key in runs.index:  # the two cells of a tuned run only: asked three times a report, over every run
         if _tune(results, key):
-            groups.setdefault((str(r["results_dir"]), str(r["device"])), []).append(key)
+            groups.setdefault((str(runs.at[key, "results_dir"]), str(runs.at[key, "device"])), []).append(key)
     return groups
 
 

@@ -325,7 +325,13 @@ def test_a_fifo_where_a_file_should_be_never_blocks(tmp_path):
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 @pytest.mark.parametrize(
-    "tail", ["", '7,"10",2.0,0.001,timed\n', "7,10,2.0,0.001,timed,extra\n8,10,2.0,0.001\n"]
+    "tail",
+    [
+        "",
+        '7,"10",2.0,0.001,timed\n',
+        "7,10,2.0,0.001,timed,extra\n8,10,2.0,0.001\n",
+        "7,10,2.0,0.001,timed\r\n",
+    ],
 )
 def test_the_column_reader_reads_as_the_csv_module_does(tmp_path, newline, tail):
     """The whole-column fast path (plain lines) and the csv module's row-by-row path (quotes, ragged lines)
@@ -345,6 +351,37 @@ def test_the_column_reader_reads_as_the_csv_module_does(tmp_path, newline, tail)
     ms = rows.columns["ms"]
     assert ms[0] == 10.0 and math.isnan(ms[1]) and math.isnan(ms[2]) and ms[3] == 11.0
     assert math.isnan(rows.columns["lr"][2])
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize(
+    "cell",
+    ["1e5", ".5", "5.", "+3", "-0", "1e400", "1e-400", "nan", "inf", " 7", "1_0", "", "1e", "0x10", "\u0663"],
+)
+@pytest.mark.parametrize("arrays", [False, True])
+def test_numpy_reads_every_number_cell_as_float_does(tmp_path, newline, cell, arrays):
+    """Plain files are parsed by numpy in one go (what a 1,500-run report needs): each cell is the value float()
+    gives, NaN where float() refuses it, whether numpy reads the column or the csv path does."""
+    import csv
+
+    lines = ["0,10,4.0,0.001,warmup", f"1,{cell},3.9,{cell},timed", "2,12.25,3.8,0.0005,timed"]
+    text = newline.join(["iter,ms,loss,lr,phase", *lines]) + newline
+    (tmp_path / "steps.csv").write_bytes(text.encode())
+    rows = R.read_steps(tmp_path, arrays=arrays)
+
+    def num(c: str) -> float:
+        try:
+            return float(c)
+        except ValueError:
+            return math.nan
+
+    expected = list(csv.reader(lines))
+    for name, i in (("ms", 1), ("lr", 3)):
+        want = [num(r[i]) for r in expected]
+        want = [v if 0 <= v < math.inf else math.nan for v in want]
+        got = [float(v) for v in rows.columns[name]]
+        assert [repr(v) for v in got] == [repr(v) for v in want], name
+    assert list(rows.columns["phase"]) == ["warmup", "timed", "timed"] and rows.bad_rows == 0
 
 
 def test_results_class_loads_migrates_saves_and_derives(tmp_path):
