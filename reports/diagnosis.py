@@ -209,7 +209,8 @@ def headline(results: Results, findings: list[Finding]) -> Finding:
         if (ok.loc[k, "host"], ok.loc[k, "device"], ok.loc[k, "dtype"])
         == (best["host"], best["device"], best["dtype"])
     }
-    for f in findings:  # ordered: the first that says where this device's step goes, and its lever
+    # ordered: the first that says where this device's step goes, and its lever; the best run's own first
+    for f in sorted(findings, key=lambda f: key not in f.runs):
         if not set(f.runs) & device:
             continue
         part = None
@@ -331,7 +332,7 @@ def short_device(results: Results, key: str, dtype: str | None = None) -> str:
 def speedup_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     """The fastest run of each device against the slowest device's: the FLOP/s ratio split into peak x MFU,
     with the per-iteration and per-token time ratios beside it."""
-    ok = ok.assign(_achieved=[_achieved(r) for r in ok.to_dict("records")]).dropna(subset=["_achieved"])
+    ok = ok.assign(_achieved=[_achieved(r) for r in results.records(ok)]).dropna(subset=["_achieved"])
     if ok.empty:
         return []
     best = ok.sort_values("_achieved", ascending=False).groupby(["host", "device"], sort=False).head(1)
@@ -803,7 +804,7 @@ def batch_scaling_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
 def mfu_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     """MFU against the device's own peak next to the A100-based figure nanoGPT prints."""
     out = []
-    ok = ok.assign(_achieved=[_achieved(r) for r in ok.to_dict("records")]).dropna(subset=["_achieved"])
+    ok = ok.assign(_achieved=[_achieved(r) for r in results.records(ok)]).dropna(subset=["_achieved"])
     for _, g in ok.groupby(["host", "device", "dtype"], sort=False):
         r = g.loc[g["_achieved"].idxmax()]
         if _impossible_mfu(r) is not None:
@@ -823,7 +824,7 @@ def mfu_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
 
 def peak_findings(results: Results, ok: pd.DataFrame) -> list[Finding]:
     out = []
-    unknown = ok[[_peak(r) is None for r in ok.to_dict("records")]]
+    unknown = ok[[_peak(r) is None for r in results.records(ok)]]
     for _, g in unknown.groupby(["host", "device", "dtype"], sort=False):
         r = g.iloc[0]
         evidence = {"device": short_device(results, r["key"], r["dtype"]), "detail": r.get("peak_detail")}

@@ -66,6 +66,7 @@ class Results:
     _multi_host: tuple[pd.DataFrame, bool] | None = field(default=None, repr=False)
     # name -> (the frame, its columns as numpy arrays): made once per frame for arrays_of
     _arrays: dict[str, tuple[pd.DataFrame, dict[str, np.ndarray]]] = field(default_factory=dict, repr=False)
+    _records: tuple[pd.DataFrame, dict[Any, dict[str, Any]]] | None = field(default=None, repr=False)
 
     def _group(self, name: str, key: str) -> pd.DataFrame:
         df = getattr(self, name)
@@ -103,6 +104,17 @@ class Results:
     def evals_of(self, key: str) -> pd.DataFrame:
         """evals.csv rows of one run."""
         return self._group("evals", key)
+
+    def records(self, frame: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+        """Each run's row of `runs` as a dict (the Python values iterrows gives, without a Series per row), in the
+        order of `frame`'s index (rows of `runs`, e.g. ok_runs() or a sorted copy; default: `runs`). Made once
+        per runs frame: a 1,500-run report asks for them several times."""
+        runs = self.runs
+        cached = self._records
+        if cached is None or cached[0] is not runs:
+            cached = self._records = (runs, dict(zip(runs.index, runs.to_dict("records"), strict=True)))
+        by_key = cached[1]
+        return [by_key[k] for k in (runs.index if frame is None else frame.index)]
 
     def ok_runs(self) -> pd.DataFrame:
         """Runs that finished with timings."""

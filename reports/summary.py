@@ -69,16 +69,15 @@ def _mfu_cell(r: pd.Series | dict) -> str:
     return "-"
 
 
-def _rows(runs: pd.DataFrame) -> Iterator[tuple[Any, dict[str, Any]]]:
-    """(key, row as a dict) per run: the Python values iterrows gives, without a Series per row (1,500 rows
-    three times a report)."""
-    return zip(runs.index, runs.to_dict("records"), strict=True)
+def _rows(results: Results, runs: pd.DataFrame) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """(key, row as a dict) per run of `runs` (rows of results.runs), made once per report (Results.records)."""
+    return zip(runs.index, results.records(runs), strict=True)
 
 
 def table_notes(results: Results) -> list[str]:
     """What a reader of the table must know about its cells: impossible MFUs, with the reason."""
     notes = []
-    for key, r in _rows(sorted_runs(results)):
+    for key, r in _rows(results, sorted_runs(results)):
         if impossible_mfu(r):
             notes.append(
                 words.impossible_mfu_note(
@@ -103,7 +102,7 @@ def _device_cell(r: pd.Series | dict) -> str:
 def summary_table(results: Results) -> pd.DataFrame:
     """The summary as display strings, one row per run."""
     rows = []
-    for _, r in _rows(sorted_runs(results)):
+    for _, r in _rows(results, sorted_runs(results)):
         threads = r.get("threads")
         rows.append(
             [
@@ -122,7 +121,7 @@ def summary_table(results: Results) -> pd.DataFrame:
             f"{fmt.sig(r['joules_per_step'])} J, {fmt.count(r['tokens_per_joule'])} tok/J"
             if fmt.is_num(r.get("tokens_per_joule"))
             else "-"
-            for _, r in _rows(runs)
+            for _, r in _rows(results, runs)
         ]
         table.insert(COLUMNS.index("train loss"), "energy/step", cells)
     return table
@@ -131,7 +130,7 @@ def summary_table(results: Results) -> pd.DataFrame:
 def problem_runs(results: Results) -> list[tuple[str, str, str]]:
     """(run, status, reason) for runs that did not finish ok."""
     out = []
-    for key, r in _rows(sorted_runs(results)):
+    for key, r in _rows(results, sorted_runs(results)):
         if r["status"] != "ok":
             reason = r.get("error") or (
                 "the process died or is still running" if r["status"] == "running" else ""
