@@ -379,9 +379,7 @@ class Sweep:
                 meta["compile_stats"] = trainer.compile_stats() if trainer.compiled else None
         except KeyboardInterrupt as e:
             how = getattr(e, "signal_name", None) or "Ctrl-C"
-            hint = ""
-            if self.world is not None and how == "SIGTERM":
-                hint = " (under torchrun: the launcher stops every rank this way when one rank fails; see its output)"
+            hint = TORCHRUN_SIGTERM if self.world is not None and how == "SIGTERM" else ""
             with _signals_deferred(reraise=False):
                 writer.write_meta(status="interrupted", error=f"interrupted by {how} during {loop.where}{hint}",
                                   summary=summarize(loop, meta), finished=_now())  # fmt: skip
@@ -417,8 +415,9 @@ class Sweep:
                 # A peer gone while this rank holds a signal: the launcher passed the same Ctrl-C/SIGTERM to every
                 # rank and the peer acted on it first. The sweep was interrupted, not broken.
                 how = stop.signal_name
+                hint = TORCHRUN_SIGTERM if how == "SIGTERM" else ""
                 with _signals_deferred(reraise=False):
-                    writer.write_meta(status="interrupted", error=f"interrupted by {how} during {loop.where}",
+                    writer.write_meta(status="interrupted", error=f"interrupted by {how} during {loop.where}{hint}",
                                       summary=summarize(loop, meta), finished=_now())  # fmt: skip
                 raise Interrupted(spec.run_id, how)
         with _signals_deferred(reraise=lost is None, run_id=spec.run_id):
@@ -759,6 +758,11 @@ def _signals_deferred(reraise: bool = True, run_id: str = "") -> Iterator[None]:
     stop = interrupts.pending()
     if stop is not None and reraise:
         raise Interrupted(run_id, stop.signal_name)
+
+
+TORCHRUN_SIGTERM = (
+    " (under torchrun: the launcher stops every rank this way when one rank fails; see its output)"
+)
 
 
 def resume_hint(out: Path, distributed: bool) -> str:
