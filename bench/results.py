@@ -26,8 +26,6 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import repeat
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -618,24 +616,19 @@ def _typed_columns(body: str, width: int, numbers: list[int]) -> list[Any] | Non
     lines = text.split(eol)
     if eol == "\r\n" and not body.count("\r") == body.count("\n") == len(lines) - 1 + ended:
         return None  # a CR or LF outside a CRLF pair
-    if set(map(str.count, lines, repeat(","))) != {width - 1}:  # every line `width` cells, none blank
+    # Every line `width` cells, none blank: numpy's reader refuses a line of another width but skips a blank
+    # one, which the count of commas then misses.
+    if text.count(",") != (width - 1) * len(lines):
         return None
+    kinds = set(numbers)
+    dtype = [(f"c{i}", "f8" if i in kinds else "O") for i in range(width)]  # text cells as they are
     try:
-        values = np.loadtxt(lines, delimiter=",", usecols=numbers, dtype=float, comments=None, ndmin=2)
+        values = np.loadtxt(lines, delimiter=",", dtype=dtype, comments=None, ndmin=1)
     except ValueError:
         return None
-    out: list[Any] = [None] * width
-    for j, i in enumerate(numbers):
-        out[i] = values[:, j]
-    for i in range(width):
-        if out[i] is None:
-            if i == width - 1:
-                out[i] = list(map(itemgetter(2), map(str.rpartition, lines, repeat(","))))
-            elif i == 0:
-                out[i] = list(map(itemgetter(0), map(str.partition, lines, repeat(","))))
-            else:
-                out[i] = [line.split(",")[i] for line in lines]
-    return out
+    if len(values) != len(lines):
+        return None
+    return [values[f"c{i}"] if i in kinds else values[f"c{i}"].tolist() for i in range(width)]
 
 
 def _float_array(cells: Any) -> np.ndarray:
