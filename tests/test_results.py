@@ -384,6 +384,67 @@ def test_numpy_reads_every_number_cell_as_float_does(tmp_path, newline, cell, ar
     assert list(rows.columns["phase"]) == ["warmup", "timed", "timed"] and rows.bad_rows == 0
 
 
+STEPS_TEXT = "iter,ms,loss,lr,phase\n" + "".join(
+    f"{i},{10 + i / 2:.4f},{5 - i / 100:.6f},0.001,{'warmup' if i < 2 else 'timed'}\n" for i in range(12)
+)
+EVALS_TEXT = "iter,split,loss,ms\n" + "".join(
+    f"{i * 5},{s},{4 - i / 10:.4f},{12.5 + i}\n" for i in range(4) for s in ("train", "val")
+)
+DAMAGE = [  # what hands, editors and full disks do to a CSV file: each alone and in pairs
+    ("blank line", lambda t: t.replace("\n", "\n\n", 2)),
+    ("whitespace line", lambda t: t.replace("\n", "\n   \n", 1)),
+    ("tab line", lambda t: t + "\t\n"),
+    ("extra cell", lambda t: t.replace("\n3,", "\n3,x,", 1)),
+    ("missing cell", lambda t: t.replace(",", "", 2)),
+    ("empty cell", lambda t: t.replace(",0.001,", ",,", 1).replace(",train,", ",,", 1)),
+    ("CRLF", lambda t: t.replace("\n", "\r\n")),
+    ("some CRLF", lambda t: t.replace("\n", "\r\n", 3)),
+    ("spaced cells", lambda t: t.replace(",", ", ", 3).replace("timed", " timed ", 2)),
+    ("nan and inf", lambda t: t.replace("5", "nan", 1).replace("1", "inf", 1)),
+    ("cut mid-row", lambda t: t[:-5]),
+    ("no final newline", lambda t: t.rstrip("\n")),
+    ("negative and fractional iters", lambda t: t.replace("\n3,", "\n-3,", 1).replace("\n10,", "\n10.5,", 1)),
+    ("comment-like line", lambda t: t.replace("\n", "\n#c\n", 1)),
+]
+
+
+@pytest.mark.parametrize("kind", ["steps", "evals"])
+def test_the_fast_reader_and_the_csv_module_read_damaged_files_alike(tmp_path, monkeypatch, kind):
+    """A plain file goes through numpy in one call; anything else through the csv module, row by row. Whichever
+    path a file takes, the rows kept, the values and the count of bad rows are the same."""
+    import itertools
+
+    read = (
+        (lambda: R.read_steps(tmp_path, 2, arrays=True))
+        if kind == "steps"
+        else (lambda: R.read_evals(tmp_path, arrays=True))
+    )
+    base = STEPS_TEXT if kind == "steps" else EVALS_TEXT
+    cases = [[d] for d in DAMAGE] + [list(p) for p in itertools.combinations(DAMAGE, 2)] + [[]]
+    fast_taken = 0
+    for damage in cases:
+        text = base
+        for _, f in damage:
+            text = f(text)
+        (tmp_path / f"{kind}.csv").write_bytes(text.encode())
+        with monkeypatch.context() as m:
+            m.setattr(R, "_typed_columns", lambda *a: None)
+            m.setattr(R, "_plain_columns", lambda *a: None)
+            slow = read()
+        fast_taken += (
+            R._typed_columns(text.partition("\n")[2], len(base.split("\n")[0].split(",")), [0]) is not None
+        )
+        fast = read()
+        names = [n for n, _ in damage]
+        assert (fast.bad_rows, fast.problem) == (slow.bad_rows, slow.problem), names
+        for c, got in fast.columns.items():
+            want = slow.columns[c]
+            assert [repr(v) for v in list(got)] == [repr(v) for v in list(want)], (names, c)
+    assert (
+        fast_taken >= 5
+    )  # the plain files (spaced cells, nan, CRLF, no final newline, untouched) took numpy's path
+
+
 def test_results_class_loads_migrates_saves_and_derives(tmp_path):
     """One class owns a directory: load (checked, migrated), save (current schema, atomic), derived columns."""
     root = fixtures.write_sweep(tmp_path / "r")
