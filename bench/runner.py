@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import psutil
 import torch
@@ -378,12 +378,7 @@ class Sweep:
                     self._profile(trainer, spec, writer, meta, loop)
                 meta["compile_stats"] = trainer.compile_stats() if trainer.compiled else None
         except KeyboardInterrupt as e:
-            how = getattr(e, "signal_name", None) or "Ctrl-C"
-            hint = TORCHRUN_SIGTERM if self.world is not None and how == "SIGTERM" else ""
-            with _signals_deferred(reraise=False):
-                writer.write_meta(status="interrupted", error=f"interrupted by {how} during {loop.where}{hint}",
-                                  summary=summarize(loop, meta), finished=_now())  # fmt: skip
-            raise Interrupted(spec.run_id, how) from None
+            self._end_interrupted(spec, writer, loop, meta, getattr(e, "signal_name", None) or "Ctrl-C")
         except Exception as e:  # noqa: BLE001 - one broken run must not lose the sweep
             status, cause = "failed", e
             if device.is_oom(e):
@@ -414,12 +409,7 @@ class Sweep:
             if stop is not None:
                 # A peer gone while this rank holds a signal: the launcher passed the same Ctrl-C/SIGTERM to every
                 # rank and the peer acted on it first. The sweep was interrupted, not broken.
-                how = stop.signal_name
-                hint = TORCHRUN_SIGTERM if how == "SIGTERM" else ""
-                with _signals_deferred(reraise=False):
-                    writer.write_meta(status="interrupted", error=f"interrupted by {how} during {loop.where}{hint}",
-                                      summary=summarize(loop, meta), finished=_now())  # fmt: skip
-                raise Interrupted(spec.run_id, how)
+                self._end_interrupted(spec, writer, loop, meta, stop.signal_name)
         with _signals_deferred(reraise=lost is None, run_id=spec.run_id):
             extra = {"ranks": rank_records(ranks)} if ranks is not None else {}
             writer.write_meta(status=status, error=error, summary=summarize(loop, meta, ranks), finished=_now(),
@@ -435,6 +425,16 @@ class Sweep:
             _ignore_interrupts()  # the launcher's SIGTERM to every rank would only hide why the sweep ends
             raise RankLost(self._lost_message(spec, lost), agreed=agreed)
         return status
+
+    def _end_interrupted(
+        self, spec: RunSpec, writer: RunWriter, loop: RunLoop, meta: dict, how: str
+    ) -> NoReturn:
+        """The run ends `interrupted` by signal `how` (run.json written whole), and with it the sweep."""
+        hint = TORCHRUN_SIGTERM if self.world is not None and how == "SIGTERM" else ""
+        with _signals_deferred(reraise=False):
+            writer.write_meta(status="interrupted", error=f"interrupted by {how} during {loop.where}{hint}",
+                              summary=summarize(loop, meta), finished=_now())  # fmt: skip
+        raise Interrupted(spec.run_id, how) from None
 
     def _stop_on_full_disk(
         self, spec: RunSpec, writer: RunWriter, loop: RunLoop, meta: dict, error: str
