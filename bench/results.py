@@ -616,17 +616,13 @@ def _typed_columns(body: str, width: int, numbers: list[int]) -> list[Any] | Non
     lines = text.split(eol)
     if eol == "\r\n" and not body.count("\r") == body.count("\n") == len(lines) - 1 + ended:
         return None  # a CR or LF outside a CRLF pair
-    # Every line `width` cells, none blank: numpy's reader refuses a line of another width but skips a blank
-    # one, which the count of commas then misses.
-    if text.count(",") != (width - 1) * len(lines):
-        return None
     kinds = set(numbers)
     dtype = [(f"c{i}", "f8" if i in kinds else "O") for i in range(width)]  # text cells as they are
     try:
         values = np.loadtxt(lines, delimiter=",", dtype=dtype, comments=None, ndmin=1)
     except ValueError:
         return None
-    if len(values) != len(lines):
+    if len(values) != len(lines):  # numpy's reader refuses a line of another width but skips a blank one
         return None
     return [values[f"c{i}"] if i in kinds else values[f"c{i}"].tolist() for i in range(width)]
 
